@@ -1,0 +1,386 @@
+//! The command line (clap).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::clock::SystemClock;
+use crate::config::Config;
+use crate::egov::validate::{self, Giudizio};
+use crate::gateway::Gateway;
+use crate::store::{Exchange, SledStore, Store, StoreError};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pdd",
+    version,
+    about = "Porta di Dominio SPCoop (busta e-Gov 1.1) for ClicLavoro",
+    long_about = "pdd is a Porta di Dominio for the SPCoop network: it receives SOAP 1.1 messages \
+carrying a busta e-Gov on its porta applicativa (POST /pdd/PA), validates them as the standard \
+says, stores every exchange durably in an embedded store, hands the payload to a service and \
+answers synchronously. Local systems send plain SOAP to the porta delegata \
+(POST /pdd/PD/{Servizio}/{Azione}) and pdd wraps it in a busta for the partner.\n\n\
+With no --config, pdd runs on embedded defaults: listen on 127.0.0.1:8700, data in ./pdd-data, \
+own soggetto SPC/MinisteroLavoro, a demo registry with the regions, INPS and the ClicLavoro service."
+)]
+pub struct Cli {
+    /// TOML configuration file (every key is documented in examples/pdd.toml).
+    #[arg(long, short, global = true, env = "PDD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the store (overrides the config's `data`).
+    #[arg(long, global = true, env = "PDD_DATA")]
+    pub data: Option<PathBuf>,
+    /// Log format on stderr; the level comes from RUST_LOG (default: info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway.
+    Serve(ServeArgs),
+    /// Validate a message's busta offline and print the eccezioni it would raise
+    /// (exit 0: accepted; 1: refused; 2: unreadable file or bad configuration).
+    Check(CheckArgs),
+    /// Look at stored exchanges.
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Listen address (overrides the config's `listen`).
+    #[arg(long, env = "PDD_LISTEN")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// A SOAP message with a busta e-Gov header.
+    pub file: PathBuf,
+    /// Judge as of this local time (yyyy-MM-ddTHH:mm:ss) instead of now; useful for old samples.
+    #[arg(long)]
+    pub now: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TraceCommand {
+    /// The most recent exchanges, newest first.
+    List {
+        /// How many.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One exchange, by Identificatore (request or response) or by sequence number.
+    Show {
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pdd: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => {
+            let _ = builder.try_init();
+        }
+        LogFormat::Json => {
+            let _ = builder.json().try_init();
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, String> {
+    let mut config = match &cli.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(d) = &cli.data {
+        config.data = d.clone();
+    }
+    Ok(config)
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, String> {
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Serve(args) => serve(config, args),
+        Command::Check(args) => check(config, args),
+        Command::Trace(t) => trace(config, t),
+    }
+}
+
+fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    let registry = config.build_registry().map_err(|e| e.to_string())?;
+    let store =
+        SledStore::open(&config.data).map_err(|e| format!("{e} (is another pdd using it?)"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let own = config.own();
+        tracing::info!(
+            listen = %addr,
+            data = %config.data.display(),
+            soggetto = %format!("{}/{}", own.tipo, own.nome),
+            porta = %own.porta,
+            partners = registry.soggetti().len() - 1,
+            servizi = registry.servizi().len(),
+            "pdd listening on http://{addr}"
+        );
+        tracing::info!(
+            "porta applicativa: POST http://{addr}/pdd/PA — porta delegata: POST http://{addr}/pdd/PD/{{Servizio}}/{{Azione}} — health: GET http://{addr}/health"
+        );
+        tracing::info!(
+            "first request: curl -s -H 'Content-Type: text/xml' --data-binary @examples/richiesta-candidatura.xml http://{addr}/pdd/PA (see README)"
+        );
+        let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), Arc::new(SystemClock)));
+        crate::server::serve(gw, listener, shutdown_signal())
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C received"),
+        _ = term => tracing::info!("SIGTERM received"),
+    }
+}
+
+fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
+    let registry = config.build_registry().map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&args.file)
+        .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
+    let now = match &args.now {
+        Some(t) => crate::egov::time::parse(t)
+            .ok_or_else(|| format!("--now '{t}' is not yyyy-MM-ddTHH:mm:ss"))?,
+        None => chrono::Local::now().naive_local(),
+    };
+    let own = config.own();
+    let locale = |p: &crate::egov::Parte| {
+        (p.tipo == own.tipo && p.nome == own.nome) || registry.soggetto(p).is_some_and(|s| s.locale)
+    };
+    let regole = validate::Regole {
+        profilo: config.busta.profilo,
+        errori_struttura: config.busta.errori_struttura,
+        scadenza_minuti: config.busta.scadenza_minuti,
+        tolleranza_futuro_minuti: config.busta.tolleranza_futuro_minuti,
+    };
+    let g = validate::giudica_messaggio(
+        &bytes,
+        &registry,
+        &locale,
+        &regole,
+        now,
+        crate::xml::Limits::default(),
+    );
+    let (exit, verdict) = match &g {
+        Giudizio::Illeggibile(_) | Giudizio::Fault001 { .. } => {
+            (1, "refused: bare SOAP Fault EGOV_IT_001")
+        }
+        Giudizio::Errore { .. } => (1, "refused: error busta"),
+        Giudizio::Accettata { .. } => (0, "accepted"),
+    };
+    let (eccezioni, reason) = match &g {
+        Giudizio::Illeggibile(r) => (Vec::new(), Some(r.clone())),
+        Giudizio::Fault001 { eccezioni, reason } => (eccezioni.clone(), Some(reason.clone())),
+        Giudizio::Errore { eccezioni, .. } | Giudizio::Accettata { eccezioni, .. } => {
+            (eccezioni.clone(), None)
+        }
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "file": args.file,
+            "verdict": verdict,
+            "reason": reason,
+            "eccezioni": eccezioni,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("{}: {verdict}", args.file.display());
+        if let Some(r) = reason {
+            println!("  {r}");
+        }
+        for e in &eccezioni {
+            println!("  {e}");
+        }
+    }
+    Ok(ExitCode::from(exit))
+}
+
+fn open_for_reading(config: &Config) -> Result<SledStore, String> {
+    SledStore::open(&config.data).map_err(|e| match e {
+        StoreError::Backend(m) if m.contains("lock") || m.contains("WouldBlock") => format!(
+            "the store {} is in use by a running pdd; stop it first, or read it from the running gateway",
+            config.data.display()
+        ),
+        e => e.to_string(),
+    })
+}
+
+fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
+    if !config.data.exists() {
+        return Err(format!("no store at {}", config.data.display()));
+    }
+    let store = open_for_reading(&config)?;
+    match t {
+        TraceCommand::List { limit, json } => {
+            let list = store.recent(limit).map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{:>6}  {:<25}  {:<3}  {:<20}  {:<24}  {:<55}  {:<20}  HTTP",
+                    "SEQ",
+                    "RECEIVED",
+                    "DIR",
+                    "MITTENTE",
+                    "SERVIZIO/AZIONE",
+                    "IDENTIFICATORE",
+                    "OUTCOME"
+                );
+                for e in &list {
+                    println!(
+                        "{:>6}  {:<25}  {:<3}  {:<20}  {:<24}  {:<55}  {:<20}  {}",
+                        e.seq,
+                        e.received_at,
+                        match e.direction {
+                            crate::store::Direction::In => "in",
+                            crate::store::Direction::Out => "out",
+                        },
+                        e.mittente.as_deref().unwrap_or("-"),
+                        format!(
+                            "{}/{}",
+                            e.servizio.as_deref().unwrap_or("-"),
+                            e.azione.as_deref().unwrap_or("-")
+                        ),
+                        e.request_id.as_deref().unwrap_or("-"),
+                        e.outcome.as_str(),
+                        e.http_status
+                    );
+                }
+                if list.is_empty() {
+                    println!("(no exchanges)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TraceCommand::Show { id, json } => {
+            let found = match store.exchange_by_id(&id).map_err(|e| e.to_string())? {
+                Some(e) => Some(e),
+                None => match id.parse::<u64>() {
+                    Ok(seq) => store.exchange(seq).map_err(|e| e.to_string())?,
+                    Err(_) => None,
+                },
+            };
+            let Some(e) = found else {
+                eprintln!("pdd: no exchange with id or sequence '{id}'");
+                return Ok(ExitCode::from(1));
+            };
+            print_exchange(&e, json);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_exchange(e: &Exchange, json: bool) {
+    let request = String::from_utf8_lossy(&e.request);
+    let response = String::from_utf8_lossy(&e.response);
+    if json {
+        let mut v = serde_json::to_value(e).unwrap_or_default();
+        v["request"] = serde_json::Value::String(request.into_owned());
+        v["response"] = serde_json::Value::String(response.into_owned());
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return;
+    }
+    println!("exchange {}", e.seq);
+    let row = |k: &str, v: Option<&str>| println!("  {k:<16}{}", v.unwrap_or("-"));
+    row(
+        "direction",
+        Some(if e.direction == crate::store::Direction::In {
+            "in (porta applicativa)"
+        } else {
+            "out (porta delegata)"
+        }),
+    );
+    row("received", Some(&e.received_at));
+    row("answered", Some(&e.answered_at));
+    row("peer", e.peer.as_deref());
+    row("request id", e.request_id.as_deref());
+    row("response id", e.response_id.as_deref());
+    row("mittente", e.mittente.as_deref());
+    row("destinatario", e.destinatario.as_deref());
+    row("servizio", e.servizio.as_deref());
+    row("azione", e.azione.as_deref());
+    row("profilo", e.profilo.as_deref());
+    row("outcome", Some(e.outcome.as_str()));
+    row("http status", Some(&e.http_status.to_string()));
+    row("note", e.note.as_deref());
+    for ecc in &e.eccezioni {
+        println!("  eccezione       {ecc}");
+    }
+    println!("--- request ({} bytes)\n{request}", e.request.len());
+    println!("--- response ({} bytes)\n{response}", e.response.len());
+}

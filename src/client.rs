@@ -1,0 +1,120 @@
+//! Outbound HTTP: the porta delegata's posts to partners and sbustamento's posts to backends.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::Request;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad URL '{0}'")]
+    Url(String),
+    #[error("cannot reach {url}: {err}")]
+    Connect { url: String, err: String },
+    #[error("no answer from {0} in time")]
+    Timeout(String),
+    #[error("answer from {url} unreadable: {err}")]
+    Body { url: String, err: String },
+}
+
+pub struct Response {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+    max_body: usize,
+}
+
+impl HttpClient {
+    pub fn new(max_body: usize) -> HttpClient {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(Duration::from_secs(10)));
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(conn);
+        HttpClient { inner, max_body }
+    }
+
+    /// POSTs a SOAP 1.1 message; answers of any status are returned (a SOAP Fault comes with 500).
+    pub async fn post_soap(
+        &self,
+        url: &str,
+        body: String,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Response, ClientError> {
+        let uri: hyper::Uri = url.parse().map_err(|_| ClientError::Url(url.to_string()))?;
+        if uri.scheme_str() != Some("http") {
+            // HTTPS arrives with the TLS work; refuse rather than silently downgrade.
+            return Err(ClientError::Url(format!(
+                "{url} (only http:// is supported so far)"
+            )));
+        }
+        let mut req = Request::post(uri)
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", "\"\"")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Url(format!("{url}: {e}")))?;
+        for (k, v) in headers {
+            if let (Ok(k), Ok(v)) = (
+                HeaderName::try_from(k.as_str()),
+                HeaderValue::try_from(v.as_str()),
+            ) {
+                req.headers_mut().insert(k, v);
+            }
+        }
+        let call = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Connect {
+                    url: url.to_string(),
+                    err: error_chain(&e),
+                })?;
+            let status = resp.status().as_u16();
+            let content_type = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Limited::new(resp.into_body(), self.max_body)
+                .collect()
+                .await
+                .map_err(|e| ClientError::Body {
+                    url: url.to_string(),
+                    err: e.to_string(),
+                })?
+                .to_bytes();
+            Ok(Response {
+                status,
+                content_type,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| ClientError::Timeout(url.to_string()))?
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

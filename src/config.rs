@@ -1,0 +1,276 @@
+//! Configuration: embedded defaults, overridden by a TOML file, overridden by the command line.
+//! Every key is documented in `examples/pdd.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::egov::{Parte, ProfiloGestione, Tempo};
+use crate::registry::{self, ErroriStruttura, Registry, RegistryError, Servizio, Soggetto};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address of the HTTP listener.
+    pub listen: SocketAddr,
+    /// Directory of the sled store.
+    pub data: PathBuf,
+    /// Our own soggetto.
+    pub soggetto: Own,
+    pub limits: Limits,
+    pub busta: BustaCfg,
+    pub porta_delegata: PortaDelegataCfg,
+    pub registry: RegistryCfg,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Own {
+    pub tipo: String,
+    pub nome: String,
+    /// Identificativo porta (CodPdD); default `<nome>SPCoopIT`.
+    pub porta: String,
+    /// Numeric prefix of the Identificatore counter, for a node of a cluster (1–2 digits).
+    pub nodo: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Time allowed to receive a request's headers.
+    pub header_timeout_secs: u64,
+    /// Time allowed for a whole exchange (body read, processing, answer).
+    pub request_timeout_secs: u64,
+    /// On SIGTERM/Ctrl-C, how long in-flight exchanges may take to finish.
+    pub shutdown_grace_secs: u64,
+    /// Maximum element nesting in a message.
+    pub max_xml_depth: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BustaCfg {
+    /// A busta with no Scadenza expires this many minutes after its OraRegistrazione or id date.
+    pub scadenza_minuti: i64,
+    /// Tolerance for dates in the future, in minutes; 0 accepts any future date.
+    pub tolleranza_futuro_minuti: i64,
+    /// Clock kind written in our buste.
+    pub tempo: Tempo,
+    /// Profile of partners that do not set one.
+    pub profilo: ProfiloGestione,
+    /// Default answer to structurally broken headers: "fault" (bare EGOV_IT_001) or "busta".
+    pub errori_struttura: ErroriStruttura,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortaDelegataCfg {
+    /// Destinatario when the request names none (`TIPO/NOME`).
+    pub destinatario: Option<String>,
+    /// Time allowed for the partner's answer.
+    pub timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistryCfg {
+    /// Include the embedded demo registry (regions, INPS, ClicLavoro).
+    pub demo: bool,
+    pub soggetti: Vec<Soggetto>,
+    pub servizi: Vec<Servizio>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
+            data: PathBuf::from("./pdd-data"),
+            soggetto: Own::default(),
+            limits: Limits::default(),
+            busta: BustaCfg::default(),
+            porta_delegata: PortaDelegataCfg::default(),
+            registry: RegistryCfg::default(),
+        }
+    }
+}
+
+impl Default for Own {
+    fn default() -> Self {
+        Own {
+            tipo: "SPC".into(),
+            nome: "MinisteroLavoro".into(),
+            porta: String::new(),
+            nodo: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 10 * 1024 * 1024,
+            header_timeout_secs: 10,
+            request_timeout_secs: 60,
+            shutdown_grace_secs: 30,
+            max_xml_depth: 256,
+        }
+    }
+}
+
+impl Default for BustaCfg {
+    fn default() -> Self {
+        BustaCfg {
+            scadenza_minuti: 7200,
+            tolleranza_futuro_minuti: 0,
+            tempo: Tempo::Spc,
+            profilo: ProfiloGestione::LineeGuida11,
+            errori_struttura: ErroriStruttura::Fault,
+        }
+    }
+}
+
+impl Default for PortaDelegataCfg {
+    fn default() -> Self {
+        PortaDelegataCfg {
+            destinatario: None,
+            timeout_secs: 60,
+        }
+    }
+}
+
+impl Default for RegistryCfg {
+    fn default() -> Self {
+        RegistryCfg {
+            demo: true,
+            soggetti: Vec::new(),
+            servizi: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {err}")]
+    Read { path: PathBuf, err: std::io::Error },
+    #[error("{path}: {err}")]
+    Parse { path: PathBuf, err: String },
+    #[error("registry: {0}")]
+    Registry(#[from] RegistryError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+            path: path.to_path_buf(),
+            err,
+        })?;
+        Config::parse(&text).map_err(|err| ConfigError::Parse {
+            path: path.to_path_buf(),
+            err,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Our soggetto, with the porta defaulted.
+    pub fn own(&self) -> Soggetto {
+        let mut s = Soggetto::new(&self.soggetto.tipo, &self.soggetto.nome);
+        if !self.soggetto.porta.is_empty() {
+            s.porta = self.soggetto.porta.clone();
+        }
+        s.profilo = self.busta.profilo;
+        s.locale = true;
+        s
+    }
+
+    /// Checks what serde cannot, and builds the registry.
+    pub fn build_registry(&self) -> Result<Registry, ConfigError> {
+        if let Some(n) = &self.soggetto.nodo {
+            if n.is_empty() || n.len() > 2 || !n.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ConfigError::Invalid(format!(
+                    "soggetto.nodo must be 1 or 2 digits, not '{n}'"
+                )));
+            }
+        }
+        if let Some(d) = &self.porta_delegata.destinatario {
+            if Parte::parse(d).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "porta_delegata.destinatario must be TIPO/NOME, not '{d}'"
+                )));
+            }
+        }
+        let own = self.own();
+        let (mut soggetti, mut servizi) = if self.registry.demo {
+            registry::demo(&own)
+        } else {
+            (vec![own.clone()], Vec::new())
+        };
+        for s in &self.registry.soggetti {
+            let mut s = s.clone();
+            // A soggetto in the file replaces the demo's (or our own) entry of the same name.
+            soggetti.retain(|x| !(x.tipo == s.tipo && x.nome == s.nome));
+            if s.porta.is_empty() {
+                s.porta = registry::porta_default(&s.tipo, &s.nome);
+            }
+            soggetti.push(s);
+        }
+        for s in &self.registry.servizi {
+            servizi
+                .retain(|x| !(x.tipo == s.tipo && x.nome == s.nome && x.erogatore == s.erogatore));
+            servizi.push(s.clone());
+        }
+        Ok(Registry::new(soggetti, servizi)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8700");
+        assert_eq!(c.own().porta, "MinisteroLavoroSPCoopIT");
+        let r = c.build_registry().unwrap();
+        assert!(r.soggetto(&Parte::new("SPC", "LAZIO")).is_some());
+
+        let c = Config::parse(
+            r#"
+listen = "127.0.0.1:9000"
+[soggetto]
+nome = "EMILIA"
+[registry]
+demo = false
+[[registry.soggetti]]
+nome = "MinisteroLavoro"
+url = "http://127.0.0.1:8700/pdd/PA"
+"#,
+        )
+        .unwrap();
+        let r = c.build_registry().unwrap();
+        assert_eq!(r.soggetti().len(), 2);
+        assert_eq!(
+            r.soggetto(&Parte::new("SPC", "MinisteroLavoro"))
+                .unwrap()
+                .url
+                .as_deref(),
+            Some("http://127.0.0.1:8700/pdd/PA")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let e = Config::parse("lisen = \"x\"").unwrap_err();
+        assert!(e.contains("unknown field"), "{e}");
+        let c = Config::parse("[soggetto]\nnodo = \"123\"").unwrap();
+        assert!(c.build_registry().is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! The gateway: the porta applicativa and porta delegata pipelines, over the protocol core, the
+//! registry and the store. Transport-free: the server hands it bytes and sends back an [`Answer`].
+
+mod ids;
+mod pa;
+mod pd;
+pub mod risposte;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset};
+
+pub use ids::IdGenerator;
+pub use pd::RichiestaPd;
+
+use crate::client::HttpClient;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::egov::{Busta, Eccezione, Parte};
+use crate::registry::{Registry, Soggetto};
+use crate::store::{Direction, Exchange, Outcome, Store, StoreError};
+use crate::xml::Limits;
+
+/// What goes back on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// A SOAP message, or empty (oneway).
+    pub body: String,
+    /// Extra HTTP headers (integration headers towards a local system).
+    pub headers: Vec<(String, String)>,
+}
+
+impl Answer {
+    pub fn soap(status: u16, body: String) -> Answer {
+        Answer {
+            status,
+            body,
+            headers: Vec::new(),
+        }
+    }
+    pub fn empty() -> Answer {
+        Answer::soap(200, String::new())
+    }
+}
+
+pub struct Gateway {
+    pub config: Config,
+    registry: RwLock<Arc<Registry>>,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    ids: IdGenerator,
+    pub http: HttpClient,
+    pub limits: Limits,
+}
+
+impl Gateway {
+    pub fn new(
+        config: Config,
+        registry: Registry,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Gateway {
+        let limits = Limits {
+            max_depth: config.limits.max_xml_depth,
+            ..Limits::default()
+        };
+        Gateway {
+            ids: IdGenerator::new(config.soggetto.nodo.clone()),
+            http: HttpClient::new(config.limits.max_body_bytes),
+            registry: RwLock::new(Arc::new(registry)),
+            store,
+            clock,
+            limits,
+            config,
+        }
+    }
+
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the registry (live, for partner onboarding and reloads).
+    pub fn set_registry(&self, r: Registry) {
+        *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(r);
+    }
+
+    /// Our default soggetto.
+    pub fn own(&self) -> Soggetto {
+        let reg = self.registry();
+        let own = self.config.own();
+        reg.soggetto(&own.parte()).cloned().unwrap_or(own)
+    }
+
+    /// Whether a party is hosted by this gateway.
+    pub fn is_local(&self, p: &Parte) -> bool {
+        let own = self.config.own();
+        (own.tipo == p.tipo && own.nome == p.nome)
+            || self.registry().soggetto(p).is_some_and(|s| s.locale)
+    }
+
+    pub fn now(&self) -> DateTime<FixedOffset> {
+        self.clock.now()
+    }
+
+    /// A new Identificatore owned by `soggetto`.
+    pub fn new_id(
+        &self,
+        soggetto: &Soggetto,
+        now: DateTime<FixedOffset>,
+    ) -> Result<String, StoreError> {
+        self.ids.next(
+            self.store.as_ref(),
+            &soggetto.nome,
+            &soggetto.porta,
+            now.naive_local(),
+        )
+    }
+
+    fn pd_timeout(&self) -> Duration {
+        Duration::from_secs(self.config.porta_delegata.timeout_secs)
+    }
+
+    /// Writes the exchange and waits until it is durable. Nothing is answered before this.
+    async fn commit(&self, ex: &mut Exchange, dup_id: Option<&str>) -> Result<(), StoreError> {
+        ex.answered_at = self.now().to_rfc3339();
+        self.store.put_exchange(ex)?;
+        if let Some(id) = dup_id {
+            self.store.settle(id, ex.seq)?;
+        }
+        self.store.flush().await
+    }
+
+    fn exchange(
+        &self,
+        direction: Direction,
+        received: DateTime<FixedOffset>,
+        request: &[u8],
+        peer: Option<String>,
+    ) -> Result<Exchange, StoreError> {
+        Ok(Exchange {
+            seq: self.store.next_seq()?,
+            direction,
+            received_at: received.to_rfc3339(),
+            answered_at: String::new(),
+            request_id: None,
+            response_id: None,
+            mittente: None,
+            destinatario: None,
+            servizio: None,
+            azione: None,
+            profilo: None,
+            outcome: Outcome::Fault,
+            http_status: 500,
+            eccezioni: Vec::new(),
+            note: None,
+            peer,
+            request: request.to_vec(),
+            response: Vec::new(),
+        })
+    }
+}
+
+/// Copies the header fields of a busta into an exchange record.
+fn describe(ex: &mut Exchange, b: &Busta) {
+    ex.request_id = b.id.clone();
+    ex.mittente = b.mittente.as_ref().map(|p| p.to_string());
+    ex.destinatario = b.destinatario.as_ref().map(|p| p.to_string());
+    ex.servizio = b
+        .servizio
+        .as_ref()
+        .map(|s| format!("{}/{}", s.tipo, s.nome));
+    ex.azione = b.azione.clone();
+    ex.profilo = b.profilo.map(|p| p.as_str().to_string());
+}
+
+/// Every eccezione, one per line, for logs and traces.
+pub fn elenco(eccezioni: &[Eccezione]) -> String {
+    eccezioni
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,472 @@
+//! Porta applicativa: a partner's busta in, a synchronous answer out (busta-egov.md §3.1).
+
+use tracing::{info, info_span, warn, Instrument};
+
+use super::risposte::{self, mittente_sconosciuto};
+use super::{describe, elenco, Answer, Gateway};
+use crate::egov::reader::{self, Lettura};
+use crate::egov::validate::{self, Contesto, Giudizio};
+use crate::egov::{Busta, Codice, Eccezione, Profilo, ProfiloGestione};
+use crate::registry::Servizio;
+use crate::service::{self, Chiamata, Esito, ServiceError};
+use crate::soap::{self, Envelope, FaultCode, SoapError};
+use crate::store::{Claim, Direction, Exchange, Outcome};
+
+impl Gateway {
+    pub async fn porta_applicativa(&self, raw: &[u8], peer: Option<String>) -> Answer {
+        let received = self.now();
+        let mut ex = match self.exchange(Direction::In, received, raw, peer) {
+            Ok(ex) => ex,
+            Err(e) => {
+                warn!(error = %e, "store unavailable");
+                return Answer::soap(500, crate::server::processing_fault());
+            }
+        };
+        let span = info_span!("pa", seq = ex.seq, id = tracing::field::Empty);
+        self.pa_inner(raw, &mut ex, received).instrument(span).await
+    }
+
+    async fn pa_inner(
+        &self,
+        raw: &[u8],
+        ex: &mut Exchange,
+        received: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Answer {
+        let env = match Envelope::parse(raw, self.limits) {
+            Ok(env) => env,
+            Err(SoapError::Soap12) => {
+                let body = soap::envelope(
+                    &[],
+                    &soap::fault(
+                        FaultCode::VersionMismatch,
+                        "SOAP 1.2 non supportato: la busta e-Gov richiede SOAP 1.1",
+                        None,
+                        None,
+                    ),
+                );
+                return self
+                    .finish(
+                        ex,
+                        500,
+                        body,
+                        Outcome::Fault,
+                        None,
+                        Some("SOAP 1.2 envelope".into()),
+                    )
+                    .await;
+            }
+            Err(e) => {
+                info!(error = %e, "unreadable message: Fault EGOV_IT_001");
+                return self
+                    .finish(
+                        ex,
+                        500,
+                        risposte::fault_001(),
+                        Outcome::Fault,
+                        None,
+                        Some(e.to_string()),
+                    )
+                    .await;
+            }
+        };
+        let trovata = match reader::leggi(&env.header_blocks) {
+            Lettura::Assente => {
+                info!("no busta e-Gov header: Fault EGOV_IT_001");
+                return self
+                    .finish(
+                        ex,
+                        500,
+                        risposte::fault_001(),
+                        Outcome::Fault,
+                        None,
+                        Some("busta e-Gov assente".into()),
+                    )
+                    .await;
+            }
+            Lettura::Trovata(t) => t,
+        };
+        let busta = trovata.busta.clone();
+        describe(ex, &busta);
+        if let Some(id) = &busta.id {
+            tracing::Span::current().record("id", id.as_str());
+        }
+        let registry = self.registry();
+        let pol = validate::politica(
+            &registry,
+            busta.mittente.as_ref(),
+            self.config.busta.profilo,
+            self.config.busta.errori_struttura,
+        );
+        let locale = |p: &crate::egov::Parte| self.is_local(p);
+        let ctx = Contesto {
+            registry: &registry,
+            locale: &locale,
+            profilo: pol.profilo,
+            now: received.naive_local(),
+            scadenza_minuti: self.config.busta.scadenza_minuti,
+            tolleranza_futuro_minuti: self.config.busta.tolleranza_futuro_minuti,
+            validazione_id_completa: pol.validazione_id_completa,
+        };
+        let info = match validate::giudica(&trovata, &ctx, pol.errori_struttura) {
+            Giudizio::Illeggibile(reason) => {
+                return self
+                    .finish(
+                        ex,
+                        500,
+                        risposte::fault_001(),
+                        Outcome::Fault,
+                        None,
+                        Some(reason),
+                    )
+                    .await;
+            }
+            Giudizio::Fault001 { eccezioni, reason } => {
+                info!(eccezioni = %elenco(&eccezioni), "broken header structure: Fault EGOV_IT_001");
+                ex.eccezioni = eccezioni;
+                return self
+                    .finish(
+                        ex,
+                        500,
+                        risposte::fault_001(),
+                        Outcome::Fault,
+                        None,
+                        Some(reason),
+                    )
+                    .await;
+            }
+            Giudizio::Errore { eccezioni } => {
+                info!(eccezioni = %elenco(&eccezioni), "busta refused");
+                return self.errore(ex, &busta, eccezioni, None).await;
+            }
+            Giudizio::Accettata { eccezioni } => eccezioni,
+        };
+        let profilo = pol.profilo;
+
+        // A busta with a ListaEccezioni is an error notification from the partner: it is
+        // recorded with what is wrong in it, not handed to a service (busta-egov.md §2.2.5).
+        if let Some(ricevute) = &busta.eccezioni {
+            let mut diag: Vec<Eccezione> = trovata
+                .diagnostica
+                .iter()
+                .map(|p| p.eccezione.clone())
+                .collect();
+            diag.extend(controlla_fault(env.fault.as_ref()));
+            let note = format!(
+                "busta di errore ricevuta: {}{}",
+                elenco(ricevute),
+                if diag.is_empty() {
+                    String::new()
+                } else {
+                    format!("; anomalie: {}", elenco(&diag))
+                }
+            );
+            info!("{note}");
+            ex.eccezioni = ricevute.iter().cloned().chain(diag).collect();
+            return self
+                .finish(ex, 200, String::new(), Outcome::Ok, None, Some(note))
+                .await;
+        }
+
+        let Some(servizio) = busta.servizio.as_ref().and_then(|s| {
+            busta
+                .destinatario
+                .as_ref()
+                .and_then(|d| registry.servizio(d, &s.tipo, &s.nome))
+        }) else {
+            // Validation guarantees a registered service; this is a safety net.
+            return self
+                .errore(
+                    ex,
+                    &busta,
+                    vec![Eccezione::processamento("Servizio")],
+                    Some("servizio non registrato"),
+                )
+                .await;
+        };
+        let profilo_coll = busta
+            .profilo
+            .unwrap_or_else(|| servizio.profilo_per(busta.azione.as_deref()));
+        // Every profile but oneway answers with a busta (sync: the response; async: the ricevuta).
+        let sync = profilo_coll != Profilo::OneWay;
+
+        // Duplicate filter: always on under Linee Guida 1.1, else when the busta asks for it.
+        let filtro = servizio.filtro_duplicati
+            && (profilo == ProfiloGestione::LineeGuida11 || busta.inoltro_al_piu_una_volta());
+        let dup_id = busta.id.clone().filter(|_| filtro);
+        if let Some(id) = &dup_id {
+            match self.store.claim(id, received.timestamp_millis()) {
+                Ok(Claim::New) => {}
+                Ok(Claim::Duplicate(d)) => {
+                    let _ = self.store.count_repeat(id);
+                    info!(first_seq = d.seq, "duplicate Identificatore");
+                    ex.note = Some(format!("duplicato dello scambio {}", d.seq));
+                    // A repeated oneway is absorbed under eGov 1.1; Linee Guida 1.1 treats every
+                    // duplicate as an error (GovWay filtroduplicati.generazioneBusteErrore).
+                    if sync || profilo == ProfiloGestione::LineeGuida11 {
+                        let e = vec![Eccezione::grave(
+                            Codice::ID_NON_VALIDO,
+                            "Messaggio/Identificatore",
+                        )];
+                        return self
+                            .errore_esito(ex, &busta, e, None, Outcome::Duplicato)
+                            .await;
+                    }
+                    return self
+                        .finish(ex, 200, String::new(), Outcome::Duplicato, None, None)
+                        .await;
+                }
+                Err(e) => {
+                    warn!(error = %e, "duplicate filter unavailable");
+                    return self
+                        .errore(
+                            ex,
+                            &busta,
+                            vec![Eccezione::processamento("FiltroDuplicati")],
+                            Some("store non disponibile"),
+                        )
+                        .await;
+                }
+            }
+        }
+
+        let chiamata = Chiamata {
+            env: &env,
+            intestazione: trovata.span.clone(),
+            busta: &busta,
+            servizio,
+            received_at: received,
+        };
+        let esito = self.call_service(servizio, &chiamata).await;
+        let esito = match esito {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "service failed: EGOV_IT_300");
+                if let Some(id) = &dup_id {
+                    // The service did not complete: the sender may retry with the same id.
+                    let _ = self.store.release(id);
+                }
+                return self
+                    .errore(
+                        ex,
+                        &busta,
+                        vec![Eccezione::processamento("Servizio")],
+                        Some(&e.to_string()),
+                    )
+                    .await;
+            }
+        };
+        ex.eccezioni = info.clone();
+        if !sync {
+            return self
+                .finish(
+                    ex,
+                    200,
+                    String::new(),
+                    Outcome::Ok,
+                    dup_id.as_deref(),
+                    esito.note,
+                )
+                .await;
+        }
+        let body = match self.risposta_sincrona(&busta, info, &esito) {
+            Ok((id, body)) => {
+                ex.response_id = Some(id);
+                body
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot build the response");
+                return self
+                    .errore(
+                        ex,
+                        &busta,
+                        vec![Eccezione::processamento("Risposta")],
+                        Some(&e.to_string()),
+                    )
+                    .await;
+            }
+        };
+        let status = if esito.fault { 500 } else { 200 };
+        self.finish(ex, status, body, Outcome::Ok, dup_id.as_deref(), esito.note)
+            .await
+    }
+
+    async fn call_service(
+        &self,
+        servizio: &Servizio,
+        c: &Chiamata<'_>,
+    ) -> Result<Esito, ServiceError> {
+        if let Some(url) = &servizio.backend {
+            let timeout = std::time::Duration::from_secs(self.config.limits.request_timeout_secs);
+            return service::backend::call(&self.http, url, c, timeout, self.limits).await;
+        }
+        match servizio.handler.as_deref() {
+            Some("cliclavoro") => service::cliclavoro::handle(c, self.store.as_ref(), self.limits),
+            Some("echo") => Ok(service::echo(c)),
+            Some(other) => Err(ServiceError::UnknownHandler(other.to_string())),
+            None => Err(ServiceError::NoHandler(format!(
+                "{}/{}",
+                servizio.tipo, servizio.nome
+            ))),
+        }
+    }
+
+    /// The response busta of a synchronous exchange around the service's answer.
+    fn risposta_sincrona(
+        &self,
+        req: &Busta,
+        info: Vec<Eccezione>,
+        esito: &Esito,
+    ) -> Result<(String, String), crate::store::StoreError> {
+        let now = self.now();
+        let responder = self.responder(req);
+        let id = self.new_id(&responder, now)?;
+        let mut h = risposte::intestazione_risposta(
+            req,
+            &responder,
+            req.mittente.clone().unwrap_or_else(mittente_sconosciuto),
+            id.clone(),
+            now.naive_local(),
+            self.config.busta.tempo,
+        );
+        if !info.is_empty() {
+            h.eccezioni = Some(info);
+        }
+        let header = crate::egov::writer::write(&h);
+        Ok((
+            id,
+            soap::envelope_ns(&[&header], &esito.body, &esito.body_ns),
+        ))
+    }
+
+    /// The soggetto that answers a busta: its destinatario when hosted here, else our own.
+    fn responder(&self, req: &Busta) -> crate::registry::Soggetto {
+        let registry = self.registry();
+        req.destinatario
+            .as_ref()
+            .filter(|d| self.is_local(d))
+            .and_then(|d| registry.soggetto(d).cloned())
+            .unwrap_or_else(|| self.own())
+    }
+
+    async fn errore(
+        &self,
+        ex: &mut Exchange,
+        req: &Busta,
+        eccezioni: Vec<Eccezione>,
+        detail: Option<&str>,
+    ) -> Answer {
+        let outcome = if eccezioni.iter().all(|e| e.codice == Codice::PROCESSAMENTO) {
+            Outcome::ErroreProcessamento
+        } else {
+            Outcome::ErroreBusta
+        };
+        self.errore_esito(ex, req, eccezioni, detail, outcome).await
+    }
+
+    async fn errore_esito(
+        &self,
+        ex: &mut Exchange,
+        req: &Busta,
+        eccezioni: Vec<Eccezione>,
+        detail: Option<&str>,
+        outcome: Outcome,
+    ) -> Answer {
+        let now = self.now();
+        let responder = self.responder(req);
+        let registry = self.registry();
+        let destinatario = req
+            .mittente
+            .clone()
+            .filter(|m| registry.soggetto(m).is_some())
+            .unwrap_or_else(mittente_sconosciuto);
+        let id = match self.new_id(&responder, now) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!(error = %e, "cannot issue an Identificatore");
+                return Answer::soap(500, crate::server::processing_fault());
+            }
+        };
+        let h = risposte::intestazione_risposta(
+            req,
+            &responder,
+            destinatario,
+            id.clone(),
+            now.naive_local(),
+            self.config.busta.tempo,
+        );
+        ex.response_id = Some(id);
+        ex.eccezioni = eccezioni.clone();
+        let detail_xml = detail.map(|d| {
+            format!(
+                "<pdd:dettaglio xmlns:pdd=\"urn:pdd:errore\">{}</pdd:dettaglio>",
+                crate::xml::escape_text(d)
+            )
+        });
+        let body = risposte::busta_errore(h, eccezioni, detail_xml.as_deref());
+        let note = detail
+            .map(str::to_string)
+            .or_else(|| Some(elenco(&ex.eccezioni)));
+        self.finish(ex, 500, body, outcome, None, note).await
+    }
+
+    /// Records the exchange durably, then answers.
+    async fn finish(
+        &self,
+        ex: &mut Exchange,
+        status: u16,
+        body: String,
+        outcome: Outcome,
+        dup_id: Option<&str>,
+        note: Option<String>,
+    ) -> Answer {
+        ex.http_status = status;
+        ex.outcome = outcome;
+        if note.is_some() {
+            ex.note = note;
+        }
+        ex.response = body.as_bytes().to_vec();
+        if let Err(e) = self.commit(ex, dup_id).await {
+            warn!(error = %e, "exchange not stored: answering EGOV_IT_300");
+            if let Some(id) = dup_id {
+                let _ = self.store.release(id);
+            }
+            return Answer::soap(500, crate::server::processing_fault());
+        }
+        info!(
+            outcome = outcome.as_str(),
+            status,
+            mittente = ex.mittente.as_deref().unwrap_or("-"),
+            servizio = ex.servizio.as_deref().unwrap_or("-"),
+            azione = ex.azione.as_deref().unwrap_or("-"),
+            "exchange"
+        );
+        Answer::soap(status, body)
+    }
+}
+
+/// The Fault that must accompany a received error busta (GovWay SPCoopValidatoreErrori):
+/// missing or wrong, it is reported as EGOV_IT_003.
+fn controlla_fault(fault: Option<&soap::Fault>) -> Vec<Eccezione> {
+    let Some(f) = fault else {
+        return vec![Eccezione::grave(
+            Codice::FORMATO_CORPO,
+            "ListaEccezioni/SOAPFault",
+        )];
+    };
+    let mut e = Vec::new();
+    let local = f.code.rsplit(':').next().unwrap_or("");
+    if local != "Client" && local != "Server" {
+        e.push(Eccezione::grave(
+            Codice::FORMATO_CORPO,
+            "ListaEccezioni/SOAPFault/FaultCode",
+        ));
+    }
+    let s = f.string.trim();
+    if s != crate::egov::FAULT_VALIDAZIONE && s != crate::egov::FAULT_PROCESSAMENTO {
+        e.push(Eccezione::grave(
+            Codice::FORMATO_CORPO,
+            "ListaEccezioni/SOAPFault/FaultString",
+        ));
+    }
+    e
+}

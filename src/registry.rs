@@ -1,0 +1,354 @@
+//! The registry of soggetti (parties) and servizi (services), as the gateway knows them.
+//! Loaded from config (or the embedded demo); looked up on every busta. No I/O.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::egov::{Parte, Profilo, ProfiloGestione};
+
+/// How a structurally broken header is answered (busta-egov.md §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErroriStruttura {
+    /// A bare SOAP Fault `EGOV_IT_001`, as GovWay's default and DigitPA qualification expect.
+    #[default]
+    Fault,
+    /// An error busta naming the element's own code (GovWay testsuite mode).
+    Busta,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Soggetto {
+    #[serde(default = "default_tipo")]
+    pub tipo: String,
+    pub nome: String,
+    /// Identificativo porta (CodPdD); default `<nome>SPCoopIT` for SPC.
+    #[serde(default)]
+    pub porta: String,
+    /// Management profile the partner speaks.
+    #[serde(default)]
+    pub profilo: ProfiloGestione,
+    /// URL of the partner's porta applicativa, for the porta delegata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// How to answer this partner's structurally broken headers; default from `[busta]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errori_struttura: Option<ErroriStruttura>,
+    /// Check that the Identificatore's first two parts belong to the sender.
+    #[serde(default = "yes")]
+    pub validazione_id_completa: bool,
+    /// Hosted by this gateway (buste addressed to it are ours to serve).
+    #[serde(default)]
+    pub locale: bool,
+}
+
+fn default_tipo() -> String {
+    "SPC".to_string()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Soggetto {
+    pub fn new(tipo: &str, nome: &str) -> Soggetto {
+        Soggetto {
+            tipo: tipo.to_string(),
+            nome: nome.to_string(),
+            porta: porta_default(tipo, nome),
+            profilo: ProfiloGestione::default(),
+            url: None,
+            errori_struttura: None,
+            validazione_id_completa: true,
+            locale: false,
+        }
+    }
+    pub fn parte(&self) -> Parte {
+        Parte::new(&self.tipo, &self.nome)
+    }
+}
+
+/// Default identificativo porta per party type (GovWay `getIdentificativoPortaDefault`).
+pub fn porta_default(tipo: &str, nome: &str) -> String {
+    match tipo {
+        "SPC" => format!("{nome}SPCoopIT"),
+        "AOO" => format!("PDD{nome}"),
+        t => format!("{nome}PdD{t}"),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Azione {
+    pub nome: String,
+    /// Overrides the service's profilo for this azione.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profilo: Option<Profilo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Servizio {
+    #[serde(default = "default_tipo")]
+    pub tipo: String,
+    pub nome: String,
+    /// The soggetto offering it, `TIPO/NOME`.
+    pub erogatore: String,
+    /// Profilo di collaborazione of the service (and of azioni without their own).
+    pub profilo: Profilo,
+    /// Whether a busta must name an Azione.
+    #[serde(default)]
+    pub azione_obbligatoria: bool,
+    #[serde(default)]
+    pub azioni: Vec<Azione>,
+    /// Soggetti allowed to call it (`TIPO/NOME`); empty means every registered soggetto.
+    #[serde(default)]
+    pub fruitori: Vec<String>,
+    /// Duplicate filter (always on under Linee Guida 1.1).
+    #[serde(default = "yes")]
+    pub filtro_duplicati: bool,
+    /// Sbustamento: post the unwrapped SOAP message to this URL and wrap its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// A built-in handler (`cliclavoro`, `echo`); used when no backend is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+}
+
+impl Servizio {
+    pub fn erogatore_parte(&self) -> Option<Parte> {
+        Parte::parse(&self.erogatore)
+    }
+    pub fn azione(&self, nome: &str) -> Option<&Azione> {
+        self.azioni.iter().find(|a| a.nome == nome)
+    }
+    /// The profilo expected for an azione (or for a call without one).
+    pub fn profilo_per(&self, azione: Option<&str>) -> Profilo {
+        azione
+            .and_then(|a| self.azione(a))
+            .and_then(|a| a.profilo)
+            .unwrap_or(self.profilo)
+    }
+    pub fn ammette(&self, fruitore: &Parte) -> bool {
+        self.fruitori.is_empty()
+            || self
+                .fruitori
+                .iter()
+                .filter_map(|f| Parte::parse(f))
+                .any(|f| f.same(fruitore))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    soggetti: Vec<Soggetto>,
+    servizi: Vec<Servizio>,
+    by_parte: HashMap<(String, String), usize>,
+    by_servizio: HashMap<(String, String, String, String), usize>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error("soggetto {0} is registered twice")]
+    SoggettoDuplicato(String),
+    #[error("servizio {0} is registered twice")]
+    ServizioDuplicato(String),
+    #[error("servizio {servizio}: erogatore '{erogatore}' is not TIPO/NOME or not a registered soggetto")]
+    Erogatore { servizio: String, erogatore: String },
+    #[error("servizio {servizio}: fruitore '{fruitore}' is not TIPO/NOME")]
+    Fruitore { servizio: String, fruitore: String },
+    #[error(
+        "soggetto '{0}': names may hold only letters and digits (they form the Identificatore)"
+    )]
+    Nome(String),
+}
+
+impl Registry {
+    pub fn new(soggetti: Vec<Soggetto>, servizi: Vec<Servizio>) -> Result<Registry, RegistryError> {
+        let mut r = Registry::default();
+        for mut s in soggetti {
+            if s.nome.is_empty() || !s.nome.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                return Err(RegistryError::Nome(s.nome));
+            }
+            if s.porta.is_empty() {
+                s.porta = porta_default(&s.tipo, &s.nome);
+            }
+            let key = (s.tipo.clone(), s.nome.clone());
+            if r.by_parte.contains_key(&key) {
+                return Err(RegistryError::SoggettoDuplicato(format!(
+                    "{}/{}",
+                    s.tipo, s.nome
+                )));
+            }
+            r.by_parte.insert(key, r.soggetti.len());
+            r.soggetti.push(s);
+        }
+        for s in servizi {
+            let erog = s
+                .erogatore_parte()
+                .filter(|p| r.soggetto(p).is_some())
+                .ok_or_else(|| RegistryError::Erogatore {
+                    servizio: s.nome.clone(),
+                    erogatore: s.erogatore.clone(),
+                })?;
+            if let Some(f) = s.fruitori.iter().find(|f| Parte::parse(f).is_none()) {
+                return Err(RegistryError::Fruitore {
+                    servizio: s.nome.clone(),
+                    fruitore: f.clone(),
+                });
+            }
+            let key = (erog.tipo, erog.nome, s.tipo.clone(), s.nome.clone());
+            if r.by_servizio.contains_key(&key) {
+                return Err(RegistryError::ServizioDuplicato(format!(
+                    "{}/{}",
+                    s.tipo, s.nome
+                )));
+            }
+            r.by_servizio.insert(key, r.servizi.len());
+            r.servizi.push(s);
+        }
+        Ok(r)
+    }
+
+    pub fn soggetto(&self, p: &Parte) -> Option<&Soggetto> {
+        self.by_parte
+            .get(&(p.tipo.clone(), p.nome.clone()))
+            .map(|&i| &self.soggetti[i])
+    }
+
+    pub fn soggetto_by_nome(&self, nome: &str) -> Option<&Soggetto> {
+        self.soggetti.iter().find(|s| s.nome == nome)
+    }
+
+    /// The service `tipo/nome` offered by `erogatore`.
+    pub fn servizio(&self, erogatore: &Parte, tipo: &str, nome: &str) -> Option<&Servizio> {
+        self.by_servizio
+            .get(&(
+                erogatore.tipo.clone(),
+                erogatore.nome.clone(),
+                tipo.to_string(),
+                nome.to_string(),
+            ))
+            .map(|&i| &self.servizi[i])
+    }
+
+    /// Any service with this name, whoever offers it.
+    pub fn servizi_named<'a>(&'a self, nome: &'a str) -> impl Iterator<Item = &'a Servizio> + 'a {
+        self.servizi.iter().filter(move |s| s.nome == nome)
+    }
+
+    pub fn soggetti(&self) -> &[Soggetto] {
+        &self.soggetti
+    }
+
+    pub fn servizi(&self) -> &[Servizio] {
+        &self.servizi
+    }
+}
+
+/// The regional nodes of ClicLavoro, as the Ministry's other services name them (SAP accordi:
+/// ABRUZZO … VENETO; apostrophes and spaces dropped, since names form the Identificatore).
+pub const REGIONI: &[&str] = &[
+    "ABRUZZO",
+    "BASILICATA",
+    "BOLZANO",
+    "CALABRIA",
+    "CAMPANIA",
+    "EMILIA",
+    "FRIULI",
+    "LAZIO",
+    "LIGURIA",
+    "LOMBARDIA",
+    "MARCHE",
+    "MOLISE",
+    "PIEMONTE",
+    "PUGLIA",
+    "SARDEGNA",
+    "SICILIA",
+    "TOSCANA",
+    "TRENTO",
+    "UMBRIA",
+    "VALDAOSTA",
+    "VENETO",
+];
+
+pub const CLICLAVORO_AZIONI: &[&str] = &["InvioCandidatura", "InvioVacancy", "InvioMessaggio"];
+
+/// The embedded demo registry: the Ministry, every region, INPS, and the ClicLavoro service.
+pub fn demo(own: &Soggetto) -> (Vec<Soggetto>, Vec<Servizio>) {
+    let mut soggetti = vec![own.clone()];
+    for nome in REGIONI.iter().chain(["INPS"].iter()) {
+        if *nome != own.nome {
+            soggetti.push(Soggetto::new("SPC", nome));
+        }
+    }
+    let servizi = vec![Servizio {
+        tipo: "SPC".into(),
+        nome: "ClicLavoro".into(),
+        erogatore: format!("{}/{}", own.tipo, own.nome),
+        profilo: Profilo::Sincrono,
+        azione_obbligatoria: true,
+        azioni: CLICLAVORO_AZIONI
+            .iter()
+            .map(|a| Azione {
+                nome: a.to_string(),
+                profilo: None,
+            })
+            .collect(),
+        fruitori: Vec::new(),
+        filtro_duplicati: true,
+        backend: None,
+        handler: Some("cliclavoro".into()),
+    }];
+    (soggetti, servizi)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_registry_resolves() {
+        let own = Soggetto::new("SPC", "MinisteroLavoro");
+        let (s, v) = demo(&own);
+        let r = Registry::new(s, v).unwrap();
+        let emilia = r.soggetto(&Parte::new("SPC", "EMILIA")).unwrap();
+        assert_eq!(emilia.porta, "EMILIASPCoopIT");
+        let cl = r
+            .servizio(&Parte::new("SPC", "MinisteroLavoro"), "SPC", "ClicLavoro")
+            .unwrap();
+        assert_eq!(cl.profilo_per(Some("InvioVacancy")), Profilo::Sincrono);
+        assert!(cl.ammette(&Parte::new("SPC", "LAZIO")));
+        assert!(r.soggetto(&Parte::new("AOO", "EMILIA")).is_none());
+    }
+
+    #[test]
+    fn refuses_inconsistent_registries() {
+        let a = Soggetto::new("SPC", "A");
+        assert!(matches!(
+            Registry::new(vec![a.clone(), a.clone()], vec![]),
+            Err(RegistryError::SoggettoDuplicato(_))
+        ));
+        assert!(matches!(
+            Registry::new(vec![Soggetto::new("SPC", "Val-d")], vec![]),
+            Err(RegistryError::Nome(_))
+        ));
+        let s = Servizio {
+            tipo: "SPC".into(),
+            nome: "X".into(),
+            erogatore: "SPC/B".into(),
+            profilo: Profilo::OneWay,
+            azione_obbligatoria: false,
+            azioni: vec![],
+            fruitori: vec![],
+            filtro_duplicati: true,
+            backend: None,
+            handler: None,
+        };
+        assert!(matches!(
+            Registry::new(vec![a], vec![s]),
+            Err(RegistryError::Erogatore { .. })
+        ));
+    }
+}

@@ -1,0 +1,241 @@
+//! The HTTP shell (hyper): routes requests to the gateway and writes its answers back.
+//!
+//! - `POST /pdd/PA`: porta applicativa (partners' buste)
+//! - `POST /pdd/PD/{Servizio}/{Azione}`: porta delegata (local systems' plain SOAP)
+//! - `GET /health`: liveness and store check
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tracing::{debug, info, warn};
+
+use crate::egov::{Codice, FAULT_PROCESSAMENTO};
+use crate::gateway::{Answer, Gateway, RichiestaPd};
+use crate::soap::{self, FaultCode};
+
+type Body = Full<Bytes>;
+
+fn respond(a: Answer) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(a.body.clone())));
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if !a.body.is_empty() {
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        );
+    }
+    for (k, v) in a.headers {
+        if let (Ok(k), Ok(v)) = (
+            hyper::header::HeaderName::try_from(k.as_str()),
+            HeaderValue::try_from(v.as_str()),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+fn fault(status: u16, code: FaultCode, text: &str) -> Response<Body> {
+    respond(Answer::soap(
+        status,
+        soap::envelope(&[], &soap::fault(code, text, None, None)),
+    ))
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// Reads the whole body, refusing it before reading when Content-Length already says it is too
+/// large, and as soon as it grows past the limit otherwise.
+async fn read_body(
+    req: Request<Incoming>,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response<Body>> {
+    let too_large = || {
+        fault(
+            413,
+            FaultCode::Client,
+            &format!(
+                "{} - il messaggio supera il limite di {max} byte",
+                Codice::FORMATO_BUSTA
+            ),
+        )
+    };
+    if let Some(len) = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        if len > max as u64 {
+            return Err(too_large());
+        }
+    }
+    match tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Ok(Err(e)) => Err(fault(
+            400,
+            FaultCode::Client,
+            &format!("body unreadable: {e}"),
+        )),
+        Err(_) => Err(fault(408, FaultCode::Client, "body not received in time")),
+    }
+}
+
+async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    debug!(%method, %path, %peer, "request");
+    let max = gw.config.limits.max_body_bytes;
+    let timeout = Duration::from_secs(gw.config.limits.request_timeout_secs);
+    let resp = match (method, path.as_str()) {
+        (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
+            match read_body(req, max, timeout).await {
+                Ok(body) => respond(gw.porta_applicativa(&body, Some(peer.to_string())).await),
+                Err(r) => r,
+            }
+        }
+        (Method::POST, p) if p.starts_with("/pdd/PD/") => {
+            let rest = &p["/pdd/PD/".len()..];
+            let mut parts = rest.trim_end_matches('/').splitn(2, '/');
+            let servizio = parts.next().unwrap_or("").to_string();
+            let azione = parts.next().map(str::to_string);
+            let destinatario = req
+                .headers()
+                .get("X-PDD-Destinatario")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if servizio.is_empty() || azione.as_deref().is_some_and(|a| a.contains('/')) {
+                fault(404, FaultCode::Client, "use /pdd/PD/{Servizio}/{Azione}")
+            } else {
+                match read_body(req, max, timeout).await {
+                    Ok(body) => respond(
+                        gw.porta_delegata(RichiestaPd {
+                            servizio,
+                            azione,
+                            destinatario,
+                            body: &body,
+                            peer: Some(peer.to_string()),
+                        })
+                        .await,
+                    ),
+                    Err(r) => r,
+                }
+            }
+        }
+        (Method::GET, "/health") => match gw.store.recent(1) {
+            Ok(_) => plain(StatusCode::OK, "ok\n"),
+            Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
+        },
+        (Method::GET, "/pdd/PA") => plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "porta applicativa: POST a SOAP 1.1 message with a busta e-Gov header\n",
+        ),
+        (_, "/pdd/PA") | (_, "/health") => {
+            plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: POST /pdd/PA, POST /pdd/PD/{Servizio}/{Azione}, GET /health\n",
+        ),
+    };
+    Ok(resp)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight exchanges finish (up to the grace
+/// period) and flushes the store.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let gw = gw.clone();
+                let mut builder = http1::Builder::new();
+                builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
+                let conn = builder.serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |req| handle(gw.clone(), req, peer)),
+                );
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        debug!(%peer, error = %e, "connection closed with error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    let grace = Duration::from_secs(gw.config.limits.shutdown_grace_secs);
+    info!(
+        in_flight = graceful.count(),
+        "shutting down: finishing in-flight exchanges"
+    );
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        warn!("grace period over: closing remaining connections");
+    }
+    if let Err(e) = gw.store.flush().await {
+        warn!(error = %e, "final store flush failed");
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// A fault for errors that happen before the gateway could even look at the message.
+pub fn processing_fault() -> String {
+    soap::envelope(
+        &[],
+        &soap::fault(FaultCode::Server, FAULT_PROCESSAMENTO, None, None),
+    )
+}

@@ -1,0 +1,150 @@
+//! State: exchanges, the duplicate filter, Identificatore counters, stored moduli.
+//! One small trait; the embedded sled implementation is the default. Nothing above this module
+//! knows sled.
+
+mod sled_store;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::{Deserialize, Serialize};
+
+use crate::egov::Eccezione;
+
+pub use sled_store::SledStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Backend(String),
+    #[error("store: corrupt record: {0}")]
+    Corrupt(String),
+    #[error("store: the Identificatore counter for minute {0} is exhausted")]
+    Exhausted(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received on the porta applicativa.
+    In,
+    /// Sent by the porta delegata.
+    Out,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Processed; a normal answer (possibly with INFO eccezioni).
+    Ok,
+    /// Refused with an error busta (validation).
+    ErroreBusta,
+    /// Refused with a bare SOAP Fault (no busta could be read).
+    Fault,
+    /// Accepted but processing failed (EGOV_IT_300).
+    ErroreProcessamento,
+    /// A repeated Identificatore, refused (sync) or absorbed (oneway).
+    Duplicato,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::ErroreBusta => "errore_busta",
+            Outcome::Fault => "fault",
+            Outcome::ErroreProcessamento => "errore_processamento",
+            Outcome::Duplicato => "duplicato",
+        }
+    }
+}
+
+/// One exchange: a request and its answer, with what the gateway made of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub seq: u64,
+    pub direction: Direction,
+    /// RFC 3339 times.
+    pub received_at: String,
+    pub answered_at: String,
+    pub request_id: Option<String>,
+    pub response_id: Option<String>,
+    pub mittente: Option<String>,
+    pub destinatario: Option<String>,
+    pub servizio: Option<String>,
+    pub azione: Option<String>,
+    pub profilo: Option<String>,
+    pub outcome: Outcome,
+    pub http_status: u16,
+    #[serde(default)]
+    pub eccezioni: Vec<Eccezione>,
+    /// A short human explanation (fault string, service result, error).
+    #[serde(default)]
+    pub note: Option<String>,
+    /// The peer (remote address, or the partner URL for outgoing exchanges).
+    #[serde(default)]
+    pub peer: Option<String>,
+    #[serde(skip)]
+    pub request: Vec<u8>,
+    #[serde(skip)]
+    pub response: Vec<u8>,
+}
+
+/// What the duplicate filter knows of an Identificatore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DupEntry {
+    /// Exchange that processed it; 0 while in flight.
+    pub seq: u64,
+    /// When it was first accepted (ms since the epoch), for retention.
+    pub first_ms: i64,
+    /// Repeats seen after the first.
+    pub repeats: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First time: the caller owns the id until it settles or releases it.
+    New,
+    /// Already accepted (or in flight).
+    Duplicate(DupEntry),
+}
+
+/// A stored ClicLavoro modulo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredModulo {
+    pub kind: String,
+    pub code: String,
+    pub received_at: String,
+    pub request_id: Option<String>,
+    pub mittente: Option<String>,
+    pub xml: String,
+}
+
+pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
+pub trait Store: Send + Sync + 'static {
+    /// Durably reserves `block` counter values for `minute`; returns the first (≥ 1).
+    fn reserve_ids(&self, minute: &str, block: u32, capacity: u32) -> Result<u32>;
+    /// Claims an incoming Identificatore for processing (atomic: one claimant wins).
+    fn claim(&self, id: &str, now_ms: i64) -> Result<Claim>;
+    /// Records that the claimed id was processed by exchange `seq`.
+    fn settle(&self, id: &str, seq: u64) -> Result<()>;
+    /// Gives a claimed id back (processing did not happen).
+    fn release(&self, id: &str) -> Result<()>;
+    /// Counts a repeat of an accepted id.
+    fn count_repeat(&self, id: &str) -> Result<()>;
+    /// A new exchange sequence number (monotonic, never reused).
+    fn next_seq(&self) -> Result<u64>;
+    fn put_exchange(&self, ex: &Exchange) -> Result<()>;
+    fn exchange(&self, seq: u64) -> Result<Option<Exchange>>;
+    /// The exchange whose request or response carries this Identificatore.
+    fn exchange_by_id(&self, id: &str) -> Result<Option<Exchange>>;
+    /// The most recent exchanges, newest first, without raw messages.
+    fn recent(&self, limit: usize) -> Result<Vec<Exchange>>;
+    fn put_modulo(&self, m: &StoredModulo) -> Result<()>;
+    fn modulo(&self, kind: &str, code: &str) -> Result<Option<StoredModulo>>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> FlushFuture<'_>;
+}

@@ -1,0 +1,364 @@
+//! The sled implementation of [`Store`].
+
+use std::path::Path;
+
+use super::{Claim, DupEntry, Exchange, FlushFuture, Result, Store, StoreError, StoredModulo};
+
+pub struct SledStore {
+    db: sled::Db,
+    exchanges: sled::Tree,
+    ids: sled::Tree,
+    dup: sled::Tree,
+    counters: sled::Tree,
+    moduli: sled::Tree,
+}
+
+fn be(e: sled::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+impl SledStore {
+    /// Opens (or creates) the store. Claims left in flight by a previous run are dropped: those
+    /// exchanges were never answered, so the sender may retry them.
+    pub fn open(path: &Path) -> Result<SledStore> {
+        let db = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
+        let store = SledStore {
+            exchanges: db.open_tree("exchanges").map_err(be)?,
+            ids: db.open_tree("ids").map_err(be)?,
+            dup: db.open_tree("dup").map_err(be)?,
+            counters: db.open_tree("id_counters").map_err(be)?,
+            moduli: db.open_tree("moduli").map_err(be)?,
+            db,
+        };
+        let mut stale = Vec::new();
+        for kv in store.dup.iter() {
+            let (k, v) = kv.map_err(be)?;
+            if decode_dup(&v)?.seq == 0 {
+                stale.push(k);
+            }
+        }
+        for k in stale {
+            store.dup.remove(k).map_err(be)?;
+        }
+        Ok(store)
+    }
+
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn decode_dup(v: &[u8]) -> Result<DupEntry> {
+    serde_json::from_slice(v).map_err(|e| StoreError::Corrupt(format!("dup entry: {e}")))
+}
+
+fn encode_dup(d: &DupEntry) -> Vec<u8> {
+    serde_json::to_vec(d).unwrap_or_default()
+}
+
+/// Record layout: u32 LE meta length, meta JSON, u32 LE request length, request, response.
+fn encode_exchange(ex: &Exchange) -> Vec<u8> {
+    let meta = serde_json::to_vec(ex).unwrap_or_default();
+    let mut v = Vec::with_capacity(8 + meta.len() + ex.request.len() + ex.response.len());
+    v.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    v.extend_from_slice(&meta);
+    v.extend_from_slice(&(ex.request.len() as u32).to_le_bytes());
+    v.extend_from_slice(&ex.request);
+    v.extend_from_slice(&ex.response);
+    v
+}
+
+fn decode_exchange(v: &[u8], with_raw: bool) -> Result<Exchange> {
+    let corrupt = || StoreError::Corrupt("exchange record".into());
+    let len = |at: usize| -> Result<usize> {
+        let b: [u8; 4] = v
+            .get(at..at + 4)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?;
+        Ok(u32::from_le_bytes(b) as usize)
+    };
+    let ml = len(0)?;
+    let meta = v.get(4..4 + ml).ok_or_else(corrupt)?;
+    let mut ex: Exchange =
+        serde_json::from_slice(meta).map_err(|e| StoreError::Corrupt(format!("exchange: {e}")))?;
+    if with_raw {
+        let rl = len(4 + ml)?;
+        let start = 8 + ml;
+        ex.request = v.get(start..start + rl).ok_or_else(corrupt)?.to_vec();
+        ex.response = v.get(start + rl..).ok_or_else(corrupt)?.to_vec();
+    }
+    Ok(ex)
+}
+
+impl Store for SledStore {
+    fn reserve_ids(&self, minute: &str, block: u32, capacity: u32) -> Result<u32> {
+        let mut first = 0u32;
+        let mut exhausted = false;
+        self.counters
+            .fetch_and_update(minute.as_bytes(), |old| {
+                let used = old
+                    .and_then(|o| o.try_into().ok())
+                    .map(u32::from_be_bytes)
+                    .unwrap_or(0);
+                if used >= capacity {
+                    exhausted = true;
+                    return old.map(|o| o.to_vec());
+                }
+                exhausted = false;
+                first = used + 1;
+                Some(
+                    used.saturating_add(block)
+                        .min(capacity)
+                        .to_be_bytes()
+                        .to_vec(),
+                )
+            })
+            .map_err(be)?;
+        if exhausted {
+            return Err(StoreError::Exhausted(minute.to_string()));
+        }
+        // Durable before any of these ids is handed out: no id is reused after a crash.
+        self.db.flush().map_err(be)?;
+        Ok(first)
+    }
+
+    fn claim(&self, id: &str, now_ms: i64) -> Result<Claim> {
+        let fresh = DupEntry {
+            seq: 0,
+            first_ms: now_ms,
+            repeats: 0,
+        };
+        match self
+            .dup
+            .compare_and_swap(
+                id.as_bytes(),
+                None as Option<&[u8]>,
+                Some(encode_dup(&fresh)),
+            )
+            .map_err(be)?
+        {
+            Ok(()) => Ok(Claim::New),
+            Err(cas) => match cas.current {
+                Some(v) => Ok(Claim::Duplicate(decode_dup(&v)?)),
+                None => Ok(Claim::New),
+            },
+        }
+    }
+
+    fn settle(&self, id: &str, seq: u64) -> Result<()> {
+        self.dup
+            .fetch_and_update(id.as_bytes(), |old| {
+                let mut d = old.and_then(|o| decode_dup(o).ok()).unwrap_or(DupEntry {
+                    seq: 0,
+                    first_ms: 0,
+                    repeats: 0,
+                });
+                d.seq = seq;
+                Some(encode_dup(&d))
+            })
+            .map_err(be)?;
+        Ok(())
+    }
+
+    fn release(&self, id: &str) -> Result<()> {
+        self.dup.remove(id.as_bytes()).map_err(be)?;
+        Ok(())
+    }
+
+    fn count_repeat(&self, id: &str) -> Result<()> {
+        self.dup
+            .fetch_and_update(id.as_bytes(), |old| {
+                let mut d = decode_dup(old?).ok()?;
+                d.repeats = d.repeats.saturating_add(1);
+                Some(encode_dup(&d))
+            })
+            .map_err(be)?;
+        Ok(())
+    }
+
+    fn next_seq(&self) -> Result<u64> {
+        // sled's generate_id is monotonic and never reused, also across crashes.
+        Ok(self.db.generate_id().map_err(be)? + 1)
+    }
+
+    fn put_exchange(&self, ex: &Exchange) -> Result<()> {
+        let key = ex.seq.to_be_bytes();
+        self.exchanges
+            .insert(key, encode_exchange(ex))
+            .map_err(be)?;
+        for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
+            // The first exchange carrying an id keeps it (a duplicate's record does not steal it).
+            let _ = self
+                .ids
+                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(&key[..]))
+                .map_err(be)?;
+        }
+        Ok(())
+    }
+
+    fn exchange(&self, seq: u64) -> Result<Option<Exchange>> {
+        match self.exchanges.get(seq.to_be_bytes()).map_err(be)? {
+            Some(v) => Ok(Some(decode_exchange(&v, true)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn exchange_by_id(&self, id: &str) -> Result<Option<Exchange>> {
+        match self.ids.get(id.as_bytes()).map_err(be)? {
+            Some(k) => {
+                let b: [u8; 8] = k
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("id index".into()))?;
+                self.exchange(u64::from_be_bytes(b))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn recent(&self, limit: usize) -> Result<Vec<Exchange>> {
+        let mut out = Vec::new();
+        for kv in self.exchanges.iter().rev().take(limit) {
+            let (_, v) = kv.map_err(be)?;
+            out.push(decode_exchange(&v, false)?);
+        }
+        Ok(out)
+    }
+
+    fn put_modulo(&self, m: &StoredModulo) -> Result<()> {
+        let key = format!("{}/{}", m.kind, m.code);
+        let v = serde_json::to_vec(m).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.moduli.insert(key.as_bytes(), v).map_err(be)?;
+        Ok(())
+    }
+
+    fn modulo(&self, kind: &str, code: &str) -> Result<Option<StoredModulo>> {
+        let key = format!("{kind}/{code}");
+        match self.moduli.get(key.as_bytes()).map_err(be)? {
+            Some(v) => {
+                Ok(Some(serde_json::from_slice(&v).map_err(|e| {
+                    StoreError::Corrupt(format!("modulo: {e}"))
+                })?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn flush(&self) -> FlushFuture<'_> {
+        Box::pin(async move {
+            self.db.flush_async().await.map_err(be)?;
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Direction, Outcome};
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("pdd-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        p
+    }
+
+    fn ex(seq: u64, id: &str) -> Exchange {
+        Exchange {
+            seq,
+            direction: Direction::In,
+            received_at: "2024-01-01T00:00:00+00:00".into(),
+            answered_at: "2024-01-01T00:00:00+00:00".into(),
+            request_id: Some(id.into()),
+            response_id: Some(format!("R{id}")),
+            mittente: None,
+            destinatario: None,
+            servizio: None,
+            azione: None,
+            profilo: None,
+            outcome: Outcome::Ok,
+            http_status: 200,
+            eccezioni: vec![],
+            note: None,
+            peer: None,
+            request: b"<req/>".to_vec(),
+            response: b"<resp/>".to_vec(),
+        }
+    }
+
+    #[test]
+    fn exchanges_round_trip_and_index() {
+        let p = tmp("ex");
+        let s = SledStore::open(&p).unwrap();
+        let a = s.next_seq().unwrap();
+        let b = s.next_seq().unwrap();
+        assert!(b > a);
+        s.put_exchange(&ex(a, "A")).unwrap();
+        s.put_exchange(&ex(b, "B")).unwrap();
+        let got = s.exchange_by_id("RB").unwrap().unwrap();
+        assert_eq!(got, ex(b, "B"));
+        let recent = s.recent(10).unwrap();
+        assert_eq!(recent.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![b, a]);
+        assert!(recent[0].request.is_empty());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&p);
+    }
+
+    #[test]
+    fn claims_survive_restart_and_inflight_is_dropped() {
+        let p = tmp("dup");
+        {
+            let s = SledStore::open(&p).unwrap();
+            assert_eq!(s.claim("X", 1).unwrap(), Claim::New);
+            assert!(matches!(s.claim("X", 2).unwrap(), Claim::Duplicate(_)));
+            s.settle("X", 7).unwrap();
+            s.count_repeat("X").unwrap();
+            assert_eq!(s.claim("Y", 3).unwrap(), Claim::New); // left in flight
+            s.db.flush().unwrap();
+        }
+        let s = SledStore::open(&p).unwrap();
+        match s.claim("X", 4).unwrap() {
+            Claim::Duplicate(d) => assert_eq!((d.seq, d.repeats), (7, 1)),
+            c => panic!("{c:?}"),
+        }
+        assert_eq!(s.claim("Y", 5).unwrap(), Claim::New);
+        drop(s);
+        let _ = std::fs::remove_dir_all(&p);
+    }
+
+    #[test]
+    fn id_blocks_never_overlap_across_reopen() {
+        let p = tmp("ids");
+        let first = {
+            let s = SledStore::open(&p).unwrap();
+            assert_eq!(
+                s.reserve_ids("2024-01-01_10:00", 100, 9_999_999).unwrap(),
+                1
+            );
+            s.reserve_ids("2024-01-01_10:00", 100, 9_999_999).unwrap()
+        };
+        assert_eq!(first, 101);
+        let s = SledStore::open(&p).unwrap();
+        assert_eq!(
+            s.reserve_ids("2024-01-01_10:00", 100, 9_999_999).unwrap(),
+            201
+        );
+        assert_eq!(
+            s.reserve_ids("2024-01-01_10:01", 100, 9_999_999).unwrap(),
+            1
+        );
+        assert_eq!(s.reserve_ids("m", 100, 150).unwrap(), 1);
+        assert_eq!(s.reserve_ids("m", 100, 150).unwrap(), 101);
+        assert!(matches!(
+            s.reserve_ids("m", 100, 150),
+            Err(StoreError::Exhausted(_))
+        ));
+        drop(s);
+        let _ = std::fs::remove_dir_all(&p);
+    }
+}

@@ -1,0 +1,555 @@
+//! A small, bounded element tree over quick-xml, for the parts of a message that the gateway
+//! must inspect closely (SOAP header blocks, a Fault, a modulo). Every node keeps the byte range
+//! it came from, so callers can always go back to the exact bytes received.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+/// Hard limits that keep hostile input cheap to refuse.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Maximum element nesting depth in the whole document.
+    pub max_depth: usize,
+    /// Maximum namespace bindings in scope at once.
+    pub max_ns_bindings: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 256,
+            max_ns_bindings: 1024,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum XmlError {
+    #[error("not well-formed XML at byte {pos}: {msg}")]
+    Syntax { pos: usize, msg: String },
+    #[error("a DOCTYPE is not allowed in a SOAP message")]
+    DocType,
+    #[error("elements nested deeper than {0} levels")]
+    TooDeep(usize),
+    #[error("undefined entity &{0};")]
+    UndefinedEntity(String),
+    #[error("namespace prefix '{0}' is not declared")]
+    UnknownPrefix(String),
+    #[error("the document is empty")]
+    Empty,
+    #[error("the message is not valid UTF-8 (byte {0})")]
+    Encoding(usize),
+    #[error("unsupported encoding '{0}': only UTF-8 is accepted")]
+    UnsupportedEncoding(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attr {
+    /// Namespace URI of a prefixed attribute; `None` for unprefixed ones.
+    pub ns: Option<String>,
+    pub local: String,
+    /// The attribute name as written (`SOAP_ENV:actor`).
+    pub qname: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    pub ns: Option<String>,
+    pub local: String,
+    /// The element name as written (`eGov_IT:Mittente`).
+    pub qname: String,
+    pub attrs: Vec<Attr>,
+    pub children: Vec<Element>,
+    /// The character data directly inside this element, unescaped and concatenated.
+    pub text: String,
+    /// Byte range of the whole element (start tag to end tag) in the source.
+    pub span: Range<usize>,
+}
+
+impl Element {
+    pub fn is(&self, ns: &str, local: &str) -> bool {
+        self.local == local && self.ns.as_deref() == Some(ns)
+    }
+
+    /// Children with the given local name (any namespace).
+    pub fn children_named<'a>(&'a self, local: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.local == local)
+    }
+
+    pub fn child(&self, local: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.local == local)
+    }
+
+    /// An unprefixed attribute.
+    pub fn attr(&self, local: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.ns.is_none() && a.local == local)
+            .map(|a| a.value.as_str())
+    }
+
+    /// An attribute in a namespace.
+    pub fn attr_ns(&self, ns: &str, local: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|a| a.ns.as_deref() == Some(ns) && a.local == local)
+            .map(|a| a.value.as_str())
+    }
+
+    /// Trimmed text content.
+    pub fn value(&self) -> &str {
+        self.text.trim()
+    }
+}
+
+/// Checks the byte-level encoding and returns the document as text. A UTF-8 byte order mark is
+/// skipped; an XML declaration naming any encoding but UTF-8 (or its ASCII subset) is refused
+/// rather than misread.
+pub fn decode(bytes: &[u8]) -> Result<(&str, usize), XmlError> {
+    let (bytes, offset) = match bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        Some(rest) => (rest, 3),
+        None => (bytes, 0),
+    };
+    if bytes.starts_with(b"\xFE\xFF") || bytes.starts_with(b"\xFF\xFE") {
+        return Err(XmlError::UnsupportedEncoding("UTF-16".into()));
+    }
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| XmlError::Encoding(e.valid_up_to() + offset))?;
+    if let Some(enc) = declared_encoding(text) {
+        let e = enc.to_ascii_lowercase();
+        if e != "utf-8" && e != "utf8" && e != "us-ascii" && e != "ascii" {
+            return Err(XmlError::UnsupportedEncoding(enc.to_string()));
+        }
+    }
+    Ok((text, offset))
+}
+
+/// The `encoding` pseudo-attribute of a leading XML declaration, if any.
+fn declared_encoding(text: &str) -> Option<&str> {
+    let decl = text.strip_prefix("<?xml")?;
+    let end = decl.find("?>")?;
+    let decl = &decl[..end];
+    let at = decl.find("encoding")?;
+    let rest = decl[at + "encoding".len()..]
+        .trim_start()
+        .strip_prefix('=')?
+        .trim_start();
+    let quote = rest.chars().next()?;
+    if quote != '"' && quote != '\'' {
+        return None;
+    }
+    let rest = &rest[1..];
+    let close = rest.find(quote)?;
+    Some(&rest[..close])
+}
+
+/// A namespace-aware event cursor over a document held in memory, tracking depth and byte
+/// positions. Shared by the SOAP reader and the tree builder.
+pub struct Cursor<'a> {
+    pub reader: NsReader<&'a [u8]>,
+    pub src: &'a str,
+    pub depth: usize,
+    limits: Limits,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(src: &'a str, limits: Limits) -> Self {
+        let mut reader = NsReader::from_str(src);
+        reader.config_mut().check_end_names = true;
+        reader.config_mut().expand_empty_elements = false;
+        reader
+            .resolver_mut()
+            .set_max_namespace_bindings(limits.max_ns_bindings);
+        Cursor {
+            reader,
+            src,
+            depth: 0,
+            limits,
+        }
+    }
+
+    pub fn pos(&self) -> usize {
+        self.reader.buffer_position() as usize
+    }
+
+    /// The next event with its start byte offset; depth is updated. DOCTYPE is refused here so
+    /// that no caller can forget it.
+    pub fn next_event(&mut self) -> Result<(usize, Event<'a>), XmlError> {
+        let start = self.pos();
+        let ev = self.reader.read_event().map_err(|e| XmlError::Syntax {
+            pos: self.reader.error_position() as usize,
+            msg: e.to_string(),
+        })?;
+        match &ev {
+            Event::Start(_) => {
+                self.depth += 1;
+                if self.depth > self.limits.max_depth {
+                    return Err(XmlError::TooDeep(self.limits.max_depth));
+                }
+            }
+            Event::End(_) => self.depth = self.depth.saturating_sub(1),
+            Event::DocType(_) => return Err(XmlError::DocType),
+            _ => {}
+        }
+        Ok((start, ev))
+    }
+
+    /// Namespace URI of an element name in the current scope.
+    pub fn element_ns(&self, e: &BytesStart) -> Result<Option<String>, XmlError> {
+        match self.reader.resolver().resolve_element(e.name()).0 {
+            ResolveResult::Bound(ns) => Ok(Some(ns.0.to_string())),
+            ResolveResult::Unbound => Ok(None),
+            ResolveResult::Unknown(p) => Err(XmlError::UnknownPrefix(p)),
+        }
+    }
+
+    /// The attributes of a start tag, namespace-resolved and unescaped. Namespace declarations
+    /// are not returned. Duplicate attributes are a well-formedness error.
+    pub fn attributes(&self, e: &BytesStart) -> Result<Vec<Attr>, XmlError> {
+        let mut out = Vec::new();
+        for a in e.attributes() {
+            let a = a.map_err(|err| XmlError::Syntax {
+                pos: self.pos(),
+                msg: err.to_string(),
+            })?;
+            let qname = a.key.0;
+            if qname == "xmlns" || qname.starts_with("xmlns:") {
+                continue;
+            }
+            let (res, local) = self.reader.resolver().resolve_attribute(a.key);
+            let ns = match res {
+                ResolveResult::Bound(ns) => Some(ns.0.to_string()),
+                ResolveResult::Unbound => None,
+                ResolveResult::Unknown(p) => {
+                    if p == "xml" {
+                        Some("http://www.w3.org/XML/1998/namespace".to_string())
+                    } else {
+                        return Err(XmlError::UnknownPrefix(p));
+                    }
+                }
+            };
+            // Literal whitespace is normalised before references are resolved (XML 1.0 §3.3.3),
+            // so `&#10;` survives as a newline.
+            let value = unescape(&normalize_attr_ws(Cow::Borrowed(&a.value)))?.into_owned();
+            out.push(Attr {
+                ns,
+                local: local.into_inner().to_string(),
+                qname: qname.to_string(),
+                value,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Builds the tree of the element whose start (or empty) tag was just read.
+    pub fn build(
+        &mut self,
+        start_at: usize,
+        e: &BytesStart,
+        empty: bool,
+    ) -> Result<Element, XmlError> {
+        let mut root = self.open(start_at, e)?;
+        if empty {
+            root.span = start_at..self.pos();
+            return Ok(root);
+        }
+        let mut stack: Vec<Element> = vec![root];
+        loop {
+            let (at, ev) = self.next_event()?;
+            match ev {
+                Event::Start(s) => {
+                    let el = self.open(at, &s)?;
+                    stack.push(el);
+                }
+                Event::Empty(s) => {
+                    let mut el = self.open(at, &s)?;
+                    el.span = at..self.pos();
+                    push_child(&mut stack, el);
+                }
+                Event::End(_) => {
+                    let mut el = stack.pop().ok_or(XmlError::Empty)?;
+                    el.span.end = self.pos();
+                    if stack.is_empty() {
+                        return Ok(el);
+                    }
+                    push_child(&mut stack, el);
+                }
+                Event::Text(t) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&t.xml10_content());
+                    }
+                }
+                Event::CData(c) => {
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push_str(&c.xml10_content());
+                    }
+                }
+                Event::GeneralRef(r) => {
+                    let s = resolve_ref(&r)?;
+                    if let Some(top) = stack.last_mut() {
+                        top.text.push(s);
+                    }
+                }
+                Event::Eof => {
+                    return Err(XmlError::Syntax {
+                        pos: self.pos(),
+                        msg: "unexpected end of document".into(),
+                    })
+                }
+                Event::Comment(_) | Event::PI(_) | Event::Decl(_) | Event::DocType(_) => {}
+            }
+        }
+    }
+
+    fn open(&self, at: usize, e: &BytesStart) -> Result<Element, XmlError> {
+        Ok(Element {
+            ns: self.element_ns(e)?,
+            local: e.local_name().into_inner().to_string(),
+            qname: e.name().0.to_string(),
+            attrs: self.attributes(e)?,
+            children: Vec::new(),
+            text: String::new(),
+            span: at..at,
+        })
+    }
+
+    /// Skips the content of the element whose start tag was just read, checking that it is
+    /// well-formed. Returns the byte offset where its end tag begins.
+    pub fn skip_to_end(&mut self) -> Result<usize, XmlError> {
+        let target = self.depth - 1;
+        loop {
+            let (at, ev) = self.next_event()?;
+            match ev {
+                Event::End(_) if self.depth == target => return Ok(at),
+                Event::Start(s) | Event::Empty(s) => {
+                    // Resolve names so an undeclared prefix is caught anywhere in the message.
+                    self.element_ns(&s)?;
+                    self.attributes(&s)?;
+                }
+                Event::GeneralRef(r) => {
+                    resolve_ref(&r)?;
+                }
+                Event::Eof => {
+                    return Err(XmlError::Syntax {
+                        pos: self.pos(),
+                        msg: "unexpected end of document".into(),
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+fn push_child(stack: &mut [Element], el: Element) {
+    if let Some(parent) = stack.last_mut() {
+        parent.children.push(el);
+    }
+}
+
+/// Resolves a general entity reference: the five predefined ones and character references.
+/// With DOCTYPE refused, any other entity is undefined.
+pub fn resolve_ref(r: &quick_xml::events::BytesRef) -> Result<char, XmlError> {
+    if r.is_char_ref() {
+        return match r.resolve_char_ref() {
+            Ok(Some(c)) if is_xml_char(c) => Ok(c),
+            _ => Err(XmlError::Syntax {
+                pos: 0,
+                msg: format!("invalid character reference &{};", &**r),
+            }),
+        };
+    }
+    match &**r {
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "amp" => Ok('&'),
+        "apos" => Ok('\''),
+        "quot" => Ok('"'),
+        other => Err(XmlError::UndefinedEntity(other.to_string())),
+    }
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
+/// Unescapes entity and character references in raw markup text.
+pub fn unescape(raw: &str) -> Result<Cow<'_, str>, XmlError> {
+    if !raw.contains('&') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let end = after.find(';').ok_or_else(|| XmlError::Syntax {
+            pos: 0,
+            msg: "unterminated entity reference".into(),
+        })?;
+        let name = &after[..end];
+        let r = quick_xml::events::BytesRef::new(name);
+        out.push(resolve_ref(&r)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(Cow::Owned(out))
+}
+
+/// Attribute-value normalisation of XML 1.0 §3.3.3 for CDATA attributes.
+fn normalize_attr_ws(v: Cow<'_, str>) -> Cow<'_, str> {
+    if v.contains(['\t', '\n', '\r']) {
+        Cow::Owned(v.replace("\r\n", " ").replace(['\t', '\n', '\r'], " "))
+    } else {
+        v
+    }
+}
+
+/// Escapes text for element content.
+pub fn escape_text(s: &str) -> Cow<'_, str> {
+    if !s.contains(['<', '>', '&', '\r']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Escapes text for a double-quoted attribute value.
+pub fn escape_attr(s: &str) -> Cow<'_, str> {
+    if !s.contains(['<', '>', '&', '"', '\t', '\n', '\r']) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\t' => out.push_str("&#9;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Parses a whole document into a tree (for small documents: moduli, faults, test fixtures).
+pub fn parse_document(bytes: &[u8], limits: Limits) -> Result<Element, XmlError> {
+    let (src, offset) = decode(bytes)?;
+    let mut cur = Cursor::new(src, limits);
+    let mut root = None;
+    loop {
+        let (at, ev) = cur.next_event()?;
+        match ev {
+            Event::Start(s) if root.is_none() => root = Some(cur.build(at, &s, false)?),
+            Event::Empty(s) if root.is_none() => root = Some(cur.build(at, &s, true)?),
+            Event::Start(_) | Event::Empty(_) => {
+                return Err(XmlError::Syntax {
+                    pos: at + offset,
+                    msg: "more than one root element".into(),
+                })
+            }
+            Event::Text(t) if !t.trim().is_empty() => {
+                return Err(XmlError::Syntax {
+                    pos: at + offset,
+                    msg: "text outside the root element".into(),
+                })
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    let mut root = root.ok_or(XmlError::Empty)?;
+    if offset != 0 {
+        shift(&mut root, offset);
+    }
+    Ok(root)
+}
+
+fn shift(el: &mut Element, by: usize) {
+    el.span = el.span.start + by..el.span.end + by;
+    for c in &mut el.children {
+        shift(c, by);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builds_tree_with_namespaces_and_spans() {
+        let src = r#"<a:x xmlns:a="urn:a" k="v&amp;w"><a:y>t&lt;1<![CDATA[<z>]]></a:y><b xmlns="urn:b"/></a:x>"#;
+        let root = parse_document(src.as_bytes(), Limits::default()).unwrap();
+        assert!(root.is("urn:a", "x"));
+        assert_eq!(root.attr("k"), Some("v&w"));
+        assert_eq!(root.children[0].text, "t<1<z>");
+        assert!(root.children[1].is("urn:b", "b"));
+        assert_eq!(&src[root.children[1].span.clone()], r#"<b xmlns="urn:b"/>"#);
+        assert_eq!(&src[root.span.clone()], src);
+    }
+
+    #[test]
+    fn refuses_doctype_and_unknown_entities() {
+        let xxe = r#"<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>"#;
+        assert_eq!(
+            parse_document(xxe.as_bytes(), Limits::default()),
+            Err(XmlError::DocType)
+        );
+        let undef = "<x>&e;</x>";
+        assert_eq!(
+            parse_document(undef.as_bytes(), Limits::default()),
+            Err(XmlError::UndefinedEntity("e".into()))
+        );
+    }
+
+    #[test]
+    fn refuses_deep_nesting_and_bad_encoding() {
+        let deep = "<a>".repeat(1000) + &"</a>".repeat(1000);
+        assert_eq!(
+            parse_document(deep.as_bytes(), Limits::default()),
+            Err(XmlError::TooDeep(256))
+        );
+        assert!(matches!(
+            parse_document(b"<a>\xff</a>", Limits::default()),
+            Err(XmlError::Encoding(3))
+        ));
+        let latin = r#"<?xml version="1.0" encoding="ISO-8859-1"?><a/>"#;
+        assert!(matches!(
+            parse_document(latin.as_bytes(), Limits::default()),
+            Err(XmlError::UnsupportedEncoding(_))
+        ));
+    }
+
+    #[test]
+    fn refuses_duplicate_attributes_and_mismatched_tags() {
+        assert!(parse_document(br#"<a t="1" t="2"/>"#, Limits::default()).is_err());
+        assert!(parse_document(b"<a><b></a>", Limits::default()).is_err());
+        assert!(parse_document(b"<p:a/>", Limits::default()).is_err());
+    }
+
+    #[test]
+    fn escapes_round_trip() {
+        let s = "a<b>&\"c\"\r\n";
+        let doc = format!("<x y=\"{}\">{}</x>", escape_attr(s), escape_text(s));
+        let root = parse_document(doc.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(root.attr("y"), Some(s));
+        assert_eq!(root.text, s);
+    }
+}
