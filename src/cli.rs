@@ -161,6 +161,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // Tells `pdd trace` where this gateway answers while it holds the store.
+        let _ = std::fs::write(config.data.join(LISTEN_FILE), addr.to_string());
         let own = config.own();
         tracing::info!(
             listen = %addr,
@@ -267,73 +269,113 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::from(exit))
 }
 
-fn open_for_reading(config: &Config) -> Result<SledStore, String> {
-    SledStore::open(&config.data).map_err(|e| match e {
-        StoreError::Backend(m) if m.contains("lock") || m.contains("WouldBlock") => format!(
-            "the store {} is in use by a running pdd; stop it first, or read it from the running gateway",
-            config.data.display()
-        ),
-        e => e.to_string(),
-    })
+/// File in the data directory holding the address of the gateway that has the store open.
+const LISTEN_FILE: &str = "listen.addr";
+
+/// Where trace commands read from: the store itself, or the gateway that holds it.
+enum Source {
+    Store(SledStore),
+    Gateway(SocketAddr),
+}
+
+fn open_for_reading(config: &Config) -> Result<Source, String> {
+    match SledStore::open(&config.data) {
+        Ok(s) => Ok(Source::Store(s)),
+        Err(StoreError::Backend(m)) if m.contains("lock") || m.contains("WouldBlock") => {
+            // sled admits one process: ask the running gateway (loopback admin endpoints).
+            let addr = std::fs::read_to_string(config.data.join(LISTEN_FILE))
+                .ok()
+                .and_then(|a| a.trim().parse::<SocketAddr>().ok())
+                .unwrap_or(config.listen);
+            if addr.ip().is_loopback() {
+                Ok(Source::Gateway(addr))
+            } else {
+                Err(format!(
+                    "the store {} is in use by a running pdd listening on {addr}; its admin endpoints answer on loopback only",
+                    config.data.display()
+                ))
+            }
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// GET on the running gateway's admin endpoint; `None` on 404.
+fn admin_get(addr: SocketAddr, path: &str) -> Result<Option<serde_json::Value>, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
+        .map_err(|e| {
+            format!("the store is in use, and the gateway at {addr} does not answer: {e}")
+        })?;
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or("malformed answer from the gateway")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    // The gateway answers with Content-Length and closes; no chunking to undo.
+    match status {
+        "200" => serde_json::from_str(body)
+            .map(Some)
+            .map_err(|e| format!("answer from the gateway: {e}")),
+        "404" => Ok(None),
+        other => Err(format!(
+            "the gateway answered HTTP {other}: {}",
+            body.trim()
+        )),
+    }
 }
 
 fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
     if !config.data.exists() {
         return Err(format!("no store at {}", config.data.display()));
     }
-    let store = open_for_reading(&config)?;
+    let source = open_for_reading(&config)?;
     match t {
         TraceCommand::List { limit, json } => {
-            let list = store.recent(limit).map_err(|e| e.to_string())?;
+            let list: Vec<Exchange> = match &source {
+                Source::Store(s) => s.recent(limit).map_err(|e| e.to_string())?,
+                Source::Gateway(a) => {
+                    let v = admin_get(*a, &format!("/admin/exchanges?limit={limit}"))?
+                        .unwrap_or_default();
+                    serde_json::from_value(v).map_err(|e| e.to_string())?
+                }
+            };
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&list).unwrap_or_default()
                 );
             } else {
-                println!(
-                    "{:>6}  {:<25}  {:<3}  {:<20}  {:<24}  {:<55}  {:<20}  HTTP",
-                    "SEQ",
-                    "RECEIVED",
-                    "DIR",
-                    "MITTENTE",
-                    "SERVIZIO/AZIONE",
-                    "IDENTIFICATORE",
-                    "OUTCOME"
-                );
-                for e in &list {
-                    println!(
-                        "{:>6}  {:<25}  {:<3}  {:<20}  {:<24}  {:<55}  {:<20}  {}",
-                        e.seq,
-                        e.received_at,
-                        match e.direction {
-                            crate::store::Direction::In => "in",
-                            crate::store::Direction::Out => "out",
-                        },
-                        e.mittente.as_deref().unwrap_or("-"),
-                        format!(
-                            "{}/{}",
-                            e.servizio.as_deref().unwrap_or("-"),
-                            e.azione.as_deref().unwrap_or("-")
-                        ),
-                        e.request_id.as_deref().unwrap_or("-"),
-                        e.outcome.as_str(),
-                        e.http_status
-                    );
-                }
-                if list.is_empty() {
-                    println!("(no exchanges)");
-                }
+                print_list(&list);
             }
             Ok(ExitCode::SUCCESS)
         }
         TraceCommand::Show { id, json } => {
-            let found = match store.exchange_by_id(&id).map_err(|e| e.to_string())? {
-                Some(e) => Some(e),
-                None => match id.parse::<u64>() {
-                    Ok(seq) => store.exchange(seq).map_err(|e| e.to_string())?,
-                    Err(_) => None,
-                },
+            let found = match &source {
+                Source::Store(store) => {
+                    match store.exchange_by_id(&id).map_err(|e| e.to_string())? {
+                        Some(e) => Some(e),
+                        None => match id.parse::<u64>() {
+                            Ok(seq) => store.exchange(seq).map_err(|e| e.to_string())?,
+                            Err(_) => None,
+                        },
+                    }
+                }
+                Source::Gateway(a) => {
+                    let path = format!(
+                        "/admin/exchanges/{}",
+                        id.replace('%', "%25").replace(' ', "%20")
+                    );
+                    admin_get(*a, &path)?.and_then(|v| Exchange::from_json_full(&v))
+                }
             };
             let Some(e) = found else {
                 eprintln!("pdd: no exchange with id or sequence '{id}'");
@@ -345,14 +387,44 @@ fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
     }
 }
 
+fn print_list(list: &[Exchange]) {
+    println!(
+        "{:>6}  {:<29}  {:<3}  {:<16}  {:<32}  {:<52}  {:<20}  HTTP",
+        "SEQ", "RECEIVED", "DIR", "MITTENTE", "SERVIZIO/AZIONE", "IDENTIFICATORE", "OUTCOME"
+    );
+    for e in list {
+        println!(
+            "{:>6}  {:<29}  {:<3}  {:<16}  {:<32}  {:<52}  {:<20}  {}",
+            e.seq,
+            e.received_at,
+            match e.direction {
+                crate::store::Direction::In => "in",
+                crate::store::Direction::Out => "out",
+            },
+            e.mittente.as_deref().unwrap_or("-"),
+            format!(
+                "{}/{}",
+                e.servizio.as_deref().unwrap_or("-"),
+                e.azione.as_deref().unwrap_or("-")
+            ),
+            e.request_id.as_deref().unwrap_or("-"),
+            e.outcome.as_str(),
+            e.http_status
+        );
+    }
+    if list.is_empty() {
+        println!("(no exchanges)");
+    }
+}
+
 fn print_exchange(e: &Exchange, json: bool) {
     let request = String::from_utf8_lossy(&e.request);
     let response = String::from_utf8_lossy(&e.response);
     if json {
-        let mut v = serde_json::to_value(e).unwrap_or_default();
-        v["request"] = serde_json::Value::String(request.into_owned());
-        v["response"] = serde_json::Value::String(response.into_owned());
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&e.to_json_full()).unwrap_or_default()
+        );
         return;
     }
     println!("exchange {}", e.seq);

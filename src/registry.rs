@@ -275,18 +275,30 @@ pub const REGIONI: &[&str] = &[
 
 pub const CLICLAVORO_AZIONI: &[&str] = &["InvioCandidatura", "InvioVacancy", "InvioMessaggio"];
 
-/// The embedded demo registry: the Ministry, every region, INPS, and the ClicLavoro service.
+/// The soggetto of the Ministry's National Coordination Node.
+pub const NCN: &str = "MinisteroLavoro";
+
+/// The embedded demo registry: the Ministry (offering the ClicLavoro service), every region,
+/// INPS, and our own soggetto if it is none of these.
 pub fn demo(own: &Soggetto) -> (Vec<Soggetto>, Vec<Servizio>) {
-    let mut soggetti = vec![own.clone()];
-    for nome in REGIONI.iter().chain(["INPS"].iter()) {
-        if *nome != own.nome {
+    let mut soggetti = Vec::new();
+    for nome in [NCN].iter().chain(REGIONI.iter()).chain(["INPS"].iter()) {
+        if own.tipo == "SPC" && own.nome == *nome {
+            soggetti.push(own.clone());
+        } else {
             soggetti.push(Soggetto::new("SPC", nome));
         }
+    }
+    if !soggetti
+        .iter()
+        .any(|s| s.tipo == own.tipo && s.nome == own.nome)
+    {
+        soggetti.push(own.clone());
     }
     let servizi = vec![Servizio {
         tipo: "SPC".into(),
         nome: "ClicLavoro".into(),
-        erogatore: format!("{}/{}", own.tipo, own.nome),
+        erogatore: format!("SPC/{NCN}"),
         profilo: Profilo::Sincrono,
         azione_obbligatoria: true,
         azioni: CLICLAVORO_AZIONI
@@ -321,6 +333,16 @@ mod tests {
         assert_eq!(cl.profilo_per(Some("InvioVacancy")), Profilo::Sincrono);
         assert!(cl.ammette(&Parte::new("SPC", "LAZIO")));
         assert!(r.soggetto(&Parte::new("AOO", "EMILIA")).is_none());
+
+        // A region's gateway sees the same network, with the Ministry offering ClicLavoro.
+        let mut emilia = Soggetto::new("SPC", "EMILIA");
+        emilia.locale = true;
+        let (s, v) = demo(&emilia);
+        let r = Registry::new(s, v).unwrap();
+        assert!(r.soggetto(&Parte::new("SPC", "EMILIA")).unwrap().locale);
+        assert!(r
+            .servizio(&Parte::new("SPC", NCN), "SPC", "ClicLavoro")
+            .is_some());
     }
 
     #[test]

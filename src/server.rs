@@ -154,6 +154,16 @@ async fn handle(
                 }
             }
         }
+        (Method::GET, p) if p.starts_with("/admin/") => {
+            if peer.ip().is_loopback() {
+                admin(&gw, p, req.uri().query())
+            } else {
+                plain(
+                    StatusCode::FORBIDDEN,
+                    "the admin endpoints answer on loopback only\n",
+                )
+            }
+        }
         (Method::GET, "/health") => match gw.store.recent(1) {
             Ok(_) => plain(StatusCode::OK, "ok\n"),
             Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
@@ -171,6 +181,78 @@ async fn handle(
         ),
     };
     Ok(resp)
+}
+
+fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// Read-only views of the store for the CLI while the gateway holds it (loopback only):
+/// `GET /admin/exchanges?limit=N`, `GET /admin/exchanges/{Identificatore or seq}`.
+fn admin(gw: &Gateway, path: &str, query: Option<&str>) -> Response<Body> {
+    let err = |e: crate::store::StoreError| {
+        json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &serde_json::json!({ "error": e.to_string() }),
+        )
+    };
+    if path == "/admin/exchanges" {
+        let limit = query
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit=")))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(20)
+            .min(10_000);
+        return match gw.store.recent(limit) {
+            Ok(list) => json(
+                StatusCode::OK,
+                &serde_json::to_value(list).unwrap_or_default(),
+            ),
+            Err(e) => err(e),
+        };
+    }
+    if let Some(id) = path.strip_prefix("/admin/exchanges/") {
+        let id = percent_decode(id);
+        let found = match gw.store.exchange_by_id(&id) {
+            Ok(Some(e)) => Ok(Some(e)),
+            Ok(None) => match id.parse::<u64>() {
+                Ok(seq) => gw.store.exchange(seq),
+                Err(_) => Ok(None),
+            },
+            Err(e) => Err(e),
+        };
+        return match found {
+            Ok(Some(e)) => json(StatusCode::OK, &e.to_json_full()),
+            Ok(None) => json(
+                StatusCode::NOT_FOUND,
+                &serde_json::json!({ "error": format!("no exchange '{id}'") }),
+            ),
+            Err(e) => err(e),
+        };
+    }
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// Decodes %XX escapes (an Identificatore's `:` may arrive as %3A).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight exchanges finish (up to the grace

@@ -145,7 +145,10 @@ fn prepare(src: &str, c: &Case, n: u32) -> String {
 
 /// What came back, reduced to what the table speaks of.
 #[derive(Debug)]
-#[allow(dead_code, reason = "fields are read through Debug in failure messages")]
+#[allow(
+    dead_code,
+    reason = "fields are read through Debug in failure messages"
+)]
 enum Got {
     Fault001,
     Busta(Vec<Eccezione>),

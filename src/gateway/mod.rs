@@ -127,7 +127,9 @@ impl Gateway {
 
     /// Writes the exchange and waits until it is durable. Nothing is answered before this.
     async fn commit(&self, ex: &mut Exchange, dup_id: Option<&str>) -> Result<(), StoreError> {
-        ex.answered_at = self.now().to_rfc3339();
+        ex.answered_at = self
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
         self.store.put_exchange(ex)?;
         if let Some(id) = dup_id {
             self.store.settle(id, ex.seq)?;
@@ -145,7 +147,7 @@ impl Gateway {
         Ok(Exchange {
             seq: self.store.next_seq()?,
             direction,
-            received_at: received.to_rfc3339(),
+            received_at: received.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
             answered_at: String::new(),
             request_id: None,
             response_id: None,

@@ -421,7 +421,7 @@ impl Gateway {
     ) -> Answer {
         ex.http_status = status;
         ex.outcome = outcome;
-        if note.is_some() {
+        if ex.note.is_none() {
             ex.note = note;
         }
         ex.response = body.as_bytes().to_vec();

@@ -171,7 +171,9 @@ pub fn handle(c: &Chiamata<'_>, store: &dyn Store, limits: Limits) -> Result<Esi
             store.put_modulo(&StoredModulo {
                 kind: op.kind.to_string(),
                 code: code.clone(),
-                received_at: c.received_at.to_rfc3339(),
+                received_at: c
+                    .received_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
                 request_id: c.busta.id.clone(),
                 mittente: c.busta.mittente.as_ref().map(|m| m.to_string()),
                 xml,

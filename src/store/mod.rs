@@ -92,6 +92,37 @@ pub struct Exchange {
     pub response: Vec<u8>,
 }
 
+impl Exchange {
+    /// JSON with the raw request and response as text (for `pdd trace show --json` and the
+    /// admin endpoint).
+    pub fn to_json_full(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        v["request"] =
+            serde_json::Value::String(String::from_utf8_lossy(&self.request).into_owned());
+        v["response"] =
+            serde_json::Value::String(String::from_utf8_lossy(&self.response).into_owned());
+        v
+    }
+
+    /// The inverse of [`Exchange::to_json_full`].
+    pub fn from_json_full(v: &serde_json::Value) -> Option<Exchange> {
+        let mut e: Exchange = serde_json::from_value(v.clone()).ok()?;
+        e.request = v
+            .get("request")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec();
+        e.response = v
+            .get("response")
+            .and_then(|x| x.as_str())
+            .unwrap_or("")
+            .as_bytes()
+            .to_vec();
+        Some(e)
+    }
+}
+
 /// What the duplicate filter knows of an Identificatore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DupEntry {

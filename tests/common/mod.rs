@@ -67,17 +67,13 @@ pub async fn start(config: Config) -> Running {
     start_with_clock(config, Arc::new(SystemClock)).await
 }
 
-pub async fn start_with_clock(mut config: Config, clock: Arc<dyn Clock>) -> Running {
-    let dir = TempDir::new("gw");
-    config.data = dir.0.join("data");
-    start_in(config, clock, dir).await
+pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Running {
+    start_in(config, clock, TempDir::new("gw")).await
 }
 
 /// Starts on an existing data directory (to test restarts).
 pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -> Running {
-    if config.data.as_os_str().is_empty() {
-        config.data = dir.0.join("data");
-    }
+    config.data = dir.0.join("data");
     let registry = config.build_registry().expect("registry");
     let store = SledStore::open(&config.data).expect("store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -142,4 +138,174 @@ pub async fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
 pub fn shared() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
     p.is_dir().then_some(p)
+}
+
+/// A busta request, written out by hand (independent of the project's writer).
+pub struct Req<'a> {
+    pub mittente: &'a str,
+    pub destinatario: &'a str,
+    pub servizio: &'a str,
+    pub azione: Option<&'a str>,
+    pub profilo: &'a str,
+    pub id: String,
+    pub ora: String,
+    pub scadenza: Option<String>,
+    pub body: String,
+}
+
+impl<'a> Req<'a> {
+    /// A request stamped now, with a unique counter.
+    pub fn new(
+        mittente: &'a str,
+        destinatario: &'a str,
+        servizio: &'a str,
+        azione: Option<&'a str>,
+        body: String,
+    ) -> Req<'a> {
+        let now = chrono::Local::now();
+        Req {
+            mittente,
+            destinatario,
+            servizio,
+            azione,
+            profilo: "EGOV_IT_ServizioSincrono",
+            id: id(mittente, now.naive_local()),
+            ora: now.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+            scadenza: None,
+            body,
+        }
+    }
+
+    pub fn xml(&self) -> String {
+        let azione = self
+            .azione
+            .map(|a| format!("<eGov_IT:Azione>{a}</eGov_IT:Azione>"))
+            .unwrap_or_default();
+        let scadenza = self
+            .scadenza
+            .as_ref()
+            .map(|s| format!("<eGov_IT:Scadenza>{s}</eGov_IT:Scadenza>"))
+            .unwrap_or_default();
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/">
+ <soapenv:Header>
+  <eGov_IT:Intestazione xmlns:eGov_IT="http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/" soapenv:actor="http://www.cnipa.it/eGov_it/portadominio" soapenv:mustUnderstand="1">
+   <eGov_IT:IntestazioneMessaggio>
+    <eGov_IT:Mittente><eGov_IT:IdentificativoParte tipo="SPC">{m}</eGov_IT:IdentificativoParte></eGov_IT:Mittente>
+    <eGov_IT:Destinatario><eGov_IT:IdentificativoParte tipo="SPC">{d}</eGov_IT:IdentificativoParte></eGov_IT:Destinatario>
+    <eGov_IT:ProfiloCollaborazione>{p}</eGov_IT:ProfiloCollaborazione>
+    <eGov_IT:Servizio tipo="SPC">{s}</eGov_IT:Servizio>{azione}
+    <eGov_IT:Messaggio><eGov_IT:Identificatore>{id}</eGov_IT:Identificatore><eGov_IT:OraRegistrazione tempo="EGOV_IT_SPC">{ora}</eGov_IT:OraRegistrazione>{scadenza}</eGov_IT:Messaggio>
+    <eGov_IT:ProfiloTrasmissione inoltro="EGOV_IT_ALPIUUNAVOLTA" confermaRicezione="false"/>
+   </eGov_IT:IntestazioneMessaggio>
+  </eGov_IT:Intestazione>
+ </soapenv:Header>
+ <soapenv:Body>{body}</soapenv:Body>
+</soapenv:Envelope>"#,
+            m = self.mittente,
+            d = self.destinatario,
+            p = self.profilo,
+            s = self.servizio,
+            id = self.id,
+            ora = self.ora,
+            body = self.body
+        )
+    }
+}
+
+/// A fresh Identificatore of `nome` (porta `<nome>SPCoopIT`) for the minute of `t`.
+pub fn id(nome: &str, t: chrono::NaiveDateTime) -> String {
+    static N: AtomicU32 = AtomicU32::new(1);
+    format!(
+        "{nome}_{nome}SPCoopIT_{:07}_{}",
+        N.fetch_add(1, Ordering::Relaxed) + 5_000_000,
+        t.format("%Y-%m-%d_%H:%M")
+    )
+}
+
+/// The escaped `invioCandidatura` body for a modulo.
+pub fn invio_candidatura(modulo: &str) -> String {
+    let esc = modulo
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    format!(
+        r#"<types:invioCandidatura xmlns:types="http://servizi.lavoro.gov.it/cliclavoro/types"><types:CandidaturaXML>{esc}</types:CandidaturaXML></types:invioCandidatura>"#
+    )
+}
+
+pub fn example(name: &str) -> String {
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name),
+    )
+    .expect("example file")
+}
+
+/// Whether an external tool is installed; when `PDD_REQUIRE_PEERS` is set (CI), its absence fails.
+pub fn have(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("PDD_REQUIRE_PEERS").is_none(),
+            "{tool} is required (PDD_REQUIRE_PEERS is set) but not installed"
+        );
+        eprintln!("SKIP: {tool} is not installed");
+    }
+    found
+}
+
+/// Validates an XML document against a schema with xmllint; returns xmllint's complaint if any.
+pub fn xmllint(xml: &str, schema: &std::path::Path) -> Result<(), String> {
+    let dir = TempDir::new("xmllint");
+    let f = dir.0.join("doc.xml");
+    std::fs::write(&f, xml).expect("write");
+    let out = std::process::Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(schema)
+        .arg(&f)
+        .output()
+        .expect("xmllint runs");
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// The text of the first element with this local name (any prefix, any attributes).
+pub fn text_of<'a>(xml: &'a str, local: &str) -> Option<&'a str> {
+    let mut from = 0;
+    while let Some(i) = xml[from..].find(local).map(|i| i + from) {
+        from = i + local.len();
+        let before = xml[..i].chars().last();
+        let after = xml[from..].chars().next();
+        let opens =
+            matches!(before, Some('<') | Some(':')) && matches!(after, Some('>') | Some(' '));
+        let is_start = opens
+            && xml[..i]
+                .rfind('<')
+                .is_some_and(|lt| !xml[lt..i].contains('/') && !xml[lt..i].contains('>'));
+        if is_start {
+            let start = xml[from..].find('>')? + from + 1;
+            let end = xml[start..].find("</")? + start;
+            return Some(&xml[start..end]);
+        }
+    }
+    None
+}
+
+/// The whole `eGov_IT:Intestazione` element of a message, as a standalone document.
+pub fn intestazione(xml: &str) -> Option<&str> {
+    let s = xml.find("<eGov_IT:Intestazione")?;
+    let e = xml.find("</eGov_IT:Intestazione>")? + "</eGov_IT:Intestazione>".len();
+    Some(&xml[s..e])
 }

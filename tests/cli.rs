@@ -1,0 +1,294 @@
+//! The `pdd` binary as a user runs it: `serve` on embedded defaults answering `curl`, SIGTERM,
+//! `trace list/show` (while running and after), `check` and its exit codes, config errors.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{have, TempDir};
+
+fn pdd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pdd"));
+    c.env("RUST_LOG", "info")
+        .env_remove("PDD_CONFIG")
+        .env_remove("PDD_DATA")
+        .env_remove("PDD_LISTEN");
+    c
+}
+
+fn example_path(name: &str) -> String {
+    format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The example request with a fresh Identificatore and OraRegistrazione, as the README does it.
+fn fresh_example(dir: &TempDir) -> (String, std::path::PathBuf) {
+    let now = chrono::Local::now();
+    let id = format!(
+        "EMILIA_EMILIASPCoopIT_{}_{}",
+        now.format("0%H%M%S"),
+        now.format("%Y-%m-%d_%H:%M")
+    );
+    let text = std::fs::read_to_string(example_path("richiesta-candidatura.xml"))
+        .unwrap()
+        .replace("EMILIA_EMILIASPCoopIT_0000001_2026-11-27_08:00", &id)
+        .replace(
+            "2026-11-27T08:00:00",
+            &now.format("%Y-%m-%dT%H:%M:%S").to_string(),
+        );
+    let f = dir.0.join("req.xml");
+    std::fs::write(&f, text).unwrap();
+    (id, f)
+}
+
+#[test]
+fn help_names_the_commands() {
+    let out = pdd().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for w in ["serve", "check", "trace", "--config", "--data"] {
+        assert!(text.contains(w), "--help lacks {w}:\n{text}");
+    }
+}
+
+#[test]
+fn serve_answers_curl_and_stops_on_sigterm() {
+    if !have("curl") {
+        return;
+    }
+    let dir = TempDir::new("cli-serve");
+    let data = dir.0.join("data");
+    let mut child = pdd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("pdd serve did not start");
+        log.push(line.clone());
+        if let Some(i) = line.find("pdd listening on http://") {
+            let rest = &line[i + "pdd listening on http://".len()..];
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let (id, req) = fresh_example(&dir);
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: text/xml; charset=utf-8",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", req.display()))
+        .arg(format!("http://{addr}/pdd/PA"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.ends_with("\n200"), "{text}");
+    assert!(
+        text.contains("<types:Tipo_Risposta>OK</types:Tipo_Risposta>"),
+        "{text}"
+    );
+
+    // While the gateway holds the store, trace reads through it.
+    let list = pdd()
+        .args(["trace", "list", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut waited = 0;
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        waited += 1;
+        assert!(waited < 200, "pdd did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "exit status {code:?}");
+    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+        log.push(l);
+    }
+    let log = log.join("\n");
+    assert!(
+        log.contains("SIGTERM received") && log.contains("stopped"),
+        "{log}"
+    );
+
+    // And from the store itself once stopped.
+    let show = pdd()
+        .args(["trace", "show", &id, "--json", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        show.status.success(),
+        "{}",
+        String::from_utf8_lossy(&show.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(v["outcome"], "ok");
+    assert_eq!(v["request_id"], id.as_str());
+    assert!(v["response"]
+        .as_str()
+        .unwrap()
+        .contains("RiferimentoMessaggio"));
+    let missing = pdd()
+        .args(["trace", "show", "nope", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn check_exit_codes() {
+    let dir = TempDir::new("cli-check");
+    let ok = pdd()
+        .args(["check", "--now", "2026-11-27T08:01:00"])
+        .arg(example_path("richiesta-candidatura.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("accepted"));
+
+    // Six days later the same busta has expired.
+    let late = pdd()
+        .args(["check", "--json", "--now", "2026-12-03T08:01:00"])
+        .arg(example_path("richiesta-candidatura.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(late.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&late.stdout).unwrap();
+    assert_eq!(v["eccezioni"][0]["codice"], "EGOV_IT_301");
+
+    // An unknown sender.
+    let text = std::fs::read_to_string(example_path("richiesta-candidatura.xml"))
+        .unwrap()
+        .replace(">EMILIA<", ">Nessuno<");
+    let f = dir.0.join("unknown.xml");
+    std::fs::write(&f, text).unwrap();
+    let bad = pdd()
+        .args(["check", "--now", "2026-11-27T08:01:00"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout)
+        .contains("EGOV_IT_101 GRAVE Mittente/IdentificativoParte"));
+
+    // No busta at all.
+    let g = dir.0.join("garbage.xml");
+    std::fs::write(&g, "hello").unwrap();
+    let garbage = pdd().arg("check").arg(&g).output().unwrap();
+    assert_eq!(garbage.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&garbage.stdout).contains("EGOV_IT_001"));
+
+    // Unreadable file.
+    let missing = pdd()
+        .arg("check")
+        .arg(dir.0.join("nope.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn example_config_loads_and_bad_configs_are_explained() {
+    let ok = pdd()
+        .args([
+            "--config",
+            &example_path("pdd.toml"),
+            "check",
+            "--now",
+            "2026-11-27T08:01:00",
+        ])
+        .arg(example_path("richiesta-candidatura.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    let dir = TempDir::new("cli-config");
+    let f = dir.0.join("bad.toml");
+    std::fs::write(&f, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let bad = pdd()
+        .arg("--config")
+        .arg(&f)
+        .args(["trace", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("unknown field") && err.contains("lisen"),
+        "{err}"
+    );
+
+    let missing = pdd()
+        .args(["--config", "/nonexistent/pdd.toml", "serve"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cannot read"));
+}
+
+#[test]
+fn example_two_node_config_loads() {
+    let out = pdd()
+        .args([
+            "--config",
+            &example_path("emilia.toml"),
+            "check",
+            "--now",
+            "2026-11-27T08:01:00",
+        ])
+        .arg(example_path("richiesta-candidatura.xml"))
+        .output()
+        .unwrap();
+    // EMILIA's gateway is not the destinatario of a busta addressed to the Ministry.
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("EGOV_IT_102"));
+}
