@@ -139,13 +139,7 @@ impl<'a> Envelope<'a> {
                 Event::Text(t) if !t.trim().is_empty() => {
                     return Err(SoapError::Unexpected("text".into()))
                 }
-                Event::Eof => {
-                    return Err(XmlError::Syntax {
-                        pos: cur.pos(),
-                        msg: "unexpected end of document".into(),
-                    }
-                    .into())
-                }
+                Event::Eof => return Err(xml::eof(cur.pos()).into()),
                 _ => {}
             }
         }
@@ -242,13 +236,7 @@ fn read_blocks(cur: &mut Cursor<'_>) -> Result<Vec<Element>, SoapError> {
                 return Err(SoapError::Unexpected("text in Header".into()))
             }
             Event::GeneralRef(_) => return Err(SoapError::Unexpected("text in Header".into())),
-            Event::Eof => {
-                return Err(XmlError::Syntax {
-                    pos: cur.pos(),
-                    msg: "unexpected end of document".into(),
-                }
-                .into())
-            }
+            Event::Eof => return Err(xml::eof(cur.pos()).into()),
             _ => {}
         }
     }
@@ -292,13 +280,7 @@ fn read_body(cur: &mut Cursor<'_>) -> Result<BodyParts, SoapError> {
             Event::GeneralRef(r) => {
                 xml::resolve_ref(&r)?;
             }
-            Event::Eof => {
-                return Err(XmlError::Syntax {
-                    pos: cur.pos(),
-                    msg: "unexpected end of document".into(),
-                }
-                .into())
-            }
+            Event::Eof => return Err(xml::eof(cur.pos()).into()),
             _ => {}
         }
     }

@@ -295,12 +295,7 @@ impl<'a> Cursor<'a> {
                         top.text.push(s);
                     }
                 }
-                Event::Eof => {
-                    return Err(XmlError::Syntax {
-                        pos: self.pos(),
-                        msg: "unexpected end of document".into(),
-                    })
-                }
+                Event::Eof => return Err(eof(self.pos())),
                 Event::Comment(_) | Event::PI(_) | Event::Decl(_) | Event::DocType(_) => {}
             }
         }
@@ -334,15 +329,18 @@ impl<'a> Cursor<'a> {
                 Event::GeneralRef(r) => {
                     resolve_ref(&r)?;
                 }
-                Event::Eof => {
-                    return Err(XmlError::Syntax {
-                        pos: self.pos(),
-                        msg: "unexpected end of document".into(),
-                    })
-                }
+                Event::Eof => return Err(eof(self.pos())),
                 _ => {}
             }
         }
+    }
+}
+
+/// The error for a document that ends inside an element.
+pub fn eof(pos: usize) -> XmlError {
+    XmlError::Syntax {
+        pos,
+        msg: "unexpected end of document".into(),
     }
 }
 

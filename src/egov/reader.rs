@@ -845,6 +845,21 @@ mod tests {
     }
 
     #[test]
+    fn any_prefix_or_default_namespace_reads_the_same() {
+        // The busta in the default namespace, SOAP under another prefix, redeclared inside.
+        let m = format!(
+            r#"<x:Envelope xmlns:x="http://schemas.xmlsoap.org/soap/envelope/"><x:Header><Intestazione xmlns="{NS_BUSTA}" x:actor="{ACTOR}" x:mustUnderstand="1"><IntestazioneMessaggio><Mittente><IdentificativoParte tipo="SPC">EMILIA</IdentificativoParte></Mittente><b:Destinatario xmlns:b="{NS_BUSTA}"><b:IdentificativoParte tipo="SPC">MinisteroLavoro</b:IdentificativoParte></b:Destinatario><Messaggio><Identificatore>EMILIA_EMILIASPCoopIT_0000001_2024-05-02_10:15</Identificatore><OraRegistrazione tempo="EGOV_IT_SPC">2024-05-02T10:15:03</OraRegistrazione></Messaggio></IntestazioneMessaggio></Intestazione></x:Header><x:Body/></x:Envelope>"#
+        );
+        let (b, p) = read(&m);
+        assert!(p.is_empty(), "{p:?}");
+        assert_eq!(b.destinatario, Some(Parte::new("SPC", "MinisteroLavoro")));
+        // The same local names in a foreign namespace are not the busta's.
+        let foreign = m.replace("<b:Destinatario xmlns:b=\"", "<b:Destinatario xmlns:b=\"urn:other");
+        let (_, p) = read(&foreign);
+        assert!(p.iter().any(|(c, pos, s)| *c == Codice::DESTINATARIO && pos == "Destinatario" && *s), "{p:?}");
+    }
+
+    #[test]
     fn no_header_is_absent() {
         let m = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><x:y xmlns:x="urn:x"/></s:Header><s:Body/></s:Envelope>"#;
         let env = Envelope::parse(m.as_bytes(), Limits::default()).unwrap();

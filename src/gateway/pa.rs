@@ -57,31 +57,13 @@ impl Gateway {
             }
             Err(e) => {
                 info!(error = %e, "unreadable message: Fault EGOV_IT_001");
-                return self
-                    .finish(
-                        ex,
-                        500,
-                        risposte::fault_001(),
-                        Outcome::Fault,
-                        None,
-                        Some(e.to_string()),
-                    )
-                    .await;
+                return self.fault_001(ex, Some(e.to_string())).await;
             }
         };
         let trovata = match reader::leggi(&env.header_blocks) {
             Lettura::Assente => {
                 info!("no busta e-Gov header: Fault EGOV_IT_001");
-                return self
-                    .finish(
-                        ex,
-                        500,
-                        risposte::fault_001(),
-                        Outcome::Fault,
-                        None,
-                        Some("busta e-Gov assente".into()),
-                    )
-                    .await;
+                return self.fault_001(ex, Some("busta e-Gov assente".into())).await;
             }
             Lettura::Trovata(t) => t,
         };
@@ -109,30 +91,12 @@ impl Gateway {
         };
         let info = match validate::giudica(&trovata, &ctx, pol.errori_struttura) {
             Giudizio::Illeggibile(reason) => {
-                return self
-                    .finish(
-                        ex,
-                        500,
-                        risposte::fault_001(),
-                        Outcome::Fault,
-                        None,
-                        Some(reason),
-                    )
-                    .await;
+                return self.fault_001(ex, Some(reason)).await;
             }
             Giudizio::Fault001 { eccezioni, reason } => {
                 info!(eccezioni = %elenco(&eccezioni), "broken header structure: Fault EGOV_IT_001");
                 ex.eccezioni = eccezioni;
-                return self
-                    .finish(
-                        ex,
-                        500,
-                        risposte::fault_001(),
-                        Outcome::Fault,
-                        None,
-                        Some(reason),
-                    )
-                    .await;
+                return self.fault_001(ex, Some(reason)).await;
             }
             Giudizio::Errore { eccezioni } => {
                 info!(eccezioni = %elenco(&eccezioni), "busta refused");
@@ -407,6 +371,12 @@ impl Gateway {
             .map(str::to_string)
             .or_else(|| Some(elenco(&ex.eccezioni)));
         self.finish(ex, 500, body, outcome, None, note).await
+    }
+
+    /// A bare Fault EGOV_IT_001: no busta could be read, or its structure is broken.
+    async fn fault_001(&self, ex: &mut Exchange, reason: Option<String>) -> Answer {
+        self.finish(ex, 500, risposte::fault_001(), Outcome::Fault, None, reason)
+            .await
     }
 
     /// Records the exchange durably, then answers.
