@@ -854,9 +854,16 @@ mod tests {
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(b.destinatario, Some(Parte::new("SPC", "MinisteroLavoro")));
         // The same local names in a foreign namespace are not the busta's.
-        let foreign = m.replace("<b:Destinatario xmlns:b=\"", "<b:Destinatario xmlns:b=\"urn:other");
+        let foreign = m.replace(
+            "<b:Destinatario xmlns:b=\"",
+            "<b:Destinatario xmlns:b=\"urn:other",
+        );
         let (_, p) = read(&foreign);
-        assert!(p.iter().any(|(c, pos, s)| *c == Codice::DESTINATARIO && pos == "Destinatario" && *s), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|(c, pos, s)| *c == Codice::DESTINATARIO && pos == "Destinatario" && *s),
+            "{p:?}"
+        );
     }
 
     #[test]
