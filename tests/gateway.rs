@@ -16,7 +16,7 @@ use pdd::registry::{Azione, Servizio, Soggetto};
 use pdd::store::Outcome;
 
 fn modulo() -> String {
-    common::example("moduli/candidatura.xml")
+    common::example("moduli/candidatura-2.0.xml")
 }
 
 #[tokio::test]
