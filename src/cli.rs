@@ -56,6 +56,36 @@ pub enum Command {
     /// Look at stored exchanges.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Validate ClicLavoro moduli (Candidatura, Vacancy, Messaggio), bare or inside a SOAP
+    /// message, and print every problem as `path: message [code]`
+    /// (exit 0: all valid; 1: some invalid; 2: unreadable input).
+    Validate(ValidateArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// Files holding a modulo, or a SOAP message carrying one (invioCandidatura, …).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Version of the standard: 2.0 or rev038 (default: detected from the content).
+    #[arg(long, value_parser = parse_versione)]
+    pub versione: Option<crate::modulo::Versione>,
+    /// Day of receipt (yyyy-MM-dd) for the validity rules; default today.
+    #[arg(long)]
+    pub oggi: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+fn parse_versione(s: &str) -> Result<crate::modulo::Versione, String> {
+    crate::modulo::Versione::parse(s).ok_or_else(|| format!("'{s}': use 2.0 or rev038"))
 }
 
 #[derive(Args, Debug)]
@@ -142,6 +172,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Serve(args) => serve(config, args),
         Command::Check(args) => check(config, args),
         Command::Trace(t) => trace(config, t),
+        Command::Validate(args) => validate(args),
     }
 }
 
@@ -455,4 +486,80 @@ fn print_exchange(e: &Exchange, json: bool) {
     }
     println!("--- request ({} bytes)\n{request}", e.request.len());
     println!("--- response ({} bytes)\n{response}", e.response.len());
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode, String> {
+    use crate::modulo::{self, Contesto};
+    let oggi = args
+        .oggi
+        .unwrap_or_else(|| chrono::Local::now().date_naive());
+    let ctx = Contesto {
+        ricevuto: oggi,
+        versione: args.versione,
+        esiste: None,
+    };
+    let mut exit = 0u8;
+    let mut json = Vec::new();
+    for f in &args.files {
+        let bytes = match std::fs::read(f) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("pdd: cannot read {}: {e}", f.display());
+                exit = 2;
+                json.push(serde_json::json!({ "file": f, "valid": false, "error": e.to_string(), "problems": [] }));
+                continue;
+            }
+        };
+        // A whole SOAP message: the modulo is the escaped string of its invio* element.
+        let modulo_bytes = match modulo::estrai_da_soap(&bytes) {
+            Some(m) => m.into_bytes(),
+            None => bytes,
+        };
+        let esito = modulo::valida(&modulo_bytes, &ctx);
+        if !esito.valido() && exit == 0 {
+            exit = 1;
+        }
+        match args.format {
+            Format::Json => json.push(serde_json::json!({
+                "file": f,
+                "valid": esito.valido(),
+                "tipo": esito.tipo,
+                "versione": esito.versione,
+                "scadenza": esito.scadenza,
+                "problems": esito.problemi,
+            })),
+            Format::Text => {
+                let what = match (esito.tipo, esito.versione) {
+                    (Some(t), Some(v)) => format!("{} {}", t.as_str(), v.as_str()),
+                    _ => "modulo".to_string(),
+                };
+                if esito.valido() {
+                    println!("{}: valid ({what})", f.display());
+                } else {
+                    println!(
+                        "{}: {} problem(s) ({what})",
+                        f.display(),
+                        esito.problemi.len()
+                    );
+                }
+                for p in &esito.problemi {
+                    println!("{p}");
+                }
+                if let Some(s) = esito.scadenza.as_ref().filter(|s| s.corretta) {
+                    println!(
+                        "  note: expiry {} set to {}, the maximum allowed",
+                        s.indicata.as_deref().unwrap_or("(none)"),
+                        s.applicata
+                    );
+                }
+            }
+        }
+    }
+    if matches!(args.format, Format::Json) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).unwrap_or_default()
+        );
+    }
+    Ok(ExitCode::from(exit))
 }

@@ -21,7 +21,36 @@ pub struct Config {
     pub limits: Limits,
     pub busta: BustaCfg,
     pub porta_delegata: PortaDelegataCfg,
+    pub cliclavoro: ClicLavoroCfg,
     pub registry: RegistryCfg,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClicLavoroCfg {
+    /// Version of the moduli: "auto" (detected from each modulo's content), "2.0" or "rev038".
+    pub versione: VersioneModuli,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum VersioneModuli {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "2.0")]
+    V2_0,
+    #[serde(rename = "rev038")]
+    Rev038,
+}
+
+impl VersioneModuli {
+    pub fn fissata(self) -> Option<crate::modulo::Versione> {
+        match self {
+            VersioneModuli::Auto => None,
+            VersioneModuli::V2_0 => Some(crate::modulo::Versione::V2_0),
+            VersioneModuli::Rev038 => Some(crate::modulo::Versione::Rev038),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -92,6 +121,7 @@ impl Default for Config {
             limits: Limits::default(),
             busta: BustaCfg::default(),
             porta_delegata: PortaDelegataCfg::default(),
+            cliclavoro: ClicLavoroCfg::default(),
             registry: RegistryCfg::default(),
         }
     }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod egov;
 pub mod gateway;
+pub mod modulo;
 pub mod registry;
 pub mod server;
 pub mod service;

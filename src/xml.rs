@@ -4,6 +4,9 @@
 
 use std::borrow::Cow;
 use std::ops::Range;
+use std::sync::Arc;
+
+use compact_str::CompactString;
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -59,14 +62,16 @@ pub struct Attr {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
-    pub ns: Option<String>,
-    pub local: String,
-    /// The element name as written (`eGov_IT:Mittente`).
-    pub qname: String,
+    /// Namespace URI, shared between the elements of a document.
+    pub ns: Option<Arc<str>>,
+    /// Local name (short names are stored inline, without allocating).
+    pub local: CompactString,
     pub attrs: Vec<Attr>,
     pub children: Vec<Element>,
     /// The character data directly inside this element, unescaped and concatenated.
     pub text: String,
+    /// Whether a CDATA section (even an empty one) stands directly inside this element.
+    pub cdata: bool,
     /// Byte range of the whole element (start tag to end tag) in the source.
     pub span: Range<usize>,
 }
@@ -155,6 +160,8 @@ pub struct Cursor<'a> {
     pub src: &'a str,
     pub depth: usize,
     limits: Limits,
+    /// Namespace URIs seen so far, so that elements share them.
+    namespaces: Vec<Arc<str>>,
 }
 
 impl<'a> Cursor<'a> {
@@ -170,6 +177,7 @@ impl<'a> Cursor<'a> {
             src,
             depth: 0,
             limits,
+            namespaces: Vec::new(),
         }
     }
 
@@ -287,6 +295,7 @@ impl<'a> Cursor<'a> {
                 Event::CData(c) => {
                     if let Some(top) = stack.last_mut() {
                         top.text.push_str(&c.xml10_content());
+                        top.cdata = true;
                     }
                 }
                 Event::GeneralRef(r) => {
@@ -301,14 +310,29 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn open(&self, at: usize, e: &BytesStart) -> Result<Element, XmlError> {
+    /// The shared copy of a namespace URI.
+    fn shared_ns(&mut self, e: &BytesStart) -> Result<Option<Arc<str>>, XmlError> {
+        let uri = match self.reader.resolver().resolve_element(e.name()).0 {
+            ResolveResult::Bound(ns) => ns.0,
+            ResolveResult::Unbound => return Ok(None),
+            ResolveResult::Unknown(p) => return Err(XmlError::UnknownPrefix(p)),
+        };
+        if let Some(a) = self.namespaces.iter().find(|a| &***a == uri) {
+            return Ok(Some(a.clone()));
+        }
+        let a: Arc<str> = Arc::from(uri);
+        self.namespaces.push(a.clone());
+        Ok(Some(a))
+    }
+
+    fn open(&mut self, at: usize, e: &BytesStart) -> Result<Element, XmlError> {
         Ok(Element {
-            ns: self.element_ns(e)?,
-            local: e.local_name().into_inner().to_string(),
-            qname: e.name().0.to_string(),
+            ns: self.shared_ns(e)?,
+            local: CompactString::from(e.local_name().into_inner()),
             attrs: self.attributes(e)?,
             children: Vec::new(),
             text: String::new(),
+            cdata: false,
             span: at..at,
         })
     }

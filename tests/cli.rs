@@ -292,3 +292,72 @@ fn example_two_node_config_loads() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("EGOV_IT_102"));
 }
+
+#[test]
+fn validate_moduli() {
+    // Valid moduli, bare and inside a SOAP message.
+    let ok = pdd()
+        .args(["validate", "--oggi", "2026-11-24"])
+        .arg(example_path("moduli/candidatura-2.0.xml"))
+        .arg(example_path("moduli/vacancy-rev038.xml"))
+        .arg(example_path("richiesta-candidatura.xml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout)
+        .contains("richiesta-candidatura.xml: valid (candidatura 2.0)"));
+
+    // An invalid one among them: exit 1, each problem as `path: message [code]`.
+    let bad = pdd()
+        .args(["validate", "--oggi", "2026-11-24"])
+        .arg(example_path("moduli/candidatura-2.0.xml"))
+        .arg(example_path(
+            "moduli/invalidi/candidatura-2.0-cf-checkletter.xml",
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(
+        text.contains("Candidatura/Lavoratore/DatiAnagrafici/codicefiscale: codice fiscale 'BNCLRA85M41F205D' non valido: carattere di controllo errato (atteso C) [CF_CONTROLLO]"),
+        "{text}"
+    );
+
+    // JSON: one object per file, with the level of each problem.
+    let json = pdd()
+        .args(["validate", "--format", "json", "--oggi", "2026-11-24"])
+        .arg(example_path(
+            "moduli/invalidi/vacancy-2.0-descrizionericerca-2001.xml",
+        ))
+        .arg(example_path(
+            "moduli/invalidi/vacancy-rev038-senza-telefono-fax.xml",
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 2);
+    assert_eq!(v[0]["valid"], false);
+    assert_eq!(v[0]["problems"][0]["level"], "schema");
+    assert_eq!(v[0]["problems"][0]["code"], "XSD_LUNGHEZZA");
+    assert_eq!(
+        v[0]["problems"][0]["path"],
+        "Vacancy/Richiesta/ProfiloRichiesto/descrizionericerca"
+    );
+    assert_eq!(v[1]["problems"][0]["level"], "rule");
+    assert_eq!(v[1]["problems"][0]["code"], "CONTATTO_DATORE_MANCANTE");
+
+    // Unreadable input wins: exit 2.
+    let missing = pdd()
+        .args(["validate"])
+        .arg(example_path("moduli/candidatura-2.0.xml"))
+        .arg("/nonexistent/modulo.xml")
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}

@@ -85,11 +85,15 @@ async fn cliclavoro_business_ko_is_not_a_busta_error() {
         (invio_candidatura("<non-xml"), "non è XML ben formato"),
         (
             invio_candidatura(r#"<v:Vacancy xmlns:v="http://servizi.lavoro.gov.it/vacancy"/>"#),
-            "elemento radice",
+            "il modulo è una Vacancy",
         ),
         (
             invio_candidatura(r#"<c:Candidatura xmlns:c="http://servizi.lavoro.gov.it/candidatura"><c:DatiSistema/></c:Candidatura>"#),
-            "manca DatiSistema/codicecandidatura",
+            "Candidatura/Lavoratore: manca l'elemento obbligatorio Lavoratore [XSD_MANCANTE]",
+        ),
+        (
+            invio_candidatura(&modulo().replace("BNCLRA85M41F205C", "BNCLRA85M41F205D")),
+            "codice fiscale 'BNCLRA85M41F205D' non valido: carattere di controllo errato (atteso C) [CF_CONTROLLO]",
         ),
         (
             r#"<t:invioVacancy xmlns:t="http://servizi.lavoro.gov.it/cliclavoro/types"><t:VacancyXML>x</t:VacancyXML></t:invioVacancy>"#.to_string(),

@@ -264,7 +264,12 @@ impl Gateway {
             return service::backend::call(&self.http, url, c, timeout, self.limits).await;
         }
         match servizio.handler.as_deref() {
-            Some("cliclavoro") => service::cliclavoro::handle(c, self.store.as_ref(), self.limits),
+            Some("cliclavoro") => service::cliclavoro::handle(
+                c,
+                self.store.as_ref(),
+                self.limits,
+                self.config.cliclavoro.versione.fissata(),
+            ),
             Some("echo") => Ok(service::echo(c)),
             Some(other) => Err(ServiceError::UnknownHandler(other.to_string())),
             None => Err(ServiceError::NoHandler(format!(

@@ -1,107 +1,25 @@
 //! The built-in ClicLavoro handler: the `cliclavoroWS` operations InvioCandidatura,
 //! InvioVacancy and InvioMessaggio. The modulo travels as an escaped string; it is un-escaped,
-//! checked to be a well-formed modulo of the right kind, stored, and answered OK or KO.
+//! validated (schema, code tables, codice fiscale, the document's rules), stored with its
+//! lifecycle state, and answered OK or KO. A valid busta with an invalid modulo is a business
+//! KO, not a busta error.
 
 use super::{Chiamata, Esito, ServiceError};
-use crate::store::{Store, StoredModulo};
-use crate::xml::{self, escape_text, Element, Limits};
+use crate::modulo::ws::{self, Operazione, NS_TYPES};
+use crate::modulo::{self, Contesto, Modulo, Tipo, Versione};
+use crate::store::{StatoModulo, Store, StoredModulo};
+use crate::xml::{Element, Limits};
 
-pub const NS_TYPES: &str = "http://servizi.lavoro.gov.it/cliclavoro/types";
-
-/// One of the three operations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Operazione {
-    /// Azione and WSDL operation name.
-    pub azione: &'static str,
-    pub request: &'static str,
-    pub param: &'static str,
-    pub response: &'static str,
-    /// Modulo root element and namespace.
-    pub root: &'static str,
-    pub ns: &'static str,
-    /// Element of DatiSistema holding the modulo's code.
-    pub code: &'static str,
-    /// Name used in messages ("Candidatura").
-    pub nome: &'static str,
-    /// "della Candidatura" / "del Messaggio".
-    pub della: &'static str,
-    /// "ricevuta" / "ricevuto".
-    pub ricevuto: &'static str,
-    pub kind: &'static str,
+/// How a communication changed the stored state, for the answer.
+enum Effetto {
+    Nuovo,
+    Aggiornato,
+    Rettifica(String),
+    Chiusura(String),
 }
 
-pub const OPERAZIONI: [Operazione; 3] = [
-    Operazione {
-        azione: "InvioCandidatura",
-        request: "invioCandidatura",
-        param: "CandidaturaXML",
-        response: "risposta_invioCandidatura",
-        root: "Candidatura",
-        ns: "http://servizi.lavoro.gov.it/candidatura",
-        code: "codicecandidatura",
-        nome: "Candidatura",
-        della: "della Candidatura",
-        ricevuto: "ricevuta",
-        kind: "candidatura",
-    },
-    Operazione {
-        azione: "InvioVacancy",
-        request: "invioVacancy",
-        param: "VacancyXML",
-        response: "risposta_invioVacancy",
-        root: "Vacancy",
-        ns: "http://servizi.lavoro.gov.it/vacancy",
-        code: "codiceofferta",
-        nome: "Vacancy",
-        della: "della Vacancy",
-        ricevuto: "ricevuta",
-        kind: "vacancy",
-    },
-    Operazione {
-        azione: "InvioMessaggio",
-        request: "invioMessaggio",
-        param: "MessaggioXML",
-        response: "risposta_invioMessaggio",
-        root: "Messaggio",
-        ns: "http://servizi.lavoro.gov.it/messaggio",
-        code: "codicemessaggio",
-        nome: "Messaggio",
-        della: "del Messaggio",
-        ricevuto: "ricevuto",
-        kind: "messaggio",
-    },
-];
-
-pub fn operazione(azione: &str) -> Option<&'static Operazione> {
-    OPERAZIONI.iter().find(|o| o.azione == azione)
-}
-
-/// The `risposta_invio*` element.
-pub fn risposta(op: &Operazione, ok: bool, descr: &str) -> String {
-    format!(
-        "<types:{r} xmlns:types=\"{NS_TYPES}\"><types:Tipo_Risposta>{}</types:Tipo_Risposta><types:Descr_Esito>{}</types:Descr_Esito></types:{r}>",
-        if ok { "OK" } else { "KO" },
-        escape_text(descr),
-        r = op.response
-    )
-}
-
-/// The `invio*` request element carrying a modulo (used by clients and tests).
-pub fn richiesta(op: &Operazione, modulo: &str) -> String {
-    format!(
-        "<types:{r} xmlns:types=\"{NS_TYPES}\"><types:{p}>{}</types:{p}></types:{r}>",
-        escape_text(modulo),
-        r = op.request,
-        p = op.param
-    )
-}
-
-/// Why a request is refused (a business KO, not a busta error).
-fn check(
-    op: &Operazione,
-    body: Option<&Element>,
-    limits: Limits,
-) -> Result<(String, String), String> {
+/// The modulo string carried by the request, or why the request is refused.
+fn modulo_della_richiesta(op: &Operazione, body: Option<&Element>) -> Result<String, String> {
     let body =
         body.ok_or_else(|| format!("Errore nella ricezione {}: il Body è vuoto", op.della))?;
     if !body.is(NS_TYPES, op.request) {
@@ -131,64 +49,184 @@ fn check(
             op.della, op.param
         ));
     }
-    let modulo = xml::parse_document(text.as_bytes(), limits).map_err(|e| {
-        format!(
-            "Errore nella ricezione {}: il modulo non è XML ben formato ({e})",
-            op.della
-        )
-    })?;
-    if !modulo.is(op.ns, op.root) {
-        return Err(format!(
-            "Errore nella ricezione {}: l'elemento radice del modulo deve essere {{{}}}{}, trovato {{{}}}{}",
-            op.della,
-            op.ns,
-            op.root,
-            modulo.ns.as_deref().unwrap_or(""),
-            modulo.local
-        ));
-    }
-    let code = modulo
-        .child("DatiSistema")
-        .and_then(|d| d.child(op.code))
-        .map(|c| c.value().to_string())
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            format!(
-                "Errore nella ricezione {}: manca DatiSistema/{}",
-                op.della, op.code
-            )
-        })?;
-    Ok((code, text.to_string()))
+    Ok(text.to_string())
 }
 
-pub fn handle(c: &Chiamata<'_>, store: &dyn Store, limits: Limits) -> Result<Esito, ServiceError> {
+fn elenco_problemi(esito: &modulo::Esito) -> String {
+    esito
+        .problemi
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub fn handle(
+    c: &Chiamata<'_>,
+    store: &dyn Store,
+    limits: Limits,
+    versione: Option<Versione>,
+) -> Result<Esito, ServiceError> {
     let azione = c.busta.azione.as_deref().unwrap_or("");
-    let op = operazione(azione)
+    let op = ws::operazione(azione)
         .ok_or_else(|| ServiceError::NoHandler(format!("ClicLavoro/{azione}")))?;
     let tree = c.env.body_tree(limits).ok().flatten();
-    let (ok, descr) = match check(op, tree.as_ref(), limits) {
-        Ok((code, xml)) => {
-            store.put_modulo(&StoredModulo {
-                kind: op.kind.to_string(),
-                code: code.clone(),
-                received_at: c
-                    .received_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-                request_id: c.busta.id.clone(),
-                mittente: c.busta.mittente.as_ref().map(|m| m.to_string()),
-                xml,
-            })?;
-            (
-                true,
-                format!("{} {} correttamente (codice {code})", op.nome, op.ricevuto),
-            )
-        }
-        Err(why) => (false, why),
+    let testo = match modulo_della_richiesta(op, tree.as_ref()) {
+        Ok(t) => t,
+        Err(why) => return Ok(ko(op, why)),
     };
+    let esiste = |t: Tipo, code: &str| matches!(store.modulo(t.as_str(), code), Ok(Some(_)));
+    let ctx = Contesto {
+        ricevuto: c.received_at.date_naive(),
+        versione,
+        esiste: Some(&esiste),
+    };
+    let esito = modulo::valida(testo.as_bytes(), &ctx);
+    if esito.tipo.is_some_and(|t| t != op.tipo) {
+        return Ok(ko(
+            op,
+            format!(
+                "Errore nella ricezione {}: il modulo è una {} e l'azione {} attende una {}",
+                op.della,
+                esito.tipo.map(Tipo::radice).unwrap_or("?"),
+                op.azione,
+                op.nome
+            ),
+        ));
+    }
+    let (Some(m), true) = (esito.modulo.as_ref(), esito.valido()) else {
+        return Ok(ko(
+            op,
+            format!(
+                "{} non valida: {} problemi: {}",
+                op.nome,
+                esito.problemi.len(),
+                elenco_problemi(&esito)
+            )
+            .replace("Messaggio non valida", "Messaggio non valido"),
+        ));
+    };
+    let effetto = registra(store, m, &esito, &testo, c)?;
+    let mut descr = format!(
+        "{} {} correttamente (codice {}",
+        op.nome,
+        op.ricevuto,
+        m.codice()
+    );
+    match &effetto {
+        Effetto::Nuovo => {}
+        Effetto::Aggiornato => descr.push_str(", aggiornamento"),
+        Effetto::Rettifica(p) => descr.push_str(&format!(", rettifica di {p}")),
+        Effetto::Chiusura(p) => descr.push_str(&format!(", chiusura di {p}")),
+    }
+    descr.push(')');
+    if let Some(s) = esito.scadenza.as_ref().filter(|s| s.corretta) {
+        descr.push_str(&format!(
+            "; scadenza fissata al {}, la massima consentita",
+            s.applicata
+        ));
+    }
     Ok(Esito {
-        body: risposta(op, ok, &descr),
+        body: ws::risposta(op, true, &descr),
         body_ns: Vec::new(),
         fault: false,
-        note: Some(format!("{} {}", if ok { "OK" } else { "KO" }, descr)),
+        note: Some(format!("OK {descr}")),
     })
+}
+
+fn ko(op: &Operazione, why: String) -> Esito {
+    Esito {
+        body: ws::risposta(op, false, &why),
+        body_ns: Vec::new(),
+        fault: false,
+        note: Some(format!("KO {why}")),
+    }
+}
+
+/// Stores a valid modulo and updates the state of what it rectifies or closes.
+fn registra(
+    store: &dyn Store,
+    m: &Modulo,
+    esito: &modulo::Esito,
+    xml: &str,
+    c: &Chiamata<'_>,
+) -> Result<Effetto, ServiceError> {
+    let kind = m.tipo().as_str();
+    let now = c
+        .received_at
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+    let tipo_com = match m {
+        Modulo::Candidatura(x) => x.dati_sistema.tipocandidatura.trim(),
+        Modulo::Vacancy(x) => x.dati_sistema.tipoofferta.trim(),
+        Modulo::Messaggio(_) => "",
+    };
+    let chiusura = tipo_com == "02";
+    let precedente = m.precedente().map(str::to_string);
+    let existing = store.modulo(kind, m.codice())?;
+    let mut record = StoredModulo {
+        kind: kind.to_string(),
+        code: m.codice().to_string(),
+        versione: esito
+            .versione
+            .map(Versione::as_str)
+            .unwrap_or("")
+            .to_string(),
+        stato: if chiusura {
+            StatoModulo::Chiuso
+        } else {
+            StatoModulo::Attivo
+        },
+        received_at: existing
+            .as_ref()
+            .map_or(now.clone(), |e| e.received_at.clone()),
+        updated_at: now.clone(),
+        request_id: c.busta.id.clone(),
+        mittente: c.busta.mittente.as_ref().map(|p| p.to_string()),
+        scadenza: esito.scadenza.as_ref().map(|s| s.applicata.to_string()),
+        precedente: precedente.clone(),
+        attuale: existing.as_ref().and_then(|e| e.attuale.clone()),
+        xml: xml.to_string(),
+    };
+    let set_stato =
+        |code: &str, stato: StatoModulo, attuale: Option<&str>| -> Result<(), ServiceError> {
+            if let Some(mut r) = store.modulo(kind, code)? {
+                r.stato = stato;
+                r.updated_at = now.clone();
+                if let Some(a) = attuale {
+                    r.attuale = Some(a.to_string());
+                }
+                store.put_modulo(&r)?;
+            }
+            Ok(())
+        };
+    let effetto = match (&precedente, chiusura) {
+        // Rev.038: the communication names the original it rectifies or closes.
+        (Some(p), _) => {
+            let originale = store.modulo(kind, p)?;
+            let corrente = originale.as_ref().and_then(|o| o.attuale.clone());
+            let stato = if chiusura {
+                StatoModulo::Chiuso
+            } else {
+                StatoModulo::Rettificato
+            };
+            set_stato(p, stato, Some(m.codice()))?;
+            if let Some(a) = corrente.filter(|a| a != m.codice() && a != p) {
+                set_stato(&a, stato, None)?;
+            }
+            if chiusura {
+                Effetto::Chiusura(p.clone())
+            } else {
+                Effetto::Rettifica(p.clone())
+            }
+        }
+        // 2.0: a chiusura carries the code it closes; an invio with a known code updates it.
+        (None, true) => Effetto::Chiusura(m.codice().to_string()),
+        (None, false) if existing.is_some() => Effetto::Aggiornato,
+        (None, false) => Effetto::Nuovo,
+    };
+    if chiusura {
+        record.stato = StatoModulo::Chiuso;
+    }
+    store.put_modulo(&record)?;
+    Ok(effetto)
 }

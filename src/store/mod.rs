@@ -142,14 +142,37 @@ pub enum Claim {
     Duplicate(DupEntry),
 }
 
-/// A stored ClicLavoro modulo.
+/// Where a modulo is in its life (document §4: validity, rettifica, chiusura).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StatoModulo {
+    /// Published and current.
+    Attivo,
+    /// Closed by a chiusura (tipo 02).
+    Chiuso,
+    /// Replaced by a rettifica.
+    Rettificato,
+    /// Past its validity.
+    Scaduto,
+}
+
+/// A stored ClicLavoro modulo, keyed by kind and code.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredModulo {
     pub kind: String,
     pub code: String,
+    pub versione: String,
+    pub stato: StatoModulo,
     pub received_at: String,
+    pub updated_at: String,
     pub request_id: Option<String>,
     pub mittente: Option<String>,
+    /// The expiry applied on receipt (yyyy-MM-dd): the modulo's own, or the maximum.
+    pub scadenza: Option<String>,
+    /// For a rettifica or chiusura: the code of the original communication.
+    pub precedente: Option<String>,
+    /// On an original: the code of its current version (the last rettifica).
+    pub attuale: Option<String>,
     pub xml: String,
 }
 

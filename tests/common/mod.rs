@@ -1,6 +1,9 @@
 //! Shared helpers for integration tests: a real gateway on a loopback port, temp stores, HTTP.
 #![allow(dead_code)]
 
+pub mod mutator;
+pub mod xmllint_batch;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};

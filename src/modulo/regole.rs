@@ -1,0 +1,490 @@
+//! The rules above the XSD: code tables, codice fiscale, and the document's rules
+//! ("ClicLavoro — Modelli e regole", §2.2, §2.3, §4; lifecycle facts in cliclavoro-standard §6).
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::cf::{self, Codice};
+use super::model::{candidatura, messaggio, vacancy, Modulo, Tipo};
+use super::tabelle::tabelle;
+use super::{problema, Contesto, Livello, Problema, Versione};
+
+/// A date or dateTime value as the rules read it (the XSD has already judged its form).
+pub fn data(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    let d = s.get(..10)?;
+    NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().or_else(|| {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+            .ok()
+            .map(|t| t.date())
+    })
+}
+
+struct Regole<'a, 'c> {
+    out: Vec<Problema>,
+    ctx: &'a Contesto<'c>,
+}
+
+fn vuoto(s: &str) -> bool {
+    s.trim().is_empty()
+}
+
+impl Regole<'_, '_> {
+    fn p(&mut self, path: &str, code: &str, msg: impl Into<String>) {
+        self.out.push(problema(path, code, msg, Livello::Rule));
+    }
+
+    /// A personal or company codice fiscale.
+    fn codice_fiscale(&mut self, path: &str, v: &str) -> Option<Codice> {
+        if vuoto(v) {
+            return None;
+        }
+        match cf::verifica(v) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                let code = match e {
+                    cf::CfError::Controllo(_) | cf::CfError::CifraControllo(_) => "CF_CONTROLLO",
+                    cf::CfError::Mese(_) | cf::CfError::Giorno(_) => "CF_DATA",
+                    _ => "CF_FORMATO",
+                };
+                self.p(
+                    path,
+                    code,
+                    format!("codice fiscale '{}' non valido: {e}", v.trim()),
+                );
+                None
+            }
+        }
+    }
+
+    /// A place code: an Italian comune or a foreign state, existing at `quando` (or now).
+    fn luogo(&mut self, path: &str, v: &str, quando: Option<NaiveDate>, solo_italia_attuale: bool) {
+        let code = v.trim();
+        if code.is_empty() || code == "0000" {
+            return;
+        }
+        let t = tabelle();
+        if solo_italia_attuale {
+            if code.starts_with('Z') && t.stato(code).is_some() {
+                self.p(
+                    path,
+                    "DOMICILIO_ESTERO",
+                    format!("il domicilio deve essere in Italia: {code} è uno stato estero"),
+                );
+            } else if t.comune(code).is_none() {
+                let msg = if t.luogo(code) {
+                    format!("il comune {code} non esiste più")
+                } else {
+                    format!("il codice {code} non è un comune italiano")
+                };
+                self.p(path, "COMUNE_SCONOSCIUTO", msg);
+            }
+            return;
+        }
+        let ok = match quando {
+            Some(d) => t.luogo_al(code, d),
+            None => t.luogo(code),
+        };
+        if !ok {
+            let msg = match quando {
+                Some(d) if t.luogo(code) => {
+                    format!("il codice {code} non indicava un comune o uno stato estero il {d}")
+                }
+                _ => format!("il codice {code} non è un comune né uno stato estero"),
+            };
+            self.p(path, "COMUNE_SCONOSCIUTO", msg);
+        }
+    }
+
+    fn email_presente(&mut self, path: &str, v: Option<&str>, chi: &str) {
+        if v.is_none_or(vuoto) {
+            self.p(
+                path,
+                "EMAIL_MANCANTE",
+                format!("l'indirizzo di posta elettronica {chi} è obbligatorio"),
+            );
+        }
+    }
+
+    fn valore_noto(&mut self, path: &str, table: &str, v: &str, code: &str, cosa: &str) {
+        if !vuoto(v) && !tabelle().valore(table, v.trim()) {
+            self.p(
+                path,
+                code,
+                format!(
+                    "{cosa} '{}' non è un valore della tabella {table}",
+                    v.trim()
+                ),
+            );
+        }
+    }
+
+    fn rettifica(
+        &mut self,
+        m: &Modulo,
+        base: &str,
+        versione: Versione,
+        tipo_com: &str,
+        motivo: Option<&str>,
+    ) {
+        let precedente = m.precedente();
+        let (campo_prec, cosa) = match m.tipo() {
+            Tipo::Candidatura => ("codicecandidaturaprecedente", "candidatura"),
+            Tipo::Vacancy => ("codiceoffertaprecedente", "offerta"),
+            Tipo::Messaggio => ("codicemessaggioprecedente", "messaggio"),
+        };
+        let path_prec = format!("{base}/DatiSistema/{campo_prec}");
+        if tipo_com.trim() == "02" && motivo.is_none_or(vuoto) {
+            self.p(
+                &format!("{base}/DatiSistema/motivochiusura"),
+                "MOTIVO_CHIUSURA_MANCANTE",
+                "una chiusura (tipo 02) deve indicare il motivo di chiusura",
+            );
+        }
+        if versione == Versione::Rev038 && m.tipo() != Tipo::Messaggio {
+            let esiste = |code: &str| self.ctx.esiste.map(|f| f(m.tipo(), code));
+            match precedente {
+                Some(p) => {
+                    if esiste(p) == Some(false) {
+                        self.p(
+                            &path_prec,
+                            "PRECEDENTE_SCONOSCIUTO",
+                            format!("la {cosa} precedente {p} non è presente: rettifica e chiusura devono riferirsi a una comunicazione già ricevuta"),
+                        );
+                    }
+                    if p == m.codice() {
+                        self.p(&path_prec, "PRECEDENTE_UGUALE", "il codice precedente deve essere diverso dal codice della comunicazione");
+                    }
+                }
+                None if tipo_com.trim() == "02" => self.p(
+                    &path_prec,
+                    "PRECEDENTE_MANCANTE",
+                    format!("una chiusura deve indicare il codice della {cosa} da chiudere"),
+                ),
+                None => {
+                    if esiste(m.codice()) == Some(true) {
+                        self.p(
+                            &format!("{base}/DatiSistema/{}", if m.tipo() == Tipo::Candidatura { "codicecandidatura" } else { "codiceofferta" }),
+                            "CODICE_GIA_PRESENTE",
+                            format!("la {cosa} {} è già presente: una rettifica indica il codice precedente", m.codice()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn verifica(m: &Modulo, versione: Versione, ctx: &Contesto<'_>) -> Vec<Problema> {
+    let mut r = Regole {
+        out: Vec::new(),
+        ctx,
+    };
+    match m {
+        Modulo::Candidatura(c) => candidatura_(&mut r, m, c, versione),
+        Modulo::Vacancy(v) => vacancy_(&mut r, m, v, versione),
+        Modulo::Messaggio(x) => messaggio_(&mut r, x),
+    }
+    r.out
+}
+
+fn candidatura_(
+    r: &mut Regole<'_, '_>,
+    m: &Modulo,
+    c: &candidatura::Candidatura,
+    versione: Versione,
+) {
+    let base = "Candidatura";
+    let da = &c.lavoratore.dati_anagrafici;
+    let pa = |f: &str| format!("{base}/Lavoratore/DatiAnagrafici/{f}");
+    let nascita = data(&da.datanascita);
+    if let Some(n) = nascita {
+        if n >= r.ctx.ricevuto {
+            r.p(
+                &pa("datanascita"),
+                "NASCITA_FUTURA",
+                format!("la data di nascita {n} non è nel passato"),
+            );
+        }
+    }
+    if let Some(Codice::Persona(p)) = r.codice_fiscale(&pa("codicefiscale"), &da.codicefiscale) {
+        if let Some(n) = nascita {
+            if !p.nato_il(n) {
+                r.p(
+                    &pa("codicefiscale"),
+                    "CF_DATA_NASCITA",
+                    format!(
+                        "il codice fiscale indica la nascita il {:02}/{:02}/..{:02}, non il {n}",
+                        p.giorno, p.mese, p.anno
+                    ),
+                );
+            }
+        }
+        let sesso = da.sesso.trim();
+        if (sesso == "F") != p.femmina && (sesso == "M" || sesso == "F") {
+            r.p(
+                &pa("codicefiscale"),
+                "CF_SESSO",
+                format!("il codice fiscale non corrisponde al sesso {sesso}"),
+            );
+        }
+        let comune = da.idcomune.trim();
+        if comune != "0000" && !comune.is_empty() && comune != p.belfiore {
+            r.p(
+                &pa("codicefiscale"),
+                "CF_COMUNE_NASCITA",
+                format!(
+                    "il codice fiscale indica il luogo di nascita {}, non {comune}",
+                    p.belfiore
+                ),
+            );
+        }
+    }
+    r.luogo(&pa("idcomune"), &da.idcomune, nascita, false);
+    r.luogo(
+        &format!("{base}/Lavoratore/Domicilio/idcomune"),
+        &c.lavoratore.domicilio.idcomune,
+        None,
+        true,
+    );
+    if c.lavoratore.domicilio.idcomune.trim() == "0000" {
+        r.p(
+            &format!("{base}/Lavoratore/Domicilio/idcomune"),
+            "DOMICILIO_NON_INDICATO",
+            "il comune di domicilio è obbligatorio e deve essere in Italia",
+        );
+    }
+    r.email_presente(
+        &format!("{base}/Lavoratore/Recapiti/email"),
+        Some(c.lavoratore.recapiti.email.as_str()),
+        "del lavoratore (o dell'intermediario)",
+    );
+
+    let dc = &c.dati_curriculari;
+    for (i, e) in dc.esperienze_lavorative.iter().enumerate() {
+        let p = format!("{base}/DatiCurriculari/EsperienzeLavorative[{}]", i + 1);
+        let (inizio, fine) = (
+            e.datainizio.as_deref().and_then(data),
+            e.datafine.as_deref().and_then(data),
+        );
+        if let (Some(a), Some(b)) = (inizio, fine) {
+            if b < a {
+                r.p(
+                    &format!("{p}/datafine"),
+                    "DATE_INCOERENTI",
+                    format!("la data di fine {b} precede la data di inizio {a}"),
+                );
+            }
+        }
+        if let (Some(a), Some(n)) = (inizio, nascita) {
+            if a < n {
+                r.p(
+                    &format!("{p}/datainizio"),
+                    "DATE_INCOERENTI",
+                    format!("l'esperienza inizia il {a}, prima della nascita"),
+                );
+            }
+        }
+    }
+    for (i, f) in dc.formazione.iter().enumerate() {
+        if let Some(sede) = &f.idsede {
+            r.luogo(
+                &format!("{base}/DatiCurriculari/Formazione[{}]/idsede", i + 1),
+                sede,
+                None,
+                false,
+            );
+        }
+    }
+
+    let ds = &c.dati_sistema;
+    let ps = |f: &str| format!("{base}/DatiSistema/{f}");
+    for (i, a) in ds.ambitodiffusione.iter().enumerate() {
+        let path = if ds.ambitodiffusione.len() > 1 {
+            format!("{base}/DatiSistema/ambitodiffusione[{}]", i + 1)
+        } else {
+            ps("ambitodiffusione")
+        };
+        r.valore_noto(
+            &path,
+            "AmbitoDiffusione",
+            a,
+            "AMBITO_DIFFUSIONE",
+            "l'ambito di diffusione",
+        );
+    }
+    r.valore_noto(
+        &ps("tipocandidatura"),
+        "TipoComunicazione",
+        &ds.tipocandidatura,
+        "TIPO_COMUNICAZIONE",
+        "il tipo di comunicazione",
+    );
+    if let Some(cfi) = &ds.codicefiscaleintermediario {
+        r.codice_fiscale(&ps("codicefiscaleintermediario"), cfi);
+    }
+    if let Some(cm) = &ds.idcomune {
+        r.luogo(&ps("idcomune"), cm, None, false);
+    }
+    r.email_presente(
+        &ps("email"),
+        ds.email.as_deref(),
+        "del soggetto che invia la candidatura",
+    );
+    date_sistema(
+        r,
+        &ps("datascadenza"),
+        &ds.datainserimento,
+        ds.datascadenza.as_deref(),
+        "di inserimento",
+    );
+    r.rettifica(
+        m,
+        base,
+        versione,
+        &ds.tipocandidatura,
+        ds.motivochiusura.as_deref(),
+    );
+}
+
+/// The expiry must not precede the insertion. (A date already past is not refused: the
+/// modulo is accepted and expires at once, as the validity rules say.)
+fn date_sistema(
+    r: &mut Regole<'_, '_>,
+    path: &str,
+    inizio: &str,
+    scadenza: Option<&str>,
+    cosa: &str,
+) {
+    let (Some(a), Some(s)) = (data(inizio), scadenza.and_then(data)) else {
+        return;
+    };
+    if s < a {
+        r.p(
+            path,
+            "DATE_INCOERENTI",
+            format!("la data di scadenza {s} precede la data {cosa} {a}"),
+        );
+    }
+}
+
+fn vacancy_(r: &mut Regole<'_, '_>, m: &Modulo, v: &vacancy::Vacancy, versione: Versione) {
+    let base = "Vacancy";
+    let da = &v.datore_lavoro.dati_anagrafici;
+    let pa = |f: &str| format!("{base}/DatoreLavoro/DatiAnagrafici/{f}");
+    if let Some(cf) = &da.codicefiscale {
+        r.codice_fiscale(&pa("codicefiscale"), cf);
+    }
+    let settore = da.settore.trim();
+    if !settore.is_empty() && tabelle().ateco(settore).is_none() {
+        r.p(
+            &pa("settore"),
+            "ATECO_SCONOSCIUTO",
+            format!("il settore {settore} non è un codice ATECO 2007"),
+        );
+    }
+    if let Some(a) = &da.ampiezza {
+        r.valore_noto(&pa("ampiezza"), "Ampiezza", a, "AMPIEZZA", "l'ampiezza");
+    }
+    let dc = &v.datore_lavoro.dati_contatto;
+    let pc = |f: &str| format!("{base}/DatoreLavoro/DatiContatto/{f}");
+    r.luogo(&pc("idcomune"), &dc.idcomune, None, false);
+    if dc.telefono.as_deref().is_none_or(vuoto) && dc.fax.as_deref().is_none_or(vuoto) {
+        r.p(
+            &pc("telefono"),
+            "CONTATTO_DATORE_MANCANTE",
+            "il datore di lavoro deve indicare almeno il telefono o il fax",
+        );
+    }
+    r.email_presente(
+        &pc("email"),
+        Some(dc.email.as_str()),
+        "del datore di lavoro",
+    );
+
+    let co = &v.richiesta.condizioni_offerte;
+    let pco = |f: &str| format!("{base}/Richiesta/CondizioniOfferte/{f}");
+    r.luogo(&pco("idcomune"), &co.idcomune, None, false);
+    if let Some(ccnl) = &co.idccnl {
+        let c = ccnl.trim();
+        // Two letters are the special codes: CD (another contract) and ND (none applied).
+        if c.len() == 2 && c != "CD" && c != "ND" {
+            r.p(
+                &pco("idccnl"),
+                "CCNL",
+                format!("il CCNL '{c}' non esiste: i codici di due lettere sono CD e ND"),
+            );
+        }
+    }
+    let dr = &v.richiesta.durata_richiesta;
+    date_sistema(
+        r,
+        &format!("{base}/Richiesta/DurataRichiesta/datascadenza"),
+        &dr.datapubblicazione,
+        dr.datascadenza.as_deref(),
+        "di pubblicazione",
+    );
+
+    let ds = &v.dati_sistema;
+    let ps = |f: &str| format!("{base}/DatiSistema/{f}");
+    r.valore_noto(
+        &ps("tipoofferta"),
+        "TipoComunicazione",
+        &ds.tipoofferta,
+        "TIPO_COMUNICAZIONE",
+        "il tipo di comunicazione",
+    );
+    if let Some(cfi) = &ds.codicefiscaleintermediario {
+        r.codice_fiscale(&ps("codicefiscaleintermediario"), cfi);
+    }
+    if let Some(cm) = &ds.idcomune {
+        r.luogo(&ps("idcomune"), cm, None, false);
+    }
+    r.email_presente(
+        &ps("email"),
+        ds.email.as_deref(),
+        "del soggetto che invia l'offerta",
+    );
+    r.rettifica(
+        m,
+        base,
+        versione,
+        &ds.tipoofferta,
+        ds.motivochiusura.as_deref(),
+    );
+}
+
+fn messaggio_(r: &mut Regole<'_, '_>, x: &messaggio::Messaggio) {
+    let base = "Messaggio";
+    for (lato, i) in [
+        ("Mittente", &x.mittente.interlocutore),
+        ("Destinatario", &x.destinatario.interlocutore),
+    ] {
+        let p = |f: &str| format!("{base}/{lato}/Interlocutore/{f}");
+        if let Some(cf) = &i.codicefiscale {
+            r.codice_fiscale(&p("codicefiscale"), cf);
+        }
+        if let Some(c) = &i.comune {
+            r.luogo(&p("comune"), c, None, false);
+        }
+    }
+    let t = x.dati_sistema.tipocomunicazione.trim();
+    r.valore_noto(
+        &format!("{base}/DatiSistema/tipocomunicazione"),
+        "TipoComunicazione",
+        t,
+        "TIPO_COMUNICAZIONE",
+        "il tipo di comunicazione",
+    );
+    if x.destinatario
+        .interlocutore
+        .codiceoffertacandidatura
+        .as_deref()
+        .is_none_or(vuoto)
+    {
+        r.p(
+            &format!("{base}/Destinatario/Interlocutore/codiceoffertacandidatura"),
+            "RIFERIMENTO_MANCANTE",
+            "un messaggio deve indicare la candidatura o l'offerta a cui si riferisce",
+        );
+    }
+}
