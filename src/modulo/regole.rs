@@ -488,3 +488,211 @@ fn messaggio_(r: &mut Regole<'_, '_>, x: &messaggio::Messaggio) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{valida, Contesto, Livello};
+    use super::*;
+
+    const C20: &str = include_str!("../../examples/moduli/candidatura-2.0.xml");
+    const C38: &str = include_str!("../../examples/moduli/candidatura-rev038.xml");
+    const C38_CHIUSURA: &str =
+        include_str!("../../examples/moduli/candidatura-rev038-chiusura.xml");
+    const V20: &str = include_str!("../../examples/moduli/vacancy-2.0.xml");
+    const M38: &str = include_str!("../../examples/moduli/messaggio-rev038.xml");
+
+    /// The rule codes a modulo raises (it must pass the schema).
+    fn codes(xml: &str, esiste: Option<&super::super::Esiste<'_>>) -> Vec<String> {
+        let e = valida(
+            xml.as_bytes(),
+            &Contesto {
+                ricevuto: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+                versione: None,
+                esiste,
+            },
+        );
+        assert!(e.valido_schema(), "{:?}", e.problemi);
+        e.problemi
+            .into_iter()
+            .filter(|p| p.level == Livello::Rule)
+            .map(|p| p.code)
+            .collect()
+    }
+
+    fn one(xml: &str, from: &str, to: &str) -> Vec<String> {
+        assert!(xml.contains(from), "{from}");
+        codes(&xml.replacen(from, to, 1), None)
+    }
+
+    #[test]
+    fn each_rule_of_the_candidatura() {
+        assert_eq!(codes(C20, None), Vec::<String>::new());
+        let cases = [
+            ("BNCLRA85M41F205C", "BNCLRA85M41F205D", "CF_CONTROLLO"),
+            (
+                "<cl:sesso>F</cl:sesso>",
+                "<cl:sesso>M</cl:sesso>",
+                "CF_SESSO",
+            ),
+            (
+                "<cl:datanascita>1985-08-01",
+                "<cl:datanascita>1985-08-02",
+                "CF_DATA_NASCITA",
+            ),
+            (
+                "<cl:idcomune>F205</cl:idcomune>",
+                "<cl:idcomune>H501</cl:idcomune>",
+                "CF_COMUNE_NASCITA",
+            ),
+            (
+                "<cl:idcomune>A944</cl:idcomune>",
+                "<cl:idcomune>Z112</cl:idcomune>",
+                "DOMICILIO_ESTERO",
+            ),
+            (
+                "<cl:idcomune>A944</cl:idcomune>",
+                "<cl:idcomune>M999</cl:idcomune>",
+                "COMUNE_SCONOSCIUTO",
+            ),
+            (
+                "<cl:idcomune>A944</cl:idcomune>",
+                "<cl:idcomune>0000</cl:idcomune>",
+                "DOMICILIO_NON_INDICATO",
+            ),
+            (
+                "<cl:email>laura.bianchi@example.it</cl:email>",
+                "<cl:email></cl:email>",
+                "EMAIL_MANCANTE",
+            ),
+            (
+                "    <cl:email>cpi.bologna@example.it</cl:email>\n",
+                "",
+                "EMAIL_MANCANTE",
+            ),
+            (
+                "<cl:ambitodiffusione>02<",
+                "<cl:ambitodiffusione>07<",
+                "AMBITO_DIFFUSIONE",
+            ),
+            (
+                "<cl:datafine>2019-06-30",
+                "<cl:datafine>2011-06-30",
+                "DATE_INCOERENTI",
+            ),
+            (
+                "<cl:datainizio>2012-03-01",
+                "<cl:datainizio>1980-03-01",
+                "DATE_INCOERENTI",
+            ),
+            (
+                "<cl:datascadenza>2027-01-04",
+                "<cl:datascadenza>2026-11-01",
+                "DATE_INCOERENTI",
+            ),
+            (
+                "<cl:tipocandidatura>01<",
+                "<cl:tipocandidatura>02<",
+                "MOTIVO_CHIUSURA_MANCANTE",
+            ),
+        ];
+        for (from, to, code) in cases {
+            let got = one(C20, from, to);
+            assert!(
+                got.contains(&code.to_string()),
+                "{from} → {to}: expected {code}, got {got:?}"
+            );
+        }
+        // A birth place that no longer existed on the date of birth: Czechoslovakia after 1992.
+        let fixed = C38
+            .replace(
+                "<cl:idcomune>Z133</cl:idcomune>",
+                "<cl:idcomune>Z105</cl:idcomune>",
+            )
+            .replace("<cl:datanascita>1991-03-14", "<cl:datanascita>1995-03-14");
+        assert!(codes(&fixed, None).contains(&"COMUNE_SCONOSCIUTO".to_string()));
+        let before = C38
+            .replace(
+                "<cl:idcomune>Z133</cl:idcomune>",
+                "<cl:idcomune>Z105</cl:idcomune>",
+            )
+            .replace("<cl:datanascita>1991-03-14", "<cl:datanascita>1985-03-14");
+        assert!(!codes(&before, None).contains(&"COMUNE_SCONOSCIUTO".to_string()));
+        // The future: a birth after the day of receipt.
+        let got = one(
+            C20,
+            "<cl:datanascita>1985-08-01",
+            "<cl:datanascita>2027-08-01",
+        );
+        assert!(got.contains(&"NASCITA_FUTURA".to_string()), "{got:?}");
+    }
+
+    #[test]
+    fn rettifica_and_chiusura_against_what_is_known() {
+        let nothing = |_: Tipo, _: &str| false;
+        let everything = |_: Tipo, _: &str| true;
+        // Offline (no knowledge): not judged.
+        assert_eq!(codes(C38_CHIUSURA, None), Vec::<String>::new());
+        assert_eq!(
+            codes(C38_CHIUSURA, Some(&nothing)),
+            vec!["PRECEDENTE_SCONOSCIUTO"]
+        );
+        assert_eq!(codes(C38_CHIUSURA, Some(&everything)), Vec::<String>::new());
+        // A new code already known.
+        assert_eq!(codes(C38, Some(&everything)), vec!["CODICE_GIA_PRESENTE"]);
+        assert_eq!(codes(C38, Some(&nothing)), Vec::<String>::new());
+        // A chiusura without the code it closes, and one naming itself.
+        let start = C38_CHIUSURA
+            .find("    <cl:codicecandidaturaprecedente>")
+            .unwrap();
+        let end = C38_CHIUSURA
+            .find("</cl:codicecandidaturaprecedente>\n")
+            .unwrap()
+            + "</cl:codicecandidaturaprecedente>\n".len();
+        let senza = format!("{}{}", &C38_CHIUSURA[..start], &C38_CHIUSURA[end..]);
+        assert_eq!(
+            codes(&senza, Some(&everything)),
+            vec!["PRECEDENTE_MANCANTE"]
+        );
+        let se_stessa = C38_CHIUSURA.replace(
+            "<cl:codicecandidaturaprecedente>SILCO26200000000000000318",
+            "<cl:codicecandidaturaprecedente>SILCO26200000000000000331",
+        );
+        assert_eq!(
+            codes(&se_stessa, Some(&everything)),
+            vec!["PRECEDENTE_UGUALE"]
+        );
+    }
+
+    #[test]
+    fn each_rule_of_the_vacancy_and_messaggio() {
+        assert_eq!(codes(V20, None), Vec::<String>::new());
+        for (from, to, code) in [
+            ("<cl:ampiezza>02<", "<cl:ampiezza>07<", "AMPIEZZA"),
+            ("<cl:idccnl>ND<", "<cl:idccnl>XY<", "CCNL"),
+            (
+                "<cl:idcomune>B157</cl:idcomune>",
+                "<cl:idcomune>Q999</cl:idcomune>",
+                "COMUNE_SCONOSCIUTO",
+            ),
+            (
+                "<cl:email>personale@officine-zanardi.example</cl:email>",
+                "<cl:email></cl:email>",
+                "EMAIL_MANCANTE",
+            ),
+        ] {
+            let got = one(V20, from, to);
+            assert!(
+                got.contains(&code.to_string()),
+                "{from} → {to}: expected {code}, got {got:?}"
+            );
+        }
+        assert_eq!(codes(M38, None), Vec::<String>::new());
+        let start = M38.find("      <cl:codiceoffertacandidatura>").unwrap();
+        let end = M38.find("</cl:codiceoffertacandidatura>\n").unwrap()
+            + "</cl:codiceoffertacandidatura>\n".len();
+        assert_eq!(
+            codes(&format!("{}{}", &M38[..start], &M38[end..]), None),
+            vec!["RIFERIMENTO_MANCANTE"]
+        );
+    }
+}
