@@ -16,4 +16,5 @@ pub mod server;
 pub mod service;
 pub mod soap;
 pub mod store;
+pub mod wssec;
 pub mod xml;

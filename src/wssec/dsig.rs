@@ -1,0 +1,754 @@
+//! XML signatures in a WS-Security header (OASIS WSS 1.0/1.1, X.509 token profile):
+//! exclusive C14N, RSA-SHA256, SHA-256 digests. Signing adds a `wsse:Security` header with a
+//! BinarySecurityToken, a Timestamp and a Signature over the Body, the busta and the Timestamp.
+//! Verification checks that every reference resolves to exactly one element, that the elements
+//! the gateway processes are the ones signed (no wrapping), the digests, the signature and the
+//! Timestamp; it returns the signer's certificate for the caller to judge.
+
+use std::ops::Range;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::sign::{Signer, Verifier};
+use openssl::x509::X509;
+use quick_xml::events::Event;
+use quick_xml::reader::Reader;
+
+use super::c14n::{self, Target};
+use crate::egov::{NS_BUSTA, NS_WSU};
+use crate::soap::{Envelope, SOAP11_NS};
+use crate::xml::{Element, Limits};
+
+pub const NS_WSSE: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+pub const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+pub const X509V3: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
+pub const BASE64_BINARY: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
+
+/// What went wrong, and which EGOV_IT code it maps to (busta-egov.md §2.1, §3.5).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FirmaError {
+    /// EGOV_IT_200: the security header is missing or does not follow the policy.
+    #[error("politica di sicurezza: {0}")]
+    Politica(String),
+    /// EGOV_IT_117: the busta header is not signed, or its signature is invalid.
+    #[error("firma dell'intestazione non valida: {0}")]
+    Intestazione(String),
+    /// EGOV_IT_202: the XML signature is invalid (body, references, signature value).
+    #[error("firma XML non valida: {0}")]
+    Xml(String),
+    /// Our own input could not be signed (a local error, not a partner's).
+    #[error("impossibile firmare: {0}")]
+    Firma(String),
+}
+
+impl FirmaError {
+    pub fn codice(&self) -> crate::egov::Codice {
+        use crate::egov::Codice;
+        match self {
+            FirmaError::Politica(_) => Codice::SICUREZZA,
+            FirmaError::Intestazione(_) => Codice::FIRMA,
+            FirmaError::Xml(_) => Codice::FIRMA_XML,
+            FirmaError::Firma(_) => Codice::PROCESSAMENTO,
+        }
+    }
+    pub fn posizione(&self) -> &'static str {
+        match self {
+            FirmaError::Intestazione(_) => "Intestazione",
+            FirmaError::Xml(_) => "Security/Signature",
+            FirmaError::Politica(_) | FirmaError::Firma(_) => "Security",
+        }
+    }
+}
+
+/// Which part of the busta is signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Copertura {
+    /// `eGov_IT:IntestazioneMessaggio` (as the GovWay test suite signs).
+    #[default]
+    #[serde(rename = "intestazione_messaggio")]
+    IntestazioneMessaggio,
+    /// The whole `eGov_IT:Intestazione`, lists included.
+    Intestazione,
+}
+
+/// Our key and certificate.
+pub struct Firmatario {
+    pub key: PKey<Private>,
+    pub cert: X509,
+}
+
+fn err_firma(e: impl std::fmt::Display) -> FirmaError {
+    FirmaError::Firma(e.to_string())
+}
+
+/// The qualified name at the start tag that begins at `start`.
+fn qname_at(src: &str, start: usize) -> &str {
+    let rest = &src[start + 1..];
+    let end = rest
+        .find(|c: char| c.is_ascii_whitespace() || c == '>' || c == '/')
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The value of an attribute written in the start tag at `start` (as written, not resolved).
+fn start_tag_text(src: &str, start: usize) -> &str {
+    let end = src[start..].find('>').map_or(src.len(), |e| start + e);
+    &src[start..end]
+}
+
+/// The busta element a signature must cover.
+fn busta_target(env: &Envelope<'_>, copertura: Copertura) -> Option<usize> {
+    let h = env
+        .header_blocks
+        .iter()
+        .find(|b| b.is(NS_BUSTA, "Intestazione"))?;
+    match copertura {
+        Copertura::Intestazione => Some(h.span.start),
+        Copertura::IntestazioneMessaggio => h
+            .children
+            .iter()
+            .find(|c| c.is(NS_BUSTA, "IntestazioneMessaggio"))
+            .map(|c| c.span.start),
+    }
+}
+
+fn body_start(env: &Envelope<'_>) -> usize {
+    env.body.start
+}
+
+/// Signs a SOAP message: adds `wsu:Id`s where needed and a `wsse:Security` header first in the
+/// Header. Returns the signed message.
+pub fn firma(
+    msg: &str,
+    f: &Firmatario,
+    now: DateTime<Utc>,
+    ttl: Duration,
+    copertura: Copertura,
+) -> Result<String, FirmaError> {
+    let env = Envelope::parse(msg.as_bytes(), Limits::default()).map_err(err_firma)?;
+    let header = env
+        .header
+        .clone()
+        .ok_or_else(|| FirmaError::Firma("il messaggio non ha un Header".into()))?;
+    if env.offset != 0 {
+        return Err(FirmaError::Firma("byte order mark".into()));
+    }
+    let busta = busta_target(&env, copertura)
+        .ok_or_else(|| FirmaError::Firma("nessuna busta e-Gov da firmare".into()))?;
+    let body = body_start(&env);
+
+    // Ids: reuse what is there, else add ours (inserted from the end so offsets stay valid).
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    let mut ids = Vec::new();
+    for (start, wanted) in [(body, "pdd-body"), (busta, "pdd-busta")] {
+        let tag = start_tag_text(msg, start);
+        match existing_wsu_id(tag) {
+            Some(id) => ids.push(id),
+            None => {
+                let q = qname_at(msg, start);
+                let decl = if tag.contains("xmlns:wsu=") {
+                    String::new()
+                } else {
+                    format!(" xmlns:wsu=\"{NS_WSU}\"")
+                };
+                inserts.push((start + 1 + q.len(), format!("{decl} wsu:Id=\"{wanted}\"")));
+                ids.push(wanted.to_string());
+            }
+        }
+    }
+    let created = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let expires = (now + ttl).to_rfc3339_opts(SecondsFormat::Millis, true);
+    let token = B64.encode(f.cert.to_der().map_err(err_firma)?);
+    let reference = |uri: &str, n: usize| {
+        format!(
+            "<ds:Reference URI=\"#{uri}\"><ds:Transforms><ds:Transform Algorithm=\"{EXC_C14N}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{SHA256}\"/><ds:DigestValue>@@DIGEST{n}@@</ds:DigestValue></ds:Reference>"
+        )
+    };
+    let security = format!(
+        "<wsse:Security xmlns:wsse=\"{NS_WSSE}\" xmlns:wsu=\"{NS_WSU}\" xmlns:pddsoap=\"{SOAP11_NS}\" pddsoap:mustUnderstand=\"1\">\
+<wsse:BinarySecurityToken EncodingType=\"{BASE64_BINARY}\" ValueType=\"{X509V3}\" wsu:Id=\"pdd-token\">{token}</wsse:BinarySecurityToken>\
+<wsu:Timestamp wsu:Id=\"pdd-ts\"><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wsu:Timestamp>\
+<ds:Signature xmlns:ds=\"{NS_DS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/><ds:SignatureMethod Algorithm=\"{RSA_SHA256}\"/>{}{}{}</ds:SignedInfo>\
+<ds:SignatureValue>@@SIGNATURE@@</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#pdd-token\" ValueType=\"{X509V3}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature></wsse:Security>",
+        reference(&ids[0], 0),
+        reference(&ids[1], 1),
+        reference("pdd-ts", 2),
+    );
+    // The Security header goes first in the Header: right after the Header's start tag.
+    let header_content = msg[header.start..].find('>').map(|i| header.start + i + 1);
+    let Some(at) = header_content.filter(|_| !start_tag_text(msg, header.start).ends_with('/'))
+    else {
+        return Err(FirmaError::Firma("Header vuoto in forma abbreviata".into()));
+    };
+    inserts.push((at, security));
+    inserts.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
+    let mut out = msg.to_string();
+    for (p, s) in inserts {
+        out.insert_str(p, &s);
+    }
+
+    // Digests of the three references, in one canonicalization pass.
+    let starts = [
+        find_by_id(&out, &ids[0])?,
+        find_by_id(&out, &ids[1])?,
+        find_by_id(&out, "pdd-ts")?,
+    ];
+    let targets: Vec<Target> = starts
+        .iter()
+        .map(|&s| Target {
+            start: s,
+            inclusive: vec![],
+        })
+        .collect();
+    let canon = c14n::canonicalize(&out, &targets).map_err(err_firma)?;
+    for (n, c) in canon.iter().enumerate() {
+        let d = openssl::sha::sha256(c.as_bytes());
+        out = out.replacen(&format!("@@DIGEST{n}@@"), &B64.encode(d), 1);
+    }
+    // The signature over the canonical SignedInfo.
+    let si = out
+        .find("<ds:SignedInfo>")
+        .ok_or_else(|| FirmaError::Firma("SignedInfo".into()))?;
+    let canon_si = c14n::canonicalize_one(&out, si, &[]).map_err(err_firma)?;
+    let mut signer = Signer::new(MessageDigest::sha256(), &f.key).map_err(err_firma)?;
+    signer.update(canon_si.as_bytes()).map_err(err_firma)?;
+    let sig = signer.sign_to_vec().map_err(err_firma)?;
+    Ok(out.replacen("@@SIGNATURE@@", &B64.encode(sig), 1))
+}
+
+/// A `wsu:Id` written in a start tag (with the usual prefix).
+fn existing_wsu_id(tag: &str) -> Option<String> {
+    let at = tag.find(" wsu:Id=")? + " wsu:Id=".len();
+    let q = tag[at..].chars().next()?;
+    let rest = &tag[at + 1..];
+    Some(rest[..rest.find(q)?].to_string())
+}
+
+/// An element that carries an identifier.
+#[derive(Debug, Clone)]
+struct Identificato {
+    id: String,
+    start: usize,
+}
+
+/// Every element carrying an id attribute (`wsu:Id`, `Id`, `ID`, `id`, `xml:id`), in one pass.
+fn ids(src: &str) -> Result<Vec<Identificato>, FirmaError> {
+    let mut r = Reader::from_str(src);
+    let mut out = Vec::new();
+    let mut wsu_prefixes: Vec<(usize, String)> = Vec::new();
+    let mut depth = 0usize;
+    loop {
+        let pos = r.buffer_position() as usize;
+        let ev = r
+            .read_event()
+            .map_err(|e| FirmaError::Xml(format!("messaggio non leggibile: {e}")))?;
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(ev, Event::Empty(_));
+                depth += 1;
+                let mut found = Vec::new();
+                for a in e.attributes().flatten() {
+                    let k = a.key.0;
+                    if let Some(p) = k.strip_prefix("xmlns:") {
+                        if *a.value == *NS_WSU {
+                            wsu_prefixes.push((depth, p.to_string()));
+                        }
+                    }
+                    found.push((k.to_string(), a.value.to_string()));
+                }
+                for (k, v) in found {
+                    let is_id = match k.split_once(':') {
+                        Some((p, "Id")) => wsu_prefixes.iter().any(|(_, w)| w == p),
+                        Some(("xml", "id")) => true,
+                        Some(_) => false,
+                        None => matches!(k.as_str(), "Id" | "ID" | "id"),
+                    };
+                    if is_id {
+                        out.push(Identificato { id: v, start: pos });
+                    }
+                }
+                if empty {
+                    wsu_prefixes.retain(|(d, _)| *d < depth);
+                    depth -= 1;
+                }
+            }
+            Event::End(_) => {
+                wsu_prefixes.retain(|(d, _)| *d < depth);
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn find_by_id(src: &str, id: &str) -> Result<usize, FirmaError> {
+    let all = ids(src)?;
+    let mut m = all.iter().filter(|x| x.id == id);
+    match (m.next(), m.next()) {
+        (Some(x), None) => Ok(x.start),
+        (None, _) => Err(FirmaError::Xml(format!("nessun elemento con Id '{id}'"))),
+        (Some(_), Some(_)) => Err(FirmaError::Xml(format!("più elementi con Id '{id}'"))),
+    }
+}
+
+/// What a valid signature says.
+#[derive(Debug, Clone)]
+pub struct Firmato {
+    /// The signer's certificate, from the BinarySecurityToken.
+    pub cert: X509,
+    pub created: Option<DateTime<Utc>>,
+    pub expires: Option<DateTime<Utc>>,
+}
+
+/// How strictly to check.
+#[derive(Debug, Clone, Copy)]
+pub struct Regole {
+    pub now: DateTime<Utc>,
+    /// Clock skew tolerated on the Timestamp.
+    pub tolleranza: Duration,
+    /// Lifetime assumed when the Timestamp has no Expires.
+    pub durata_massima: Duration,
+    pub copertura: Copertura,
+}
+
+fn child<'a>(e: &'a Element, ns: &str, local: &str) -> Option<&'a Element> {
+    e.children.iter().find(|c| c.is(ns, local))
+}
+
+fn children<'a>(
+    e: &'a Element,
+    ns: &'a str,
+    local: &'a str,
+) -> impl Iterator<Item = &'a Element> + 'a {
+    e.children.iter().filter(move |c| c.is(ns, local))
+}
+
+fn algorithm(e: Option<&Element>) -> &str {
+    e.and_then(|e| e.attr("Algorithm")).unwrap_or("")
+}
+
+/// The PrefixList of an exc-c14n method's InclusiveNamespaces.
+fn inclusive(method: &Element) -> Vec<String> {
+    method
+        .children
+        .iter()
+        .find(|c| c.local == "InclusiveNamespaces")
+        .and_then(|c| c.attr("PrefixList"))
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s.trim())
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Verifies the WS-Security signature of a message whose envelope has been parsed.
+pub fn verifica(src: &str, env: &Envelope<'_>, r: &Regole) -> Result<Firmato, FirmaError> {
+    let pol = |m: &str| FirmaError::Politica(m.to_string());
+    let xmlerr = |m: String| FirmaError::Xml(m);
+    // Exactly one Security header, a direct child of the Header.
+    let mut sec = env
+        .header_blocks
+        .iter()
+        .filter(|b| b.is(NS_WSSE, "Security"));
+    let security = match (sec.next(), sec.next()) {
+        (Some(s), None) => s,
+        (None, _) => return Err(pol("header wsse:Security assente")),
+        (Some(_), Some(_)) => return Err(pol("più di un header wsse:Security")),
+    };
+    let mut sigs = children(security, NS_DS, "Signature");
+    let signature = match (sigs.next(), sigs.next()) {
+        (Some(s), None) => s,
+        (None, _) => {
+            return Err(FirmaError::Xml(
+                "ds:Signature assente nell'header wsse:Security".into(),
+            ))
+        }
+        (Some(_), Some(_)) => return Err(FirmaError::Xml("più di una ds:Signature".into())),
+    };
+    let mut tss = children(security, NS_WSU, "Timestamp");
+    let ts = match (tss.next(), tss.next()) {
+        (Some(t), None) => t,
+        (None, _) => return Err(pol("wsu:Timestamp assente")),
+        (Some(_), Some(_)) => return Err(pol("più di un wsu:Timestamp")),
+    };
+    let si =
+        child(signature, NS_DS, "SignedInfo").ok_or_else(|| xmlerr("SignedInfo assente".into()))?;
+    let cm = child(si, NS_DS, "CanonicalizationMethod");
+    if algorithm(cm) != EXC_C14N {
+        return Err(xmlerr(format!(
+            "canonicalizzazione non ammessa: '{}'",
+            algorithm(cm)
+        )));
+    }
+    let sm = algorithm(child(si, NS_DS, "SignatureMethod"));
+    if sm != RSA_SHA256 {
+        return Err(xmlerr(format!("algoritmo di firma non ammesso: '{sm}'")));
+    }
+
+    // Resolve every reference to exactly one element.
+    let all_ids = ids(src)?;
+    let mut refs: Vec<(usize, Vec<String>, Vec<u8>)> = Vec::new();
+    for rf in children(si, NS_DS, "Reference") {
+        let uri = rf.attr("URI").unwrap_or("");
+        let id = uri
+            .strip_prefix('#')
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| xmlerr(format!("riferimento non ammesso: URI '{uri}'")))?;
+        let mut m = all_ids.iter().filter(|x| x.id == id);
+        let start = match (m.next(), m.next()) {
+            (Some(x), None) => x.start,
+            (None, _) => {
+                return Err(xmlerr(format!(
+                    "il riferimento #{id} non indica alcun elemento"
+                )))
+            }
+            (Some(_), Some(_)) => return Err(xmlerr(format!("più elementi con Id '{id}'"))),
+        };
+        let transforms: Vec<&Element> = child(rf, NS_DS, "Transforms")
+            .map(|t| children(t, NS_DS, "Transform").collect())
+            .unwrap_or_default();
+        let [t] = transforms.as_slice() else {
+            return Err(xmlerr(format!(
+                "il riferimento #{id} deve avere una sola trasformazione (exc-c14n)"
+            )));
+        };
+        if algorithm(Some(t)) != EXC_C14N {
+            return Err(xmlerr(format!(
+                "trasformazione non ammessa: '{}'",
+                algorithm(Some(t))
+            )));
+        }
+        let dm = algorithm(child(rf, NS_DS, "DigestMethod"));
+        if dm != SHA256 {
+            return Err(xmlerr(format!("algoritmo di digest non ammesso: '{dm}'")));
+        }
+        let dv = child(rf, NS_DS, "DigestValue")
+            .map(|d| d.text.split_whitespace().collect::<String>())
+            .unwrap_or_default();
+        let digest = B64
+            .decode(dv)
+            .map_err(|_| xmlerr(format!("DigestValue del riferimento #{id} non è base64")))?;
+        refs.push((start, inclusive(t), digest));
+    }
+
+    // What the gateway processes must be what was signed.
+    let covered = |start: usize| refs.iter().any(|(s, _, _)| *s == start);
+    if !covered(body_start(env)) {
+        return Err(xmlerr("il Body del messaggio non è firmato".into()));
+    }
+    let intestazione = env
+        .header_blocks
+        .iter()
+        .find(|b| b.is(NS_BUSTA, "Intestazione"))
+        .ok_or_else(|| FirmaError::Intestazione("busta e-Gov assente".into()))?;
+    let messaggio = intestazione
+        .children
+        .iter()
+        .find(|c| c.is(NS_BUSTA, "IntestazioneMessaggio"))
+        .map(|c| c.span.start);
+    let header_ok = covered(intestazione.span.start)
+        || (r.copertura == Copertura::IntestazioneMessaggio && messaggio.is_some_and(covered));
+    if !header_ok {
+        return Err(FirmaError::Intestazione(match r.copertura {
+            Copertura::Intestazione => "l'Intestazione e-Gov non è firmata".into(),
+            Copertura::IntestazioneMessaggio => {
+                "l'IntestazioneMessaggio e-Gov non è firmata".into()
+            }
+        }));
+    }
+    if !covered(ts.span.start) {
+        return Err(pol("il Timestamp non è firmato"));
+    }
+
+    // Digests, in one canonicalization pass.
+    let targets: Vec<Target> = refs
+        .iter()
+        .map(|(s, incl, _)| Target {
+            start: *s,
+            inclusive: incl.clone(),
+        })
+        .collect();
+    let canon = c14n::canonicalize(src, &targets)
+        .map_err(|e| xmlerr(format!("canonicalizzazione: {e}")))?;
+    for ((start, _, digest), c) in refs.iter().zip(&canon) {
+        if openssl::sha::sha256(c.as_bytes()).as_slice() != digest.as_slice() {
+            let msg = format!(
+                "il digest dell'elemento {} non corrisponde",
+                qname_at(src, *start)
+            );
+            return Err(
+                if *start == intestazione.span.start || Some(*start) == messaggio {
+                    FirmaError::Intestazione(msg)
+                } else if *start == ts.span.start {
+                    FirmaError::Politica(msg)
+                } else {
+                    FirmaError::Xml(msg)
+                },
+            );
+        }
+    }
+
+    // The token: a BinarySecurityToken of this Security header, referenced from KeyInfo.
+    let cert = token(security, signature)?;
+
+    // The signature value over the canonical SignedInfo.
+    let canon_si = c14n::canonicalize_one(
+        src,
+        si.span.start,
+        &inclusive(cm.unwrap_or(si))
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    )
+    .map_err(|e| xmlerr(format!("canonicalizzazione di SignedInfo: {e}")))?;
+    let sv = child(signature, NS_DS, "SignatureValue")
+        .map(|s| s.text.split_whitespace().collect::<String>())
+        .unwrap_or_default();
+    let sig = B64
+        .decode(sv)
+        .map_err(|_| xmlerr("SignatureValue non è base64".into()))?;
+    let key = cert
+        .public_key()
+        .map_err(|e| xmlerr(format!("chiave del certificato: {e}")))?;
+    let mut v = Verifier::new(MessageDigest::sha256(), &key).map_err(|e| xmlerr(e.to_string()))?;
+    v.update(canon_si.as_bytes())
+        .map_err(|e| xmlerr(e.to_string()))?;
+    if !v.verify(&sig).unwrap_or(false) {
+        return Err(xmlerr("il valore della firma non corrisponde".into()));
+    }
+
+    // Freshness.
+    let created = child(ts, NS_WSU, "Created").and_then(|c| parse_time(&c.text));
+    let expires = child(ts, NS_WSU, "Expires").and_then(|c| parse_time(&c.text));
+    let Some(c) = created else {
+        return Err(pol("wsu:Timestamp senza Created valido"));
+    };
+    if c > r.now + r.tolleranza {
+        return Err(pol(&format!("il Timestamp è nel futuro ({c})")));
+    }
+    let limit = expires.unwrap_or(c + r.durata_massima);
+    if limit + r.tolleranza < r.now {
+        return Err(pol(&format!("il Timestamp è scaduto ({limit})")));
+    }
+    Ok(Firmato {
+        cert,
+        created,
+        expires,
+    })
+}
+
+fn token(security: &Element, signature: &Element) -> Result<X509, FirmaError> {
+    let ki = child(signature, NS_DS, "KeyInfo")
+        .ok_or_else(|| FirmaError::Xml("KeyInfo assente".into()))?;
+    // Either a reference to a BinarySecurityToken, or the certificate itself in X509Data.
+    if let Some(str_) = child(ki, NS_WSSE, "SecurityTokenReference") {
+        let uri = child(str_, NS_WSSE, "Reference")
+            .and_then(|r| r.attr("URI"))
+            .and_then(|u| u.strip_prefix('#'))
+            .ok_or_else(|| FirmaError::Xml("SecurityTokenReference senza riferimento".into()))?;
+        let mut m = children(security, NS_WSSE, "BinarySecurityToken")
+            .filter(|t| t.attr_ns(NS_WSU, "Id") == Some(uri));
+        let t = match (m.next(), m.next()) {
+            (Some(t), None) => t,
+            _ => {
+                return Err(FirmaError::Xml(format!(
+                    "BinarySecurityToken '{uri}' assente o ripetuto"
+                )))
+            }
+        };
+        if t.attr("ValueType") != Some(X509V3) {
+            return Err(FirmaError::Politica(
+                "il token non è un certificato X.509 v3".into(),
+            ));
+        }
+        return der(&t.text);
+    }
+    if let Some(c) = child(ki, NS_DS, "X509Data").and_then(|d| child(d, NS_DS, "X509Certificate")) {
+        return der(&c.text);
+    }
+    Err(FirmaError::Xml("KeyInfo senza certificato".into()))
+}
+
+fn der(b64: &str) -> Result<X509, FirmaError> {
+    let bytes = B64
+        .decode(b64.split_whitespace().collect::<String>())
+        .map_err(|_| FirmaError::Politica("certificato non in base64".into()))?;
+    X509::from_der(&bytes)
+        .map_err(|e| FirmaError::Politica(format!("certificato non leggibile: {e}")))
+}
+
+/// Where a signed element starts, for tests and tools.
+pub fn span_of(src: &str, id: &str) -> Option<Range<usize>> {
+    let start = find_by_id(src, id).ok()?;
+    let end = src[start..].find('>').map(|e| start + e + 1)?;
+    Some(start..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pki::{certificato, rsa_key, Richiesta, Uso};
+    use super::*;
+
+    const REQ: &str = include_str!("../../examples/richiesta-candidatura.xml");
+
+    fn signer() -> Firmatario {
+        let key = rsa_key().unwrap();
+        let cert = certificato(
+            &Richiesta {
+                cn: "EMILIA",
+                san: &[],
+                days: 10,
+                from_days: 0,
+                uso: Uso::Gateway,
+            },
+            &key,
+            None,
+        )
+        .unwrap();
+        Firmatario { key, cert }
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-27T08:00:30Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn rules() -> Regole {
+        Regole {
+            now: now(),
+            tolleranza: Duration::seconds(60),
+            durata_massima: Duration::minutes(5),
+            copertura: Copertura::IntestazioneMessaggio,
+        }
+    }
+
+    fn check(msg: &str) -> Result<Firmato, FirmaError> {
+        let env = Envelope::parse(msg.as_bytes(), Limits::default()).unwrap();
+        verifica(msg, &env, &rules())
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let f = signer();
+        let signed = firma(
+            REQ,
+            &f,
+            now(),
+            Duration::minutes(5),
+            Copertura::IntestazioneMessaggio,
+        )
+        .unwrap();
+        let ok = check(&signed).unwrap();
+        assert_eq!(ok.cert.to_der().unwrap(), f.cert.to_der().unwrap());
+        // The message still reads as the same busta request.
+        let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
+        assert!(env
+            .header_blocks
+            .iter()
+            .any(|b| b.is(NS_BUSTA, "Intestazione")));
+        // Signing the whole Intestazione works as well.
+        let whole = firma(
+            REQ,
+            &f,
+            now(),
+            Duration::minutes(5),
+            Copertura::Intestazione,
+        )
+        .unwrap();
+        check(&whole).unwrap();
+    }
+
+    #[test]
+    fn tampering_is_refused_with_the_right_code() {
+        let f = signer();
+        let signed = firma(
+            REQ,
+            &f,
+            now(),
+            Duration::minutes(5),
+            Copertura::IntestazioneMessaggio,
+        )
+        .unwrap();
+        let body = signed.replace("SILBO26200000000000000042", "SILBO26200000000000000043");
+        assert!(
+            matches!(check(&body), Err(FirmaError::Xml(_))),
+            "{:?}",
+            check(&body)
+        );
+        let header = signed.replace(
+            ">EMILIA</eGov_IT:IdentificativoParte></eGov_IT:Mittente>",
+            ">LAZIO</eGov_IT:IdentificativoParte></eGov_IT:Mittente>",
+        );
+        assert!(
+            matches!(check(&header), Err(FirmaError::Intestazione(_))),
+            "{:?}",
+            check(&header)
+        );
+        let late = Regole {
+            now: now() + Duration::minutes(10),
+            ..rules()
+        };
+        let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
+        assert!(matches!(
+            verifica(&signed, &env, &late),
+            Err(FirmaError::Politica(_))
+        ));
+        // No Security header at all.
+        assert!(matches!(check(REQ), Err(FirmaError::Politica(_))));
+        // Another valid certificate in the token: the signature no longer matches.
+        let other = signer();
+        let theirs = B64.encode(f.cert.to_der().unwrap());
+        let swapped = signed.replace(&theirs, &B64.encode(other.cert.to_der().unwrap()));
+        assert!(matches!(check(&swapped), Err(FirmaError::Xml(_))));
+    }
+
+    #[test]
+    fn wrapping_is_refused() {
+        let f = signer();
+        let signed = firma(
+            REQ,
+            &f,
+            now(),
+            Duration::minutes(5),
+            Copertura::IntestazioneMessaggio,
+        )
+        .unwrap();
+        // Move the signed Body into a header block and put another Body in its place.
+        let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
+        let body = &signed[env.body.clone()];
+        let evil_body = "<soapenv:Body><x:evil xmlns:x=\"urn:x\"/></soapenv:Body>";
+        let wrapped = signed.replace(body, evil_body).replacen(
+            "<soapenv:Header>",
+            &format!("<soapenv:Header><w:Wrapper xmlns:w=\"urn:w\">{body}</w:Wrapper>"),
+            1,
+        );
+        assert!(
+            matches!(check(&wrapped), Err(FirmaError::Xml(_))),
+            "{:?}",
+            check(&wrapped)
+        );
+        // Two elements with the Body's id.
+        let twice = signed.replacen(
+            "<soapenv:Header>",
+            "<soapenv:Header><w:Decoy xmlns:w=\"urn:w\" xmlns:wsu=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd\" wsu:Id=\"pdd-body\"/>",
+            1,
+        );
+        assert!(matches!(check(&twice), Err(FirmaError::Xml(m)) if m.contains("più elementi")));
+    }
+}
