@@ -210,7 +210,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
         tracing::info!(
             "first request: curl -s -H 'Content-Type: text/xml' --data-binary @examples/richiesta-candidatura.xml http://{addr}/pdd/PA (see README)"
         );
-        let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), Arc::new(SystemClock)));
+        let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), Arc::new(SystemClock))?);
         crate::server::serve(gw, listener, shutdown_signal())
             .await
             .map_err(|e| e.to_string())

@@ -22,7 +22,63 @@ pub struct Config {
     pub busta: BustaCfg,
     pub porta_delegata: PortaDelegataCfg,
     pub cliclavoro: ClicLavoroCfg,
+    pub tls: TlsCfg,
+    pub wssec: WssecCfg,
     pub registry: RegistryCfg,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsCfg {
+    /// Our certificate (PEM). With `key`, the porta applicativa listens on HTTPS, the outbound
+    /// client presents it, and outgoing buste are signed with it.
+    pub cert: Option<PathBuf>,
+    /// Our private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CAs whose certificates we trust for partners (TLS peers and signature tokens), besides
+    /// the certificates pinned in the registry.
+    pub ca: Vec<PathBuf>,
+    /// Require a client certificate on the porta applicativa (mutual TLS).
+    pub client_auth: bool,
+}
+
+impl Default for TlsCfg {
+    fn default() -> Self {
+        TlsCfg {
+            cert: None,
+            key: None,
+            ca: Vec::new(),
+            client_auth: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WssecCfg {
+    /// Sign outgoing buste (requests and responses); needs `[tls] cert` and `key`.
+    /// Default: on when they are set.
+    pub firma: Option<bool>,
+    /// What of the busta is signed: "intestazione_messaggio" or "intestazione".
+    pub copertura: crate::wssec::dsig::Copertura,
+    /// Verification for partners that set none: "required", "optional" or "off".
+    pub verifica: crate::registry::PoliticaFirma,
+    /// Lifetime of our Timestamps.
+    pub timestamp_ttl_secs: i64,
+    /// Clock skew tolerated on partners' Timestamps.
+    pub tolleranza_secs: i64,
+}
+
+impl Default for WssecCfg {
+    fn default() -> Self {
+        WssecCfg {
+            firma: None,
+            copertura: crate::wssec::dsig::Copertura::IntestazioneMessaggio,
+            verifica: crate::registry::PoliticaFirma::Off,
+            timestamp_ttl_secs: 300,
+            tolleranza_secs: 60,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -122,6 +178,8 @@ impl Default for Config {
             busta: BustaCfg::default(),
             porta_delegata: PortaDelegataCfg::default(),
             cliclavoro: ClicLavoroCfg::default(),
+            tls: TlsCfg::default(),
+            wssec: WssecCfg::default(),
             registry: RegistryCfg::default(),
         }
     }
@@ -220,8 +278,39 @@ impl Config {
         s
     }
 
-    /// Checks what serde cannot, and builds the registry.
+    /// Whether the gateway speaks HTTPS.
+    pub fn tls_on(&self) -> bool {
+        self.tls.cert.is_some() && self.tls.key.is_some()
+    }
+
+    /// Whether outgoing buste are signed.
+    pub fn firma_on(&self) -> bool {
+        self.wssec.firma.unwrap_or_else(|| self.tls_on())
+    }
+
+    /// Checks what serde cannot, and builds the registry (with partners kept in the store).
     pub fn build_registry(&self) -> Result<Registry, ConfigError> {
+        self.build_registry_with(&[])
+    }
+
+    /// As [`Config::build_registry`], with soggetti added at run time (they win over the file).
+    pub fn build_registry_with(&self, dynamic: &[Soggetto]) -> Result<Registry, ConfigError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(ConfigError::Invalid(
+                "[tls] cert and key go together".into(),
+            ));
+        }
+        if self.wssec.firma == Some(true) && !self.tls_on() {
+            return Err(ConfigError::Invalid(
+                "[wssec] firma = true needs [tls] cert and key to sign with".into(),
+            ));
+        }
+        if !self.tls_on() && !self.listen.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "listening on {} without TLS: plain HTTP is for loopback only; set [tls] cert and key (or listen on 127.0.0.1)",
+                self.listen
+            )));
+        }
         if let Some(n) = &self.soggetto.nodo {
             if n.is_empty() || n.len() > 2 || !n.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(ConfigError::Invalid(format!(
@@ -242,12 +331,24 @@ impl Config {
         } else {
             (vec![own.clone()], Vec::new())
         };
-        for s in &self.registry.soggetti {
+        for s in self.registry.soggetti.iter().chain(dynamic) {
             let mut s = s.clone();
             // A soggetto in the file replaces the demo's (or our own) entry of the same name.
             soggetti.retain(|x| !(x.tipo == s.tipo && x.nome == s.nome));
             if s.porta.is_empty() {
                 s.porta = registry::porta_default(&s.tipo, &s.nome);
+            }
+            // In a file, a certificate may be given as the path of a PEM file.
+            if let Some(c) = s
+                .cert
+                .as_ref()
+                .filter(|c| !c.trim_start().starts_with("-----BEGIN"))
+            {
+                let pem = std::fs::read_to_string(c).map_err(|err| ConfigError::Read {
+                    path: PathBuf::from(c),
+                    err,
+                })?;
+                s.cert = Some(pem);
             }
             soggetti.push(s);
         }

@@ -16,5 +16,6 @@ pub mod server;
 pub mod service;
 pub mod soap;
 pub mod store;
+pub mod tls;
 pub mod wssec;
 pub mod xml;

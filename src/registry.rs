@@ -42,6 +42,29 @@ pub struct Soggetto {
     /// Hosted by this gateway (buste addressed to it are ours to serve).
     #[serde(default)]
     pub locale: bool,
+    /// Its certificate (PEM; in a config file also a path to a PEM file): pinned for TLS and
+    /// for the WS-Security token of its buste.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<String>,
+    /// Whether its buste must carry a WS-Security signature; default from `[wssec]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firma: Option<PoliticaFirma>,
+    /// Services it may call on us (`ClicLavoro`, …); empty: every service that admits it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servizi: Vec<String>,
+}
+
+/// Verification of incoming signatures, per partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoliticaFirma {
+    /// A busta without a valid signature is refused.
+    Required,
+    /// A signature, if present, must be valid.
+    Optional,
+    /// Signatures are not checked.
+    #[default]
+    Off,
 }
 
 fn default_tipo() -> String {
@@ -62,6 +85,9 @@ impl Soggetto {
             errori_struttura: None,
             validazione_id_completa: true,
             locale: false,
+            cert: None,
+            firma: None,
+            servizi: Vec::new(),
         }
     }
     pub fn parte(&self) -> Parte {
@@ -146,6 +172,8 @@ pub struct Registry {
     servizi: Vec<Servizio>,
     by_parte: HashMap<(String, String), usize>,
     by_servizio: HashMap<(String, String, String, String), usize>,
+    /// Parsed certificates of the soggetti that have one.
+    certs: HashMap<(String, String), openssl::x509::X509>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -215,6 +243,11 @@ impl Registry {
         self.by_parte
             .get(&(p.tipo.clone(), p.nome.clone()))
             .map(|&i| &self.soggetti[i])
+    }
+
+    /// A soggetto's registered certificate.
+    pub fn certificato(&self, p: &Parte) -> Option<openssl::x509::X509> {
+        self.certs.get(&(p.tipo.clone(), p.nome.clone())).cloned()
     }
 
     pub fn soggetto_by_nome(&self, nome: &str) -> Option<&Soggetto> {

@@ -109,11 +109,20 @@ async fn read_body(
     }
 }
 
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The client certificate presented in the TLS handshake (verified by then).
+    pub cert: Option<openssl::x509::X509>,
+}
+
 async fn handle(
     gw: Arc<Gateway>,
     req: Request<Incoming>,
-    peer: SocketAddr,
+    peer_info: Arc<Peer>,
 ) -> Result<Response<Body>, Infallible> {
+    let peer = peer_info.addr;
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     debug!(%method, %path, %peer, "request");
@@ -122,7 +131,7 @@ async fn handle(
     let resp = match (method, path.as_str()) {
         (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
             match read_body(req, max, timeout).await {
-                Ok(body) => respond(gw.porta_applicativa(&body, Some(peer.to_string())).await),
+                Ok(body) => respond(gw.porta_applicativa(&body, &peer_info).await),
                 Err(r) => r,
             }
         }
@@ -264,11 +273,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
+    let acceptor = match gw.server_tls() {
+        Ok(Some(cfg)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg))),
+        Ok(None) => None,
+        Err(e) => return Err(std::io::Error::other(e)),
+    };
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
+                let (stream, addr) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
@@ -279,16 +293,24 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
-                let mut builder = http1::Builder::new();
-                builder.timer(TokioTimer::new()).header_read_timeout(header_timeout).keep_alive(true);
-                let conn = builder.serve_connection(
-                    TokioIo::new(stream),
-                    service_fn(move |req| handle(gw.clone(), req, peer)),
-                );
-                let conn = graceful.watch(conn);
+                let watcher = graceful.watcher();
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        debug!(%peer, error = %e, "connection closed with error");
+                    match acceptor {
+                        None => serve_io(stream, gw, Arc::new(Peer { addr, cert: None }), watcher, header_timeout).await,
+                        Some(acc) => match tokio::time::timeout(header_timeout, acc.accept(stream)).await {
+                            Ok(Ok(tls)) => {
+                                let cert = tls
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|c| c.first())
+                                    .and_then(|d| openssl::x509::X509::from_der(d).ok());
+                                serve_io(tls, gw, Arc::new(Peer { addr, cert }), watcher, header_timeout).await
+                            }
+                            Ok(Err(e)) => info!(peer = %addr, error = %e, "TLS handshake refused"),
+                            Err(_) => info!(peer = %addr, "TLS handshake not completed in time"),
+                        },
                     }
                 });
             }
@@ -312,6 +334,31 @@ pub async fn serve(
     }
     info!("stopped");
     Ok(())
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS), watched for graceful shutdown.
+async fn serve_io<I>(
+    io: I,
+    gw: Arc<Gateway>,
+    peer: Arc<Peer>,
+    watcher: hyper_util::server::graceful::Watcher,
+    header_timeout: Duration,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true);
+    let addr = peer.addr;
+    let conn = builder.serve_connection(
+        TokioIo::new(io),
+        service_fn(move |req| handle(gw.clone(), req, peer.clone())),
+    );
+    if let Err(e) = watcher.watch(conn).await {
+        debug!(peer = %addr, error = %e, "connection closed with error");
+    }
 }
 
 /// A fault for errors that happen before the gateway could even look at the message.

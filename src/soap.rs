@@ -175,9 +175,22 @@ impl<'a> Envelope<'a> {
     /// The message with one byte range removed (e.g. the eGov header after sbustamento);
     /// everything else stays byte for byte, so namespace context is untouched.
     pub fn without(&self, cut: Range<usize>) -> String {
+        self.without_all(std::slice::from_ref(&cut))
+    }
+
+    /// The message with several (non-overlapping) byte ranges removed.
+    pub fn without_all(&self, cuts: &[Range<usize>]) -> String {
+        let mut cuts: Vec<&Range<usize>> = cuts.iter().collect();
+        cuts.sort_by_key(|r| r.start);
         let mut s = String::with_capacity(self.src.len());
-        s.push_str(&self.src[..cut.start]);
-        s.push_str(&self.src[cut.end..]);
+        let mut at = 0;
+        for c in cuts {
+            if c.start >= at {
+                s.push_str(&self.src[at..c.start]);
+                at = c.end;
+            }
+        }
+        s.push_str(&self.src[at..]);
         s
     }
 

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::egov::{Busta, Eccezione, Parte};
 use crate::registry::{Registry, Soggetto};
 use crate::store::{Direction, Exchange, Outcome, Store, StoreError};
+use crate::tls::{Fiducia, Identity, TrustStore};
 use crate::xml::Limits;
 
 /// What goes back on the wire.
@@ -53,28 +54,85 @@ pub struct Gateway {
     ids: IdGenerator,
     pub http: HttpClient,
     pub limits: Limits,
+    /// Our key and certificate, when TLS is configured.
+    pub identity: Option<Arc<Identity>>,
+    /// The CAs of the configuration.
+    pub cas: Vec<openssl::x509::X509>,
+    /// What the TLS verifiers and the signature checks trust; follows the registry.
+    pub trust: Arc<TrustStore>,
+}
+
+/// Reads the PEM certificates of the `[tls] ca` files.
+pub fn load_cas(config: &Config) -> Result<Vec<openssl::x509::X509>, String> {
+    let mut cas = Vec::new();
+    for p in &config.tls.ca {
+        let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        cas.extend(
+            crate::wssec::pki::leggi_pem(&bytes).map_err(|e| format!("{}: {e}", p.display()))?,
+        );
+    }
+    Ok(cas)
 }
 
 impl Gateway {
+    /// A gateway over a registry (the configured one, completed by the partners in the store).
     pub fn new(
         config: Config,
         registry: Registry,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-    ) -> Gateway {
+    ) -> Result<Gateway, String> {
         let limits = Limits {
             max_depth: config.limits.max_xml_depth,
             ..Limits::default()
         };
-        Gateway {
+        let identity = match (&config.tls.cert, &config.tls.key) {
+            (Some(c), Some(k)) => Some(Arc::new(Identity::load(c, k).map_err(|e| e.to_string())?)),
+            _ => None,
+        };
+        let cas = load_cas(&config)?;
+        let trust = Arc::new(TrustStore::new(Fiducia::new(cas.clone(), &registry)));
+        let client_tls = crate::tls::client_config(identity.as_deref(), &cas, trust.clone())
+            .map_err(|e| e.to_string())?;
+        Ok(Gateway {
             ids: IdGenerator::new(config.soggetto.nodo.clone()),
-            http: HttpClient::new(config.limits.max_body_bytes),
+            http: HttpClient::new(config.limits.max_body_bytes, client_tls),
             registry: RwLock::new(Arc::new(registry)),
             store,
             clock,
             limits,
+            identity,
+            cas,
+            trust,
             config,
+        })
+    }
+
+    /// The porta applicativa's TLS configuration, when TLS is on.
+    pub fn server_tls(&self) -> Result<Option<rustls::ServerConfig>, String> {
+        match &self.identity {
+            Some(me) => crate::tls::server_config(
+                me,
+                &self.cas,
+                self.trust.clone(),
+                self.config.tls.client_auth,
+            )
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            None => Ok(None),
         }
+    }
+
+    /// Rebuilds the registry from the configuration and the partners in the store, live.
+    pub fn reload_partners(&self) -> Result<(), String> {
+        let partners = self.store.partners().map_err(|e| e.to_string())?;
+        let registry = self
+            .config
+            .build_registry_with(&partners)
+            .map_err(|e| e.to_string())?;
+        self.trust.set(Fiducia::new(self.cas.clone(), &registry));
+        self.set_registry(registry);
+        Ok(())
     }
 
     pub fn registry(&self) -> Arc<Registry> {

@@ -13,9 +13,10 @@ use crate::soap::{self, Envelope, FaultCode, SoapError};
 use crate::store::{Claim, Direction, Exchange, Outcome};
 
 impl Gateway {
-    pub async fn porta_applicativa(&self, raw: &[u8], peer: Option<String>) -> Answer {
+    pub async fn porta_applicativa(&self, raw: &[u8], peer: &crate::server::Peer) -> Answer {
         let received = self.now();
-        let mut ex = match self.exchange(Direction::In, received, raw, peer) {
+        let mut ex = match self.exchange(Direction::In, received, raw, Some(peer.addr.to_string()))
+        {
             Ok(ex) => ex,
             Err(e) => {
                 warn!(error = %e, "store unavailable");
@@ -23,7 +24,9 @@ impl Gateway {
             }
         };
         let span = info_span!("pa", seq = ex.seq, id = tracing::field::Empty);
-        self.pa_inner(raw, &mut ex, received).instrument(span).await
+        self.pa_inner(raw, &mut ex, received, peer)
+            .instrument(span)
+            .await
     }
 
     async fn pa_inner(
@@ -31,6 +34,7 @@ impl Gateway {
         raw: &[u8],
         ex: &mut Exchange,
         received: chrono::DateTime<chrono::FixedOffset>,
+        peer: &crate::server::Peer,
     ) -> Answer {
         let env = match Envelope::parse(raw, self.limits) {
             Ok(env) => env,
@@ -105,6 +109,12 @@ impl Gateway {
             Giudizio::Accettata { eccezioni } => eccezioni,
         };
         let profilo = pol.profilo;
+
+        // Authentication, authorization and message security (after validation, as GovWay).
+        if let Err((eccezione, note)) = self.sicurezza(&busta, &env, peer, &registry) {
+            info!(eccezione = %eccezione, "{note}");
+            return self.errore(ex, &busta, vec![eccezione], Some(&note)).await;
+        }
 
         // A busta with a ListaEccezioni is an error notification from the partner: it is
         // recorded with what is wrong in it, not handed to a service (busta-egov.md §2.2.5).
@@ -195,7 +205,17 @@ impl Gateway {
 
         let chiamata = Chiamata {
             env: &env,
-            intestazione: trovata.span.clone(),
+            rimuovi: {
+                // Sbustamento removes the busta and the WS-Security header we processed.
+                let mut r = vec![trovata.span.clone()];
+                r.extend(
+                    env.header_blocks
+                        .iter()
+                        .filter(|h| h.is(crate::wssec::dsig::NS_WSSE, "Security"))
+                        .map(|h| h.span.clone()),
+                );
+                r
+            },
             busta: &busta,
             servizio,
             received_at: received,
@@ -279,6 +299,146 @@ impl Gateway {
         }
     }
 
+    /// Authentication (the TLS identity is the Mittente), authorization (the partner may call
+    /// the service) and message security (the WS-Security signature, by partner policy).
+    fn sicurezza(
+        &self,
+        b: &Busta,
+        env: &Envelope<'_>,
+        peer: &crate::server::Peer,
+        registry: &crate::registry::Registry,
+    ) -> Result<(), (Eccezione, String)> {
+        use crate::wssec::pki;
+        let Some(mittente) = b.mittente.as_ref() else {
+            return Ok(());
+        };
+        let non_autorizzato = |pos: &str, why: String| {
+            Err((Eccezione::grave(Codice::MITTENTE_NON_AUTORIZZATO, pos), why))
+        };
+        let trust = self.trust.get();
+        if let Some(cert) = &peer.cert {
+            match trust.soggetto(cert, registry) {
+                Some(p) if p.same(mittente) => {}
+                Some(p) => return non_autorizzato(
+                    "Mittente",
+                    format!(
+                        "il certificato TLS è di {p}, ma la busta dichiara il mittente {mittente}"
+                    ),
+                ),
+                None => return non_autorizzato(
+                    "Mittente",
+                    format!(
+                        "il certificato TLS (CN {}) non corrisponde ad alcun soggetto registrato",
+                        pki::cn(cert).unwrap_or_default()
+                    ),
+                ),
+            }
+        }
+        let partner = registry.soggetto(mittente);
+        if let (Some(p), Some(s)) = (partner, &b.servizio) {
+            if !p.servizi.is_empty() && !p.servizi.contains(&s.nome) {
+                return non_autorizzato(
+                    "Servizio",
+                    format!("{mittente} non è autorizzato al servizio {}", s.nome),
+                );
+            }
+            let servizio = b
+                .destinatario
+                .as_ref()
+                .and_then(|d| registry.servizio(d, &s.tipo, &s.nome));
+            if servizio.is_some_and(|sv| !sv.ammette(mittente)) {
+                return non_autorizzato(
+                    "Servizio",
+                    format!("{mittente} non è tra i fruitori del servizio {}", s.nome),
+                );
+            }
+        }
+        let politica = partner
+            .and_then(|p| p.firma)
+            .unwrap_or(self.config.wssec.verifica);
+        self.verifica_firma(env, mittente, registry, politica)
+    }
+
+    /// Checks a busta's WS-Security signature by policy, and that its token belongs to `parte`
+    /// (its registered certificate, or one of our CAs' naming it).
+    pub(crate) fn verifica_firma(
+        &self,
+        env: &Envelope<'_>,
+        parte: &crate::egov::Parte,
+        registry: &crate::registry::Registry,
+        politica: crate::registry::PoliticaFirma,
+    ) -> Result<(), (Eccezione, String)> {
+        use crate::registry::PoliticaFirma;
+        use crate::wssec::{dsig, pki};
+        let firmata = env
+            .header_blocks
+            .iter()
+            .any(|h| h.is(dsig::NS_WSSE, "Security"));
+        if politica == PoliticaFirma::Off || (politica == PoliticaFirma::Optional && !firmata) {
+            return Ok(());
+        }
+        let now = self.now().with_timezone(&chrono::Utc);
+        let regole = dsig::Regole {
+            now,
+            tolleranza: chrono::Duration::seconds(self.config.wssec.tolleranza_secs),
+            durata_massima: chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
+            copertura: self.config.wssec.copertura,
+        };
+        let firmato = dsig::verifica(env.src, env, &regole)
+            .map_err(|e| (Eccezione::grave(e.codice(), e.posizione()), e.to_string()))?;
+        let trust = self.trust.get();
+        let cert = &firmato.cert;
+        let fp = crate::tls::sha256(cert);
+        let registered = registry
+            .certificato(parte)
+            .is_some_and(|c| crate::tls::sha256(&c) == fp);
+        let by_ca = pki::emesso_da(cert, &trust.cas, now)
+            && pki::cn(cert).as_deref() == Some(parte.nome.as_str());
+        let politica_err = |why: String| {
+            Err((
+                Eccezione::grave(Codice::SICUREZZA, "Security/BinarySecurityToken"),
+                why,
+            ))
+        };
+        if !(registered || by_ca) {
+            if let Some(other) = trust.pinned.get(&fp) {
+                return Err((
+                    Eccezione::grave(Codice::MITTENTE_NON_AUTORIZZATO, "Mittente"),
+                    format!("la busta di {parte} è firmata con il certificato di {other}"),
+                ));
+            }
+            return politica_err(format!(
+                "il certificato della firma non è quello registrato per {parte}"
+            ));
+        }
+        if let Err(e) = pki::controlla(cert, now) {
+            return politica_err(format!("certificato della firma: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Signs an outgoing busta when signing is on. A message that cannot be signed is sent as it
+    /// is, with a warning (it would be a local defect, not a partner's).
+    pub fn firma_uscente(&self, msg: String) -> String {
+        let Some(me) = self.identity.as_ref().filter(|_| self.config.firma_on()) else {
+            return msg;
+        };
+        match crate::wssec::dsig::firma(
+            &msg,
+            &me.key,
+            &me.cert,
+            self.now().with_timezone(&chrono::Utc),
+            chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
+            self.config.wssec.copertura,
+        ) {
+            Ok(signed) => signed,
+            Err(e) => {
+                warn!(error = %e, "outgoing busta not signed");
+                msg
+            }
+        }
+    }
+
     /// The response busta of a synchronous exchange around the service's answer.
     fn risposta_sincrona(
         &self,
@@ -303,7 +463,7 @@ impl Gateway {
         let header = crate::egov::writer::write(&h);
         Ok((
             id,
-            soap::envelope_ns(&[&header], &esito.body, &esito.body_ns),
+            self.firma_uscente(soap::envelope_ns(&[&header], &esito.body, &esito.body_ns)),
         ))
     }
 
@@ -371,7 +531,7 @@ impl Gateway {
                 crate::xml::escape_text(d)
             )
         });
-        let body = risposte::busta_errore(h, eccezioni, detail_xml.as_deref());
+        let body = self.firma_uscente(risposte::busta_errore(h, eccezioni, detail_xml.as_deref()));
         let note = detail
             .map(str::to_string)
             .or_else(|| Some(elenco(&ex.eccezioni)));

@@ -220,7 +220,11 @@ impl Gateway {
             .map(|b| &env.src[b.span.clone()])
             .collect();
         blocks.insert(0, &header);
-        let message = soap::envelope_ns(&blocks, env.body_content_str(), &env.body_ns);
+        let message = self.firma_uscente(soap::envelope_ns(
+            &blocks,
+            env.body_content_str(),
+            &env.body_ns,
+        ));
         ex.request = message.as_bytes().to_vec();
 
         let resp = self
@@ -312,6 +316,20 @@ impl Gateway {
             return Err(Errore {
                 funzione: Funzione::SbustamentoRisposte,
                 eccezione: e,
+                outcome: Outcome::ErroreBusta,
+            });
+        }
+        // Its signature, by the partner's policy.
+        let registry = self.registry();
+        let politica = registry
+            .soggetto(destinatario)
+            .and_then(|p| p.firma)
+            .unwrap_or(self.config.wssec.verifica);
+        if let Err((e, why)) = self.verifica_firma(&env, destinatario, &registry, politica) {
+            info!(eccezione = %e, "partner's answer refused: {why}");
+            return Err(Errore {
+                funzione: Funzione::SbustamentoRisposte,
+                eccezione: EccezioneApplicativa::Busta(e.codice, why),
                 outcome: Outcome::ErroreBusta,
             });
         }

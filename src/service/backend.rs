@@ -46,7 +46,7 @@ pub async fn call(
     timeout: Duration,
     limits: Limits,
 ) -> Result<Esito, ServiceError> {
-    let message = c.env.without(c.intestazione.clone());
+    let message = c.env.without_all(&c.rimuovi);
     let resp = client
         .post_soap(url, message, &integration_headers(c), timeout)
         .await

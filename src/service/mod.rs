@@ -14,8 +14,9 @@ use crate::soap::Envelope;
 /// What a service receives: the busta that was validated and the message it came in.
 pub struct Chiamata<'a> {
     pub env: &'a Envelope<'a>,
-    /// Byte range of the eGov header block in `env.src`.
-    pub intestazione: Range<usize>,
+    /// Byte ranges of the header blocks the gateway consumed (the busta, WS-Security), removed
+    /// before the message goes to a backend.
+    pub rimuovi: Vec<Range<usize>>,
     pub busta: &'a Busta,
     pub servizio: &'a Servizio,
     pub received_at: DateTime<FixedOffset>,

@@ -199,6 +199,11 @@ pub trait Store: Send + Sync + 'static {
     fn recent(&self, limit: usize) -> Result<Vec<Exchange>>;
     fn put_modulo(&self, m: &StoredModulo) -> Result<()>;
     fn modulo(&self, kind: &str, code: &str) -> Result<Option<StoredModulo>>;
+    /// Partners added at run time (they complete the configured registry).
+    fn partners(&self) -> Result<Vec<crate::registry::Soggetto>>;
+    fn put_partner(&self, s: &crate::registry::Soggetto) -> Result<()>;
+    /// Removes a partner; false when there was none.
+    fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool>;
     /// Makes every write so far durable.
     fn flush(&self) -> FlushFuture<'_>;
 }

@@ -11,6 +11,7 @@ pub struct SledStore {
     dup: sled::Tree,
     counters: sled::Tree,
     moduli: sled::Tree,
+    partners: sled::Tree,
 }
 
 fn be(e: sled::Error) -> StoreError {
@@ -32,6 +33,7 @@ impl SledStore {
             dup: db.open_tree("dup").map_err(be)?,
             counters: db.open_tree("id_counters").map_err(be)?,
             moduli: db.open_tree("moduli").map_err(be)?,
+            partners: db.open_tree("partners").map_err(be)?,
             db,
         };
         let mut stale = Vec::new();
@@ -247,6 +249,33 @@ impl Store for SledStore {
             }
             None => Ok(None),
         }
+    }
+
+    fn partners(&self) -> Result<Vec<crate::registry::Soggetto>> {
+        let mut out = Vec::new();
+        for kv in self.partners.iter() {
+            let (_, v) = kv.map_err(be)?;
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("partner: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    fn put_partner(&self, s: &crate::registry::Soggetto) -> Result<()> {
+        let key = format!("{}/{}", s.tipo, s.nome);
+        let v = serde_json::to_vec(s).map_err(|e| StoreError::Backend(e.to_string()))?;
+        self.partners.insert(key.as_bytes(), v).map_err(be)?;
+        Ok(())
+    }
+
+    fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool> {
+        Ok(self
+            .partners
+            .remove(format!("{tipo}/{nome}").as_bytes())
+            .map_err(be)?
+            .is_some())
     }
 
     fn flush(&self) -> FlushFuture<'_> {

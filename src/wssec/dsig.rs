@@ -81,12 +81,6 @@ pub enum Copertura {
     Intestazione,
 }
 
-/// Our key and certificate.
-pub struct Firmatario {
-    pub key: PKey<Private>,
-    pub cert: X509,
-}
-
 fn err_firma(e: impl std::fmt::Display) -> FirmaError {
     FirmaError::Firma(e.to_string())
 }
@@ -130,7 +124,8 @@ fn body_start(env: &Envelope<'_>) -> usize {
 /// Header. Returns the signed message.
 pub fn firma(
     msg: &str,
-    f: &Firmatario,
+    key: &PKey<Private>,
+    cert: &X509,
     now: DateTime<Utc>,
     ttl: Duration,
     copertura: Copertura,
@@ -168,7 +163,7 @@ pub fn firma(
     }
     let created = now.to_rfc3339_opts(SecondsFormat::Millis, true);
     let expires = (now + ttl).to_rfc3339_opts(SecondsFormat::Millis, true);
-    let token = B64.encode(f.cert.to_der().map_err(err_firma)?);
+    let token = B64.encode(cert.to_der().map_err(err_firma)?);
     let reference = |uri: &str, n: usize| {
         format!(
             "<ds:Reference URI=\"#{uri}\"><ds:Transforms><ds:Transform Algorithm=\"{EXC_C14N}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{SHA256}\"/><ds:DigestValue>@@DIGEST{n}@@</ds:DigestValue></ds:Reference>"
@@ -220,7 +215,7 @@ pub fn firma(
         .find("<ds:SignedInfo>")
         .ok_or_else(|| FirmaError::Firma("SignedInfo".into()))?;
     let canon_si = c14n::canonicalize_one(&out, si, &[]).map_err(err_firma)?;
-    let mut signer = Signer::new(MessageDigest::sha256(), &f.key).map_err(err_firma)?;
+    let mut signer = Signer::new(MessageDigest::sha256(), key).map_err(err_firma)?;
     signer.update(canon_si.as_bytes()).map_err(err_firma)?;
     let sig = signer.sign_to_vec().map_err(err_firma)?;
     Ok(out.replacen("@@SIGNATURE@@", &B64.encode(sig), 1))
@@ -606,6 +601,15 @@ mod tests {
 
     const REQ: &str = include_str!("../../examples/richiesta-candidatura.xml");
 
+    struct Firmatario {
+        key: PKey<Private>,
+        cert: X509,
+    }
+
+    fn sign(msg: &str, f: &Firmatario, c: Copertura) -> String {
+        firma(msg, &f.key, &f.cert, now(), Duration::minutes(5), c).unwrap()
+    }
+
     fn signer() -> Firmatario {
         let key = rsa_key().unwrap();
         let cert = certificato(
@@ -646,14 +650,7 @@ mod tests {
     #[test]
     fn sign_then_verify() {
         let f = signer();
-        let signed = firma(
-            REQ,
-            &f,
-            now(),
-            Duration::minutes(5),
-            Copertura::IntestazioneMessaggio,
-        )
-        .unwrap();
+        let signed = sign(REQ, &f, Copertura::IntestazioneMessaggio);
         let ok = check(&signed).unwrap();
         assert_eq!(ok.cert.to_der().unwrap(), f.cert.to_der().unwrap());
         // The message still reads as the same busta request.
@@ -663,28 +660,14 @@ mod tests {
             .iter()
             .any(|b| b.is(NS_BUSTA, "Intestazione")));
         // Signing the whole Intestazione works as well.
-        let whole = firma(
-            REQ,
-            &f,
-            now(),
-            Duration::minutes(5),
-            Copertura::Intestazione,
-        )
-        .unwrap();
+        let whole = sign(REQ, &f, Copertura::Intestazione);
         check(&whole).unwrap();
     }
 
     #[test]
     fn tampering_is_refused_with_the_right_code() {
         let f = signer();
-        let signed = firma(
-            REQ,
-            &f,
-            now(),
-            Duration::minutes(5),
-            Copertura::IntestazioneMessaggio,
-        )
-        .unwrap();
+        let signed = sign(REQ, &f, Copertura::IntestazioneMessaggio);
         let body = signed.replace("SILBO26200000000000000042", "SILBO26200000000000000043");
         assert!(
             matches!(check(&body), Err(FirmaError::Xml(_))),
@@ -721,14 +704,7 @@ mod tests {
     #[test]
     fn wrapping_is_refused() {
         let f = signer();
-        let signed = firma(
-            REQ,
-            &f,
-            now(),
-            Duration::minutes(5),
-            Copertura::IntestazioneMessaggio,
-        )
-        .unwrap();
+        let signed = sign(REQ, &f, Copertura::IntestazioneMessaggio);
         // Move the signed Body into a header block and put another Body in its place.
         let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
         let body = &signed[env.body.clone()];

@@ -77,13 +77,14 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Running 
 /// Starts on an existing data directory (to test restarts).
 pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -> Running {
     config.data = dir.0.join("data");
-    let registry = config.build_registry().expect("registry");
     let store = SledStore::open(&config.data).expect("store");
+    let partners = pdd::store::Store::partners(&store).expect("partners");
+    let registry = config.build_registry_with(&partners).expect("registry");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), clock));
+    let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), clock).expect("gateway"));
     let (tx, rx) = oneshot::channel();
     let g = gw.clone();
     let task = tokio::spawn(async move {
