@@ -63,11 +63,8 @@ impl HttpClient {
         timeout: Duration,
     ) -> Result<Response, ClientError> {
         let uri: hyper::Uri = url.parse().map_err(|_| ClientError::Url(url.to_string()))?;
-        if uri.scheme_str() != Some("http") {
-            // HTTPS arrives with the TLS work; refuse rather than silently downgrade.
-            return Err(ClientError::Url(format!(
-                "{url} (only http:// is supported so far)"
-            )));
+        if !matches!(uri.scheme_str(), Some("http") | Some("https")) {
+            return Err(ClientError::Url(format!("{url}: use http:// or https://")));
         }
         let mut req = Request::post(uri)
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")

@@ -16,6 +16,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory of the sled store.
     pub data: PathBuf,
+    /// When `listen` speaks TLS: a plain-HTTP loopback listener for local systems (the porta
+    /// delegata), the CLI (`/admin`) and health checks. Default 127.0.0.1 on a free port
+    /// (logged, and recorded in `<data>/listen.addr`).
+    pub local_listen: Option<SocketAddr>,
     /// Our own soggetto.
     pub soggetto: Own,
     pub limits: Limits,
@@ -173,6 +177,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
             data: PathBuf::from("./pdd-data"),
+            local_listen: None,
             soggetto: Own::default(),
             limits: Limits::default(),
             busta: BustaCfg::default(),
@@ -304,6 +309,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[wssec] firma = true needs [tls] cert and key to sign with".into(),
             ));
+        }
+        if let Some(a) = self.local_listen.filter(|a| !a.ip().is_loopback()) {
+            return Err(ConfigError::Invalid(format!(
+                "local_listen {a}: the local listener must be on loopback"
+            )));
         }
         if !self.tls_on() && !self.listen.ip().is_loopback() {
             return Err(ConfigError::Invalid(format!(

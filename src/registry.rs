@@ -190,6 +190,8 @@ pub enum RegistryError {
         "soggetto '{0}': names may hold only letters and digits (they form the Identificatore)"
     )]
     Nome(String),
+    #[error("soggetto {0}: the certificate is not readable PEM ({1})")]
+    Certificato(String, String),
 }
 
 impl Registry {
@@ -208,6 +210,12 @@ impl Registry {
                     "{}/{}",
                     s.tipo, s.nome
                 )));
+            }
+            if let Some(pem) = &s.cert {
+                let c = openssl::x509::X509::from_pem(pem.as_bytes()).map_err(|e| {
+                    RegistryError::Certificato(format!("{}/{}", s.tipo, s.nome), e.to_string())
+                })?;
+                r.certs.insert(key.clone(), c);
             }
             r.by_parte.insert(key, r.soggetti.len());
             r.soggetti.push(s);

@@ -115,6 +115,8 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// The client certificate presented in the TLS handshake (verified by then).
     pub cert: Option<openssl::x509::X509>,
+    /// Reached through the local listener (porta delegata, /admin and /health only).
+    pub locale: bool,
 }
 
 async fn handle(
@@ -128,7 +130,13 @@ async fn handle(
     debug!(%method, %path, %peer, "request");
     let max = gw.config.limits.max_body_bytes;
     let timeout = Duration::from_secs(gw.config.limits.request_timeout_secs);
+    let not_here = peer_info.locale
+        && !(path.starts_with("/admin/") || path.starts_with("/pdd/PD/") || path == "/health");
     let resp = match (method, path.as_str()) {
+        _ if not_here => plain(
+            StatusCode::NOT_FOUND,
+            "this local listener serves the porta delegata (/pdd/PD/...), /admin and /health; partners use the TLS listener\n",
+        ),
         (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
             match read_body(req, max, timeout).await {
                 Ok(body) => respond(gw.porta_applicativa(&body, &peer_info).await),
@@ -163,9 +171,14 @@ async fn handle(
                 }
             }
         }
-        (Method::GET, p) if p.starts_with("/admin/") => {
+        (m, p) if p.starts_with("/admin/") => {
             if peer.ip().is_loopback() {
-                admin(&gw, p, req.uri().query())
+                let query = req.uri().query().map(str::to_string);
+                let p = p.to_string();
+                match read_body(req, max, timeout).await {
+                    Ok(body) => admin(&gw, &m, &p, query.as_deref(), &body).await,
+                    Err(r) => r,
+                }
             } else {
                 plain(
                     StatusCode::FORBIDDEN,
@@ -200,9 +213,22 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     r
 }
 
-/// Read-only views of the store for the CLI while the gateway holds it (loopback only):
-/// `GET /admin/exchanges?limit=N`, `GET /admin/exchanges/{Identificatore or seq}`.
-fn admin(gw: &Gateway, path: &str, query: Option<&str>) -> Response<Body> {
+/// The CLI's way into a running gateway (loopback only):
+/// `GET /admin/exchanges?limit=N`, `GET /admin/exchanges/{Identificatore or seq}`,
+/// `GET /admin/partners`, `POST /admin/partners` (a soggetto as JSON), `DELETE /admin/partners/{TIPO}/{NOME}`.
+async fn admin(
+    gw: &Gateway,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Response<Body> {
+    if path == "/admin/partners" || path.starts_with("/admin/partners/") {
+        return admin_partners(gw, method, path, body).await;
+    }
+    if method != Method::GET {
+        return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    }
     let err = |e: crate::store::StoreError| {
         json(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -245,6 +271,67 @@ fn admin(gw: &Gateway, path: &str, query: Option<&str>) -> Response<Body> {
     plain(StatusCode::NOT_FOUND, "not found\n")
 }
 
+async fn admin_partners(gw: &Gateway, method: &Method, path: &str, body: &[u8]) -> Response<Body> {
+    let bad = |status: StatusCode, msg: String| json(status, &serde_json::json!({ "error": msg }));
+    match *method {
+        Method::GET => {
+            let reg = gw.registry();
+            let stored: Vec<String> = gw
+                .store
+                .partners()
+                .unwrap_or_default()
+                .iter()
+                .map(|s| format!("{}/{}", s.tipo, s.nome))
+                .collect();
+            let list: Vec<serde_json::Value> = reg
+                .soggetti()
+                .iter()
+                .map(|s| {
+                    let mut v = serde_json::to_value(s).unwrap_or_default();
+                    v["origine"] = serde_json::Value::String(
+                        if stored.contains(&format!("{}/{}", s.tipo, s.nome)) {
+                            "store"
+                        } else {
+                            "config"
+                        }
+                        .into(),
+                    );
+                    v
+                })
+                .collect();
+            json(StatusCode::OK, &serde_json::Value::Array(list))
+        }
+        Method::POST => {
+            let s: crate::registry::Soggetto = match serde_json::from_slice(body) {
+                Ok(s) => s,
+                Err(e) => return bad(StatusCode::BAD_REQUEST, format!("soggetto non valido: {e}")),
+            };
+            match gw.aggiungi_partner(s).await {
+                Ok(()) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+                Err(e) => bad(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        Method::DELETE => {
+            let name = percent_decode(path.trim_start_matches("/admin/partners/"));
+            let Some((tipo, nome)) = name.split_once('/') else {
+                return bad(
+                    StatusCode::BAD_REQUEST,
+                    "use /admin/partners/{TIPO}/{NOME}".into(),
+                );
+            };
+            match gw.rimuovi_partner(tipo, nome).await {
+                Ok(true) => json(StatusCode::OK, &serde_json::json!({ "ok": true })),
+                Ok(false) => bad(
+                    StatusCode::NOT_FOUND,
+                    format!("{tipo}/{nome} non è un partner aggiunto con pdd partner add"),
+                ),
+                Err(e) => bad(StatusCode::BAD_REQUEST, e),
+            }
+        }
+        _ => plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+    }
+}
+
 /// Decodes %XX escapes (an Identificatore's `:` may arrive as %3A).
 fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
@@ -265,10 +352,13 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight exchanges finish (up to the grace
-/// period) and flushes the store.
+/// period) and flushes the store. `admin`, when given, is a plain-HTTP loopback listener for
+/// local systems (the porta delegata), the CLI (/admin) and health checks, used when the main
+/// listener speaks TLS with client certificates.
 pub async fn serve(
     gw: Arc<Gateway>,
     listener: TcpListener,
+    admin: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
@@ -280,6 +370,12 @@ pub async fn serve(
     };
     tokio::pin!(shutdown);
     loop {
+        let admin_accept = async {
+            match &admin {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, addr) = match accepted {
@@ -297,7 +393,7 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     match acceptor {
-                        None => serve_io(stream, gw, Arc::new(Peer { addr, cert: None }), watcher, header_timeout).await,
+                        None => serve_io(stream, gw, Arc::new(Peer { addr, cert: None, locale: false }), watcher, header_timeout).await,
                         Some(acc) => match tokio::time::timeout(header_timeout, acc.accept(stream)).await {
                             Ok(Ok(tls)) => {
                                 let cert = tls
@@ -306,7 +402,7 @@ pub async fn serve(
                                     .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|d| openssl::x509::X509::from_der(d).ok());
-                                serve_io(tls, gw, Arc::new(Peer { addr, cert }), watcher, header_timeout).await
+                                serve_io(tls, gw, Arc::new(Peer { addr, cert, locale: false }), watcher, header_timeout).await
                             }
                             Ok(Err(e)) => info!(peer = %addr, error = %e, "TLS handshake refused"),
                             Err(_) => info!(peer = %addr, "TLS handshake not completed in time"),
@@ -314,10 +410,18 @@ pub async fn serve(
                     }
                 });
             }
+            accepted = admin_accept => {
+                if let Ok((stream, addr)) = accepted {
+                    let gw = gw.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(serve_io(stream, gw, Arc::new(Peer { addr, cert: None, locale: true }), watcher, header_timeout));
+                }
+            }
             _ = &mut shutdown => break,
         }
     }
     drop(listener);
+    drop(admin);
     let grace = Duration::from_secs(gw.config.limits.shutdown_grace_secs);
     info!(
         in_flight = graceful.count(),

@@ -62,6 +62,30 @@ pub struct Gateway {
     pub trust: Arc<TrustStore>,
 }
 
+/// Checks what a partner brings: a name that can form identifiers, a usable certificate.
+pub fn controlla_partner(s: &crate::registry::Soggetto) -> Result<(), String> {
+    if s.nome.is_empty() || !s.nome.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "nome '{}': only letters and digits (it forms the Identificatore)",
+            s.nome
+        ));
+    }
+    if let Some(url) = &s.url {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!(
+                "url '{url}': use https:// (or http:// on loopback)"
+            ));
+        }
+    }
+    if let Some(pem) = &s.cert {
+        let certs = crate::wssec::pki::leggi_pem(pem.as_bytes())
+            .map_err(|e| format!("certificato: {e}"))?;
+        crate::wssec::pki::controlla(&certs[0], chrono::Utc::now())
+            .map_err(|e| format!("certificato: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Reads the PEM certificates of the `[tls] ca` files.
 pub fn load_cas(config: &Config) -> Result<Vec<openssl::x509::X509>, String> {
     let mut cas = Vec::new();
@@ -121,6 +145,38 @@ impl Gateway {
             .map_err(|e| e.to_string()),
             None => Ok(None),
         }
+    }
+
+    /// Adds (or replaces) a partner in the store and takes it into use at once. The certificate
+    /// must be readable and valid now; the new registry must be consistent.
+    pub async fn aggiungi_partner(&self, s: crate::registry::Soggetto) -> Result<(), String> {
+        controlla_partner(&s)?;
+        let mut partners = self.store.partners().map_err(|e| e.to_string())?;
+        partners.retain(|p| !(p.tipo == s.tipo && p.nome == s.nome));
+        partners.push(s.clone());
+        // Refuse before storing anything that would not build.
+        self.config
+            .build_registry_with(&partners)
+            .map_err(|e| e.to_string())?;
+        self.store.put_partner(&s).map_err(|e| e.to_string())?;
+        self.store.flush().await.map_err(|e| e.to_string())?;
+        self.reload_partners()?;
+        tracing::info!(partner = %format!("{}/{}", s.tipo, s.nome), "partner added");
+        Ok(())
+    }
+
+    /// Removes a partner added at run time.
+    pub async fn rimuovi_partner(&self, tipo: &str, nome: &str) -> Result<bool, String> {
+        let removed = self
+            .store
+            .remove_partner(tipo, nome)
+            .map_err(|e| e.to_string())?;
+        if removed {
+            self.store.flush().await.map_err(|e| e.to_string())?;
+            self.reload_partners()?;
+            tracing::info!(partner = %format!("{tipo}/{nome}"), "partner removed");
+        }
+        Ok(removed)
     }
 
     /// Rebuilds the registry from the configuration and the partners in the store, live.

@@ -319,19 +319,23 @@ impl Gateway {
         if let Some(cert) = &peer.cert {
             match trust.soggetto(cert, registry) {
                 Some(p) if p.same(mittente) => {}
-                Some(p) => return non_autorizzato(
-                    "Mittente",
-                    format!(
+                Some(p) => {
+                    return non_autorizzato(
+                        "Mittente",
+                        format!(
                         "il certificato TLS è di {p}, ma la busta dichiara il mittente {mittente}"
                     ),
-                ),
-                None => return non_autorizzato(
-                    "Mittente",
-                    format!(
+                    )
+                }
+                None => {
+                    return non_autorizzato(
+                        "Mittente",
+                        format!(
                         "il certificato TLS (CN {}) non corrisponde ad alcun soggetto registrato",
                         pki::cn(cert).unwrap_or_default()
                     ),
-                ),
+                    )
+                }
             }
         }
         let partner = registry.soggetto(mittente);

@@ -41,6 +41,8 @@ impl Drop for TempDir {
 /// A gateway served on 127.0.0.1:<ephemeral port>.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The plain loopback listener for local systems, when the main one speaks TLS.
+    pub local: Option<SocketAddr>,
     pub gw: Arc<Gateway>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -84,17 +86,30 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let local_listener = if config.tls_on() {
+        Some(
+            tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind"),
+        )
+    } else {
+        None
+    };
+    let local = local_listener
+        .as_ref()
+        .map(|l| l.local_addr().expect("addr"));
     let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), clock).expect("gateway"));
     let (tx, rx) = oneshot::channel();
     let g = gw.clone();
     let task = tokio::spawn(async move {
-        let _ = pdd::server::serve(g, listener, async {
+        let _ = pdd::server::serve(g, listener, local_listener, async {
             let _ = rx.await;
         })
         .await;
     });
     Running {
         addr,
+        local,
         gw,
         stop: Some(tx),
         task: Some(task),
@@ -312,4 +327,108 @@ pub fn intestazione(xml: &str) -> Option<&str> {
     let s = xml.find("<eGov_IT:Intestazione")?;
     let e = xml.find("</eGov_IT:Intestazione>")? + "</eGov_IT:Intestazione>".len();
     Some(&xml[s..e])
+}
+
+/// A test PKI written with the project's own PKI helpers: PEM files in a temp directory.
+pub struct Pki {
+    pub dir: TempDir,
+    ca_key: openssl::pkey::PKey<openssl::pkey::Private>,
+    pub ca_cert: openssl::x509::X509,
+}
+
+/// Paths of a key and its certificate.
+#[derive(Clone)]
+pub struct KeyPair {
+    pub key: PathBuf,
+    pub cert: PathBuf,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        use pdd::wssec::pki;
+        let dir = TempDir::new("pki");
+        let ca_key = pki::rsa_key().unwrap();
+        let ca_cert = pki::certificato(
+            &pki::Richiesta {
+                cn: "Test CA",
+                san: &[],
+                days: 30,
+                from_days: -1,
+                uso: pki::Uso::Ca,
+            },
+            &ca_key,
+            None,
+        )
+        .unwrap();
+        std::fs::write(dir.0.join("ca.crt"), ca_cert.to_pem().unwrap()).unwrap();
+        Pki {
+            dir,
+            ca_key,
+            ca_cert,
+        }
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.0.join("ca.crt")
+    }
+
+    /// A gateway certificate for `cn` (SAN 127.0.0.1, localhost): self-signed, or issued by the
+    /// test CA; valid `days` from `from_days` (negative: in the past).
+    pub fn make(&self, name: &str, cn: &str, issued: bool, days: u32, from_days: i64) -> KeyPair {
+        use pdd::wssec::pki;
+        let key = pki::rsa_key().unwrap();
+        let san = ["127.0.0.1".to_string(), "localhost".to_string()];
+        let cert = pki::certificato(
+            &pki::Richiesta {
+                cn,
+                san: &san,
+                days,
+                from_days,
+                uso: pki::Uso::Gateway,
+            },
+            &key,
+            issued.then_some((&self.ca_cert, &self.ca_key)),
+        )
+        .unwrap();
+        let kp = KeyPair {
+            key: self.dir.0.join(format!("{name}.key")),
+            cert: self.dir.0.join(format!("{name}.crt")),
+        };
+        std::fs::write(&kp.key, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        std::fs::write(&kp.cert, cert.to_pem().unwrap()).unwrap();
+        kp
+    }
+}
+
+/// Runs curl (a real peer) and returns (exit status, HTTP status, body).
+pub fn curl(args: &[&str], body: &[u8]) -> (i32, u16, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-S",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-H",
+            "Content-Type: text/xml; charset=utf-8",
+            "--data-binary",
+            "@-",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    child.stdin.take().unwrap().write_all(body).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+    (
+        out.status.code().unwrap_or(-1),
+        code.trim().parse().unwrap_or(0),
+        body.to_string(),
+    )
 }

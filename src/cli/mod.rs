@@ -1,5 +1,7 @@
 //! The command line (clap).
 
+mod fiducia;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +58,17 @@ pub enum Command {
     /// Look at stored exchanges.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Make our key and certificate (or a certificate signing request).
+    #[command(subcommand)]
+    Certs(fiducia::CertsCommand),
+    /// Partners: add, list, show, remove (live: a running gateway takes them at once).
+    #[command(subcommand)]
+    Partner(fiducia::PartnerCommand),
+    /// Sign a SOAP message with WS-Security (our key and certificate); writes it to stdout.
+    Sign(fiducia::SignArgs),
+    /// Check a signed SOAP message offline and say which check fails
+    /// (exit 0: valid; 1: invalid; 2: unreadable).
+    Verify(fiducia::VerifyArgs),
     /// Validate ClicLavoro moduli (Candidatura, Vacancy, Messaggio), bare or inside a SOAP
     /// message, and print every problem as `path: message [code]`
     /// (exit 0: all valid; 1: some invalid; 2: unreadable input).
@@ -173,6 +186,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Check(args) => check(config, args),
         Command::Trace(t) => trace(config, t),
         Command::Validate(args) => validate(args),
+        Command::Certs(c) => fiducia::certs(c),
+        Command::Partner(c) => fiducia::partner(config, c),
+        Command::Sign(a) => fiducia::sign(config, a),
+        Command::Verify(a) => fiducia::verify(config, a),
     }
 }
 
@@ -180,9 +197,13 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
-    let registry = config.build_registry().map_err(|e| e.to_string())?;
     let store =
         SledStore::open(&config.data).map_err(|e| format!("{e} (is another pdd using it?)"))?;
+    // The configured registry, completed by the partners added with `pdd partner add`.
+    let partners = store.partners().map_err(|e| e.to_string())?;
+    let registry = config
+        .build_registry_with(&partners)
+        .map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -192,8 +213,24 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        // Tells `pdd trace` where this gateway answers while it holds the store.
-        let _ = std::fs::write(config.data.join(LISTEN_FILE), addr.to_string());
+        // With TLS (client certificates), the CLI and health checks use a plain loopback listener.
+        let admin = if config.tls_on() {
+            let a = config.local_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+            Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| format!("cannot listen on {a} (local_listen): {e}"))?,
+            )
+        } else {
+            None
+        };
+        let admin_addr = match &admin {
+            Some(l) => l.local_addr().map_err(|e| e.to_string())?,
+            None => addr,
+        };
+        // Tells `pdd trace` and `pdd partner` where this gateway answers while it holds the store.
+        let _ = std::fs::write(config.data.join(LISTEN_FILE), admin_addr.to_string());
+        let scheme = if config.tls_on() { "https" } else { "http" };
         let own = config.own();
         tracing::info!(
             listen = %addr,
@@ -202,16 +239,28 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
             porta = %own.porta,
             partners = registry.soggetti().len() - 1,
             servizi = registry.servizi().len(),
-            "pdd listening on http://{addr}"
+            "pdd listening on {scheme}://{addr}"
         );
+        if admin.is_some() {
+            tracing::info!(
+                "TLS with {} client certificates; local systems (porta delegata), admin and health on http://{admin_addr}",
+                if config.tls.client_auth { "mandatory" } else { "no" }
+            );
+        }
         tracing::info!(
-            "porta applicativa: POST http://{addr}/pdd/PA — porta delegata: POST http://{addr}/pdd/PD/{{Servizio}}/{{Azione}} — health: GET http://{addr}/health"
+            "porta applicativa: POST {scheme}://{addr}/pdd/PA — porta delegata: POST {scheme}://{addr}/pdd/PD/{{Servizio}}/{{Azione}} — health: GET {scheme}://{addr}/health"
         );
-        tracing::info!(
-            "first request: curl -s -H 'Content-Type: text/xml' --data-binary @examples/richiesta-candidatura.xml http://{addr}/pdd/PA (see README)"
-        );
+        if config.tls_on() {
+            tracing::info!(
+                "first request: curl --cert PARTNER.crt --key PARTNER.key --cacert OUR.crt -H 'Content-Type: text/xml' --data-binary @REQUEST.xml https://{addr}/pdd/PA (see README)"
+            );
+        } else {
+            tracing::info!(
+                "first request: curl -s -H 'Content-Type: text/xml' --data-binary @examples/richiesta-candidatura.xml http://{addr}/pdd/PA (with a fresh Identificatore: see README)"
+            );
+        }
         let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), Arc::new(SystemClock))?);
-        crate::server::serve(gw, listener, shutdown_signal())
+        crate::server::serve(gw, listener, admin, shutdown_signal())
             .await
             .map_err(|e| e.to_string())
     })?;
@@ -303,13 +352,13 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
 /// File in the data directory holding the address of the gateway that has the store open.
 const LISTEN_FILE: &str = "listen.addr";
 
-/// Where trace commands read from: the store itself, or the gateway that holds it.
-enum Source {
+/// Where commands on the store go: the store itself, or the gateway that holds it.
+pub(crate) enum Source {
     Store(SledStore),
     Gateway(SocketAddr),
 }
 
-fn open_for_reading(config: &Config) -> Result<Source, String> {
+pub(crate) fn open_for_reading(config: &Config) -> Result<Source, String> {
     match SledStore::open(&config.data) {
         Ok(s) => Ok(Source::Store(s)),
         Err(StoreError::Backend(m)) if m.contains("lock") || m.contains("WouldBlock") => {
@@ -331,17 +380,24 @@ fn open_for_reading(config: &Config) -> Result<Source, String> {
     }
 }
 
-/// GET on the running gateway's admin endpoint; `None` on 404.
-fn admin_get(addr: SocketAddr, path: &str) -> Result<Option<serde_json::Value>, String> {
+/// A request to the running gateway's admin endpoint: (status, body).
+pub(crate) fn admin_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
         .map_err(|e| {
             format!("the store is in use, and the gateway at {addr} does not answer: {e}")
         })?;
     let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    let body = body.unwrap_or("");
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
@@ -350,13 +406,22 @@ fn admin_get(addr: SocketAddr, path: &str) -> Result<Option<serde_json::Value>, 
     let (head, body) = text
         .split_once("\r\n\r\n")
         .ok_or("malformed answer from the gateway")?;
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    // The gateway answers with Content-Length and closes; no chunking to undo.
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_string()))
+}
+
+/// GET on the running gateway's admin endpoint; `None` on 404.
+fn admin_get(addr: SocketAddr, path: &str) -> Result<Option<serde_json::Value>, String> {
+    let (status, body) = admin_request(addr, "GET", path, None)?;
     match status {
-        "200" => serde_json::from_str(body)
+        200 => serde_json::from_str(&body)
             .map(Some)
             .map_err(|e| format!("answer from the gateway: {e}")),
-        "404" => Ok(None),
+        404 => Ok(None),
         other => Err(format!(
             "the gateway answered HTTP {other}: {}",
             body.trim()
