@@ -11,7 +11,8 @@ use pdd::soap::Envelope;
 use pdd::wssec::{c14n, dsig};
 use pdd::xml::Limits;
 
-const WSU: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+const WSU: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
 const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 const EGOV: &str = "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/";
 
@@ -29,8 +30,15 @@ fn id_attrs() -> Vec<String> {
 }
 
 fn xmlsec1(args: &[String]) -> (bool, String, Vec<u8>) {
-    let out = Command::new("xmlsec1").args(args).output().expect("xmlsec1 runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned(), out.stdout)
+    let out = Command::new("xmlsec1")
+        .args(args)
+        .output()
+        .expect("xmlsec1 runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.stdout,
+    )
 }
 
 /// Byte buffers between two markers of xmlsec1's --store-references/--store-signatures dump.
@@ -39,7 +47,9 @@ fn buffers(dump: &[u8], start: &[u8], end: &[u8]) -> Vec<Vec<u8>> {
     let mut pos = 0;
     while let Some(i) = find(&dump[pos..], start).map(|i| i + pos) {
         let from = i + start.len();
-        let Some(j) = find(&dump[from..], end).map(|j| j + from) else { break };
+        let Some(j) = find(&dump[from..], end).map(|j| j + from) else {
+            break;
+        };
         out.push(dump[from..j].to_vec());
         pos = j + end.len();
     }
@@ -62,7 +72,12 @@ fn request() -> String {
     r.xml()
 }
 
-fn load(kp: &KeyPair) -> (openssl::pkey::PKey<openssl::pkey::Private>, openssl::x509::X509) {
+fn load(
+    kp: &KeyPair,
+) -> (
+    openssl::pkey::PKey<openssl::pkey::Private>,
+    openssl::x509::X509,
+) {
     (
         openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&kp.key).unwrap()).unwrap(),
         openssl::x509::X509::from_pem(&std::fs::read(&kp.cert).unwrap()).unwrap(),
@@ -71,7 +86,15 @@ fn load(kp: &KeyPair) -> (openssl::pkey::PKey<openssl::pkey::Private>, openssl::
 
 fn pdd_sign(msg: &str, kp: &KeyPair) -> String {
     let (k, c) = load(kp);
-    dsig::firma(msg, &k, &c, chrono::Utc::now(), chrono::Duration::minutes(5), dsig::Copertura::IntestazioneMessaggio).unwrap()
+    dsig::firma(
+        msg,
+        &k,
+        &c,
+        chrono::Utc::now(),
+        chrono::Duration::minutes(5),
+        dsig::Copertura::IntestazioneMessaggio,
+    )
+    .unwrap()
 }
 
 fn pdd_verify(msg: &str) -> Result<dsig::Firmato, dsig::FirmaError> {
@@ -99,13 +122,25 @@ fn pdd_signatures_verify_in_xmlsec1_and_agree_on_every_byte() {
     let signed = pdd_sign(&request(), &emilia);
     let f = dir.0.join("signed.xml");
     std::fs::write(&f, &signed).unwrap();
-    let mut args = vec!["--verify".to_string(), "--pubkey-cert-pem".into(), emilia.cert.display().to_string()];
+    let mut args = vec![
+        "--verify".to_string(),
+        "--pubkey-cert-pem".into(),
+        emilia.cert.display().to_string(),
+    ];
     args.extend(id_attrs());
-    args.extend(["--store-references".into(), "--store-signatures".into(), f.display().to_string()]);
+    args.extend([
+        "--store-references".into(),
+        "--store-signatures".into(),
+        f.display().to_string(),
+    ]);
     let (ok, err, dump) = xmlsec1(&args);
     assert!(ok, "xmlsec1 --verify failed: {err}");
     // The bytes xmlsec1 digested are the bytes we digested.
-    let refs = buffers(&dump, b"== PreDigest data - start buffer:\n", b"\n== PreDigest data - end buffer\n");
+    let refs = buffers(
+        &dump,
+        b"== PreDigest data - start buffer:\n",
+        b"\n== PreDigest data - end buffer\n",
+    );
     assert_eq!(refs.len(), 3);
     let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
     let targets: Vec<usize> = ["pdd-body", "pdd-busta", "pdd-ts"]
@@ -113,17 +148,31 @@ fn pdd_signatures_verify_in_xmlsec1_and_agree_on_every_byte() {
         .map(|id| dsig::span_of(&signed, id).unwrap().start)
         .collect();
     for (r, start) in refs.iter().zip(targets) {
-        assert_eq!(String::from_utf8_lossy(r), c14n::canonicalize_one(&signed, start, &[]).unwrap());
+        assert_eq!(
+            String::from_utf8_lossy(r),
+            c14n::canonicalize_one(&signed, start, &[]).unwrap()
+        );
     }
-    let si = buffers(&dump, b"== PreSigned data - start buffer:\n", b"\n== PreSigned data - end buffer\n");
+    let si = buffers(
+        &dump,
+        b"== PreSigned data - start buffer:\n",
+        b"\n== PreSigned data - end buffer\n",
+    );
     let si_start = signed.find("<ds:SignedInfo>").unwrap();
-    assert_eq!(String::from_utf8_lossy(&si[0]), c14n::canonicalize_one(&signed, si_start, &[]).unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&si[0]),
+        c14n::canonicalize_one(&signed, si_start, &[]).unwrap()
+    );
     drop(env);
 
     // Tampering is caught by xmlsec1 too.
     let bad = signed.replace("BNCLRA85M41F205C", "BNCLRA85M41F205X");
     std::fs::write(&f, &bad).unwrap();
-    let mut args = vec!["--verify".to_string(), "--pubkey-cert-pem".into(), emilia.cert.display().to_string()];
+    let mut args = vec![
+        "--verify".to_string(),
+        "--pubkey-cert-pem".into(),
+        emilia.cert.display().to_string(),
+    ];
     args.extend(id_attrs());
     args.push(f.display().to_string());
     assert!(!xmlsec1(&args).0);
@@ -157,7 +206,11 @@ fn xmlsec_sign(template: &str, kp: &KeyPair, dir: &Path) -> String {
         format!("{},{}", kp.key.display(), kp.cert.display()),
     ];
     args.extend(id_attrs());
-    args.extend(["--output".into(), out.display().to_string(), tpl.display().to_string()]);
+    args.extend([
+        "--output".into(),
+        out.display().to_string(),
+        tpl.display().to_string(),
+    ]);
     let (ok, err, _) = xmlsec1(&args);
     assert!(ok, "xmlsec1 --sign failed: {err}");
     std::fs::read_to_string(out).unwrap()
@@ -173,14 +226,20 @@ fn xmlsec1_signatures_verify_in_pdd_and_tampering_is_caught() {
     let lazio = pki.make("lazio", "LAZIO", false, 30, 0);
     let dir = TempDir::new("xmlsec-sign");
     let signed = xmlsec_sign(&xmlsec_template(&request(), &emilia), &emilia, &dir.0);
-    assert!(signed.contains("<ds:SignatureValue>") && !signed.contains("<ds:SignatureValue></ds:SignatureValue>"));
+    assert!(
+        signed.contains("<ds:SignatureValue>")
+            && !signed.contains("<ds:SignatureValue></ds:SignatureValue>")
+    );
     let ok = pdd_verify(&signed).expect("xmlsec1's signature verifies in pdd");
     assert_eq!(pdd::wssec::pki::cn(&ok.cert).as_deref(), Some("EMILIA"));
 
     use dsig::FirmaError::*;
     let token = |kp: &KeyPair| {
         let c = load(kp).1;
-        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c.to_der().unwrap())
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            c.to_der().unwrap(),
+        )
     };
     let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
     let body = signed[env.body.clone()].to_string();
@@ -336,15 +395,27 @@ fn exclusive_c14n_equals_xmlsec1_byte_for_byte() {
             tpl.display().to_string(),
         ]);
         assert!(ok, "{what}: xmlsec1 failed: {err}");
-        let theirs = buffers(&dump, b"== PreDigest data - start buffer:\n", b"\n== PreDigest data - end buffer\n");
+        let theirs = buffers(
+            &dump,
+            b"== PreDigest data - start buffer:\n",
+            b"\n== PreDigest data - end buffer\n",
+        );
         let incl: Vec<&str> = incl.split_whitespace().collect();
         let start = doc.find("<t Id").or_else(|| doc.find("<a:t Id")).unwrap();
         let ours = c14n::canonicalize_one(&doc, start, &incl).unwrap();
         assert_eq!(String::from_utf8_lossy(&theirs[0]), ours, "{what}");
         // And the SignedInfo of what xmlsec1 wrote, canonicalized in place.
         let signed = std::fs::read_to_string(&out).unwrap();
-        let si = buffers(&dump, b"== PreSigned data - start buffer:\n", b"\n== PreSigned data - end buffer\n");
+        let si = buffers(
+            &dump,
+            b"== PreSigned data - start buffer:\n",
+            b"\n== PreSigned data - end buffer\n",
+        );
         let si_start = signed.find("<ds:SignedInfo>").unwrap();
-        assert_eq!(String::from_utf8_lossy(&si[0]), c14n::canonicalize_one(&signed, si_start, &[]).unwrap(), "{what}: SignedInfo");
+        assert_eq!(
+            String::from_utf8_lossy(&si[0]),
+            c14n::canonicalize_one(&signed, si_start, &[]).unwrap(),
+            "{what}: SignedInfo"
+        );
     }
 }

@@ -114,7 +114,10 @@ pub fn leggi(blocks: &[Element]) -> Lettura<'_> {
             false,
         ));
     }
-    if header.attr_ns(SOAP11_NS, "mustUnderstand").map(str::trim) != Some("1") {
+    // SOAP 1.1 writes "1"; SAAJ (hence GovWay) also takes "true", which zeep and other
+    // xsd:boolean-minded stacks send.
+    let mu = header.attr_ns(SOAP11_NS, "mustUnderstand").map(str::trim);
+    if !mu.is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")) {
         t.problemi.push(grave(
             Codice::FORMATO_INTESTAZIONE,
             "Intestazione/mustUnderstand",
@@ -822,6 +825,29 @@ mod tests {
         assert_eq!(b.inoltro, Some(Inoltro::AlPiuUnaVolta));
         assert_eq!(b.conferma_ricezione, Some(false));
         assert_eq!(b.ora_registrazione.unwrap().tempo, Tempo::Spc);
+    }
+
+    #[test]
+    fn must_understand_is_one_or_true_as_in_saaj() {
+        let im = format!("{PARTI}{MESSAGGIO}");
+        for (v, ok) in [
+            ("1", true),
+            ("true", true),
+            ("TRUE", true),
+            ("0", false),
+            ("false", false),
+            ("yes", false),
+        ] {
+            let m = msg(&im, "").replace(
+                r#"s:mustUnderstand="1""#,
+                &format!(r#"s:mustUnderstand="{v}""#),
+            );
+            let (_, p) = read(&m);
+            let flagged = p
+                .iter()
+                .any(|(_, pos, _)| pos == "Intestazione/mustUnderstand");
+            assert_eq!(flagged, !ok, "mustUnderstand={v}: {p:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,260 @@
+//! pdd against a second SOAP / WS-Security stack: zeep and python-xmlsec (tests/python/pdd_peer.py).
+//! A partner's zeep client calls the real gateway through wsdl/cliclavoroWS.wsdl over mutual TLS
+//! with a signed busta; zeep verifies what pdd signs, and pdd verifies what zeep signs.
+//!
+//! Python comes from `PDD_PYTHON`, else `target/pyenv/bin/python` (made by `.ci/run` from
+//! tests/python/requirements.txt); without zeep and xmlsec the tests skip, unless
+//! `PDD_REQUIRE_PEERS` is set.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{KeyPair, Pki, Req, TempDir};
+use pdd::config::Config;
+use pdd::registry::{PoliticaFirma, Soggetto};
+use pdd::wssec::dsig;
+
+fn python() -> Option<PathBuf> {
+    let p = std::env::var_os("PDD_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python"));
+    let ok = Command::new(&p)
+        .args(["-c", "import zeep, xmlsec"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("PDD_REQUIRE_PEERS").is_none(),
+            "{} with zeep and xmlsec is required (PDD_REQUIRE_PEERS is set); \
+             see tests/python/requirements.txt",
+            p.display()
+        );
+        eprintln!("SKIP: no Python with zeep and xmlsec at {}", p.display());
+        return None;
+    }
+    Some(p)
+}
+
+/// Runs pdd_peer.py; returns (exit status, stdout, stderr).
+fn peer(py: &Path, args: &[&str]) -> (i32, String, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/pdd_peer.py");
+    let out = Command::new(py)
+        .arg(script)
+        .args(args)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .output()
+        .expect("python runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn load(
+    kp: &KeyPair,
+) -> (
+    openssl::pkey::PKey<openssl::pkey::Private>,
+    openssl::x509::X509,
+) {
+    (
+        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&kp.key).unwrap()).unwrap(),
+        openssl::x509::X509::from_pem(&std::fs::read(&kp.cert).unwrap()).unwrap(),
+    )
+}
+
+fn request() -> String {
+    Req::new(
+        "EMILIA",
+        "MinisteroLavoro",
+        "ClicLavoro",
+        Some("InvioCandidatura"),
+        common::invio_candidatura(&common::example("moduli/candidatura-2.0.xml")),
+    )
+    .xml()
+}
+
+fn rules() -> dsig::Regole {
+    dsig::Regole {
+        now: chrono::Utc::now(),
+        tolleranza: chrono::Duration::seconds(60),
+        durata_massima: chrono::Duration::minutes(5),
+        copertura: dsig::Copertura::IntestazioneMessaggio,
+    }
+}
+
+fn verify_in_pdd(xml: &str) -> Result<dsig::Firmato, dsig::FirmaError> {
+    let env = pdd::soap::Envelope::parse(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
+    dsig::verifica(xml, &env, &rules())
+}
+
+#[test]
+fn zeep_and_python_xmlsec_verify_what_pdd_signs() {
+    let Some(py) = python() else { return };
+    let pki = Pki::new();
+    let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
+    let other = pki.make("lazio", "LAZIO", false, 30, 0);
+    let (key, cert) = load(&me);
+    let dir = TempDir::new("pypeer");
+    let signed = dsig::firma(
+        &request(),
+        &key,
+        &cert,
+        chrono::Utc::now(),
+        chrono::Duration::minutes(5),
+        dsig::Copertura::IntestazioneMessaggio,
+    )
+    .unwrap();
+    let f = dir.0.join("signed.xml");
+    std::fs::write(&f, &signed).unwrap();
+    let fs = f.to_str().unwrap();
+
+    let (code, out, err) = peer(&py, &["verify", fs, me.cert.to_str().unwrap()]);
+    assert_eq!((code, out.trim()), (0, "OK"), "{err}");
+
+    // Against another partner's certificate: refused.
+    let (code, out, _) = peer(&py, &["verify", fs, other.cert.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("FAIL"), "{out}");
+
+    // A changed Body (the modulo's text) no longer verifies.
+    let tampered = signed.replacen("<types:CandidaturaXML>", "<types:CandidaturaXML> ", 1);
+    assert_ne!(tampered, signed);
+    std::fs::write(&f, &tampered).unwrap();
+    let (code, out, _) = peer(&py, &["verify", fs, me.cert.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+
+    // A changed busta (not covered by zeep's own verifier, by ours) no longer verifies either.
+    let tampered = signed.replacen(">ClicLavoro<", ">ClicLavoro2<", 1);
+    assert_ne!(tampered, signed);
+    std::fs::write(&f, &tampered).unwrap();
+    let (code, out, _) = peer(&py, &["verify", fs, me.cert.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+}
+
+#[test]
+fn pdd_verifies_what_python_xmlsec_signs() {
+    let Some(py) = python() else { return };
+    let pki = Pki::new();
+    let emilia = pki.make("emilia", "EMILIA", false, 30, 0);
+    let dir = TempDir::new("pypeer");
+    let (src, out) = (dir.0.join("msg.xml"), dir.0.join("signed.xml"));
+    std::fs::write(&src, request()).unwrap();
+    let (code, _, err) = peer(
+        &py,
+        &[
+            "sign",
+            src.to_str().unwrap(),
+            emilia.key.to_str().unwrap(),
+            emilia.cert.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let signed = std::fs::read_to_string(&out).unwrap();
+    let ok = verify_in_pdd(&signed).expect("pdd verifies the python signature");
+    assert_eq!(
+        pdd::wssec::pki::cn(&ok.cert).as_deref(),
+        Some("EMILIA"),
+        "the token is EMILIA's certificate"
+    );
+
+    let tampered = signed.replacen("InvioCandidatura<", "InvioVacancy<", 1);
+    assert_ne!(tampered, signed);
+    assert!(verify_in_pdd(&tampered).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
+    let Some(py) = python() else { return };
+    let pki = Pki::new();
+    let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
+    let emilia = pki.make("emilia", "EMILIA", false, 30, 0);
+    let mut c = Config::default();
+    c.tls.cert = Some(me.cert.clone());
+    c.tls.key = Some(me.key.clone());
+    let mut s = Soggetto::new("SPC", "EMILIA");
+    s.cert = Some(emilia.cert.display().to_string());
+    s.firma = Some(PoliticaFirma::Required);
+    c.registry.soggetti.push(s);
+    let gw = common::start(c).await;
+    let url = format!("https://127.0.0.1:{}/pdd/PA", gw.addr.port());
+    let wsdl = Path::new(env!("CARGO_MANIFEST_DIR")).join("wsdl/cliclavoroWS.wsdl");
+    let modulo = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/moduli/candidatura-2.0.xml");
+
+    let now = chrono::Local::now().naive_local();
+    let ident = common::id("EMILIA", now);
+    let ora = now.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let call = |ident: String, peer_cert: PathBuf| {
+        let (py, url, wsdl, modulo, ora) = (
+            py.clone(),
+            url.clone(),
+            wsdl.clone(),
+            modulo.clone(),
+            ora.clone(),
+        );
+        let (emilia, me) = (emilia.clone(), me.clone());
+        tokio::task::spawn_blocking(move || {
+            peer(
+                &py,
+                &[
+                    "call",
+                    wsdl.to_str().unwrap(),
+                    &url,
+                    emilia.key.to_str().unwrap(),
+                    emilia.cert.to_str().unwrap(),
+                    me.cert.to_str().unwrap(),
+                    peer_cert.to_str().unwrap(),
+                    modulo.to_str().unwrap(),
+                    &ident,
+                    &ora,
+                ],
+            )
+        })
+    };
+
+    let (code, out, err) = call(ident.clone(), me.cert.clone()).await.unwrap();
+    if code != 0 {
+        let last = gw.gw.store.recent(1).unwrap();
+        let seen = last.first().map(|e| {
+            (
+                e.eccezioni.clone(),
+                e.note.clone(),
+                String::from_utf8_lossy(&e.request).into_owned(),
+            )
+        });
+        panic!("zeep call failed:\n{out}\n{err}\nthe gateway saw: {seen:#?}");
+    }
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(v["Tipo_Risposta"], "OK", "{out}");
+    assert_eq!(v["Mittente"], "MinisteroLavoro");
+    assert_eq!(v["RiferimentoMessaggio"], ident.as_str());
+
+    // The gateway recorded the exchange under zeep's Identificatore, signature checked.
+    let rec = gw
+        .gw
+        .store
+        .exchange_by_id(&ident)
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(rec.outcome, pdd::store::Outcome::Ok);
+    assert!(String::from_utf8_lossy(&rec.request).contains("BinarySecurityToken"));
+
+    // The same Identificatore again: the duplicate filter answers, and zeep raises the Fault.
+    let (code, out, err) = call(ident.clone(), me.cert.clone()).await.unwrap();
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("EGOV_IT_001"), "{err}");
+
+    // zeep checks the answer's signature: expecting another signer, it refuses the answer.
+    let ident2 = common::id("EMILIA", now + chrono::Duration::seconds(1));
+    let (code, _, err) = call(ident2, emilia.cert.clone()).await.unwrap();
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Rifiutata: the token is not the partner's certificate"),
+        "{err}"
+    );
+}
