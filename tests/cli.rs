@@ -3,20 +3,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use common::{have, TempDir};
 
 fn pdd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_pdd"));
-    c.env("RUST_LOG", "info")
-        .env_remove("PDD_CONFIG")
-        .env_remove("PDD_DATA")
-        .env_remove("PDD_LISTEN");
-    c
+    common::pdd_bin()
 }
 
 fn example_path(name: &str) -> String {
@@ -48,7 +40,10 @@ fn help_names_the_commands() {
     let out = pdd().arg("--help").output().unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    for w in ["serve", "check", "trace", "--config", "--data"] {
+    for w in [
+        "serve", "check", "trace", "validate", "certs", "partner", "sign", "verify", "--config",
+        "--data",
+    ] {
         assert!(text.contains(w), "--help lacks {w}:\n{text}");
     }
 }
@@ -60,30 +55,14 @@ fn serve_answers_curl_and_stops_on_sigterm() {
     }
     let dir = TempDir::new("cli-serve");
     let data = dir.0.join("data");
-    let mut child = pdd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(&data)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("pdd serve did not start");
-        log.push(line.clone());
-        if let Some(i) = line.find("pdd listening on http://") {
-            let rest = &line[i + "pdd listening on http://".len()..];
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let gw = common::PddProcess::spawn(&[
+        "serve".as_ref(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+    ]);
+    let addr = gw.addr.clone();
     let (id, req) = fresh_example(&dir);
     let out = Command::new("curl")
         .args([
@@ -118,26 +97,8 @@ fn serve_answers_curl_and_stops_on_sigterm() {
     );
     assert!(String::from_utf8_lossy(&list.stdout).contains(&id));
 
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut waited = 0;
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        waited += 1;
-        assert!(waited < 200, "pdd did not stop on SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (code, log) = gw.terminate();
     assert!(code.success(), "exit status {code:?}");
-    while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-        log.push(l);
-    }
-    let log = log.join("\n");
     assert!(
         log.contains("SIGTERM received") && log.contains("stopped"),
         "{log}"

@@ -68,8 +68,10 @@ pub enum PartnerCommand {
 
 #[derive(Args, Debug)]
 pub struct PartnerAdd {
+    /// Party type (SPC for SPCoop).
     #[arg(long, default_value = "SPC")]
     pub tipo: String,
+    /// Its name in buste (letters and digits, e.g. EMILIA).
     #[arg(long)]
     pub nome: String,
     /// Identificativo porta (default `<nome>SPCoopIT` for SPC).
@@ -316,7 +318,7 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
                 "SOGGETTO", "PORTA", "PROFILO", "FIRMA", "ORIGINE", "CERTIFICATO"
             );
             for v in &list {
-                let s: Soggetto = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+                let s = soggetto_of(v)?;
                 let fp = s
                     .cert
                     .as_deref()
@@ -324,7 +326,7 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
                     .map(|c| {
                         let f = pki::fingerprint(&c[0]);
                         format!(
-                            "{}… scade {}",
+                            "{}… expires {}",
                             &f[..23],
                             pki::not_after(&c[0])
                                 .map(|d| d.date_naive().to_string())
@@ -357,7 +359,7 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
                 eprintln!("pdd: no soggetto {p}");
                 return Ok(ExitCode::from(1));
             };
-            let s: Soggetto = serde_json::from_value(v.clone()).map_err(|e| e.to_string())?;
+            let s = soggetto_of(v)?;
             println!("soggetto      {}/{}", s.tipo, s.nome);
             println!("porta         {}", s.porta);
             println!("profilo       {}", s.profilo.as_str());
@@ -371,7 +373,7 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
             println!(
                 "servizi       {}",
                 if s.servizi.is_empty() {
-                    "(tutti quelli che lo ammettono)".into()
+                    "(every service that admits it)".into()
                 } else {
                     s.servizi.join(", ")
                 }
@@ -390,14 +392,14 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
                     println!("certificato   CN={}", pki::cn(c).unwrap_or_default());
                     println!("  sha256      {}", pki::fingerprint(c));
                     println!(
-                        "  validità    {} → {}",
+                        "  valid       {} → {}",
                         pki::not_before(c)
                             .map(|d| d.to_string())
                             .unwrap_or_default(),
                         pki::not_after(c).map(|d| d.to_string()).unwrap_or_default()
                     );
                     if let Err(e) = pki::controlla(c, chrono::Utc::now()) {
-                        println!("  ATTENZIONE  {e}");
+                        println!("  WARNING     {e}");
                     }
                 }
                 None => println!("certificato   -"),
@@ -451,6 +453,15 @@ fn futures_flush(store: &crate::store::SledStore) -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     rt.block_on(store.flush()).map_err(|e| e.to_string())
+}
+
+/// A listed soggetto without the `origine` the listing adds.
+fn soggetto_of(v: &serde_json::Value) -> Result<Soggetto, String> {
+    let mut v = v.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("origine");
+    }
+    serde_json::from_value(v).map_err(|e| e.to_string())
 }
 
 /// The soggetti of the registry, each with its origin (config or store).

@@ -181,6 +181,14 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 
 fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     let config = load_config(&cli)?;
+    if !matches!(cli.command, Command::Serve(_)) {
+        // Like other Unix tools, stop quietly when the reader of our output goes away
+        // (`pdd trace list | head`); Rust ignores SIGPIPE and println! would panic.
+        // SAFETY: setting a signal disposition before any thread of ours is started.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match cli.command {
         Command::Serve(args) => serve(config, args),
         Command::Check(args) => check(config, args),

@@ -432,3 +432,101 @@ pub fn curl(args: &[&str], body: &[u8]) -> (i32, u16, String) {
         body.to_string(),
     )
 }
+
+/// The `pdd` binary, with a clean environment for its configuration.
+pub fn pdd_bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_pdd"));
+    c.env("RUST_LOG", "info")
+        .env_remove("PDD_CONFIG")
+        .env_remove("PDD_DATA")
+        .env_remove("PDD_LISTEN");
+    c
+}
+
+/// `pdd serve` as a child process; its stderr (the log) is collected line by line.
+pub struct PddProcess {
+    pub child: std::process::Child,
+    /// The address of the main listener, from the "pdd listening on" line.
+    pub addr: String,
+    pub log: Vec<String>,
+    rx: std::sync::mpsc::Receiver<String>,
+}
+
+impl PddProcess {
+    /// Starts `pdd <args>` and waits (20 s at most) until it listens.
+    pub fn spawn(args: &[&std::ffi::OsStr]) -> PddProcess {
+        use std::io::BufRead;
+        let mut child = pdd_bin()
+            .args(args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("pdd runs");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        let mut p = PddProcess {
+            child,
+            addr: String::new(),
+            log: Vec::new(),
+            rx,
+        };
+        let line = p.wait_for("pdd listening on ");
+        let rest = &line[line.find("pdd listening on ").unwrap() + "pdd listening on ".len()..];
+        let url = rest.split_whitespace().next().unwrap();
+        p.addr = url.split("://").nth(1).unwrap_or(url).to_string();
+        p
+    }
+
+    /// The first (further) log line containing `needle`; panics after 20 s.
+    pub fn wait_for(&mut self, needle: &str) -> String {
+        loop {
+            let line = self
+                .rx
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("pdd did not log '{needle}':\n{}", self.log.join("\n")));
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+
+    /// SIGTERM, then waits (10 s at most); returns the exit status and the whole log.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let sent = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let mut waited = 0;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            waited += 1;
+            assert!(waited < 200, "pdd did not stop on SIGTERM");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        while let Ok(l) = self.rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            self.log.push(l);
+        }
+        (status, self.log.join("\n"))
+    }
+}
+
+impl Drop for PddProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
