@@ -132,10 +132,19 @@ async fn handle(
     let timeout = Duration::from_secs(gw.config.limits.request_timeout_secs);
     let not_here = peer_info.locale
         && !(path.starts_with("/admin/") || path.starts_with("/pdd/PD/") || path == "/health");
+    // Over TLS the main listener is the partners': our porta delegata there would let a partner
+    // send buste in our name, so it and /admin live on the local listener only.
+    let partners_only = gw.config.tls_on()
+        && !peer_info.locale
+        && (path.starts_with("/admin/") || path.starts_with("/pdd/PD/"));
     let resp = match (method, path.as_str()) {
         _ if not_here => plain(
             StatusCode::NOT_FOUND,
             "this local listener serves the porta delegata (/pdd/PD/...), /admin and /health; partners use the TLS listener\n",
+        ),
+        _ if partners_only => plain(
+            StatusCode::NOT_FOUND,
+            "this TLS listener serves partners (POST /pdd/PA) and /health; the porta delegata and /admin answer on the local listener (local_listen)\n",
         ),
         (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
             match read_body(req, max, timeout).await {

@@ -390,3 +390,66 @@ fn partners_are_added_and_removed_on_a_running_gateway() {
     assert_eq!((code, status), (0, 200), "{body}");
     drop(gw);
 }
+
+/// examples/tls as the README runs it: setup.sh makes the keys and exchanges the certificates,
+/// then EMILIA's local system posts to its porta delegata and the Ministry answers, over mTLS
+/// with signatures both ways. (Fixed ports 8740/8742/8743/8744, as in the example.)
+#[test]
+fn the_tls_example_works_as_documented() {
+    if !have("curl") {
+        return;
+    }
+    let dir = TempDir::new("cli-tls-example");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let setup = std::process::Command::new("bash")
+        .arg(root.join("examples/tls/setup.sh"))
+        .current_dir(&dir.0)
+        .env("PDD", env!("CARGO_BIN_EXE_pdd"))
+        .output()
+        .unwrap();
+    assert!(setup.status.success(), "{}", stderr(&setup));
+    assert!(stdout(&setup).contains("Ready."), "{}", stdout(&setup));
+    let again = std::process::Command::new("bash")
+        .arg(root.join("examples/tls/setup.sh"))
+        .current_dir(&dir.0)
+        .env("PDD", env!("CARGO_BIN_EXE_pdd"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "setup.sh must not overwrite keys");
+
+    let ministero = root.join("examples/tls/ministero.toml");
+    let emilia = root.join("examples/tls/emilia.toml");
+    let m = common::PddProcess::spawn_in(
+        &dir.0,
+        &["--config".as_ref(), ministero.as_os_str(), "serve".as_ref()],
+    );
+    let e = common::PddProcess::spawn_in(
+        &dir.0,
+        &["--config".as_ref(), emilia.as_os_str(), "serve".as_ref()],
+    );
+    assert_eq!(m.addr, "127.0.0.1:8743");
+    let body = std::fs::read(root.join("examples/invio-candidatura-sil.xml")).unwrap();
+    let (code, status, answer) = curl(
+        &["http://127.0.0.1:8742/pdd/PD/ClicLavoro/InvioCandidatura"],
+        &body,
+    );
+    assert_eq!((code, status), (0, 200), "{answer}");
+    assert_eq!(
+        common::text_of(&answer, "Tipo_Risposta"),
+        Some("OK"),
+        "{answer}"
+    );
+
+    // The Ministry recorded a signed request from EMILIA, which came over TLS.
+    let o = pdd_bin()
+        .current_dir(&dir.0)
+        .args(["--config", s(&ministero), "trace", "list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let last = &v.as_array().expect("a list")[0];
+    assert_eq!(last["mittente"], "SPC/EMILIA", "{last}");
+    assert_eq!(last["outcome"], "ok", "{last}");
+    drop((m, e));
+}

@@ -140,6 +140,31 @@ async fn mutual_tls_admits_partners_and_refuses_strangers() {
     .await;
     assert_eq!((code, status), (0, 500));
     assert!(body.contains(r#"codiceEccezione="EGOV_IT_201""#), "{body}");
+
+    // A partner may not use our porta delegata (it would send buste in our name) nor /admin.
+    let base = format!("https://127.0.0.1:{}", gw.addr.port());
+    for path in ["/pdd/PD/ClicLavoro/InvioCandidatura", "/admin/partners"] {
+        let (code, status, body) = curl_as(
+            format!("{base}{path}"),
+            Some(emilia.clone()),
+            me.cert.clone(),
+            request("EMILIA").xml().into_bytes(),
+        )
+        .await;
+        assert_eq!((code, status), (0, 404), "{path}: {body}");
+        assert!(body.contains("local listener"), "{body}");
+    }
+    assert_eq!(
+        gw.gw
+            .store
+            .recent(100)
+            .unwrap()
+            .iter()
+            .filter(|e| e.direction == pdd::store::Direction::Out)
+            .count(),
+        0,
+        "nothing was sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

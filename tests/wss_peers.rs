@@ -243,7 +243,8 @@ fn xmlsec1_signatures_verify_in_pdd_and_tampering_is_caught() {
     };
     let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
     let body = signed[env.body.clone()].to_string();
-    let cases: Vec<(&str, String, fn(&dsig::FirmaError) -> bool)> = vec![
+    type Atteso = fn(&dsig::FirmaError) -> bool;
+    let cases: Vec<(&str, String, Atteso)> = vec![
         ("body changed", signed.replace("BNCLRA85M41F205C", "BNCLRA85M41F205X"), |e| matches!(e, Xml(_))),
         ("header changed", signed.replace(">InvioCandidatura</eGov_IT:Azione>", ">InvioVacancy</eGov_IT:Azione>"), |e| matches!(e, Intestazione(_))),
         ("token swapped for another valid certificate", signed.replace(&token(&emilia), &token(&lazio)), |e| matches!(e, Xml(_))),

@@ -255,8 +255,9 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
                 if config.tls.client_auth { "mandatory" } else { "no" }
             );
         }
+        let local = if admin.is_some() { format!("http://{admin_addr}") } else { format!("{scheme}://{addr}") };
         tracing::info!(
-            "porta applicativa: POST {scheme}://{addr}/pdd/PA — porta delegata: POST {scheme}://{addr}/pdd/PD/{{Servizio}}/{{Azione}} — health: GET {scheme}://{addr}/health"
+            "porta applicativa: POST {scheme}://{addr}/pdd/PA — porta delegata: POST {local}/pdd/PD/{{Servizio}}/{{Azione}} — health: GET {local}/health"
         );
         if config.tls_on() {
             tracing::info!(

@@ -455,8 +455,14 @@ pub struct PddProcess {
 impl PddProcess {
     /// Starts `pdd <args>` and waits (20 s at most) until it listens.
     pub fn spawn(args: &[&std::ffi::OsStr]) -> PddProcess {
+        Self::spawn_in(&std::env::current_dir().unwrap(), args)
+    }
+
+    /// The same, in working directory `dir` (relative paths of a config resolve there).
+    pub fn spawn_in(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> PddProcess {
         use std::io::BufRead;
         let mut child = pdd_bin()
+            .current_dir(dir)
             .args(args)
             .stderr(std::process::Stdio::piped())
             .spawn()
