@@ -205,8 +205,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
-    let store =
-        SledStore::open(&config.data).map_err(|e| format!("{e} (is another pdd using it?)"))?;
+    let store = SledStore::open_waiting(&config.data, std::time::Duration::from_secs(2))
+        .map_err(|e| format!("{e} (is another pdd using it?)"))?;
     // The configured registry, completed by the partners added with `pdd partner add`.
     let partners = store.partners().map_err(|e| e.to_string())?;
     let registry = config

@@ -73,14 +73,14 @@ mod tests {
             NaiveDateTime::parse_from_str("2024-05-02 10:15:30", "%Y-%m-%d %H:%M:%S").unwrap();
         let mut seen = HashSet::new();
         for _ in 0..3 {
-            let store = SledStore::open(&p).unwrap();
+            let store = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
             let g = IdGenerator::new(None);
             for _ in 0..1500 {
                 assert!(seen.insert(g.next(&store, "A", "ASPCoopIT", now).unwrap()));
             }
         }
         let g = IdGenerator::new(Some("3".into()));
-        let store = SledStore::open(&p).unwrap();
+        let store = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
         let later = now + chrono::Duration::minutes(1);
         assert_eq!(
             g.next(&store, "A", "ASPCoopIT", later).unwrap(),

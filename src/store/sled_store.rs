@@ -21,6 +21,24 @@ fn be(e: sled::Error) -> StoreError {
 impl SledStore {
     /// Opens (or creates) the store. Claims left in flight by a previous run are dropped: those
     /// exchanges were never answered, so the sender may retry them.
+    /// Opens the store, waiting up to `wait` while another holder (a gateway that is exiting,
+    /// or a store just dropped in this process, whose flusher thread lets go a moment later)
+    /// keeps its lock.
+    pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<SledStore> {
+        let until = std::time::Instant::now() + wait;
+        loop {
+            match SledStore::open(path) {
+                Err(StoreError::Backend(m))
+                    if m.contains("could not acquire lock")
+                        && std::time::Instant::now() < until =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => return r,
+            }
+        }
+    }
+
     pub fn open(path: &Path) -> Result<SledStore> {
         let db = sled::Config::new()
             .path(path)

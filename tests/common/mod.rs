@@ -79,7 +79,8 @@ pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Running 
 /// Starts on an existing data directory (to test restarts).
 pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -> Running {
     config.data = dir.0.join("data");
-    let store = SledStore::open(&config.data).expect("store");
+    let store =
+        SledStore::open_waiting(&config.data, std::time::Duration::from_secs(5)).expect("store");
     let partners = pdd::store::Store::partners(&store).expect("partners");
     let registry = config.build_registry_with(&partners).expect("registry");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
