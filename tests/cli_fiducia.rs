@@ -274,6 +274,35 @@ fn partners_are_added_and_removed_on_a_running_gateway() {
     ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    let future = pki.make("future", "EMILIA", false, 30, 5);
+    let o = run(&[
+        "--config",
+        cfg,
+        "partner",
+        "add",
+        "--nome",
+        "EMILIA",
+        "--cert",
+        s(&future.cert),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("non ancora valido"), "{}", stderr(&o));
+    let o = run(&[
+        "--config",
+        cfg,
+        "partner",
+        "add",
+        "--nome",
+        "EMILIA",
+        "--cert",
+        s(&pki.ca_path()),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a CA certificate cannot sign buste"
+    );
+    assert!(stderr(&o).contains("uso della chiave"), "{}", stderr(&o));
 
     // Added live, with signatures required.
     let o = run(&[

@@ -189,7 +189,7 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
     let now = chrono::Local::now().naive_local();
     let ident = common::id("EMILIA", now);
     let ora = now.format("%Y-%m-%dT%H:%M:%S").to_string();
-    let call = |ident: String, peer_cert: PathBuf| {
+    let call_with = |cmd: &'static str, ident: String, peer_cert: PathBuf| {
         let (py, url, wsdl, modulo, ora) = (
             py.clone(),
             url.clone(),
@@ -202,7 +202,7 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
             peer(
                 &py,
                 &[
-                    "call",
+                    cmd,
                     wsdl.to_str().unwrap(),
                     &url,
                     emilia.key.to_str().unwrap(),
@@ -217,7 +217,9 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
         })
     };
 
-    let (code, out, err) = call(ident.clone(), me.cert.clone()).await.unwrap();
+    let (code, out, err) = call_with("call", ident.clone(), me.cert.clone())
+        .await
+        .unwrap();
     if code != 0 {
         let last = gw.gw.store.recent(1).unwrap();
         let seen = last.first().map(|e| {
@@ -245,16 +247,46 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
     assert!(String::from_utf8_lossy(&rec.request).contains("BinarySecurityToken"));
 
     // The same Identificatore again: the duplicate filter answers, and zeep raises the Fault.
-    let (code, out, err) = call(ident.clone(), me.cert.clone()).await.unwrap();
+    let (code, out, err) = call_with("call", ident.clone(), me.cert.clone())
+        .await
+        .unwrap();
     assert_ne!(code, 0, "{out}");
     assert!(err.contains("EGOV_IT_001"), "{err}");
 
     // zeep checks the answer's signature: expecting another signer, it refuses the answer.
     let ident2 = common::id("EMILIA", now + chrono::Duration::seconds(1));
-    let (code, _, err) = call(ident2, emilia.cert.clone()).await.unwrap();
+    let (code, _, err) = call_with("call", ident2, emilia.cert.clone())
+        .await
+        .unwrap();
     assert_ne!(code, 0);
     assert!(
         err.contains("Rifiutata: the token is not the partner's certificate"),
         "{err}"
+    );
+
+    // zeep's stock BinarySignature signs the Body but neither the busta nor a Timestamp, which
+    // SPCoop requires: refused with EGOV_IT_200, saying what is missing (first, the Timestamp).
+    let ident3 = common::id("EMILIA", now);
+    let (code, _, err) = call_with("call-stock", ident3.clone(), me.cert.clone())
+        .await
+        .unwrap();
+    // (zeep then fails on our signed error busta too: its BinarySignature checks answers
+    // against its own certificate, not the partner's.)
+    assert_ne!(code, 0, "{err}");
+    let rec = gw
+        .gw
+        .store
+        .exchange_by_id(&ident3)
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(rec.eccezioni.len(), 1, "{:?}", rec.eccezioni);
+    assert_eq!(rec.eccezioni[0].codice, pdd::egov::Codice::SICUREZZA);
+    assert!(
+        rec.note
+            .as_deref()
+            .unwrap_or("")
+            .contains("Timestamp assente"),
+        "{:?}",
+        rec.note
     );
 }

@@ -10,6 +10,8 @@ tests in tests/python_peers.rs can check pdd against a second, independent SOAP/
     pdd_peer.py call WSDL URL KEY CERT CA PEER_CERT MODULO IDENTIFICATORE ORA
         Calls InvioCandidatura through the WSDL over HTTPS with a client certificate, with a busta
         header and a signature; verifies the signed answer; prints a JSON summary.
+    pdd_peer.py call-stock (same arguments)
+        The same with zeep's own BinarySignature (RSA-SHA256), which signs the Body only.
 
 Exit status 2 means a usage or environment problem, not a verdict.
 """
@@ -150,17 +152,22 @@ def cmd_sign(msg, key, cert, out):
     return 0
 
 
-def cmd_call(wsdl, url, key, cert, ca, peer_cert, modulo, ident, ora):
+def cmd_call(wsdl, url, key, cert, ca, peer_cert, modulo, ident, ora, stock=False):
     import requests
     import zeep
     from zeep.transports import Transport
+    from zeep.wsse.signature import BinarySignature
 
     session = requests.Session()
     session.cert = (cert, key)  # mutual TLS
     session.verify = ca
     session.trust_env = False   # else REQUESTS_CA_BUNDLE in the environment overrides verify
-    client = zeep.Client(wsdl, transport=Transport(session=session, timeout=20),
-                         wsse=FirmaBusta(key, cert, peer_cert))
+    if stock:
+        wsse = BinarySignature(key, cert, signature_method=xmlsec.Transform.RSA_SHA256,
+                               digest_method=xmlsec.Transform.SHA256)
+    else:
+        wsse = FirmaBusta(key, cert, peer_cert)
+    client = zeep.Client(wsdl, transport=Transport(session=session, timeout=20), wsse=wsse)
     service = client.create_service("{http://servizi.lavoro.gov.it/cliclavoro}cliclavoroWSSoapBinding", url)
     Intestazione = client.get_element("{%s}Intestazione" % EGOV)
     busta = Intestazione(
@@ -190,7 +197,8 @@ def cmd_call(wsdl, url, key, cert, ca, peer_cert, modulo, ident, ora):
 
 
 def main(argv):
-    cmds = {"verify": (cmd_verify, 2), "sign": (cmd_sign, 4), "call": (cmd_call, 9)}
+    cmds = {"verify": (cmd_verify, 2), "sign": (cmd_sign, 4), "call": (cmd_call, 9),
+            "call-stock": (lambda *a: cmd_call(*a, stock=True), 9)}
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         print(__doc__, file=sys.stderr)
         return 2
