@@ -247,62 +247,31 @@ fn partners_are_added_and_removed_on_a_running_gateway() {
     assert_ne!(code, 0);
     assert_eq!(status, 0);
 
-    // Expired or unreadable certificates are refused before reaching the gateway.
+    // Expired, unreadable, not yet valid or CA (no signing key usage) certificates are refused
+    // before reaching the gateway.
     let pki = Pki::new();
     let expired = pki.make("expired", "EMILIA", false, 1, -10);
-    let o = run(&[
-        "--config",
-        cfg,
-        "partner",
-        "add",
-        "--nome",
-        "EMILIA",
-        "--cert",
-        s(&expired.cert),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("scaduto"), "{}", stderr(&o));
-    let o = run(&[
-        "--config",
-        cfg,
-        "partner",
-        "add",
-        "--nome",
-        "EMILIA",
-        "--cert",
-        "/nonexistent.crt",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
     let future = pki.make("future", "EMILIA", false, 30, 5);
-    let o = run(&[
-        "--config",
-        cfg,
-        "partner",
-        "add",
-        "--nome",
-        "EMILIA",
-        "--cert",
-        s(&future.cert),
-    ]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("non ancora valido"), "{}", stderr(&o));
-    let o = run(&[
-        "--config",
-        cfg,
-        "partner",
-        "add",
-        "--nome",
-        "EMILIA",
-        "--cert",
-        s(&pki.ca_path()),
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "a CA certificate cannot sign buste"
-    );
-    assert!(stderr(&o).contains("uso della chiave"), "{}", stderr(&o));
+    let missing = PathBuf::from("/nonexistent.crt");
+    for (cert, why) in [
+        (&expired.cert, "scaduto"),
+        (&missing, "cannot read"),
+        (&future.cert, "non ancora valido"),
+        (&pki.ca_path(), "uso della chiave"),
+    ] {
+        let o = run(&[
+            "--config",
+            cfg,
+            "partner",
+            "add",
+            "--nome",
+            "EMILIA",
+            "--cert",
+            s(cert),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{why}");
+        assert!(stderr(&o).contains(why), "{}", stderr(&o));
+    }
 
     // Added live, with signatures required.
     let o = run(&[

@@ -11,10 +11,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{KeyPair, Pki, Req, TempDir};
+use common::{Pki, Req, TempDir};
 use pdd::config::Config;
 use pdd::registry::{PoliticaFirma, Soggetto};
-use pdd::wssec::dsig;
 
 fn python() -> Option<PathBuf> {
     let p = std::env::var_os("PDD_PYTHON")
@@ -55,18 +54,6 @@ fn peer(py: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn load(
-    kp: &KeyPair,
-) -> (
-    openssl::pkey::PKey<openssl::pkey::Private>,
-    openssl::x509::X509,
-) {
-    (
-        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&kp.key).unwrap()).unwrap(),
-        openssl::x509::X509::from_pem(&std::fs::read(&kp.cert).unwrap()).unwrap(),
-    )
-}
-
 fn request() -> String {
     Req::new(
         "EMILIA",
@@ -78,37 +65,14 @@ fn request() -> String {
     .xml()
 }
 
-fn rules() -> dsig::Regole {
-    dsig::Regole {
-        now: chrono::Utc::now(),
-        tolleranza: chrono::Duration::seconds(60),
-        durata_massima: chrono::Duration::minutes(5),
-        copertura: dsig::Copertura::IntestazioneMessaggio,
-    }
-}
-
-fn verify_in_pdd(xml: &str) -> Result<dsig::Firmato, dsig::FirmaError> {
-    let env = pdd::soap::Envelope::parse(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
-    dsig::verifica(xml, &env, &rules())
-}
-
 #[test]
 fn zeep_and_python_xmlsec_verify_what_pdd_signs() {
     let Some(py) = python() else { return };
     let pki = Pki::new();
     let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
     let other = pki.make("lazio", "LAZIO", false, 30, 0);
-    let (key, cert) = load(&me);
     let dir = TempDir::new("pypeer");
-    let signed = dsig::firma(
-        &request(),
-        &key,
-        &cert,
-        chrono::Utc::now(),
-        chrono::Duration::minutes(5),
-        dsig::Copertura::IntestazioneMessaggio,
-    )
-    .unwrap();
+    let signed = me.sign(&request());
     let f = dir.0.join("signed.xml");
     std::fs::write(&f, &signed).unwrap();
     let fs = f.to_str().unwrap();
@@ -156,7 +120,7 @@ fn pdd_verifies_what_python_xmlsec_signs() {
     );
     assert_eq!(code, 0, "{err}");
     let signed = std::fs::read_to_string(&out).unwrap();
-    let ok = verify_in_pdd(&signed).expect("pdd verifies the python signature");
+    let ok = common::verify_signed(&signed).expect("pdd verifies the python signature");
     assert_eq!(
         pdd::wssec::pki::cn(&ok.cert).as_deref(),
         Some("EMILIA"),
@@ -165,7 +129,7 @@ fn pdd_verifies_what_python_xmlsec_signs() {
 
     let tampered = signed.replacen("InvioCandidatura<", "InvioVacancy<", 1);
     assert_ne!(tampered, signed);
-    assert!(verify_in_pdd(&tampered).is_err());
+    assert!(common::verify_signed(&tampered).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

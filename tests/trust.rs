@@ -8,7 +8,6 @@ use std::path::Path;
 use common::{curl, have, intestazione, text_of, KeyPair, Pki, Req};
 use pdd::config::Config;
 use pdd::registry::{PoliticaFirma, Soggetto};
-use pdd::wssec::dsig;
 
 /// The Ministry's gateway over TLS, knowing EMILIA and LAZIO by their certificates.
 fn ministry(
@@ -62,20 +61,6 @@ async fn curl_as(
         curl(&args, &body)
     })
     .await
-    .unwrap()
-}
-
-fn sign(msg: &str, kp: &KeyPair) -> String {
-    let key = openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&kp.key).unwrap()).unwrap();
-    let cert = openssl::x509::X509::from_pem(&std::fs::read(&kp.cert).unwrap()).unwrap();
-    dsig::firma(
-        msg,
-        &key,
-        &cert,
-        chrono::Utc::now(),
-        chrono::Duration::minutes(5),
-        dsig::Copertura::IntestazioneMessaggio,
-    )
     .unwrap()
 }
 
@@ -200,18 +185,11 @@ async fn signature_policy_and_signed_answers() {
     assert!(body.contains(r#"codiceEccezione="EGOV_IT_200""#), "{body}");
 
     // Signed by EMILIA: accepted, and the answer is signed by the Ministry.
-    let signed = sign(&request("EMILIA").xml(), &emilia);
+    let signed = emilia.sign(&request("EMILIA").xml());
     let (_, status, body) = send(signed.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(text_of(&body, "Tipo_Risposta"), Some("OK"));
-    let env = pdd::soap::Envelope::parse(body.as_bytes(), pdd::xml::Limits::default()).unwrap();
-    let rules = dsig::Regole {
-        now: chrono::Utc::now(),
-        tolleranza: chrono::Duration::seconds(60),
-        durata_massima: chrono::Duration::minutes(5),
-        copertura: dsig::Copertura::IntestazioneMessaggio,
-    };
-    let answer = dsig::verifica(&body, &env, &rules).expect("signed answer");
+    let answer = common::verify_signed(&body).expect("signed answer");
     assert_eq!(
         pdd::wssec::pki::cn(&answer.cert).as_deref(),
         Some("MinisteroLavoro")
@@ -223,7 +201,7 @@ async fn signature_policy_and_signed_answers() {
     assert!(body.contains("EGOV_IT_110"), "{body}");
 
     // Tampered body, tampered header, signed by another partner, by a stranger.
-    let fresh = || sign(&request("EMILIA").xml(), &emilia);
+    let fresh = || emilia.sign(&request("EMILIA").xml());
     let cases: Vec<(String, &str)> = vec![
         (
             fresh().replace("BNCLRA85M41F205C", "BNCLRA85M41F205X"),
@@ -236,12 +214,10 @@ async fn signature_policy_and_signed_answers() {
             ),
             "EGOV_IT_117",
         ),
-        (sign(&request("EMILIA").xml(), &lazio), "EGOV_IT_201"),
+        (lazio.sign(&request("EMILIA").xml()), "EGOV_IT_201"),
         (
-            sign(
-                &request("EMILIA").xml(),
-                &pki.make("nobody", "EMILIA", false, 30, 0),
-            ),
+            pki.make("nobody", "EMILIA", false, 30, 0)
+                .sign(&request("EMILIA").xml()),
             "EGOV_IT_200",
         ),
     ];

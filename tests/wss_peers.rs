@@ -72,45 +72,6 @@ fn request() -> String {
     r.xml()
 }
 
-fn load(
-    kp: &KeyPair,
-) -> (
-    openssl::pkey::PKey<openssl::pkey::Private>,
-    openssl::x509::X509,
-) {
-    (
-        openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&kp.key).unwrap()).unwrap(),
-        openssl::x509::X509::from_pem(&std::fs::read(&kp.cert).unwrap()).unwrap(),
-    )
-}
-
-fn pdd_sign(msg: &str, kp: &KeyPair) -> String {
-    let (k, c) = load(kp);
-    dsig::firma(
-        msg,
-        &k,
-        &c,
-        chrono::Utc::now(),
-        chrono::Duration::minutes(5),
-        dsig::Copertura::IntestazioneMessaggio,
-    )
-    .unwrap()
-}
-
-fn pdd_verify(msg: &str) -> Result<dsig::Firmato, dsig::FirmaError> {
-    let env = Envelope::parse(msg.as_bytes(), Limits::default()).unwrap();
-    dsig::verifica(
-        msg,
-        &env,
-        &dsig::Regole {
-            now: chrono::Utc::now(),
-            tolleranza: chrono::Duration::seconds(60),
-            durata_massima: chrono::Duration::minutes(5),
-            copertura: dsig::Copertura::IntestazioneMessaggio,
-        },
-    )
-}
-
 #[test]
 fn pdd_signatures_verify_in_xmlsec1_and_agree_on_every_byte() {
     if !have("xmlsec1") {
@@ -119,7 +80,7 @@ fn pdd_signatures_verify_in_xmlsec1_and_agree_on_every_byte() {
     let pki = Pki::new();
     let emilia = pki.make("emilia", "EMILIA", false, 30, 0);
     let dir = TempDir::new("xmlsec-verify");
-    let signed = pdd_sign(&request(), &emilia);
+    let signed = emilia.sign(&request());
     let f = dir.0.join("signed.xml");
     std::fs::write(&f, &signed).unwrap();
     let mut args = vec![
@@ -181,7 +142,7 @@ fn pdd_signatures_verify_in_xmlsec1_and_agree_on_every_byte() {
 /// A template of our message shape for xmlsec1 to sign: our own signature with the digests and
 /// the signature value emptied.
 fn xmlsec_template(msg: &str, kp: &KeyPair) -> String {
-    let signed = pdd_sign(msg, kp);
+    let signed = kp.sign(msg);
     let mut t = signed.clone();
     for tag in ["DigestValue", "SignatureValue"] {
         let open = format!("<ds:{tag}>");
@@ -230,12 +191,12 @@ fn xmlsec1_signatures_verify_in_pdd_and_tampering_is_caught() {
         signed.contains("<ds:SignatureValue>")
             && !signed.contains("<ds:SignatureValue></ds:SignatureValue>")
     );
-    let ok = pdd_verify(&signed).expect("xmlsec1's signature verifies in pdd");
+    let ok = common::verify_signed(&signed).expect("xmlsec1's signature verifies in pdd");
     assert_eq!(pdd::wssec::pki::cn(&ok.cert).as_deref(), Some("EMILIA"));
 
     use dsig::FirmaError::*;
     let token = |kp: &KeyPair| {
-        let c = load(kp).1;
+        let c = kp.load().1;
         base64::Engine::encode(
             &base64::engine::general_purpose::STANDARD,
             c.to_der().unwrap(),
@@ -276,16 +237,7 @@ fn xmlsec1_signatures_verify_in_pdd_and_tampering_is_caught() {
             assert_eq!(what, "a second Body");
             continue;
         };
-        let r = dsig::verifica(
-            &msg,
-            &env,
-            &dsig::Regole {
-                now: chrono::Utc::now(),
-                tolleranza: chrono::Duration::seconds(60),
-                durata_massima: chrono::Duration::minutes(5),
-                copertura: dsig::Copertura::IntestazioneMessaggio,
-            },
-        );
+        let r = dsig::verifica(&msg, &env, &common::regole(chrono::Utc::now()));
         match r {
             Err(e) => assert!(expected(&e), "{what}: {e:?}"),
             Ok(_) => panic!("{what}: accepted"),
@@ -296,12 +248,7 @@ fn xmlsec1_signatures_verify_in_pdd_and_tampering_is_caught() {
     let late = dsig::verifica(
         &signed,
         &env,
-        &dsig::Regole {
-            now: chrono::Utc::now() + chrono::Duration::minutes(30),
-            tolleranza: chrono::Duration::seconds(60),
-            durata_massima: chrono::Duration::minutes(5),
-            copertura: dsig::Copertura::IntestazioneMessaggio,
-        },
+        &common::regole(chrono::Utc::now() + chrono::Duration::minutes(30)),
     );
     assert!(matches!(late, Err(Politica(_))), "{late:?}");
 }

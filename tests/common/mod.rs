@@ -344,6 +344,50 @@ pub struct KeyPair {
     pub cert: PathBuf,
 }
 
+impl KeyPair {
+    pub fn load(
+        &self,
+    ) -> (
+        openssl::pkey::PKey<openssl::pkey::Private>,
+        openssl::x509::X509,
+    ) {
+        (
+            openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&self.key).unwrap()).unwrap(),
+            openssl::x509::X509::from_pem(&std::fs::read(&self.cert).unwrap()).unwrap(),
+        )
+    }
+
+    /// `msg` signed by pdd with this key (Body, IntestazioneMessaggio, a 5-minute Timestamp).
+    pub fn sign(&self, msg: &str) -> String {
+        let (key, cert) = self.load();
+        pdd::wssec::dsig::firma(
+            msg,
+            &key,
+            &cert,
+            chrono::Utc::now(),
+            chrono::Duration::minutes(5),
+            pdd::wssec::dsig::Copertura::IntestazioneMessaggio,
+        )
+        .unwrap()
+    }
+}
+
+/// The verification rules of the tests, judged at `now`: 60 s of skew, 5-minute Timestamps.
+pub fn regole(now: chrono::DateTime<chrono::Utc>) -> pdd::wssec::dsig::Regole {
+    pdd::wssec::dsig::Regole {
+        now,
+        tolleranza: chrono::Duration::seconds(60),
+        durata_massima: chrono::Duration::minutes(5),
+        copertura: pdd::wssec::dsig::Copertura::IntestazioneMessaggio,
+    }
+}
+
+/// pdd's verification of a signed SOAP message, judged now.
+pub fn verify_signed(msg: &str) -> Result<pdd::wssec::dsig::Firmato, pdd::wssec::dsig::FirmaError> {
+    let env = pdd::soap::Envelope::parse(msg.as_bytes(), pdd::xml::Limits::default()).unwrap();
+    pdd::wssec::dsig::verifica(msg, &env, &regole(chrono::Utc::now()))
+}
+
 impl Pki {
     pub fn new() -> Pki {
         use pdd::wssec::pki;
