@@ -105,6 +105,33 @@ impl Regole<'_, '_> {
         }
     }
 
+    /// The DatiSistema a Candidatura and a Vacancy share: the kind of communication, and who
+    /// sends it (intermediary's codice fiscale, comune, e-mail).
+    fn mittente_sistema(
+        &mut self,
+        ps: &dyn Fn(&str) -> String,
+        (campo, tipo): (&str, &str),
+        cf_intermediario: Option<&str>,
+        comune: Option<&str>,
+        email: Option<&str>,
+        chi: &str,
+    ) {
+        self.valore_noto(
+            &ps(campo),
+            "TipoComunicazione",
+            tipo,
+            "TIPO_COMUNICAZIONE",
+            "il tipo di comunicazione",
+        );
+        if let Some(cfi) = cf_intermediario {
+            self.codice_fiscale(&ps("codicefiscaleintermediario"), cfi);
+        }
+        if let Some(cm) = comune {
+            self.luogo(&ps("idcomune"), cm, None, false);
+        }
+        self.email_presente(&ps("email"), email, chi);
+    }
+
     fn valore_noto(&mut self, path: &str, table: &str, v: &str, code: &str, cosa: &str) {
         if !vuoto(v) && !tabelle().valore(table, v.trim()) {
             self.p(
@@ -312,21 +339,11 @@ fn candidatura_(
             "l'ambito di diffusione",
         );
     }
-    r.valore_noto(
-        &ps("tipocandidatura"),
-        "TipoComunicazione",
-        &ds.tipocandidatura,
-        "TIPO_COMUNICAZIONE",
-        "il tipo di comunicazione",
-    );
-    if let Some(cfi) = &ds.codicefiscaleintermediario {
-        r.codice_fiscale(&ps("codicefiscaleintermediario"), cfi);
-    }
-    if let Some(cm) = &ds.idcomune {
-        r.luogo(&ps("idcomune"), cm, None, false);
-    }
-    r.email_presente(
-        &ps("email"),
+    r.mittente_sistema(
+        &ps,
+        ("tipocandidatura", &ds.tipocandidatura),
+        ds.codicefiscaleintermediario.as_deref(),
+        ds.idcomune.as_deref(),
         ds.email.as_deref(),
         "del soggetto che invia la candidatura",
     );
@@ -426,21 +443,11 @@ fn vacancy_(r: &mut Regole<'_, '_>, m: &Modulo, v: &vacancy::Vacancy, versione: 
 
     let ds = &v.dati_sistema;
     let ps = |f: &str| format!("{base}/DatiSistema/{f}");
-    r.valore_noto(
-        &ps("tipoofferta"),
-        "TipoComunicazione",
-        &ds.tipoofferta,
-        "TIPO_COMUNICAZIONE",
-        "il tipo di comunicazione",
-    );
-    if let Some(cfi) = &ds.codicefiscaleintermediario {
-        r.codice_fiscale(&ps("codicefiscaleintermediario"), cfi);
-    }
-    if let Some(cm) = &ds.idcomune {
-        r.luogo(&ps("idcomune"), cm, None, false);
-    }
-    r.email_presente(
-        &ps("email"),
+    r.mittente_sistema(
+        &ps,
+        ("tipoofferta", &ds.tipoofferta),
+        ds.codicefiscaleintermediario.as_deref(),
+        ds.idcomune.as_deref(),
         ds.email.as_deref(),
         "del soggetto che invia l'offerta",
     );

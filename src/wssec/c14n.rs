@@ -233,6 +233,21 @@ fn start_tag(a: &mut Active, tag: &Tag, scope: &Scope) -> Result<(), C14nError> 
 }
 
 /// Canonicalizes the subtrees of `targets` (elements by byte offset in `src`), in one pass.
+/// The targets whose apex element is open: those a node read now belongs to.
+fn aperti(active: &mut [Option<Active>]) -> impl Iterator<Item = &mut Active> {
+    active
+        .iter_mut()
+        .flatten()
+        .filter(|a| !a.done && a.depth > 0)
+}
+
+/// Character data (text, CDATA, a resolved reference) into every open target.
+fn testo(active: &mut [Option<Active>], text: &str) {
+    for a in aperti(active) {
+        escape_text(text, &mut a.out);
+    }
+}
+
 pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nError> {
     let mut reader = Reader::from_str(src);
     reader.config_mut().check_end_names = true;
@@ -294,44 +309,15 @@ pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nEr
                 }
                 scope.0.pop();
             }
-            Event::Text(ref t) => {
-                let text = t.xml10_content();
-                for a in active
-                    .iter_mut()
-                    .flatten()
-                    .filter(|a| !a.done && a.depth > 0)
-                {
-                    escape_text(&text, &mut a.out);
-                }
-            }
-            Event::CData(ref c) => {
-                let text = c.xml10_content();
-                for a in active
-                    .iter_mut()
-                    .flatten()
-                    .filter(|a| !a.done && a.depth > 0)
-                {
-                    escape_text(&text, &mut a.out);
-                }
-            }
+            Event::Text(ref t) => testo(&mut active, &t.xml10_content()),
+            Event::CData(ref c) => testo(&mut active, &c.xml10_content()),
             Event::GeneralRef(ref r) => {
                 let c = xml::resolve_ref(r)?;
                 let mut buf = [0u8; 4];
-                let s: &str = c.encode_utf8(&mut buf);
-                for a in active
-                    .iter_mut()
-                    .flatten()
-                    .filter(|a| !a.done && a.depth > 0)
-                {
-                    escape_text(s, &mut a.out);
-                }
+                testo(&mut active, c.encode_utf8(&mut buf));
             }
             Event::PI(ref p) => {
-                for a in active
-                    .iter_mut()
-                    .flatten()
-                    .filter(|a| !a.done && a.depth > 0)
-                {
+                for a in aperti(&mut active) {
                     a.out.push_str("<?");
                     a.out.push_str(p.target());
                     let content = p.content();
