@@ -44,13 +44,7 @@ fn certs_init(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf, String) {
 
 /// A fresh InvioCandidatura request from EMILIA (a new Identificatore each time), as `req-<n>.xml`.
 fn request(dir: &Path, n: u32) -> PathBuf {
-    let req = common::Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        common::invio_candidatura(&common::example("moduli/candidatura-2.0.xml")),
-    );
+    let req = common::Req::candidatura();
     let f = dir.join(format!("req-{n}.xml"));
     std::fs::write(&f, req.xml()).unwrap();
     f

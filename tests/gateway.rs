@@ -22,13 +22,7 @@ fn modulo() -> String {
 #[tokio::test]
 async fn cliclavoro_candidatura_round_trip() {
     let gw = start(Config::default()).await;
-    let req = Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        invio_candidatura(&modulo()),
-    );
+    let req = Req::invio(invio_candidatura(&modulo()));
     let r = post(&gw.url("/pdd/PA"), req.xml().into_bytes(), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     // The response busta of busta-egov.md §2.3.
@@ -113,13 +107,7 @@ async fn cliclavoro_business_ko_is_not_a_busta_error() {
 #[tokio::test]
 async fn duplicates_refused_across_restart_and_the_service_runs_once() {
     let gw = start(Config::default()).await;
-    let req = Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        invio_candidatura(&modulo()),
-    );
+    let req = Req::invio(invio_candidatura(&modulo()));
     let first = post(&gw.url("/pdd/PA"), req.xml().into_bytes(), &[]).await;
     assert_eq!(first.status, 200);
     let dup = post(&gw.url("/pdd/PA"), req.xml().into_bytes(), &[]).await;
@@ -150,13 +138,7 @@ async fn identifiers_never_repeat_across_a_restart_in_the_same_minute() {
     let send = |url: String, n: u32| async move {
         let mut out = Vec::new();
         for i in 0..n {
-            let mut req = Req::new(
-                "EMILIA",
-                "MinisteroLavoro",
-                "ClicLavoro",
-                Some("InvioCandidatura"),
-                invio_candidatura(&modulo()),
-            );
+            let mut req = Req::invio(invio_candidatura(&modulo()));
             req.ora = "2026-03-02T10:15:00".into();
             req.id = format!(
                 "EMILIA_EMILIASPCoopIT_{:07}_2026-03-02_10:15",
@@ -185,44 +167,20 @@ async fn expired_buste_get_301() {
     let gw = common::start_with_clock(Config::default(), Arc::new(FixedClock::new(at))).await;
     let body = invio_candidatura(&modulo());
     // OraRegistrazione more than 5 days old.
-    let mut old = Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        body.clone(),
-    );
+    let mut old = Req::invio(body.clone());
     old.ora = "2026-03-05T11:59:00".into();
     old.id = "EMILIA_EMILIASPCoopIT_0000001_2026-03-10_11:59".into();
     // The id's date more than 5 days old.
-    let mut old_id = Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        body.clone(),
-    );
+    let mut old_id = Req::invio(body.clone());
     old_id.ora = "2026-03-10T11:59:00".into();
     old_id.id = "EMILIA_EMILIASPCoopIT_0000002_2026-03-05_11:50".into();
     // A Scadenza already past, even though the busta is recent.
-    let mut scaduta = Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        body.clone(),
-    );
+    let mut scaduta = Req::invio(body.clone());
     scaduta.ora = "2026-03-10T11:59:00".into();
     scaduta.id = "EMILIA_EMILIASPCoopIT_0000003_2026-03-10_11:59".into();
     scaduta.scadenza = Some("2026-03-10T11:59:30".into());
     // Recent, within the window: accepted.
-    let mut fresh = Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        body,
-    );
+    let mut fresh = Req::invio(body);
     fresh.ora = "2026-03-05T12:01:00".into();
     fresh.id = "EMILIA_EMILIASPCoopIT_0000004_2026-03-05_12:01".into();
     for (req, posizione) in [

@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Pki, Req, TempDir};
+use common::{Pki, TempDir};
 use pdd::config::Config;
 use pdd::registry::{PoliticaFirma, Soggetto};
 
@@ -55,14 +55,7 @@ fn peer(py: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 fn request() -> String {
-    Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        common::invio_candidatura(&common::example("moduli/candidatura-2.0.xml")),
-    )
-    .xml()
+    common::Req::candidatura().xml()
 }
 
 #[test]

@@ -61,13 +61,7 @@ fn find(h: &[u8], n: &[u8]) -> Option<usize> {
 }
 
 fn request() -> String {
-    let mut r = common::Req::new(
-        "EMILIA",
-        "MinisteroLavoro",
-        "ClicLavoro",
-        Some("InvioCandidatura"),
-        common::invio_candidatura(&common::example("moduli/candidatura-2.0.xml")),
-    );
+    let mut r = common::Req::candidatura();
     r.ora = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S").to_string();
     r.xml()
 }

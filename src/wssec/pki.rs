@@ -11,7 +11,7 @@ use openssl::rsa::Rsa;
 use openssl::x509::extension::{
     BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
 };
-use openssl::x509::{X509Builder, X509NameBuilder, X509Req, X509ReqBuilder, X509};
+use openssl::x509::{X509Builder, X509KeyUsage, X509NameBuilder, X509Req, X509ReqBuilder, X509};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
@@ -191,17 +191,13 @@ pub fn controlla(cert: &X509, now: DateTime<Utc>) -> Result<(), PkiError> {
         return Err(PkiError::Invalid("chiave pubblica né RSA né EC".into()));
     }
     // A certificate issued only for key encipherment or for CAs is not a partner's.
-    let text = String::from_utf8_lossy(&cert.to_text()?).into_owned();
-    if let Some(i) = text.find("X509v3 Key Usage:") {
-        let line = text[i..].lines().nth(1).unwrap_or("");
-        if !line.contains("Digital Signature") {
-            return Err(PkiError::Invalid(format!(
-                "uso della chiave non adatto alla firma ({})",
-                line.trim()
-            )));
-        }
+    // (No Key Usage extension means an unrestricted key.)
+    match cert.key_usage() {
+        Some(ku) if !ku.contains(X509KeyUsage::DIGITAL_SIGNATURE) => Err(PkiError::Invalid(
+            format!("uso della chiave non adatto alla firma ({ku:?})"),
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Whether `cert` was issued (signed) by one of `cas` and both are valid now.

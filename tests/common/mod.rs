@@ -196,6 +196,22 @@ impl<'a> Req<'a> {
         }
     }
 
+    /// EMILIA's synchronous ClicLavoro InvioCandidatura to the Ministry, carrying `body`.
+    pub fn invio(body: String) -> Req<'static> {
+        Req::new(
+            "EMILIA",
+            "MinisteroLavoro",
+            "ClicLavoro",
+            Some("InvioCandidatura"),
+            body,
+        )
+    }
+
+    /// The same carrying the sample Candidatura 2.0.
+    pub fn candidatura() -> Req<'static> {
+        Req::invio(invio_candidatura(&example("moduli/candidatura-2.0.xml")))
+    }
+
     pub fn xml(&self) -> String {
         let azione = self
             .azione
