@@ -241,6 +241,17 @@ fn aperti(active: &mut [Option<Active>]) -> impl Iterator<Item = &mut Active> {
         .filter(|a| !a.done && a.depth > 0)
 }
 
+/// An end tag into a target; true when it closes the target's apex.
+fn chiudi(a: &mut Active, qname: &str) -> bool {
+    a.out.push_str("</");
+    a.out.push_str(qname);
+    a.out.push('>');
+    a.rendered.pop();
+    a.depth -= 1;
+    a.done = a.depth == 0;
+    a.done
+}
+
 /// Character data (text, CDATA, a resolved reference) into every open target.
 fn testo(active: &mut [Option<Active>], text: &str) {
     for a in aperti(active) {
@@ -278,16 +289,8 @@ pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nEr
                 for a in active.iter_mut().flatten().filter(|a| !a.done) {
                     start_tag(a, &tag, &scope)?;
                     a.depth += 1;
-                    if empty {
-                        a.out.push_str("</");
-                        a.out.push_str(&tag.qname);
-                        a.out.push('>');
-                        a.rendered.pop();
-                        a.depth -= 1;
-                        if a.depth == 0 {
-                            a.done = true;
-                            finished += 1;
-                        }
+                    if empty && chiudi(a, &tag.qname) {
+                        finished += 1;
                     }
                 }
                 if empty {
@@ -297,13 +300,7 @@ pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nEr
             Event::End(ref e) => {
                 let qname = e.name().0.to_string();
                 for a in active.iter_mut().flatten().filter(|a| !a.done) {
-                    a.out.push_str("</");
-                    a.out.push_str(&qname);
-                    a.out.push('>');
-                    a.rendered.pop();
-                    a.depth -= 1;
-                    if a.depth == 0 {
-                        a.done = true;
+                    if chiudi(a, &qname) {
                         finished += 1;
                     }
                 }
