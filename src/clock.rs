@@ -39,3 +39,23 @@ impl Clock for FixedClock {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The system clock moved by an offset that can be changed while running (for end-to-end
+/// tests of expiry across processes: `PDD_TEST_CLOCK=1` enables `POST /admin/clock`).
+#[derive(Default)]
+pub struct OffsetClock(std::sync::atomic::AtomicI64);
+
+impl OffsetClock {
+    pub fn set_offset_secs(&self, secs: i64) {
+        self.0.store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn offset_secs(&self) -> i64 {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<FixedOffset> {
+        Local::now().fixed_offset() + chrono::Duration::seconds(self.offset_secs())
+    }
+}

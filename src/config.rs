@@ -20,12 +20,16 @@ pub struct Config {
     /// delegata), the CLI (`/admin`) and health checks. Default 127.0.0.1 on a free port
     /// (logged, and recorded in `<data>/listen.addr`).
     pub local_listen: Option<SocketAddr>,
+    /// The node's part in the ClicLavoro network: "ncn" (the Ministry's National Coordination
+    /// Node: disseminates what it receives), "nr" (a Regional Node) or "none" (a plain gateway).
+    pub role: crate::rete::Ruolo,
     /// Our own soggetto.
     pub soggetto: Own,
     pub limits: Limits,
     pub busta: BustaCfg,
     pub porta_delegata: PortaDelegataCfg,
     pub cliclavoro: ClicLavoroCfg,
+    pub outbox: OutboxCfg,
     pub tls: TlsCfg,
     pub wssec: WssecCfg,
     pub registry: RegistryCfg,
@@ -85,11 +89,44 @@ impl Default for WssecCfg {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClicLavoroCfg {
     /// Version of the moduli: "auto" (detected from each modulo's content), "2.0" or "rev038".
     pub versione: VersioneModuli,
+    /// NCN: where EURES documents (Europass CVs, vacancies) are POSTed; none (the default)
+    /// keeps them in the store for `pdd eures export DIR`.
+    pub eures_url: Option<String>,
+    /// How often expired moduli are deactivated (45 days for a Candidatura, 30 for a Vacancy).
+    pub scadenze_ogni_secs: u64,
+}
+
+impl Default for ClicLavoroCfg {
+    fn default() -> Self {
+        ClicLavoroCfg {
+            versione: VersioneModuli::Auto,
+            eures_url: None,
+            scadenze_ogni_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxCfg {
+    /// First wait before a failed forward is retried; it doubles at each failure.
+    pub retry_min_secs: u64,
+    /// Longest wait between retries (a node back after an outage gets its backlog within this).
+    pub retry_max_secs: u64,
+}
+
+impl Default for OutboxCfg {
+    fn default() -> Self {
+        OutboxCfg {
+            retry_min_secs: 1,
+            retry_max_secs: 300,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -178,11 +215,13 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
             data: PathBuf::from("./pdd-data"),
             local_listen: None,
+            role: crate::rete::Ruolo::None,
             soggetto: Own::default(),
             limits: Limits::default(),
             busta: BustaCfg::default(),
             porta_delegata: PortaDelegataCfg::default(),
             cliclavoro: ClicLavoroCfg::default(),
+            outbox: OutboxCfg::default(),
             tls: TlsCfg::default(),
             wssec: WssecCfg::default(),
             registry: RegistryCfg::default(),

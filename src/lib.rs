@@ -12,6 +12,7 @@ pub mod egov;
 pub mod gateway;
 pub mod modulo;
 pub mod registry;
+pub mod rete;
 pub mod server;
 pub mod service;
 pub mod soap;

@@ -319,11 +319,17 @@ pub const CLICLAVORO_AZIONI: &[&str] = &["InvioCandidatura", "InvioVacancy", "In
 /// The soggetto of the Ministry's National Coordination Node.
 pub const NCN: &str = "MinisteroLavoro";
 
+/// The soggetto of INPS, which sends the CVs of percettori.
+pub const INPS: &str = "INPS";
+
+/// The NCN's service for INPS's percettori (azione InvioPercettore).
+pub const PERCETTORI: &str = "ClicLavoroPercettori";
+
 /// The embedded demo registry: the Ministry (offering the ClicLavoro service), every region,
 /// INPS, and our own soggetto if it is none of these.
 pub fn demo(own: &Soggetto) -> (Vec<Soggetto>, Vec<Servizio>) {
     let mut soggetti = Vec::new();
-    for nome in [NCN].iter().chain(REGIONI.iter()).chain(["INPS"].iter()) {
+    for nome in [NCN].iter().chain(REGIONI.iter()).chain([INPS].iter()) {
         if own.tipo == "SPC" && own.nome == *nome {
             soggetti.push(own.clone());
         } else {
@@ -336,24 +342,44 @@ pub fn demo(own: &Soggetto) -> (Vec<Soggetto>, Vec<Servizio>) {
     {
         soggetti.push(own.clone());
     }
-    let servizi = vec![Servizio {
-        tipo: "SPC".into(),
-        nome: "ClicLavoro".into(),
-        erogatore: format!("SPC/{NCN}"),
-        profilo: Profilo::Sincrono,
-        azione_obbligatoria: true,
-        azioni: CLICLAVORO_AZIONI
-            .iter()
-            .map(|a| Azione {
-                nome: a.to_string(),
-                profilo: None,
-            })
-            .collect(),
-        fruitori: Vec::new(),
-        filtro_duplicati: true,
-        backend: None,
-        handler: Some("cliclavoro".into()),
-    }];
+    let cliclavoro =
+        |nome: &str, erogatore: &str, azioni: &[&str], fruitori: Vec<String>| Servizio {
+            tipo: "SPC".into(),
+            nome: nome.into(),
+            erogatore: format!("SPC/{erogatore}"),
+            profilo: Profilo::Sincrono,
+            azione_obbligatoria: true,
+            azioni: azioni
+                .iter()
+                .map(|a| Azione {
+                    nome: a.to_string(),
+                    profilo: None,
+                })
+                .collect(),
+            fruitori,
+            filtro_duplicati: true,
+            backend: None,
+            handler: Some("cliclavoro".into()),
+        };
+    // The NCN takes moduli from every registered soggetto; each regional node takes what the
+    // NCN disseminates; INPS alone sends the percettori.
+    let mut servizi = vec![
+        cliclavoro("ClicLavoro", NCN, CLICLAVORO_AZIONI, Vec::new()),
+        cliclavoro(
+            PERCETTORI,
+            NCN,
+            &["InvioPercettore"],
+            vec![format!("SPC/{INPS}")],
+        ),
+    ];
+    for r in REGIONI {
+        servizi.push(cliclavoro(
+            "ClicLavoro",
+            r,
+            CLICLAVORO_AZIONI,
+            vec![format!("SPC/{NCN}")],
+        ));
+    }
     (soggetti, servizi)
 }
 

@@ -131,7 +131,10 @@ async fn handle(
     let max = gw.config.limits.max_body_bytes;
     let timeout = Duration::from_secs(gw.config.limits.request_timeout_secs);
     let not_here = peer_info.locale
-        && !(path.starts_with("/admin/") || path.starts_with("/pdd/PD/") || path == "/health");
+        && !(path.starts_with("/admin/")
+            || path.starts_with("/pdd/PD/")
+            || path.starts_with("/api/")
+            || path == "/health");
     // Over TLS the main listener is the partners': our porta delegata there would let a partner
     // send buste in our name, so it and /admin live on the local listener only.
     let partners_only = gw.config.tls_on()
@@ -140,11 +143,11 @@ async fn handle(
     let resp = match (method, path.as_str()) {
         _ if not_here => plain(
             StatusCode::NOT_FOUND,
-            "this local listener serves the porta delegata (/pdd/PD/...), /admin and /health; partners use the TLS listener\n",
+            "this local listener serves the porta delegata (/pdd/PD/...), /api, /admin and /health; partners use the TLS listener\n",
         ),
         _ if partners_only => plain(
             StatusCode::NOT_FOUND,
-            "this TLS listener serves partners (POST /pdd/PA) and /health; the porta delegata and /admin answer on the local listener (local_listen)\n",
+            "this TLS listener serves partners (POST /pdd/PA), /api and /health; the porta delegata and /admin answer on the local listener (local_listen)\n",
         ),
         (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
             match read_body(req, max, timeout).await {
@@ -173,6 +176,7 @@ async fn handle(
                             destinatario,
                             body: &body,
                             peer: Some(peer.to_string()),
+                            fisso: None,
                         })
                         .await,
                     ),
@@ -195,6 +199,17 @@ async fn handle(
                 )
             }
         }
+        (Method::GET, "/api/candidature") | (Method::GET, "/api/vacancies") => {
+            let t = if path == "/api/candidature" {
+                crate::modulo::Tipo::Candidatura
+            } else {
+                crate::modulo::Tipo::Vacancy
+            };
+            api(&gw, &req, &peer_info, t)
+        }
+        (_, "/api/candidature") | (_, "/api/vacancies") => {
+            plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n")
+        }
         (Method::GET, "/health") => match gw.store.recent(1) {
             Ok(_) => plain(StatusCode::OK, "ok\n"),
             Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
@@ -208,10 +223,57 @@ async fn handle(
         }
         _ => plain(
             StatusCode::NOT_FOUND,
-            "not found: POST /pdd/PA, POST /pdd/PD/{Servizio}/{Azione}, GET /health\n",
+            "not found: POST /pdd/PA, POST /pdd/PD/{Servizio}/{Azione}, GET /api/candidature, GET /api/vacancies, GET /health\n",
         ),
     };
     Ok(resp)
+}
+
+/// The read API: anonymous, or registered (a partner's client certificate, or a user's token).
+fn api(
+    gw: &Gateway,
+    req: &Request<Incoming>,
+    peer: &Peer,
+    t: crate::modulo::Tipo,
+) -> Response<Body> {
+    let errore =
+        |status: StatusCode, msg: String| json(status, &serde_json::json!({ "errore": msg }));
+    let partner = peer
+        .cert
+        .as_ref()
+        .is_some_and(|c| gw.trust.get().soggetto(c, &gw.registry()).is_some());
+    let token = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("").trim().to_string());
+    let registrato = match token {
+        _ if partner => true,
+        None => false,
+        Some(h) => {
+            let Some(tok) = h
+                .strip_prefix("Bearer ")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
+                return errore(
+                    StatusCode::UNAUTHORIZED,
+                    "Authorization: usare 'Bearer <token>' (pdd users add)".into(),
+                );
+            };
+            match gw.token_valido(tok) {
+                Ok(true) => true,
+                Ok(false) => return errore(StatusCode::UNAUTHORIZED, "token non valido".into()),
+                Err(e) => return errore(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    };
+    match gw.pubblicati(t, req.uri().query(), registrato) {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err((status, msg)) => errore(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            msg,
+        ),
+    }
 }
 
 fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
@@ -234,6 +296,9 @@ async fn admin(
 ) -> Response<Body> {
     if path == "/admin/partners" || path.starts_with("/admin/partners/") {
         return admin_partners(gw, method, path, body).await;
+    }
+    if let Some(r) = admin_rete(gw, method, path, query, body).await {
+        return r;
     }
     if method != Method::GET {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -278,6 +343,121 @@ async fn admin(
         };
     }
     plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// The network's admin endpoints: `GET /admin/outbox`, `POST /admin/outbox/retry[?seq=N]`,
+/// `GET /admin/eures`, `GET /admin/contatti`, `GET|POST /admin/users`, `DELETE /admin/users/{NOME}`,
+/// `POST /admin/rapporti` (JSON `[[cf, rapporto], …]`), `POST /admin/scadenze` (sweep now),
+/// `POST /admin/clock` (`{"offset_secs": N}`, only with `PDD_TEST_CLOCK=1`).
+async fn admin_rete(
+    gw: &Gateway,
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    body: &[u8],
+) -> Option<Response<Body>> {
+    let ok = |v: serde_json::Value| json(StatusCode::OK, &v);
+    let bad = |status: StatusCode, msg: String| json(status, &serde_json::json!({ "error": msg }));
+    let store_err =
+        |e: crate::store::StoreError| bad(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let to_json = |v: Result<serde_json::Value, crate::store::StoreError>| match v {
+        Ok(v) => ok(v),
+        Err(e) => store_err(e),
+    };
+    let param = |name: &str| {
+        query.and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+                .map(str::to_string)
+        })
+    };
+    Some(match (method, path) {
+        (&Method::GET, "/admin/outbox") => to_json(
+            gw.outbox()
+                .map(|l| serde_json::to_value(l).unwrap_or_default()),
+        ),
+        (&Method::POST, "/admin/outbox/retry") => {
+            let seq = match param("seq").map(|s| s.parse::<u64>()) {
+                Some(Ok(n)) => Some(n),
+                Some(Err(_)) => return Some(bad(StatusCode::BAD_REQUEST, "seq: a number".into())),
+                None => None,
+            };
+            to_json(
+                gw.outbox_riprova(seq)
+                    .await
+                    .map(|n| serde_json::json!({ "requeued": n })),
+            )
+        }
+        (&Method::GET, "/admin/eures") => to_json(
+            gw.eures()
+                .map(|l| serde_json::to_value(l).unwrap_or_default()),
+        ),
+        (&Method::GET, "/admin/contatti") => to_json(
+            gw.contatti()
+                .map(|l| serde_json::to_value(l).unwrap_or_default()),
+        ),
+        (&Method::GET, "/admin/users") => to_json(gw.utenti().map(|l| {
+            serde_json::Value::Array(
+                l.iter()
+                    .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
+                    .collect(),
+            )
+        })),
+        (&Method::POST, "/admin/users") => {
+            let nome = serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["nome"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            match gw.aggiungi_utente(&nome).await {
+                Ok(token) => ok(serde_json::json!({ "nome": nome, "token": token })),
+                Err((s, m)) => bad(
+                    StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST),
+                    m,
+                ),
+            }
+        }
+        (&Method::DELETE, p) if p.starts_with("/admin/users/") => {
+            let nome = percent_decode(&p["/admin/users/".len()..]);
+            match gw.rimuovi_utente(&nome).await {
+                Ok(true) => ok(serde_json::json!({ "removed": nome })),
+                Ok(false) => bad(StatusCode::NOT_FOUND, format!("no user '{nome}'")),
+                Err(e) => store_err(e),
+            }
+        }
+        (&Method::POST, "/admin/rapporti") => {
+            match serde_json::from_slice::<Vec<(String, crate::rete::percettori::Rapporto)>>(body) {
+                Ok(righe) => to_json(
+                    gw.importa_rapporti(&righe)
+                        .await
+                        .map(|n| serde_json::json!({ "stored": n })),
+                ),
+                Err(e) => bad(StatusCode::BAD_REQUEST, format!("rapporti: {e}")),
+            }
+        }
+        (&Method::POST, "/admin/scadenze") => to_json(
+            gw.disattiva_scaduti()
+                .await
+                .map(|n| serde_json::json!({ "deactivated": n })),
+        ),
+        (&Method::POST, "/admin/clock") => match &gw.orologio_regolabile {
+            None => bad(
+                StatusCode::FORBIDDEN,
+                "the clock is fixed (start with PDD_TEST_CLOCK=1 to move it in tests)".into(),
+            ),
+            Some(c) => match serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v["offset_secs"].as_i64())
+            {
+                Some(secs) => {
+                    c.set_offset_secs(secs);
+                    tracing::warn!(offset_secs = secs, "test clock moved");
+                    ok(serde_json::json!({ "offset_secs": secs, "now": gw.now().to_rfc3339() }))
+                }
+                None => bad(StatusCode::BAD_REQUEST, "{\"offset_secs\": N}".into()),
+            },
+        },
+        _ => return None,
+    })
 }
 
 async fn admin_partners(gw: &Gateway, method: &Method, path: &str, body: &[u8]) -> Response<Body> {
@@ -378,6 +558,21 @@ pub async fn serve(
         Err(e) => return Err(std::io::Error::other(e)),
     };
     tokio::pin!(shutdown);
+    // Background work: the outbox's deliveries and the validity sweeper.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let workers = [
+        tokio::spawn(crate::gateway::outbox::worker(
+            gw.clone(),
+            stop(stop_rx.clone()),
+        )),
+        tokio::spawn(crate::gateway::scadenze::worker(
+            gw.clone(),
+            stop(stop_rx.clone()),
+        )),
+    ];
     loop {
         let admin_accept = async {
             match &admin {
@@ -431,6 +626,7 @@ pub async fn serve(
     }
     drop(listener);
     drop(admin);
+    let _ = stop_tx.send(true);
     let grace = Duration::from_secs(gw.config.limits.shutdown_grace_secs);
     info!(
         in_flight = graceful.count(),
@@ -441,6 +637,9 @@ pub async fn serve(
         .is_err()
     {
         warn!("grace period over: closing remaining connections");
+    }
+    for w in workers {
+        let _ = tokio::time::timeout(grace, w).await;
     }
     if let Err(e) = gw.store.flush().await {
         warn!(error = %e, "final store flush failed");

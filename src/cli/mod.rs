@@ -1,6 +1,7 @@
 //! The command line (clap).
 
 mod fiducia;
+mod rete;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -73,6 +74,18 @@ pub enum Command {
     /// message, and print every problem as `path: message [code]`
     /// (exit 0: all valid; 1: some invalid; 2: unreadable input).
     Validate(ValidateArgs),
+    /// The NCN's forwards waiting for delivery: list them, queue refused ones again.
+    #[command(subcommand)]
+    Outbox(rete::OutboxCommand),
+    /// EURES documents (Europass CVs of European-scope candidature, vacancies).
+    #[command(subcommand)]
+    Eures(rete::EuresCommand),
+    /// Import reference data (the percettori's last employment records).
+    #[command(subcommand)]
+    Import(rete::ImportCommand),
+    /// Users of the read API (/api/candidature, /api/vacancies), who see contact data.
+    #[command(subcommand)]
+    Users(rete::UsersCommand),
 }
 
 #[derive(Args, Debug)]
@@ -198,6 +211,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Partner(c) => fiducia::partner(config, c),
         Command::Sign(a) => fiducia::sign(config, a),
         Command::Verify(a) => fiducia::verify(config, a),
+        Command::Outbox(c) => rete::outbox(config, c),
+        Command::Eures(c) => rete::eures(config, c),
+        Command::Import(c) => rete::import(config, c),
+        Command::Users(c) => rete::users(config, c),
     }
 }
 
@@ -268,7 +285,16 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
                 "first request: curl -s -H 'Content-Type: text/xml' --data-binary @examples/richiesta-candidatura.xml http://{addr}/pdd/PA (with a fresh Identificatore: see README)"
             );
         }
-        let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), Arc::new(SystemClock))?);
+        // End-to-end tests move a node's clock (expiry) through POST /admin/clock.
+        let test_clock = std::env::var("PDD_TEST_CLOCK").is_ok_and(|v| v == "1");
+        let offset = Arc::new(crate::clock::OffsetClock::default());
+        let clock: Arc<dyn crate::clock::Clock> = if test_clock { offset.clone() } else { Arc::new(SystemClock) };
+        let mut gw = Gateway::new(config, registry, Arc::new(store), clock)?;
+        if test_clock {
+            tracing::warn!("PDD_TEST_CLOCK=1: the clock can be moved through POST /admin/clock");
+            gw.orologio_regolabile = Some(offset);
+        }
+        let gw = Arc::new(gw);
         crate::server::serve(gw, listener, admin, shutdown_signal())
             .await
             .map_err(|e| e.to_string())

@@ -1,10 +1,13 @@
 //! The gateway: the porta applicativa and porta delegata pipelines, over the protocol core, the
 //! registry and the store. Transport-free: the server hands it bytes and sends back an [`Answer`].
 
+pub mod api;
 mod ids;
+pub mod outbox;
 mod pa;
 mod pd;
 pub mod risposte;
+pub mod scadenze;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -60,6 +63,10 @@ pub struct Gateway {
     pub cas: Vec<openssl::x509::X509>,
     /// What the TLS verifiers and the signature checks trust; follows the registry.
     pub trust: Arc<TrustStore>,
+    /// Wakes the outbox worker when forwards are queued.
+    pub outbox_notify: tokio::sync::Notify,
+    /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
+    pub orologio_regolabile: Option<Arc<crate::clock::OffsetClock>>,
 }
 
 /// Checks what a partner brings: a name that can form identifiers, a usable certificate.
@@ -128,7 +135,32 @@ impl Gateway {
             identity,
             cas,
             trust,
+            outbox_notify: tokio::sync::Notify::new(),
+            orologio_regolabile: None,
             config,
+        })
+    }
+
+    /// Runs `f` with what the ClicLavoro handler needs of this node.
+    pub fn nodo<T>(
+        &self,
+        registry: &Registry,
+        f: impl FnOnce(&crate::service::cliclavoro::Nodo<'_>) -> T,
+    ) -> T {
+        let own = self.own();
+        let nuovo_id = || {
+            let now = self.now();
+            self.new_id(&own, now).map(|id| (id, now))
+        };
+        f(&crate::service::cliclavoro::Nodo {
+            store: self.store.as_ref(),
+            limits: self.limits,
+            versione: self.config.cliclavoro.versione.fissata(),
+            ruolo: self.config.role,
+            registry,
+            own: own.parte(),
+            nuovo_id: &nuovo_id,
+            eures_url: self.config.cliclavoro.eures_url.is_some(),
         })
     }
 

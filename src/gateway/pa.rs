@@ -284,12 +284,13 @@ impl Gateway {
             return service::backend::call(&self.http, url, c, timeout, self.limits).await;
         }
         match servizio.handler.as_deref() {
-            Some("cliclavoro") => service::cliclavoro::handle(
-                c,
-                self.store.as_ref(),
-                self.limits,
-                self.config.cliclavoro.versione.fissata(),
-            ),
+            Some("cliclavoro") => {
+                let registry = self.registry();
+                let esito = self.nodo(&registry, |n| service::cliclavoro::handle(c, n));
+                // New forwards wait in the outbox: wake its worker.
+                self.outbox_notify.notify_one();
+                esito
+            }
             Some("echo") => Ok(service::echo(c)),
             Some(other) => Err(ServiceError::UnknownHandler(other.to_string())),
             None => Err(ServiceError::NoHandler(format!(

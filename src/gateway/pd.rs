@@ -20,6 +20,9 @@ pub struct RichiestaPd<'a> {
     pub destinatario: Option<String>,
     pub body: &'a [u8],
     pub peer: Option<String>,
+    /// A forward from the outbox: the Identificatore and time it keeps across retries, so that
+    /// the partner's duplicate filter recognises a redelivery.
+    pub fisso: Option<(String, chrono::DateTime<chrono::FixedOffset>)>,
 }
 
 /// A failure on the way, as the local system will see it.
@@ -42,17 +45,32 @@ fn processamento(funzione: Funzione, msg: impl Into<String>) -> Errore {
 
 impl Gateway {
     pub async fn porta_delegata(&self, r: RichiestaPd<'_>) -> Answer {
+        self.porta_delegata_esito(r).await.0
+    }
+
+    /// The porta delegata, also telling what went wrong (for the outbox, which retries or not).
+    pub async fn porta_delegata_esito(
+        &self,
+        r: RichiestaPd<'_>,
+    ) -> (Answer, Option<EccezioneApplicativa>) {
         let received = self.now();
         let mut ex = match self.exchange(Direction::Out, received, r.body, r.peer.clone()) {
             Ok(ex) => ex,
             Err(e) => {
                 warn!(error = %e, "store unavailable");
-                return Answer::soap(500, crate::server::processing_fault());
+                return (
+                    Answer::soap(500, crate::server::processing_fault()),
+                    Some(EccezioneApplicativa::Processamento(
+                        Codice::PROCESSAMENTO.to_string(),
+                        e.to_string(),
+                    )),
+                );
             }
         };
         let span = info_span!("pd", seq = ex.seq, id = tracing::field::Empty);
         async {
             let result = self.pd_inner(&r, &mut ex).await;
+            let mut errore = None;
             let answer = match result {
                 Ok(a) => a,
                 Err(e) => {
@@ -64,7 +82,9 @@ impl Gateway {
                         EccezioneApplicativa::Busta(c, d) => format!("{c} {d}"),
                         EccezioneApplicativa::Processamento(c, d) => format!("{c} {d}"),
                     });
-                    Answer::soap(500, fault_applicativo(now, &own.porta, e.funzione, &e.eccezione))
+                    let a = Answer::soap(500, fault_applicativo(now, &own.porta, e.funzione, &e.eccezione));
+                    errore = Some(e.eccezione);
+                    a
                 }
             };
             ex.http_status = answer.status;
@@ -75,10 +95,37 @@ impl Gateway {
             }
             if let Err(e) = self.commit(&mut ex, None).await {
                 warn!(error = %e, "exchange not stored");
-                return Answer::soap(500, crate::server::processing_fault());
+                return (
+                    Answer::soap(500, crate::server::processing_fault()),
+                    Some(EccezioneApplicativa::Processamento(
+                        Codice::PROCESSAMENTO.to_string(),
+                        e.to_string(),
+                    )),
+                );
             }
             info!(outcome = ex.outcome.as_str(), status = answer.status, "porta delegata exchange");
-            answer
+            // A regional node keeps what its local systems published through the NCN.
+            if self.config.role == crate::rete::Ruolo::Nr
+                && r.fisso.is_none()
+                && errore.is_none()
+                && r.servizio == "ClicLavoro"
+                && crate::service::cliclavoro::risposta_ok(answer.body.as_bytes(), self.limits)
+            {
+                let registry = self.registry();
+                let azione = r.azione.as_deref().unwrap_or("");
+                match self.nodo(&registry, |n| {
+                    crate::service::cliclavoro::registra_proprio(n, azione, r.body, received)
+                }) {
+                    Ok(true) => {
+                        if let Err(e) = self.store.flush().await {
+                            warn!(error = %e, "own modulo not flushed");
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(e) => warn!(error = %e, "own modulo not stored"),
+                }
+            }
+            (answer, errore)
         }
         .instrument(span)
         .await
@@ -112,8 +159,11 @@ impl Gateway {
                 )
             })?,
             None => {
+                // Only the services we may call: a network where every node offers the same
+                // service still resolves (a regional node reaches the NCN).
                 let mut candidati = registry
                     .servizi_named(&r.servizio)
+                    .filter(|s| s.ammette(&own.parte()))
                     .filter_map(|s| s.erogatore_parte())
                     .filter(|p| !p.same(&own.parte()));
                 match (candidati.next(), candidati.next()) {
@@ -180,10 +230,16 @@ impl Gateway {
         let profilo = servizio.profilo_per(r.azione.as_deref());
 
         // Imbustamento.
-        let now = self.now();
-        let id = self
-            .new_id(&own, now)
-            .map_err(|e| processamento(Funzione::Imbustamento, e.to_string()))?;
+        let (id, now) = match &r.fisso {
+            Some((id, at)) => (id.clone(), *at),
+            None => {
+                let now = self.now();
+                let id = self
+                    .new_id(&own, now)
+                    .map_err(|e| processamento(Funzione::Imbustamento, e.to_string()))?;
+                (id, now)
+            }
+        };
         tracing::Span::current().record("id", id.as_str());
         let ora = Ora {
             ora: now.naive_local(),

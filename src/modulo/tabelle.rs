@@ -45,7 +45,7 @@ pub struct Tabelle {
 }
 
 /// Splits one CSV line (RFC 4180 quoting, no embedded newlines in these files).
-fn csv_line(line: &str) -> Vec<String> {
+pub fn csv_line(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;

@@ -24,7 +24,7 @@ pub struct Operazione {
     pub ricevuto: &'static str,
 }
 
-pub const OPERAZIONI: [Operazione; 3] = [
+pub const OPERAZIONI: [Operazione; 4] = [
     Operazione {
         azione: "InvioCandidatura",
         request: "invioCandidatura",
@@ -55,6 +55,18 @@ pub const OPERAZIONI: [Operazione; 3] = [
         della: "del Messaggio",
         ricevuto: "ricevuto",
     },
+    // INPS → NCN: the CV of a recipient of income support (percettore); the NCN completes it
+    // and routes it to the region of the worker's domicile (document §3).
+    Operazione {
+        azione: "InvioPercettore",
+        request: "invioPercettore",
+        param: "CandidaturaXML",
+        response: "risposta_invioPercettore",
+        tipo: Tipo::Candidatura,
+        nome: "Candidatura",
+        della: "della Candidatura",
+        ricevuto: "ricevuta",
+    },
 ];
 
 pub fn operazione(azione: &str) -> Option<&'static Operazione> {
@@ -79,4 +91,27 @@ pub fn richiesta(op: &Operazione, modulo: &str) -> String {
         r = op.request,
         p = op.param
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_is_in_the_wsdl() {
+        let wsdl = include_str!("../../wsdl/cliclavoroWS.wsdl");
+        for op in OPERAZIONI {
+            for needle in [
+                format!("<wsdl:operation name=\"{}\">", op.azione),
+                format!("<xsd:element name=\"{}\">", op.request),
+                format!(
+                    "<xsd:element name=\"{}\" type=\"types:Risposta_Type\"/>",
+                    op.response
+                ),
+                format!("<xsd:element name=\"{}\" type=\"xsd:string\"/>", op.param),
+            ] {
+                assert!(wsdl.contains(&needle), "{} missing: {needle}", op.azione);
+            }
+        }
+    }
 }

@@ -174,6 +174,56 @@ pub struct StoredModulo {
     /// On an original: the code of its current version (the last rettifica).
     pub attuale: Option<String>,
     pub xml: String,
+    /// The nodes it was forwarded to (`TIPO/NOME`), so that its rettifiche and chiusura follow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinazioni: Vec<String>,
+    /// The node that answers for it (contacts go there): `TIPO/NOME`; none when it is ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub titolare: Option<String>,
+    /// What the read API publishes of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheda: Option<crate::rete::scheda::Scheda>,
+}
+
+/// One write of an atomic batch: a value put, or (`valore: None`) a key removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scrittura {
+    pub albero: &'static str,
+    pub chiave: Vec<u8>,
+    pub valore: Option<Vec<u8>>,
+}
+
+impl Scrittura {
+    pub fn metti<T: Serialize>(
+        albero: &'static str,
+        chiave: impl Into<Vec<u8>>,
+        v: &T,
+    ) -> Scrittura {
+        Scrittura {
+            albero,
+            chiave: chiave.into(),
+            valore: Some(serde_json::to_vec(v).unwrap_or_default()),
+        }
+    }
+    pub fn togli(albero: &'static str, chiave: impl Into<Vec<u8>>) -> Scrittura {
+        Scrittura {
+            albero,
+            chiave: chiave.into(),
+            valore: None,
+        }
+    }
+}
+
+/// The trees of the ClicLavoro network's state (see [`crate::rete`]), written with
+/// [`Store::scrivi`]: stored moduli, the forwarding outbox, EURES documents, API users, the
+/// last-employment table of percettori, contacts delivered here.
+pub const ALBERI: [&str; 6] = [
+    "moduli", "outbox", "eures", "utenti", "rapporti", "contatti",
+];
+
+/// The key of a stored modulo.
+pub fn chiave_modulo(kind: &str, code: &str) -> Vec<u8> {
+    format!("{kind}/{code}").into_bytes()
 }
 
 pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
@@ -204,6 +254,22 @@ pub trait Store: Send + Sync + 'static {
     fn put_partner(&self, s: &crate::registry::Soggetto) -> Result<()>;
     /// Removes a partner; false when there was none.
     fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool>;
+    /// Applies a batch atomically across trees (all of it or none; durable at the next flush).
+    fn scrivi(&self, batch: &[Scrittura]) -> Result<()>;
+    fn leggi(&self, albero: &str, chiave: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Every entry whose key starts with `prefisso`, in key order.
+    fn elenca(&self, albero: &str, prefisso: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>>;
+    /// Stored moduli of a kind.
+    fn moduli(&self, kind: &str) -> Result<Vec<StoredModulo>> {
+        let mut out = Vec::new();
+        for (_, v) in self.elenca("moduli", format!("{kind}/").as_bytes())? {
+            out.push(
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("modulo: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
     /// Makes every write so far durable.
     fn flush(&self) -> FlushFuture<'_>;
 }

@@ -12,6 +12,8 @@ pub struct SledStore {
     counters: sled::Tree,
     moduli: sled::Tree,
     partners: sled::Tree,
+    /// The network's trees ([`super::ALBERI`]; `moduli` is among them).
+    alberi: Vec<(&'static str, sled::Tree)>,
 }
 
 fn be(e: sled::Error) -> StoreError {
@@ -52,6 +54,10 @@ impl SledStore {
             counters: db.open_tree("id_counters").map_err(be)?,
             moduli: db.open_tree("moduli").map_err(be)?,
             partners: db.open_tree("partners").map_err(be)?,
+            alberi: super::ALBERI
+                .iter()
+                .map(|n| Ok((*n, db.open_tree(n).map_err(be)?)))
+                .collect::<Result<_>>()?,
             db,
         };
         let mut stale = Vec::new();
@@ -65,6 +71,14 @@ impl SledStore {
             store.dup.remove(k).map_err(be)?;
         }
         Ok(store)
+    }
+
+    fn albero(&self, nome: &str) -> Result<&sled::Tree> {
+        self.alberi
+            .iter()
+            .find(|(n, _)| *n == nome)
+            .map(|(_, t)| t)
+            .ok_or_else(|| StoreError::Backend(format!("no tree '{nome}'")))
     }
 
     pub fn size_on_disk(&self) -> u64 {
@@ -294,6 +308,55 @@ impl Store for SledStore {
             .remove(format!("{tipo}/{nome}").as_bytes())
             .map_err(be)?
             .is_some())
+    }
+
+    fn scrivi(&self, batch: &[super::Scrittura]) -> Result<()> {
+        use sled::Transactional;
+        // The trees the batch touches, each once, and where each write goes among them.
+        let mut nomi: Vec<&str> = Vec::new();
+        for w in batch {
+            if !nomi.contains(&w.albero) {
+                nomi.push(w.albero);
+            }
+        }
+        let trees = nomi
+            .iter()
+            .map(|n| self.albero(n))
+            .collect::<Result<Vec<_>>>()?;
+        let idx: Vec<usize> = batch
+            .iter()
+            .map(|w| nomi.iter().position(|n| *n == w.albero).unwrap_or(0))
+            .collect();
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                for (w, i) in batch.iter().zip(&idx) {
+                    match &w.valore {
+                        Some(v) => tx[*i].insert(w.chiave.as_slice(), v.as_slice())?,
+                        None => tx[*i].remove(w.chiave.as_slice())?,
+                    };
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| StoreError::Backend(format!("transaction: {e:?}")))
+    }
+
+    fn leggi(&self, albero: &str, chiave: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .albero(albero)?
+            .get(chiave)
+            .map_err(be)?
+            .map(|v| v.to_vec()))
+    }
+
+    fn elenca(&self, albero: &str, prefisso: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        self.albero(albero)?
+            .scan_prefix(prefisso)
+            .map(|kv| {
+                let (k, v) = kv.map_err(be)?;
+                Ok((k.to_vec(), v.to_vec()))
+            })
+            .collect()
     }
 
     fn flush(&self) -> FlushFuture<'_> {

@@ -1,0 +1,395 @@
+//! Commands of the ClicLavoro network: the outbox, EURES documents, the percettori's
+//! last-employment table, API users. Each works on the store directly, or through the running
+//! gateway's loopback admin endpoints when the gateway holds the store.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Subcommand;
+
+use super::{admin_request, open_for_reading, Source};
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::rete::percettori::{self, Rapporto};
+use crate::rete::{Inoltro, StatoInoltro};
+use crate::store::SledStore;
+
+#[derive(Subcommand, Debug)]
+pub enum OutboxCommand {
+    /// What waits to be forwarded, and why (last error, attempts, next attempt).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue again the forwards the receiver refused (all, or one by its seq).
+    Retry { seq: Option<u64> },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EuresCommand {
+    /// Write every EURES document (Europass CVs, vacancies) into DIR, one file each.
+    Export { dir: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ImportCommand {
+    /// The last employment record of workers, for percettori (NCN): a CSV with the header
+    /// `codice_fiscale,qualifica,data_inizio,data_fine` (qualifica: ISTAT code; dates
+    /// yyyy-MM-dd; data_fine may be empty). Exit 0: all imported; 1: some lines refused (the
+    /// others are imported); 2: unreadable file.
+    UltimiRapporti { file: PathBuf },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsersCommand {
+    /// Register a user of the read API and print its token (shown once: only a hash is kept).
+    Add { nome: String },
+    /// The registered users.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a user (its token stops working at once).
+    Remove { nome: String },
+}
+
+/// A gateway over the store, for commands run while no gateway is running.
+fn offline(
+    config: &Config,
+    store: SledStore,
+) -> Result<(Gateway, tokio::runtime::Runtime), String> {
+    let partners = crate::store::Store::partners(&store).map_err(|e| e.to_string())?;
+    let registry = config
+        .build_registry_with(&partners)
+        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let gw = Gateway::new(
+        config.clone(),
+        registry,
+        Arc::new(store),
+        Arc::new(crate::clock::SystemClock),
+    )?;
+    Ok((gw, rt))
+}
+
+fn store_needed(config: &Config) -> Result<(), String> {
+    if !config.data.exists() {
+        return Err(format!("no store at {}", config.data.display()));
+    }
+    Ok(())
+}
+
+fn admin_json(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let (status, answer) = admin_request(addr, method, path, body)?;
+    let v: serde_json::Value = serde_json::from_str(&answer)
+        .map_err(|_| format!("the gateway answered HTTP {status}: {}", answer.trim()))?;
+    if status != 200 {
+        return Err(v["error"].as_str().unwrap_or(answer.trim()).to_string());
+    }
+    Ok(v)
+}
+
+pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
+    store_needed(&config)?;
+    match c {
+        OutboxCommand::List { json } => {
+            let list: Vec<Inoltro> = match open_for_reading(&config)? {
+                Source::Store(s) => offline(&config, s)?.0.outbox().map_err(|e| e.to_string())?,
+                Source::Gateway(addr) => {
+                    serde_json::from_value(admin_json(addr, "GET", "/admin/outbox", None)?)
+                        .map_err(|e| e.to_string())?
+                }
+            };
+            if json {
+                let v: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|i| {
+                        let mut v = serde_json::to_value(i).unwrap_or_default();
+                        // The document itself is long: `pdd trace` and `eures export` show it.
+                        v.as_object_mut().map(|o| o.remove("corpo"));
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(ExitCode::SUCCESS);
+            }
+            if list.is_empty() {
+                println!("outbox empty: every forward was delivered");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:>6}  {:<22} {:<17} {:<26} {:<9} {:>5}  {:<19}  why",
+                "seq", "to", "azione", "codice", "state", "tries", "next attempt"
+            );
+            for i in &list {
+                let next = chrono::DateTime::from_timestamp_millis(i.prossimo_ms)
+                    .map(|d| {
+                        d.with_timezone(&chrono::Local)
+                            .format("%Y-%m-%d %H:%M:%S")
+                            .to_string()
+                    })
+                    .unwrap_or_default();
+                let stato = match i.stato {
+                    StatoInoltro::InAttesa => "pending",
+                    StatoInoltro::Respinto => "refused",
+                };
+                println!(
+                    "{:>6}  {:<22} {:<17} {:<26} {:<9} {:>5}  {:<19}  {}",
+                    i.seq,
+                    i.destinatario,
+                    i.azione,
+                    i.codice,
+                    stato,
+                    i.tentativi,
+                    if i.stato == StatoInoltro::Respinto {
+                        "-".into()
+                    } else {
+                        next
+                    },
+                    i.errore.as_deref().unwrap_or(if i.tentativi == 0 {
+                        "not tried yet"
+                    } else {
+                        ""
+                    })
+                );
+            }
+            let refused = list
+                .iter()
+                .filter(|i| i.stato == StatoInoltro::Respinto)
+                .count();
+            println!(
+                "{} pending, {refused} refused{}",
+                list.len() - refused,
+                if refused > 0 {
+                    " (pdd outbox retry to queue them again)"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Retry { seq } => {
+            let n = match open_for_reading(&config)? {
+                Source::Store(s) => {
+                    let (gw, rt) = offline(&config, s)?;
+                    rt.block_on(gw.outbox_riprova(seq))
+                        .map_err(|e| e.to_string())?
+                }
+                Source::Gateway(addr) => {
+                    let path = match seq {
+                        Some(s) => format!("/admin/outbox/retry?seq={s}"),
+                        None => "/admin/outbox/retry".into(),
+                    };
+                    admin_json(addr, "POST", &path, None)?["requeued"]
+                        .as_u64()
+                        .unwrap_or(0) as usize
+                }
+            };
+            println!("{n} forward(s) queued again");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+pub fn eures(config: Config, c: EuresCommand) -> Result<ExitCode, String> {
+    store_needed(&config)?;
+    let EuresCommand::Export { dir } = c;
+    let list: Vec<Inoltro> = match open_for_reading(&config)? {
+        Source::Store(s) => offline(&config, s)?.0.eures().map_err(|e| e.to_string())?,
+        Source::Gateway(addr) => {
+            serde_json::from_value(admin_json(addr, "GET", "/admin/eures", None)?)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for i in &list {
+        let name = format!(
+            "{}-{}-{}.xml",
+            if i.kind == "candidatura" {
+                "europass-cv"
+            } else {
+                "vacancy"
+            },
+            i.codice,
+            i.seq
+        );
+        let path = dir.join(name.replace(['/', '\\'], "_"));
+        std::fs::write(&path, &i.corpo).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    println!(
+        "{} EURES document(s) written to {}",
+        list.len(),
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rows sent per batch (one transaction each).
+const LOTTO: usize = 5_000;
+
+pub fn import(config: Config, c: ImportCommand) -> Result<ExitCode, String> {
+    let ImportCommand::UltimiRapporti { file } = c;
+    let f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if !config.data.exists() {
+        std::fs::create_dir_all(&config.data)
+            .map_err(|e| format!("{}: {e}", config.data.display()))?;
+    }
+    let source = open_for_reading(&config)?;
+    let offline = match source {
+        Source::Store(s) => Some(offline(&config, s)?),
+        Source::Gateway(_) => None,
+    };
+    let bar = indicatif::ProgressBar::new(size);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] [{bar:40}] {bytes}/{total_bytes} ({eta}) {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let invia = |lotto: &[(String, Rapporto)]| -> Result<usize, String> {
+        match (&offline, &source_addr(&config)) {
+            (Some((gw, rt)), _) => rt
+                .block_on(gw.importa_rapporti(lotto))
+                .map_err(|e| e.to_string()),
+            (None, Some(addr)) => {
+                let body = serde_json::to_string(lotto).map_err(|e| e.to_string())?;
+                Ok(
+                    admin_json(*addr, "POST", "/admin/rapporti", Some(&body))?["stored"]
+                        .as_u64()
+                        .unwrap_or(0) as usize,
+                )
+            }
+            (None, None) => Err("the store is in use and the gateway's address is unknown".into()),
+        }
+    };
+    let mut lotto = Vec::with_capacity(LOTTO);
+    let (mut lette, mut salvate, mut rifiutate) = (0usize, 0usize, Vec::new());
+    let reader = std::io::BufReader::new(f);
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("{}: line {}: {e}", file.display(), n + 1))?;
+        bar.inc(line.len() as u64 + 1);
+        if line.trim().is_empty() || (n == 0 && percettori::intestazione(&line)) {
+            continue;
+        }
+        lette += 1;
+        match percettori::riga(&line) {
+            Ok(r) => lotto.push(r),
+            Err(e) => rifiutate.push(format!("line {}: {e}", n + 1)),
+        }
+        if lotto.len() >= LOTTO {
+            salvate += invia(&lotto)?;
+            lotto.clear();
+            bar.set_message(format!("{salvate} stored"));
+        }
+    }
+    if !lotto.is_empty() {
+        salvate += invia(&lotto)?;
+    }
+    bar.finish_and_clear();
+    for r in rifiutate.iter().take(20) {
+        eprintln!("{r}");
+    }
+    if rifiutate.len() > 20 {
+        eprintln!("… and {} more refused lines", rifiutate.len() - 20);
+    }
+    println!(
+        "{lette} records read, {salvate} stored, {} refused (a worker's later record wins over an earlier one)",
+        rifiutate.len()
+    );
+    Ok(if rifiutate.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The running gateway's admin address, when it holds the store.
+fn source_addr(config: &Config) -> Option<std::net::SocketAddr> {
+    std::fs::read_to_string(config.data.join(super::LISTEN_FILE))
+        .ok()
+        .and_then(|a| a.trim().parse().ok())
+}
+
+pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
+    if !config.data.exists() {
+        std::fs::create_dir_all(&config.data)
+            .map_err(|e| format!("{}: {e}", config.data.display()))?;
+    }
+    match (c, open_for_reading(&config)?) {
+        (UsersCommand::Add { nome }, Source::Store(s)) => {
+            let (gw, rt) = offline(&config, s)?;
+            let token = rt.block_on(gw.aggiungi_utente(&nome)).map_err(|(_, m)| m)?;
+            print_token(&nome, &token);
+        }
+        (UsersCommand::Add { nome }, Source::Gateway(addr)) => {
+            let body = serde_json::json!({ "nome": nome }).to_string();
+            let v = admin_json(addr, "POST", "/admin/users", Some(&body))?;
+            print_token(&nome, v["token"].as_str().unwrap_or(""));
+        }
+        (UsersCommand::List { json }, source) => {
+            let list: Vec<serde_json::Value> = match source {
+                Source::Store(s) => offline(&config, s)?
+                    .0
+                    .utenti()
+                    .map_err(|e| e.to_string())?
+                    .iter()
+                    .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
+                    .collect(),
+                Source::Gateway(addr) => {
+                    serde_json::from_value(admin_json(addr, "GET", "/admin/users", None)?)
+                        .map_err(|e| e.to_string())?
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+            } else if list.is_empty() {
+                println!("no users (pdd users add NAME)");
+            } else {
+                for u in &list {
+                    println!(
+                        "{:<32} since {}",
+                        u["nome"].as_str().unwrap_or(""),
+                        u["creato"].as_str().unwrap_or("")
+                    );
+                }
+            }
+        }
+        (UsersCommand::Remove { nome }, Source::Store(s)) => {
+            let (gw, rt) = offline(&config, s)?;
+            if !rt
+                .block_on(gw.rimuovi_utente(&nome))
+                .map_err(|e| e.to_string())?
+            {
+                return Err(format!("no user '{nome}'"));
+            }
+            println!("user {nome} removed");
+        }
+        (UsersCommand::Remove { nome }, Source::Gateway(addr)) => {
+            admin_json(addr, "DELETE", &format!("/admin/users/{nome}"), None)?;
+            println!("user {nome} removed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_token(nome: &str, token: &str) {
+    eprintln!("user {nome} added; its token (shown only now):");
+    println!("{token}");
+    eprintln!("use it as: curl -H 'Authorization: Bearer {token}' http://…/api/candidature");
+}

@@ -1,0 +1,252 @@
+//! The outbox worker: delivers the NCN's forwards (and EURES documents) written durably when a
+//! modulo was accepted. Each forward keeps its Identificatore across attempts, so the
+//! receiver's duplicate filter turns a redelivery into "already received"; failures are retried
+//! with doubling waits (`[outbox] retry_min_secs` … `retry_max_secs`), for ever, in order per
+//! receiving node. A business KO is final: the entry stays, marked `respinto`, for the operator.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+use super::risposte::EccezioneApplicativa;
+use super::{Gateway, RichiestaPd};
+use crate::egov::Codice;
+use crate::rete::{attesa, Inoltro, StatoInoltro};
+use crate::store::{Scrittura, StatoModulo, StoreError};
+
+/// How one attempt ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Esito {
+    Consegnato(&'static str),
+    /// Refused on its merits: final.
+    Respinto(String),
+    /// Try again later.
+    Riprova(String),
+    /// No longer to be sent (the modulo expired meanwhile).
+    Annullato(String),
+}
+
+/// Longest sleep of the worker when nothing is due (it also wakes on new forwards).
+const RIPOSO_MAX_MS: i64 = 30_000;
+
+impl Gateway {
+    /// Every entry of the outbox, in order.
+    pub fn outbox(&self) -> Result<Vec<Inoltro>, StoreError> {
+        self.store
+            .elenca("outbox", b"")?
+            .into_iter()
+            .map(|(_, v)| {
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))
+            })
+            .collect()
+    }
+
+    /// Puts refused entries (all, or the one with this seq) back in the queue, each under a new
+    /// Identificatore; how many.
+    pub async fn outbox_riprova(&self, seq: Option<u64>) -> Result<usize, StoreError> {
+        let mut batch = Vec::new();
+        let now = self.now().timestamp_millis();
+        for mut i in self.outbox()? {
+            if seq.is_some_and(|s| s != i.seq)
+                || (seq.is_none() && i.stato != StatoInoltro::Respinto)
+            {
+                continue;
+            }
+            i.stato = StatoInoltro::InAttesa;
+            i.prossimo_ms = now;
+            // The receiver processed (and refused) the old Identificatore: its duplicate filter
+            // would now absorb it, so the new attempt is a new message.
+            if !i.id.is_empty() {
+                let at = self.now();
+                i.id = self.new_id(&self.own(), at)?;
+                i.ora = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+            }
+            batch.push(Scrittura::metti("outbox", i.chiave(), &i));
+        }
+        self.store.scrivi(&batch)?;
+        self.store.flush().await?;
+        self.outbox_notify.notify_one();
+        Ok(batch.len())
+    }
+
+    /// One round: delivers what is due, per receiving node in order (nodes in parallel).
+    /// Returns when the next pending entry is due (ms since the epoch), if any.
+    pub async fn outbox_giro(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
+        let now = self.now().timestamp_millis();
+        let mut code: BTreeMap<String, Vec<Inoltro>> = BTreeMap::new();
+        for i in self.outbox()? {
+            if i.stato == StatoInoltro::InAttesa {
+                code.entry(i.destinatario.clone()).or_default().push(i);
+            }
+        }
+        let mut tasks = Vec::new();
+        for (_, coda) in code {
+            // Order per node: the head waits, the rest wait behind it.
+            if coda.first().is_some_and(|i| i.prossimo_ms > now) {
+                continue;
+            }
+            let gw = self.clone();
+            tasks.push(tokio::spawn(async move { gw.consegna_coda(coda).await }));
+        }
+        for t in tasks {
+            match t.await {
+                Ok(Err(e)) => warn!(error = %e, "outbox: store error"),
+                Err(e) => warn!(error = %e, "outbox: delivery task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        self.store.flush().await?;
+        Ok(self
+            .outbox()?
+            .iter()
+            .filter(|i| i.stato == StatoInoltro::InAttesa)
+            .map(|i| i.prossimo_ms)
+            .min())
+    }
+
+    async fn consegna_coda(&self, coda: Vec<Inoltro>) -> Result<(), StoreError> {
+        for mut i in coda {
+            let esito = self.consegna(&i).await;
+            let scrittura = match esito {
+                Esito::Consegnato(come) => {
+                    info!(seq = i.seq, destinatario = %i.destinatario, id = %i.id, kind = %i.kind, codice = %i.codice, tentativi = i.tentativi + 1, "forward delivered ({come})");
+                    Scrittura::togli("outbox", i.chiave())
+                }
+                Esito::Annullato(why) => {
+                    info!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward dropped: {why}");
+                    Scrittura::togli("outbox", i.chiave())
+                }
+                Esito::Respinto(why) => {
+                    warn!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward refused by the receiver: {why}");
+                    i.tentativi += 1;
+                    i.stato = StatoInoltro::Respinto;
+                    i.errore = Some(why);
+                    Scrittura::metti("outbox", i.chiave(), &i)
+                }
+                Esito::Riprova(why) => {
+                    let wait = attesa(
+                        i.tentativi,
+                        self.config.outbox.retry_min_secs,
+                        self.config.outbox.retry_max_secs,
+                    );
+                    i.tentativi += 1;
+                    i.prossimo_ms = self.now().timestamp_millis() + (wait as i64) * 1000;
+                    info!(seq = i.seq, destinatario = %i.destinatario, tentativi = i.tentativi, retry_in_secs = wait, "forward not delivered: {why}");
+                    i.errore = Some(why);
+                    self.store
+                        .scrivi(&[Scrittura::metti("outbox", i.chiave(), &i)])?;
+                    // The rest of this node's queue waits behind it.
+                    return Ok(());
+                }
+            };
+            self.store.scrivi(&[scrittura])?;
+        }
+        Ok(())
+    }
+
+    async fn consegna(&self, i: &Inoltro) -> Esito {
+        if i.invio {
+            if let Ok(Some(m)) = self.store.modulo(&i.kind, &i.codice) {
+                if m.stato == StatoModulo::Scaduto {
+                    return Esito::Annullato(format!("{} {} scaduta", i.kind, i.codice));
+                }
+            }
+        }
+        if i.destinatario == "EURES" {
+            return self.consegna_eures(i).await;
+        }
+        let Ok(ora) = chrono::DateTime::parse_from_rfc3339(&i.ora) else {
+            return Esito::Respinto(format!("ora '{}' illeggibile", i.ora));
+        };
+        let body = crate::soap::envelope(&[], &i.corpo);
+        let (answer, errore) = self
+            .porta_delegata_esito(RichiestaPd {
+                servizio: i.servizio.clone(),
+                azione: Some(i.azione.clone()),
+                destinatario: Some(i.destinatario.clone()),
+                body: body.as_bytes(),
+                peer: None,
+                fisso: Some((i.id.clone(), ora)),
+            })
+            .await;
+        match errore {
+            None if crate::service::cliclavoro::risposta_ok(
+                answer.body.as_bytes(),
+                self.limits,
+            ) =>
+            {
+                Esito::Consegnato("OK")
+            }
+            None => Esito::Respinto(descrizione_esito(&answer.body)),
+            // The receiver already has this Identificatore: an earlier attempt got through and
+            // its answer was lost.
+            Some(EccezioneApplicativa::Busta(c, _)) if c == Codice::ID_NON_VALIDO => {
+                Esito::Consegnato("già ricevuto")
+            }
+            Some(EccezioneApplicativa::Busta(c, d)) => Esito::Riprova(format!("{c} {d}")),
+            Some(EccezioneApplicativa::Processamento(c, d)) => Esito::Riprova(format!("{c} {d}")),
+        }
+    }
+
+    async fn consegna_eures(&self, i: &Inoltro) -> Esito {
+        let Some(url) = &self.config.cliclavoro.eures_url else {
+            return Esito::Annullato("nessun endpoint EURES configurato".into());
+        };
+        let headers = [("Content-Type".to_string(), "application/xml".to_string())];
+        match self
+            .http
+            .post_soap(url, i.corpo.clone(), &headers, self.pd_timeout())
+            .await
+        {
+            Ok(r) if (200..300).contains(&r.status) => Esito::Consegnato("EURES"),
+            Ok(r) if (400..500).contains(&r.status) => Esito::Respinto(format!(
+                "EURES ha risposto HTTP {}: {}",
+                r.status,
+                String::from_utf8_lossy(&r.body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            )),
+            Ok(r) => Esito::Riprova(format!("EURES ha risposto HTTP {}", r.status)),
+            Err(e) => Esito::Riprova(e.to_string()),
+        }
+    }
+}
+
+/// The Descr_Esito of a KO answer, for the operator.
+fn descrizione_esito(body: &str) -> String {
+    let d = body
+        .split_once("Descr_Esito>")
+        .and_then(|(_, rest)| rest.split_once("</"))
+        .map(|(d, _)| d.to_string())
+        .unwrap_or_else(|| "risposta KO".into());
+    crate::xml::unescape(&d)
+        .map(|c| c.into_owned())
+        .unwrap_or(d)
+}
+
+/// Runs the outbox until `stop` resolves: a round when something is due or new forwards are
+/// queued, and at least every 30 s.
+pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        let next = match gw.outbox_giro().await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "outbox round failed");
+                None
+            }
+        };
+        let now = gw.now().timestamp_millis();
+        let wait = next.map_or(RIPOSO_MAX_MS, |t| (t - now).clamp(50, RIPOSO_MAX_MS));
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+            _ = gw.outbox_notify.notified() => {}
+            _ = &mut stop => return,
+        }
+    }
+}

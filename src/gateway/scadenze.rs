@@ -1,0 +1,75 @@
+//! The validity sweeper (document §4.2, §4.3): a Candidatura is deactivated 45 days after its
+//! insertion or last change, a Vacancy 30 days after (or at its own earlier expiry). State-based,
+//! so running it twice, or after a restart, changes nothing more.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use tracing::{info, warn};
+
+use super::Gateway;
+use crate::modulo::{validita, Tipo};
+use crate::store::{chiave_modulo, Scrittura, StatoModulo, StoreError, StoredModulo};
+
+/// The last day a stored modulo is valid.
+pub fn ultimo_giorno(m: &StoredModulo, t: Tipo) -> Option<NaiveDate> {
+    let da_scadenza = m
+        .scadenza
+        .as_deref()
+        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+    let da_modifica = chrono::DateTime::parse_from_rfc3339(&m.updated_at)
+        .ok()
+        .and_then(|d| {
+            validita(t).and_then(|g| d.date_naive().checked_add_days(chrono::Days::new(g)))
+        });
+    match (da_scadenza, da_modifica) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Gateway {
+    /// Deactivates the active moduli past their validity; how many.
+    pub async fn disattiva_scaduti(&self) -> Result<usize, StoreError> {
+        let oggi = self.now().date_naive();
+        let mut batch = Vec::new();
+        for t in [Tipo::Candidatura, Tipo::Vacancy] {
+            for mut m in self.store.moduli(t.as_str())? {
+                if m.stato != StatoModulo::Attivo {
+                    continue;
+                }
+                if ultimo_giorno(&m, t).is_some_and(|u| oggi > u) {
+                    m.stato = StatoModulo::Scaduto;
+                    batch.push(Scrittura::metti(
+                        "moduli",
+                        chiave_modulo(&m.kind, &m.code),
+                        &m,
+                    ));
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.store.scrivi(&batch)?;
+            self.store.flush().await?;
+            info!(count = batch.len(), oggi = %oggi, "expired moduli deactivated");
+        }
+        Ok(batch.len())
+    }
+}
+
+/// Runs the sweeper at start and every `[cliclavoro] scadenze_ogni_secs` until `stop`.
+pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let every = Duration::from_secs(gw.config.cliclavoro.scadenze_ogni_secs.max(1));
+    loop {
+        if let Err(e) = gw.disattiva_scaduti().await {
+            warn!(error = %e, "expiry sweep failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = &mut stop => return,
+        }
+    }
+}

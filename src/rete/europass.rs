@@ -1,0 +1,1135 @@
+//! The Europass CV of a Candidatura: a Cedefop Europass XML document (schema v3.3, root
+//! `SkillsPassport`, namespace `http://europass.cedefop.europa.eu/Europass`).
+//!
+//! Only what the Candidatura states is written. ClicLavoro codes whose meaning is unknown
+//! (patenti, albi, livello di studio, ISTAT professions, …) are never translated into Europass
+//! codes: where a code is the only data, it goes into a free-text label. Elements without data
+//! are left out, since most Europass elements are optional but some may not be empty.
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use crate::modulo::model::candidatura::{
+    Candidatura, EsperienzeLavorative, Formazione, Istruzione, Lavoratore, Lingue,
+};
+use crate::modulo::tabelle::tabelle;
+use crate::xml::{escape_attr, escape_text};
+
+const NS: &str = "http://europass.cedefop.europa.eu/Europass";
+/// The schema's `CurrentVersionNumberType` for v3.3.x accepts exactly this.
+const VERSIONE_XSD: &str = "V3.3";
+/// ClicLavoro `idcittadinanza` of Italian citizens (`data/cliclavoro_valori_noti.csv`).
+const CITTADINANZA_ITALIANA: &str = "000";
+/// ClicLavoro `idlingua` of Italian (inferred, `data/cliclavoro_valori_noti.csv`).
+const LINGUA_ITALIANA: &str = "003";
+/// The EU driving licence categories of the Europass `drivinglicence` type.
+const PATENTI_UE: [&str; 15] = [
+    "A", "A1", "A2", "AM", "B", "B1", "BE", "C", "C1", "C1E", "CE", "D", "D1", "D1E", "DE",
+];
+
+/// The Europass CV XML of a Candidatura (UTF-8, with XML declaration).
+pub fn europass(c: &Candidatura, creato: NaiveDateTime) -> String {
+    // Europass writes instants in UTC with milliseconds; `creato` is taken as UTC.
+    let quando = creato.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let info = Nodo::el(
+        "DocumentInfo",
+        vec![
+            Nodo::foglia("DocumentType", Some("ECV".into())),
+            Nodo::foglia("CreationDate", Some(quando.clone())),
+            // Required by the schema; the document is new, so it was last updated when created.
+            Nodo::foglia("LastUpdateDate", Some(quando)),
+            Nodo::foglia("XSDVersion", Some(VERSIONE_XSD.into())),
+            Nodo::foglia("Generator", Some("pdd".into())),
+            Nodo::foglia(
+                "Comment",
+                pulito(&c.dati_sistema.codicecandidatura)
+                    .map(|codice| format!("Candidatura ClicLavoro {codice}")),
+            ),
+        ],
+    );
+    let mut learner = Nodo::el(
+        "LearnerInfo",
+        vec![
+            identificazione(&c.lavoratore),
+            titolo(c),
+            esperienze(&c.dati_curriculari.esperienze_lavorative),
+            istruzione(
+                &c.dati_curriculari.istruzione,
+                &c.dati_curriculari.formazione,
+            ),
+            competenze(c),
+        ],
+    );
+    // LearnerInfo is mandatory even when the Candidatura says nothing about the worker.
+    learner.sempre = true;
+    let mut radice = Nodo::el("SkillsPassport", vec![info, learner]);
+    radice.attrs = vec![("xmlns", NS.into()), ("locale", "it".into())];
+
+    let mut out = String::with_capacity(4096);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    radice.scrivi(&mut out, 0);
+    out
+}
+
+/// An element to write. Elements without text, attributes or non-empty children are dropped
+/// when written, so the builders below can pass absent data along without checking it.
+struct Nodo {
+    nome: &'static str,
+    attrs: Vec<(&'static str, String)>,
+    testo: Option<String>,
+    figli: Vec<Nodo>,
+    /// Written even when empty.
+    sempre: bool,
+}
+
+impl Nodo {
+    fn el(nome: &'static str, figli: Vec<Nodo>) -> Nodo {
+        Nodo {
+            nome,
+            attrs: Vec::new(),
+            testo: None,
+            figli,
+            sempre: false,
+        }
+    }
+
+    fn foglia(nome: &'static str, testo: Option<String>) -> Nodo {
+        Nodo {
+            testo,
+            ..Nodo::el(nome, Vec::new())
+        }
+    }
+
+    /// A date element (`year`, `month`, `day` attributes), absent without a year.
+    fn data(nome: &'static str, data: Option<Vec<(&'static str, String)>>) -> Nodo {
+        Nodo {
+            attrs: data.unwrap_or_default(),
+            ..Nodo::el(nome, Vec::new())
+        }
+    }
+
+    fn vuoto(&self) -> bool {
+        !self.sempre
+            && self.testo.is_none()
+            && self.attrs.is_empty()
+            && self.figli.iter().all(Nodo::vuoto)
+    }
+
+    fn scrivi(&self, out: &mut String, livello: usize) {
+        for _ in 0..livello {
+            out.push_str("  ");
+        }
+        out.push('<');
+        out.push_str(self.nome);
+        for (k, v) in &self.attrs {
+            out.push(' ');
+            out.push_str(k);
+            out.push_str("=\"");
+            out.push_str(&escape_attr(v));
+            out.push('"');
+        }
+        let figli: Vec<&Nodo> = self.figli.iter().filter(|f| !f.vuoto()).collect();
+        match (&self.testo, figli.is_empty()) {
+            (None, true) => out.push_str("/>\n"),
+            (Some(t), true) => {
+                out.push('>');
+                out.push_str(&escape_text(t));
+                out.push_str("</");
+                out.push_str(self.nome);
+                out.push_str(">\n");
+            }
+            // Europass elements have either text or children, never both.
+            (_, false) => {
+                out.push_str(">\n");
+                for f in figli {
+                    f.scrivi(out, livello + 1);
+                }
+                for _ in 0..livello {
+                    out.push_str("  ");
+                }
+                out.push_str("</");
+                out.push_str(self.nome);
+                out.push_str(">\n");
+            }
+        }
+    }
+}
+
+/// A value as text to write: trimmed, without the characters XML 1.0 cannot carry (which a
+/// Candidatura built in code, rather than parsed, might hold), `None` when nothing is left.
+fn pulito(s: &str) -> Option<String> {
+    let s: String = s
+        .trim()
+        .chars()
+        .filter(|&c| {
+            matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+                || c >= '\u{10000}'
+        })
+        .collect();
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn pulito_opt(s: &Option<String>) -> Option<String> {
+    s.as_deref().and_then(pulito)
+}
+
+/// A date as Europass `DateType` attributes (`year`, `month` as `--MM`, `day` as `---DD`, the
+/// XML Schema gYear/gMonth/gDay forms). Reads `yyyy`, `yyyy-MM` or `yyyy-MM-dd`, ignoring any
+/// time or zone after the day; a month or day that is not valid is dropped with what follows.
+fn data(s: &str) -> Option<Vec<(&'static str, String)>> {
+    let b = s.trim().as_bytes();
+    // Exactly the digits of `r`: a longer run of digits is not a year, month or day.
+    let cifre = |r: std::ops::Range<usize>| {
+        if b.get(r.end).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        b.get(r)
+            .filter(|d| d.iter().all(u8::is_ascii_digit))
+            .map(|d| d.iter().fold(0u32, |n, c| n * 10 + u32::from(c - b'0')))
+    };
+    let anno = cifre(0..4).filter(|&a| a > 0)?;
+    let mut attrs = vec![("year", format!("{anno:04}"))];
+    let dopo_trattino = |i: usize| {
+        if b.get(i) == Some(&b'-') {
+            cifre(i + 1..i + 3)
+        } else {
+            None
+        }
+    };
+    let mese = dopo_trattino(4).filter(|m| (1..=12).contains(m));
+    if let Some(mese) = mese {
+        attrs.push(("month", format!("--{mese:02}")));
+        let giorno = dopo_trattino(7).filter(|&g| {
+            i32::try_from(anno)
+                .ok()
+                .and_then(|a| NaiveDate::from_ymd_opt(a, mese, g))
+                .is_some()
+        });
+        if let Some(giorno) = giorno {
+            attrs.push(("day", format!("---{giorno:02}")));
+        }
+    }
+    Some(attrs)
+}
+
+/// Where a Belfiore code points: a comune (in Italy) or a foreign state.
+fn luogo(codice: &str) -> (Option<String>, Vec<Nodo>) {
+    let t = tabelle();
+    let codice = codice.trim();
+    if let Some(comune) = t.comune(codice) {
+        let paese = vec![
+            Nodo::foglia("Code", Some("IT".into())),
+            Nodo::foglia("Label", Some("Italia".into())),
+        ];
+        (pulito(&comune.nome), paese)
+    } else if let Some(stato) = t.stato(codice) {
+        // No Belfiore Z-code to ISO 3166 table is at hand: the state is named, not coded.
+        (None, vec![Nodo::foglia("Label", pulito(&stato.nome))])
+    } else {
+        (None, Vec::new())
+    }
+}
+
+/// An `Address` (ContactAddressType): line, CAP, comune and country.
+fn indirizzo(riga: Option<String>, cap: Option<String>, codice_luogo: Option<&str>) -> Nodo {
+    let (comune, paese) = codice_luogo.map(luogo).unwrap_or_default();
+    Nodo::el(
+        "Address",
+        vec![Nodo::el(
+            "Contact",
+            vec![
+                Nodo::foglia("AddressLine", riga),
+                Nodo::foglia("PostalCode", cap),
+                Nodo::foglia("Municipality", comune),
+                Nodo::el("Country", paese),
+            ],
+        )],
+    )
+}
+
+/// Whether an address passes the Europass `ContactEmailContactType` pattern
+/// `[^@]+@[^\.]+\..+`; one that does not would make the document invalid.
+fn email_valida(s: &str) -> bool {
+    let Some((locale, dominio)) = s.split_once('@') else {
+        return false;
+    };
+    let Some((nome, resto)) = dominio.split_once('.') else {
+        return false;
+    };
+    !locale.is_empty() && !nome.is_empty() && !resto.is_empty() && !resto.contains(['\n', '\r'])
+}
+
+fn telefono(numero: &Option<String>, codice: Option<&str>, etichetta: &str) -> Nodo {
+    let Some(numero) = pulito_opt(numero) else {
+        return Nodo::el("Telephone", Vec::new());
+    };
+    Nodo::el(
+        "Telephone",
+        vec![
+            Nodo::foglia("Contact", Some(numero)),
+            Nodo::el(
+                "Use",
+                vec![
+                    Nodo::foglia("Code", codice.map(String::from)),
+                    Nodo::foglia("Label", Some(etichetta.into())),
+                ],
+            ),
+        ],
+    )
+}
+
+fn identificazione(l: &Lavoratore) -> Nodo {
+    let a = &l.dati_anagrafici;
+    let r = &l.recapiti;
+    let email = pulito(&r.email).filter(|e| email_valida(e));
+    let sesso = pulito(&a.sesso).filter(|s| s == "M" || s == "F");
+    // Other citizenships are ISTAT state codes, for which no table is at hand.
+    let nazionalita = (a.idcittadinanza.trim() == CITTADINANZA_ITALIANA).then(|| {
+        Nodo::el(
+            "Nationality",
+            vec![
+                Nodo::foglia("Code", Some("IT".into())),
+                Nodo::foglia("Label", Some("Italiana".into())),
+            ],
+        )
+    });
+    Nodo::el(
+        "Identification",
+        vec![
+            Nodo::el(
+                "PersonName",
+                vec![
+                    Nodo::foglia("FirstName", pulito(&a.nome)),
+                    Nodo::foglia("Surname", pulito(&a.cognome)),
+                ],
+            ),
+            Nodo::el(
+                "ContactInfo",
+                vec![
+                    indirizzo(
+                        pulito_opt(&r.indirizzo),
+                        pulito_opt(&l.domicilio.cap),
+                        Some(&l.domicilio.idcomune),
+                    ),
+                    Nodo::el("Email", vec![Nodo::foglia("Contact", email)]),
+                    Nodo::el(
+                        "TelephoneList",
+                        vec![
+                            telefono(&r.cellulare, Some("mobile"), "Cellulare"),
+                            telefono(&r.telefono, Some("home"), "Telefono"),
+                            // Europass has no fax use code; a label alone is allowed.
+                            telefono(&r.fax, None, "Fax"),
+                        ],
+                    ),
+                ],
+            ),
+            Nodo::el(
+                "Demographics",
+                vec![
+                    Nodo::data("Birthdate", data(&a.datanascita)),
+                    Nodo::el("Gender", vec![Nodo::foglia("Code", sesso)]),
+                    Nodo::el("NationalityList", nazionalita.into_iter().collect()),
+                ],
+            ),
+        ],
+    )
+}
+
+/// The Headline: the desired professions, by their descriptions (the ISTAT codes are not the
+/// ISCO-88 codes Europass expects).
+fn titolo(c: &Candidatura) -> Nodo {
+    let professioni: Vec<String> = c
+        .dati_curriculari
+        .professione_desiderata_disponibilita
+        .iter()
+        .filter_map(|p| {
+            pulito(&p.descrprofessione).or_else(|| pulito_opt(&p.descrizioneprofessione))
+        })
+        .collect();
+    if professioni.is_empty() {
+        return Nodo::el("Headline", Vec::new());
+    }
+    Nodo::el(
+        "Headline",
+        vec![
+            Nodo::el(
+                "Type",
+                vec![
+                    Nodo::foglia("Code", Some("preferred_job".into())),
+                    Nodo::foglia("Label", Some("Professione desiderata".into())),
+                ],
+            ),
+            Nodo::el(
+                "Description",
+                vec![Nodo::foglia("Label", Some(professioni.join("; ")))],
+            ),
+        ],
+    )
+}
+
+/// A `Period`, which needs a start; without an end the experience is taken as current.
+fn periodo(inizio: &Option<String>, fine: &Option<String>) -> Nodo {
+    let Some(da) = inizio.as_deref().and_then(data) else {
+        return Nodo::el("Period", Vec::new());
+    };
+    let fine = pulito_opt(fine);
+    let a = fine.as_deref().and_then(data);
+    Nodo::el(
+        "Period",
+        vec![
+            Nodo::data("From", Some(da)),
+            Nodo::data("To", a),
+            Nodo::foglia("Current", fine.is_none().then(|| "true".into())),
+        ],
+    )
+}
+
+fn esperienze(lista: &[EsperienzeLavorative]) -> Nodo {
+    let voci = lista
+        .iter()
+        .map(|e| {
+            Nodo::el(
+                "WorkExperience",
+                vec![
+                    periodo(&e.datainizio, &e.datafine),
+                    Nodo::el(
+                        "Position",
+                        vec![Nodo::foglia("Label", pulito_opt(&e.descrqualificasvolta))],
+                    ),
+                    Nodo::foglia("Activities", pulito_opt(&e.principalimansioni)),
+                    Nodo::el(
+                        "Employer",
+                        vec![
+                            Nodo::foglia("Name", pulito_opt(&e.nomedatore)),
+                            Nodo::el(
+                                "ContactInfo",
+                                vec![indirizzo(pulito_opt(&e.indirizzodatore), None, None)],
+                            ),
+                        ],
+                    ),
+                ],
+            )
+        })
+        .collect();
+    Nodo::el("WorkExperienceList", voci)
+}
+
+fn durata(f: &Formazione) -> Option<String> {
+    let n = pulito_opt(&f.durata)?;
+    // O and M are confirmed, G and A inferred from their initials (cliclavoro_valori_noti.csv).
+    let unita = match f.idtipologiadurata.as_deref().map(str::trim) {
+        Some("O") => "ore",
+        Some("G") => "giorni",
+        Some("M") => "mesi",
+        Some("A") => "anni",
+        _ => return Some(format!("Durata: {n}")),
+    };
+    Some(format!("Durata: {n} {unita}"))
+}
+
+fn istruzione(titoli: &[Istruzione], corsi: &[Formazione]) -> Nodo {
+    let titoli = titoli.iter().map(|i| {
+        // The level code's labels are unknown: it only names the title when nothing else does.
+        let titolo = pulito_opt(&i.descrizioneistruzione).or_else(|| {
+            pulito(&i.titolostudio).map(|c| format!("Titolo di studio (codice ClicLavoro {c})"))
+        });
+        Nodo::el(
+            "Education",
+            vec![
+                Nodo::foglia("Title", titolo),
+                Nodo::foglia(
+                    "Activities",
+                    pulito_opt(&i.votazione).map(|v| format!("Votazione: {v}")),
+                ),
+            ],
+        )
+    });
+    let corsi = corsi.iter().map(|f| {
+        let corso = pulito_opt(&f.titolocorso);
+        let qualifica = pulito_opt(&f.descrqualifica);
+        let mut attivita = Vec::new();
+        if corso.is_some() {
+            if let Some(q) = &qualifica {
+                attivita.push(format!("Qualifica conseguita: {q}"));
+            }
+        }
+        attivita.extend(durata(f));
+        let (comune, paese) = f.idsede.as_deref().map(luogo).unwrap_or_default();
+        Nodo::el(
+            "Education",
+            vec![
+                Nodo::foglia("Title", corso.or(qualifica)),
+                Nodo::foglia(
+                    "Activities",
+                    (!attivita.is_empty()).then(|| attivita.join("; ")),
+                ),
+                Nodo::el(
+                    "Organisation",
+                    vec![Nodo::el(
+                        "ContactInfo",
+                        vec![Nodo::el(
+                            "Address",
+                            vec![Nodo::el(
+                                "Contact",
+                                vec![
+                                    Nodo::foglia("Municipality", comune),
+                                    Nodo::el("Country", paese),
+                                ],
+                            )],
+                        )],
+                    )],
+                ),
+            ],
+        )
+    });
+    Nodo::el("EducationList", titoli.chain(corsi).collect())
+}
+
+/// A CEFR level as the schema's `[A-C][12]`, or nothing.
+fn livello(s: &Option<String>) -> Option<String> {
+    let l = s.as_deref()?.trim().to_ascii_uppercase();
+    let b = l.as_bytes();
+    (b.len() == 2 && (b'A'..=b'C').contains(&b[0]) && (b[1] == b'1' || b[1] == b'2')).then_some(l)
+}
+
+/// The `Description` of a language: ISO 639-1 for the one code known for sure, otherwise
+/// the ClicLavoro code as a label.
+fn descrizione_lingua(codice: &str) -> Nodo {
+    let figli = if codice == LINGUA_ITALIANA {
+        vec![
+            Nodo::foglia("Code", Some("it".into())),
+            Nodo::foglia("Label", Some("Italiano".into())),
+        ]
+    } else {
+        vec![Nodo::foglia("Label", pulito(codice))]
+    };
+    Nodo::el("Description", figli)
+}
+
+fn lingue(c: &Candidatura) -> Nodo {
+    let italiano = c.lavoratore.dati_anagrafici.idcittadinanza.trim() == CITTADINANZA_ITALIANA;
+    let mut madri = Vec::new();
+    let mut straniere = Vec::new();
+    for l in &c.dati_curriculari.lingue {
+        let Some(codice) = pulito_opt(&l.idlingua) else {
+            continue;
+        };
+        // Italian is the mother tongue of Italian citizens (the convention of the SIL that
+        // links 003 to citizenship 000); for anyone else it is a language learnt, with levels.
+        if codice == LINGUA_ITALIANA && italiano {
+            madri.push(Nodo::el("MotherTongue", vec![descrizione_lingua(&codice)]));
+        } else {
+            straniere.push(lingua_straniera(&codice, l));
+        }
+    }
+    Nodo::el(
+        "Linguistic",
+        vec![
+            Nodo::el("MotherTongueList", madri),
+            Nodo::el("ForeignLanguageList", straniere),
+        ],
+    )
+}
+
+/// A foreign language. ClicLavoro knows reading, writing and speaking; Europass splits speaking
+/// into interaction and production (both get the spoken level) and has listening, which the
+/// Candidatura does not state and is left out.
+fn lingua_straniera(codice: &str, l: &Lingue) -> Nodo {
+    let parlato = livello(&l.idlivelloparlato);
+    Nodo::el(
+        "ForeignLanguage",
+        vec![
+            descrizione_lingua(codice),
+            Nodo::el(
+                "ProficiencyLevel",
+                vec![
+                    Nodo::foglia("Reading", livello(&l.idlivelloletto)),
+                    Nodo::foglia("SpokenInteraction", parlato.clone()),
+                    Nodo::foglia("SpokenProduction", parlato),
+                    Nodo::foglia("Writing", livello(&l.idlivelloscritto)),
+                ],
+            ),
+        ],
+    )
+}
+
+fn competenze(c: &Candidatura) -> Nodo {
+    let d = &c.dati_curriculari;
+    let esperienza: Vec<String> = d
+        .professione_desiderata_disponibilita
+        .iter()
+        .filter_map(|p| pulito_opt(&p.descrizioneesperienza))
+        .collect();
+    let informatica = d.conoscenze_informatiche.as_ref().and_then(|k| {
+        match (pulito_opt(&k.tipoconoscenza), pulito_opt(&k.specifiche)) {
+            (Some(t), Some(s)) => Some(format!("{t}: {s}")),
+            (t, s) => t.or(s),
+        }
+    });
+    let codici = |v: &[String]| v.iter().filter_map(|s| pulito(s)).collect::<Vec<_>>();
+    let (patenti_ue, patenti_cl): (Vec<String>, Vec<String>) = d
+        .abilitazioni_patenti
+        .as_ref()
+        .map(|a| codici(&a.idpatenteguida))
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|p| PATENTI_UE.contains(&p.as_str()));
+    // Codes from ClicLavoro tables whose labels are unknown are kept, as codes, in free text.
+    let mut altro = Vec::new();
+    if !patenti_cl.is_empty() {
+        altro.push(format!(
+            "Patenti di guida (codici ClicLavoro): {}",
+            patenti_cl.join(", ")
+        ));
+    }
+    if let Some(a) = &d.abilitazioni_patenti {
+        let patentini = codici(&a.idpatentino);
+        if !patentini.is_empty() {
+            altro.push(format!(
+                "Abilitazioni (codici ClicLavoro): {}",
+                patentini.join(", ")
+            ));
+        }
+        let albi = codici(&a.idalbo);
+        if !albi.is_empty() {
+            altro.push(format!(
+                "Albi professionali (codici ClicLavoro): {}",
+                albi.join(", ")
+            ));
+        }
+    }
+    Nodo::el(
+        "Skills",
+        vec![
+            lingue(c),
+            Nodo::el(
+                "JobRelated",
+                vec![Nodo::foglia(
+                    "Description",
+                    (!esperienza.is_empty()).then(|| esperienza.join("\n")),
+                )],
+            ),
+            Nodo::el("Computer", vec![Nodo::foglia("Description", informatica)]),
+            Nodo::el(
+                "Driving",
+                vec![Nodo::el(
+                    "Description",
+                    patenti_ue
+                        .into_iter()
+                        .map(|p| Nodo::foglia("Licence", Some(p)))
+                        .collect(),
+                )],
+            ),
+            Nodo::el(
+                "Other",
+                vec![Nodo::foglia(
+                    "Description",
+                    (!altro.is_empty()).then(|| altro.join("\n")),
+                )],
+            ),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modulo::model::candidatura::{
+        AbilitazioniPatenti, ConoscenzeInformatiche, ProfessioneDesiderataDisponibilita,
+    };
+    use crate::modulo::Modulo;
+    use crate::xml::{parse_document, Element, Limits};
+
+    fn creato() -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 12, 1)
+            .unwrap()
+            .and_hms_opt(10, 30, 5)
+            .unwrap()
+    }
+
+    fn candidatura(bytes: &[u8]) -> Candidatura {
+        let root = parse_document(bytes, Limits::default()).expect("example parses");
+        match Modulo::leggi(&root) {
+            Some(Modulo::Candidatura(c)) => c,
+            other => panic!("not a Candidatura: {other:?}"),
+        }
+    }
+
+    /// The output, checked: well-formed (by our parser and by xmllint when there is one), in the
+    /// Europass namespace, and without empty elements apart from LearnerInfo.
+    fn converti(c: &Candidatura) -> (String, Element) {
+        let xml = europass(c, creato());
+        assert!(xml.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"));
+        xmllint(&xml);
+        let root = parse_document(xml.as_bytes(), Limits::default())
+            .unwrap_or_else(|e| panic!("output does not parse: {e}\n{xml}"));
+        assert!(root.is(NS, "SkillsPassport"), "{xml}");
+        assert_eq!(root.attr("locale"), Some("it"));
+        nessun_vuoto(&root);
+        (xml, root)
+    }
+
+    fn nessun_vuoto(e: &Element) {
+        assert_eq!(
+            e.ns.as_deref(),
+            Some(NS),
+            "{} outside the namespace",
+            e.local
+        );
+        if e.local != "LearnerInfo" {
+            assert!(
+                !e.text.trim().is_empty() || !e.attrs.is_empty() || !e.children.is_empty(),
+                "empty element {}",
+                e.local
+            );
+        }
+        e.children.iter().for_each(nessun_vuoto);
+    }
+
+    /// Well-formedness by xmllint, skipped when xmllint is not on PATH.
+    fn xmllint(xml: &str) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let figlio = Command::new("xmllint")
+            .args(["--noout", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut figlio = match figlio {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
+            Err(e) => panic!("xmllint: {e}"),
+        };
+        figlio
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(xml.as_bytes())
+            .unwrap();
+        let esito = figlio.wait_with_output().unwrap();
+        assert!(
+            esito.status.success(),
+            "xmllint: {}\n{xml}",
+            String::from_utf8_lossy(&esito.stderr)
+        );
+    }
+
+    /// The element at a path of child names (the first child of each name).
+    fn a<'e>(e: &'e Element, path: &str) -> &'e Element {
+        path.split('/').fold(e, |e, n| {
+            e.child(n)
+                .unwrap_or_else(|| panic!("no {n} under {} (path {path})", e.local))
+        })
+    }
+
+    fn t<'e>(e: &'e Element, path: &str) -> &'e str {
+        &a(e, path).text
+    }
+
+    fn nomi(e: &Element) -> Vec<&str> {
+        e.children.iter().map(|c| c.local.as_str()).collect()
+    }
+
+    fn data_di(e: &Element) -> (Option<&str>, Option<&str>, Option<&str>) {
+        (e.attr("year"), e.attr("month"), e.attr("day"))
+    }
+
+    #[test]
+    fn candidatura_2_0_in_europass() {
+        let c = candidatura(include_bytes!("../../examples/moduli/candidatura-2.0.xml"));
+        let (_, root) = converti(&c);
+
+        let info = a(&root, "DocumentInfo");
+        assert_eq!(
+            nomi(info),
+            [
+                "DocumentType",
+                "CreationDate",
+                "LastUpdateDate",
+                "XSDVersion",
+                "Generator",
+                "Comment"
+            ]
+        );
+        assert_eq!(t(info, "DocumentType"), "ECV");
+        assert_eq!(t(info, "CreationDate"), "2026-12-01T10:30:05.000Z");
+        assert_eq!(t(info, "XSDVersion"), "V3.3");
+        assert_eq!(t(info, "Generator"), "pdd");
+        assert_eq!(
+            t(info, "Comment"),
+            "Candidatura ClicLavoro SILBO26200000000000000042"
+        );
+
+        let li = a(&root, "LearnerInfo");
+        assert_eq!(
+            nomi(li),
+            [
+                "Identification",
+                "Headline",
+                "WorkExperienceList",
+                "EducationList",
+                "Skills"
+            ]
+        );
+        let id = a(li, "Identification");
+        assert_eq!(t(id, "PersonName/FirstName"), "LAURA");
+        assert_eq!(t(id, "PersonName/Surname"), "BIANCHI");
+        let ind = a(id, "ContactInfo/Address/Contact");
+        assert_eq!(
+            nomi(ind),
+            ["AddressLine", "PostalCode", "Municipality", "Country"]
+        );
+        assert_eq!(t(ind, "AddressLine"), "Via delle Moline 12");
+        assert_eq!(t(ind, "PostalCode"), "40126");
+        // Domicilio A944, not the birthplace F205 (Milano).
+        assert_eq!(t(ind, "Municipality"), "Bologna");
+        assert_eq!(t(ind, "Country/Code"), "IT");
+        assert_eq!(
+            t(id, "ContactInfo/Email/Contact"),
+            "laura.bianchi@example.it"
+        );
+        let tel = a(id, "ContactInfo/TelephoneList");
+        assert_eq!(tel.children.len(), 1);
+        assert_eq!(t(tel, "Telephone/Contact"), "3471234567");
+        assert_eq!(t(tel, "Telephone/Use/Code"), "mobile");
+        let dem = a(id, "Demographics");
+        assert_eq!(
+            data_di(a(dem, "Birthdate")),
+            (Some("1985"), Some("--08"), Some("---01"))
+        );
+        assert_eq!(t(dem, "Gender/Code"), "F");
+        assert_eq!(t(dem, "NationalityList/Nationality/Code"), "IT");
+
+        assert_eq!(t(li, "Headline/Type/Code"), "preferred_job");
+        assert_eq!(t(li, "Headline/Description/Label"), "Contabile");
+
+        let we = a(li, "WorkExperienceList");
+        assert_eq!(we.children.len(), 1);
+        let we = a(we, "WorkExperience");
+        assert_eq!(nomi(we), ["Period", "Position", "Activities", "Employer"]);
+        assert_eq!(
+            data_di(a(we, "Period/From")),
+            (Some("2012"), Some("--03"), Some("---01"))
+        );
+        assert_eq!(
+            data_di(a(we, "Period/To")),
+            (Some("2019"), Some("--06"), Some("---30"))
+        );
+        assert!(a(we, "Period").child("Current").is_none());
+        assert_eq!(t(we, "Position/Label"), "Addetta alla contabilità");
+        assert_eq!(
+            t(we, "Activities"),
+            "Prima nota, riconciliazioni bancarie, fatturazione"
+        );
+        assert_eq!(t(we, "Employer/Name"), "Studio Associato Esempio");
+        assert!(a(we, "Employer").child("ContactInfo").is_none());
+
+        assert_eq!(
+            t(li, "EducationList/Education/Title"),
+            "Diploma di ragioneria"
+        );
+
+        let sk = a(li, "Skills");
+        assert_eq!(nomi(sk), ["Linguistic"]);
+        let ling = a(sk, "Linguistic");
+        // 002 is not a code known for sure: it stays a label, and is a foreign language.
+        assert_eq!(nomi(ling), ["ForeignLanguageList"]);
+        let fl = a(ling, "ForeignLanguageList/ForeignLanguage");
+        assert!(a(fl, "Description").child("Code").is_none());
+        assert_eq!(t(fl, "Description/Label"), "002");
+        let lv = a(fl, "ProficiencyLevel");
+        assert_eq!(
+            nomi(lv),
+            [
+                "Reading",
+                "SpokenInteraction",
+                "SpokenProduction",
+                "Writing"
+            ]
+        );
+        assert_eq!(t(lv, "Reading"), "B2");
+        assert_eq!(t(lv, "SpokenInteraction"), "B1");
+        assert_eq!(t(lv, "SpokenProduction"), "B1");
+        assert_eq!(t(lv, "Writing"), "B1");
+    }
+
+    #[test]
+    fn candidatura_rev038_in_europass() {
+        let c = candidatura(include_bytes!(
+            "../../examples/moduli/candidatura-rev038.xml"
+        ));
+        let (_, root) = converti(&c);
+        let li = a(&root, "LearnerInfo");
+        let id = a(li, "Identification");
+        assert_eq!(t(id, "PersonName/Surname"), "MARINELLI");
+        assert_eq!(t(id, "PersonName/FirstName"), "TOMMASO");
+        assert_eq!(t(id, "ContactInfo/Address/Contact/Municipality"), "Como");
+        assert_eq!(t(id, "ContactInfo/Address/Contact/PostalCode"), "22100");
+        assert_eq!(
+            data_di(a(id, "Demographics/Birthdate")),
+            (Some("1991"), Some("--03"), Some("---14"))
+        );
+        assert_eq!(t(id, "Demographics/Gender/Code"), "M");
+
+        let we: Vec<&Element> = a(li, "WorkExperienceList").children.iter().collect();
+        assert_eq!(we.len(), 2);
+        assert_eq!(t(we[0], "Position/Label"), "Aiuto panettiere");
+        assert_eq!(
+            data_di(a(we[0], "Period/From")),
+            (Some("2014"), Some("--09"), Some("---01"))
+        );
+        assert_eq!(
+            data_di(a(we[0], "Period/To")),
+            (Some("2018"), Some("--08"), Some("---31"))
+        );
+        assert_eq!(
+            t(we[0], "Employer/ContactInfo/Address/Contact/AddressLine"),
+            "Via Milano 10, Como"
+        );
+        assert_eq!(t(we[1], "Position/Label"), "Panettiere");
+        assert_eq!(t(we[1], "Employer/Name"), "Forno Esempio Srl");
+        assert!(we[1].child("Activities").is_none());
+
+        // The Istruzione first, then the Formazione course with its sede and duration.
+        let ed: Vec<&Element> = a(li, "EducationList").children.iter().collect();
+        assert_eq!(ed.len(), 2);
+        assert!(t(ed[0], "Title").starts_with("Qualifica professionale operatore"));
+        assert_eq!(t(ed[1], "Title"), "Igiene degli alimenti (HACCP)");
+        assert_eq!(t(ed[1], "Activities"), "Durata: 12 ore");
+        assert_eq!(
+            t(
+                ed[1],
+                "Organisation/ContactInfo/Address/Contact/Municipality"
+            ),
+            "Como"
+        );
+
+        // 003 of an Italian citizen: mother tongue, coded, without levels.
+        let ling = a(li, "Skills/Linguistic");
+        assert_eq!(nomi(ling), ["MotherTongueList"]);
+        let mt = a(ling, "MotherTongueList/MotherTongue");
+        assert_eq!(t(mt, "Description/Code"), "it");
+        assert!(mt.child("ProficiencyLevel").is_none());
+
+        // Patente 05 has no known EU category: no Driving, the code kept as text.
+        let sk = a(li, "Skills");
+        assert_eq!(nomi(sk), ["Linguistic", "JobRelated", "Other"]);
+        assert_eq!(
+            t(sk, "JobRelated/Description"),
+            "Dodici anni in panifici artigianali"
+        );
+        assert_eq!(
+            t(sk, "Other/Description"),
+            "Patenti di guida (codici ClicLavoro): 05"
+        );
+        assert_eq!(t(li, "Headline/Description/Label"), "Panettiere");
+    }
+
+    #[test]
+    fn testo_ostile_escapato() {
+        let ostile = "<script>&\"'";
+        let mut c = Candidatura::default();
+        let a_ = &mut c.lavoratore.dati_anagrafici;
+        a_.cognome = format!("D'Amico {ostile}");
+        a_.nome = "Ann&a ]]> <!-- x -->".into();
+        a_.datanascita = "1990-01-02\"/><x a=\"".into();
+        c.lavoratore.recapiti.indirizzo = Some(format!("Via {ostile} 1"));
+        c.lavoratore.recapiti.email = "a&b@example.it".into();
+        c.lavoratore.recapiti.cellulare = Some(ostile.into());
+        c.dati_curriculari
+            .esperienze_lavorative
+            .push(EsperienzeLavorative {
+                descrqualificasvolta: Some(ostile.into()),
+                // A control character XML cannot carry is dropped, not written.
+                principalimansioni: Some("Turni\u{1} & <notte>".into()),
+                nomedatore: Some("\"Forno\" & 'Figli'".into()),
+                indirizzodatore: Some(ostile.into()),
+                datainizio: Some("2001-02-03".into()),
+                ..Default::default()
+            });
+        c.dati_curriculari.lingue.push(Lingue {
+            idlingua: Some(ostile.into()),
+            idlivelloletto: Some("<B2>".into()),
+            ..Default::default()
+        });
+        c.dati_curriculari.conoscenze_informatiche = Some(ConoscenzeInformatiche {
+            tipoconoscenza: Some("Office & <macro>".into()),
+            specifiche: None,
+        });
+        c.dati_curriculari
+            .professione_desiderata_disponibilita
+            .push(ProfessioneDesiderataDisponibilita {
+                descrprofessione: ostile.into(),
+                ..Default::default()
+            });
+        c.dati_sistema.codicecandidatura = ostile.into();
+
+        let (xml, root) = converti(&c);
+        assert!(!xml.contains("<script>"), "{xml}");
+        assert!(!xml.contains("<notte>"), "{xml}");
+        assert!(!xml.contains('\u{1}'));
+
+        let id = a(&root, "LearnerInfo/Identification");
+        assert_eq!(t(id, "PersonName/Surname"), "D'Amico <script>&\"'");
+        assert_eq!(t(id, "PersonName/FirstName"), "Ann&a ]]> <!-- x -->");
+        assert_eq!(
+            t(id, "ContactInfo/Address/Contact/AddressLine"),
+            "Via <script>&\"' 1"
+        );
+        assert_eq!(t(id, "ContactInfo/Email/Contact"), "a&b@example.it");
+        assert_eq!(t(id, "ContactInfo/TelephoneList/Telephone/Contact"), ostile);
+        // The date keeps its valid head; the rest cannot leak into the attribute list.
+        let nascita = a(id, "Demographics/Birthdate");
+        assert_eq!(
+            data_di(nascita),
+            (Some("1990"), Some("--01"), Some("---02"))
+        );
+        assert_eq!(nascita.attrs.len(), 3);
+
+        let we = a(&root, "LearnerInfo/WorkExperienceList/WorkExperience");
+        assert_eq!(t(we, "Position/Label"), ostile);
+        assert_eq!(t(we, "Activities"), "Turni & <notte>");
+        assert_eq!(t(we, "Employer/Name"), "\"Forno\" & 'Figli'");
+        assert_eq!(
+            t(we, "Employer/ContactInfo/Address/Contact/AddressLine"),
+            ostile
+        );
+        assert_eq!(a(we, "Period/Current").text, "true");
+
+        let sk = a(&root, "LearnerInfo/Skills");
+        let fl = a(sk, "Linguistic/ForeignLanguageList/ForeignLanguage");
+        assert_eq!(t(fl, "Description/Label"), ostile);
+        // "<B2>" is not a CEFR level: no ProficiencyLevel at all rather than an empty one.
+        assert!(fl.child("ProficiencyLevel").is_none());
+        assert_eq!(t(sk, "Computer/Description"), "Office & <macro>");
+        assert_eq!(t(&root, "LearnerInfo/Headline/Description/Label"), ostile);
+        assert_eq!(
+            t(&root, "DocumentInfo/Comment"),
+            "Candidatura ClicLavoro <script>&\"'"
+        );
+    }
+
+    #[test]
+    fn date_parziali_e_periodi() {
+        let mut c = Candidatura::default();
+        c.lavoratore.dati_anagrafici.datanascita = "1990-07-04T00:00:00".into();
+        let esperienza = |da: Option<&str>, a: Option<&str>| EsperienzeLavorative {
+            nomedatore: Some("Datore".into()),
+            datainizio: da.map(String::from),
+            datafine: a.map(String::from),
+            ..Default::default()
+        };
+        c.dati_curriculari.esperienze_lavorative = vec![
+            esperienza(Some("2010"), Some("2011-05")),
+            // 30 February: the day is dropped, the month kept.
+            esperienza(Some("2015-02-30"), None),
+            // No start: no Period at all (From is required), but the rest stays.
+            esperienza(None, Some("2019-01-01")),
+            esperienza(Some("ieri"), None),
+            esperienza(Some("2020-13-01+02:00"), Some("2021-03-04Z")),
+        ];
+        let (_, root) = converti(&c);
+        assert_eq!(
+            data_di(a(
+                &root,
+                "LearnerInfo/Identification/Demographics/Birthdate"
+            )),
+            (Some("1990"), Some("--07"), Some("---04"))
+        );
+        let we: Vec<&Element> = a(&root, "LearnerInfo/WorkExperienceList")
+            .children
+            .iter()
+            .collect();
+        assert_eq!(we.len(), 5);
+        assert_eq!(data_di(a(we[0], "Period/From")), (Some("2010"), None, None));
+        assert_eq!(
+            data_di(a(we[0], "Period/To")),
+            (Some("2011"), Some("--05"), None)
+        );
+        assert!(a(we[0], "Period").child("Current").is_none());
+        assert_eq!(
+            data_di(a(we[1], "Period/From")),
+            (Some("2015"), Some("--02"), None)
+        );
+        assert!(a(we[1], "Period").child("To").is_none());
+        assert_eq!(t(we[1], "Period/Current"), "true");
+        assert_eq!(nomi(we[2]), ["Employer"]);
+        assert_eq!(nomi(we[3]), ["Employer"]);
+        assert_eq!(data_di(a(we[4], "Period/From")), (Some("2020"), None, None));
+        assert_eq!(
+            data_di(a(we[4], "Period/To")),
+            (Some("2021"), Some("--03"), Some("---04"))
+        );
+
+        assert_eq!(data("20101"), None);
+        assert_eq!(data("2010-123"), Some(vec![("year", "2010".into())]));
+        assert_eq!(
+            data(" 2010-12-011 "),
+            Some(vec![("year", "2010".into()), ("month", "--12".into())])
+        );
+        assert_eq!(data("0000-01-01"), None);
+        assert_eq!(data(""), None);
+    }
+
+    #[test]
+    fn dati_assenti_o_non_validi_omessi() {
+        let mut c = Candidatura::default();
+        c.lavoratore.recapiti.email = "non-una-mail".into();
+        c.lavoratore.dati_anagrafici.sesso = "X".into();
+        // A foreign citizenship (ISTAT code) has no ISO code at hand: no nationality.
+        c.lavoratore.dati_anagrafici.idcittadinanza = "330".into();
+        c.lavoratore.domicilio.idcomune = "0000".into();
+        c.lavoratore.recapiti.telefono = Some("   ".into());
+        c.dati_curriculari.lingue.push(Lingue::default());
+        c.dati_curriculari
+            .esperienze_lavorative
+            .push(Default::default());
+        c.dati_curriculari.abilitazioni_patenti = Some(AbilitazioniPatenti {
+            idpatenteguida: vec!["B".into(), "C1E".into()],
+            ..Default::default()
+        });
+        let (xml, root) = converti(&c);
+        assert!(!xml.contains("Email"), "{xml}");
+        let li = a(&root, "LearnerInfo");
+        // Only the patenti that are EU categories themselves survive; everything else is empty.
+        assert_eq!(nomi(li), ["Skills"]);
+        assert_eq!(nomi(a(li, "Skills")), ["Driving"]);
+        let lic: Vec<&str> = a(li, "Skills/Driving/Description")
+            .children
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(lic, ["B", "C1E"]);
+
+        // Italian of a foreign citizen is a learnt language, with its levels.
+        c.dati_curriculari.lingue = vec![Lingue {
+            idlingua: Some("003".into()),
+            idlivelloparlato: Some("c1".into()),
+            ..Default::default()
+        }];
+        let (_, root) = converti(&c);
+        let fl = a(
+            &root,
+            "LearnerInfo/Skills/Linguistic/ForeignLanguageList/ForeignLanguage",
+        );
+        assert_eq!(t(fl, "Description/Code"), "it");
+        assert_eq!(t(fl, "ProficiencyLevel/SpokenProduction"), "C1");
+
+        let (_, root) = converti(&Candidatura::default());
+        assert_eq!(nomi(&root), ["DocumentInfo", "LearnerInfo"]);
+        assert!(a(&root, "LearnerInfo").children.is_empty());
+        // No code, no Comment; the required DocumentInfo elements are all there.
+        assert_eq!(a(&root, "DocumentInfo").children.len(), 5);
+    }
+
+    #[test]
+    fn email_secondo_il_pattern_europass() {
+        assert!(email_valida("a@b.it"));
+        assert!(email_valida("nome.cognome@mail.example.it"));
+        assert!(!email_valida("a@b"));
+        assert!(!email_valida("@b.it"));
+        assert!(!email_valida("a@.it"));
+        assert!(!email_valida("a@b."));
+    }
+}

@@ -1,0 +1,1518 @@
+//! What a node publishes of its active moduli through the read API (`GET /api/candidature`,
+//! `GET /api/vacancies`), following document §4.4 "Gestione dei contatti":
+//!
+//! - everything is published anonymously: no anagrafica (name, codice fiscale, birth date and
+//!   place, sex, citizenship, address) and no contact data;
+//! - a registered user also sees how to make contact: the worker's or employer's own data when
+//!   they inserted the modulo themselves, only the intermediary's when an intermediary did
+//!   (the contact then goes "per il tramite dell'intermediario");
+//! - the income-support flag `percettore` is never published, nor the special lists
+//!   (`listespeciali`, e.g. the disabled workers' list) of a worker: both are sensitive data;
+//! - a CV's work history leaves out the employers' names and addresses, which could point to
+//!   the worker.
+//!
+//! A [`Scheda`] is computed once when a modulo is stored; [`risposta`] filters, orders and pages
+//! them for one request. `docs/openapi.json` describes the answer; a test keeps the two in step.
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::modulo::model::{candidatura::Candidatura, vacancy::Vacancy};
+use crate::modulo::tabelle::tabelle;
+
+/// What a node publishes of one modulo, computed once when the modulo is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scheda {
+    pub codice: String,
+    /// "candidatura" or "vacancy".
+    pub tipo: String,
+    /// The anonymous fields (a JSON object).
+    pub pubblico: Value,
+    /// Contact data for registered users (a JSON object with "tramite": "diretto"|"intermediario").
+    pub contatto: Value,
+    pub intermediato: bool,
+    /// ISTAT profession codes (desired professions / the requested profession), for filtering.
+    pub professioni: Vec<String>,
+    /// Where: the domicile's comune (candidatura) or the place of work (vacancy): Belfiore code,
+    /// province sigla, ISTAT region code.
+    pub comune: Option<String>,
+    pub provincia: Option<String>,
+    pub regione: Option<String>,
+    /// Lower-case text searched by `q` (descriptions, profession labels; no personal data).
+    pub testo: String,
+}
+
+/// A value worth publishing: trimmed, not empty.
+fn pieno(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A JSON object that leaves out empty values, so that absent and empty fields look the same.
+#[derive(Default)]
+struct Oggetto(Map<String, Value>);
+
+impl Oggetto {
+    fn testo(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        if let Some(v) = pieno(v) {
+            self.0.insert(k.into(), Value::String(v.into()));
+        }
+        self
+    }
+    fn opt(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+        self.testo(k, v.as_deref())
+    }
+    fn lista(&mut self, k: &str, v: &[String]) -> &mut Self {
+        let v: Vec<Value> = v
+            .iter()
+            .filter_map(|s| pieno(Some(s)))
+            .map(|s| Value::String(s.into()))
+            .collect();
+        self.valore(k, Value::Array(v))
+    }
+    /// SI/NO as a boolean; any other value is left out rather than guessed.
+    fn si_no(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+        match pieno(v.as_deref()) {
+            Some("SI") => self.valore(k, Value::Bool(true)),
+            Some("NO") => self.valore(k, Value::Bool(false)),
+            _ => self,
+        }
+    }
+    fn valore(&mut self, k: &str, v: Value) -> &mut Self {
+        let vuoto = match &v {
+            Value::Null => true,
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        };
+        if !vuoto {
+            self.0.insert(k.into(), v);
+        }
+        self
+    }
+    fn oggetti(&mut self, k: &str, v: impl IntoIterator<Item = Oggetto>) -> &mut Self {
+        let v: Vec<Value> = v
+            .into_iter()
+            .filter(|o| !o.0.is_empty())
+            .map(Oggetto::fine)
+            .collect();
+        self.valore(k, Value::Array(v))
+    }
+    /// A comune by Belfiore code with its name, province and region from the ISTAT table; a
+    /// code the table does not know (a foreign state, a suppressed comune) stays bare.
+    fn luogo(&mut self, codice: Option<&str>) -> &mut Self {
+        let Some(codice) = pieno(codice) else {
+            return self;
+        };
+        self.testo("comune", Some(codice));
+        if let Some(c) = tabelle().comune(codice) {
+            self.testo("comune_nome", Some(&c.nome))
+                .testo("provincia", Some(&c.provincia))
+                .testo("regione", Some(&c.codice_regione))
+                .testo("regione_nome", Some(&c.regione));
+        }
+        self
+    }
+    fn fine(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// The name of a place of birth or of a course: a comune or a foreign state.
+fn nome_luogo(codice: Option<&str>) -> Option<String> {
+    let codice = pieno(codice)?;
+    let t = tabelle();
+    t.comune(codice)
+        .map(|c| c.nome.clone())
+        .or_else(|| t.stato(codice).map(|s| s.nome.clone()))
+}
+
+/// The searchable text: the given pieces, lower-case, one per line.
+fn testo_ricerca<'a>(pezzi: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    pezzi
+        .into_iter()
+        .filter_map(pieno)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_lowercase()
+}
+
+/// Where a modulo is: Belfiore code, province sigla and region code.
+fn dove(codice: &str) -> (Option<String>, Option<String>, Option<String>) {
+    let Some(codice) = pieno(Some(codice)) else {
+        return (None, None, None);
+    };
+    let c = tabelle().comune(codice);
+    (
+        Some(codice.to_string()),
+        c.map(|c| c.provincia.clone()),
+        c.map(|c| c.codice_regione.clone()),
+    )
+}
+
+/// The intermediary's own contact data from DatiSistema: all a registered user gets of an
+/// intermediated modulo, so the worker or employer is reached only through the intermediary.
+struct Intermediario<'a> {
+    codice: &'a Option<String>,
+    codice_fiscale: &'a Option<String>,
+    denominazione: &'a Option<String>,
+    indirizzo: &'a Option<String>,
+    idcomune: &'a Option<String>,
+    cap: &'a Option<String>,
+    telefono: &'a Option<String>,
+    fax: &'a Option<String>,
+    email: &'a Option<String>,
+}
+
+impl Intermediario<'_> {
+    /// Any of the three identifying fields marks the modulo as inserted by an intermediary;
+    /// the address and email fields alone do not (the email is the sender's in every modulo).
+    fn presente(&self) -> bool {
+        [self.codice, self.codice_fiscale, self.denominazione]
+            .iter()
+            .any(|v| pieno(v.as_deref()).is_some())
+    }
+
+    fn contatto(&self) -> Oggetto {
+        let mut o = Oggetto::default();
+        o.testo("tramite", Some("intermediario"))
+            .opt("codice_intermediario", self.codice)
+            .opt("codice_fiscale", self.codice_fiscale)
+            .opt("denominazione", self.denominazione)
+            .opt("indirizzo", self.indirizzo)
+            .luogo(self.idcomune.as_deref())
+            .opt("cap", self.cap)
+            .opt("telefono", self.telefono)
+            .opt("fax", self.fax)
+            .opt("email", self.email);
+        o
+    }
+}
+
+/// The published view of a Candidatura.
+pub fn candidatura(c: &Candidatura) -> Scheda {
+    let cur = &c.dati_curriculari;
+    let ds = &c.dati_sistema;
+    let mut p = Oggetto::default();
+
+    p.oggetti(
+        "professioni_desiderate",
+        cur.professione_desiderata_disponibilita.iter().map(|d| {
+            let mut disp = Oggetto::default();
+            disp.si_no("trasferte", &d.trasferte)
+                .si_no("mezzo_proprio", &d.mezzitrasporto)
+                .lista("modalita_lavoro", &d.idmodalitalavorativa)
+                .lista("tipologie_contratto", &d.idtipologiacontratto)
+                .lista("territorio", &d.disponibilitaterritoriale);
+            let mut o = Oggetto::default();
+            o.testo("codice", Some(&d.idprofessione))
+                .testo("descrizione", Some(&d.descrprofessione))
+                .opt("descrizione_professione", &d.descrizioneprofessione)
+                .si_no("esperienza_settore", &d.esperienzasettore)
+                .opt("descrizione_esperienza", &d.descrizioneesperienza)
+                .valore("disponibilita", disp.fine());
+            o
+        }),
+    );
+    // Without nomedatore and indirizzodatore: a named employer can identify the worker.
+    p.oggetti(
+        "esperienze",
+        cur.esperienze_lavorative.iter().map(|e| {
+            let mut o = Oggetto::default();
+            o.opt("tipo", &e.tipoesperienza)
+                .opt("qualifica", &e.qualificasvolta)
+                .opt("descrizione_qualifica", &e.descrqualificasvolta)
+                .opt("mansioni", &e.principalimansioni)
+                .opt("dal", &e.datainizio)
+                .opt("al", &e.datafine);
+            o
+        }),
+    );
+    p.oggetti(
+        "istruzione",
+        cur.istruzione.iter().map(|i| {
+            let mut o = Oggetto::default();
+            o.testo("titolo", Some(&i.titolostudio))
+                .opt("descrizione", &i.descrizioneistruzione)
+                .opt("votazione", &i.votazione);
+            o
+        }),
+    );
+    p.oggetti(
+        "formazione",
+        cur.formazione.iter().map(|f| {
+            let mut o = Oggetto::default();
+            o.opt("titolo_corso", &f.titolocorso)
+                .opt("sede", &f.idsede)
+                .testo("sede_nome", nome_luogo(f.idsede.as_deref()).as_deref())
+                .opt("durata", &f.durata)
+                .opt("unita_durata", &f.idtipologiadurata)
+                .opt("attestazione", &f.idattestazione)
+                .opt("qualifica", &f.idqualifica)
+                .opt("descrizione_qualifica", &f.descrqualifica);
+            o
+        }),
+    );
+    p.oggetti(
+        "lingue",
+        cur.lingue.iter().map(|l| {
+            let mut o = Oggetto::default();
+            o.opt("lingua", &l.idlingua)
+                .opt("letto", &l.idlivelloletto)
+                .opt("scritto", &l.idlivelloscritto)
+                .opt("parlato", &l.idlivelloparlato);
+            o
+        }),
+    );
+    if let Some(ci) = &cur.conoscenze_informatiche {
+        let mut o = Oggetto::default();
+        o.opt("tipo", &ci.tipoconoscenza)
+            .opt("specifiche", &ci.specifiche);
+        p.valore("conoscenze_informatiche", o.fine());
+    }
+    if let Some(ap) = &cur.abilitazioni_patenti {
+        p.lista("albi", &ap.idalbo)
+            .lista("patenti", &ap.idpatenteguida)
+            .lista("patentini", &ap.idpatentino);
+    }
+    // The domicile's comune only: CAP and address would narrow it to a street.
+    p.luogo(Some(&c.lavoratore.domicilio.idcomune));
+
+    let inter = Intermediario {
+        codice: &ds.idintermediario,
+        codice_fiscale: &ds.codicefiscaleintermediario,
+        denominazione: &ds.denominazioneintermediario,
+        indirizzo: &ds.indirizzo,
+        idcomune: &ds.idcomune,
+        cap: &ds.cap,
+        telefono: &ds.telefono,
+        fax: &ds.fax,
+        email: &ds.email,
+    };
+    let intermediato = inter.presente();
+    let contatto = if intermediato {
+        inter.contatto()
+    } else {
+        let l = &c.lavoratore;
+        let a = &l.dati_anagrafici;
+        let r = &l.recapiti;
+        let mut o = Oggetto::default();
+        o.testo("tramite", Some("diretto"))
+            .testo("codice_fiscale", Some(&a.codicefiscale))
+            .testo("cognome", Some(&a.cognome))
+            .testo("nome", Some(&a.nome))
+            .testo("sesso", Some(&a.sesso))
+            .testo("data_nascita", Some(&a.datanascita))
+            .testo("luogo_nascita", Some(&a.idcomune))
+            .testo(
+                "luogo_nascita_nome",
+                nome_luogo(Some(&a.idcomune)).as_deref(),
+            )
+            .testo("cittadinanza", Some(&a.idcittadinanza))
+            .opt("indirizzo", &r.indirizzo)
+            .luogo(Some(&l.domicilio.idcomune))
+            .opt("cap", &l.domicilio.cap)
+            .opt("telefono", &r.telefono)
+            .opt("cellulare", &r.cellulare)
+            .opt("fax", &r.fax)
+            .testo("email", Some(&r.email));
+        o
+    };
+
+    let mut professioni: Vec<String> = Vec::new();
+    for d in &cur.professione_desiderata_disponibilita {
+        if let Some(code) = pieno(Some(&d.idprofessione)) {
+            if !professioni.iter().any(|p| p == code) {
+                professioni.push(code.to_string());
+            }
+        }
+    }
+    let (comune, provincia, regione) = dove(&c.lavoratore.domicilio.idcomune);
+    let nome_comune = comune
+        .as_deref()
+        .and_then(|c| tabelle().comune(c))
+        .map(|c| c.nome.as_str());
+
+    let mut pezzi: Vec<Option<&str>> = vec![nome_comune];
+    for d in &cur.professione_desiderata_disponibilita {
+        pezzi.extend([
+            Some(d.descrprofessione.as_str()),
+            d.descrizioneprofessione.as_deref(),
+            d.descrizioneesperienza.as_deref(),
+        ]);
+    }
+    for e in &cur.esperienze_lavorative {
+        pezzi.extend([
+            e.descrqualificasvolta.as_deref(),
+            e.principalimansioni.as_deref(),
+        ]);
+    }
+    for i in &cur.istruzione {
+        pezzi.push(i.descrizioneistruzione.as_deref());
+    }
+    for f in &cur.formazione {
+        pezzi.extend([f.titolocorso.as_deref(), f.descrqualifica.as_deref()]);
+    }
+    if let Some(ci) = &cur.conoscenze_informatiche {
+        pezzi.extend([ci.tipoconoscenza.as_deref(), ci.specifiche.as_deref()]);
+    }
+
+    Scheda {
+        codice: ds.codicecandidatura.trim().to_string(),
+        tipo: "candidatura".into(),
+        pubblico: p.fine(),
+        contatto: contatto.fine(),
+        intermediato,
+        professioni,
+        comune,
+        provincia,
+        regione,
+        testo: testo_ricerca(pezzi),
+    }
+}
+
+/// The published view of a Vacancy.
+pub fn vacancy(v: &Vacancy) -> Scheda {
+    let dl = &v.datore_lavoro;
+    let pr = &v.richiesta.profilo_richiesto;
+    let isf = &v.richiesta.istruzione_formazione;
+    let co = &v.richiesta.condizioni_offerte;
+    let dr = &v.richiesta.durata_richiesta;
+    let ds = &v.dati_sistema;
+    let ateco = tabelle().ateco(dl.dati_anagrafici.settore.trim());
+
+    let mut p = Oggetto::default();
+    let mut prof = Oggetto::default();
+    prof.testo("codice", Some(&pr.idprofessione))
+        .testo("descrizione", Some(&pr.descrprofessione));
+    p.valore("professione", prof.fine())
+        .testo("numero_lavoratori", Some(&pr.numerolavoratori))
+        .testo("descrizione_ricerca", Some(&pr.descrizionericerca))
+        .si_no("esperienza_richiesta", &pr.esperienzarichiesta)
+        .opt("descrizione_esperienza", &pr.descrizioneesperienza);
+    // The sector tells a job seeker what the employer does without naming it; size, name,
+    // codice fiscale and web site are the employer's anagrafica.
+    let mut settore = Oggetto::default();
+    settore
+        .testo("codice", Some(&dl.dati_anagrafici.settore))
+        .testo("descrizione", ateco);
+    p.valore("settore", settore.fine());
+
+    let mut req = Oggetto::default();
+    req.oggetti(
+        "titoli_studio",
+        isf.titolostudio.iter().map(|t| {
+            let mut o = Oggetto::default();
+            o.testo("titolo", Some(&t.idtitolostudio))
+                .opt("descrizione", &t.descrizionestudio);
+            o
+        }),
+    )
+    .opt("albo", &isf.idalbo)
+    .oggetti(
+        "lingue",
+        isf.lingua.iter().map(|l| {
+            let mut o = Oggetto::default();
+            o.testo("lingua", Some(&l.idlingua))
+                .opt("letto", &l.idlivelloletto)
+                .opt("scritto", &l.idlivelloscritto)
+                .opt("parlato", &l.idlivelloparlato);
+            o
+        }),
+    )
+    .opt("conoscenze_informatiche", &isf.conoscenzeinformatiche)
+    .opt("altre_capacita", &isf.altrecapacita)
+    .si_no("trasferte", &isf.trasferte)
+    .lista("patenti", &isf.idpatenteguida)
+    .si_no("mezzo_proprio", &isf.idmezzitrasporto)
+    .lista("patentini", &isf.idpatentino)
+    .lista("liste_speciali", &isf.idlistespeciali)
+    .opt("ulteriori_requisiti", &isf.ulteriorirequisiti);
+    p.valore("requisiti", req.fine());
+
+    let mut cond = Oggetto::default();
+    cond.luogo(Some(&co.idcomune))
+        .testo("tipologia_contratto", Some(&co.idtipologiacontratto))
+        .opt("durata", &co.durata)
+        .opt("ccnl", &co.idccnl)
+        .opt("livello_contrattuale", &co.idlivellocontrattuale)
+        .opt("modalita_lavoro", &co.idmodalitalavoro)
+        .opt("retribuzione_annua_lorda", &co.retribuzioneannualorda)
+        .opt("ulteriori_condizioni", &co.ulterioricondizioni);
+    p.valore("condizioni", cond.fine())
+        .testo("pubblicazione", Some(&dr.datapubblicazione))
+        .opt("scadenza_offerta", &dr.datascadenza);
+
+    let inter = Intermediario {
+        codice: &ds.intermediario,
+        codice_fiscale: &ds.codicefiscaleintermediario,
+        denominazione: &ds.denominazioneintermediario,
+        indirizzo: &ds.indirizzo,
+        idcomune: &ds.idcomune,
+        cap: &ds.cap,
+        telefono: &ds.telefono,
+        fax: &ds.fax,
+        email: &ds.email,
+    };
+    let intermediato = inter.presente();
+    let mut contatto = if intermediato {
+        inter.contatto()
+    } else {
+        let a = &dl.dati_anagrafici;
+        let k = &dl.dati_contatto;
+        let mut o = Oggetto::default();
+        o.testo("tramite", Some("diretto"))
+            .opt("codice_fiscale", &a.codicefiscale)
+            .testo("denominazione", Some(&a.denominazione))
+            .opt("ampiezza", &a.ampiezza)
+            .opt("web", &a.web)
+            .opt("indirizzo", &k.indirizzo)
+            .luogo(Some(&k.idcomune))
+            .opt("cap", &k.cap)
+            .opt("telefono", &k.telefono)
+            .opt("fax", &k.fax)
+            .testo("email", Some(&k.email));
+        o
+    };
+    // The agency's own reference for the offer, to quote when making contact.
+    contatto.opt(
+        "codice_offerta_intermediario",
+        &ds.codiceoffertaintermediario,
+    );
+
+    let (comune, provincia, regione) = dove(&co.idcomune);
+    let nome_comune = comune
+        .as_deref()
+        .and_then(|c| tabelle().comune(c))
+        .map(|c| c.nome.as_str());
+    let testo = testo_ricerca(
+        [
+            Some(pr.descrprofessione.as_str()),
+            Some(pr.descrizionericerca.as_str()),
+            pr.descrizioneesperienza.as_deref(),
+            ateco,
+            nome_comune,
+            isf.conoscenzeinformatiche.as_deref(),
+            isf.altrecapacita.as_deref(),
+            isf.ulteriorirequisiti.as_deref(),
+            co.durata.as_deref(),
+            co.ulterioricondizioni.as_deref(),
+        ]
+        .into_iter()
+        .chain(
+            isf.titolostudio
+                .iter()
+                .map(|t| t.descrizionestudio.as_deref()),
+        ),
+    );
+
+    Scheda {
+        codice: ds.codiceofferta.trim().to_string(),
+        tipo: "vacancy".into(),
+        pubblico: p.fine(),
+        contatto: contatto.fine(),
+        intermediato,
+        professioni: pieno(Some(&pr.idprofessione))
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_default(),
+        comune,
+        provincia,
+        regione,
+        testo,
+    }
+}
+
+/// Query of the read API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filtro {
+    /// Prefix of the ISTAT code, by whole segments ("2.1.1" matches "2.1.1.4.1").
+    pub professione: Option<String>,
+    /// Belfiore code.
+    pub comune: Option<String>,
+    /// Sigla, case-insensitive.
+    pub provincia: Option<String>,
+    /// ISTAT code "08" or name "Emilia-Romagna", case-insensitive.
+    pub regione: Option<String>,
+    /// On the date of last update (inclusive).
+    pub dal: Option<NaiveDate>,
+    pub al: Option<NaiveDate>,
+    /// Every word must appear in `testo`, case-insensitive.
+    pub q: Option<String>,
+    /// 1-based; 0 (as in `Filtro::default()`) means 1.
+    pub pagina: usize,
+    /// At most 100; 0 (as in `Filtro::default()`) means 20.
+    pub per_pagina: usize,
+}
+
+const PARAMETRI: &str = "professione, comune, provincia, regione, dal, al, q, pagina, per_pagina";
+const PER_PAGINA: usize = 20;
+const PER_PAGINA_MAX: usize = 100;
+
+/// Decodes one component of a query string: `+` is a space, `%XX` a byte, the result UTF-8.
+fn decodifica(s: &str, nome: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                // Explicit hex digits: from_str_radix would also take a sign ("%+1").
+                let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
+                let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) else {
+                    return Err(format!(
+                        "parametro `{nome}`: codifica percentuale non valida / \
+                         parameter `{nome}`: invalid percent-encoding"
+                    ));
+                };
+                out.push((h * 16 + l) as u8);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map_err(|_| {
+        format!("parametro `{nome}`: UTF-8 non valido / parameter `{nome}`: invalid UTF-8")
+    })
+}
+
+/// A region name reduced to letters and digits, so that "Emilia Romagna", "emilia-romagna"
+/// and "Valle d'Aosta" match the ISTAT spelling.
+fn norma_regione(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn numero(nome: &str, v: &str, min: usize, max: usize) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ if max == usize::MAX => Err(format!(
+            "parametro `{nome}`: atteso un intero da {min} in su, non `{v}` / \
+             parameter `{nome}`: expected an integer of at least {min}, not `{v}`"
+        )),
+        _ => Err(format!(
+            "parametro `{nome}`: atteso un intero da {min} a {max}, non `{v}` / \
+             parameter `{nome}`: expected an integer from {min} to {max}, not `{v}`"
+        )),
+    }
+}
+
+impl Filtro {
+    /// From a URL query string (`professione=2.1&regione=08&q=java&pagina=2`), percent- and
+    /// plus-decoded. An empty value counts as absent (as an empty form field). Unknown or
+    /// repeated parameters, bad values, pagina 0, per_pagina 0 or > 100 are errors naming the
+    /// parameter, in Italian and English.
+    pub fn da_query(query: Option<&str>) -> Result<Filtro, String> {
+        let mut f = Filtro {
+            pagina: 1,
+            per_pagina: PER_PAGINA,
+            ..Filtro::default()
+        };
+        let mut visti: Vec<String> = Vec::new();
+        let query = query.unwrap_or("");
+        let query = query.strip_prefix('?').unwrap_or(query);
+        for coppia in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = coppia.split_once('=').unwrap_or((coppia, ""));
+            let k = decodifica(k, k)?;
+            let v = decodifica(v, &k)?;
+            let v = v.trim();
+            if !PARAMETRI.split(", ").any(|p| p == k) {
+                return Err(format!(
+                    "parametro sconosciuto `{k}` (ammessi: {PARAMETRI}) / \
+                     unknown parameter `{k}` (allowed: {PARAMETRI})"
+                ));
+            }
+            if visti.contains(&k) {
+                return Err(format!(
+                    "parametro `{k}` ripetuto / parameter `{k}` given more than once"
+                ));
+            }
+            visti.push(k.clone());
+            if v.is_empty() {
+                continue;
+            }
+            let data = |v: &str| {
+                NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
+                    format!(
+                        "parametro `{k}`: data non valida `{v}` (atteso AAAA-MM-GG) / \
+                         parameter `{k}`: invalid date `{v}` (expected YYYY-MM-DD)"
+                    )
+                })
+            };
+            match k.as_str() {
+                "professione" => {
+                    let p = v.trim_end_matches('.');
+                    if p.is_empty()
+                        || !p
+                            .split('.')
+                            .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    {
+                        return Err(format!(
+                            "parametro `professione`: atteso un codice ISTAT come `2.1.1`, \
+                             non `{v}` / parameter `professione`: expected an ISTAT code \
+                             such as `2.1.1`, not `{v}`"
+                        ));
+                    }
+                    f.professione = Some(p.to_string());
+                }
+                "comune" => {
+                    let b = v.as_bytes();
+                    if b.len() != 4
+                        || !b[0].is_ascii_alphabetic()
+                        || !b[1..].iter().all(u8::is_ascii_digit)
+                    {
+                        return Err(format!(
+                            "parametro `comune`: atteso un codice Belfiore come `A944`, non \
+                             `{v}` / parameter `comune`: expected a Belfiore code such as \
+                             `A944`, not `{v}`"
+                        ));
+                    }
+                    f.comune = Some(v.to_ascii_uppercase());
+                }
+                "provincia" => {
+                    if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
+                        return Err(format!(
+                            "parametro `provincia`: attesa una sigla come `BO`, non `{v}` / \
+                             parameter `provincia`: expected a sigla such as `BO`, not `{v}`"
+                        ));
+                    }
+                    f.provincia = Some(v.to_ascii_uppercase());
+                }
+                "regione" => {
+                    if v.bytes().all(|b| b.is_ascii_digit()) {
+                        let n = numero("regione", v, 1, 20)?;
+                        f.regione = Some(format!("{n:02}"));
+                    } else {
+                        f.regione = Some(v.to_string());
+                    }
+                }
+                "dal" => f.dal = Some(data(v)?),
+                "al" => f.al = Some(data(v)?),
+                "q" => f.q = Some(v.to_string()),
+                "pagina" => f.pagina = numero("pagina", v, 1, usize::MAX)?,
+                "per_pagina" => f.per_pagina = numero("per_pagina", v, 1, PER_PAGINA_MAX)?,
+                _ => unreachable!("checked against PARAMETRI"),
+            }
+        }
+        if let (Some(dal), Some(al)) = (f.dal, f.al) {
+            if dal > al {
+                return Err(format!(
+                    "parametri `dal` e `al`: {dal} è dopo {al} / \
+                     parameters `dal` and `al`: {dal} is after {al}"
+                ));
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether a modulo, last updated on `aggiornata`, answers the query (paging aside).
+    pub fn ammette(&self, s: &Scheda, aggiornata: NaiveDate) -> bool {
+        if let Some(p) = &self.professione {
+            // By whole segments: "2.1" is a prefix of "2.1.1.4.1" but not of "2.10.1".
+            let p = p.trim_end_matches('.');
+            let ok = s
+                .professioni
+                .iter()
+                .any(|c| c == p || c.strip_prefix(p).is_some_and(|r| r.starts_with('.')));
+            if !ok {
+                return false;
+            }
+        }
+        if let Some(c) = &self.comune {
+            if !s
+                .comune
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(c))
+            {
+                return false;
+            }
+        }
+        if let Some(p) = &self.provincia {
+            if !s
+                .provincia
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(p))
+            {
+                return false;
+            }
+        }
+        if let Some(r) = &self.regione {
+            let ok = if r.bytes().all(|b| b.is_ascii_digit()) {
+                s.regione.as_deref() == Some(r.as_str())
+            } else {
+                // By name: the region of the scheda's comune; bilingual names ("Valle
+                // d'Aosta/Vallée d'Aoste") match by either part or whole.
+                let r = norma_regione(r);
+                s.comune
+                    .as_deref()
+                    .and_then(|c| tabelle().comune(c))
+                    .is_some_and(|c| {
+                        norma_regione(&c.regione) == r
+                            || c.regione.split('/').any(|n| norma_regione(n) == r)
+                    })
+            };
+            if !ok {
+                return false;
+            }
+        }
+        if self.dal.is_some_and(|d| aggiornata < d) || self.al.is_some_and(|d| aggiornata > d) {
+            return false;
+        }
+        if let Some(q) = &self.q {
+            let q = q.to_lowercase();
+            if !q.split_whitespace().all(|w| s.testo.contains(w)) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// One stored modulo as the API sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Voce<'a> {
+    pub scheda: &'a Scheda,
+    /// RFC 3339 times of first receipt and last update; the expiry date yyyy-MM-dd.
+    pub inserita: &'a str,
+    pub aggiornata: &'a str,
+    pub scadenza: Option<&'a str>,
+}
+
+/// An RFC 3339 time.
+fn istante(s: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(s.trim()).ok()
+}
+
+/// The day of a time as written (local to its offset), or of a bare date.
+fn giorno(s: &str) -> Option<NaiveDate> {
+    istante(s).map(|t| t.date_naive()).or_else(|| {
+        s.trim()
+            .get(..10)
+            .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    })
+}
+
+/// The JSON answer: {"totale": N (matches before paging), "pagina": p, "per_pagina": k,
+/// "risultati": [ {"codice", "tipo", "inserita", "aggiornata", "scadenza", ...the fields of
+/// `pubblico`..., "contatto": {...} only when `registrato`} ]}, newest `aggiornata` first.
+pub fn risposta<'a>(voci: impl Iterator<Item = Voce<'a>>, f: &Filtro, registrato: bool) -> Value {
+    let mut scelte: Vec<(Option<DateTime<FixedOffset>>, Voce<'a>)> = voci
+        .filter(|v| match giorno(v.aggiornata) {
+            Some(d) => f.ammette(v.scheda, d),
+            // Without a readable date a date filter cannot admit it; other filters still can.
+            None => f.dal.is_none() && f.al.is_none() && f.ammette(v.scheda, NaiveDate::MIN),
+        })
+        .map(|v| (istante(v.aggiornata), v))
+        .collect();
+    // Newest first by instant (offsets compared properly); ties by code, for stable pages.
+    scelte.sort_by(|(ta, a), (tb, b)| {
+        tb.cmp(ta)
+            .then_with(|| b.aggiornata.cmp(a.aggiornata))
+            .then_with(|| a.scheda.codice.cmp(&b.scheda.codice))
+    });
+    let pagina = f.pagina.max(1);
+    let per_pagina = match f.per_pagina {
+        0 => PER_PAGINA,
+        n => n.min(PER_PAGINA_MAX),
+    };
+    let totale = scelte.len();
+    let risultati: Vec<Value> = scelte
+        .into_iter()
+        .skip((pagina - 1).saturating_mul(per_pagina))
+        .take(per_pagina)
+        .map(|(_, v)| voce_json(&v, registrato))
+        .collect();
+    serde_json::json!({
+        "totale": totale,
+        "pagina": pagina,
+        "per_pagina": per_pagina,
+        "risultati": risultati,
+    })
+}
+
+fn voce_json(v: &Voce<'_>, registrato: bool) -> Value {
+    let mut o = Map::new();
+    o.insert("codice".into(), v.scheda.codice.clone().into());
+    o.insert("tipo".into(), v.scheda.tipo.clone().into());
+    o.insert("inserita".into(), v.inserita.into());
+    o.insert("aggiornata".into(), v.aggiornata.into());
+    if let Some(s) = pieno(v.scadenza) {
+        o.insert("scadenza".into(), s.into());
+    }
+    if let Value::Object(p) = &v.scheda.pubblico {
+        for (k, x) in p {
+            // The envelope's own fields win over a (never expected) clash.
+            o.entry(k.clone()).or_insert_with(|| x.clone());
+        }
+    }
+    if registrato {
+        if let Value::Object(c) = &v.scheda.contatto {
+            if !c.is_empty() {
+                o.insert("contatto".into(), Value::Object(c.clone()));
+            }
+        }
+    }
+    Value::Object(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::modulo::Modulo;
+
+    const OPENAPI: &str = include_str!("../../docs/openapi.json");
+
+    fn modulo(nome: &str) -> Modulo {
+        let path = format!("{}/examples/moduli/{nome}", env!("CARGO_MANIFEST_DIR"));
+        let bytes = std::fs::read(&path).unwrap();
+        let root = crate::xml::parse_document(&bytes, crate::xml::Limits::default()).unwrap();
+        Modulo::leggi(&root).unwrap()
+    }
+    fn cand(nome: &str) -> Candidatura {
+        match modulo(nome) {
+            Modulo::Candidatura(c) => c,
+            m => panic!("{nome}: {:?}", m.tipo()),
+        }
+    }
+    fn vac(nome: &str) -> Vacancy {
+        match modulo(nome) {
+            Modulo::Vacancy(v) => v,
+            m => panic!("{nome}: {:?}", m.tipo()),
+        }
+    }
+    const CANDIDATURE: [&str; 2] = ["candidatura-2.0.xml", "candidatura-rev038.xml"];
+    const VACANCIES: [&str; 2] = ["vacancy-2.0.xml", "vacancy-rev038.xml"];
+
+    /// The answer for one scheda, as a string.
+    fn una(s: &Scheda, registrato: bool) -> String {
+        let v = Voce {
+            scheda: s,
+            inserita: "2026-11-20T10:00:00+01:00",
+            aggiornata: "2026-11-21T10:00:00+01:00",
+            scadenza: Some("2027-01-04"),
+        };
+        risposta([v].into_iter(), &Filtro::default(), registrato).to_string()
+    }
+    fn chiavi(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(o) => {
+                for (k, x) in o {
+                    out.insert(k.clone());
+                    chiavi(x, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| chiavi(x, out)),
+            _ => {}
+        }
+    }
+    fn assenti(testo: &str, valori: &[Option<&str>], dove: &str) {
+        let basso = testo.to_lowercase();
+        for v in valori.iter().flatten() {
+            let v = v.trim();
+            assert!(
+                v.len() >= 4,
+                "{dove}: test value too short to search: {v:?}"
+            );
+            assert!(
+                !basso.contains(&v.to_lowercase()),
+                "{dove}: {v:?} published in {testo}"
+            );
+        }
+    }
+    fn personali_candidatura(c: &Candidatura) -> Vec<Option<&str>> {
+        let a = &c.lavoratore.dati_anagrafici;
+        let r = &c.lavoratore.recapiti;
+        let mut v = vec![
+            Some(a.codicefiscale.as_str()),
+            Some(a.cognome.as_str()),
+            Some(a.nome.as_str()),
+            Some(a.datanascita.as_str()),
+            Some(r.email.as_str()),
+            r.indirizzo.as_deref(),
+            r.telefono.as_deref(),
+            r.cellulare.as_deref(),
+            r.fax.as_deref(),
+            c.lavoratore.domicilio.cap.as_deref(),
+            c.dati_sistema.email.as_deref(),
+        ];
+        for e in &c.dati_curriculari.esperienze_lavorative {
+            v.extend([e.nomedatore.as_deref(), e.indirizzodatore.as_deref()]);
+        }
+        v
+    }
+    fn personali_vacancy(x: &Vacancy) -> Vec<Option<&str>> {
+        let a = &x.datore_lavoro.dati_anagrafici;
+        let k = &x.datore_lavoro.dati_contatto;
+        vec![
+            a.codicefiscale.as_deref(),
+            Some(a.denominazione.as_str()),
+            a.web.as_deref(),
+            k.indirizzo.as_deref(),
+            k.cap.as_deref(),
+            k.telefono.as_deref(),
+            k.fax.as_deref(),
+            Some(k.email.as_str()),
+            x.dati_sistema.email.as_deref(),
+        ]
+    }
+    /// Keys that must never reach an anonymous reader.
+    const CHIAVI_PERSONALI: [&str; 15] = [
+        "contatto",
+        "percettore",
+        "codice_fiscale",
+        "cognome",
+        "nome",
+        "sesso",
+        "data_nascita",
+        "luogo_nascita",
+        "cittadinanza",
+        "indirizzo",
+        "cap",
+        "telefono",
+        "email",
+        "denominazione",
+        "nomedatore",
+    ];
+
+    #[test]
+    fn anonima_per_chi_non_e_registrato() {
+        for nome in CANDIDATURE {
+            let c = cand(nome);
+            let s = candidatura(&c);
+            assert!(!s.intermediato, "{nome}");
+            let anon = una(&s, false);
+            assenti(&anon, &personali_candidatura(&c), nome);
+            let mut k = BTreeSet::new();
+            chiavi(&serde_json::from_str(&anon).unwrap(), &mut k);
+            for p in CHIAVI_PERSONALI.into_iter().chain(["liste_speciali"]) {
+                assert!(!k.contains(p), "{nome}: key {p} in {anon}");
+            }
+            // What is published is there: the profession and the domicile's comune.
+            let d = &c.dati_curriculari.professione_desiderata_disponibilita[0];
+            assert!(anon.contains(&d.descrprofessione), "{anon}");
+            assert!(anon.contains(&format!(
+                "\"comune\":\"{}\"",
+                c.lavoratore.domicilio.idcomune
+            )));
+
+            let reg = una(&s, true);
+            let r: Value = serde_json::from_str(&reg).unwrap();
+            let ct = &r["risultati"][0]["contatto"];
+            assert_eq!(ct["tramite"], "diretto");
+            assert_eq!(ct["email"], c.lavoratore.recapiti.email.as_str());
+            assert_eq!(
+                ct["codice_fiscale"],
+                c.lavoratore.dati_anagrafici.codicefiscale.as_str()
+            );
+            assert_eq!(ct["cognome"], c.lavoratore.dati_anagrafici.cognome.as_str());
+            // Registration reveals contacts, never the employers of the work history.
+            let datori: Vec<Option<&str>> = c
+                .dati_curriculari
+                .esperienze_lavorative
+                .iter()
+                .flat_map(|e| [e.nomedatore.as_deref(), e.indirizzodatore.as_deref()])
+                .collect();
+            assert!(
+                datori.iter().flatten().count() > 0,
+                "{nome}: no employer to test"
+            );
+            assenti(&reg, &datori, nome);
+            assert!(!reg.to_lowercase().contains("percettore"), "{reg}");
+        }
+        for nome in VACANCIES {
+            let x = vac(nome);
+            let s = vacancy(&x);
+            assert!(!s.intermediato, "{nome}");
+            let anon = una(&s, false);
+            assenti(&anon, &personali_vacancy(&x), nome);
+            let mut k = BTreeSet::new();
+            chiavi(&serde_json::from_str(&anon).unwrap(), &mut k);
+            for p in CHIAVI_PERSONALI.into_iter().chain(["ampiezza", "web"]) {
+                assert!(!k.contains(p), "{nome}: key {p} in {anon}");
+            }
+            assert!(anon.contains(&x.richiesta.profilo_richiesto.descrizionericerca));
+            assert!(anon.contains(x.datore_lavoro.dati_anagrafici.settore.as_str()));
+
+            let reg = una(&s, true);
+            let r: Value = serde_json::from_str(&reg).unwrap();
+            let ct = &r["risultati"][0]["contatto"];
+            assert_eq!(ct["tramite"], "diretto");
+            assert_eq!(ct["email"], x.datore_lavoro.dati_contatto.email.as_str());
+            assert_eq!(
+                ct["denominazione"],
+                x.datore_lavoro.dati_anagrafici.denominazione.as_str()
+            );
+            assert_eq!(
+                ct["codice_fiscale"].as_str(),
+                x.datore_lavoro.dati_anagrafici.codicefiscale.as_deref()
+            );
+        }
+    }
+
+    #[test]
+    fn percettore_mai_pubblicato() {
+        let mut c = cand("candidatura-2.0.xml");
+        c.dati_sistema.percettore = Some("SI".into());
+        c.dati_curriculari.altre_info = Some(crate::modulo::model::candidatura::AltreInfo {
+            listespeciali: Some("LISTA-SPECIALE-42".into()),
+        });
+        let s = candidatura(&c);
+        for registrato in [false, true] {
+            let out = una(&s, registrato);
+            assert!(!out.to_lowercase().contains("percettore"), "{out}");
+            assert!(!out.contains("LISTA-SPECIALE-42"), "{out}");
+        }
+        assert!(!s.testo.contains("lista-speciale"));
+    }
+
+    fn intermedia_candidatura(c: &mut Candidatura) {
+        let ds = &mut c.dati_sistema;
+        ds.idintermediario = Some("AG0042".into());
+        ds.codicefiscaleintermediario = Some("01234567890".into());
+        ds.denominazioneintermediario = Some("Agenzia Esempio Lavoro Spa".into());
+        ds.indirizzo = Some("Piazza Maggiore 1".into());
+        ds.idcomune = Some("A944".into());
+        ds.cap = Some("40124".into());
+        ds.telefono = Some("0510000001".into());
+        ds.email = Some("selezione@agenzia-esempio.example".into());
+    }
+    fn intermedia_vacancy(v: &mut Vacancy) {
+        let ds = &mut v.dati_sistema;
+        ds.intermediario = Some("AG0042".into());
+        ds.codicefiscaleintermediario = Some("01234567890".into());
+        ds.denominazioneintermediario = Some("Agenzia Esempio Lavoro Spa".into());
+        ds.indirizzo = Some("Piazza Maggiore 1".into());
+        ds.idcomune = Some("A944".into());
+        ds.telefono = Some("0510000001".into());
+        ds.fax = Some("0510000002".into());
+        ds.email = Some("selezione@agenzia-esempio.example".into());
+    }
+
+    #[test]
+    fn intermediata_solo_tramite_intermediario() {
+        let mut c = cand("candidatura-rev038.xml");
+        intermedia_candidatura(&mut c);
+        let s = candidatura(&c);
+        assert!(s.intermediato);
+        let reg = una(&s, true);
+        let r: Value = serde_json::from_str(&reg).unwrap();
+        let ct = &r["risultati"][0]["contatto"];
+        assert_eq!(ct["tramite"], "intermediario");
+        assert_eq!(ct["email"], "selezione@agenzia-esempio.example");
+        assert_eq!(ct["denominazione"], "Agenzia Esempio Lavoro Spa");
+        assert_eq!(ct["codice_intermediario"], "AG0042");
+        assert_eq!(ct["comune_nome"], "Bologna");
+        // The worker's own data stay hidden even from registered users (the intermediary's
+        // DatiSistema email is no longer a worker's datum here, so it is not in the list).
+        let mut personali = personali_candidatura(&c);
+        personali.retain(|v| *v != c.dati_sistema.email.as_deref());
+        assenti(&reg, &personali, "candidatura intermediata");
+        assert!(!reg.contains("tommaso.marinelli@example.it"));
+        assert!(!reg.contains("3391122334"));
+        // Anonymous readers do not even learn the intermediary.
+        let anon = una(&s, false);
+        assenti(
+            &anon,
+            &[
+                Some("selezione@agenzia-esempio.example"),
+                Some("Agenzia Esempio"),
+            ],
+            "anonima",
+        );
+
+        let mut v = vac("vacancy-2.0.xml");
+        intermedia_vacancy(&mut v);
+        let s = vacancy(&v);
+        assert!(s.intermediato);
+        let reg = una(&s, true);
+        let r: Value = serde_json::from_str(&reg).unwrap();
+        let ct = &r["risultati"][0]["contatto"];
+        assert_eq!(ct["tramite"], "intermediario");
+        assert_eq!(ct["email"], "selezione@agenzia-esempio.example");
+        assert_eq!(ct["fax"], "0510000002");
+        assert_eq!(ct["codice_offerta_intermediario"], "ZAN-2026-0007");
+        let mut personali = personali_vacancy(&v);
+        personali.retain(|x| *x != v.dati_sistema.email.as_deref());
+        assenti(&reg, &personali, "vacancy intermediata");
+        assert!(!reg.contains("personale@officine-zanardi.example"));
+        assert!(!reg.contains("OFFICINE ZANARDI"));
+    }
+
+    /// The four examples, each with its own update time.
+    fn archivio() -> Vec<(Scheda, &'static str)> {
+        vec![
+            // Bologna (BO, 08), 3.3.1.2.1 Contabile.
+            (
+                candidatura(&cand("candidatura-2.0.xml")),
+                "2026-11-20T09:00:00+01:00",
+            ),
+            // Como (CO, 03), 6.5.1.1.1.0 Panettiere.
+            (
+                candidatura(&cand("candidatura-rev038.xml")),
+                "2026-11-26T23:45:00Z",
+            ),
+            // Brescia (BS, 03), 6.2.3.1.1 Tornitore.
+            (
+                vacancy(&vac("vacancy-2.0.xml")),
+                "2026-11-18T12:00:00+01:00",
+            ),
+            // Firenze (FI, 09), 6.5.1.1.1.0 Panettiere; 23:30Z on the 26th, before Como's.
+            (
+                vacancy(&vac("vacancy-rev038.xml")),
+                "2026-11-27T00:30:00+01:00",
+            ),
+        ]
+    }
+    fn codici(a: &[(Scheda, &'static str)], query: &str) -> (u64, Vec<String>) {
+        let f = Filtro::da_query(Some(query)).unwrap();
+        let voci = a.iter().map(|(s, t)| Voce {
+            scheda: s,
+            inserita: t,
+            aggiornata: t,
+            scadenza: None,
+        });
+        let r = risposta(voci, &f, false);
+        let n = r["risultati"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["codice"].as_str().unwrap().to_string())
+            .collect();
+        (r["totale"].as_u64().unwrap(), n)
+    }
+    const BO: &str = "SILBO26200000000000000042";
+    const CO: &str = "SILCO26200000000000000318";
+    const BS: &str = "SILBS26100000000000000205";
+    const FI: &str = "2026112510000000000004711";
+
+    #[test]
+    fn filtri() {
+        let a = archivio();
+        let c = |q| codici(&a, q).1;
+        // Newest first, comparing instants across offsets.
+        assert_eq!(c(""), [CO, FI, BO, BS]);
+        assert_eq!(c("professione=6.5"), [CO, FI]);
+        assert_eq!(c("professione=6.5.1.1.1.0"), [CO, FI]);
+        assert_eq!(c("professione=6.2.3.1.1."), [BS]);
+        assert_eq!(c("professione=3.3"), [BO]);
+        assert!(c("professione=6.5.1.1.1.00").is_empty());
+        assert!(c("professione=6.5.11").is_empty());
+        assert_eq!(c("regione=03"), [CO, BS]);
+        assert_eq!(c("regione=3"), [CO, BS]);
+        assert_eq!(c("regione=lombardia"), [CO, BS]);
+        assert_eq!(c("regione=Emilia-Romagna"), [BO]);
+        assert_eq!(c("regione=EMILIA+ROMAGNA"), [BO]);
+        assert_eq!(c("regione=toscana&professione=6.5"), [FI]);
+        assert_eq!(c("provincia=bs"), [BS]);
+        assert_eq!(c("comune=d612"), [FI]);
+        assert_eq!(c("dal=2026-11-20&al=2026-11-26"), [CO, BO]);
+        // The day as written: 00:30+01:00 on the 27th is on the 27th.
+        assert_eq!(c("dal=2026-11-27"), [FI]);
+        assert_eq!(c("al=2026-11-18"), [BS]);
+        assert_eq!(c("q=panettiere"), [CO, FI]);
+        assert_eq!(c("q=Panettiere+LIEVITO"), [FI]);
+        assert_eq!(c("q=tornitori%20fanuc"), [BS]);
+        assert_eq!(c("q=bologna"), [BO]);
+        assert!(c("q=panettiere+fanuc").is_empty());
+        // Personal data are not searchable.
+        assert!(c("q=bianchi").is_empty());
+        assert!(c("q=zanardi").is_empty());
+
+        // Segments, not characters: 2.1.1 is not a prefix of 2.1.10.
+        let mut s = a[0].0.clone();
+        s.professioni = vec!["2.1.10.1".into()];
+        let d = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+        let f = |q| Filtro::da_query(Some(q)).unwrap();
+        assert!(!f("professione=2.1.1").ammette(&s, d));
+        assert!(f("professione=2.1").ammette(&s, d));
+        assert!(f("professione=2.1.10").ammette(&s, d));
+    }
+
+    #[test]
+    fn paginazione() {
+        let a = archivio();
+        assert_eq!(
+            codici(&a, "per_pagina=1&pagina=2"),
+            (4, vec![FI.to_string()])
+        );
+        assert_eq!(
+            codici(&a, "per_pagina=3&pagina=2"),
+            (4, vec![BS.to_string()])
+        );
+        assert_eq!(codici(&a, "per_pagina=3&pagina=3"), (4, vec![]));
+        assert_eq!(
+            codici(&a, "regione=03&per_pagina=1"),
+            (2, vec![CO.to_string()])
+        );
+        let voci = a.iter().map(|(s, t)| Voce {
+            scheda: s,
+            inserita: t,
+            aggiornata: t,
+            scadenza: None,
+        });
+        // Filtro::default() pages like the query defaults.
+        let r = risposta(voci, &Filtro::default(), false);
+        assert_eq!(
+            (r["pagina"].as_u64(), r["per_pagina"].as_u64()),
+            (Some(1), Some(20))
+        );
+        assert_eq!(r["risultati"].as_array().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn query() {
+        let f = Filtro::da_query(None).unwrap();
+        assert_eq!((f.pagina, f.per_pagina), (1, 20));
+        assert_eq!(f, Filtro::da_query(Some("")).unwrap());
+        let f = Filtro::da_query(Some("q=sviluppatore%20java")).unwrap();
+        assert_eq!(f.q.as_deref(), Some("sviluppatore java"));
+        let f = Filtro::da_query(Some("?q=a+b&regione=Emilia%2DRomagna&per_pagina=100")).unwrap();
+        assert_eq!(f.q.as_deref(), Some("a b"));
+        assert_eq!(f.regione.as_deref(), Some("Emilia-Romagna"));
+        assert_eq!(f.per_pagina, 100);
+        let f =
+            Filtro::da_query(Some("q=caff%C3%A8&dal=2026-11-01&al=2026-11-30&pagina=3")).unwrap();
+        assert_eq!(f.q.as_deref(), Some("caffè"));
+        assert_eq!(f.dal, NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert_eq!(f.al, NaiveDate::from_ymd_opt(2026, 11, 30));
+        assert_eq!(f.pagina, 3);
+        // An empty field is an absent one.
+        assert_eq!(Filtro::da_query(Some("q=&comune=")).unwrap().q, None);
+
+        let errore = |q: &str, parola: &str| {
+            let e = Filtro::da_query(Some(q)).unwrap_err();
+            assert!(e.contains(parola), "{q}: {e}");
+        };
+        errore("foo=1", "`foo`");
+        errore("foo=1", "unknown parameter");
+        errore("dal=2026-13-01", "`dal`");
+        errore("dal=2026-13-01", "2026-13-01");
+        errore("al=ieri", "`al`");
+        errore("dal=2026-12-01&al=2026-11-01", "`dal`");
+        errore("per_pagina=0", "`per_pagina`");
+        errore("per_pagina=101", "`per_pagina`");
+        errore("per_pagina=dieci", "`per_pagina`");
+        errore("pagina=0", "`pagina`");
+        errore("regione=21", "`regione`");
+        errore("professione=sviluppatore", "`professione`");
+        errore("comune=Bologna", "`comune`");
+        errore("provincia=BOL", "`provincia`");
+        errore("q=%zz", "`q`");
+        errore("q=%+1", "`q`");
+        errore("q=%FF", "`q`");
+        errore("q=a&q=b", "`q`");
+    }
+
+    // ---- docs/openapi.json against what the code emits ----
+
+    fn risolvi<'a>(doc: &'a Value, s: &'a Value) -> (&'a Value, Option<&'a str>) {
+        match s.get("$ref").and_then(Value::as_str) {
+            Some(r) => {
+                let nome = r.strip_prefix("#/components/schemas/").unwrap();
+                let t = &doc["components"]["schemas"][nome];
+                assert!(t.is_object(), "dangling {r}");
+                (t, Some(nome))
+            }
+            None => (s, None),
+        }
+    }
+
+    /// Checks a value against a schema; records the property paths it used, each path rooted
+    /// at the named schema it is in ("Contatto.email"), so shared schemas add up across kinds.
+    fn verifica(doc: &Value, schema: &Value, v: &Value, path: &str, visti: &mut BTreeSet<String>) {
+        let (s, nome) = risolvi(doc, schema);
+        let path = nome.map_or_else(|| path.to_string(), str::to_string);
+        let tipo = s["type"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{path}: no type"));
+        match v {
+            Value::Object(o) => {
+                assert_eq!(tipo, "object", "{path}");
+                assert_eq!(s["additionalProperties"], false, "{path}");
+                let props = s["properties"].as_object().unwrap();
+                for (k, x) in o {
+                    let p = format!("{path}.{k}");
+                    let ps = props
+                        .get(k)
+                        .unwrap_or_else(|| panic!("{p} emitted but not in docs/openapi.json"));
+                    visti.insert(p.clone());
+                    verifica(doc, ps, x, &p, visti);
+                }
+                for r in s["required"].as_array().into_iter().flatten() {
+                    assert!(o.contains_key(r.as_str().unwrap()), "{path}: missing {r}");
+                }
+            }
+            Value::Array(a) => {
+                assert_eq!(tipo, "array", "{path}");
+                for x in a {
+                    verifica(doc, &s["items"], x, &format!("{path}[]"), visti);
+                }
+            }
+            Value::String(x) => {
+                assert_eq!(tipo, "string", "{path}");
+                if let Some(e) = s["enum"].as_array() {
+                    assert!(e.contains(v), "{path}: {x} not in enum");
+                }
+            }
+            Value::Bool(_) => assert_eq!(tipo, "boolean", "{path}"),
+            Value::Number(_) => assert_eq!(tipo, "integer", "{path}"),
+            Value::Null => panic!("{path}: null emitted"),
+        }
+    }
+
+    /// Every property path declared under a schema, named as `verifica` names them.
+    fn dichiarati(doc: &Value, schema: &Value, path: &str, out: &mut BTreeSet<String>) {
+        let (s, nome) = risolvi(doc, schema);
+        let path = nome.map_or_else(|| path.to_string(), str::to_string);
+        if let Some(props) = s["properties"].as_object() {
+            for (k, ps) in props {
+                let p = format!("{path}.{k}");
+                if out.insert(p.clone()) {
+                    dichiarati(doc, ps, &p, out);
+                }
+            }
+        }
+        if s.get("items").is_some() {
+            dichiarati(doc, &s["items"], &format!("{path}[]"), out);
+        }
+    }
+
+    /// Fills every absent or empty leaf with "SI" (which is also what SI/NO fields need), so
+    /// that every published field shows up.
+    fn riempi(v: &mut Value) {
+        match v {
+            Value::Null => *v = Value::String("SI".into()),
+            Value::String(s) if s.is_empty() => *s = "SI".into(),
+            Value::Array(a) if a.is_empty() => a.push(Value::String("SI".into())),
+            Value::Array(a) => a.iter_mut().for_each(riempi),
+            Value::Object(o) => o.values_mut().for_each(riempi),
+            _ => {}
+        }
+    }
+    fn piena<T: Serialize + serde::de::DeserializeOwned>(x: &T) -> T {
+        let mut v = serde_json::to_value(x).unwrap();
+        riempi(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    /// Every kind of item the code emits: the examples, and each kind filled to the brim,
+    /// direct and intermediated.
+    fn tutte_le_schede() -> Vec<Scheda> {
+        use crate::modulo::model::candidatura::{AltreInfo, ConoscenzeInformatiche};
+        let mut out = Vec::new();
+        for nome in CANDIDATURE {
+            let mut c = cand(nome);
+            out.push(candidatura(&c));
+            c.dati_curriculari.conoscenze_informatiche = Some(ConoscenzeInformatiche::default());
+            c.dati_curriculari.altre_info = Some(AltreInfo::default());
+            let dc = &mut c.dati_curriculari;
+            dc.abilitazioni_patenti.get_or_insert_with(Default::default);
+            // One of each repeated group, so that the fill reaches their fields.
+            if dc.formazione.is_empty() {
+                dc.formazione.push(Default::default());
+            }
+            if dc.lingue.is_empty() {
+                dc.lingue.push(Default::default());
+            }
+            let mut c = piena(&c);
+            c.dati_sistema.idcomune = Some("A944".into());
+            out.push(candidatura(&c));
+            c.dati_sistema.idintermediario = None;
+            c.dati_sistema.codicefiscaleintermediario = None;
+            c.dati_sistema.denominazioneintermediario = None;
+            let s = candidatura(&c);
+            assert!(!s.intermediato);
+            out.push(s);
+        }
+        for nome in VACANCIES {
+            let mut v = vac(nome);
+            out.push(vacancy(&v));
+            let isf = &mut v.richiesta.istruzione_formazione;
+            if isf.lingua.is_empty() {
+                isf.lingua.push(Default::default());
+            }
+            let mut v = piena(&v);
+            v.dati_sistema.idcomune = Some("A944".into());
+            out.push(vacancy(&v));
+            v.dati_sistema.intermediario = None;
+            v.dati_sistema.codicefiscaleintermediario = None;
+            v.dati_sistema.denominazioneintermediario = None;
+            let s = vacancy(&v);
+            assert!(!s.intermediato);
+            out.push(s);
+        }
+        out
+    }
+
+    #[test]
+    fn openapi_allineato_al_codice() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("docs/openapi.json is not JSON");
+        assert_eq!(doc["openapi"], "3.0.3");
+        for p in ["/api/candidature", "/api/vacancies"] {
+            let op = &doc["paths"][p]["get"];
+            assert!(op["responses"]["400"].is_object(), "{p}: no 400");
+            let nomi: BTreeSet<String> = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| {
+                    x["$ref"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            let attesi: BTreeSet<String> = PARAMETRI.split(", ").map(String::from).collect();
+            assert_eq!(nomi, attesi, "{p}: parameters");
+            for n in &nomi {
+                assert_eq!(doc["components"]["parameters"][n]["name"], n.as_str());
+            }
+        }
+
+        let schede = tutte_le_schede();
+        let mut visti = BTreeSet::new();
+        for s in &schede {
+            let r = risposta(
+                [Voce {
+                    scheda: s,
+                    inserita: "2026-11-20T10:00:00+01:00",
+                    aggiornata: "2026-11-21T10:00:00+01:00",
+                    scadenza: Some("2027-01-04"),
+                }]
+                .into_iter(),
+                &Filtro::default(),
+                true,
+            );
+            let pagina = serde_json::json!({"$ref": "#/components/schemas/Pagina"});
+            let mut senza = r.clone();
+            senza["risultati"] = Value::Array(vec![]);
+            verifica(&doc, &pagina, &senza, "", &mut visti);
+            let item = match s.tipo.as_str() {
+                "candidatura" => "Candidatura",
+                _ => "Vacancy",
+            };
+            let schema = serde_json::json!({"$ref": format!("#/components/schemas/{item}")});
+            verifica(&doc, &schema, &r["risultati"][0], item, &mut visti);
+        }
+        // And the other way: nothing documented that the code no longer emits.
+        let mut dich = BTreeSet::new();
+        for n in ["Pagina", "Candidatura", "Vacancy"] {
+            let s = serde_json::json!({"$ref": format!("#/components/schemas/{n}")});
+            dichiarati(&doc, &s, n, &mut dich);
+        }
+        dich.remove("Pagina.risultati");
+        dich.retain(|p| !p.starts_with("Pagina.risultati[]"));
+        visti.insert("Pagina.risultati".into());
+        let mai: Vec<_> = dich.difference(&visti).collect();
+        assert!(mai.is_empty(), "documented but never emitted: {mai:?}");
+    }
+}

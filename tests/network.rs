@@ -1,0 +1,605 @@
+//! A ClicLavoro network on loopback, as separate processes: the NCN, two regional nodes
+//! (EMILIA, LAZIO) and INPS, each a `pdd serve` with mutual TLS and signed buste. The test
+//! plays their local systems (porta delegata) and their users (read API), and checks the rules
+//! of the document: dissemination by ambito, vacancies both ways, percettori routed by
+//! domicile, rettifica and chiusura reaching everyone, contacts through the intermediary,
+//! a regional node down while the NCN forwards, and expiry with a moved clock.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{pdd_bin, KeyPair, PddProcess, Pki, TempDir};
+use pdd::modulo::model::candidatura::{Candidatura, EsperienzeLavorative};
+use pdd::modulo::{ws, Modulo};
+use serde_json::Value;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A plain HTTP/1.1 request on loopback: (status, body).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+fn get_json(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
+    let (s, b) = http(addr, "GET", path, headers, "");
+    (
+        s,
+        serde_json::from_str(&b).unwrap_or_else(|e| panic!("{path}: {e}: {b}")),
+    )
+}
+
+/// One node: its configuration, its process, its addresses.
+struct Nodo {
+    nome: &'static str,
+    config: PathBuf,
+    porta: u16,
+    locale: SocketAddr,
+    kp: KeyPair,
+    proc: Option<PddProcess>,
+}
+
+impl Nodo {
+    fn start(&mut self) {
+        let cfg = self.config.clone();
+        let p = PddProcess::spawn_in(
+            self.config.parent().unwrap(),
+            &["serve".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+        );
+        assert!(p.addr.ends_with(&format!(":{}", self.porta)), "{}", p.addr);
+        self.proc = Some(p);
+    }
+
+    fn stop(&mut self) {
+        if let Some(p) = self.proc.take() {
+            let (status, log) = p.terminate();
+            assert!(status.success(), "{}: {log}", self.nome);
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}/pdd/PA", self.porta)
+    }
+
+    /// The local system posts a modulo to our porta delegata.
+    fn invia(&self, azione: &str, modulo: &str) -> (u16, String) {
+        let op = ws::operazione(azione).unwrap();
+        let servizio = if azione == "InvioPercettore" {
+            "ClicLavoroPercettori"
+        } else {
+            "ClicLavoro"
+        };
+        let msg = pdd::soap::envelope(&[], &ws::richiesta(op, modulo));
+        http(
+            self.locale,
+            "POST",
+            &format!("/pdd/PD/{servizio}/{azione}"),
+            &[("Content-Type", "text/xml; charset=utf-8")],
+            &msg,
+        )
+    }
+
+    fn api(&self, kind: &str, headers: &[(&str, &str)]) -> Value {
+        let (s, v) = get_json(self.locale, &format!("/api/{kind}?per_pagina=100"), headers);
+        assert_eq!(s, 200, "{v}");
+        v
+    }
+
+    fn codici(&self, kind: &str) -> Vec<String> {
+        self.api(kind, &[])["risultati"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["codice"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn outbox(&self) -> Vec<Value> {
+        let (s, v) = get_json(self.locale, "/admin/outbox", &[]);
+        assert_eq!(s, 200);
+        v.as_array().unwrap().clone()
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        pdd_bin()
+            .current_dir(self.config.parent().unwrap())
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+/// Waits (20 s at most) until `f` holds.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn esito_ok(answer: &(u16, String)) -> bool {
+    answer.0 == 200
+        && answer
+            .1
+            .contains("<types:Tipo_Risposta>OK</types:Tipo_Risposta>")
+}
+
+/// A Rev.038 Candidatura from the sample, with its own 25-digit code, ambito and dates of today.
+fn cv(codice: &str, ambito: &str) -> Candidatura {
+    let xml = common::example("moduli/candidatura-rev038.xml");
+    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
+    let Some(Modulo::Candidatura(mut c)) = Modulo::leggi(&root) else {
+        panic!()
+    };
+    let oggi = chrono::Local::now();
+    let d = &mut c.dati_sistema;
+    d.codicecandidatura = codice.into();
+    d.ambitodiffusione = vec![ambito.into()];
+    d.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string();
+    d.datascadenza = Some((oggi.date_naive() + chrono::Days::new(40)).to_string());
+    c
+}
+
+fn scrivi(c: &Candidatura) -> String {
+    Modulo::Candidatura(c.clone()).scrivi()
+}
+
+fn vacancy(codice: &str) -> String {
+    let xml = common::example("moduli/vacancy-rev038.xml");
+    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
+    let Some(Modulo::Vacancy(mut v)) = Modulo::leggi(&root) else {
+        panic!()
+    };
+    v.dati_sistema.codiceofferta = codice.into();
+    let ora = chrono::Local::now();
+    v.richiesta.durata_richiesta.datapubblicazione = ora.format("%Y-%m-%dT%H:%M:%S").to_string();
+    v.richiesta.durata_richiesta.datascadenza =
+        Some((ora.date_naive() + chrono::Days::new(20)).to_string());
+    Modulo::Vacancy(v).scrivi()
+}
+
+fn config(
+    dir: &Path,
+    nome: &str,
+    soggetto: &str,
+    role: &str,
+    me: &Nodo,
+    partners: &[&Nodo],
+    extra: &str,
+) -> String {
+    let mut c = format!(
+        "listen = \"127.0.0.1:{}\"\nlocal_listen = \"{}\"\ndata = \"{}\"\nrole = \"{role}\"\n{extra}\n\
+         [soggetto]\nnome = \"{soggetto}\"\n\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n\n\
+         [wssec]\nverifica = \"required\"\n\n[outbox]\nretry_min_secs = 1\nretry_max_secs = 1\n",
+        me.porta,
+        me.locale,
+        dir.join(format!("{nome}-data")).display(),
+        me.kp.cert.display(),
+        me.kp.key.display(),
+    );
+    for p in partners {
+        let soggetto = match p.nome {
+            "ncn" => "MinisteroLavoro",
+            "inps" => "INPS",
+            n => {
+                if n == "emilia" {
+                    "EMILIA"
+                } else {
+                    "LAZIO"
+                }
+            }
+        };
+        c.push_str(&format!(
+            "\n[[registry.soggetti]]\nnome = \"{soggetto}\"\ncert = \"{}\"\n",
+            p.kp.cert.display()
+        ));
+        if p.nome != "inps" {
+            c.push_str(&format!("url = \"{}\"\n", p.url()));
+        }
+    }
+    c
+}
+
+#[test]
+fn cliclavoro_network_end_to_end() {
+    let dir = TempDir::new("network");
+    let pki = Pki::new();
+    let mut nodi: Vec<Nodo> = [
+        ("ncn", "MinisteroLavoro"),
+        ("emilia", "EMILIA"),
+        ("lazio", "LAZIO"),
+        ("inps", "INPS"),
+    ]
+    .iter()
+    .map(|(n, cn)| Nodo {
+        nome: n,
+        config: dir.0.join(format!("{n}.toml")),
+        porta: free_port(),
+        locale: SocketAddr::from(([127, 0, 0, 1], free_port())),
+        kp: pki.make(n, cn, false, 30, -1),
+        proc: None,
+    })
+    .collect();
+    {
+        let [ncn, emilia, lazio, inps] = &nodi[..] else {
+            panic!()
+        };
+        let files = [
+            (
+                ncn,
+                config(
+                    &dir.0,
+                    "ncn",
+                    "MinisteroLavoro",
+                    "ncn",
+                    ncn,
+                    &[emilia, lazio, inps],
+                    "",
+                ),
+            ),
+            (
+                emilia,
+                config(&dir.0, "emilia", "EMILIA", "nr", emilia, &[ncn], ""),
+            ),
+            (
+                lazio,
+                config(&dir.0, "lazio", "LAZIO", "nr", lazio, &[ncn], ""),
+            ),
+            (
+                inps,
+                config(&dir.0, "inps", "INPS", "none", inps, &[ncn], ""),
+            ),
+        ];
+        for (n, text) in files {
+            std::fs::write(&n.config, text).unwrap();
+        }
+    }
+    // LAZIO's clock is moved for the expiry rules.
+    std::env::set_var("PDD_TEST_CLOCK", "1");
+    for n in nodi.iter_mut() {
+        n.start();
+    }
+    let [ncn, emilia, lazio, inps] = &mut nodi[..] else {
+        panic!()
+    };
+
+    // 1. A national CV from EMILIA reaches LAZIO, anonymised; EMILIA and the NCN publish it too.
+    let c1 = "2026112700000000000000001";
+    let a = emilia.invia("InvioCandidatura", &scrivi(&cv(c1, "02")));
+    assert!(esito_ok(&a), "{a:?}");
+    assert!(a.1.contains("inoltrata a SPC/LAZIO"), "{}", a.1);
+    eventually("LAZIO publishes the national CV", || {
+        lazio.codici("candidature").contains(&c1.to_string())
+    });
+    let pub_lazio = lazio.api("candidature", &[]).to_string();
+    for personale in [
+        "MRNTMS91C14Z133A",
+        "MARINELLI",
+        "TOMMASO",
+        "tommaso.marinelli@example.it",
+        "3391122334",
+        "Borgovico",
+    ] {
+        assert!(
+            !pub_lazio.contains(personale),
+            "{personale} published: {pub_lazio}"
+        );
+    }
+    assert!(!pub_lazio.contains("\"contatto\""));
+    assert!(
+        emilia.codici("candidature").contains(&c1.to_string()),
+        "EMILIA keeps its own CV"
+    );
+    assert!(ncn.codici("candidature").contains(&c1.to_string()));
+
+    // 2. A regional CV stays with EMILIA and the NCN.
+    let c2 = "2026112700000000000000002";
+    let a = emilia.invia("InvioCandidatura", &scrivi(&cv(c2, "01")));
+    assert!(
+        esito_ok(&a) && a.1.contains("ambito regionale: non inoltrata"),
+        "{a:?}"
+    );
+    // 3. A European CV from LAZIO: EMILIA gets it, and the NCN queues a Europass CV for EURES.
+    let c3 = "2026112700000000000000003";
+    let a = lazio.invia("InvioCandidatura", &scrivi(&cv(c3, "03")));
+    assert!(esito_ok(&a) && a.1.contains("EURES"), "{a:?}");
+    eventually("EMILIA publishes the European CV", || {
+        emilia.codici("candidature").contains(&c3.to_string())
+    });
+    eventually("the NCN's outbox is empty", || ncn.outbox().is_empty());
+    assert!(
+        !lazio.codici("candidature").contains(&c2.to_string()),
+        "a regional CV was forwarded"
+    );
+    assert!(ncn.codici("candidature").contains(&c2.to_string()));
+    let export = dir.0.join("eures");
+    let out = ncn.cli(&["eures", "export", export.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files: Vec<_> = std::fs::read_dir(&export)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let europass = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        europass.contains("SkillsPassport") && europass.contains("MARINELLI"),
+        "{europass}"
+    );
+    assert!(files[0].to_string_lossy().contains(c3));
+
+    // 4. A vacancy from LAZIO circulates to EMILIA.
+    let v1 = "2026112710000000000000001";
+    let a = lazio.invia("InvioVacancy", &vacancy(v1));
+    assert!(esito_ok(&a), "{a:?}");
+    eventually("EMILIA publishes LAZIO's vacancy", || {
+        emilia.codici("vacancies").contains(&v1.to_string())
+    });
+
+    // 5. A percettore from INPS: flagged, its qualifica filled from the last employment record,
+    //    routed to the region of the domicile (Roma: LAZIO), not to EMILIA.
+    let csv = dir.0.join("ultimi-rapporti.csv");
+    std::fs::write(
+        &csv,
+        "codice_fiscale,qualifica,data_inizio,data_fine\nRSSMRA80A01H501U,5.1.2.2.0.1,2015-02-01,2026-09-30\nBAD,1,2,3\n",
+    )
+    .unwrap();
+    let out = ncn.cli(&["import", "ultimi-rapporti", csv.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "one line refused");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("2 records read, 1 stored, 1 refused"),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
+    let mut p = cv("2026112700000000000000005", "01");
+    p.lavoratore.dati_anagrafici.codicefiscale = "RSSMRA80A01H501U".into();
+    p.lavoratore.dati_anagrafici.cognome = "ROSSI".into();
+    p.lavoratore.dati_anagrafici.nome = "MARIO".into();
+    p.lavoratore.dati_anagrafici.sesso = "M".into();
+    p.lavoratore.dati_anagrafici.datanascita = "1980-01-01".into();
+    p.lavoratore.dati_anagrafici.idcomune = "H501".into();
+    p.lavoratore.domicilio.idcomune = "H501".into();
+    p.lavoratore.domicilio.cap = Some("00100".into());
+    p.dati_curriculari.esperienze_lavorative = vec![EsperienzeLavorative {
+        descrqualificasvolta: Some("Cuoco".into()),
+        datainizio: Some("2015-02-01".into()),
+        ..Default::default()
+    }];
+    let a = inps.invia("InvioPercettore", &scrivi(&p));
+    assert!(esito_ok(&a), "{a:?}");
+    assert!(
+        a.1.contains("qualifica 5.1.2.2.0.1") && a.1.contains("inoltrata a SPC/LAZIO"),
+        "{}",
+        a.1
+    );
+    let codice_p = "2026112700000000000000005".to_string();
+    eventually("LAZIO gets the percettore", || {
+        lazio.codici("candidature").contains(&codice_p)
+    });
+    let scheda = lazio.api("candidature", &[])["risultati"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["codice"] == codice_p.as_str())
+        .cloned()
+        .unwrap();
+    assert!(scheda.to_string().contains("5.1.2.2.0.1"), "{scheda}");
+    eventually("the NCN's outbox is empty", || ncn.outbox().is_empty());
+    assert!(!emilia.codici("candidature").contains(&codice_p));
+    let (_, recent) = get_json(lazio.locale, "/admin/exchanges?limit=100", &[]);
+    let seq = recent
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["note"].as_str().is_some_and(|n| n.contains(&codice_p)))
+        .unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let (_, ex) = get_json(lazio.locale, &format!("/admin/exchanges/{seq}"), &[]);
+    assert!(
+        ex["request"]
+            .as_str()
+            .unwrap()
+            .contains("percettore&gt;SI&lt;"),
+        "{ex}"
+    );
+
+    // 6. A rettifica and then a chiusura of C1 reach LAZIO and update every node.
+    let mut r = cv("2026112700000000000000011", "02");
+    r.dati_sistema.codicecandidaturaprecedente = Some(c1.into());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&r));
+    assert!(
+        esito_ok(&a) && a.1.contains("segue l'originale: inoltrata a SPC/LAZIO"),
+        "{a:?}"
+    );
+    eventually("LAZIO replaces C1 with its rettifica", || {
+        let l = lazio.codici("candidature");
+        l.contains(&"2026112700000000000000011".to_string()) && !l.contains(&c1.to_string())
+    });
+    let mut ch = cv("2026112700000000000000012", "02");
+    ch.dati_sistema.codicecandidaturaprecedente = Some(c1.into());
+    ch.dati_sistema.tipocandidatura = "02".into();
+    ch.dati_sistema.motivochiusura = Some("03".into());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&ch));
+    assert!(esito_ok(&a), "{a:?}");
+    eventually("the chiusura reaches LAZIO", || {
+        !lazio
+            .codici("candidature")
+            .contains(&"2026112700000000000000011".to_string())
+    });
+    for n in [&*ncn, &*emilia] {
+        let l = n.codici("candidature");
+        assert!(
+            !l.contains(&c1.to_string()) && !l.contains(&"2026112700000000000000011".to_string()),
+            "{}: {l:?}",
+            n.nome
+        );
+    }
+
+    // 7. A contact about an intermediated CV reaches the intermediary, through the NCN.
+    let c4 = "2026112700000000000000004";
+    let mut m = cv(c4, "02");
+    m.dati_sistema.idintermediario = Some("CPI0001".into());
+    m.dati_sistema.codicefiscaleintermediario = Some("80213330584".into());
+    m.dati_sistema.denominazioneintermediario = Some("CENTRO PER L'IMPIEGO DI BOLOGNA".into());
+    m.dati_sistema.email = Some("cpi.bologna@example.it".into());
+    m.dati_sistema.idcomune = Some("A944".into());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&m));
+    assert!(esito_ok(&a), "{a:?}");
+    eventually("LAZIO publishes the intermediated CV", || {
+        lazio.codici("candidature").contains(&c4.to_string())
+    });
+    let mut msg = common::example("moduli/messaggio-rev038.xml");
+    // From an employer on LAZIO's portal, interested in the CV.
+    msg = msg
+        .replace("2026112510000000000004711", c4)
+        .replace("MRNTMS91C14Z133A", "00743110157")
+        .replace("MARINELLI TOMMASO", "AZIENDA LAZIALE SRL")
+        .replace(
+            "tommaso.marinelli@example.it",
+            "selezione@azienda-laziale.example",
+        );
+    let a = lazio.invia("InvioMessaggio", &msg);
+    assert!(esito_ok(&a), "{a:?}");
+    eventually("EMILIA delivers the contact", || {
+        let (_, v) = get_json(emilia.locale, "/admin/contatti", &[]);
+        !v.as_array().unwrap().is_empty()
+    });
+    let (_, contatti) = get_json(emilia.locale, "/admin/contatti", &[]);
+    let k = &contatti[0];
+    assert_eq!(k["riferimento"], c4);
+    assert_eq!(k["per"]["tramite"], "intermediario", "{k}");
+    assert_eq!(k["per"]["email"], "cpi.bologna@example.it");
+    assert_eq!(k["da"]["email"], "selezione@azienda-laziale.example");
+    assert!(
+        !k.to_string().contains("tommaso.marinelli@example.it"),
+        "{k}"
+    );
+
+    // Registered users see contact data: the intermediary's only, for an intermediated CV.
+    let out = lazio.cli(&["users", "add", "operatore1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let bearer = format!("Bearer {token}");
+    let v = lazio.api("candidature", &[("Authorization", &bearer)]);
+    let item = v["risultati"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["codice"] == c4)
+        .unwrap();
+    assert_eq!(item["contatto"]["tramite"], "intermediario", "{item}");
+    assert!(!item.to_string().contains("tommaso.marinelli@example.it"));
+    let (s, _) = get_json(
+        lazio.locale,
+        "/api/candidature",
+        &[("Authorization", "Bearer wrong")],
+    );
+    assert_eq!(s, 401);
+
+    // 8. LAZIO is down while EMILIA publishes a national CV: the NCN keeps the forward and
+    //    delivers it when LAZIO is back.
+    lazio.stop();
+    let c6 = "2026112700000000000000006";
+    let a = emilia.invia("InvioCandidatura", &scrivi(&cv(c6, "02")));
+    assert!(esito_ok(&a), "the NCN accepts while LAZIO is down: {a:?}");
+    eventually("the NCN records a failed attempt", || {
+        ncn.outbox()
+            .iter()
+            .any(|i| i["codice"] == c6 && i["tentativi"].as_u64() > Some(0))
+    });
+    let out = ncn.cli(&["outbox", "list"]);
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains(c6) && listing.contains("SPC/LAZIO") && listing.contains("pending"),
+        "{listing}"
+    );
+    lazio.start();
+    eventually("LAZIO catches up", || {
+        lazio.codici("candidature").contains(&c6.to_string())
+    });
+    eventually("the NCN's outbox is empty", || ncn.outbox().is_empty());
+
+    // 9. Expiry: 46 days later LAZIO deactivates the CVs (and the 30-day vacancy is gone too).
+    let (s, _) = http(
+        lazio.locale,
+        "POST",
+        "/admin/clock",
+        &[],
+        "{\"offset_secs\": 3974400}",
+    );
+    assert_eq!(s, 200);
+    let (s, v) = http(lazio.locale, "POST", "/admin/scadenze", &[], "");
+    assert_eq!(s, 200);
+    let v: Value = serde_json::from_str(&v).unwrap();
+    assert!(v["deactivated"].as_u64().unwrap() >= 4, "{v}");
+    assert!(lazio.codici("candidature").is_empty());
+    assert!(lazio.codici("vacancies").is_empty());
+    let (_, v) = http(lazio.locale, "POST", "/admin/scadenze", &[], "");
+    assert!(
+        v.contains("\"deactivated\":0"),
+        "a second sweep changes nothing: {v}"
+    );
+    // The state survives a restart (with the clock back to now).
+    lazio.stop();
+    lazio.start();
+    assert!(lazio.codici("candidature").is_empty());
+    assert!(
+        emilia.codici("candidature").contains(&c6.to_string()),
+        "EMILIA's clock did not move"
+    );
+
+    for n in nodi.iter_mut() {
+        n.stop();
+    }
+}

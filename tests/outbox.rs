@@ -1,0 +1,213 @@
+//! The NCN's outbox over real servers in one process: a redelivery absorbed by the receiver's
+//! duplicate filter, a refusal kept for the operator and queued again, a forward dropped when
+//! its modulo expires before delivery.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{start, start_with_clock, Req};
+use pdd::clock::FixedClock;
+use pdd::config::Config;
+use pdd::registry::Soggetto;
+use pdd::rete::{Inoltro, Ruolo, StatoInoltro};
+use pdd::store::{Direction, Outcome, Scrittura};
+
+fn ncn(lazio_url: &str) -> Config {
+    let mut c = Config {
+        role: Ruolo::Ncn,
+        ..Default::default()
+    };
+    c.outbox.retry_min_secs = 1;
+    c.outbox.retry_max_secs = 1;
+    let mut s = Soggetto::new("SPC", "LAZIO");
+    s.url = Some(lazio_url.to_string());
+    c.registry.soggetti.push(s);
+    c
+}
+
+fn lazio() -> Config {
+    let mut c = Config {
+        role: Ruolo::Nr,
+        ..Default::default()
+    };
+    c.soggetto.nome = "LAZIO".into();
+    c
+}
+
+/// EMILIA's national-scope Candidatura 2.0 (the sample) to the NCN.
+fn cv_nazionale() -> String {
+    Req::invio(common::invio_candidatura(&common::example(
+        "moduli/candidatura-2.0.xml",
+    )))
+    .xml()
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < Duration::from_secs(20), "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
+    let lazio = start(lazio()).await;
+    let ncn = start(ncn(&lazio.url("/pdd/PA"))).await;
+    let r = common::post(&ncn.url("/pdd/PA"), cv_nazionale().into_bytes(), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("inoltrata a SPC/LAZIO"), "{}", r.body);
+    eventually("delivered", || ncn.gw.outbox().unwrap().is_empty()).await;
+    // The forward as the NCN sent it.
+    let sent = ncn
+        .gw
+        .store
+        .recent(10)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.direction == Direction::Out)
+        .unwrap();
+    assert_eq!(sent.outcome, Outcome::Ok);
+    let id = sent.request_id.clone().unwrap();
+    let raw = ncn.gw.store.exchange(sent.seq).unwrap().unwrap();
+    let request = String::from_utf8(raw.request).unwrap();
+    let ora = common::text_of(&request, "OraRegistrazione").unwrap();
+    let ora = chrono::NaiveDateTime::parse_from_str(ora, "%Y-%m-%dT%H:%M:%S%.f")
+        .unwrap()
+        .and_local_timezone(chrono::Local)
+        .unwrap();
+    let body = &request[request.find("<types:invioCandidatura").unwrap()
+        ..request.find("</types:invioCandidatura>").unwrap() + "</types:invioCandidatura>".len()];
+    // As if its answer had been lost: the same forward, queued again.
+    let again = Inoltro {
+        seq: ncn.gw.store.next_seq().unwrap(),
+        creato: ora.to_rfc3339(),
+        destinatario: "SPC/LAZIO".into(),
+        servizio: "ClicLavoro".into(),
+        azione: "InvioCandidatura".into(),
+        id: id.clone(),
+        ora: ora.to_rfc3339(),
+        corpo: body.to_string(),
+        kind: "candidatura".into(),
+        codice: "x".into(),
+        invio: false,
+        tentativi: 0,
+        prossimo_ms: 0,
+        stato: StatoInoltro::InAttesa,
+        errore: None,
+        causa: None,
+    };
+    ncn.gw
+        .store
+        .scrivi(&[Scrittura::metti("outbox", again.chiave(), &again)])
+        .unwrap();
+    ncn.gw.outbox_notify.notify_one();
+    eventually("the redelivery counts as delivered", || {
+        ncn.gw.outbox().unwrap().is_empty()
+    })
+    .await;
+    // LAZIO processed the modulo once and refused the repeat as a duplicate.
+    let seen: Vec<_> = lazio
+        .gw
+        .store
+        .recent(10)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.request_id.as_deref() == Some(id.as_str()))
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(seen, vec![Outcome::Duplicato, Outcome::Ok]);
+}
+
+#[tokio::test]
+async fn a_refused_forward_is_kept_and_can_be_queued_again() {
+    // LAZIO accepts only moduli 2.0 here: the NCN's Rev.038 CV gets a business KO.
+    let mut l = lazio();
+    l.cliclavoro.versione = pdd::config::VersioneModuli::V2_0;
+    let lazio = start(l).await;
+    let ncn = start(ncn(&lazio.url("/pdd/PA"))).await;
+    let mut modulo = common::example("moduli/candidatura-rev038.xml");
+    let oggi = chrono::Local::now().date_naive();
+    modulo = modulo.replace("2027-01-08", &(oggi + chrono::Days::new(30)).to_string());
+    let r = common::post(
+        &ncn.url("/pdd/PA"),
+        Req::invio(common::invio_candidatura(&modulo))
+            .xml()
+            .into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
+        "{}",
+        r.body
+    );
+    eventually("refused", || {
+        ncn.gw
+            .outbox()
+            .unwrap()
+            .iter()
+            .any(|i| i.stato == StatoInoltro::Respinto)
+    })
+    .await;
+    let i = &ncn.gw.outbox().unwrap()[0];
+    assert!(i.errore.as_deref().unwrap().contains("non valida"), "{i:?}");
+    // Refused entries are not retried by themselves.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(ncn.gw.outbox().unwrap()[0].tentativi, 1);
+    let first_id = ncn.gw.outbox().unwrap()[0].id.clone();
+    assert_eq!(ncn.gw.outbox_riprova(None).await.unwrap(), 1);
+    // Tried again under a new Identificatore (the old one is in LAZIO's duplicate filter), and
+    // refused again on its merits.
+    eventually("tried again", || {
+        ncn.gw
+            .outbox()
+            .unwrap()
+            .first()
+            .is_some_and(|i| i.tentativi == 2)
+    })
+    .await;
+    let i = &ncn.gw.outbox().unwrap()[0];
+    assert_ne!(i.id, first_id);
+    assert_eq!(i.stato, StatoInoltro::Respinto);
+}
+
+#[tokio::test]
+async fn a_forward_of_an_expired_modulo_is_dropped() {
+    // LAZIO is registered but nothing listens there.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/pdd/PA", dead.local_addr().unwrap());
+    drop(dead);
+    let clock = Arc::new(FixedClock::new(chrono::Local::now().fixed_offset()));
+    let ncn = start_with_clock(ncn(&url), clock.clone()).await;
+    let r = common::post(&ncn.url("/pdd/PA"), cv_nazionale().into_bytes(), &[]).await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
+        "{}",
+        r.body
+    );
+    eventually("a failed attempt", || {
+        ncn.gw
+            .outbox()
+            .unwrap()
+            .first()
+            .is_some_and(|i| i.tentativi > 0 && i.errore.is_some())
+    })
+    .await;
+    let i = &ncn.gw.outbox().unwrap()[0];
+    assert_eq!(i.stato, StatoInoltro::InAttesa);
+    assert!(
+        i.errore.as_deref().unwrap().contains("EGOV_IT_300"),
+        "{i:?}"
+    );
+    // 46 days later the CV is deactivated, and its forward is no longer due.
+    clock.advance(chrono::Duration::days(46));
+    assert_eq!(ncn.gw.disattiva_scaduti().await.unwrap(), 1);
+    assert_eq!(ncn.gw.disattiva_scaduti().await.unwrap(), 0, "idempotent");
+    ncn.gw.outbox_notify.notify_one();
+    eventually("dropped", || ncn.gw.outbox().unwrap().is_empty()).await;
+}
