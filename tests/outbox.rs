@@ -211,3 +211,75 @@ async fn a_forward_of_an_expired_modulo_is_dropped() {
     ncn.gw.outbox_notify.notify_one();
     eventually("dropped", || ncn.gw.outbox().unwrap().is_empty()).await;
 }
+
+#[tokio::test]
+async fn a_forward_that_waited_past_the_receivers_window_goes_as_a_new_message() {
+    // LAZIO's clock runs 6 days ahead: to it, the NCN's buste are older than its 5-day window.
+    let now = chrono::Local::now().fixed_offset();
+    let ahead = Arc::new(FixedClock::new(now + chrono::Duration::days(6)));
+    let lazio = start_with_clock(lazio(), ahead).await;
+    let clock = Arc::new(FixedClock::new(now));
+    let ncn = start_with_clock(ncn(&lazio.url("/pdd/PA")), clock.clone()).await;
+    let r = common::post(&ncn.url("/pdd/PA"), cv_nazionale().into_bytes(), &[]).await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
+        "{}",
+        r.body
+    );
+    eventually("refused as expired", || {
+        ncn.gw.outbox().unwrap().first().is_some_and(|i| {
+            i.errore
+                .as_deref()
+                .is_some_and(|e| e.starts_with("EGOV_IT_301"))
+        })
+    })
+    .await;
+    let first = ncn.gw.outbox().unwrap()[0].clone();
+    assert_eq!(
+        first.stato,
+        StatoInoltro::InAttesa,
+        "expiry is not a refusal"
+    );
+    // Six days later at the NCN too: the renewed busta is fresh for LAZIO.
+    clock.advance(chrono::Duration::days(6));
+    // The test clock stands still: move it past each retry wait.
+    eventually("delivered", || {
+        clock.advance(chrono::Duration::seconds(2));
+        ncn.gw.outbox_notify.notify_one();
+        ncn.gw.outbox().unwrap().is_empty()
+    })
+    .await;
+    let delivered: Vec<_> = lazio
+        .gw
+        .store
+        .recent(10)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.outcome == Outcome::Ok)
+        .filter_map(|e| e.request_id)
+        .collect();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    // Not under the Identificatore LAZIO refused as expired.
+    let refused = ncn
+        .gw
+        .store
+        .recent(20)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.direction == Direction::Out)
+        .last()
+        .unwrap();
+    assert_eq!(refused.outcome, Outcome::ErroreBusta);
+    assert_ne!(refused.request_id.as_ref(), Some(&delivered[0]));
+    assert!(
+        delivered[0].starts_with("MinisteroLavoro_"),
+        "{}",
+        delivered[0]
+    );
+    assert_ne!(
+        first.id,
+        refused.request_id.unwrap(),
+        "renewed at the first expiry"
+    );
+}

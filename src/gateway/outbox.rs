@@ -23,8 +23,13 @@ enum Esito {
     Consegnato(&'static str),
     /// Refused on its merits: final.
     Respinto(String),
-    /// Try again later.
-    Riprova(String),
+    /// Try again later; `nuovo_id` when the receiver found the busta expired (it waited longer
+    /// than the receiver's window): it never reached the receiver's duplicate filter, so the
+    /// next attempt is a new message, under a new Identificatore.
+    Riprova {
+        why: String,
+        nuovo_id: bool,
+    },
     /// No longer to be sent (the modulo expired meanwhile).
     Annullato(String),
 }
@@ -127,7 +132,12 @@ impl Gateway {
                     i.errore = Some(why);
                     Scrittura::metti("outbox", i.chiave(), &i)
                 }
-                Esito::Riprova(why) => {
+                Esito::Riprova { why, nuovo_id } => {
+                    if nuovo_id {
+                        let at = self.now();
+                        i.id = self.new_id(&self.own(), at)?;
+                        i.ora = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+                    }
                     let wait = attesa(
                         i.tentativi,
                         self.config.outbox.retry_min_secs,
@@ -187,8 +197,14 @@ impl Gateway {
             Some(EccezioneApplicativa::Busta(c, _)) if c == Codice::ID_NON_VALIDO => {
                 Esito::Consegnato("già ricevuto")
             }
-            Some(EccezioneApplicativa::Busta(c, d)) => Esito::Riprova(format!("{c} {d}")),
-            Some(EccezioneApplicativa::Processamento(c, d)) => Esito::Riprova(format!("{c} {d}")),
+            Some(EccezioneApplicativa::Busta(c, d)) => Esito::Riprova {
+                why: format!("{c} {d}"),
+                nuovo_id: c == Codice::SCADUTO,
+            },
+            Some(EccezioneApplicativa::Processamento(c, d)) => Esito::Riprova {
+                why: format!("{c} {d}"),
+                nuovo_id: false,
+            },
         }
     }
 
@@ -211,8 +227,14 @@ impl Gateway {
                     .take(200)
                     .collect::<String>()
             )),
-            Ok(r) => Esito::Riprova(format!("EURES ha risposto HTTP {}", r.status)),
-            Err(e) => Esito::Riprova(e.to_string()),
+            Ok(r) => Esito::Riprova {
+                why: format!("EURES ha risposto HTTP {}", r.status),
+                nuovo_id: false,
+            },
+            Err(e) => Esito::Riprova {
+                why: e.to_string(),
+                nuovo_id: false,
+            },
         }
     }
 }
