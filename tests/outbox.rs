@@ -267,8 +267,7 @@ async fn a_forward_that_waited_past_the_receivers_window_goes_as_a_new_message()
         .recent(20)
         .unwrap()
         .into_iter()
-        .filter(|e| e.direction == Direction::Out)
-        .last()
+        .rfind(|e| e.direction == Direction::Out)
         .unwrap();
     assert_eq!(refused.outcome, Outcome::ErroreBusta);
     assert_ne!(refused.request_id.as_ref(), Some(&delivered[0]));
