@@ -261,6 +261,7 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
             listen = %addr,
             data = %config.data.display(),
             soggetto = %format!("{}/{}", own.tipo, own.nome),
+            role = ?config.role,
             porta = %own.porta,
             partners = registry.soggetti().len() - 1,
             servizi = registry.servizi().len(),

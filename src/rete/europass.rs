@@ -99,6 +99,21 @@ impl Nodo {
         }
     }
 
+    /// An element of the Europass `CodeLabel` kind: a code and what it means.
+    fn codice_etichetta(
+        nome: &'static str,
+        codice: Option<&str>,
+        etichetta: Option<String>,
+    ) -> Nodo {
+        Nodo::el(
+            nome,
+            vec![
+                Nodo::foglia("Code", codice.map(String::from)),
+                Nodo::foglia("Label", etichetta),
+            ],
+        )
+    }
+
     /// A date element (`year`, `month`, `day` attributes), absent without a year.
     fn data(nome: &'static str, data: Option<Vec<(&'static str, String)>>) -> Nodo {
         Nodo {
@@ -173,6 +188,11 @@ fn pulito_opt(s: &Option<String>) -> Option<String> {
     s.as_deref().and_then(pulito)
 }
 
+/// Pieces of text joined by `sep`, `None` when there are none.
+fn unite(pezzi: &[String], sep: &str) -> Option<String> {
+    (!pezzi.is_empty()).then(|| pezzi.join(sep))
+}
+
 /// A date as Europass `DateType` attributes (`year`, `month` as `--MM`, `day` as `---DD`, the
 /// XML Schema gYear/gMonth/gDay forms). Reads `yyyy`, `yyyy-MM` or `yyyy-MM-dd`, ignoring any
 /// time or zone after the day; a month or day that is not valid is dropped with what follows.
@@ -212,27 +232,28 @@ fn data(s: &str) -> Option<Vec<(&'static str, String)>> {
     Some(attrs)
 }
 
-/// Where a Belfiore code points: a comune (in Italy) or a foreign state.
-fn luogo(codice: &str) -> (Option<String>, Vec<Nodo>) {
+/// Where a Belfiore code points: a comune (in Italy) or a foreign state; the comune's name and
+/// the `Country`.
+fn luogo(codice: Option<&str>) -> (Option<String>, Nodo) {
     let t = tabelle();
-    let codice = codice.trim();
-    if let Some(comune) = t.comune(codice) {
-        let paese = vec![
-            Nodo::foglia("Code", Some("IT".into())),
-            Nodo::foglia("Label", Some("Italia".into())),
-        ];
+    let codice = codice.map(str::trim);
+    if let Some(comune) = codice.and_then(|c| t.comune(c)) {
+        let paese = Nodo::codice_etichetta("Country", Some("IT"), Some("Italia".into()));
         (pulito(&comune.nome), paese)
-    } else if let Some(stato) = t.stato(codice) {
+    } else if let Some(stato) = codice.and_then(|c| t.stato(c)) {
         // No Belfiore Z-code to ISO 3166 table is at hand: the state is named, not coded.
-        (None, vec![Nodo::foglia("Label", pulito(&stato.nome))])
+        (
+            None,
+            Nodo::codice_etichetta("Country", None, pulito(&stato.nome)),
+        )
     } else {
-        (None, Vec::new())
+        (None, Nodo::el("Country", Vec::new()))
     }
 }
 
 /// An `Address` (ContactAddressType): line, CAP, comune and country.
 fn indirizzo(riga: Option<String>, cap: Option<String>, codice_luogo: Option<&str>) -> Nodo {
-    let (comune, paese) = codice_luogo.map(luogo).unwrap_or_default();
+    let (comune, paese) = luogo(codice_luogo);
     Nodo::el(
         "Address",
         vec![Nodo::el(
@@ -241,7 +262,7 @@ fn indirizzo(riga: Option<String>, cap: Option<String>, codice_luogo: Option<&st
                 Nodo::foglia("AddressLine", riga),
                 Nodo::foglia("PostalCode", cap),
                 Nodo::foglia("Municipality", comune),
-                Nodo::el("Country", paese),
+                paese,
             ],
         )],
     )
@@ -267,13 +288,7 @@ fn telefono(numero: &Option<String>, codice: Option<&str>, etichetta: &str) -> N
         "Telephone",
         vec![
             Nodo::foglia("Contact", Some(numero)),
-            Nodo::el(
-                "Use",
-                vec![
-                    Nodo::foglia("Code", codice.map(String::from)),
-                    Nodo::foglia("Label", Some(etichetta.into())),
-                ],
-            ),
+            Nodo::codice_etichetta("Use", codice, Some(etichetta.into())),
         ],
     )
 }
@@ -284,15 +299,8 @@ fn identificazione(l: &Lavoratore) -> Nodo {
     let email = pulito(&r.email).filter(|e| email_valida(e));
     let sesso = pulito(&a.sesso).filter(|s| s == "M" || s == "F");
     // Other citizenships are ISTAT state codes, for which no table is at hand.
-    let nazionalita = (a.idcittadinanza.trim() == CITTADINANZA_ITALIANA).then(|| {
-        Nodo::el(
-            "Nationality",
-            vec![
-                Nodo::foglia("Code", Some("IT".into())),
-                Nodo::foglia("Label", Some("Italiana".into())),
-            ],
-        )
-    });
+    let nazionalita = (a.idcittadinanza.trim() == CITTADINANZA_ITALIANA)
+        .then(|| Nodo::codice_etichetta("Nationality", Some("IT"), Some("Italiana".into())));
     Nodo::el(
         "Identification",
         vec![
@@ -352,17 +360,12 @@ fn titolo(c: &Candidatura) -> Nodo {
     Nodo::el(
         "Headline",
         vec![
-            Nodo::el(
+            Nodo::codice_etichetta(
                 "Type",
-                vec![
-                    Nodo::foglia("Code", Some("preferred_job".into())),
-                    Nodo::foglia("Label", Some("Professione desiderata".into())),
-                ],
+                Some("preferred_job"),
+                Some("Professione desiderata".into()),
             ),
-            Nodo::el(
-                "Description",
-                vec![Nodo::foglia("Label", Some(professioni.join("; ")))],
-            ),
+            Nodo::codice_etichetta("Description", None, Some(professioni.join("; "))),
         ],
     )
 }
@@ -392,10 +395,7 @@ fn esperienze(lista: &[EsperienzeLavorative]) -> Nodo {
                 "WorkExperience",
                 vec![
                     periodo(&e.datainizio, &e.datafine),
-                    Nodo::el(
-                        "Position",
-                        vec![Nodo::foglia("Label", pulito_opt(&e.descrqualificasvolta))],
-                    ),
+                    Nodo::codice_etichetta("Position", None, pulito_opt(&e.descrqualificasvolta)),
                     Nodo::foglia("Activities", pulito_opt(&e.principalimansioni)),
                     Nodo::el(
                         "Employer",
@@ -454,29 +454,16 @@ fn istruzione(titoli: &[Istruzione], corsi: &[Formazione]) -> Nodo {
             }
         }
         attivita.extend(durata(f));
-        let (comune, paese) = f.idsede.as_deref().map(luogo).unwrap_or_default();
         Nodo::el(
             "Education",
             vec![
                 Nodo::foglia("Title", corso.or(qualifica)),
-                Nodo::foglia(
-                    "Activities",
-                    (!attivita.is_empty()).then(|| attivita.join("; ")),
-                ),
+                Nodo::foglia("Activities", unite(&attivita, "; ")),
                 Nodo::el(
                     "Organisation",
                     vec![Nodo::el(
                         "ContactInfo",
-                        vec![Nodo::el(
-                            "Address",
-                            vec![Nodo::el(
-                                "Contact",
-                                vec![
-                                    Nodo::foglia("Municipality", comune),
-                                    Nodo::el("Country", paese),
-                                ],
-                            )],
-                        )],
+                        vec![indirizzo(None, None, f.idsede.as_deref())],
                     )],
                 ),
             ],
@@ -495,15 +482,11 @@ fn livello(s: &Option<String>) -> Option<String> {
 /// The `Description` of a language: ISO 639-1 for the one code known for sure, otherwise
 /// the ClicLavoro code as a label.
 fn descrizione_lingua(codice: &str) -> Nodo {
-    let figli = if codice == LINGUA_ITALIANA {
-        vec![
-            Nodo::foglia("Code", Some("it".into())),
-            Nodo::foglia("Label", Some("Italiano".into())),
-        ]
+    if codice == LINGUA_ITALIANA {
+        Nodo::codice_etichetta("Description", Some("it"), Some("Italiano".into()))
     } else {
-        vec![Nodo::foglia("Label", pulito(codice))]
-    };
-    Nodo::el("Description", figli)
+        Nodo::codice_etichetta("Description", None, pulito(codice))
+    }
 }
 
 fn lingue(c: &Candidatura) -> Nodo {
@@ -576,27 +559,15 @@ fn competenze(c: &Candidatura) -> Nodo {
         .partition(|p| PATENTI_UE.contains(&p.as_str()));
     // Codes from ClicLavoro tables whose labels are unknown are kept, as codes, in free text.
     let mut altro = Vec::new();
-    if !patenti_cl.is_empty() {
-        altro.push(format!(
-            "Patenti di guida (codici ClicLavoro): {}",
-            patenti_cl.join(", ")
-        ));
-    }
+    let mut in_chiaro = |cosa: &str, valori: &[String]| {
+        if let Some(c) = unite(valori, ", ") {
+            altro.push(format!("{cosa} (codici ClicLavoro): {c}"));
+        }
+    };
+    in_chiaro("Patenti di guida", &patenti_cl);
     if let Some(a) = &d.abilitazioni_patenti {
-        let patentini = codici(&a.idpatentino);
-        if !patentini.is_empty() {
-            altro.push(format!(
-                "Abilitazioni (codici ClicLavoro): {}",
-                patentini.join(", ")
-            ));
-        }
-        let albi = codici(&a.idalbo);
-        if !albi.is_empty() {
-            altro.push(format!(
-                "Albi professionali (codici ClicLavoro): {}",
-                albi.join(", ")
-            ));
-        }
+        in_chiaro("Abilitazioni", &codici(&a.idpatentino));
+        in_chiaro("Albi professionali", &codici(&a.idalbo));
     }
     Nodo::el(
         "Skills",
@@ -604,10 +575,7 @@ fn competenze(c: &Candidatura) -> Nodo {
             lingue(c),
             Nodo::el(
                 "JobRelated",
-                vec![Nodo::foglia(
-                    "Description",
-                    (!esperienza.is_empty()).then(|| esperienza.join("\n")),
-                )],
+                vec![Nodo::foglia("Description", unite(&esperienza, "\n"))],
             ),
             Nodo::el("Computer", vec![Nodo::foglia("Description", informatica)]),
             Nodo::el(
@@ -622,10 +590,7 @@ fn competenze(c: &Candidatura) -> Nodo {
             ),
             Nodo::el(
                 "Other",
-                vec![Nodo::foglia(
-                    "Description",
-                    (!altro.is_empty()).then(|| altro.join("\n")),
-                )],
+                vec![Nodo::foglia("Description", unite(&altro, "\n"))],
             ),
         ],
     )

@@ -91,9 +91,21 @@ impl Oggetto {
         }
         self
     }
-    fn oggetti(&mut self, k: &str, v: impl IntoIterator<Item = Oggetto>) -> &mut Self {
+    /// An object within, written by `f`.
+    fn oggetto(&mut self, k: &str, f: impl FnOnce(&mut Oggetto)) -> &mut Self {
+        let mut o = Oggetto::default();
+        f(&mut o);
+        self.valore(k, o.fine())
+    }
+    /// An array of objects, one written by `f` for each item; the empty ones are left out.
+    fn oggetti<T>(&mut self, k: &str, v: &[T], f: impl Fn(&mut Oggetto, &T)) -> &mut Self {
         let v: Vec<Value> = v
-            .into_iter()
+            .iter()
+            .map(|x| {
+                let mut o = Oggetto::default();
+                f(&mut o, x);
+                o
+            })
             .filter(|o| !o.0.is_empty())
             .map(Oggetto::fine)
             .collect();
@@ -138,17 +150,53 @@ fn testo_ricerca<'a>(pezzi: impl IntoIterator<Item = Option<&'a str>>) -> String
         .to_lowercase()
 }
 
-/// Where a modulo is: Belfiore code, province sigla and region code.
-fn dove(codice: &str) -> (Option<String>, Option<String>, Option<String>) {
+/// Where a modulo is: Belfiore code, province sigla and region code, and the comune's name
+/// for the searchable text.
+#[derive(Default)]
+struct Dove {
+    comune: Option<String>,
+    provincia: Option<String>,
+    regione: Option<String>,
+    nome: Option<&'static str>,
+}
+
+fn dove(codice: &str) -> Dove {
     let Some(codice) = pieno(Some(codice)) else {
-        return (None, None, None);
+        return Dove::default();
     };
     let c = tabelle().comune(codice);
-    (
-        Some(codice.to_string()),
-        c.map(|c| c.provincia.clone()),
-        c.map(|c| c.codice_regione.clone()),
-    )
+    Dove {
+        comune: Some(codice.to_string()),
+        provincia: c.map(|c| c.provincia.clone()),
+        regione: c.map(|c| c.codice_regione.clone()),
+        nome: c.map(|c| c.nome.as_str()),
+    }
+}
+
+impl Scheda {
+    /// A scheda of either kind from its parts; `contatto` as [`Intermediario::contatto`] gives it.
+    fn nuova(
+        tipo: &str,
+        codice: &str,
+        pubblico: Oggetto,
+        (intermediato, contatto): (bool, Oggetto),
+        professioni: Vec<String>,
+        dove: Dove,
+        testo: String,
+    ) -> Scheda {
+        Scheda {
+            codice: codice.trim().to_string(),
+            tipo: tipo.into(),
+            pubblico: pubblico.fine(),
+            contatto: contatto.fine(),
+            intermediato,
+            professioni,
+            comune: dove.comune,
+            provincia: dove.provincia,
+            regione: dove.regione,
+            testo,
+        }
+    }
 }
 
 /// The intermediary's own contact data from DatiSistema: all a registered user gets of an
@@ -165,6 +213,24 @@ struct Intermediario<'a> {
     email: &'a Option<String>,
 }
 
+/// The [`Intermediario`] of a Candidatura's or a Vacancy's DatiSistema, whose intermediary code
+/// field is named differently in the two (`idintermediario`, `intermediario`).
+macro_rules! intermediario {
+    ($ds:expr, $codice:ident) => {
+        Intermediario {
+            codice: &$ds.$codice,
+            codice_fiscale: &$ds.codicefiscaleintermediario,
+            denominazione: &$ds.denominazioneintermediario,
+            indirizzo: &$ds.indirizzo,
+            idcomune: &$ds.idcomune,
+            cap: &$ds.cap,
+            telefono: &$ds.telefono,
+            fax: &$ds.fax,
+            email: &$ds.email,
+        }
+    };
+}
+
 impl Intermediario<'_> {
     /// Any of the three identifying fields marks the modulo as inserted by an intermediary;
     /// the address and email fields alone do not (the email is the sender's in every modulo).
@@ -174,8 +240,15 @@ impl Intermediario<'_> {
             .any(|v| pieno(v.as_deref()).is_some())
     }
 
-    fn contatto(&self) -> Oggetto {
+    /// Whether the modulo is intermediated, and the contact for registered users: the
+    /// intermediary's, or else the worker's or employer's own, which `diretto` writes.
+    fn contatto(&self, diretto: impl FnOnce(&mut Oggetto)) -> (bool, Oggetto) {
         let mut o = Oggetto::default();
+        if !self.presente() {
+            o.testo("tramite", Some("diretto"));
+            diretto(&mut o);
+            return (false, o);
+        }
         o.testo("tramite", Some("intermediario"))
             .opt("codice_intermediario", self.codice)
             .opt("codice_fiscale", self.codice_fiscale)
@@ -186,7 +259,7 @@ impl Intermediario<'_> {
             .opt("telefono", self.telefono)
             .opt("fax", self.fax)
             .opt("email", self.email);
-        o
+        (true, o)
     }
 }
 
@@ -198,78 +271,57 @@ pub fn candidatura(c: &Candidatura) -> Scheda {
 
     p.oggetti(
         "professioni_desiderate",
-        cur.professione_desiderata_disponibilita.iter().map(|d| {
-            let mut disp = Oggetto::default();
-            disp.si_no("trasferte", &d.trasferte)
-                .si_no("mezzo_proprio", &d.mezzitrasporto)
-                .lista("modalita_lavoro", &d.idmodalitalavorativa)
-                .lista("tipologie_contratto", &d.idtipologiacontratto)
-                .lista("territorio", &d.disponibilitaterritoriale);
-            let mut o = Oggetto::default();
+        &cur.professione_desiderata_disponibilita,
+        |o, d| {
             o.testo("codice", Some(&d.idprofessione))
                 .testo("descrizione", Some(&d.descrprofessione))
                 .opt("descrizione_professione", &d.descrizioneprofessione)
                 .si_no("esperienza_settore", &d.esperienzasettore)
                 .opt("descrizione_esperienza", &d.descrizioneesperienza)
-                .valore("disponibilita", disp.fine());
-            o
-        }),
-    );
+                .oggetto("disponibilita", |disp| {
+                    disp.si_no("trasferte", &d.trasferte)
+                        .si_no("mezzo_proprio", &d.mezzitrasporto)
+                        .lista("modalita_lavoro", &d.idmodalitalavorativa)
+                        .lista("tipologie_contratto", &d.idtipologiacontratto)
+                        .lista("territorio", &d.disponibilitaterritoriale);
+                });
+        },
+    )
     // Without nomedatore and indirizzodatore: a named employer can identify the worker.
-    p.oggetti(
-        "esperienze",
-        cur.esperienze_lavorative.iter().map(|e| {
-            let mut o = Oggetto::default();
-            o.opt("tipo", &e.tipoesperienza)
-                .opt("qualifica", &e.qualificasvolta)
-                .opt("descrizione_qualifica", &e.descrqualificasvolta)
-                .opt("mansioni", &e.principalimansioni)
-                .opt("dal", &e.datainizio)
-                .opt("al", &e.datafine);
-            o
-        }),
-    );
-    p.oggetti(
-        "istruzione",
-        cur.istruzione.iter().map(|i| {
-            let mut o = Oggetto::default();
-            o.testo("titolo", Some(&i.titolostudio))
-                .opt("descrizione", &i.descrizioneistruzione)
-                .opt("votazione", &i.votazione);
-            o
-        }),
-    );
-    p.oggetti(
-        "formazione",
-        cur.formazione.iter().map(|f| {
-            let mut o = Oggetto::default();
-            o.opt("titolo_corso", &f.titolocorso)
-                .opt("sede", &f.idsede)
-                .testo("sede_nome", nome_luogo(f.idsede.as_deref()).as_deref())
-                .opt("durata", &f.durata)
-                .opt("unita_durata", &f.idtipologiadurata)
-                .opt("attestazione", &f.idattestazione)
-                .opt("qualifica", &f.idqualifica)
-                .opt("descrizione_qualifica", &f.descrqualifica);
-            o
-        }),
-    );
-    p.oggetti(
-        "lingue",
-        cur.lingue.iter().map(|l| {
-            let mut o = Oggetto::default();
-            o.opt("lingua", &l.idlingua)
-                .opt("letto", &l.idlivelloletto)
-                .opt("scritto", &l.idlivelloscritto)
-                .opt("parlato", &l.idlivelloparlato);
-            o
-        }),
-    );
+    .oggetti("esperienze", &cur.esperienze_lavorative, |o, e| {
+        o.opt("tipo", &e.tipoesperienza)
+            .opt("qualifica", &e.qualificasvolta)
+            .opt("descrizione_qualifica", &e.descrqualificasvolta)
+            .opt("mansioni", &e.principalimansioni)
+            .opt("dal", &e.datainizio)
+            .opt("al", &e.datafine);
+    })
+    .oggetti("istruzione", &cur.istruzione, |o, i| {
+        o.testo("titolo", Some(&i.titolostudio))
+            .opt("descrizione", &i.descrizioneistruzione)
+            .opt("votazione", &i.votazione);
+    })
+    .oggetti("formazione", &cur.formazione, |o, f| {
+        o.opt("titolo_corso", &f.titolocorso)
+            .opt("sede", &f.idsede)
+            .testo("sede_nome", nome_luogo(f.idsede.as_deref()).as_deref())
+            .opt("durata", &f.durata)
+            .opt("unita_durata", &f.idtipologiadurata)
+            .opt("attestazione", &f.idattestazione)
+            .opt("qualifica", &f.idqualifica)
+            .opt("descrizione_qualifica", &f.descrqualifica);
+    })
+    .oggetti("lingue", &cur.lingue, |o, l| {
+        o.opt("lingua", &l.idlingua)
+            .opt("letto", &l.idlivelloletto)
+            .opt("scritto", &l.idlivelloscritto)
+            .opt("parlato", &l.idlivelloparlato);
+    });
     if let Some(ci) = &cur.conoscenze_informatiche {
-        let mut o = Oggetto::default();
-        o.opt("tipo", &ci.tipoconoscenza)
-            .opt("specifiche", &ci.specifiche);
-        p.valore("conoscenze_informatiche", o.fine());
+        p.oggetto("conoscenze_informatiche", |o| {
+            o.opt("tipo", &ci.tipoconoscenza)
+                .opt("specifiche", &ci.specifiche);
+        });
     }
     if let Some(ap) = &cur.abilitazioni_patenti {
         p.lista("albi", &ap.idalbo)
@@ -279,27 +331,11 @@ pub fn candidatura(c: &Candidatura) -> Scheda {
     // The domicile's comune only: CAP and address would narrow it to a street.
     p.luogo(Some(&c.lavoratore.domicilio.idcomune));
 
-    let inter = Intermediario {
-        codice: &ds.idintermediario,
-        codice_fiscale: &ds.codicefiscaleintermediario,
-        denominazione: &ds.denominazioneintermediario,
-        indirizzo: &ds.indirizzo,
-        idcomune: &ds.idcomune,
-        cap: &ds.cap,
-        telefono: &ds.telefono,
-        fax: &ds.fax,
-        email: &ds.email,
-    };
-    let intermediato = inter.presente();
-    let contatto = if intermediato {
-        inter.contatto()
-    } else {
+    let contatto = intermediario!(ds, idintermediario).contatto(|o| {
         let l = &c.lavoratore;
         let a = &l.dati_anagrafici;
         let r = &l.recapiti;
-        let mut o = Oggetto::default();
-        o.testo("tramite", Some("diretto"))
-            .testo("codice_fiscale", Some(&a.codicefiscale))
+        o.testo("codice_fiscale", Some(&a.codicefiscale))
             .testo("cognome", Some(&a.cognome))
             .testo("nome", Some(&a.nome))
             .testo("sesso", Some(&a.sesso))
@@ -317,8 +353,7 @@ pub fn candidatura(c: &Candidatura) -> Scheda {
             .opt("cellulare", &r.cellulare)
             .opt("fax", &r.fax)
             .testo("email", Some(&r.email));
-        o
-    };
+    });
 
     let mut professioni: Vec<String> = Vec::new();
     for d in &cur.professione_desiderata_disponibilita {
@@ -328,13 +363,9 @@ pub fn candidatura(c: &Candidatura) -> Scheda {
             }
         }
     }
-    let (comune, provincia, regione) = dove(&c.lavoratore.domicilio.idcomune);
-    let nome_comune = comune
-        .as_deref()
-        .and_then(|c| tabelle().comune(c))
-        .map(|c| c.nome.as_str());
+    let luogo = dove(&c.lavoratore.domicilio.idcomune);
 
-    let mut pezzi: Vec<Option<&str>> = vec![nome_comune];
+    let mut pezzi: Vec<Option<&str>> = vec![luogo.nome];
     for d in &cur.professione_desiderata_disponibilita {
         pezzi.extend([
             Some(d.descrprofessione.as_str()),
@@ -358,18 +389,15 @@ pub fn candidatura(c: &Candidatura) -> Scheda {
         pezzi.extend([ci.tipoconoscenza.as_deref(), ci.specifiche.as_deref()]);
     }
 
-    Scheda {
-        codice: ds.codicecandidatura.trim().to_string(),
-        tipo: "candidatura".into(),
-        pubblico: p.fine(),
-        contatto: contatto.fine(),
-        intermediato,
+    Scheda::nuova(
+        "candidatura",
+        &ds.codicecandidatura,
+        p,
+        contatto,
         professioni,
-        comune,
-        provincia,
-        regione,
-        testo: testo_ricerca(pezzi),
-    }
+        luogo,
+        testo_ricerca(pezzi),
+    )
 }
 
 /// The published view of a Vacancy.
@@ -383,87 +411,58 @@ pub fn vacancy(v: &Vacancy) -> Scheda {
     let ateco = tabelle().ateco(dl.dati_anagrafici.settore.trim());
 
     let mut p = Oggetto::default();
-    let mut prof = Oggetto::default();
-    prof.testo("codice", Some(&pr.idprofessione))
-        .testo("descrizione", Some(&pr.descrprofessione));
-    p.valore("professione", prof.fine())
-        .testo("numero_lavoratori", Some(&pr.numerolavoratori))
-        .testo("descrizione_ricerca", Some(&pr.descrizionericerca))
-        .si_no("esperienza_richiesta", &pr.esperienzarichiesta)
-        .opt("descrizione_esperienza", &pr.descrizioneesperienza);
+    p.oggetto("professione", |o| {
+        o.testo("codice", Some(&pr.idprofessione))
+            .testo("descrizione", Some(&pr.descrprofessione));
+    })
+    .testo("numero_lavoratori", Some(&pr.numerolavoratori))
+    .testo("descrizione_ricerca", Some(&pr.descrizionericerca))
+    .si_no("esperienza_richiesta", &pr.esperienzarichiesta)
+    .opt("descrizione_esperienza", &pr.descrizioneesperienza)
     // The sector tells a job seeker what the employer does without naming it; size, name,
     // codice fiscale and web site are the employer's anagrafica.
-    let mut settore = Oggetto::default();
-    settore
-        .testo("codice", Some(&dl.dati_anagrafici.settore))
-        .testo("descrizione", ateco);
-    p.valore("settore", settore.fine());
-
-    let mut req = Oggetto::default();
-    req.oggetti(
-        "titoli_studio",
-        isf.titolostudio.iter().map(|t| {
-            let mut o = Oggetto::default();
+    .oggetto("settore", |o| {
+        o.testo("codice", Some(&dl.dati_anagrafici.settore))
+            .testo("descrizione", ateco);
+    })
+    .oggetto("requisiti", |o| {
+        o.oggetti("titoli_studio", &isf.titolostudio, |o, t| {
             o.testo("titolo", Some(&t.idtitolostudio))
                 .opt("descrizione", &t.descrizionestudio);
-            o
-        }),
-    )
-    .opt("albo", &isf.idalbo)
-    .oggetti(
-        "lingue",
-        isf.lingua.iter().map(|l| {
-            let mut o = Oggetto::default();
+        })
+        .opt("albo", &isf.idalbo)
+        .oggetti("lingue", &isf.lingua, |o, l| {
             o.testo("lingua", Some(&l.idlingua))
                 .opt("letto", &l.idlivelloletto)
                 .opt("scritto", &l.idlivelloscritto)
                 .opt("parlato", &l.idlivelloparlato);
-            o
-        }),
-    )
-    .opt("conoscenze_informatiche", &isf.conoscenzeinformatiche)
-    .opt("altre_capacita", &isf.altrecapacita)
-    .si_no("trasferte", &isf.trasferte)
-    .lista("patenti", &isf.idpatenteguida)
-    .si_no("mezzo_proprio", &isf.idmezzitrasporto)
-    .lista("patentini", &isf.idpatentino)
-    .lista("liste_speciali", &isf.idlistespeciali)
-    .opt("ulteriori_requisiti", &isf.ulteriorirequisiti);
-    p.valore("requisiti", req.fine());
+        })
+        .opt("conoscenze_informatiche", &isf.conoscenzeinformatiche)
+        .opt("altre_capacita", &isf.altrecapacita)
+        .si_no("trasferte", &isf.trasferte)
+        .lista("patenti", &isf.idpatenteguida)
+        .si_no("mezzo_proprio", &isf.idmezzitrasporto)
+        .lista("patentini", &isf.idpatentino)
+        .lista("liste_speciali", &isf.idlistespeciali)
+        .opt("ulteriori_requisiti", &isf.ulteriorirequisiti);
+    })
+    .oggetto("condizioni", |o| {
+        o.luogo(Some(&co.idcomune))
+            .testo("tipologia_contratto", Some(&co.idtipologiacontratto))
+            .opt("durata", &co.durata)
+            .opt("ccnl", &co.idccnl)
+            .opt("livello_contrattuale", &co.idlivellocontrattuale)
+            .opt("modalita_lavoro", &co.idmodalitalavoro)
+            .opt("retribuzione_annua_lorda", &co.retribuzioneannualorda)
+            .opt("ulteriori_condizioni", &co.ulterioricondizioni);
+    })
+    .testo("pubblicazione", Some(&dr.datapubblicazione))
+    .opt("scadenza_offerta", &dr.datascadenza);
 
-    let mut cond = Oggetto::default();
-    cond.luogo(Some(&co.idcomune))
-        .testo("tipologia_contratto", Some(&co.idtipologiacontratto))
-        .opt("durata", &co.durata)
-        .opt("ccnl", &co.idccnl)
-        .opt("livello_contrattuale", &co.idlivellocontrattuale)
-        .opt("modalita_lavoro", &co.idmodalitalavoro)
-        .opt("retribuzione_annua_lorda", &co.retribuzioneannualorda)
-        .opt("ulteriori_condizioni", &co.ulterioricondizioni);
-    p.valore("condizioni", cond.fine())
-        .testo("pubblicazione", Some(&dr.datapubblicazione))
-        .opt("scadenza_offerta", &dr.datascadenza);
-
-    let inter = Intermediario {
-        codice: &ds.intermediario,
-        codice_fiscale: &ds.codicefiscaleintermediario,
-        denominazione: &ds.denominazioneintermediario,
-        indirizzo: &ds.indirizzo,
-        idcomune: &ds.idcomune,
-        cap: &ds.cap,
-        telefono: &ds.telefono,
-        fax: &ds.fax,
-        email: &ds.email,
-    };
-    let intermediato = inter.presente();
-    let mut contatto = if intermediato {
-        inter.contatto()
-    } else {
+    let (intermediato, mut contatto) = intermediario!(ds, intermediario).contatto(|o| {
         let a = &dl.dati_anagrafici;
         let k = &dl.dati_contatto;
-        let mut o = Oggetto::default();
-        o.testo("tramite", Some("diretto"))
-            .opt("codice_fiscale", &a.codicefiscale)
+        o.opt("codice_fiscale", &a.codicefiscale)
             .testo("denominazione", Some(&a.denominazione))
             .opt("ampiezza", &a.ampiezza)
             .opt("web", &a.web)
@@ -473,26 +472,21 @@ pub fn vacancy(v: &Vacancy) -> Scheda {
             .opt("telefono", &k.telefono)
             .opt("fax", &k.fax)
             .testo("email", Some(&k.email));
-        o
-    };
+    });
     // The agency's own reference for the offer, to quote when making contact.
     contatto.opt(
         "codice_offerta_intermediario",
         &ds.codiceoffertaintermediario,
     );
 
-    let (comune, provincia, regione) = dove(&co.idcomune);
-    let nome_comune = comune
-        .as_deref()
-        .and_then(|c| tabelle().comune(c))
-        .map(|c| c.nome.as_str());
+    let luogo = dove(&co.idcomune);
     let testo = testo_ricerca(
         [
             Some(pr.descrprofessione.as_str()),
             Some(pr.descrizionericerca.as_str()),
             pr.descrizioneesperienza.as_deref(),
             ateco,
-            nome_comune,
+            luogo.nome,
             isf.conoscenzeinformatiche.as_deref(),
             isf.altrecapacita.as_deref(),
             isf.ulteriorirequisiti.as_deref(),
@@ -507,20 +501,17 @@ pub fn vacancy(v: &Vacancy) -> Scheda {
         ),
     );
 
-    Scheda {
-        codice: ds.codiceofferta.trim().to_string(),
-        tipo: "vacancy".into(),
-        pubblico: p.fine(),
-        contatto: contatto.fine(),
-        intermediato,
-        professioni: pieno(Some(&pr.idprofessione))
+    Scheda::nuova(
+        "vacancy",
+        &ds.codiceofferta,
+        p,
+        (intermediato, contatto),
+        pieno(Some(&pr.idprofessione))
             .map(|s| vec![s.to_string()])
             .unwrap_or_default(),
-        comune,
-        provincia,
-        regione,
+        luogo,
         testo,
-    }
+    )
 }
 
 /// Query of the read API.
@@ -722,23 +713,14 @@ impl Filtro {
                 return false;
             }
         }
-        if let Some(c) = &self.comune {
-            if !s
-                .comune
+        // Codes, case-insensitive.
+        let stesso = |filtro: &Option<String>, campo: &Option<String>| {
+            filtro
                 .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(c))
-            {
-                return false;
-            }
-        }
-        if let Some(p) = &self.provincia {
-            if !s
-                .provincia
-                .as_deref()
-                .is_some_and(|x| x.eq_ignore_ascii_case(p))
-            {
-                return false;
-            }
+                .is_none_or(|f| campo.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(f)))
+        };
+        if !stesso(&self.comune, &s.comune) || !stesso(&self.provincia, &s.provincia) {
+            return false;
         }
         if let Some(r) = &self.regione {
             let ok = if r.bytes().all(|b| b.is_ascii_digit()) {
@@ -889,15 +871,27 @@ mod tests {
     const CANDIDATURE: [&str; 2] = ["candidatura-2.0.xml", "candidatura-rev038.xml"];
     const VACANCIES: [&str; 2] = ["vacancy-2.0.xml", "vacancy-rev038.xml"];
 
-    /// The answer for one scheda, as a string.
-    fn una(s: &Scheda, registrato: bool) -> String {
+    /// The answer for one scheda.
+    fn risposta_una(s: &Scheda, registrato: bool) -> Value {
         let v = Voce {
             scheda: s,
             inserita: "2026-11-20T10:00:00+01:00",
             aggiornata: "2026-11-21T10:00:00+01:00",
             scadenza: Some("2027-01-04"),
         };
-        risposta([v].into_iter(), &Filtro::default(), registrato).to_string()
+        risposta([v].into_iter(), &Filtro::default(), registrato)
+    }
+    /// The answer for one scheda, as a string.
+    fn una(s: &Scheda, registrato: bool) -> String {
+        risposta_una(s, registrato).to_string()
+    }
+    /// The answer for one scheda to a registered user, as a string, and the contact in it,
+    /// made `tramite` as given.
+    fn registrata(s: &Scheda, tramite: &str) -> (String, Value) {
+        let r = risposta_una(s, true);
+        let ct = r["risultati"][0]["contatto"].clone();
+        assert_eq!(ct["tramite"], tramite);
+        (r.to_string(), ct)
     }
     fn chiavi(v: &Value, out: &mut BTreeSet<String>) {
         match v {
@@ -980,19 +974,31 @@ mod tests {
         "nomedatore",
     ];
 
+    /// The anonymous answer for a scheda, checked: none of the `personali` values, no
+    /// personal key and none of `altre_chiavi` in it.
+    fn anonima(
+        s: &Scheda,
+        personali: &[Option<&str>],
+        altre_chiavi: &[&str],
+        nome: &str,
+    ) -> String {
+        let anon = una(s, false);
+        assenti(&anon, personali, nome);
+        let mut k = BTreeSet::new();
+        chiavi(&serde_json::from_str(&anon).unwrap(), &mut k);
+        for p in CHIAVI_PERSONALI.iter().chain(altre_chiavi) {
+            assert!(!k.contains(*p), "{nome}: key {p} in {anon}");
+        }
+        anon
+    }
+
     #[test]
     fn anonima_per_chi_non_e_registrato() {
         for nome in CANDIDATURE {
             let c = cand(nome);
             let s = candidatura(&c);
             assert!(!s.intermediato, "{nome}");
-            let anon = una(&s, false);
-            assenti(&anon, &personali_candidatura(&c), nome);
-            let mut k = BTreeSet::new();
-            chiavi(&serde_json::from_str(&anon).unwrap(), &mut k);
-            for p in CHIAVI_PERSONALI.into_iter().chain(["liste_speciali"]) {
-                assert!(!k.contains(p), "{nome}: key {p} in {anon}");
-            }
+            let anon = anonima(&s, &personali_candidatura(&c), &["liste_speciali"], nome);
             // What is published is there: the profession and the domicile's comune.
             let d = &c.dati_curriculari.professione_desiderata_disponibilita[0];
             assert!(anon.contains(&d.descrprofessione), "{anon}");
@@ -1001,10 +1007,7 @@ mod tests {
                 c.lavoratore.domicilio.idcomune
             )));
 
-            let reg = una(&s, true);
-            let r: Value = serde_json::from_str(&reg).unwrap();
-            let ct = &r["risultati"][0]["contatto"];
-            assert_eq!(ct["tramite"], "diretto");
+            let (reg, ct) = registrata(&s, "diretto");
             assert_eq!(ct["email"], c.lavoratore.recapiti.email.as_str());
             assert_eq!(
                 ct["codice_fiscale"],
@@ -1029,20 +1032,11 @@ mod tests {
             let x = vac(nome);
             let s = vacancy(&x);
             assert!(!s.intermediato, "{nome}");
-            let anon = una(&s, false);
-            assenti(&anon, &personali_vacancy(&x), nome);
-            let mut k = BTreeSet::new();
-            chiavi(&serde_json::from_str(&anon).unwrap(), &mut k);
-            for p in CHIAVI_PERSONALI.into_iter().chain(["ampiezza", "web"]) {
-                assert!(!k.contains(p), "{nome}: key {p} in {anon}");
-            }
+            let anon = anonima(&s, &personali_vacancy(&x), &["ampiezza", "web"], nome);
             assert!(anon.contains(&x.richiesta.profilo_richiesto.descrizionericerca));
             assert!(anon.contains(x.datore_lavoro.dati_anagrafici.settore.as_str()));
 
-            let reg = una(&s, true);
-            let r: Value = serde_json::from_str(&reg).unwrap();
-            let ct = &r["risultati"][0]["contatto"];
-            assert_eq!(ct["tramite"], "diretto");
+            let (_, ct) = registrata(&s, "diretto");
             assert_eq!(ct["email"], x.datore_lavoro.dati_contatto.email.as_str());
             assert_eq!(
                 ct["denominazione"],
@@ -1071,75 +1065,62 @@ mod tests {
         assert!(!s.testo.contains("lista-speciale"));
     }
 
-    fn intermedia_candidatura(c: &mut Candidatura) {
-        let ds = &mut c.dati_sistema;
-        ds.idintermediario = Some("AG0042".into());
-        ds.codicefiscaleintermediario = Some("01234567890".into());
-        ds.denominazioneintermediario = Some("Agenzia Esempio Lavoro Spa".into());
-        ds.indirizzo = Some("Piazza Maggiore 1".into());
-        ds.idcomune = Some("A944".into());
-        ds.cap = Some("40124".into());
-        ds.telefono = Some("0510000001".into());
-        ds.email = Some("selezione@agenzia-esempio.example".into());
+    /// Has the example agency insert a modulo: a DatiSistema of either kind (whose
+    /// intermediary code field is named differently in the two) gets the agency's data.
+    macro_rules! intermedia {
+        ($ds:expr, $codice:ident) => {{
+            let ds = &mut $ds;
+            ds.$codice = Some("AG0042".into());
+            ds.codicefiscaleintermediario = Some("01234567890".into());
+            ds.denominazioneintermediario = Some("Agenzia Esempio Lavoro Spa".into());
+            ds.indirizzo = Some("Piazza Maggiore 1".into());
+            ds.idcomune = Some("A944".into());
+            ds.cap = Some("40124".into());
+            ds.telefono = Some("0510000001".into());
+            ds.fax = Some("0510000002".into());
+            ds.email = Some(EMAIL_AGENZIA.into());
+        }};
     }
-    fn intermedia_vacancy(v: &mut Vacancy) {
-        let ds = &mut v.dati_sistema;
-        ds.intermediario = Some("AG0042".into());
-        ds.codicefiscaleintermediario = Some("01234567890".into());
-        ds.denominazioneintermediario = Some("Agenzia Esempio Lavoro Spa".into());
-        ds.indirizzo = Some("Piazza Maggiore 1".into());
-        ds.idcomune = Some("A944".into());
-        ds.telefono = Some("0510000001".into());
-        ds.fax = Some("0510000002".into());
-        ds.email = Some("selezione@agenzia-esempio.example".into());
+    const EMAIL_AGENZIA: &str = "selezione@agenzia-esempio.example";
+
+    /// The answer for a scheda the example agency inserted, to a registered user, checked: the
+    /// contact is the agency's, with none of the worker's or employer's `personali` (the
+    /// DatiSistema email is the agency's own here, so it is not one of them); and the contact
+    /// in it. Anonymous readers do not even learn the agency.
+    fn tramite_intermediario(
+        s: &Scheda,
+        mut personali: Vec<Option<&str>>,
+        dove: &str,
+    ) -> (String, Value) {
+        assert!(s.intermediato, "{dove}");
+        let (reg, ct) = registrata(s, "intermediario");
+        assert_eq!(ct["email"], EMAIL_AGENZIA);
+        personali.retain(|v| *v != Some(EMAIL_AGENZIA));
+        assenti(&reg, &personali, dove);
+        let anon = una(s, false);
+        assenti(&anon, &[Some(EMAIL_AGENZIA), Some("Agenzia Esempio")], dove);
+        (reg, ct)
     }
 
     #[test]
     fn intermediata_solo_tramite_intermediario() {
         let mut c = cand("candidatura-rev038.xml");
-        intermedia_candidatura(&mut c);
+        intermedia!(c.dati_sistema, idintermediario);
+        // The worker's own data stay hidden even from registered users.
         let s = candidatura(&c);
-        assert!(s.intermediato);
-        let reg = una(&s, true);
-        let r: Value = serde_json::from_str(&reg).unwrap();
-        let ct = &r["risultati"][0]["contatto"];
-        assert_eq!(ct["tramite"], "intermediario");
-        assert_eq!(ct["email"], "selezione@agenzia-esempio.example");
+        let (reg, ct) = tramite_intermediario(&s, personali_candidatura(&c), "candidatura");
         assert_eq!(ct["denominazione"], "Agenzia Esempio Lavoro Spa");
         assert_eq!(ct["codice_intermediario"], "AG0042");
         assert_eq!(ct["comune_nome"], "Bologna");
-        // The worker's own data stay hidden even from registered users (the intermediary's
-        // DatiSistema email is no longer a worker's datum here, so it is not in the list).
-        let mut personali = personali_candidatura(&c);
-        personali.retain(|v| *v != c.dati_sistema.email.as_deref());
-        assenti(&reg, &personali, "candidatura intermediata");
         assert!(!reg.contains("tommaso.marinelli@example.it"));
         assert!(!reg.contains("3391122334"));
-        // Anonymous readers do not even learn the intermediary.
-        let anon = una(&s, false);
-        assenti(
-            &anon,
-            &[
-                Some("selezione@agenzia-esempio.example"),
-                Some("Agenzia Esempio"),
-            ],
-            "anonima",
-        );
 
         let mut v = vac("vacancy-2.0.xml");
-        intermedia_vacancy(&mut v);
+        intermedia!(v.dati_sistema, intermediario);
         let s = vacancy(&v);
-        assert!(s.intermediato);
-        let reg = una(&s, true);
-        let r: Value = serde_json::from_str(&reg).unwrap();
-        let ct = &r["risultati"][0]["contatto"];
-        assert_eq!(ct["tramite"], "intermediario");
-        assert_eq!(ct["email"], "selezione@agenzia-esempio.example");
+        let (reg, ct) = tramite_intermediario(&s, personali_vacancy(&v), "vacancy");
         assert_eq!(ct["fax"], "0510000002");
         assert_eq!(ct["codice_offerta_intermediario"], "ZAN-2026-0007");
-        let mut personali = personali_vacancy(&v);
-        personali.retain(|x| *x != v.dati_sistema.email.as_deref());
-        assenti(&reg, &personali, "vacancy intermediata");
         assert!(!reg.contains("personale@officine-zanardi.example"));
         assert!(!reg.contains("OFFICINE ZANARDI"));
     }
@@ -1169,15 +1150,18 @@ mod tests {
             ),
         ]
     }
-    fn codici(a: &[(Scheda, &'static str)], query: &str) -> (u64, Vec<String>) {
-        let f = Filtro::da_query(Some(query)).unwrap();
-        let voci = a.iter().map(|(s, t)| Voce {
+    /// The archive as the API sees it, inserted when last updated.
+    fn voci<'a>(a: &'a [(Scheda, &'static str)]) -> impl Iterator<Item = Voce<'a>> {
+        a.iter().map(|(s, t)| Voce {
             scheda: s,
             inserita: t,
             aggiornata: t,
             scadenza: None,
-        });
-        let r = risposta(voci, &f, false);
+        })
+    }
+    fn codici(a: &[(Scheda, &'static str)], query: &str) -> (u64, Vec<String>) {
+        let f = Filtro::da_query(Some(query)).unwrap();
+        let r = risposta(voci(a), &f, false);
         let n = r["risultati"]
             .as_array()
             .unwrap()
@@ -1250,14 +1234,8 @@ mod tests {
             codici(&a, "regione=03&per_pagina=1"),
             (2, vec![CO.to_string()])
         );
-        let voci = a.iter().map(|(s, t)| Voce {
-            scheda: s,
-            inserita: t,
-            aggiornata: t,
-            scadenza: None,
-        });
         // Filtro::default() pages like the query defaults.
-        let r = risposta(voci, &Filtro::default(), false);
+        let r = risposta(voci(&a), &Filtro::default(), false);
         assert_eq!(
             (r["pagina"].as_u64(), r["per_pagina"].as_u64()),
             (Some(1), Some(20))
@@ -1400,6 +1378,22 @@ mod tests {
         riempi(&mut v);
         serde_json::from_value(v).unwrap()
     }
+    /// The schede of a modulo of either kind (whose intermediary code field is named
+    /// differently in the two) filled to the brim: intermediated, with the intermediary's
+    /// comune a known one, and direct.
+    macro_rules! piene {
+        ($x:expr, $scheda:ident, $codice:ident) => {{
+            let mut x = piena(&$x);
+            x.dati_sistema.idcomune = Some("A944".into());
+            let intermediata = $scheda(&x);
+            x.dati_sistema.$codice = None;
+            x.dati_sistema.codicefiscaleintermediario = None;
+            x.dati_sistema.denominazioneintermediario = None;
+            let diretta = $scheda(&x);
+            assert!(!diretta.intermediato);
+            [intermediata, diretta]
+        }};
+    }
 
     /// Every kind of item the code emits: the examples, and each kind filled to the brim,
     /// direct and intermediated.
@@ -1420,15 +1414,7 @@ mod tests {
             if dc.lingue.is_empty() {
                 dc.lingue.push(Default::default());
             }
-            let mut c = piena(&c);
-            c.dati_sistema.idcomune = Some("A944".into());
-            out.push(candidatura(&c));
-            c.dati_sistema.idintermediario = None;
-            c.dati_sistema.codicefiscaleintermediario = None;
-            c.dati_sistema.denominazioneintermediario = None;
-            let s = candidatura(&c);
-            assert!(!s.intermediato);
-            out.push(s);
+            out.extend(piene!(c, candidatura, idintermediario));
         }
         for nome in VACANCIES {
             let mut v = vac(nome);
@@ -1437,15 +1423,7 @@ mod tests {
             if isf.lingua.is_empty() {
                 isf.lingua.push(Default::default());
             }
-            let mut v = piena(&v);
-            v.dati_sistema.idcomune = Some("A944".into());
-            out.push(vacancy(&v));
-            v.dati_sistema.intermediario = None;
-            v.dati_sistema.codicefiscaleintermediario = None;
-            v.dati_sistema.denominazioneintermediario = None;
-            let s = vacancy(&v);
-            assert!(!s.intermediato);
-            out.push(s);
+            out.extend(piene!(v, vacancy, intermediario));
         }
         out
     }
@@ -1481,17 +1459,7 @@ mod tests {
         let schede = tutte_le_schede();
         let mut visti = BTreeSet::new();
         for s in &schede {
-            let r = risposta(
-                [Voce {
-                    scheda: s,
-                    inserita: "2026-11-20T10:00:00+01:00",
-                    aggiornata: "2026-11-21T10:00:00+01:00",
-                    scadenza: Some("2027-01-04"),
-                }]
-                .into_iter(),
-                &Filtro::default(),
-                true,
-            );
+            let r = risposta_una(s, true);
             let pagina = serde_json::json!({"$ref": "#/components/schemas/Pagina"});
             let mut senza = r.clone();
             senza["risultati"] = Value::Array(vec![]);
