@@ -60,6 +60,10 @@ fn network_commands_work_on_the_store_directly() {
     let (code, out, _) = pdd(&dir, &["outbox", "list"]);
     assert_eq!(code, 0);
     assert!(out.contains("outbox empty"), "{out}");
+    // Nothing to queue again (an empty store batch).
+    let (code, out, err) = pdd(&dir, &["outbox", "retry"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("0 forward(s) queued again"), "{out}");
     let (code, out, _) = pdd(
         &dir,
         &["eures", "export", dir.0.join("eu").to_str().unwrap()],

@@ -99,6 +99,11 @@ impl Nodo {
 
     /// The local system posts a modulo to our porta delegata.
     fn invia(&self, azione: &str, modulo: &str) -> (u16, String) {
+        self.invia_a(azione, modulo, &[])
+    }
+
+    /// The same with extra headers (`X-PDD-Destinatario`).
+    fn invia_a(&self, azione: &str, modulo: &str, headers: &[(&str, &str)]) -> (u16, String) {
         let op = ws::operazione(azione).unwrap();
         let servizio = if azione == "InvioPercettore" {
             "ClicLavoroPercettori"
@@ -106,11 +111,13 @@ impl Nodo {
             "ClicLavoro"
         };
         let msg = pdd::soap::envelope(&[], &ws::richiesta(op, modulo));
+        let mut h = vec![("Content-Type", "text/xml; charset=utf-8")];
+        h.extend_from_slice(headers);
         http(
             self.locale,
             "POST",
             &format!("/pdd/PD/{servizio}/{azione}"),
-            &[("Content-Type", "text/xml; charset=utf-8")],
+            &h,
             &msg,
         )
     }
@@ -377,6 +384,20 @@ fn cliclavoro_network_end_to_end() {
     let v1 = "2026112710000000000000001";
     let a = lazio.invia("InvioVacancy", &vacancy(v1));
     assert!(esito_ok(&a), "{a:?}");
+    // The national portal publishes a vacancy through the NCN's own porta delegata: it reaches
+    // every region.
+    let v0 = "2026112710000000000000000";
+    let a = ncn.invia_a(
+        "InvioVacancy",
+        &vacancy(v0),
+        &[("X-PDD-Destinatario", "SPC/MinisteroLavoro")],
+    );
+    assert!(esito_ok(&a), "{a:?}");
+    assert!(a.1.contains("inoltrata a SPC/EMILIA, SPC/LAZIO"), "{}", a.1);
+    eventually("both regions publish the national portal's vacancy", || {
+        emilia.codici("vacancies").contains(&v0.to_string())
+            && lazio.codici("vacancies").contains(&v0.to_string())
+    });
     eventually("EMILIA publishes LAZIO's vacancy", || {
         emilia.codici("vacancies").contains(&v1.to_string())
     });

@@ -7,7 +7,17 @@ use crate::modulo::Tipo;
 use crate::rete::percettori::Rapporto;
 use crate::rete::scheda::{self, Filtro, Voce};
 use crate::rete::{impronta, Contatto, Inoltro, Utente};
-use crate::store::{Scrittura, StatoModulo, StoreError};
+use crate::store::{Leggero, Scrittura, StatoModulo, StoreError};
+
+/// A light modulo as a [`Voce`] of the read API.
+fn voce(l: &Leggero) -> Voce<'_> {
+    Voce {
+        scheda: &l.scheda,
+        inserita: &l.inserita,
+        aggiornata: &l.aggiornata,
+        scadenza: l.scadenza.as_deref(),
+    }
+}
 
 /// A refused API request: HTTP status and message.
 pub type Rifiuto = (u16, String);
@@ -26,10 +36,28 @@ impl Gateway {
         registrato: bool,
     ) -> Result<serde_json::Value, Rifiuto> {
         let f = Filtro::da_query(query).map_err(|e| (400, e))?;
-        let moduli = self.store.moduli(t.as_str()).map_err(interno)?;
-        let voci = moduli
+        // Filter on the index (no document read), then read the page's moduli whole.
+        let mut ammessi: Vec<std::sync::Arc<Leggero>> = Vec::new();
+        self.store
+            .per_ogni_leggero(t.as_str(), &mut |l| {
+                if l.stato == StatoModulo::Attivo && scheda::ammessa(&voce(l), &f) {
+                    ammessi.push(l.clone());
+                }
+            })
+            .map_err(interno)?;
+        let (totale, scelti) = scheda::seleziona(ammessi.iter().map(|l| voce(l)), &f);
+        let mut pagina = Vec::with_capacity(scelti.len());
+        for v in &scelti {
+            if let Some(m) = self
+                .store
+                .modulo(t.as_str(), &v.scheda.codice)
+                .map_err(interno)?
+            {
+                pagina.push(m);
+            }
+        }
+        let voci: Vec<Voce<'_>> = pagina
             .iter()
-            .filter(|m| m.stato == StatoModulo::Attivo)
             .filter_map(|m| {
                 Some(Voce {
                     scheda: m.scheda.as_ref()?,
@@ -37,8 +65,9 @@ impl Gateway {
                     aggiornata: &m.updated_at,
                     scadenza: m.scadenza.as_deref(),
                 })
-            });
-        Ok(scheda::risposta(voci, &f, registrato))
+            })
+            .collect();
+        Ok(scheda::pagina(&voci, totale, &f, registrato))
     }
 
     /// Whether a bearer token belongs to a registered user.

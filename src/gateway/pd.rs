@@ -113,16 +113,21 @@ impl Gateway {
             {
                 let registry = self.registry();
                 let azione = r.azione.as_deref().unwrap_or("");
-                match self.nodo(&registry, |n| {
-                    crate::service::cliclavoro::registra_proprio(n, azione, r.body, received)
-                }) {
-                    Ok(true) => {
-                        if let Err(e) = self.store.flush().await {
-                            warn!(error = %e, "own modulo not flushed");
+                // Contacts are the NCN's to route; a node keeps its own CVs and vacancies.
+                if azione != "InvioMessaggio" {
+                    match self.nodo(&registry, |n| {
+                        crate::service::cliclavoro::ricevi_locale(n, azione, r.body, received)
+                    }) {
+                        Ok(Some(e)) if !e.note.as_deref().unwrap_or("").starts_with("OK") => {
+                            warn!(note = ?e.note, "own modulo accepted by the NCN but not kept here")
                         }
+                        Ok(_) => {
+                            if let Err(e) = self.store.flush().await {
+                                warn!(error = %e, "own modulo not flushed");
+                            }
+                        }
+                        Err(e) => warn!(error = %e, "own modulo not stored"),
                     }
-                    Ok(false) => {}
-                    Err(e) => warn!(error = %e, "own modulo not stored"),
                 }
             }
             (answer, errore)
@@ -177,6 +182,9 @@ impl Gateway {
                 }
             }
         };
+        if self.is_local(&destinatario) {
+            return self.pd_locale(r, &destinatario, ex);
+        }
         let partner = registry.soggetto(&destinatario).ok_or_else(|| Errore {
             funzione: Funzione::Imbustamento,
             eccezione: EccezioneApplicativa::Busta(
@@ -301,6 +309,53 @@ impl Gateway {
             ));
         }
         self.sbusta_risposta(&resp.body, resp.status, &busta, &destinatario, ex)
+    }
+
+    /// A request for a service of our own (the NCN's national portal publishing through its
+    /// porta delegata): handled here, without a busta on the wire.
+    fn pd_locale(
+        &self,
+        r: &RichiestaPd<'_>,
+        destinatario: &Parte,
+        ex: &mut Exchange,
+    ) -> Result<Answer, Errore> {
+        let registry = self.registry();
+        let own = self.own();
+        ex.mittente = Some(own.parte().to_string());
+        ex.destinatario = Some(destinatario.to_string());
+        ex.servizio = Some(format!("SPC/{}", r.servizio));
+        ex.azione = r.azione.clone();
+        let locale = registry
+            .servizio(destinatario, "SPC", &r.servizio)
+            .filter(|s| s.handler.as_deref() == Some("cliclavoro"))
+            .ok_or_else(|| {
+                processamento(
+                    Funzione::Imbustamento,
+                    format!(
+                        "{destinatario} è questo nodo: il servizio {} non ha un gestore locale",
+                        r.servizio
+                    ),
+                )
+            })?;
+        let azione = r.azione.as_deref().unwrap_or("");
+        let esito = self
+            .nodo(&registry, |n| {
+                crate::service::cliclavoro::ricevi_locale(n, azione, r.body, self.now())
+            })
+            .map_err(|e| processamento(Funzione::Imbustamento, e.to_string()))?
+            .ok_or_else(|| {
+                processamento(
+                    Funzione::Imbustamento,
+                    format!("azione {azione} non prevista dal servizio {}", locale.nome),
+                )
+            })?;
+        self.outbox_notify.notify_one();
+        ex.outcome = Outcome::Ok;
+        ex.note = esito.note.clone();
+        Ok(Answer::soap(
+            if esito.fault { 500 } else { 200 },
+            soap::envelope_ns(&[], &esito.body, &esito.body_ns),
+        ))
     }
 
     /// Reads the partner's answer: an error busta or Fault becomes a Fault for the local system;

@@ -782,12 +782,23 @@ fn giorno(s: &str) -> Option<NaiveDate> {
 /// "risultati": [ {"codice", "tipo", "inserita", "aggiornata", "scadenza", ...the fields of
 /// `pubblico`..., "contatto": {...} only when `registrato`} ]}, newest `aggiornata` first.
 pub fn risposta<'a>(voci: impl Iterator<Item = Voce<'a>>, f: &Filtro, registrato: bool) -> Value {
+    let (totale, scelte) = seleziona(voci, f);
+    pagina(&scelte, totale, f, registrato)
+}
+
+/// Whether a query admits a modulo.
+pub fn ammessa(v: &Voce<'_>, f: &Filtro) -> bool {
+    match giorno(v.aggiornata) {
+        Some(d) => f.ammette(v.scheda, d),
+        // Without a readable date a date filter cannot admit it; other filters still can.
+        None => f.dal.is_none() && f.al.is_none() && f.ammette(v.scheda, NaiveDate::MIN),
+    }
+}
+
+/// The moduli a query admits, counted, and the page of them it asks for (newest first).
+pub fn seleziona<'a>(voci: impl Iterator<Item = Voce<'a>>, f: &Filtro) -> (usize, Vec<Voce<'a>>) {
     let mut scelte: Vec<(Option<DateTime<FixedOffset>>, Voce<'a>)> = voci
-        .filter(|v| match giorno(v.aggiornata) {
-            Some(d) => f.ammette(v.scheda, d),
-            // Without a readable date a date filter cannot admit it; other filters still can.
-            None => f.dal.is_none() && f.al.is_none() && f.ammette(v.scheda, NaiveDate::MIN),
-        })
+        .filter(|v| ammessa(v, f))
         .map(|v| (istante(v.aggiornata), v))
         .collect();
     // Newest first by instant (offsets compared properly); ties by code, for stable pages.
@@ -796,18 +807,29 @@ pub fn risposta<'a>(voci: impl Iterator<Item = Voce<'a>>, f: &Filtro, registrato
             .then_with(|| b.aggiornata.cmp(a.aggiornata))
             .then_with(|| a.scheda.codice.cmp(&b.scheda.codice))
     });
-    let pagina = f.pagina.max(1);
+    let (pagina, per_pagina) = pagina_e_misura(f);
+    let totale = scelte.len();
+    let page = scelte
+        .into_iter()
+        .skip((pagina - 1).saturating_mul(per_pagina))
+        .take(per_pagina)
+        .map(|(_, v)| v)
+        .collect();
+    (totale, page)
+}
+
+fn pagina_e_misura(f: &Filtro) -> (usize, usize) {
     let per_pagina = match f.per_pagina {
         0 => PER_PAGINA,
         n => n.min(PER_PAGINA_MAX),
     };
-    let totale = scelte.len();
-    let risultati: Vec<Value> = scelte
-        .into_iter()
-        .skip((pagina - 1).saturating_mul(per_pagina))
-        .take(per_pagina)
-        .map(|(_, v)| voce_json(&v, registrato))
-        .collect();
+    (f.pagina.max(1), per_pagina)
+}
+
+/// The JSON answer for one page of moduli (whole schede) out of `totale` admitted.
+pub fn pagina(voci: &[Voce<'_>], totale: usize, f: &Filtro, registrato: bool) -> Value {
+    let (pagina, per_pagina) = pagina_e_misura(f);
+    let risultati: Vec<Value> = voci.iter().map(|v| voce_json(v, registrato)).collect();
     serde_json::json!({
         "totale": totale,
         "pagina": pagina,

@@ -90,6 +90,26 @@ pub fn handle(c: &Chiamata<'_>, n: &Nodo<'_>) -> Result<Esito, ServiceError> {
         Ok(t) => t,
         Err(why) => return Ok(ko(op, why)),
     };
+    let mittente = c.busta.mittente.clone().unwrap_or_else(|| n.own.clone());
+    ricevi(
+        n,
+        op,
+        testo,
+        &mittente,
+        c.busta.id.as_deref(),
+        c.received_at,
+    )
+}
+
+/// Judges, stores and (at the NCN) routes a modulo that `mittente` sent; the answer.
+fn ricevi(
+    n: &Nodo<'_>,
+    op: &Operazione,
+    testo: String,
+    mittente: &Parte,
+    request_id: Option<&str>,
+    received_at: DateTime<FixedOffset>,
+) -> Result<Esito, ServiceError> {
     let percettore = op.azione == "InvioPercettore";
     if percettore && n.ruolo != Ruolo::Ncn {
         return Ok(ko(
@@ -98,9 +118,9 @@ pub fn handle(c: &Chiamata<'_>, n: &Nodo<'_>) -> Result<Esito, ServiceError> {
         ));
     }
     // A percettore's CV is completed by the NCN (flag, qualifica) and judged again.
-    let (testo, esito, nota_percettore) = match valuta(n, op, &testo, c.received_at)? {
+    let (testo, esito, nota_percettore) = match valuta(n, op, &testo, received_at)? {
         Err(why) => return Ok(ko(op, why)),
-        Ok(e) if percettore => match completa_percettore(n, &e, c.received_at)? {
+        Ok(e) if percettore => match completa_percettore(n, &e, received_at)? {
             Some((t, completo, nota)) => (t, completo, Some(nota)),
             None => (testo, e, None),
         },
@@ -109,15 +129,14 @@ pub fn handle(c: &Chiamata<'_>, n: &Nodo<'_>) -> Result<Esito, ServiceError> {
     let Some(m) = esito.modulo.as_ref() else {
         return Ok(ko(op, format!("{} non leggibile", op.nome)));
     };
-    let mittente = c.busta.mittente.clone().unwrap_or_else(|| n.own.clone());
     let acc = match accetta(
         n,
         m,
         &esito,
         &testo,
-        &mittente,
-        c.busta.id.as_deref(),
-        c.received_at,
+        mittente,
+        request_id,
+        received_at,
         percettore,
     )? {
         Ok(a) => a,
@@ -606,31 +625,28 @@ fn inoltri(
     Ok(out)
 }
 
-/// At a regional node: keeps a modulo its local systems sent to the NCN through the porta
-/// delegata, once the NCN accepted it, so the node publishes its own moduli too.
-pub fn registra_proprio(
+/// A request of this node's own local systems (porta delegata) handled here, as if this node
+/// had sent it to itself: at the NCN the national portal's moduli, stored and disseminated; at
+/// a regional node its copy of what the NCN accepted. `None` when the request carries no
+/// modulo for a ClicLavoro operation (the answer then comes from the usual path).
+pub fn ricevi_locale(
     n: &Nodo<'_>,
     azione: &str,
     richiesta: &[u8],
     received_at: DateTime<FixedOffset>,
-) -> Result<bool, ServiceError> {
-    let Some(op) = ws::operazione(azione).filter(|o| o.tipo != Tipo::Messaggio) else {
-        return Ok(false);
+) -> Result<Option<Esito>, ServiceError> {
+    let Some(op) = ws::operazione(azione) else {
+        return Ok(None);
     };
     let Ok(env) = crate::soap::Envelope::parse(richiesta, n.limits) else {
-        return Ok(false);
+        return Ok(None);
     };
     let tree = env.body_tree(n.limits).ok().flatten();
-    let Ok(testo) = modulo_della_richiesta(op, tree.as_ref()) else {
-        return Ok(false);
+    let testo = match modulo_della_richiesta(op, tree.as_ref()) {
+        Ok(t) => t,
+        Err(why) => return Ok(Some(ko(op, why))),
     };
-    let Ok(esito) = valuta(n, op, &testo, received_at)? else {
-        return Ok(false);
-    };
-    let Some(m) = esito.modulo.as_ref() else {
-        return Ok(false);
-    };
-    Ok(accetta(n, m, &esito, &testo, &n.own, None, received_at, false)?.is_ok())
+    ricevi(n, op, testo, &n.own, None, received_at).map(Some)
 }
 
 /// Whether a `risposta_invio*` body says OK.

@@ -185,6 +185,36 @@ pub struct StoredModulo {
     pub scheda: Option<crate::rete::scheda::Scheda>,
 }
 
+/// A stored modulo as the read API sees it before it picks a page: its state and dates, and
+/// its published view without the published fields themselves (`pubblico` and `contatto` are
+/// empty; the page's moduli are read whole).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Leggero {
+    pub stato: StatoModulo,
+    pub inserita: String,
+    pub aggiornata: String,
+    pub scadenza: Option<String>,
+    pub scheda: crate::rete::scheda::Scheda,
+}
+
+impl Leggero {
+    /// None for moduli that are not published (Messaggi).
+    pub fn da(m: &StoredModulo) -> Option<Leggero> {
+        let s = m.scheda.as_ref()?;
+        Some(Leggero {
+            stato: m.stato,
+            inserita: m.received_at.clone(),
+            aggiornata: m.updated_at.clone(),
+            scadenza: m.scadenza.clone(),
+            scheda: crate::rete::scheda::Scheda {
+                pubblico: serde_json::Value::Null,
+                contatto: serde_json::Value::Null,
+                ..s.clone()
+            },
+        })
+    }
+}
+
 /// One write of an atomic batch: a value put, or (`valore: None`) a key removed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scrittura {
@@ -247,7 +277,6 @@ pub trait Store: Send + Sync + 'static {
     fn exchange_by_id(&self, id: &str) -> Result<Option<Exchange>>;
     /// The most recent exchanges, newest first, without raw messages.
     fn recent(&self, limit: usize) -> Result<Vec<Exchange>>;
-    fn put_modulo(&self, m: &StoredModulo) -> Result<()>;
     fn modulo(&self, kind: &str, code: &str) -> Result<Option<StoredModulo>>;
     /// Partners added at run time (they complete the configured registry).
     fn partners(&self) -> Result<Vec<crate::registry::Soggetto>>;
@@ -269,6 +298,20 @@ pub trait Store: Send + Sync + 'static {
             );
         }
         Ok(out)
+    }
+    /// Visits every stored modulo of a kind without its document: what the read API filters,
+    /// orders and pages on. The sled store answers from memory.
+    fn per_ogni_leggero(
+        &self,
+        kind: &str,
+        f: &mut dyn FnMut(&std::sync::Arc<Leggero>),
+    ) -> Result<()> {
+        for m in self.moduli(kind)? {
+            if let Some(l) = Leggero::da(&m) {
+                f(&std::sync::Arc::new(l));
+            }
+        }
+        Ok(())
     }
     /// Makes every write so far durable.
     fn flush(&self) -> FlushFuture<'_>;

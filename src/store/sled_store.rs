@@ -2,7 +2,16 @@
 
 use std::path::Path;
 
-use super::{Claim, DupEntry, Exchange, FlushFuture, Result, Store, StoreError, StoredModulo};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use super::{
+    Claim, DupEntry, Exchange, FlushFuture, Leggero, Result, Store, StoreError, StoredModulo,
+};
+
+/// The moduli without their documents, by kind and code (see [`Store::per_ogni_leggero`]):
+/// loaded at open, kept in step by every write to the `moduli` tree.
+type Indice = HashMap<String, BTreeMap<String, Arc<Leggero>>>;
 
 pub struct SledStore {
     db: sled::Db,
@@ -14,6 +23,7 @@ pub struct SledStore {
     partners: sled::Tree,
     /// The network's trees ([`super::ALBERI`]; `moduli` is among them).
     alberi: Vec<(&'static str, sled::Tree)>,
+    indice: RwLock<Indice>,
 }
 
 fn be(e: sled::Error) -> StoreError {
@@ -58,6 +68,7 @@ impl SledStore {
                 .iter()
                 .map(|n| Ok((*n, db.open_tree(n).map_err(be)?)))
                 .collect::<Result<_>>()?,
+            indice: RwLock::new(Indice::new()),
             db,
         };
         let mut stale = Vec::new();
@@ -69,6 +80,13 @@ impl SledStore {
         }
         for k in stale {
             store.dup.remove(k).map_err(be)?;
+        }
+        {
+            let mut indice = store.indice.write().unwrap_or_else(|e| e.into_inner());
+            for kv in store.moduli.iter() {
+                let (k, v) = kv.map_err(be)?;
+                indicizza(&mut indice, &k, Some(&v));
+            }
         }
         Ok(store)
     }
@@ -83,6 +101,30 @@ impl SledStore {
 
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+/// Applies a write of the `moduli` tree (key `kind/code`) to the index.
+fn indicizza(indice: &mut Indice, chiave: &[u8], valore: Option<&[u8]>) {
+    let chiave = String::from_utf8_lossy(chiave);
+    let Some((kind, code)) = chiave.split_once('/') else {
+        return;
+    };
+    let leggero = valore
+        .and_then(|v| serde_json::from_slice::<StoredModulo>(v).ok())
+        .and_then(|m| Leggero::da(&m));
+    match leggero {
+        Some(l) => {
+            indice
+                .entry(kind.to_string())
+                .or_default()
+                .insert(code.to_string(), Arc::new(l));
+        }
+        None => {
+            if let Some(t) = indice.get_mut(kind) {
+                t.remove(code);
+            }
+        }
     }
 }
 
@@ -264,13 +306,6 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn put_modulo(&self, m: &StoredModulo) -> Result<()> {
-        let key = format!("{}/{}", m.kind, m.code);
-        let v = serde_json::to_vec(m).map_err(|e| StoreError::Backend(e.to_string()))?;
-        self.moduli.insert(key.as_bytes(), v).map_err(be)?;
-        Ok(())
-    }
-
     fn modulo(&self, kind: &str, code: &str) -> Result<Option<StoredModulo>> {
         let key = format!("{kind}/{code}");
         match self.moduli.get(key.as_bytes()).map_err(be)? {
@@ -312,6 +347,10 @@ impl Store for SledStore {
 
     fn scrivi(&self, batch: &[super::Scrittura]) -> Result<()> {
         use sled::Transactional;
+        // sled's transaction over no tree panics on commit.
+        if batch.is_empty() {
+            return Ok(());
+        }
         // The trees the batch touches, each once, and where each write goes among them.
         let mut nomi: Vec<&str> = Vec::new();
         for w in batch {
@@ -323,6 +362,12 @@ impl Store for SledStore {
             .iter()
             .map(|n| self.albero(n))
             .collect::<Result<Vec<_>>>()?;
+        // Batches that touch moduli hold the index from before their commit until it follows,
+        // so two of them cannot leave it in the order opposite to the tree's.
+        let mut indice = batch
+            .iter()
+            .any(|w| w.albero == "moduli")
+            .then(|| self.indice.write().unwrap_or_else(|e| e.into_inner()));
         let idx: Vec<usize> = batch
             .iter()
             .map(|w| nomi.iter().position(|n| *n == w.albero).unwrap_or(0))
@@ -338,7 +383,21 @@ impl Store for SledStore {
                 }
                 Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
             })
-            .map_err(|e| StoreError::Backend(format!("transaction: {e:?}")))
+            .map_err(|e| StoreError::Backend(format!("transaction: {e:?}")))?;
+        if let Some(indice) = indice.as_mut() {
+            for w in batch.iter().filter(|w| w.albero == "moduli") {
+                indicizza(indice, &w.chiave, w.valore.as_deref());
+            }
+        }
+        Ok(())
+    }
+
+    fn per_ogni_leggero(&self, kind: &str, f: &mut dyn FnMut(&Arc<Leggero>)) -> Result<()> {
+        let indice = self.indice.read().unwrap_or_else(|e| e.into_inner());
+        for l in indice.get(kind).into_iter().flat_map(|t| t.values()) {
+            f(l);
+        }
+        Ok(())
     }
 
     fn leggi(&self, albero: &str, chiave: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -439,6 +498,83 @@ mod tests {
         assert_eq!(s.claim("Y", 5).unwrap(), Claim::New);
         drop(s);
         let _ = std::fs::remove_dir_all(&p);
+    }
+
+    #[test]
+    fn batches_write_across_trees_and_may_be_empty() {
+        use crate::store::Scrittura;
+        let dir = tmp("batch");
+        let s = SledStore::open(&dir).unwrap();
+        s.scrivi(&[]).unwrap();
+        s.scrivi(&[
+            Scrittura::metti("outbox", 1u64.to_be_bytes().to_vec(), &"a"),
+            Scrittura::metti("moduli", "candidatura/X", &"b"),
+            Scrittura::metti("outbox", 2u64.to_be_bytes().to_vec(), &"c"),
+        ])
+        .unwrap();
+        assert_eq!(s.elenca("outbox", b"").unwrap().len(), 2);
+        assert_eq!(
+            s.leggi("moduli", b"candidatura/X").unwrap().as_deref(),
+            Some(&b"\"b\""[..])
+        );
+        s.scrivi(&[Scrittura::togli("outbox", 1u64.to_be_bytes().to_vec())])
+            .unwrap();
+        assert_eq!(s.elenca("outbox", b"").unwrap().len(), 1);
+        assert!(s.scrivi(&[Scrittura::metti("nessuno", "k", &1)]).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_index_of_moduli_follows_writes_and_reopens() {
+        use crate::store::{chiave_modulo, Scrittura, StatoModulo};
+        let dir = tmp("indice");
+        let m = |code: &str, stato| StoredModulo {
+            kind: "candidatura".into(),
+            code: code.into(),
+            versione: "2.0".into(),
+            stato,
+            received_at: "2026-11-27T10:00:00.000+01:00".into(),
+            updated_at: "2026-11-27T10:00:00.000+01:00".into(),
+            request_id: None,
+            mittente: None,
+            scadenza: None,
+            precedente: None,
+            attuale: None,
+            xml: "<x/>".into(),
+            destinazioni: vec![],
+            titolare: None,
+            scheda: Some(crate::rete::scheda::candidatura(&Default::default())),
+        };
+        let put = |x: &StoredModulo| Scrittura::metti("moduli", chiave_modulo(&x.kind, &x.code), x);
+        let stati = |s: &SledStore| {
+            let mut v = Vec::new();
+            s.per_ogni_leggero("candidatura", &mut |l| v.push(l.stato))
+                .unwrap();
+            v
+        };
+        let s = SledStore::open(&dir).unwrap();
+        s.scrivi(&[
+            put(&m("A", StatoModulo::Attivo)),
+            put(&m("B", StatoModulo::Attivo)),
+        ])
+        .unwrap();
+        s.scrivi(&[put(&m("A", StatoModulo::Scaduto))]).unwrap();
+        assert_eq!(stati(&s), vec![StatoModulo::Scaduto, StatoModulo::Attivo]);
+        s.scrivi(&[Scrittura::togli(
+            "moduli",
+            chiave_modulo("candidatura", "B"),
+        )])
+        .unwrap();
+        assert_eq!(stati(&s), vec![StatoModulo::Scaduto]);
+        let mut a = m("A", StatoModulo::Attivo);
+        a.scheda = None; // not published (as a Messaggio)
+        s.scrivi(&[put(&a), put(&m("C", StatoModulo::Chiuso))])
+            .unwrap();
+        assert_eq!(stati(&s), vec![StatoModulo::Chiuso]);
+        drop(s);
+        let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(stati(&s), vec![StatoModulo::Chiuso], "rebuilt at open");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
