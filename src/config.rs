@@ -20,6 +20,10 @@ pub struct Config {
     /// delegata), the CLI (`/admin`) and health checks. Default 127.0.0.1 on a free port
     /// (logged, and recorded in `<data>/listen.addr`).
     pub local_listen: Option<SocketAddr>,
+    /// A listener for the read API alone (/api/… and /health), for a portal or a proxy that
+    /// must not reach the porta delegata or /admin; loopback (put TLS in front). Unset: the
+    /// API answers on the local listener (and to partners on the TLS listener).
+    pub api_listen: Option<SocketAddr>,
     /// The node's part in the ClicLavoro network: "ncn" (the Ministry's National Coordination
     /// Node: disseminates what it receives), "nr" (a Regional Node) or "none" (a plain gateway).
     pub role: crate::rete::Ruolo,
@@ -215,6 +219,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8700)),
             data: PathBuf::from("./pdd-data"),
             local_listen: None,
+            api_listen: None,
             role: crate::rete::Ruolo::None,
             soggetto: Own::default(),
             limits: Limits::default(),
@@ -352,6 +357,11 @@ impl Config {
         if let Some(a) = self.local_listen.filter(|a| !a.ip().is_loopback()) {
             return Err(ConfigError::Invalid(format!(
                 "local_listen {a}: the local listener must be on loopback"
+            )));
+        }
+        if let Some(a) = self.api_listen.filter(|a| !a.ip().is_loopback()) {
+            return Err(ConfigError::Invalid(format!(
+                "api_listen {a}: plain HTTP on loopback only; publish it through a TLS proxy"
             )));
         }
         if !self.tls_on() && !self.listen.ip().is_loopback() {

@@ -117,6 +117,8 @@ pub struct Peer {
     pub cert: Option<openssl::x509::X509>,
     /// Reached through the local listener (porta delegata, /admin and /health only).
     pub locale: bool,
+    /// Reached through the read API's own listener (`api_listen`: /api and /health only).
+    pub solo_api: bool,
 }
 
 async fn handle(
@@ -141,6 +143,10 @@ async fn handle(
         && !peer_info.locale
         && (path.starts_with("/admin/") || path.starts_with("/pdd/PD/"));
     let resp = match (method, path.as_str()) {
+        _ if peer_info.solo_api && !(path.starts_with("/api/") || path == "/health") => plain(
+            StatusCode::NOT_FOUND,
+            "this listener serves the read API (GET /api/candidature, /api/vacancies) and /health\n",
+        ),
         _ if not_here => plain(
             StatusCode::NOT_FOUND,
             "this local listener serves the porta delegata (/pdd/PD/...), /api, /admin and /health; partners use the TLS listener\n",
@@ -250,19 +256,26 @@ fn api(
         _ if partner => true,
         None => false,
         Some(h) => {
-            let Some(tok) = h
-                .strip_prefix("Bearer ")
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-            else {
-                return errore(
-                    StatusCode::UNAUTHORIZED,
-                    "Authorization: usare 'Bearer <token>' (pdd users add)".into(),
+            let non_autorizzato = |msg: &str| {
+                let mut r = errore(StatusCode::UNAUTHORIZED, msg.to_string());
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"pdd\""),
                 );
+                r
+            };
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            let tok = h
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+                .filter(|t| !t.is_empty());
+            let Some(tok) = tok else {
+                return non_autorizzato("Authorization: usare 'Bearer <token>' (pdd users add)");
             };
             match gw.token_valido(tok) {
                 Ok(true) => true,
-                Ok(false) => return errore(StatusCode::UNAUTHORIZED, "token non valido".into()),
+                Ok(false) => return non_autorizzato("token non valido"),
                 Err(e) => return errore(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }
@@ -573,9 +586,24 @@ pub async fn serve(
             stop(stop_rx.clone()),
         )),
     ];
+    // The read API alone, for a portal or a proxy that must not reach the porta delegata.
+    let api = match gw.config.api_listen {
+        Some(a) => {
+            let l = TcpListener::bind(a).await?;
+            info!(api = %l.local_addr()?, "read API (/api/candidature, /api/vacancies) on its own listener");
+            Some(l)
+        }
+        None => None,
+    };
     loop {
         let admin_accept = async {
             match &admin {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        let api_accept = async {
+            match &api {
                 Some(l) => l.accept().await,
                 None => std::future::pending().await,
             }
@@ -597,7 +625,7 @@ pub async fn serve(
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     match acceptor {
-                        None => serve_io(stream, gw, Arc::new(Peer { addr, cert: None, locale: false }), watcher, header_timeout).await,
+                        None => serve_io(stream, gw, Arc::new(Peer { addr, cert: None, locale: false, solo_api: false }), watcher, header_timeout).await,
                         Some(acc) => match tokio::time::timeout(header_timeout, acc.accept(stream)).await {
                             Ok(Ok(tls)) => {
                                 let cert = tls
@@ -606,7 +634,7 @@ pub async fn serve(
                                     .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|d| openssl::x509::X509::from_der(d).ok());
-                                serve_io(tls, gw, Arc::new(Peer { addr, cert, locale: false }), watcher, header_timeout).await
+                                serve_io(tls, gw, Arc::new(Peer { addr, cert, locale: false, solo_api: false }), watcher, header_timeout).await
                             }
                             Ok(Err(e)) => info!(peer = %addr, error = %e, "TLS handshake refused"),
                             Err(_) => info!(peer = %addr, "TLS handshake not completed in time"),
@@ -618,7 +646,14 @@ pub async fn serve(
                 if let Ok((stream, addr)) = accepted {
                     let gw = gw.clone();
                     let watcher = graceful.watcher();
-                    tokio::spawn(serve_io(stream, gw, Arc::new(Peer { addr, cert: None, locale: true }), watcher, header_timeout));
+                    tokio::spawn(serve_io(stream, gw, Arc::new(Peer { addr, cert: None, locale: true, solo_api: false }), watcher, header_timeout));
+                }
+            }
+            accepted = api_accept => {
+                if let Ok((stream, addr)) = accepted {
+                    let gw = gw.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(serve_io(stream, gw, Arc::new(Peer { addr, cert: None, locale: false, solo_api: true }), watcher, header_timeout));
                 }
             }
             _ = &mut shutdown => break,
@@ -626,6 +661,7 @@ pub async fn serve(
     }
     drop(listener);
     drop(admin);
+    drop(api);
     let _ = stop_tx.send(true);
     let grace = Duration::from_secs(gw.config.limits.shutdown_grace_secs);
     info!(

@@ -84,12 +84,28 @@ async fn lifecycle_of_a_candidatura() {
     );
     assert!(m.xml.contains("MRNTMS91C14Z133A"));
 
-    // The same code again, not as a rettifica: refused (Rev.038).
+    // The very same document again (a redelivery): answered OK, nothing changes.
     let (esito, descr) = invia(
         &url,
         "InvioCandidatura",
         &sample("candidatura-rev038.xml"),
         3,
+    )
+    .await;
+    assert_eq!(
+        (esito.as_str(), descr.as_str()),
+        ("OK", "Candidatura già ricevuta, identica: nessuna modifica")
+    );
+    assert_eq!(
+        store.modulo("candidatura", ORIGINALE).unwrap().unwrap().updated_at,
+        m.updated_at
+    );
+    // The same code with other content, not as a rettifica: refused (Rev.038).
+    let (esito, descr) = invia(
+        &url,
+        "InvioCandidatura",
+        &sample("candidatura-rev038.xml").replace("3391122334", "3391122335"),
+        30,
     )
     .await;
     assert_eq!(esito, "KO");

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{pdd_bin, KeyPair, PddProcess, Pki, TempDir};
 use pdd::modulo::model::candidatura::{Candidatura, EsperienzeLavorative};
+use pdd::modulo::model::messaggio::Interlocutore;
 use pdd::modulo::{ws, Modulo};
 use serde_json::Value;
 
@@ -252,6 +253,7 @@ fn config(
 #[test]
 fn cliclavoro_network_end_to_end() {
     let dir = TempDir::new("network");
+    let api_lazio = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let pki = Pki::new();
     let mut nodi: Vec<Nodo> = [
         ("ncn", "MinisteroLavoro"),
@@ -292,7 +294,15 @@ fn cliclavoro_network_end_to_end() {
             ),
             (
                 lazio,
-                config(&dir.0, "lazio", "LAZIO", "nr", lazio, &[ncn], ""),
+                config(
+                    &dir.0,
+                    "lazio",
+                    "LAZIO",
+                    "nr",
+                    lazio,
+                    &[ncn],
+                    &format!("api_listen = \"{api_lazio}\""),
+                ),
             ),
             (
                 inps,
@@ -360,7 +370,9 @@ fn cliclavoro_network_end_to_end() {
         !lazio.codici("candidature").contains(&c2.to_string()),
         "a regional CV was forwarded"
     );
-    assert!(ncn.codici("candidature").contains(&c2.to_string()));
+    // The NCN keeps it (for its region) but does not publish it nationally.
+    assert!(!ncn.codici("candidature").contains(&c2.to_string()));
+    assert!(emilia.codici("candidature").contains(&c2.to_string()));
     let export = dir.0.join("eures");
     let out = ncn.cli(&["eures", "export", export.to_str().unwrap()]);
     assert!(
@@ -543,6 +555,53 @@ fn cliclavoro_network_end_to_end() {
         "{k}"
     );
 
+    // The intermediary answers (04): the risposta goes back to LAZIO, where the contatto came
+    // from, and reaches the employer who wrote it.
+    let root = pdd::xml::parse_document(
+        common::example("moduli/messaggio-rev038.xml").as_bytes(),
+        pdd::xml::Limits::default(),
+    )
+    .unwrap();
+    let Some(Modulo::Messaggio(mut r4)) = Modulo::leggi(&root) else {
+        panic!()
+    };
+    r4.mittente.interlocutore = Interlocutore {
+        codicefiscale: Some("80213330584".into()),
+        denominazione: Some("CENTRO PER L'IMPIEGO DI BOLOGNA".into()),
+        email: Some("cpi.bologna@example.it".into()),
+        ..Default::default()
+    };
+    r4.destinatario.interlocutore = Interlocutore {
+        codicefiscale: Some("00743110157".into()),
+        denominazione: Some("AZIENDA LAZIALE SRL".into()),
+        email: Some("selezione@azienda-laziale.example".into()),
+        codiceoffertacandidatura: Some(c4.into()),
+        ..Default::default()
+    };
+    r4.corpo.testomessaggio = "Il lavoratore è disponibile per un colloquio.".into();
+    r4.dati_sistema.tipocomunicazione = "04".into();
+    r4.dati_sistema.codicemessaggio = "2026112730000000000000096".into();
+    r4.dati_sistema.codicemessaggioprecedente = Some(k["codice"].as_str().unwrap().into());
+    let a = emilia.invia("InvioMessaggio", &Modulo::Messaggio(r4).scrivi());
+    assert!(esito_ok(&a), "{a:?}");
+    assert!(
+        a.1.contains("inoltrato a SPC/LAZIO, da cui venne il contatto"),
+        "{}",
+        a.1
+    );
+    eventually("LAZIO delivers the risposta", || {
+        let (_, v) = get_json(lazio.locale, "/admin/contatti", &[]);
+        !v.as_array().unwrap().is_empty()
+    });
+    let (_, risposte) = get_json(lazio.locale, "/admin/contatti", &[]);
+    let r = &risposte[0];
+    assert_eq!(r["tipo"], "04", "{r}");
+    assert_eq!(
+        r["per"]["email"], "selezione@azienda-laziale.example",
+        "{r}"
+    );
+    assert_eq!(r["da"]["email"], "cpi.bologna@example.it", "{r}");
+
     // Registered users see contact data: the intermediary's only, for an intermediated CV.
     let out = lazio.cli(&["users", "add", "operatore1"]);
     assert!(
@@ -567,6 +626,25 @@ fn cliclavoro_network_end_to_end() {
         &[("Authorization", "Bearer wrong")],
     );
     assert_eq!(s, 401);
+    let minuscolo = format!("bearer {token}");
+    let (s, v) = get_json(
+        lazio.locale,
+        "/api/candidature",
+        &[("Authorization", &minuscolo)],
+    );
+    assert_eq!(s, 200, "the scheme is case-insensitive: {v}");
+    // LAZIO's portal reads through the API's own listener, which serves nothing else.
+    let (s, v) = get_json(api_lazio, "/api/candidature", &[]);
+    assert_eq!(s, 200);
+    assert!(v["totale"].as_u64().unwrap() > 0);
+    for (method, path) in [
+        ("POST", "/pdd/PD/ClicLavoro/InvioCandidatura"),
+        ("GET", "/admin/exchanges"),
+        ("GET", "/admin/contatti"),
+    ] {
+        let (s, _) = http(api_lazio, method, path, &[], "");
+        assert_eq!(s, 404, "{method} {path} on the API listener");
+    }
 
     // 8. LAZIO is down while EMILIA publishes a national CV: the NCN keeps the forward and
     //    delivers it when LAZIO is back.

@@ -93,7 +93,8 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
         kind: "candidatura".into(),
         codice: "x".into(),
         invio: false,
-        tentativi: 0,
+        // An earlier attempt whose answer never came.
+        tentativi: 1,
         prossimo_ms: 0,
         stato: StatoInoltro::InAttesa,
         errore: None,
@@ -119,6 +120,31 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
         .map(|e| e.outcome)
         .collect();
     assert_eq!(seen, vec![Outcome::Duplicato, Outcome::Ok]);
+    // The same answer to a first attempt means the receiver refuses the Identificatore itself
+    // (nothing of ours reached it): kept as refused, for the operator.
+    let first = Inoltro {
+        seq: ncn.gw.store.next_seq().unwrap(),
+        tentativi: 0,
+        ..again
+    };
+    ncn.gw
+        .store
+        .scrivi(&[Scrittura::metti("outbox", first.chiave(), &first)])
+        .unwrap();
+    ncn.gw.outbox_notify.notify_one();
+    eventually("refused", || {
+        ncn.gw
+            .outbox()
+            .unwrap()
+            .first()
+            .is_some_and(|i| i.stato == StatoInoltro::Respinto)
+    })
+    .await;
+    let i = &ncn.gw.outbox().unwrap()[0];
+    assert!(
+        i.errore.as_deref().unwrap().contains("EGOV_IT_110"),
+        "{i:?}"
+    );
 }
 
 #[tokio::test]

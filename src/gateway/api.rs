@@ -9,14 +9,14 @@ use crate::rete::scheda::{self, Filtro, Voce};
 use crate::rete::{impronta, Contatto, Inoltro, Utente};
 use crate::store::{Leggero, Scrittura, StatoModulo, StoreError};
 
-/// A light modulo as a [`Voce`] of the read API.
-fn voce(l: &Leggero) -> Voce<'_> {
-    Voce {
-        scheda: &l.scheda,
+/// A light modulo as a [`Voce`] of the read API, if it is published here.
+fn voce(l: &Leggero) -> Option<Voce<'_>> {
+    Some(Voce {
+        scheda: l.scheda.as_ref()?,
         inserita: &l.inserita,
         aggiornata: &l.aggiornata,
         scadenza: l.scadenza.as_deref(),
-    }
+    })
 }
 
 /// A refused API request: HTTP status and message.
@@ -40,12 +40,14 @@ impl Gateway {
         let mut ammessi: Vec<std::sync::Arc<Leggero>> = Vec::new();
         self.store
             .per_ogni_leggero(t.as_str(), &mut |l| {
-                if l.stato == StatoModulo::Attivo && scheda::ammessa(&voce(l), &f) {
+                if l.stato == StatoModulo::Attivo
+                    && voce(l).is_some_and(|v| scheda::ammessa(&v, &f))
+                {
                     ammessi.push(l.clone());
                 }
             })
             .map_err(interno)?;
-        let (totale, scelti) = scheda::seleziona(ammessi.iter().map(|l| voce(l)), &f);
+        let (totale, scelti) = scheda::seleziona(ammessi.iter().filter_map(|l| voce(l)), &f);
         let mut pagina = Vec::with_capacity(scelti.len());
         for v in &scelti {
             if let Some(m) = self
@@ -53,7 +55,10 @@ impl Gateway {
                 .modulo(t.as_str(), &v.scheda.codice)
                 .map_err(interno)?
             {
-                pagina.push(m);
+                // Closed or expired since the index was read: not published any more.
+                if m.stato == StatoModulo::Attivo {
+                    pagina.push(m);
+                }
             }
         }
         let voci: Vec<Voce<'_>> = pagina

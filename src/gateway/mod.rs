@@ -65,6 +65,10 @@ pub struct Gateway {
     pub trust: Arc<TrustStore>,
     /// Wakes the outbox worker when forwards are queued.
     pub outbox_notify: tokio::sync::Notify,
+    /// Receiving nodes whose queue a delivery task is working through.
+    pub outbox_attivi: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
+    pub moduli_lock: std::sync::Mutex<()>,
     /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
     pub orologio_regolabile: Option<Arc<crate::clock::OffsetClock>>,
 }
@@ -136,6 +140,8 @@ impl Gateway {
             cas,
             trust,
             outbox_notify: tokio::sync::Notify::new(),
+            outbox_attivi: Default::default(),
+            moduli_lock: std::sync::Mutex::new(()),
             orologio_regolabile: None,
             config,
         })
@@ -161,6 +167,7 @@ impl Gateway {
             own: own.parte(),
             nuovo_id: &nuovo_id,
             eures_url: self.config.cliclavoro.eures_url.is_some(),
+            lock: &self.moduli_lock,
         })
     }
 

@@ -38,16 +38,21 @@ enum Esito {
 const RIPOSO_MAX_MS: i64 = 30_000;
 
 impl Gateway {
-    /// Every entry of the outbox, in order.
+    /// Every entry of the outbox, in order. An unreadable entry is logged and left aside, so
+    /// one bad record does not stop every delivery.
     pub fn outbox(&self) -> Result<Vec<Inoltro>, StoreError> {
-        self.store
+        Ok(self
+            .store
             .elenca("outbox", b"")?
             .into_iter()
-            .map(|(_, v)| {
-                serde_json::from_slice(&v)
-                    .map_err(|e| StoreError::Corrupt(format!("outbox entry: {e}")))
+            .filter_map(|(k, v)| match serde_json::from_slice(&v) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    warn!(key = ?k, error = %e, "outbox: unreadable entry left aside");
+                    None
+                }
             })
-            .collect()
+            .collect())
     }
 
     /// Puts refused entries (all, or the one with this seq) back in the queue, each under a new
@@ -56,9 +61,8 @@ impl Gateway {
         let mut batch = Vec::new();
         let now = self.now().timestamp_millis();
         for mut i in self.outbox()? {
-            if seq.is_some_and(|s| s != i.seq)
-                || (seq.is_none() && i.stato != StatoInoltro::Respinto)
-            {
+            // Only refused entries: a pending one may be in flight.
+            if i.stato != StatoInoltro::Respinto || seq.is_some_and(|s| s != i.seq) {
                 continue;
             }
             i.stato = StatoInoltro::InAttesa;
@@ -78,8 +82,10 @@ impl Gateway {
         Ok(batch.len())
     }
 
-    /// One round: delivers what is due, per receiving node in order (nodes in parallel).
-    /// Returns when the next pending entry is due (ms since the epoch), if any.
+    /// One round: starts delivering, for every receiving node whose queue is due and not
+    /// already being delivered, its queue in order (one task per node, so a slow node holds
+    /// up nobody else; a task wakes the worker when it ends). Returns when the next waiting
+    /// queue head is due (ms since the epoch), if any.
     pub async fn outbox_giro(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
         let now = self.now().timestamp_millis();
         let mut code: BTreeMap<String, Vec<Inoltro>> = BTreeMap::new();
@@ -88,29 +94,35 @@ impl Gateway {
                 code.entry(i.destinatario.clone()).or_default().push(i);
             }
         }
-        let mut tasks = Vec::new();
-        for (_, coda) in code {
-            // Order per node: the head waits, the rest wait behind it.
-            if coda.first().is_some_and(|i| i.prossimo_ms > now) {
+        let mut prossimo: Option<i64> = None;
+        let mut attivi = self.outbox_attivi.lock().unwrap_or_else(|e| e.into_inner());
+        for (destinatario, coda) in code {
+            if attivi.contains(&destinatario) {
                 continue;
             }
-            let gw = self.clone();
-            tasks.push(tokio::spawn(async move { gw.consegna_coda(coda).await }));
-        }
-        for t in tasks {
-            match t.await {
-                Ok(Err(e)) => warn!(error = %e, "outbox: store error"),
-                Err(e) => warn!(error = %e, "outbox: delivery task failed"),
-                Ok(Ok(())) => {}
+            // Order per node: the head waits, the rest wait behind it.
+            let testa = coda.first().map_or(now, |i| i.prossimo_ms);
+            if testa > now {
+                prossimo = Some(prossimo.map_or(testa, |p| p.min(testa)));
+                continue;
             }
+            attivi.insert(destinatario.clone());
+            let gw = self.clone();
+            tokio::spawn(async move {
+                if let Err(e) = gw.consegna_coda(coda).await {
+                    warn!(error = %e, "outbox: store error");
+                }
+                if let Err(e) = gw.store.flush().await {
+                    warn!(error = %e, "outbox: flush failed");
+                }
+                gw.outbox_attivi
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&destinatario);
+                gw.outbox_notify.notify_one();
+            });
         }
-        self.store.flush().await?;
-        Ok(self
-            .outbox()?
-            .iter()
-            .filter(|i| i.stato == StatoInoltro::InAttesa)
-            .map(|i| i.prossimo_ms)
-            .min())
+        Ok(prossimo)
     }
 
     async fn consegna_coda(&self, coda: Vec<Inoltro>) -> Result<(), StoreError> {
@@ -192,14 +204,26 @@ impl Gateway {
                 Esito::Consegnato("OK")
             }
             None => Esito::Respinto(descrizione_esito(&answer.body)),
-            // The receiver already has this Identificatore: an earlier attempt got through and
-            // its answer was lost.
-            Some(EccezioneApplicativa::Busta(c, _)) if c == Codice::ID_NON_VALIDO => {
-                Esito::Consegnato("già ricevuto")
+            // After an attempt whose outcome we did not learn: the receiver already has this
+            // Identificatore, that attempt got through and its answer was lost. On a first
+            // attempt the receiver refuses the Identificatore itself (not ours to it): refused.
+            Some(EccezioneApplicativa::Busta(c, d)) if c == Codice::ID_NON_VALIDO => {
+                if i.tentativi > 0 {
+                    Esito::Consegnato("già ricevuto")
+                } else {
+                    Esito::Respinto(format!("{c} {d} (al primo tentativo)"))
+                }
             }
-            Some(EccezioneApplicativa::Busta(c, d)) => Esito::Riprova {
-                why: format!("{c} {d}"),
-                nuovo_id: c == Codice::SCADUTO,
+            // Security (certificates, authorization: the operators can fix them) and the
+            // receiver's processing: try again. An expired busta: again, as a new message.
+            // Anything else is wrong with the message itself: refused, so the queue behind it
+            // moves on.
+            Some(EccezioneApplicativa::Busta(c, d)) => match c.0 {
+                200..=301 => Esito::Riprova {
+                    why: format!("{c} {d}"),
+                    nuovo_id: c == Codice::SCADUTO,
+                },
+                _ => Esito::Respinto(format!("{c} {d}")),
             },
             Some(EccezioneApplicativa::Processamento(c, d)) => Esito::Riprova {
                 why: format!("{c} {d}"),

@@ -170,6 +170,20 @@ impl Gateway {
         if let Some(id) = &dup_id {
             match self.store.claim(id, received.timestamp_millis()) {
                 Ok(Claim::New) => {}
+                // The first copy is still being processed: its outcome is not known yet (it may
+                // fail and be released), so this one is not a duplicate to absorb but a retry
+                // that came too early.
+                Ok(Claim::Duplicate(d)) if d.seq == 0 => {
+                    info!("Identificatore being processed by another exchange");
+                    return self
+                        .errore(
+                            ex,
+                            &busta,
+                            vec![Eccezione::processamento("FiltroDuplicati")],
+                            Some("un messaggio con lo stesso Identificatore è in elaborazione: riprovare"),
+                        )
+                        .await;
+                }
                 Ok(Claim::Duplicate(d)) => {
                     let _ = self.store.count_repeat(id);
                     info!(first_seq = d.seq, "duplicate Identificatore");

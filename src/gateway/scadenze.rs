@@ -11,15 +11,13 @@ use tracing::{info, warn};
 
 use super::Gateway;
 use crate::modulo::{validita, Tipo};
-use crate::store::{chiave_modulo, Scrittura, StatoModulo, StoreError, StoredModulo};
+use crate::store::{chiave_modulo, Scrittura, StatoModulo, StoreError};
 
-/// The last day a stored modulo is valid.
-pub fn ultimo_giorno(m: &StoredModulo, t: Tipo) -> Option<NaiveDate> {
-    let da_scadenza = m
-        .scadenza
-        .as_deref()
-        .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
-    let da_modifica = chrono::DateTime::parse_from_rfc3339(&m.updated_at)
+/// The last day a modulo is valid: its applied expiry, and at most its validity after its last
+/// change (`aggiornata`, RFC 3339).
+pub fn ultimo_giorno(scadenza: Option<&str>, aggiornata: &str, t: Tipo) -> Option<NaiveDate> {
+    let da_scadenza = scadenza.and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
+    let da_modifica = chrono::DateTime::parse_from_rfc3339(aggiornata)
         .ok()
         .and_then(|d| {
             validita(t).and_then(|g| d.date_naive().checked_add_days(chrono::Days::new(g)))
@@ -31,16 +29,34 @@ pub fn ultimo_giorno(m: &StoredModulo, t: Tipo) -> Option<NaiveDate> {
 }
 
 impl Gateway {
-    /// Deactivates the active moduli past their validity; how many.
+    /// Deactivates the active moduli past their validity; how many. Candidates come from the
+    /// index; each is read again and changed under the moduli lock, so an update accepted
+    /// meanwhile is never overwritten.
     pub async fn disattiva_scaduti(&self) -> Result<usize, StoreError> {
         let oggi = self.now().date_naive();
-        let mut batch = Vec::new();
+        let scaduto = |scadenza: Option<&str>, aggiornata: &str, t: Tipo| {
+            ultimo_giorno(scadenza, aggiornata, t).is_some_and(|u| oggi > u)
+        };
+        let mut candidati = Vec::new();
         for t in [Tipo::Candidatura, Tipo::Vacancy] {
-            for mut m in self.store.moduli(t.as_str())? {
-                if m.stato != StatoModulo::Attivo {
-                    continue;
+            self.store.per_ogni_leggero(t.as_str(), &mut |l| {
+                if l.stato == StatoModulo::Attivo
+                    && scaduto(l.scadenza.as_deref(), &l.aggiornata, t)
+                {
+                    candidati.push((t, l.codice.clone()));
                 }
-                if ultimo_giorno(&m, t).is_some_and(|u| oggi > u) {
+            })?;
+        }
+        let mut batch = Vec::new();
+        {
+            let _stato = self.moduli_lock.lock().unwrap_or_else(|e| e.into_inner());
+            for (t, codice) in &candidati {
+                let Some(mut m) = self.store.modulo(t.as_str(), codice)? else {
+                    continue;
+                };
+                if m.stato == StatoModulo::Attivo
+                    && scaduto(m.scadenza.as_deref(), &m.updated_at, *t)
+                {
                     m.stato = StatoModulo::Scaduto;
                     batch.push(Scrittura::metti(
                         "moduli",
@@ -49,9 +65,9 @@ impl Gateway {
                     ));
                 }
             }
+            self.store.scrivi(&batch)?;
         }
         if !batch.is_empty() {
-            self.store.scrivi(&batch)?;
             self.store.flush().await?;
             info!(count = batch.len(), oggi = %oggi, "expired moduli deactivated");
         }

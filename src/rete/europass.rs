@@ -49,7 +49,7 @@ pub fn europass(c: &Candidatura, creato: NaiveDateTime) -> String {
     let mut learner = Nodo::el(
         "LearnerInfo",
         vec![
-            identificazione(&c.lavoratore),
+            identificazione(c),
             titolo(c),
             esperienze(&c.dati_curriculari.esperienze_lavorative),
             istruzione(
@@ -293,14 +293,9 @@ fn telefono(numero: &Option<String>, codice: Option<&str>, etichetta: &str) -> N
     )
 }
 
-fn identificazione(l: &Lavoratore) -> Nodo {
+fn identificazione(c: &Candidatura) -> Nodo {
+    let l = &c.lavoratore;
     let a = &l.dati_anagrafici;
-    let r = &l.recapiti;
-    let email = pulito(&r.email).filter(|e| email_valida(e));
-    let sesso = pulito(&a.sesso).filter(|s| s == "M" || s == "F");
-    // Other citizenships are ISTAT state codes, for which no table is at hand.
-    let nazionalita = (a.idcittadinanza.trim() == CITTADINANZA_ITALIANA)
-        .then(|| Nodo::codice_etichetta("Nationality", Some("IT"), Some("Italiana".into())));
     Nodo::el(
         "Identification",
         vec![
@@ -311,34 +306,74 @@ fn identificazione(l: &Lavoratore) -> Nodo {
                     Nodo::foglia("Surname", pulito(&a.cognome)),
                 ],
             ),
+            contatti(c),
+            demografia(l),
+        ],
+    )
+}
+
+/// The ContactInfo: the worker's own, or for a CV an intermediary published, the
+/// intermediary's only (contacts go through it, document §4.4).
+fn contatti(c: &Candidatura) -> Nodo {
+    let l = &c.lavoratore;
+    let r = &l.recapiti;
+    if crate::rete::intermediato(&crate::modulo::Modulo::Candidatura(c.clone())) {
+        let d = &c.dati_sistema;
+        let email = pulito_opt(&d.email).filter(|e| email_valida(e));
+        return Nodo::el(
+            "ContactInfo",
+            vec![
+                indirizzo(
+                    pulito_opt(&d.indirizzo),
+                    pulito_opt(&d.cap),
+                    d.idcomune.as_deref(),
+                ),
+                Nodo::el("Email", vec![Nodo::foglia("Contact", email)]),
+                Nodo::el(
+                    "TelephoneList",
+                    vec![
+                        telefono(&d.telefono, Some("work"), "Intermediario"),
+                        telefono(&d.fax, None, "Fax"),
+                    ],
+                ),
+            ],
+        );
+    }
+    let email = pulito(&r.email).filter(|e| email_valida(e));
+    Nodo::el(
+        "ContactInfo",
+        vec![
+            indirizzo(
+                pulito_opt(&r.indirizzo),
+                pulito_opt(&l.domicilio.cap),
+                Some(&l.domicilio.idcomune),
+            ),
+            Nodo::el("Email", vec![Nodo::foglia("Contact", email)]),
             Nodo::el(
-                "ContactInfo",
+                "TelephoneList",
                 vec![
-                    indirizzo(
-                        pulito_opt(&r.indirizzo),
-                        pulito_opt(&l.domicilio.cap),
-                        Some(&l.domicilio.idcomune),
-                    ),
-                    Nodo::el("Email", vec![Nodo::foglia("Contact", email)]),
-                    Nodo::el(
-                        "TelephoneList",
-                        vec![
-                            telefono(&r.cellulare, Some("mobile"), "Cellulare"),
-                            telefono(&r.telefono, Some("home"), "Telefono"),
-                            // Europass has no fax use code; a label alone is allowed.
-                            telefono(&r.fax, None, "Fax"),
-                        ],
-                    ),
+                    telefono(&r.cellulare, Some("mobile"), "Cellulare"),
+                    telefono(&r.telefono, Some("home"), "Telefono"),
+                    // Europass has no fax use code; a label alone is allowed.
+                    telefono(&r.fax, None, "Fax"),
                 ],
             ),
-            Nodo::el(
-                "Demographics",
-                vec![
-                    Nodo::data("Birthdate", data(&a.datanascita)),
-                    Nodo::el("Gender", vec![Nodo::foglia("Code", sesso)]),
-                    Nodo::el("NationalityList", nazionalita.into_iter().collect()),
-                ],
-            ),
+        ],
+    )
+}
+
+fn demografia(l: &Lavoratore) -> Nodo {
+    let a = &l.dati_anagrafici;
+    let sesso = pulito(&a.sesso).filter(|s| s == "M" || s == "F");
+    // Other citizenships are ISTAT state codes, for which no table is at hand.
+    let nazionalita = (a.idcittadinanza.trim() == CITTADINANZA_ITALIANA)
+        .then(|| Nodo::codice_etichetta("Nationality", Some("IT"), Some("Italiana".into())));
+    Nodo::el(
+        "Demographics",
+        vec![
+            Nodo::data("Birthdate", data(&a.datanascita)),
+            Nodo::el("Gender", vec![Nodo::foglia("Code", sesso)]),
+            Nodo::el("NationalityList", nazionalita.into_iter().collect()),
         ],
     )
 }
@@ -1035,6 +1070,32 @@ mod tests {
         );
         assert_eq!(data("0000-01-01"), None);
         assert_eq!(data(""), None);
+    }
+
+    #[test]
+    fn intermediata_porta_i_contatti_dell_intermediario() {
+        let mut c = candidatura(include_bytes!(
+            "../../examples/moduli/candidatura-rev038.xml"
+        ));
+        let d = &mut c.dati_sistema;
+        d.denominazioneintermediario = Some("CPI Bologna".into());
+        d.codicefiscaleintermediario = Some("80213330584".into());
+        d.indirizzo = Some("Via del Lavoro 1".into());
+        d.idcomune = Some("A944".into());
+        d.telefono = Some("0510000001".into());
+        d.email = Some("cpi.bologna@example.it".into());
+        let (xml, _) = converti(&c);
+        assert!(xml.contains("cpi.bologna@example.it"), "{xml}");
+        assert!(xml.contains("Via del Lavoro 1") && xml.contains("Bologna"));
+        // None of the worker's own contacts (the CV is still the worker's: name and history).
+        for proprio in [
+            "tommaso.marinelli@example.it",
+            "3391122334",
+            "Via Borgovico 41",
+        ] {
+            assert!(!xml.contains(proprio), "{proprio} in {xml}");
+        }
+        assert!(xml.contains("MARINELLI"));
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub fn intermediato(m: &Modulo) -> bool {
     }
 }
 
+/// How EURES is named among a modulo's destinations.
+pub const EURES: &str = "EURES";
+
 /// Where an accepted modulo goes from the NCN.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Instradamento {
@@ -157,7 +160,7 @@ pub fn instrada(
         (Modulo::Messaggio(_), _) => Instradamento::default(),
         (_, Comunicazione::Seguito) => Instradamento {
             nodi: seguito(),
-            eures: false,
+            eures: gia.iter().any(|g| g == EURES),
             motivo: "segue l'originale".into(),
         },
         (Modulo::Candidatura(c), Comunicazione::Invio) => {
@@ -174,7 +177,7 @@ pub fn instrada(
             }
             Instradamento {
                 nodi,
-                eures: a == Ambito::Europeo,
+                eures: a == Ambito::Europeo || gia.iter().any(|g| g == EURES),
                 motivo: format!("ambito {}", a.as_str()),
             }
         }
@@ -392,7 +395,7 @@ mod tests {
             &["SPC/LAZIO".into()],
         );
         assert_eq!(r.nodi, vec![p("LAZIO")]);
-        // Rettifiche and chiusure follow the original, whatever they say.
+        // Rettifiche and chiusure follow the original, whatever they say, EURES included.
         let r = instrada(
             &cv(&["03"]),
             Comunicazione::Seguito,
@@ -402,6 +405,15 @@ mod tests {
         );
         assert_eq!(r.nodi, vec![p("VENETO")]);
         assert!(!r.eures);
+        let r = instrada(
+            &cv(&["01"]),
+            Comunicazione::Seguito,
+            &p("EMILIA"),
+            &nodi,
+            &["SPC/VENETO".into(), EURES.into()],
+        );
+        assert_eq!(r.nodi, vec![p("VENETO")]);
+        assert!(r.eures);
     }
 
     #[test]

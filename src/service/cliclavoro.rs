@@ -79,12 +79,24 @@ pub struct Nodo<'a> {
     pub nuovo_id: &'a (dyn Fn() -> Result<(String, DateTime<FixedOffset>), StoreError> + Sync),
     /// EURES delivery is configured (otherwise documents are only kept for export).
     pub eures_url: bool,
+    /// Held while a modulo's stored state is read and rewritten.
+    pub lock: &'a std::sync::Mutex<()>,
 }
 
 pub fn handle(c: &Chiamata<'_>, n: &Nodo<'_>) -> Result<Esito, ServiceError> {
     let azione = c.busta.azione.as_deref().unwrap_or("");
     let op = ws::operazione(azione)
         .ok_or_else(|| ServiceError::NoHandler(format!("ClicLavoro/{azione}")))?;
+    // Percettori come from INPS alone: through the service only INPS may call.
+    if (op.azione == "InvioPercettore") != (c.servizio.nome == crate::registry::PERCETTORI) {
+        return Ok(ko(
+            op,
+            format!(
+                "l'azione {} non è prevista dal servizio {}",
+                op.azione, c.servizio.nome
+            ),
+        ));
+    }
     let tree = c.env.body_tree(n.limits).ok().flatten();
     let testo = match modulo_della_richiesta(op, tree.as_ref()) {
         Ok(t) => t,
@@ -119,6 +131,19 @@ fn ricevi(
     }
     // A percettore's CV is completed by the NCN (flag, qualifica) and judged again.
     let (testo, esito, nota_percettore) = match valuta(n, op, &testo, received_at)? {
+        // The same document again (a redelivery under a new Identificatore): already done.
+        Err(_) if gia_ricevuto(n, &testo)? => {
+            let descr = format!(
+                "{} già {}, identica: nessuna modifica",
+                op.nome, op.ricevuto
+            );
+            return Ok(Esito {
+                body: ws::risposta(op, true, &descr),
+                body_ns: Vec::new(),
+                fault: false,
+                note: Some(format!("OK {descr}")),
+            });
+        }
         Err(why) => return Ok(ko(op, why)),
         Ok(e) if percettore => match completa_percettore(n, &e, received_at)? {
             Some((t, completo, nota)) => (t, completo, Some(nota)),
@@ -173,6 +198,19 @@ fn ricevi(
         fault: false,
         note: Some(format!("OK {descr}")),
     })
+}
+
+/// Whether this very document is already stored under its code.
+fn gia_ricevuto(n: &Nodo<'_>, testo: &str) -> Result<bool, ServiceError> {
+    let Some(m) = crate::xml::parse_document(testo.as_bytes(), n.limits)
+        .ok()
+        .and_then(|root| Modulo::leggi(&root))
+    else {
+        return Ok(false);
+    };
+    Ok(n.store
+        .modulo(m.tipo().as_str(), m.codice())?
+        .is_some_and(|r| r.xml == testo))
 }
 
 /// Validates a modulo for an operation: the verdict, or why it is refused.
@@ -289,6 +327,8 @@ fn accetta(
 ) -> Result<Result<Accettazione, String>, ServiceError> {
     let kind = m.tipo().as_str();
     let store = n.store;
+    // From the first read of the stored state to the write of the new one.
+    let _stato = n.lock.lock().unwrap_or_else(|e| e.into_inner());
     let now = received_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
     let tipo_com = match m {
         Modulo::Candidatura(x) => x.dati_sistema.tipocandidatura.trim(),
@@ -401,8 +441,20 @@ fn accetta(
                     "Messaggio: la candidatura o offerta {rif} non è nota a questo nodo"
                 )));
             };
-            let titolare = riferito.titolare.as_deref().and_then(Parte::parse);
-            match titolare.filter(|t| n.ruolo == Ruolo::Ncn && !t.same(mittente)) {
+            let risposta = msg.dati_sistema.tipocomunicazione.trim() == "04";
+            // A risposta goes back to the node its contatto came from; a contatto to the node
+            // that answers for the modulo.
+            let verso = if risposta {
+                match m.precedente() {
+                    Some(p) => store.modulo("messaggio", p)?.and_then(|x| x.mittente),
+                    None => None,
+                }
+                .and_then(|x| Parte::parse(&x))
+                .filter(|p| e_nodo(p))
+            } else {
+                riferito.titolare.as_deref().and_then(Parte::parse)
+            };
+            match verso.filter(|t| n.ruolo == Ruolo::Ncn && !t.same(mittente)) {
                 Some(t) => {
                     batch.extend(inoltri(
                         n,
@@ -414,15 +466,31 @@ fn accetta(
                         request_id,
                         received_at,
                     )?);
-                    rotta = Some(format!("inoltrato a {t}, titolare di {rif}"));
+                    rotta = Some(if risposta {
+                        format!("inoltrato a {t}, da cui venne il contatto")
+                    } else {
+                        format!("inoltrato a {t}, titolare di {rif}")
+                    });
                 }
                 None => {
-                    let per = Modulo::leggi(
-                        &crate::xml::parse_document(riferito.xml.as_bytes(), n.limits)
-                            .map_err(|e| ServiceError::Backend(format!("modulo {rif}: {e}")))?,
-                    )
-                    .map(|r| rete::recapito(&r))
-                    .unwrap_or_default();
+                    // A risposta reaches who wrote the contatto (its Destinatario); a contatto
+                    // the worker or employer, or only the intermediary (§4.4).
+                    let per = if risposta {
+                        let d = &msg.destinatario.interlocutore;
+                        serde_json::json!({
+                            "tramite": "diretto",
+                            "denominazione": d.denominazione.as_deref().map(str::trim),
+                            "email": d.email.as_deref().map(str::trim),
+                            "telefono": d.telefono.as_deref().map(str::trim),
+                        })
+                    } else {
+                        Modulo::leggi(
+                            &crate::xml::parse_document(riferito.xml.as_bytes(), n.limits)
+                                .map_err(|e| ServiceError::Backend(format!("modulo {rif}: {e}")))?,
+                        )
+                        .map(|r| rete::recapito(&r))
+                        .unwrap_or_default()
+                    };
                     let da = &msg.mittente.interlocutore;
                     let contatto = Contatto {
                         codice: m.codice().to_string(),
@@ -491,6 +559,15 @@ fn accetta(
                 };
                 rete::instrada(m, com, mittente, &nodi, &gia)
             };
+            // A percettore's later versions also reach where the earlier went (the worker may
+            // have moved).
+            if percettore && (precedente.is_some() || existing.is_some()) {
+                for p in gia.iter().filter_map(|g| Parte::parse(g)) {
+                    if !r.nodi.iter().any(|n| n.same(&p)) {
+                        r.nodi.push(p);
+                    }
+                }
+            }
             // Never back to the node it came from.
             r.nodi.retain(|p| !p.same(mittente));
             record.titolare = if percettore {
@@ -511,10 +588,17 @@ fn accetta(
                 request_id,
                 received_at,
             )?);
-            for p in &r.nodi {
-                let s = p.to_string();
+            let eures = r.eures.then(|| rete::EURES.to_string());
+            for s in r.nodi.iter().map(|p| p.to_string()).chain(eures) {
                 if !record.destinazioni.contains(&s) {
                     record.destinazioni.push(s);
+                }
+            }
+            // A CV of regional scope from a region is that region's to publish, not the
+            // NCN's (document §4.1).
+            if let Modulo::Candidatura(c) = m {
+                if rete::ambito(c) == rete::Ambito::Regionale && !mittente.same(&n.own) {
+                    record.scheda = None;
                 }
             }
             let mut t = if r.nodi.is_empty() {
@@ -607,8 +691,11 @@ fn inoltri(
         out.push(Scrittura::metti("outbox", i.chiave(), &i));
     }
     if eures {
+        // A CV as a Europass CV; its chiusura, and vacancies, as the modulo itself.
         let doc = match m {
-            Modulo::Candidatura(c) => europass::europass(c, now.naive_local()),
+            Modulo::Candidatura(c) if c.dati_sistema.tipocandidatura.trim() != "02" => {
+                europass::europass(c, now.naive_utc())
+            }
             _ => xml.to_string(),
         };
         let i = voce("EURES".into(), String::new(), now, doc)?;

@@ -185,32 +185,37 @@ pub struct StoredModulo {
     pub scheda: Option<crate::rete::scheda::Scheda>,
 }
 
-/// A stored modulo as the read API sees it before it picks a page: its state and dates, and
-/// its published view without the published fields themselves (`pubblico` and `contatto` are
-/// empty; the page's moduli are read whole).
+/// A stored Candidatura or Vacancy without its document: its state and dates (for the
+/// validity sweeper), and its published view without the published fields themselves
+/// (`pubblico` and `contatto` are empty; the read API reads its page's moduli whole).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leggero {
+    pub codice: String,
     pub stato: StatoModulo,
     pub inserita: String,
     pub aggiornata: String,
     pub scadenza: Option<String>,
-    pub scheda: crate::rete::scheda::Scheda,
+    /// None when this node does not publish it.
+    pub scheda: Option<crate::rete::scheda::Scheda>,
 }
 
 impl Leggero {
-    /// None for moduli that are not published (Messaggi).
+    /// None for Messaggi.
     pub fn da(m: &StoredModulo) -> Option<Leggero> {
-        let s = m.scheda.as_ref()?;
+        if m.kind == "messaggio" {
+            return None;
+        }
         Some(Leggero {
+            codice: m.code.clone(),
             stato: m.stato,
             inserita: m.received_at.clone(),
             aggiornata: m.updated_at.clone(),
             scadenza: m.scadenza.clone(),
-            scheda: crate::rete::scheda::Scheda {
+            scheda: m.scheda.as_ref().map(|s| crate::rete::scheda::Scheda {
                 pubblico: serde_json::Value::Null,
                 contatto: serde_json::Value::Null,
                 ..s.clone()
-            },
+            }),
         })
     }
 }
@@ -299,8 +304,9 @@ pub trait Store: Send + Sync + 'static {
         }
         Ok(out)
     }
-    /// Visits every stored modulo of a kind without its document: what the read API filters,
-    /// orders and pages on. The sled store answers from memory.
+    /// Visits every stored Candidatura or Vacancy of a kind without its document: what the
+    /// read API filters, orders and pages on, and the sweeper checks. The sled store answers
+    /// from memory.
     fn per_ogni_leggero(
         &self,
         kind: &str,
