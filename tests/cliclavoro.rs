@@ -97,7 +97,11 @@ async fn lifecycle_of_a_candidatura() {
         ("OK", "Candidatura già ricevuta, identica: nessuna modifica")
     );
     assert_eq!(
-        store.modulo("candidatura", ORIGINALE).unwrap().unwrap().updated_at,
+        store
+            .modulo("candidatura", ORIGINALE)
+            .unwrap()
+            .unwrap()
+            .updated_at,
         m.updated_at
     );
     // The same code with other content, not as a rettifica: refused (Rev.038).

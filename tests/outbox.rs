@@ -52,6 +52,19 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// The first outbox entry, once it is refused.
+async fn respinto(ncn: &common::Running) -> Inoltro {
+    eventually("refused", || {
+        ncn.gw
+            .outbox()
+            .unwrap()
+            .first()
+            .is_some_and(|i| i.stato == StatoInoltro::Respinto)
+    })
+    .await;
+    ncn.gw.outbox().unwrap().remove(0)
+}
+
 #[tokio::test]
 async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
     let lazio = start(lazio()).await;
@@ -132,15 +145,7 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
         .scrivi(&[Scrittura::metti("outbox", first.chiave(), &first)])
         .unwrap();
     ncn.gw.outbox_notify.notify_one();
-    eventually("refused", || {
-        ncn.gw
-            .outbox()
-            .unwrap()
-            .first()
-            .is_some_and(|i| i.stato == StatoInoltro::Respinto)
-    })
-    .await;
-    let i = &ncn.gw.outbox().unwrap()[0];
+    let i = &respinto(&ncn).await;
     assert!(
         i.errore.as_deref().unwrap().contains("EGOV_IT_110"),
         "{i:?}"
@@ -171,15 +176,7 @@ async fn a_refused_forward_is_kept_and_can_be_queued_again() {
         "{}",
         r.body
     );
-    eventually("refused", || {
-        ncn.gw
-            .outbox()
-            .unwrap()
-            .iter()
-            .any(|i| i.stato == StatoInoltro::Respinto)
-    })
-    .await;
-    let i = &ncn.gw.outbox().unwrap()[0];
+    let i = &respinto(&ncn).await;
     assert!(i.errore.as_deref().unwrap().contains("non valida"), "{i:?}");
     // Refused entries are not retried by themselves.
     tokio::time::sleep(Duration::from_millis(1500)).await;
