@@ -178,6 +178,10 @@ pub struct Limits {
     pub shutdown_grace_secs: u64,
     /// Maximum element nesting in a message.
     pub max_xml_depth: usize,
+    /// Exchanges one partner may have in progress at once on the porta applicativa (the
+    /// partner: its TLS certificate's soggetto, else its address); more are answered at once
+    /// with HTTP 503 and a Fault. 0: no limit.
+    pub partner_concorrenza: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,6 +257,7 @@ impl Default for Limits {
             request_timeout_secs: 60,
             shutdown_grace_secs: 30,
             max_xml_depth: 256,
+            partner_concorrenza: 64,
         }
     }
 }

@@ -156,6 +156,14 @@ async fn handle(
             "this TLS listener serves partners (POST /pdd/PA), /api and /health; the porta delegata and /admin answer on the local listener (local_listen)\n",
         ),
         (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
+            // Before the body is read: a flood costs its sender, not the others.
+            let partner = chi_e(&gw, &peer_info);
+            let Some(_posto) = gw
+                .in_corso
+                .entra(&partner, gw.config.limits.partner_concorrenza)
+            else {
+                return Ok(troppe(&partner, gw.config.limits.partner_concorrenza));
+            };
             match read_body(req, max, timeout).await {
                 Ok(body) => respond(gw.porta_applicativa(&body, &peer_info).await),
                 Err(r) => r,
@@ -216,10 +224,18 @@ async fn handle(
         (_, "/api/candidature") | (_, "/api/vacancies") => {
             plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n")
         }
-        (Method::GET, "/health") => match gw.store.recent(1) {
-            Ok(_) => plain(StatusCode::OK, "ok\n"),
-            Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
-        },
+        // Healthy when the store reads and makes writes durable (a flush with nothing new is
+        // cheap): what an orchestrator needs to know before sending traffic.
+        (Method::GET, "/health") => {
+            let check = match gw.store.recent(1) {
+                Ok(_) => gw.store.flush().await,
+                Err(e) => Err(e),
+            };
+            match check {
+                Ok(()) => plain(StatusCode::OK, "ok\n"),
+                Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
+            }
+        }
         (Method::GET, "/pdd/PA") => plain(
             StatusCode::METHOD_NOT_ALLOWED,
             "porta applicativa: POST a SOAP 1.1 message with a busta e-Gov header\n",
@@ -233,6 +249,41 @@ async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// Who a porta applicativa request comes from, for the per-partner limit: the soggetto of its
+/// TLS certificate, else its address.
+fn chi_e(gw: &Gateway, peer: &Peer) -> String {
+    peer.cert
+        .as_ref()
+        .and_then(|c| gw.trust.get().soggetto(c, &gw.registry()))
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| peer.addr.ip().to_string())
+}
+
+/// The answer to a partner over its limit: 503, Retry-After, and a Fault saying why.
+fn troppe(partner: &str, limite: usize) -> Response<Body> {
+    warn!(
+        partner,
+        limite, "too many exchanges in progress from one partner: refused"
+    );
+    let motivo = format!(
+        "<pdd:Limite xmlns:pdd=\"urn:pdd:limiti\">troppi scambi in corso da {} (al più {limite} alla volta): riprovare</pdd:Limite>",
+        crate::xml::escape_text(partner)
+    );
+    let body = soap::envelope(
+        &[],
+        &soap::fault(FaultCode::Server, FAULT_PROCESSAMENTO, None, Some(&motivo)),
+    );
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
 }
 
 /// The read API: anonymous, or registered (a partner's client certificate, or a user's token).

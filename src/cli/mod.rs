@@ -51,7 +51,9 @@ pub enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the gateway.
+    /// Run the gateway. The store is checked before listening. Exit 0 after a clean stop
+    /// (SIGTERM, Ctrl-C); 2 bad configuration; 3 store unavailable (held by another pdd) or
+    /// damaged; 4 cannot listen (address in use).
     Serve(ServeArgs),
     /// Validate a message's busta offline and print the eccezioni it would raise
     /// (exit 0: accepted; 1: refused; 2: unreadable file or bad configuration).
@@ -222,8 +224,21 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
     if let Some(l) = args.listen {
         config.listen = l;
     }
-    let store = SledStore::open_waiting(&config.data, std::time::Duration::from_secs(2))
-        .map_err(|e| format!("{e} (is another pdd using it?)"))?;
+    // Exit codes an orchestrator can act on: 2 configuration, 3 store, 4 address in use.
+    let store = match SledStore::open_waiting(&config.data, std::time::Duration::from_secs(2)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("pdd: {e} (is another pdd using it?)");
+            return Ok(ExitCode::from(EXIT_STORE));
+        }
+    };
+    match store.controlla() {
+        Ok(riepilogo) => tracing::info!("store {}: {riepilogo}", config.data.display()),
+        Err(e) => {
+            eprintln!("pdd: the store {} is damaged: {e}", config.data.display());
+            return Ok(ExitCode::from(EXIT_STORE));
+        }
+    }
     // The configured registry, completed by the partners added with `pdd partner add`.
     let partners = store.partners().map_err(|e| e.to_string())?;
     let registry = config
@@ -233,19 +248,19 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let esito = rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => return Ok(Some(format!("cannot listen on {}: {e}", config.listen))),
+        };
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // With TLS (client certificates), the CLI and health checks use a plain loopback listener.
         let admin = if config.tls_on() {
             let a = config.local_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-            Some(
-                tokio::net::TcpListener::bind(a)
-                    .await
-                    .map_err(|e| format!("cannot listen on {a} (local_listen): {e}"))?,
-            )
+            match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => Some(l),
+                Err(e) => return Ok(Some(format!("cannot listen on {a} (local_listen): {e}"))),
+            }
         } else {
             None
         };
@@ -298,10 +313,22 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
         let gw = Arc::new(gw);
         crate::server::serve(gw, listener, admin, shutdown_signal())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(None)
     })?;
-    Ok(ExitCode::SUCCESS)
+    match esito {
+        None => Ok(ExitCode::SUCCESS),
+        Some(e) => {
+            eprintln!("pdd: {e}");
+            Ok(ExitCode::from(EXIT_ADDRESS))
+        }
+    }
 }
+
+/// `pdd serve` could not open or check its store (held by another process, or damaged).
+const EXIT_STORE: u8 = 3;
+/// `pdd serve` could not listen (address in use, not permitted).
+const EXIT_ADDRESS: u8 = 4;
 
 async fn shutdown_signal() {
     let ctrl_c = async {

@@ -3,6 +3,7 @@
 
 pub mod api;
 mod ids;
+pub mod limiti;
 pub mod outbox;
 mod pa;
 mod pd;
@@ -69,6 +70,8 @@ pub struct Gateway {
     pub outbox_attivi: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
     pub moduli_lock: std::sync::Mutex<()>,
+    /// Exchanges in progress on the porta applicativa, by partner.
+    pub in_corso: limiti::InCorso,
     /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
     pub orologio_regolabile: Option<Arc<crate::clock::OffsetClock>>,
 }
@@ -142,6 +145,7 @@ impl Gateway {
             outbox_notify: tokio::sync::Notify::new(),
             outbox_attivi: Default::default(),
             moduli_lock: std::sync::Mutex::new(()),
+            in_corso: Default::default(),
             orologio_regolabile: None,
             config,
         })

@@ -99,6 +99,45 @@ impl SledStore {
             .ok_or_else(|| StoreError::Backend(format!("no tree '{nome}'")))
     }
 
+    /// Reads back what a restart depends on — the latest exchanges, every outbox entry, the
+    /// Identificatore counters — and says what the store holds; an error names what is damaged.
+    pub fn controlla(&self) -> Result<String> {
+        let t = std::time::Instant::now();
+        let mut ultimi = 0;
+        for kv in self.exchanges.iter().rev().take(100) {
+            let (_, v) = kv.map_err(be)?;
+            decode_exchange(&v, true)?;
+            ultimi += 1;
+        }
+        let mut outbox = 0;
+        for kv in self.albero("outbox")?.iter() {
+            let (k, v) = kv.map_err(be)?;
+            serde_json::from_slice::<serde_json::Value>(&v)
+                .map_err(|e| StoreError::Corrupt(format!("outbox entry {k:?}: {e}")))?;
+            outbox += 1;
+        }
+        for kv in self.counters.iter() {
+            let (k, v) = kv.map_err(be)?;
+            if v.len() != 4 && v.len() != 8 {
+                return Err(StoreError::Corrupt(format!("id counter {k:?}")));
+            }
+        }
+        let moduli: usize = self
+            .indice
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|t| t.len())
+            .sum();
+        Ok(format!(
+            "{} exchanges (last {ultimi} read back), {} ids in the duplicate filter, {moduli} moduli, {outbox} forwards in the outbox, {} bytes, checked in {} ms",
+            self.exchanges.len(),
+            self.dup.len(),
+            self.size_on_disk(),
+            t.elapsed().as_millis()
+        ))
+    }
+
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }

@@ -1,0 +1,70 @@
+//! The per-partner limit on the porta applicativa: a partner with as many exchanges in progress
+//! as `[limits] partner_concorrenza` gets 503 and a Fault at once; places come back.
+
+mod common;
+
+use std::io::Write;
+
+use common::{start, Req};
+use pdd::config::Config;
+
+#[tokio::test]
+async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
+    let mut c = Config::default();
+    c.limits.partner_concorrenza = 1;
+    let gw = start(c).await;
+    // One exchange in progress: headers sent, the body only begun.
+    let mut held = std::net::TcpStream::connect(gw.addr).unwrap();
+    write!(
+        held,
+        "POST /pdd/PA HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n<soapenv:Env"
+    )
+    .unwrap();
+    held.flush().unwrap();
+    // Wait until the server counts it.
+    let t = std::time::Instant::now();
+    while gw.gw.in_corso.quanti("127.0.0.1") == 0 {
+        assert!(
+            t.elapsed().as_secs() < 10,
+            "the held request was not counted"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let r = common::post(
+        &gw.url("/pdd/PA"),
+        Req::candidatura().xml().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.headers
+            .iter()
+            .any(|(k, v)| k == "retry-after" && v == "1"),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.body.contains("EGOV_IT_300"), "{}", r.body);
+    assert!(
+        r.body
+            .contains("troppi scambi in corso da 127.0.0.1 (al più 1 alla volta)"),
+        "{}",
+        r.body
+    );
+    // Nothing of it was stored: refused before it was read.
+    assert!(gw.gw.store.recent(10).unwrap().is_empty());
+    // The held exchange ends (its sender goes away): the place comes back.
+    drop(held);
+    let t = std::time::Instant::now();
+    while gw.gw.in_corso.quanti("127.0.0.1") != 0 {
+        assert!(t.elapsed().as_secs() < 10, "the place did not come back");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let r = common::post(
+        &gw.url("/pdd/PA"),
+        Req::candidatura().xml().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
