@@ -75,7 +75,7 @@ pub struct WssecCfg {
     pub copertura: crate::wssec::dsig::Copertura,
     /// Verification for partners that set none: "required", "optional" or "off".
     pub verifica: crate::registry::PoliticaFirma,
-    /// Lifetime of our Timestamps.
+    /// Lifetime of our Timestamps, and the oldest Created accepted from partners.
     pub timestamp_ttl_secs: i64,
     /// Clock skew tolerated on partners' Timestamps.
     pub tolleranza_secs: i64,

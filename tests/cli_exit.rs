@@ -85,3 +85,55 @@ fn serve_exit_codes_tell_store_from_address_problems() {
         "{err}"
     );
 }
+
+#[test]
+fn serve_refuses_to_sign_with_a_key_that_is_not_rsa() {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    let dir = TempDir::new("exit-ec");
+    let key = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "MinisteroLavoro").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap())
+        .unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256())
+        .unwrap();
+    let cert = b.build();
+    std::fs::write(
+        dir.0.join("ec.key"),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.0.join("ec.crt"), cert.to_pem().unwrap()).unwrap();
+    std::fs::write(
+        dir.0.join("pdd.toml"),
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata = \"{}\"\n[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+            dir.0.join("data").display(),
+            dir.0.join("ec.crt").display(),
+            dir.0.join("ec.key").display()
+        ),
+    )
+    .unwrap();
+    let out = pdd_bin()
+        .arg("--config")
+        .arg(dir.0.join("pdd.toml"))
+        .arg("serve")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs an RSA key"), "{err}");
+}

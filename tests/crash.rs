@@ -237,6 +237,19 @@ fn acknowledged_exchanges_survive_sigkill() {
                 .or_default() += 1;
             m
         });
+        // Nor any forward's Identificatore.
+        let mut inoltri_id = HashSet::new();
+        for i in &outbox {
+            let id = i["id"].as_str().unwrap();
+            assert!(
+                inoltri_id.insert(id),
+                "round {round}: forward Identificatore {id} issued twice"
+            );
+            assert!(
+                !risposte_id.contains(id),
+                "round {round}: {id} both an answer's and a forward's"
+            );
+        }
         for c in &tutti {
             assert!(
                 in_coda.contains_key(&c.codice),

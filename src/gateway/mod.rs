@@ -128,6 +128,14 @@ impl Gateway {
             (Some(c), Some(k)) => Some(Arc::new(Identity::load(c, k).map_err(|e| e.to_string())?)),
             _ => None,
         };
+        // Our signatures are RSA-SHA256: another key type would sign under a false label.
+        if let Some(me) = identity.as_ref().filter(|_| config.firma_on()) {
+            if me.key.id() != openssl::pkey::Id::RSA {
+                return Err(
+                    "[tls] key: signing buste (RSA-SHA256) needs an RSA key; set [wssec] firma = false or use an RSA key".into(),
+                );
+            }
+        }
         let cas = load_cas(&config)?;
         let trust = Arc::new(TrustStore::new(Fiducia::new(cas.clone(), &registry)));
         let client_tls = crate::tls::client_config(identity.as_deref(), &cas, trust.clone())

@@ -313,7 +313,8 @@ pub struct Regole {
     pub now: DateTime<Utc>,
     /// Clock skew tolerated on the Timestamp.
     pub tolleranza: Duration,
-    /// Lifetime assumed when the Timestamp has no Expires.
+    /// Lifetime assumed when the Timestamp has no Expires, and the longest accepted: a
+    /// Timestamp created longer ago is stale whatever its Expires says.
     pub durata_massima: Duration,
     pub copertura: Copertura,
 }
@@ -487,10 +488,9 @@ pub fn verifica(src: &str, env: &Envelope<'_>, r: &Regole) -> Result<Firmato, Fi
                 qname_at(src, *start)
             );
             return Err(
+                // A changed Timestamp is a changed message, as for the Body (EGOV_IT_202).
                 if *start == intestazione.span.start || Some(*start) == messaggio {
                     FirmaError::Intestazione(msg)
-                } else if *start == ts.span.start {
-                    FirmaError::Politica(msg)
                 } else {
                     FirmaError::Xml(msg)
                 },
@@ -520,6 +520,14 @@ pub fn verifica(src: &str, env: &Envelope<'_>, r: &Regole) -> Result<Firmato, Fi
     let key = cert
         .public_key()
         .map_err(|e| xmlerr(format!("chiave del certificato: {e}")))?;
+    // SignatureMethod is RSA-SHA256, but openssl's Verifier checks whatever the key is: with an
+    // EC (or DSA) certificate it would accept an ECDSA signature under the RSA label
+    // (tests/forgery.rs, "ECDSA signature labelled RSA-SHA256").
+    if key.id() != openssl::pkey::Id::RSA {
+        return Err(xmlerr(format!(
+            "la chiave del certificato non è RSA, come {RSA_SHA256} richiede"
+        )));
+    }
     let mut v = Verifier::new(MessageDigest::sha256(), &key).map_err(|e| xmlerr(e.to_string()))?;
     v.update(canon_si.as_bytes())
         .map_err(|e| xmlerr(e.to_string()))?;
@@ -539,6 +547,16 @@ pub fn verifica(src: &str, env: &Envelope<'_>, r: &Regole) -> Result<Firmato, Fi
     let limit = expires.unwrap_or(c + r.durata_massima);
     if limit + r.tolleranza < r.now {
         return Err(pol(&format!("il Timestamp è scaduto ({limit})")));
+    }
+    // Whatever Expires the signer wrote, a Timestamp created longer ago than the lifetime we
+    // allow is stale, as WSS4J (GovWay's engine) checks Created against its timeToLive: else a
+    // captured message stays valid for years where no duplicate filter runs
+    // (tests/forgery.rs, "Timestamp made an hour ago, Expires in ten years").
+    if c + r.durata_massima + r.tolleranza < r.now {
+        return Err(pol(&format!(
+            "il Timestamp è stato creato più di {} s fa ({c})",
+            r.durata_massima.num_seconds()
+        )));
     }
     Ok(Firmato {
         cert,
