@@ -22,7 +22,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
-use crate::egov::{Codice, FAULT_PROCESSAMENTO};
+use crate::egov::{Codice, FAULT_PROCESSAMENTO, FAULT_VALIDAZIONE};
 use crate::gateway::{Answer, Gateway, RichiestaPd};
 use crate::soap::{self, FaultCode};
 
@@ -82,18 +82,28 @@ async fn read_body(
             ),
         )
     };
-    if let Some(len) = req
+    let declared = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > max as u64 {
-            return Err(too_large());
-        }
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
     }
-    match tokio::time::timeout(timeout, Limited::new(req.into_body(), max).collect()).await {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
+    // One buffer, sized by Content-Length when there is one: the body is held once, not as a
+    // list of chunks and then again as their contiguous copy.
+    let read = async {
+        let mut body = Limited::new(req.into_body(), max);
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Bytes::from(buf))
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(b)) => Ok(b),
         Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
@@ -107,6 +117,67 @@ async fn read_body(
         )),
         Err(_) => Err(fault(408, FaultCode::Client, "body not received in time")),
     }
+}
+
+/// The media type of a porta applicativa request, as SOAP 1.1's HTTP binding sees it.
+#[derive(Debug, PartialEq)]
+enum TipoContenuto {
+    /// `text/xml`, whatever its parameters (SOAP 1.1 §6.1.1).
+    Soap11,
+    /// `application/soap+xml`: SOAP 1.2's.
+    Soap12,
+    /// Anything else, or none (the value, if any).
+    Altro(Option<String>),
+}
+
+impl TipoContenuto {
+    fn di(req: &Request<Incoming>) -> TipoContenuto {
+        let Some(v) = req.headers().get(CONTENT_TYPE) else {
+            return TipoContenuto::Altro(None);
+        };
+        let v = String::from_utf8_lossy(v.as_bytes());
+        let media = v.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("text/xml") {
+            TipoContenuto::Soap11
+        } else if media.eq_ignore_ascii_case("application/soap+xml") {
+            TipoContenuto::Soap12
+        } else {
+            TipoContenuto::Altro(Some(v.chars().take(100).collect()))
+        }
+    }
+}
+
+/// Whether a body sent as application/soap+xml is a SOAP 1.2 envelope (the parser stops at the
+/// root element).
+fn soap12(body: &[u8], gw: &Gateway) -> bool {
+    matches!(
+        soap::Envelope::parse(body, gw.limits),
+        Err(soap::SoapError::Soap12)
+    )
+}
+
+/// The answer to a porta applicativa request that is not SOAP 1.1 by its Content-Type (none,
+/// application/json, multipart/related…): HTTP 415 (WS-I Basic Profile 1.1 R1115) with a
+/// `soap:Client` Fault EGOV_IT_001 saying what is expected, before the body is read. GovWay
+/// refuses these too (ContentTypeNotSupported, ContentTypeNotProvided); SOAP with Attachments
+/// is not supported.
+fn non_soap11(ct: Option<&str>, peer: &SocketAddr) -> Response<Body> {
+    let ricevuto = match ct {
+        Some(ct) => format!("Content-Type '{ct}' non supportato"),
+        None => "Content-Type assente".to_string(),
+    };
+    info!(%peer, content_type = ct.unwrap_or(""), "porta applicativa: not SOAP 1.1 by its Content-Type: 415");
+    let motivo = format!(
+        "<pdd:ContentType xmlns:pdd=\"urn:pdd:http\">{}: la busta e-Gov viaggia in SOAP 1.1, Content-Type text/xml</pdd:ContentType>",
+        crate::xml::escape_text(&ricevuto)
+    );
+    respond(Answer::soap(
+        415,
+        soap::envelope(
+            &[],
+            &soap::fault(FaultCode::Client, FAULT_VALIDAZIONE, None, Some(&motivo)),
+        ),
+    ))
 }
 
 /// Who is on the other end of a connection.
@@ -164,7 +235,16 @@ async fn handle(
             else {
                 return Ok(troppe(&partner, gw.config.limits.partner_concorrenza));
             };
+            let tipo = TipoContenuto::di(&req);
+            if let TipoContenuto::Altro(ct) = &tipo {
+                return Ok(non_soap11(ct.as_deref(), &peer));
+            }
             match read_body(req, max, timeout).await {
+                // application/soap+xml is SOAP 1.2's: its envelope gets the VersionMismatch
+                // Fault (from the gateway), a SOAP 1.1 envelope under it is refused.
+                Ok(body) if tipo == TipoContenuto::Soap12 && !soap12(&body, &gw) => {
+                    non_soap11(Some("application/soap+xml"), &peer)
+                }
                 Ok(body) => respond(gw.porta_applicativa(&body, &peer_info).await),
                 Err(r) => r,
             }
@@ -236,11 +316,17 @@ async fn handle(
                 Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
             }
         }
-        (Method::GET, "/pdd/PA") => plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "porta applicativa: POST a SOAP 1.1 message with a busta e-Gov header\n",
-        ),
-        (_, "/pdd/PA") | (_, "/health") => {
+        // RFC 9110 §15.5.6: a 405 says what is allowed.
+        (_, "/pdd/PA") | (_, "/pdd/PA/") => {
+            let mut r = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "porta applicativa: POST a SOAP 1.1 message with a busta e-Gov header\n",
+            );
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+            r
+        }
+        (_, "/health") => {
             plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => plain(

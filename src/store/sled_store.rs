@@ -21,6 +21,8 @@ pub struct SledStore {
     counters: sled::Tree,
     moduli: sled::Tree,
     partners: sled::Tree,
+    /// Raw messages of exchanges, in pieces (see [`PEZZO`]).
+    raw: sled::Tree,
     /// The network's trees ([`super::ALBERI`]; `moduli` is among them).
     alberi: Vec<(&'static str, sled::Tree)>,
     indice: RwLock<Indice>,
@@ -55,6 +57,8 @@ impl SledStore {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
+            // sled caches 1 GiB by default; the working set here is small (recent ids, moduli).
+            .cache_capacity(CACHE_BYTES)
             .open()
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         let store = SledStore {
@@ -64,6 +68,7 @@ impl SledStore {
             counters: db.open_tree("id_counters").map_err(be)?,
             moduli: db.open_tree("moduli").map_err(be)?,
             partners: db.open_tree("partners").map_err(be)?,
+            raw: db.open_tree("raw").map_err(be)?,
             alberi: super::ALBERI
                 .iter()
                 .map(|n| Ok((*n, db.open_tree(n).map_err(be)?)))
@@ -106,7 +111,7 @@ impl SledStore {
         let mut ultimi = 0;
         for kv in self.exchanges.iter().rev().take(100) {
             let (_, v) = kv.map_err(be)?;
-            decode_exchange(&v, true)?;
+            self.leggi_exchange(&v, true)?;
             ultimi += 1;
         }
         let mut outbox = 0;
@@ -175,39 +180,118 @@ fn encode_dup(d: &DupEntry) -> Vec<u8> {
     serde_json::to_vec(d).unwrap_or_default()
 }
 
-/// Record layout: u32 LE meta length, meta JSON, u32 LE request length, request, response.
+/// Raw messages are kept in pieces of this size in their own tree: sled holds large values
+/// in memory for good (measured: a 9 MiB message each time grew the process by about as much,
+/// without end), small ones it pages like everything else.
+const PEZZO: usize = 8 * 1024;
+
+/// sled's page cache.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Marks a record whose raw messages are in the `raw` tree, where the request length would be.
+const RAW_A_PEZZI: u32 = u32::MAX;
+
+/// Record layout: u32 LE meta length, meta JSON, then either `RAW_A_PEZZI`, u64 LE request
+/// length, u64 LE response length (the messages in the `raw` tree, keyed seq | part | piece), or
+/// (records of earlier versions) u32 LE request length, request, response.
 fn encode_exchange(ex: &Exchange) -> Vec<u8> {
     let meta = serde_json::to_vec(ex).unwrap_or_default();
-    let mut v = Vec::with_capacity(8 + meta.len() + ex.request.len() + ex.response.len());
+    let mut v = Vec::with_capacity(24 + meta.len());
     v.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     v.extend_from_slice(&meta);
-    v.extend_from_slice(&(ex.request.len() as u32).to_le_bytes());
-    v.extend_from_slice(&ex.request);
-    v.extend_from_slice(&ex.response);
+    v.extend_from_slice(&RAW_A_PEZZI.to_le_bytes());
+    v.extend_from_slice(&(ex.request.len() as u64).to_le_bytes());
+    v.extend_from_slice(&(ex.response.len() as u64).to_le_bytes());
     v
 }
 
-fn decode_exchange(v: &[u8], with_raw: bool) -> Result<Exchange> {
+/// The key of piece `n` of a message (`parte` 0: request, 1: response) of exchange `seq`.
+fn chiave_pezzo(seq: u64, parte: u8, n: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[..8].copy_from_slice(&seq.to_be_bytes());
+    k[8] = parte;
+    k[9..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// Where a record's raw messages are.
+enum Raw<'a> {
+    /// In the record (earlier versions).
+    Dentro(&'a [u8], &'a [u8]),
+    /// In the `raw` tree, with their lengths.
+    APezzi(u64, u64),
+}
+
+fn decode_exchange(v: &[u8]) -> Result<(Exchange, Raw<'_>)> {
     let corrupt = || StoreError::Corrupt("exchange record".into());
-    let len = |at: usize| -> Result<usize> {
-        let b: [u8; 4] = v
-            .get(at..at + 4)
-            .ok_or_else(corrupt)?
-            .try_into()
-            .map_err(|_| corrupt())?;
-        Ok(u32::from_le_bytes(b) as usize)
+    let bytes = |at: usize, n: usize| v.get(at..at + n).ok_or_else(corrupt);
+    let u32_at = |at: usize| -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            bytes(at, 4)?.try_into().map_err(|_| corrupt())?,
+        ))
     };
-    let ml = len(0)?;
-    let meta = v.get(4..4 + ml).ok_or_else(corrupt)?;
-    let mut ex: Exchange =
+    let u64_at = |at: usize| -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            bytes(at, 8)?.try_into().map_err(|_| corrupt())?,
+        ))
+    };
+    let ml = u32_at(0)? as usize;
+    let meta = bytes(4, ml)?;
+    let ex: Exchange =
         serde_json::from_slice(meta).map_err(|e| StoreError::Corrupt(format!("exchange: {e}")))?;
-    if with_raw {
-        let rl = len(4 + ml)?;
+    let rl = u32_at(4 + ml)?;
+    let raw = if rl == RAW_A_PEZZI {
+        Raw::APezzi(u64_at(8 + ml)?, u64_at(16 + ml)?)
+    } else {
         let start = 8 + ml;
-        ex.request = v.get(start..start + rl).ok_or_else(corrupt)?.to_vec();
-        ex.response = v.get(start + rl..).ok_or_else(corrupt)?.to_vec();
+        let rl = rl as usize;
+        Raw::Dentro(
+            v.get(start..start + rl).ok_or_else(corrupt)?,
+            v.get(start + rl..).ok_or_else(corrupt)?,
+        )
+    };
+    Ok((ex, raw))
+}
+
+impl SledStore {
+    /// A stored exchange, with its raw messages when `with_raw`.
+    fn leggi_exchange(&self, v: &[u8], with_raw: bool) -> Result<Exchange> {
+        let (mut ex, raw) = decode_exchange(v)?;
+        if with_raw {
+            match raw {
+                Raw::Dentro(req, resp) => {
+                    ex.request = req.to_vec();
+                    ex.response = resp.to_vec();
+                }
+                Raw::APezzi(lr, ls) => {
+                    ex.request = self.pezzi(ex.seq, 0, lr)?;
+                    ex.response = self.pezzi(ex.seq, 1, ls)?;
+                }
+            }
+        }
+        Ok(ex)
     }
-    Ok(ex)
+
+    /// A message put back together from its pieces.
+    fn pezzi(&self, seq: u64, parte: u8, len: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(len as usize);
+        let mut prefix = seq.to_be_bytes().to_vec();
+        prefix.push(parte);
+        for kv in self.raw.scan_prefix(prefix) {
+            let (_, v) = kv.map_err(be)?;
+            out.extend_from_slice(&v);
+            if out.len() as u64 >= len {
+                break;
+            }
+        }
+        if out.len() as u64 != len {
+            return Err(StoreError::Corrupt(format!(
+                "exchange {seq}: a raw message has {} of its {len} bytes",
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
 }
 
 impl Store for SledStore {
@@ -303,6 +387,15 @@ impl Store for SledStore {
 
     fn put_exchange(&self, ex: &Exchange) -> Result<()> {
         let key = ex.seq.to_be_bytes();
+        // The pieces first: sled recovers a prefix of its writes, so a record found after a
+        // crash has all its pieces.
+        for (parte, msg) in [(0u8, &ex.request), (1u8, &ex.response)] {
+            for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
+                self.raw
+                    .insert(chiave_pezzo(ex.seq, parte, n as u32), pezzo)
+                    .map_err(be)?;
+            }
+        }
         self.exchanges
             .insert(key, encode_exchange(ex))
             .map_err(be)?;
@@ -318,7 +411,7 @@ impl Store for SledStore {
 
     fn exchange(&self, seq: u64) -> Result<Option<Exchange>> {
         match self.exchanges.get(seq.to_be_bytes()).map_err(be)? {
-            Some(v) => Ok(Some(decode_exchange(&v, true)?)),
+            Some(v) => Ok(Some(self.leggi_exchange(&v, true)?)),
             None => Ok(None),
         }
     }
@@ -340,7 +433,7 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for kv in self.exchanges.iter().rev().take(limit) {
             let (_, v) = kv.map_err(be)?;
-            out.push(decode_exchange(&v, false)?);
+            out.push(self.leggi_exchange(&v, false)?);
         }
         Ok(out)
     }
@@ -513,6 +606,41 @@ mod tests {
         let recent = s.recent(10).unwrap();
         assert_eq!(recent.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![b, a]);
         assert!(recent[0].request.is_empty());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&p);
+    }
+
+    #[test]
+    fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
+        let p = tmp("pezzi");
+        let s = SledStore::open(&p).unwrap();
+        // Lengths on, around and off the piece size, and empty.
+        for (seq, (lr, ls)) in [
+            (1u64, (3 * PEZZO, 0)),
+            (2, (PEZZO + 1, PEZZO - 1)),
+            (3, (0, 5)),
+        ] {
+            let mut e = ex(seq, &format!("P{seq}"));
+            e.request = (0..lr).map(|i| (i % 251) as u8).collect();
+            e.response = (0..ls).map(|i| (i % 241) as u8).collect();
+            s.put_exchange(&e).unwrap();
+            assert_eq!(s.exchange(seq).unwrap().unwrap(), e, "seq {seq}");
+        }
+        // A record written whole by an earlier version still reads.
+        let mut old = ex(9, "OLD");
+        old.request = b"<req/>".to_vec();
+        old.response = b"<resp/>".to_vec();
+        let meta = serde_json::to_vec(&old).unwrap();
+        let mut v = (meta.len() as u32).to_le_bytes().to_vec();
+        v.extend_from_slice(&meta);
+        v.extend_from_slice(&(old.request.len() as u32).to_le_bytes());
+        v.extend_from_slice(&old.request);
+        v.extend_from_slice(&old.response);
+        s.exchanges.insert(9u64.to_be_bytes(), v).unwrap();
+        assert_eq!(s.exchange(9).unwrap().unwrap(), old);
+        // A missing piece is named, not silently shortened.
+        s.raw.remove(chiave_pezzo(1, 0, 1)).unwrap();
+        assert!(matches!(s.exchange(1), Err(StoreError::Corrupt(_))));
         drop(s);
         let _ = std::fs::remove_dir_all(&p);
     }
