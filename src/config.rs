@@ -182,6 +182,11 @@ pub struct Limits {
     /// partner: its TLS certificate's soggetto, else its address); more are answered at once
     /// with HTTP 503 and a Fault. 0: no limit.
     pub partner_concorrenza: usize,
+    /// Bytes of request bodies the porta applicativa holds at once, all partners together
+    /// (each request counts its Content-Length, or `max_body_bytes` when chunked); a request
+    /// that finds no room within `header_timeout_secs` gets HTTP 503 and a Fault. With the
+    /// copies processing makes (about 5 × the body), this bounds the memory bodies can take.
+    pub max_bytes_in_corso: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -258,6 +263,7 @@ impl Default for Limits {
             shutdown_grace_secs: 30,
             max_xml_depth: 256,
             partner_concorrenza: 64,
+            max_bytes_in_corso: 128 * 1024 * 1024,
         }
     }
 }

@@ -239,6 +239,21 @@ async fn handle(
             if let TipoContenuto::Altro(ct) = &tipo {
                 return Ok(non_soap11(ct.as_deref(), &peer));
             }
+            // Room for the body among all bodies in progress: its Content-Length, or the most
+            // a chunked body may grow to.
+            let dichiarati = req
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .map_or(max, |n| n.min(max));
+            let kib = u32::try_from(dichiarati.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+            let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
+            let Ok(Ok(_spazio)) =
+                tokio::time::timeout(header_timeout, gw.memoria.acquire_many(kib)).await
+            else {
+                return Ok(senza_spazio(dichiarati));
+            };
             match read_body(req, max, timeout).await {
                 // application/soap+xml is SOAP 1.2's: its envelope gets the VersionMismatch
                 // Fault (from the gateway), a SOAP 1.1 envelope under it is refused.
@@ -347,19 +362,37 @@ fn chi_e(gw: &Gateway, peer: &Peer) -> String {
         .unwrap_or_else(|| peer.addr.ip().to_string())
 }
 
-/// The answer to a partner over its limit: 503, Retry-After, and a Fault saying why.
+/// The answer to a partner over its limit.
 fn troppe(partner: &str, limite: usize) -> Response<Body> {
     warn!(
         partner,
         limite, "too many exchanges in progress from one partner: refused"
     );
-    let motivo = format!(
-        "<pdd:Limite xmlns:pdd=\"urn:pdd:limiti\">troppi scambi in corso da {} (al più {limite} alla volta): riprovare</pdd:Limite>",
-        crate::xml::escape_text(partner)
+    occupato(&format!(
+        "troppi scambi in corso da {partner} (al più {limite} alla volta): riprovare"
+    ))
+}
+
+/// The answer when the bodies in progress leave no room for this one.
+fn senza_spazio(byte: usize) -> Response<Body> {
+    warn!(
+        bytes = byte,
+        "no room for another request body (limits.max_bytes_in_corso): refused"
+    );
+    occupato(&format!(
+        "troppi messaggi in corso: nessuno spazio per altri {byte} byte ora (limits.max_bytes_in_corso): riprovare"
+    ))
+}
+
+/// 503 with `Retry-After: 1` and a Fault whose detail says why.
+fn occupato(motivo: &str) -> Response<Body> {
+    let detail = format!(
+        "<pdd:Limite xmlns:pdd=\"urn:pdd:limiti\">{}</pdd:Limite>",
+        crate::xml::escape_text(motivo)
     );
     let body = soap::envelope(
         &[],
-        &soap::fault(FaultCode::Server, FAULT_PROCESSAMENTO, None, Some(&motivo)),
+        &soap::fault(FaultCode::Server, FAULT_PROCESSAMENTO, None, Some(&detail)),
     );
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;

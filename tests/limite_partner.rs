@@ -68,3 +68,44 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
+
+#[tokio::test]
+async fn bodies_in_progress_have_a_memory_budget() {
+    let mut c = Config::default();
+    c.limits.max_bytes_in_corso = 100 * 1024;
+    c.limits.header_timeout_secs = 1;
+    let gw = start(c).await;
+    // 80 KiB announced and held: 20 KiB of room left.
+    let mut held = std::net::TcpStream::connect(gw.addr).unwrap();
+    write!(
+        held,
+        "POST /pdd/PA HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 81920\r\n\r\n<soapenv:Env"
+    )
+    .unwrap();
+    held.flush().unwrap();
+    let t = std::time::Instant::now();
+    while gw.gw.memoria.available_permits() > 20 {
+        assert!(t.elapsed().as_secs() < 10, "the held body was not counted");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // A request bigger than the room waits for it, then is told to come back.
+    let mut big = Req::candidatura().xml();
+    big.push_str(&" ".repeat(30 * 1024));
+    let r = common::post(&gw.url("/pdd/PA"), big.into_bytes(), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("nessuno spazio"), "{}", r.body);
+    // A small one fits.
+    let r = common::post(
+        &gw.url("/pdd/PA"),
+        Req::candidatura().xml().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    drop(held);
+    let t = std::time::Instant::now();
+    while gw.gw.memoria.available_permits() < 100 {
+        assert!(t.elapsed().as_secs() < 10, "the room did not come back");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

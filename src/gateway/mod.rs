@@ -72,6 +72,8 @@ pub struct Gateway {
     pub moduli_lock: std::sync::Mutex<()>,
     /// Exchanges in progress on the porta applicativa, by partner.
     pub in_corso: limiti::InCorso,
+    /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_corso`).
+    pub memoria: tokio::sync::Semaphore,
     /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
     pub orologio_regolabile: Option<Arc<crate::clock::OffsetClock>>,
 }
@@ -154,6 +156,7 @@ impl Gateway {
             outbox_attivi: Default::default(),
             moduli_lock: std::sync::Mutex::new(()),
             in_corso: Default::default(),
+            memoria: tokio::sync::Semaphore::new(config.limits.max_bytes_in_corso.div_ceil(1024)),
             orologio_regolabile: None,
             config,
         })
