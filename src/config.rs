@@ -172,7 +172,7 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Time allowed to receive a request's headers.
     pub header_timeout_secs: u64,
-    /// Time allowed for a whole exchange (body read, processing, answer).
+    /// Time allowed to receive a request body; also the timeout of calls to a backend.
     pub request_timeout_secs: u64,
     /// On SIGTERM/Ctrl-C, how long in-flight exchanges may take to finish.
     pub shutdown_grace_secs: u64,
