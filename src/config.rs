@@ -34,9 +34,34 @@ pub struct Config {
     pub porta_delegata: PortaDelegataCfg,
     pub cliclavoro: ClicLavoroCfg,
     pub outbox: OutboxCfg,
+    pub store: StoreCfg,
     pub tls: TlsCfg,
     pub wssec: WssecCfg,
     pub registry: RegistryCfg,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreCfg {
+    /// Exchanges (with their raw messages and ids index entries) older than this are purged;
+    /// 0 keeps them for ever. Moduli, outbox entries and partners are never purged.
+    pub retention_days: u32,
+    /// Duplicate-filter entries older than this are purged, once their busta is past its
+    /// expiry (older buste are refused as expired, EGOV_IT_301, before the filter is asked);
+    /// never shorter than `[busta] scadenza_minuti`. 0 keeps them for ever.
+    pub duplicate_window_days: u32,
+    /// How often the gateway purges (also once at start).
+    pub purge_every_secs: u64,
+}
+
+impl Default for StoreCfg {
+    fn default() -> Self {
+        StoreCfg {
+            retention_days: 30,
+            duplicate_window_days: 5,
+            purge_every_secs: 3600,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,6 +261,7 @@ impl Default for Config {
             porta_delegata: PortaDelegataCfg::default(),
             cliclavoro: ClicLavoroCfg::default(),
             outbox: OutboxCfg::default(),
+            store: StoreCfg::default(),
             tls: TlsCfg::default(),
             wssec: WssecCfg::default(),
             registry: RegistryCfg::default(),

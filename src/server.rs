@@ -207,7 +207,8 @@ async fn handle(
         && !(path.starts_with("/admin/")
             || path.starts_with("/pdd/PD/")
             || path.starts_with("/api/")
-            || path == "/health");
+            || path == "/health"
+            || path == "/metrics");
     // Over TLS the main listener is the partners': our porta delegata there would let a partner
     // send buste in our name, so it and /admin live on the local listener only.
     let partners_only = gw.config.tls_on()
@@ -307,6 +308,16 @@ async fn handle(
                     "the admin endpoints answer on loopback only\n",
                 )
             }
+        }
+        // Metrics: for the operators' scraper, on loopback (the local listener, or the main one
+        // when it is plain HTTP), never to partners over TLS.
+        (Method::GET, "/metrics") if peer.ip().is_loopback() && (peer_info.locale || !gw.config.tls_on()) => {
+            let mut r = Response::new(Full::new(Bytes::from(gw.prometheus())));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
         }
         (Method::GET, "/api/candidature") | (Method::GET, "/api/vacancies") => {
             let t = if path == "/api/candidature" {
@@ -482,6 +493,13 @@ async fn admin(
     }
     if let Some(r) = admin_rete(gw, method, path, query, body).await {
         return r;
+    }
+    // `pdd store`: backup, stats, check, purge.
+    if let Some((status, v)) = gw.admin_store(method, path, body).await {
+        return json(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &v,
+        );
     }
     if method != Method::GET {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -741,7 +759,7 @@ pub async fn serve(
         Err(e) => return Err(std::io::Error::other(e)),
     };
     tokio::pin!(shutdown);
-    // Background work: the outbox's deliveries and the validity sweeper.
+    // Background work: the outbox's deliveries, the validity sweeper, retention.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
@@ -752,6 +770,10 @@ pub async fn serve(
             stop(stop_rx.clone()),
         )),
         tokio::spawn(crate::gateway::scadenze::worker(
+            gw.clone(),
+            stop(stop_rx.clone()),
+        )),
+        tokio::spawn(crate::gateway::conservazione::worker(
             gw.clone(),
             stop(stop_rx.clone()),
         )),

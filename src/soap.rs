@@ -231,7 +231,7 @@ fn ns_decls(e: &quick_xml::events::BytesStart) -> Vec<(String, String)> {
             } else {
                 k.strip_prefix("xmlns:")?
             };
-            let v = xml::unescape(&a.value).ok()?.into_owned();
+            let v = xml::namespace_name(&a.value).ok()?.into_owned();
             Some((prefix.to_string(), v))
         })
         .collect()

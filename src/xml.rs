@@ -125,6 +125,12 @@ pub fn decode(bytes: &[u8]) -> Result<(&str, usize), XmlError> {
     }
     let text =
         std::str::from_utf8(bytes).map_err(|e| XmlError::Encoding(e.valid_up_to() + offset))?;
+    if let Some(at) = not_a_char(text) {
+        return Err(XmlError::Syntax {
+            pos: at + offset,
+            msg: "a character that XML does not allow (control character, U+FFFE, U+FFFF)".into(),
+        });
+    }
     if let Some(enc) = declared_encoding(text) {
         let e = enc.to_ascii_lowercase();
         if e != "utf-8" && e != "utf8" && e != "us-ascii" && e != "ascii" {
@@ -132,6 +138,18 @@ pub fn decode(bytes: &[u8]) -> Result<(&str, usize), XmlError> {
         }
     }
     Ok((text, offset))
+}
+
+/// Where the first character outside XML 1.0's `Char` production is: quick-xml does not check
+/// them, and a reference to one (`&#1;`) is already refused.
+fn not_a_char(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    b.iter().enumerate().position(|(i, &c)| {
+        (c < 0x20 && c != b'\t' && c != b'\n' && c != b'\r')
+            || (c == 0xEF
+                && b.get(i + 1) == Some(&0xBF)
+                && matches!(b.get(i + 2), Some(0xBE | 0xBF)))
+    })
 }
 
 /// The `encoding` pseudo-attribute of a leading XML declaration, if any.
@@ -194,12 +212,14 @@ impl<'a> Cursor<'a> {
             msg: e.to_string(),
         })?;
         match &ev {
-            Event::Start(_) => {
+            Event::Start(s) => {
+                check_element_name(s.name().0, start)?;
                 self.depth += 1;
                 if self.depth > self.limits.max_depth {
                     return Err(XmlError::TooDeep(self.limits.max_depth));
                 }
             }
+            Event::Empty(s) => check_element_name(s.name().0, start)?,
             Event::End(_) => self.depth = self.depth.saturating_sub(1),
             Event::DocType(_) => return Err(XmlError::DocType),
             _ => {}
@@ -210,7 +230,7 @@ impl<'a> Cursor<'a> {
     /// Namespace URI of an element name in the current scope.
     pub fn element_ns(&self, e: &BytesStart) -> Result<Option<String>, XmlError> {
         match self.reader.resolver().resolve_element(e.name()).0 {
-            ResolveResult::Bound(ns) => Ok(Some(ns.0.to_string())),
+            ResolveResult::Bound(ns) => Ok(Some(namespace_name(ns.0)?.into_owned())),
             ResolveResult::Unbound => Ok(None),
             ResolveResult::Unknown(p) => Err(XmlError::UnknownPrefix(p)),
         }
@@ -226,12 +246,15 @@ impl<'a> Cursor<'a> {
                 msg: err.to_string(),
             })?;
             let qname = a.key.0;
+            check_qname(qname, self.pos())?;
             if qname == "xmlns" || qname.starts_with("xmlns:") {
+                // Not returned, but checked: a malformed reference here is not well-formed.
+                namespace_name(&a.value)?;
                 continue;
             }
             let (res, local) = self.reader.resolver().resolve_attribute(a.key);
             let ns = match res {
-                ResolveResult::Bound(ns) => Some(ns.0.to_string()),
+                ResolveResult::Bound(ns) => Some(namespace_name(ns.0)?.into_owned()),
                 ResolveResult::Unbound => None,
                 ResolveResult::Unknown(p) => {
                     if p == "xml" {
@@ -313,10 +336,11 @@ impl<'a> Cursor<'a> {
     /// The shared copy of a namespace URI.
     fn shared_ns(&mut self, e: &BytesStart) -> Result<Option<Arc<str>>, XmlError> {
         let uri = match self.reader.resolver().resolve_element(e.name()).0 {
-            ResolveResult::Bound(ns) => ns.0,
+            ResolveResult::Bound(ns) => namespace_name(ns.0)?,
             ResolveResult::Unbound => return Ok(None),
             ResolveResult::Unknown(p) => return Err(XmlError::UnknownPrefix(p)),
         };
+        let uri = &*uri;
         if let Some(a) = self.namespaces.iter().find(|a| &***a == uri) {
             return Ok(Some(a.clone()));
         }
@@ -358,6 +382,55 @@ impl<'a> Cursor<'a> {
             }
         }
     }
+}
+
+/// NameStartChar of XML 1.0 (fifth edition) §2.3, without ':'.
+fn is_name_start(c: char) -> bool {
+    matches!(c, 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
+}
+
+/// NameChar of XML 1.0 §2.3, without ':'.
+fn is_name_char(c: char) -> bool {
+    is_name_start(c)
+        || matches!(c, '-' | '.' | '0'..='9' | '\u{B7}' | '\u{300}'..='\u{36F}' | '\u{203F}'..='\u{2040}')
+}
+
+fn is_ncname(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(is_name_start) && c.all(is_name_char)
+}
+
+/// An element or attribute name must be a QName (`NCName` or `NCName:NCName`): quick-xml takes
+/// whatever precedes the first blank as the name, so `<a//>` or `<a"b>` would pass otherwise.
+fn check_qname(name: &str, pos: usize) -> Result<(), XmlError> {
+    let ok = match name.split_once(':') {
+        Some((p, l)) => is_ncname(p) && is_ncname(l),
+        None => is_ncname(name),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(XmlError::Syntax {
+            pos,
+            msg: format!("'{name}' is not a valid XML name"),
+        })
+    }
+}
+
+/// An element name is a QName whose prefix is not `xmlns` (Namespaces in XML 1.0 §3).
+fn check_element_name(name: &str, pos: usize) -> Result<(), XmlError> {
+    check_qname(name, pos)?;
+    if name.starts_with("xmlns:") {
+        return Err(XmlError::Syntax {
+            pos,
+            msg: format!("'{name}': the prefix xmlns is reserved for declarations"),
+        });
+    }
+    Ok(())
 }
 
 /// The error for a document that ends inside an element.
@@ -421,6 +494,19 @@ pub fn unescape(raw: &str) -> Result<Cow<'_, str>, XmlError> {
     }
     out.push_str(rest);
     Ok(Cow::Owned(out))
+}
+
+/// The namespace name of an `xmlns` / `xmlns:p` declaration as written (what quick-xml binds):
+/// normalised and with its references resolved, as every other XML stack (and our C14N) reads
+/// it, so that `http&#58;//…` is the same namespace as `http://…`. A malformed reference is
+/// an error.
+pub fn namespace_name(raw: &str) -> Result<Cow<'_, str>, XmlError> {
+    if !raw.contains(['&', '\t', '\n', '\r']) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    Ok(Cow::Owned(
+        unescape(&normalize_attr_ws(Cow::Borrowed(raw)))?.into_owned(),
+    ))
 }
 
 /// Attribute-value normalisation of XML 1.0 §3.3.3 for CDATA attributes.
@@ -552,6 +638,26 @@ mod tests {
             parse_document(b"<a>\xff</a>", Limits::default()),
             Err(XmlError::Encoding(3))
         ));
+        // Characters XML does not allow, raw as by reference.
+        for bad in [
+            "<a>\u{1}</a>",
+            "<a b=\"\u{1b}\"/>",
+            "<a>\u{FFFE}</a>",
+            "<a><!--\u{FFFF}--></a>",
+        ] {
+            assert!(
+                matches!(
+                    parse_document(bad.as_bytes(), Limits::default()),
+                    Err(XmlError::Syntax { pos: 3.., .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        assert!(parse_document(
+            "<a>\t\r\n\u{FFFD}\u{10000}</a>".as_bytes(),
+            Limits::default()
+        )
+        .is_ok());
         let latin = r#"<?xml version="1.0" encoding="ISO-8859-1"?><a/>"#;
         assert!(matches!(
             parse_document(latin.as_bytes(), Limits::default()),
@@ -564,6 +670,52 @@ mod tests {
         assert!(parse_document(br#"<a t="1" t="2"/>"#, Limits::default()).is_err());
         assert!(parse_document(b"<a><b></a>", Limits::default()).is_err());
         assert!(parse_document(b"<p:a/>", Limits::default()).is_err());
+    }
+
+    #[test]
+    fn namespace_declarations_are_read_as_other_xml_stacks_read_them() {
+        // Found by fuzzing (fuzz/regressions/c14n): quick-xml binds the raw value, so a
+        // malformed reference passed, and `&#58;` made another namespace than C14N's.
+        assert!(parse_document(br#"<a xmlns:p="c&a1_0/"/>"#, Limits::default()).is_err());
+        assert!(parse_document(br#"<a xmlns="c&a1_0/"/>"#, Limits::default()).is_err());
+        let escaped = "<p:a xmlns:p=\"urn&#58;x&#10;y\"><p:b p:k=\"1\"/></p:a>";
+        let root = parse_document(escaped.as_bytes(), Limits::default()).unwrap();
+        assert!(root.is("urn:x\ny", "a"));
+        assert_eq!(root.children[0].attr_ns("urn:x\ny", "k"), Some("1"));
+        let spaced = "<p:a xmlns:p=\"urn:x\ny\"/>";
+        let root = parse_document(spaced.as_bytes(), Limits::default()).unwrap();
+        assert!(root.is("urn:x y", "a"));
+    }
+
+    #[test]
+    fn names_must_be_qnames() {
+        // Found by fuzzing (fuzz/regressions/c14n): `<a//>` was an element named "a/".
+        for bad in [
+            "<a//>",
+            "<a/ ></a/ >",
+            "<a\"b/>",
+            "<a x/y=\"1\"/>",
+            "<a:b:c xmlns:a=\"urn:a\"/>",
+            "<a xmlns:=\"urn:a\"/>",
+            "<1a/>",
+            "<a><b=/></a>",
+            "<a><xmlns:b/></a>",
+        ] {
+            assert!(
+                parse_document(bad.as_bytes(), Limits::default()).is_err(),
+                "{bad}"
+            );
+        }
+        for good in [
+            "<a/>",
+            "<a-b.c_d·é/>",
+            "<x:a xmlns:x=\"urn:x\" x:b=\"1\" xml:lang=\"it\"/>",
+        ] {
+            assert!(
+                parse_document(good.as_bytes(), Limits::default()).is_ok(),
+                "{good}"
+            );
+        }
     }
 
     #[test]

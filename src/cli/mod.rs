@@ -2,6 +2,8 @@
 
 mod fiducia;
 mod rete;
+mod shell;
+mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,10 +18,19 @@ use crate::egov::validate::{self, Giudizio};
 use crate::gateway::Gateway;
 use crate::store::{Exchange, SledStore, Store, StoreError};
 
+/// `pdd --version`: the crate's version and the git revision it was built from (see build.rs),
+/// e.g. `0.1.0 (git 1a2b3c4d5e6f)`, `-dirty` after it when built with uncommitted changes.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("PDD_GIT_REVISION"),
+    ")"
+);
+
 #[derive(Parser, Debug)]
 #[command(
     name = "pdd",
-    version,
+    version = VERSION,
     about = "Porta di Dominio SPCoop (busta e-Gov 1.1) for ClicLavoro",
     long_about = "pdd is a Porta di Dominio for the SPCoop network: it receives SOAP 1.1 messages \
 carrying a busta e-Gov on its porta applicativa (POST /pdd/PA), validates them as the standard \
@@ -88,6 +99,15 @@ pub enum Command {
     /// Users of the read API (/api/candidature, /api/vacancies), who see contact data.
     #[command(subcommand)]
     Users(rete::UsersCommand),
+    /// The store: backup (also while the gateway runs), restore, stats, check, purge.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
+    /// Print the completion script for a shell, e.g.
+    /// `pdd completions bash > /etc/bash_completion.d/pdd`.
+    Completions(shell::CompletionsArgs),
+    /// Print the man page pdd(1) in roff, e.g. `pdd man > /usr/local/share/man/man1/pdd.1`
+    /// (or write one page per command with --dir).
+    Man(shell::ManArgs),
 }
 
 #[derive(Args, Debug)]
@@ -195,7 +215,13 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 }
 
 fn dispatch(cli: Cli) -> Result<ExitCode, String> {
-    let config = load_config(&cli)?;
+    // Completions and man pages come from the CLI definition alone: a packager makes them
+    // without any configuration.
+    let config = if matches!(cli.command, Command::Completions(_) | Command::Man(_)) {
+        Config::default()
+    } else {
+        load_config(&cli)?
+    };
     if !matches!(cli.command, Command::Serve(_)) {
         // Like other Unix tools, stop quietly when the reader of our output goes away
         // (`pdd trace list | head`); Rust ignores SIGPIPE and println! would panic.
@@ -217,10 +243,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Eures(c) => rete::eures(config, c),
         Command::Import(c) => rete::import(config, c),
         Command::Users(c) => rete::users(config, c),
+        Command::Store(c) => store::store(config, c),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     }
 }
 
 fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
+    tracing::info!(pid = std::process::id(), "pdd {VERSION} starting");
     if let Some(l) = args.listen {
         config.listen = l;
     }

@@ -748,7 +748,17 @@ fn trasmissioni(lt: &Element, p: &mut Vec<Problema>) -> Vec<Trasmissione> {
 /// A received ListaEccezioni: its problems are diagnostics of the sender's error busta.
 fn eccezioni(le: &Element, d: &mut Vec<Problema>) -> Vec<Eccezione> {
     let mut out = Vec::new();
-    for e in children(le, "Eccezione") {
+    let list = children(le, "Eccezione");
+    // Busta.xsd wants at least one: an empty list is a missing element, not "no eccezioni"
+    // (it would still mark the busta as an error busta, and is lost when written again).
+    if list.is_empty() {
+        d.push(grave(
+            Codice::FORMATO_INTESTAZIONE,
+            "ListaEccezioni/Eccezione",
+            true,
+        ));
+    }
+    for e in list {
         let attrs = (
             e.attr("contestoCodifica"),
             e.attr("codiceEccezione"),
@@ -890,6 +900,33 @@ mod tests {
                 .any(|(c, pos, s)| *c == Codice::DESTINATARIO && pos == "Destinatario" && *s),
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn an_empty_lista_eccezioni_is_a_structural_diagnostic() {
+        // Found by fuzzing (fuzz/regressions/busta): it was read as `Some([])`, an error busta
+        // with nothing wrong said, and lost when the busta was written again.
+        for lista in [
+            "<e:ListaEccezioni/>",
+            "<e:ListaEccezioni><e:Altro/></e:ListaEccezioni>",
+        ] {
+            let m = msg(&format!("{PARTI}{MESSAGGIO}"), lista);
+            let env = Envelope::parse(m.as_bytes(), Limits::default()).unwrap();
+            let Lettura::Trovata(t) = leggi(&env.header_blocks) else {
+                panic!("no busta");
+            };
+            assert!(t.problemi.is_empty(), "{:?}", t.problemi);
+            assert_eq!(t.busta.eccezioni, Some(vec![]));
+            assert_eq!(
+                t.diagnostica,
+                vec![grave(
+                    Codice::FORMATO_INTESTAZIONE,
+                    "ListaEccezioni/Eccezione",
+                    true
+                )],
+                "{lista}"
+            );
+        }
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! registry and the store. Transport-free: the server hands it bytes and sends back an [`Answer`].
 
 pub mod api;
+pub mod conservazione;
 mod ids;
 pub mod limiti;
+pub mod metriche;
 pub mod outbox;
 mod pa;
 mod pd;
@@ -72,6 +74,8 @@ pub struct Gateway {
     pub moduli_lock: std::sync::Mutex<()>,
     /// Exchanges in progress on the porta applicativa, by partner.
     pub in_corso: limiti::InCorso,
+    /// Counters and latency histograms for `GET /metrics`.
+    pub metriche: metriche::Metriche,
     /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_corso`).
     pub memoria: tokio::sync::Semaphore,
     /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
@@ -156,6 +160,7 @@ impl Gateway {
             outbox_attivi: Default::default(),
             moduli_lock: std::sync::Mutex::new(()),
             in_corso: Default::default(),
+            metriche: Default::default(),
             memoria: tokio::sync::Semaphore::new(config.limits.max_bytes_in_corso.div_ceil(1024)),
             orologio_regolabile: None,
             config,
@@ -298,11 +303,15 @@ impl Gateway {
         ex.answered_at = self
             .now()
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        let t = std::time::Instant::now();
         self.store.put_exchange(ex)?;
         if let Some(id) = dup_id {
             self.store.settle(id, ex.seq)?;
         }
-        self.store.flush().await
+        self.store.flush().await?;
+        self.metriche.fase(metriche::Fase::Store, t.elapsed());
+        self.metriche.scambio(ex);
+        Ok(())
     }
 
     fn exchange(

@@ -2,6 +2,7 @@
 
 use tracing::{info, info_span, warn, Instrument};
 
+use super::metriche::Fase;
 use super::risposte::{self, mittente_sconosciuto};
 use super::{describe, elenco, Answer, Gateway};
 use crate::egov::reader::{self, Lettura};
@@ -36,7 +37,10 @@ impl Gateway {
         received: chrono::DateTime<chrono::FixedOffset>,
         peer: &crate::server::Peer,
     ) -> Answer {
-        let env = match Envelope::parse(raw, self.limits) {
+        let t = std::time::Instant::now();
+        let parsed = Envelope::parse(raw, self.limits);
+        self.metriche.fase(Fase::Parse, t.elapsed());
+        let env = match parsed {
             Ok(env) => env,
             Err(SoapError::Soap12) => {
                 let body = soap::envelope(
@@ -93,7 +97,10 @@ impl Gateway {
             tolleranza_futuro_minuti: self.config.busta.tolleranza_futuro_minuti,
             validazione_id_completa: pol.validazione_id_completa,
         };
-        let info = match validate::giudica(&trovata, &ctx, pol.errori_struttura) {
+        let t = std::time::Instant::now();
+        let giudizio = validate::giudica(&trovata, &ctx, pol.errori_struttura);
+        self.metriche.fase(Fase::Validate, t.elapsed());
+        let info = match giudizio {
             Giudizio::Illeggibile(reason) => {
                 return self.fault_001(ex, Some(reason)).await;
             }
@@ -111,7 +118,10 @@ impl Gateway {
         let profilo = pol.profilo;
 
         // Authentication, authorization and message security (after validation, as GovWay).
-        if let Err((eccezione, note)) = self.sicurezza(&busta, &env, peer, &registry) {
+        let t = std::time::Instant::now();
+        let sicurezza = self.sicurezza(&busta, &env, peer, &registry);
+        self.metriche.fase(Fase::Verify, t.elapsed());
+        if let Err((eccezione, note)) = sicurezza {
             info!(eccezione = %eccezione, "{note}");
             return self.errore(ex, &busta, vec![eccezione], Some(&note)).await;
         }
@@ -168,7 +178,12 @@ impl Gateway {
             && (profilo == ProfiloGestione::LineeGuida11 || busta.inoltro_al_piu_una_volta());
         let dup_id = busta.id.clone().filter(|_| filtro);
         if let Some(id) = &dup_id {
-            match self.store.claim(id, received.timestamp_millis()) {
+            let scade = super::conservazione::scadenza_busta(
+                &busta,
+                self.config.busta.scadenza_minuti,
+                *received.offset(),
+            );
+            match self.store.claim(id, received.timestamp_millis(), scade) {
                 Ok(Claim::New) => {}
                 // The first copy is still being processed: its outcome is not known yet (it may
                 // fail and be released), so this one is not a duplicate to absorb but a retry
@@ -234,7 +249,9 @@ impl Gateway {
             servizio,
             received_at: received,
         };
+        let t = std::time::Instant::now();
         let esito = self.call_service(servizio, &chiamata).await;
+        self.metriche.fase(Fase::Service, t.elapsed());
         let esito = match esito {
             Ok(e) => e,
             Err(e) => {
@@ -445,14 +462,17 @@ impl Gateway {
         let Some(me) = self.identity.as_ref().filter(|_| self.config.firma_on()) else {
             return msg;
         };
-        match crate::wssec::dsig::firma(
+        let t = std::time::Instant::now();
+        let firmato = crate::wssec::dsig::firma(
             &msg,
             &me.key,
             &me.cert,
             self.now().with_timezone(&chrono::Utc),
             chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
             self.config.wssec.copertura,
-        ) {
+        );
+        self.metriche.fase(Fase::Sign, t.elapsed());
+        match firmato {
             Ok(signed) => signed,
             Err(e) => {
                 warn!(error = %e, "outgoing busta not signed");

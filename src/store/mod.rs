@@ -2,9 +2,11 @@
 //! One small trait; the embedded sled implementation is the default. Nothing above this module
 //! knows sled.
 
+pub mod cura;
 mod sled_store;
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
@@ -132,6 +134,10 @@ pub struct DupEntry {
     pub first_ms: i64,
     /// Repeats seen after the first.
     pub repeats: u32,
+    /// When the busta expires (ms since the epoch): from then on a replay is refused as expired
+    /// (EGOV_IT_301) before the filter is asked, so retention may forget the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scade_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,8 +272,9 @@ pub type FlushFuture<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>
 pub trait Store: Send + Sync + 'static {
     /// Durably reserves `block` counter values for `minute`; returns the first (≥ 1).
     fn reserve_ids(&self, minute: &str, block: u32, capacity: u32) -> Result<u32>;
-    /// Claims an incoming Identificatore for processing (atomic: one claimant wins).
-    fn claim(&self, id: &str, now_ms: i64) -> Result<Claim>;
+    /// Claims an incoming Identificatore for processing (atomic: one claimant wins);
+    /// `scade_ms`: when its busta expires (see [`DupEntry::scade_ms`]).
+    fn claim(&self, id: &str, now_ms: i64, scade_ms: Option<i64>) -> Result<Claim>;
     /// Records that the claimed id was processed by exchange `seq`.
     fn settle(&self, id: &str, seq: u64) -> Result<()>;
     /// Gives a claimed id back (processing did not happen).
@@ -321,4 +328,23 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Makes every write so far durable.
     fn flush(&self) -> FlushFuture<'_>;
+    /// Copies the store into a new store at `dest`, the gateway running (see [`cura`] for what
+    /// the copy holds).
+    fn backup(&self, dest: &Path) -> Result<cura::Manifest> {
+        let _ = dest;
+        Err(cura::non_supportato("backup"))
+    }
+    /// Entries and bytes per tree, size on disk.
+    fn stats(&self) -> Result<cura::Stats> {
+        Err(cura::non_supportato("stats"))
+    }
+    /// Reads back everything and says what is damaged.
+    fn check(&self) -> Result<cura::CheckReport> {
+        Err(cura::non_supportato("check"))
+    }
+    /// Forgets old exchanges and duplicate-filter entries (never moduli, outbox or partners).
+    fn purge(&self, limits: &cura::PurgeLimits) -> Result<cura::PurgeReport> {
+        let _ = limits;
+        Err(cura::non_supportato("purge"))
+    }
 }

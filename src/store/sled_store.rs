@@ -1,9 +1,12 @@
 //! The sled implementation of [`Store`].
 
+mod manutenzione;
+
 use std::path::Path;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
 
 use super::{
     Claim, DupEntry, Exchange, FlushFuture, Leggero, Result, Store, StoreError, StoredModulo,
@@ -26,6 +29,8 @@ pub struct SledStore {
     /// The network's trees ([`super::ALBERI`]; `moduli` is among them).
     alberi: Vec<(&'static str, sled::Tree)>,
     indice: RwLock<Indice>,
+    /// What backup, check and retention need (see [`manutenzione`]).
+    cura: Box<manutenzione::Cura>,
 }
 
 fn be(e: sled::Error) -> StoreError {
@@ -74,8 +79,15 @@ impl SledStore {
                 .map(|n| Ok((*n, db.open_tree(n).map_err(be)?)))
                 .collect::<Result<_>>()?,
             indice: RwLock::new(Indice::new()),
+            cura: Box::new(manutenzione::Cura {
+                meta: db.open_tree("meta").map_err(be)?,
+                seq_base: AtomicU64::new(0),
+                lock: Mutex::new(()),
+                path: path.to_path_buf(),
+            }),
             db,
         };
+        store.alza_base()?;
         let mut stale = Vec::new();
         for kv in store.dup.iter() {
             let (k, v) = kv.map_err(be)?;
@@ -326,11 +338,12 @@ impl Store for SledStore {
         Ok(first)
     }
 
-    fn claim(&self, id: &str, now_ms: i64) -> Result<Claim> {
+    fn claim(&self, id: &str, now_ms: i64, scade_ms: Option<i64>) -> Result<Claim> {
         let fresh = DupEntry {
             seq: 0,
             first_ms: now_ms,
             repeats: 0,
+            scade_ms,
         };
         match self
             .dup
@@ -356,6 +369,7 @@ impl Store for SledStore {
                     seq: 0,
                     first_ms: 0,
                     repeats: 0,
+                    scade_ms: None,
                 });
                 d.seq = seq;
                 Some(encode_dup(&d))
@@ -381,8 +395,9 @@ impl Store for SledStore {
     }
 
     fn next_seq(&self) -> Result<u64> {
-        // sled's generate_id is monotonic and never reused, also across crashes.
-        Ok(self.db.generate_id().map_err(be)? + 1)
+        // sled's generate_id is monotonic and never reused, also across crashes; the base lifts
+        // it above what a copy of another store holds.
+        self.seq_base_libero()
     }
 
     fn put_exchange(&self, ex: &Exchange) -> Result<()> {
@@ -556,6 +571,22 @@ impl Store for SledStore {
             Ok(())
         })
     }
+
+    fn backup(&self, dest: &Path) -> Result<super::cura::Manifest> {
+        self.copia(dest)
+    }
+
+    fn stats(&self) -> Result<super::cura::Stats> {
+        self.statistiche()
+    }
+
+    fn check(&self) -> Result<super::cura::CheckReport> {
+        self.verifica()
+    }
+
+    fn purge(&self, limits: &super::cura::PurgeLimits) -> Result<super::cura::PurgeReport> {
+        self.purga(limits)
+    }
 }
 
 #[cfg(test)]
@@ -650,19 +681,22 @@ mod tests {
         let p = tmp("dup");
         {
             let s = SledStore::open(&p).unwrap();
-            assert_eq!(s.claim("X", 1).unwrap(), Claim::New);
-            assert!(matches!(s.claim("X", 2).unwrap(), Claim::Duplicate(_)));
+            assert_eq!(s.claim("X", 1, None).unwrap(), Claim::New);
+            assert!(matches!(
+                s.claim("X", 2, None).unwrap(),
+                Claim::Duplicate(_)
+            ));
             s.settle("X", 7).unwrap();
             s.count_repeat("X").unwrap();
-            assert_eq!(s.claim("Y", 3).unwrap(), Claim::New); // left in flight
+            assert_eq!(s.claim("Y", 3, None).unwrap(), Claim::New); // left in flight
             s.db.flush().unwrap();
         }
         let s = SledStore::open(&p).unwrap();
-        match s.claim("X", 4).unwrap() {
+        match s.claim("X", 4, None).unwrap() {
             Claim::Duplicate(d) => assert_eq!((d.seq, d.repeats), (7, 1)),
             c => panic!("{c:?}"),
         }
-        assert_eq!(s.claim("Y", 5).unwrap(), Claim::New);
+        assert_eq!(s.claim("Y", 5, None).unwrap(), Claim::New);
         drop(s);
         let _ = std::fs::remove_dir_all(&p);
     }

@@ -1,0 +1,287 @@
+//! Metrics in the Prometheus text format (`GET /metrics`): exchanges by direction, servizio,
+//! azione, outcome and EGOV_IT code; latency histograms per phase; and, computed when scraped,
+//! the outbox, the moduli by kind and state, and the days left on our and the partners'
+//! certificates.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use crate::store::{Exchange, Outcome};
+
+/// A phase of an exchange, timed on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fase {
+    /// SOAP envelope and busta reading.
+    Parse,
+    /// The busta's validation against the registry and the profile.
+    Validate,
+    /// TLS identity, authorization and the WS-Security signature.
+    Verify,
+    /// The service (built-in handler or backend).
+    Service,
+    /// Writing the exchange and waiting for the flush.
+    Store,
+    /// Signing our busta.
+    Sign,
+}
+
+impl Fase {
+    const TUTTE: [Fase; 6] = [
+        Fase::Parse,
+        Fase::Validate,
+        Fase::Verify,
+        Fase::Service,
+        Fase::Store,
+        Fase::Sign,
+    ];
+    fn nome(self) -> &'static str {
+        match self {
+            Fase::Parse => "parse",
+            Fase::Validate => "validate",
+            Fase::Verify => "verify",
+            Fase::Service => "service",
+            Fase::Store => "store",
+            Fase::Sign => "sign",
+        }
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+const LIMITI: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Istogramma {
+    secchi: [AtomicU64; LIMITI.len()],
+    somma_ns: AtomicU64,
+    conteggio: AtomicU64,
+}
+
+impl Istogramma {
+    fn osserva(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = LIMITI.iter().position(|l| s <= *l) {
+            self.secchi[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.somma_ns
+            .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+        self.conteggio.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Labels of an exchange counter: direction, servizio, azione, outcome, EGOV_IT code.
+type Etichette = (&'static str, String, String, &'static str, String);
+
+#[derive(Default)]
+pub struct Metriche {
+    scambi: Mutex<BTreeMap<Etichette, u64>>,
+    fasi: [Istogramma; 6],
+}
+
+impl Metriche {
+    /// Counts an exchange as it is recorded.
+    pub fn scambio(&self, ex: &Exchange) {
+        let direction = match ex.direction {
+            crate::store::Direction::In => "in",
+            crate::store::Direction::Out => "out",
+        };
+        // A business KO is a processed exchange whose service said no.
+        let outcome = match ex.outcome {
+            Outcome::Ok if ex.note.as_deref().is_some_and(|n| n.starts_with("KO")) => "ko",
+            o => o.as_str(),
+        };
+        let codice = ex
+            .eccezioni
+            .iter()
+            .find(|e| e.is_grave())
+            .map(|e| e.codice.to_string())
+            .unwrap_or_default();
+        let k = (
+            direction,
+            ex.servizio.clone().unwrap_or_default(),
+            ex.azione.clone().unwrap_or_default(),
+            outcome,
+            codice,
+        );
+        *self
+            .scambi
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(k)
+            .or_default() += 1;
+    }
+
+    pub fn fase(&self, f: Fase, d: Duration) {
+        let i = Fase::TUTTE.iter().position(|x| *x == f).unwrap_or(0);
+        self.fasi[i].osserva(d);
+    }
+
+    /// The counters and histograms, in the text format.
+    pub fn scrivi(&self, out: &mut String) {
+        let _ = writeln!(
+            out,
+            "# HELP pdd_exchanges_total Exchanges recorded, by direction (in: porta applicativa, out: porta delegata), servizio, azione, outcome (ok, ko: business KO, errore_busta, fault, errore_processamento, duplicato) and EGOV_IT code.\n# TYPE pdd_exchanges_total counter"
+        );
+        let scambi = self.scambi.lock().unwrap_or_else(|e| e.into_inner());
+        let mut duplicati = 0;
+        for ((d, s, a, o, c), n) in scambi.iter() {
+            let _ = writeln!(
+                out,
+                "pdd_exchanges_total{{direction=\"{d}\",servizio=\"{}\",azione=\"{}\",outcome=\"{o}\",codice=\"{}\"}} {n}",
+                etichetta(s),
+                etichetta(a),
+                etichetta(c)
+            );
+            if *o == "duplicato" {
+                duplicati += n;
+            }
+        }
+        drop(scambi);
+        let _ = writeln!(
+            out,
+            "# HELP pdd_duplicates_rejected_total Repeated Identificatori refused by the duplicate filter.\n# TYPE pdd_duplicates_rejected_total counter\npdd_duplicates_rejected_total {duplicati}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP pdd_phase_seconds Time spent in each phase of an exchange.\n# TYPE pdd_phase_seconds histogram"
+        );
+        for (f, h) in Fase::TUTTE.iter().zip(&self.fasi) {
+            let mut cumul = 0;
+            for (l, b) in LIMITI.iter().zip(&h.secchi) {
+                cumul += b.load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "pdd_phase_seconds_bucket{{phase=\"{}\",le=\"{l}\"}} {cumul}",
+                    f.nome()
+                );
+            }
+            let n = h.conteggio.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "pdd_phase_seconds_bucket{{phase=\"{0}\",le=\"+Inf\"}} {n}\npdd_phase_seconds_sum{{phase=\"{0}\"}} {1}\npdd_phase_seconds_count{{phase=\"{0}\"}} {n}",
+                f.nome(),
+                h.somma_ns.load(Ordering::Relaxed) as f64 / 1e9
+            );
+        }
+    }
+}
+
+/// A label value, escaped as the text format wants.
+pub fn etichetta(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl super::Gateway {
+    /// Everything `GET /metrics` shows: the counters, and gauges read now.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        self.metriche.scrivi(&mut out);
+        let now_ms = self.now().timestamp_millis();
+        // The outbox.
+        let (mut in_attesa, mut respinti, mut piu_vecchio) = (0u64, 0u64, None::<i64>);
+        for i in self.outbox().unwrap_or_default() {
+            match i.stato {
+                crate::rete::StatoInoltro::InAttesa => {
+                    in_attesa += 1;
+                    let creato = chrono::DateTime::parse_from_rfc3339(&i.creato)
+                        .map(|d| d.timestamp_millis())
+                        .unwrap_or(now_ms);
+                    piu_vecchio = Some(piu_vecchio.map_or(creato, |p: i64| p.min(creato)));
+                }
+                crate::rete::StatoInoltro::Respinto => respinti += 1,
+            }
+        }
+        let eta = piu_vecchio.map_or(0.0, |c| (now_ms - c).max(0) as f64 / 1000.0);
+        let _ = writeln!(
+            out,
+            "# HELP pdd_outbox_entries Forwards in the outbox, by state (pending: to be delivered; refused: kept for the operator).\n# TYPE pdd_outbox_entries gauge\npdd_outbox_entries{{state=\"pending\"}} {in_attesa}\npdd_outbox_entries{{state=\"refused\"}} {respinti}\n# HELP pdd_outbox_oldest_pending_seconds Age of the oldest forward not yet delivered (0: none).\n# TYPE pdd_outbox_oldest_pending_seconds gauge\npdd_outbox_oldest_pending_seconds {eta}"
+        );
+        // Moduli by kind and state.
+        let _ = writeln!(
+            out,
+            "# HELP pdd_moduli Stored Candidature and Vacancies, by kind and state.\n# TYPE pdd_moduli gauge"
+        );
+        for kind in ["candidatura", "vacancy"] {
+            let mut per_stato: BTreeMap<&'static str, u64> = [
+                ("attivo", 0),
+                ("rettificato", 0),
+                ("chiuso", 0),
+                ("scaduto", 0),
+            ]
+            .into_iter()
+            .collect();
+            let _ = self.store.per_ogni_leggero(kind, &mut |l| {
+                let s = match l.stato {
+                    crate::store::StatoModulo::Attivo => "attivo",
+                    crate::store::StatoModulo::Rettificato => "rettificato",
+                    crate::store::StatoModulo::Chiuso => "chiuso",
+                    crate::store::StatoModulo::Scaduto => "scaduto",
+                };
+                *per_stato.entry(s).or_default() += 1;
+            });
+            for (s, n) in per_stato {
+                let _ = writeln!(out, "pdd_moduli{{kind=\"{kind}\",state=\"{s}\"}} {n}");
+            }
+        }
+        // Certificates: ours and the partners'.
+        let _ = writeln!(
+            out,
+            "# HELP pdd_certificate_expiry_days Days until a certificate expires (negative: expired), ours (own=\"true\") and each partner's.\n# TYPE pdd_certificate_expiry_days gauge"
+        );
+        let giorni = |c: &openssl::x509::X509Ref| -> Option<f64> {
+            let now = openssl::asn1::Asn1Time::days_from_now(0).ok()?;
+            let d = now.diff(c.not_after()).ok()?;
+            Some(d.days as f64 + d.secs as f64 / 86_400.0)
+        };
+        if let Some(me) = &self.identity {
+            if let Some(g) = giorni(&me.cert) {
+                let own = self.own();
+                let _ = writeln!(
+                    out,
+                    "pdd_certificate_expiry_days{{soggetto=\"{}/{}\",own=\"true\"}} {g:.2}",
+                    etichetta(&own.tipo),
+                    etichetta(&own.nome)
+                );
+            }
+        }
+        let registry = self.registry();
+        for s in registry.soggetti() {
+            if let Some(g) = registry.certificato(&s.parte()).and_then(|c| giorni(&c)) {
+                let _ = writeln!(
+                    out,
+                    "pdd_certificate_expiry_days{{soggetto=\"{}/{}\",own=\"false\"}} {g:.2}",
+                    etichetta(&s.tipo),
+                    etichetta(&s.nome)
+                );
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_labels_escaped() {
+        let m = Metriche::default();
+        m.fase(Fase::Parse, Duration::from_micros(80));
+        m.fase(Fase::Parse, Duration::from_millis(3));
+        m.fase(Fase::Parse, Duration::from_secs(9));
+        let mut out = String::new();
+        m.scrivi(&mut out);
+        assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"0.0001\"} 1\n"));
+        assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"0.005\"} 2\n"));
+        assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"5\"} 2\n"));
+        assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"+Inf\"} 3\n"));
+        assert!(out.contains("pdd_phase_seconds_count{phase=\"parse\"} 3\n"));
+        assert_eq!(etichetta("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,769 @@
+//! Backup, statistics, the full check and retention of the sled store. What a backup
+//! guarantees, and why, is in [`crate::store::cura`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use super::{be, decode_dup, decode_exchange, Raw, SledStore, PEZZO};
+use crate::store::cura::{
+    CheckReport, Manifest, PurgeLimits, PurgeReport, Stats, TreeStats, FORMATO, MANIFEST,
+};
+use crate::store::{Result, StoreError, StoredModulo};
+
+/// What the store keeps for its care.
+pub(super) struct Cura {
+    /// The store's own settings (`seq_base`).
+    pub meta: sled::Tree,
+    /// Sequence numbers start above this (a copy does not carry sled's id generator).
+    pub seq_base: AtomicU64,
+    /// Held by a backup, a check and a purge, which must not interleave.
+    pub lock: Mutex<()>,
+    pub path: PathBuf,
+}
+
+/// Key of the sequence floor in the `meta` tree (u64 BE).
+const SEQ_BASE: &[u8] = b"seq_base";
+
+/// sled's own tree (the `Db` itself); pdd keeps nothing in it.
+const DEFAULT_TREE: &[u8] = b"__sled__default";
+
+/// The order a backup reads the trees in: the reverse of the order an exchange writes them
+/// (see [`crate::store::cura`]). Other trees follow, `meta` is written by the copy itself.
+const ORDINE: [&str; 12] = [
+    "dup",
+    "ids",
+    "exchanges",
+    "raw",
+    "moduli",
+    "outbox",
+    "contatti",
+    "eures",
+    "utenti",
+    "rapporti",
+    "partners",
+    "id_counters",
+];
+
+/// Entries per batch when copying or removing.
+const LOTTO: usize = 1000;
+
+/// sled's page cache for a store being written by a backup.
+const CACHE_COPIA: u64 = 16 * 1024 * 1024;
+
+/// The largest Identificatore counter (seven digits).
+const CONTATORE_MAX: u64 = 9_999_999;
+
+/// The sequence number a key starts with (exchanges, raw pieces, outbox entries).
+fn seq_di(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.get(..8)?.try_into().ok()?))
+}
+
+/// A counter value: u32 BE (or u64 BE, as `controlla` admits).
+fn contatore(v: &[u8]) -> Option<u64> {
+    match v.len() {
+        4 => Some(u32::from_be_bytes(v.try_into().ok()?) as u64),
+        8 => Some(u64::from_be_bytes(v.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+fn ora() -> String {
+    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+}
+
+/// Bytes of every file under `dir`.
+pub(crate) fn byte_in(dir: &Path) -> u64 {
+    let mut tot = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => tot += byte_in(&e.path()),
+                Ok(m) => tot += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    tot
+}
+
+impl SledStore {
+    /// Raises the sequence floor above every sequence number the store holds (exchanges, their
+    /// raw pieces, outbox entries), so that a store copied tree by tree, without sled's id
+    /// generator, never hands out one of them again. Called at open.
+    pub(super) fn alza_base(&self) -> Result<()> {
+        let salvata = match self.cura.meta.get(SEQ_BASE).map_err(be)? {
+            Some(v) => seq_di(&v).ok_or_else(|| StoreError::Corrupt("meta seq_base".into()))?,
+            None => 0,
+        };
+        self.cura.seq_base.store(salvata, Ordering::Release);
+        let tetto = self.tetto()?;
+        if self.seq_base_libero()? <= tetto {
+            self.imposta_base(tetto)?;
+        }
+        Ok(())
+    }
+
+    /// The highest sequence number in use.
+    fn tetto(&self) -> Result<u64> {
+        let mut tetto = 0;
+        for t in [&self.exchanges, &self.raw, self.albero("outbox")?] {
+            if let Some((k, _)) = t.last().map_err(be)? {
+                tetto = tetto.max(seq_di(&k).unwrap_or(0));
+            }
+        }
+        Ok(tetto)
+    }
+
+    /// A fresh sequence number: sled's generator (monotonic, never reused, also across
+    /// crashes) above the floor.
+    pub(super) fn seq_base_libero(&self) -> Result<u64> {
+        Ok(self
+            .cura
+            .seq_base
+            .load(Ordering::Acquire)
+            .saturating_add(self.db.generate_id().map_err(be)?)
+            .saturating_add(1))
+    }
+
+    fn imposta_base(&self, base: u64) -> Result<()> {
+        self.cura
+            .meta
+            .insert(SEQ_BASE, &base.to_be_bytes())
+            .map_err(be)?;
+        self.db.flush().map_err(be)?;
+        self.cura.seq_base.store(base, Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes over what must never be reused from the store this one replaces (`pdd store
+    /// restore`): its Identificatore counters, where higher, and its sequence numbers. Returns
+    /// how many counters were raised.
+    pub fn eredita_da(&self, vecchio: &SledStore) -> Result<usize> {
+        let mut alzati = 0;
+        for kv in vecchio.counters.iter() {
+            let (k, v) = kv.map_err(be)?;
+            let Some(loro) = contatore(&v) else { continue };
+            let nostro = self
+                .counters
+                .get(&k)
+                .map_err(be)?
+                .and_then(|v| contatore(&v))
+                .unwrap_or(0);
+            if loro > nostro {
+                let loro = u32::try_from(loro).unwrap_or(u32::MAX);
+                self.counters.insert(&k, &loro.to_be_bytes()).map_err(be)?;
+                alzati += 1;
+            }
+        }
+        let loro = vecchio.seq_base_libero()?;
+        if self.seq_base_libero()? <= loro {
+            self.imposta_base(loro)?;
+        }
+        self.db.flush().map_err(be)?;
+        Ok(alzati)
+    }
+
+    fn albero_per_nome(db: &sled::Db, nome: &[u8]) -> Result<sled::Tree> {
+        if nome == DEFAULT_TREE {
+            Ok((**db).clone())
+        } else {
+            db.open_tree(nome).map_err(be)
+        }
+    }
+
+    /// The copy behind [`crate::store::Store::backup`].
+    pub(super) fn copia(&self, dest: &Path) -> Result<Manifest> {
+        let _cura = self.cura.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let started = ora();
+        if dest.exists()
+            && std::fs::read_dir(dest)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(true)
+        {
+            return Err(StoreError::Backend(format!(
+                "{} exists and is not an empty directory",
+                dest.display()
+            )));
+        }
+        // What was acknowledged is on disk here too, whatever happens to the copy.
+        self.db.flush().map_err(be)?;
+        let copia = sled::Config::new()
+            .path(dest)
+            .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_COPIA)
+            .create_new(true)
+            .open()
+            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dest.display())))?;
+        let mut nomi: Vec<Vec<u8>> = ORDINE.iter().map(|n| n.as_bytes().to_vec()).collect();
+        for n in self.db.tree_names() {
+            if !nomi.iter().any(|m| m[..] == n[..]) && &n[..] != b"meta" {
+                nomi.push(n.to_vec());
+            }
+        }
+        let mut trees = BTreeMap::new();
+        let mut saltati = 0u64;
+        for nome in nomi {
+            let da = Self::albero_per_nome(&self.db, &nome)?;
+            if nome == DEFAULT_TREE && da.is_empty() {
+                continue;
+            }
+            let a = Self::albero_per_nome(&copia, &nome)?;
+            let dup = nome == b"dup";
+            let mut lotto = sled::Batch::default();
+            let (mut nel_lotto, mut n) = (0usize, 0u64);
+            for kv in da.iter() {
+                let (k, v) = kv.map_err(be)?;
+                // A claim in flight: its exchange was not answered (see the module doc).
+                if dup && decode_dup(&v).is_ok_and(|d| d.seq == 0) {
+                    saltati += 1;
+                    continue;
+                }
+                lotto.insert(k, v);
+                nel_lotto += 1;
+                n += 1;
+                if nel_lotto == LOTTO {
+                    a.apply_batch(std::mem::take(&mut lotto)).map_err(be)?;
+                    nel_lotto = 0;
+                }
+            }
+            a.apply_batch(lotto).map_err(be)?;
+            trees.insert(String::from_utf8_lossy(&nome).into_owned(), n);
+        }
+        // Above every sequence number handed out until now, so above all the copy holds.
+        let seq_base = self.seq_base_libero()?;
+        copia
+            .open_tree("meta")
+            .map_err(be)?
+            .insert(SEQ_BASE, &seq_base.to_be_bytes())
+            .map_err(be)?;
+        copia.flush().map_err(be)?;
+        let bytes_on_disk = copia.size_on_disk().map_err(be)?;
+        drop(copia);
+        let manifest = Manifest {
+            format: FORMATO,
+            started,
+            finished: ora(),
+            pdd_version: env!("CARGO_PKG_VERSION").to_string(),
+            source: self
+                .cura
+                .path
+                .canonicalize()
+                .unwrap_or_else(|_| self.cura.path.clone())
+                .display()
+                .to_string(),
+            trees,
+            skipped_in_flight: saltati,
+            seq_base,
+            bytes_on_disk,
+        };
+        // Last: a directory without a manifest is not a finished backup.
+        let tmp = dest.join(format!("{MANIFEST}.tmp"));
+        let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", dest.display()));
+        let mut testo = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
+        testo.push(b'\n');
+        std::fs::write(&tmp, testo).map_err(io)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(io)?;
+        std::fs::rename(&tmp, dest.join(MANIFEST)).map_err(io)?;
+        if let Ok(d) = std::fs::File::open(dest) {
+            let _ = d.sync_all();
+        }
+        Ok(manifest)
+    }
+
+    /// Entries and bytes per tree (reads every tree through).
+    pub(super) fn statistiche(&self) -> Result<Stats> {
+        let mut trees = Vec::new();
+        let mut nomi = self.db.tree_names();
+        nomi.sort();
+        for nome in nomi {
+            let t = Self::albero_per_nome(&self.db, &nome)?;
+            let mut s = TreeStats {
+                name: String::from_utf8_lossy(&nome).into_owned(),
+                ..Default::default()
+            };
+            for kv in t.iter() {
+                let (k, v) = kv.map_err(be)?;
+                s.entries += 1;
+                s.key_bytes += k.len() as u64;
+                s.value_bytes += v.len() as u64;
+            }
+            if nome == DEFAULT_TREE && s.entries == 0 {
+                continue;
+            }
+            trees.push(s);
+        }
+        Ok(Stats {
+            path: self.cura.path.display().to_string(),
+            trees,
+            size_on_disk: self.db.size_on_disk().map_err(be)?,
+            bytes_in_directory: byte_in(&self.cura.path),
+        })
+    }
+
+    /// Whether a message's pieces are all there: indexes 0, 1, … and `len` bytes in all.
+    fn controlla_pezzi(&self, seq: u64, parte: u8, len: u64) -> Result<Option<String>> {
+        let cosa = if parte == 0 { "request" } else { "response" };
+        let mut prefisso = seq.to_be_bytes().to_vec();
+        prefisso.push(parte);
+        let (mut letti, mut atteso) = (0u64, 0u32);
+        for kv in self.raw.scan_prefix(&prefisso) {
+            let (k, v) = kv.map_err(be)?;
+            if letti >= len {
+                break;
+            }
+            let n = k
+                .get(9..13)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes);
+            if n != Some(atteso) {
+                return Ok(Some(format!(
+                    "exchange {seq}: raw {cosa} piece {atteso} is missing ({letti} of its {len} bytes before it)"
+                )));
+            }
+            if v.len() > PEZZO {
+                return Ok(Some(format!(
+                    "exchange {seq}: raw {cosa} piece {atteso} has {} bytes",
+                    v.len()
+                )));
+            }
+            letti += v.len() as u64;
+            atteso += 1;
+        }
+        Ok((letti != len).then(|| {
+            format!(
+                "exchange {seq}: raw {cosa} piece {atteso} is missing ({letti} of its {len} bytes before it)"
+            )
+        }))
+    }
+
+    /// The full check behind [`crate::store::Store::check`].
+    pub(super) fn verifica(&self) -> Result<CheckReport> {
+        let _cura = self.cura.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let t0 = std::time::Instant::now();
+        let mut r = CheckReport::default();
+        let mostra = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+
+        // Exchange records, and the pieces of their raw messages.
+        let mut primo: Option<u64> = None;
+        for kv in self.exchanges.iter() {
+            let (k, v) = kv.map_err(be)?;
+            r.conta("exchanges", 1);
+            let Some(seq) = seq_di(&k).filter(|_| k.len() == 8) else {
+                r.problema(format!("exchanges: key {k:?} is not a sequence number"));
+                continue;
+            };
+            primo.get_or_insert(seq);
+            match decode_exchange(&v) {
+                Err(e) => r.problema(format!("exchange {seq}: {e}")),
+                Ok((ex, raw)) => {
+                    if ex.seq != seq {
+                        r.problema(format!("exchange {seq}: its record says seq {}", ex.seq));
+                    }
+                    if let Raw::APezzi(lr, ls) = raw {
+                        for (parte, len) in [(0u8, lr), (1u8, ls)] {
+                            if let Some(p) = self.controlla_pezzi(seq, parte, len)? {
+                                r.problema(p);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Pieces without a record: left by an exchange cut short (or still being written);
+        // never read, removed by the next purge. Counted, not a problem.
+        let mut corrente: Option<u64> = None;
+        for kv in self.raw.iter() {
+            let (k, _) = kv.map_err(be)?;
+            r.conta("raw_pieces", 1);
+            let Some(seq) = seq_di(&k).filter(|_| k.len() == 13) else {
+                r.problema(format!("raw: key {k:?} is not a piece's"));
+                continue;
+            };
+            if corrente != Some(seq) {
+                corrente = Some(seq);
+                if !self.exchanges.contains_key(&k[..8]).map_err(be)? {
+                    r.conta("orphan_messages", 1);
+                }
+            }
+        }
+        // The ids index points to records.
+        for kv in self.ids.iter() {
+            let (k, v) = kv.map_err(be)?;
+            r.conta("ids", 1);
+            match seq_di(&v).filter(|_| v.len() == 8) {
+                None => r.problema(format!(
+                    "ids: the entry of {} is not a sequence number",
+                    mostra(&k)
+                )),
+                Some(seq) => {
+                    if !self.exchanges.contains_key(&v).map_err(be)? {
+                        r.problema(format!(
+                            "ids: {} points to exchange {seq}, which is missing",
+                            mostra(&k)
+                        ));
+                    }
+                }
+            }
+        }
+        // The duplicate filter: entries decode; a settled one names a record, unless retention
+        // removed it (records go oldest first).
+        for kv in self.dup.iter() {
+            let (k, v) = kv.map_err(be)?;
+            r.conta("dup", 1);
+            match decode_dup(&v) {
+                Err(e) => r.problema(format!("dup {}: {e}", mostra(&k))),
+                Ok(d) if d.seq == 0 => r.conta("dup_in_flight", 1),
+                Ok(d) => {
+                    if primo.is_some_and(|p| d.seq >= p)
+                        && !self
+                            .exchanges
+                            .contains_key(d.seq.to_be_bytes())
+                            .map_err(be)?
+                    {
+                        r.problema(format!(
+                            "dup {}: settled by exchange {}, which is missing",
+                            mostra(&k),
+                            d.seq
+                        ));
+                    }
+                }
+            }
+        }
+        // The network's trees and partners decode.
+        for kv in self.moduli.iter() {
+            let (k, v) = kv.map_err(be)?;
+            r.conta("moduli", 1);
+            match serde_json::from_slice::<StoredModulo>(&v) {
+                Err(e) => r.problema(format!("modulo {}: {e}", mostra(&k))),
+                Ok(m) if format!("{}/{}", m.kind, m.code).as_bytes() != &k[..] => {
+                    r.problema(format!(
+                        "modulo {}: its record says {}/{}",
+                        mostra(&k),
+                        m.kind,
+                        m.code
+                    ))
+                }
+                Ok(_) => {}
+            }
+        }
+        for kv in self.albero("outbox")?.iter() {
+            let (k, v) = kv.map_err(be)?;
+            r.conta("outbox", 1);
+            match serde_json::from_slice::<crate::rete::Inoltro>(&v) {
+                Err(e) => r.problema(format!("outbox entry {:?}: {e}", seq_di(&k))),
+                Ok(i) if i.chiave() != k.to_vec() => r.problema(format!(
+                    "outbox entry {:?}: its record says seq {}",
+                    seq_di(&k),
+                    i.seq
+                )),
+                Ok(_) => {}
+            }
+        }
+        for kv in self.partners.iter() {
+            let (k, v) = kv.map_err(be)?;
+            r.conta("partners", 1);
+            if let Err(e) = serde_json::from_slice::<crate::registry::Soggetto>(&v) {
+                r.problema(format!("partner {}: {e}", mostra(&k)));
+            }
+        }
+        for nome in ["contatti", "eures", "utenti", "rapporti"] {
+            for kv in self.albero(nome)?.iter() {
+                let (k, v) = kv.map_err(be)?;
+                r.conta(nome, 1);
+                if let Err(e) = serde_json::from_slice::<serde_json::Value>(&v) {
+                    r.problema(format!("{nome} {}: {e}", mostra(&k)));
+                }
+            }
+        }
+        // Identificatore counters: one per soggetto, porta and minute, within seven digits.
+        for kv in self.counters.iter() {
+            let (k, v) = kv.map_err(be)?;
+            r.conta("id_counters", 1);
+            let chiave = mostra(&k);
+            let minuto = chiave.len().checked_sub(16).and_then(|i| chiave.get(i..));
+            if minuto
+                .and_then(|m| chrono::NaiveDateTime::parse_from_str(m, "%Y-%m-%d_%H:%M").ok())
+                .is_none()
+            {
+                r.problema(format!(
+                    "id counter {chiave}: the key does not end with a minute"
+                ));
+            }
+            match contatore(&v) {
+                Some(n) if n <= CONTATORE_MAX => {}
+                Some(n) => r.problema(format!("id counter {chiave}: {n} is past {CONTATORE_MAX}")),
+                None => r.problema(format!("id counter {chiave}: {} bytes", v.len())),
+            }
+        }
+        // Sequence numbers: the next one is above all in use.
+        if let Some(v) = self.cura.meta.get(SEQ_BASE).map_err(be)? {
+            if v.len() != 8 {
+                r.problema("meta seq_base: not a sequence number".into());
+            }
+        }
+        let tetto = self.tetto()?;
+        let prossimo = self.seq_base_libero()?;
+        if prossimo <= tetto {
+            r.problema(format!(
+                "sequence numbers: the next is {prossimo}, but {tetto} is already in use"
+            ));
+        }
+        r.millis = t0.elapsed().as_millis() as u64;
+        Ok(r)
+    }
+
+    /// Retention behind [`crate::store::Store::purge`]. Exchanges go oldest first (in sequence
+    /// order), up to the first one received inside the window: the ids entries that point to
+    /// them first, then the record, then the raw pieces of every sequence number up to the
+    /// last removed (so pieces left by an exchange cut short go too). A crash in between
+    /// leaves nothing a reader trips on, and the next purge finishes the work. Settled
+    /// duplicate-filter entries go when both first seen before the window and past their
+    /// busta's expiry; claims in flight stay.
+    pub(super) fn purga(&self, l: &PurgeLimits) -> Result<PurgeReport> {
+        let _cura = self.cura.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let mut r = PurgeReport::default();
+        if let Some(prima) = l.exchanges_before_ms {
+            let mut ultimo: Option<u64> = None;
+            for kv in self.exchanges.iter() {
+                let (k, v) = kv.map_err(be)?;
+                let Some(seq) = seq_di(&k).filter(|_| k.len() == 8) else {
+                    r.stopped = Some(format!("exchanges: key {k:?}"));
+                    break;
+                };
+                let ricevuto = decode_exchange(&v).map(|(ex, _)| ex).and_then(|ex| {
+                    chrono::DateTime::parse_from_rfc3339(&ex.received_at)
+                        .map(|t| (ex, t.timestamp_millis()))
+                        .map_err(|e| StoreError::Corrupt(format!("received_at: {e}")))
+                });
+                let (ex, t) = match ricevuto {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Its age is unknown: keep it, and everything after it.
+                        r.stopped = Some(format!("exchange {seq}: {e}"));
+                        break;
+                    }
+                };
+                if t >= prima {
+                    break;
+                }
+                for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
+                    if self
+                        .ids
+                        .compare_and_swap(id.as_bytes(), Some(&k[..]), None as Option<&[u8]>)
+                        .map_err(be)?
+                        .is_ok()
+                    {
+                        r.ids += 1;
+                    }
+                }
+                self.exchanges.remove(&k).map_err(be)?;
+                r.exchanges += 1;
+                ultimo = Some(seq);
+            }
+            if let Some(ultimo) = ultimo {
+                let fine = (ultimo + 1).to_be_bytes();
+                let mut lotto = sled::Batch::default();
+                let mut nel_lotto = 0;
+                for kv in self.raw.range(..&fine[..]) {
+                    let (k, _) = kv.map_err(be)?;
+                    lotto.remove(k);
+                    nel_lotto += 1;
+                    r.raw_pieces += 1;
+                    if nel_lotto == LOTTO {
+                        self.raw
+                            .apply_batch(std::mem::take(&mut lotto))
+                            .map_err(be)?;
+                        nel_lotto = 0;
+                    }
+                }
+                self.raw.apply_batch(lotto).map_err(be)?;
+            }
+        }
+        if let Some(prima) = l.dup_before_ms {
+            for kv in self.dup.iter() {
+                let (k, v) = kv.map_err(be)?;
+                let Ok(d) = decode_dup(&v) else { continue };
+                if d.seq != 0
+                    && d.first_ms < prima
+                    && d.scade_ms.is_none_or(|s| s < l.expired_before_ms)
+                    // Unless it changed meanwhile (a repeat counted).
+                    && self
+                        .dup
+                        .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)
+                        .map_err(be)?
+                        .is_ok()
+                {
+                    r.dup += 1;
+                }
+            }
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Claim, Direction, Exchange, Outcome, Store};
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let p = std::env::temp_dir().join(format!("pdd-cura-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        p
+    }
+
+    fn ex(seq: u64, id: &str, quando: &str, len: usize) -> Exchange {
+        Exchange {
+            seq,
+            direction: Direction::In,
+            received_at: quando.into(),
+            answered_at: quando.into(),
+            request_id: Some(id.into()),
+            response_id: Some(format!("R{id}")),
+            mittente: None,
+            destinatario: None,
+            servizio: None,
+            azione: None,
+            profilo: None,
+            outcome: Outcome::Ok,
+            http_status: 200,
+            eccezioni: vec![],
+            note: None,
+            peer: None,
+            request: vec![b'x'; len],
+            response: b"<r/>".to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_backup_opens_whole_and_never_reuses_a_sequence_number() {
+        let (p, b) = (tmp("src"), tmp("bk"));
+        let s = SledStore::open(&p).unwrap();
+        let mut seqs = Vec::new();
+        for i in 0..5 {
+            let seq = s.next_seq().unwrap();
+            let id = format!("A{i}");
+            assert_eq!(s.claim(&id, 1, None).unwrap(), Claim::New);
+            s.put_exchange(&ex(seq, &id, "2024-01-01T00:00:00+00:00", 3 * PEZZO + 7))
+                .unwrap();
+            s.settle(&id, seq).unwrap();
+            seqs.push(seq);
+        }
+        assert_eq!(s.claim("INFLIGHT", 1, None).unwrap(), Claim::New);
+        s.reserve_ids("X_XSPCoopIT_2024-01-01_00:00", 1000, 9_999_999)
+            .unwrap();
+        let m = s.copia(&b).unwrap();
+        assert_eq!(m.trees["exchanges"], 5);
+        assert_eq!(m.trees["dup"], 5);
+        assert_eq!(m.skipped_in_flight, 1);
+        assert!(b.join(MANIFEST).exists());
+        // Once more into the same place: refused.
+        assert!(s.copia(&b).is_err());
+
+        let c = SledStore::open(&b).unwrap();
+        assert!(c.check().unwrap().ok(), "{:?}", c.check().unwrap());
+        assert!(c.next_seq().unwrap() > *seqs.iter().max().unwrap());
+        assert_eq!(
+            c.exchange_by_id("RA3").unwrap().unwrap().request.len(),
+            3 * PEZZO + 7
+        );
+        // The counters of the store replaced come over where higher.
+        s.reserve_ids("X_XSPCoopIT_2024-01-01_00:00", 1000, 9_999_999)
+            .unwrap();
+        assert_eq!(c.eredita_da(&s).unwrap(), 1);
+        assert_eq!(
+            c.reserve_ids("X_XSPCoopIT_2024-01-01_00:00", 1000, 9_999_999)
+                .unwrap(),
+            2001
+        );
+        drop(c);
+
+        // A copy made without the floor (sled's export and import) is lifted at open.
+        let e = tmp("export");
+        {
+            let raw = sled::open(&e).unwrap();
+            raw.import(s.db.export());
+            raw.flush().unwrap();
+        }
+        let r = SledStore::open_waiting(&e, std::time::Duration::from_secs(5)).unwrap();
+        assert!(r.next_seq().unwrap() > *seqs.iter().max().unwrap());
+        drop((r, s));
+        for d in [p, b, e] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    #[test]
+    fn purge_takes_old_exchanges_and_expired_duplicates_only() {
+        let p = tmp("purge");
+        let s = SledStore::open(&p).unwrap();
+        let giorno = 86_400_000i64;
+        let ora = 100 * giorno;
+        let quando = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .to_rfc3339()
+        };
+        // Old (40 days), old again, recent (2 days).
+        let mut recente = 0;
+        for (i, eta) in [40, 35, 2].into_iter().enumerate() {
+            let seq = s.next_seq().unwrap();
+            let id = format!("E{i}");
+            s.claim(
+                &id,
+                ora - eta * giorno,
+                Some(ora - eta * giorno + 5 * giorno),
+            )
+            .unwrap();
+            s.put_exchange(&ex(seq, &id, &quando(ora - eta * giorno), PEZZO + 1))
+                .unwrap();
+            s.settle(&id, seq).unwrap();
+            recente = seq;
+        }
+        // Orphan pieces of an exchange cut short before the recent one.
+        s.raw
+            .insert(super::super::chiave_pezzo(1, 0, 0), &b"x"[..])
+            .unwrap();
+        // Seen 10 days ago, but its busta has a Scadenza next month: kept.
+        s.claim("LUNGA", ora - 10 * giorno, Some(ora + 30 * giorno))
+            .unwrap();
+        s.settle("LUNGA", recente).unwrap();
+        // In flight: kept.
+        s.claim("INFLIGHT", ora - 10 * giorno, None).unwrap();
+        s.scrivi(&[crate::store::Scrittura::metti("contatti", "X", &"c")])
+            .unwrap();
+        let r = s
+            .purga(&PurgeLimits {
+                exchanges_before_ms: Some(ora - 30 * giorno),
+                dup_before_ms: Some(ora - 5 * giorno),
+                expired_before_ms: ora,
+            })
+            .unwrap();
+        assert_eq!((r.exchanges, r.ids, r.dup), (2, 4, 2), "{r:?}");
+        assert_eq!(r.raw_pieces, 2 * 3 + 1, "{r:?}");
+        assert!(s.exchange_by_id("E0").unwrap().is_none());
+        assert!(s.exchange_by_id("RE2").unwrap().is_some());
+        assert!(matches!(
+            s.claim("E2", ora, None).unwrap(),
+            Claim::Duplicate(_)
+        ));
+        assert!(matches!(
+            s.claim("LUNGA", ora, None).unwrap(),
+            Claim::Duplicate(_)
+        ));
+        assert!(matches!(
+            s.claim("INFLIGHT", ora, None).unwrap(),
+            Claim::Duplicate(_)
+        ));
+        assert_eq!(s.claim("E0", ora, None).unwrap(), Claim::New);
+        assert!(s.leggi("contatti", b"X").unwrap().is_some());
+        let c = s.verifica().unwrap();
+        assert!(c.ok(), "{c:?}");
+        drop(s);
+        let _ = std::fs::remove_dir_all(&p);
+    }
+}

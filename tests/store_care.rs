@@ -1,0 +1,542 @@
+//! `pdd store`: a backup taken under load restores every exchange acknowledged before it began;
+//! restore refuses a live store and keeps the one it replaces; stats and check on a known store,
+//! and check finding planted damage; retention purges old exchanges and expired
+//! duplicate-filter entries and nothing else.
+
+mod common;
+
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, FixedOffset};
+use common::{pdd_bin, PddProcess, Req, TempDir};
+use pdd::modulo::Modulo;
+use pdd::store::{SledStore, Store};
+
+/// A plain HTTP/1.1 exchange on loopback; None when the server went away.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+fn porta_libera() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An NCN whose regional node LAZIO is down, so every accepted CV leaves forwards in the outbox.
+fn config_ncn(dir: &Path, nome: &str, port: u16, data: &str) -> PathBuf {
+    let dead = porta_libera();
+    let p = dir.join(nome);
+    std::fs::write(
+        &p,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata = \"{}\"\nrole = \"ncn\"\n\n\
+             [outbox]\nretry_min_secs = 60\nretry_max_secs = 60\n\n\
+             [[registry.soggetti]]\nnome = \"LAZIO\"\nurl = \"http://127.0.0.1:{dead}/pdd/PA\"\n",
+            dir.join(data).display()
+        ),
+    )
+    .unwrap();
+    p
+}
+
+/// EMILIA's national-scope CV `n`, stamped at `t` (busta and modulo), optionally with a Scadenza.
+fn richiesta(
+    n: u64,
+    t: DateTime<FixedOffset>,
+    scadenza: Option<DateTime<FixedOffset>>,
+) -> (String, String, Vec<u8>) {
+    let xml = common::example("moduli/candidatura-rev038.xml");
+    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
+    let Some(Modulo::Candidatura(mut c)) = Modulo::leggi(&root) else {
+        panic!()
+    };
+    let codice = format!("8{:024}", n);
+    c.dati_sistema.codicecandidatura = codice.clone();
+    c.dati_sistema.datainserimento = t.format("%Y-%m-%dT%H:%M:%S").to_string();
+    c.dati_sistema.datascadenza = Some((t.date_naive() + chrono::Days::new(45)).to_string());
+    let mut req = Req::invio(common::invio_candidatura(&Modulo::Candidatura(c).scrivi()));
+    req.id = common::id("EMILIA", t.naive_local());
+    req.ora = t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
+    req.scadenza = scadenza.map(|s| s.format("%Y-%m-%dT%H:%M:%S").to_string());
+    (req.id.clone(), codice, req.xml().into_bytes())
+}
+
+fn adesso() -> DateTime<FixedOffset> {
+    chrono::Local::now().fixed_offset()
+}
+
+/// `pdd --config CFG store ARGS…` in `dir`: (exit code, stdout, stderr).
+fn pdd_store(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = pdd_bin()
+        .current_dir(dir)
+        .arg("--config")
+        .arg(cfg)
+        .arg("store")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a client was told.
+#[derive(Clone)]
+struct Confermato {
+    quando: Instant,
+    id: String,
+    codice: String,
+    request: Vec<u8>,
+    response: String,
+}
+
+#[test]
+fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
+    let dir = TempDir::new("store-backup");
+    let port = porta_libera();
+    let cfg = config_ncn(&dir.0, "a.toml", port, "data-a");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let proc = PddProcess::spawn_in(
+        &dir.0,
+        &["serve".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+    );
+
+    // Load: 6 clients until well after the backup.
+    let confermati: Arc<Mutex<Vec<Confermato>>> = Arc::default();
+    let fermo = Arc::new(AtomicBool::new(false));
+    let counter = Arc::new(AtomicU64::new(1));
+    let mut clients = Vec::new();
+    for _ in 0..6 {
+        let (fermo, confermati, counter) = (fermo.clone(), confermati.clone(), counter.clone());
+        clients.push(std::thread::spawn(move || {
+            while !fermo.load(Ordering::Relaxed) {
+                let n = counter.fetch_add(1, Ordering::Relaxed);
+                let (id, codice, request) = richiesta(n, adesso(), None);
+                match http(addr, "POST", "/pdd/PA", &request) {
+                    Some((200, response)) if response.contains("<types:Tipo_Risposta>OK<") => {
+                        confermati.lock().unwrap().push(Confermato {
+                            quando: Instant::now(),
+                            id,
+                            codice,
+                            request,
+                            response,
+                        })
+                    }
+                    Some((s, r)) => panic!("under load: {s} {r}"),
+                    None => panic!("the gateway went away"),
+                }
+            }
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    let inizio = Instant::now();
+    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["backup", "bk"]);
+    let fine = Instant::now();
+    assert_eq!(rc, 0, "backup: {out}{err}");
+    eprintln!("{}", out.trim());
+    std::thread::sleep(Duration::from_millis(300));
+    fermo.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.join().unwrap();
+    }
+    let (status, _) = proc.terminate();
+    assert!(status.success());
+    let tutti = confermati.lock().unwrap().clone();
+    let prima: Vec<&Confermato> = tutti.iter().filter(|c| c.quando < inizio).collect();
+    let durante = tutti
+        .iter()
+        .filter(|c| c.quando >= inizio && c.quando <= fine)
+        .count();
+    let dopo = tutti.iter().filter(|c| c.quando > fine).count();
+    eprintln!(
+        "acknowledged: {} before the backup, {durante} while it ran, {dopo} after",
+        prima.len()
+    );
+    assert!(prima.len() >= 10, "too little load before the backup");
+    assert!(
+        dopo > 0,
+        "no load after the backup: the copy was not taken under load"
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.0.join("bk/manifest.json")).unwrap()).unwrap();
+    assert!(manifest["trees"]["exchanges"].as_u64().unwrap() >= prima.len() as u64);
+
+    // Restored into a fresh data directory, on another port.
+    let port_b = porta_libera();
+    let cfg_b = config_ncn(&dir.0, "b.toml", port_b, "data-b");
+    let (rc, out, err) = pdd_store(&dir.0, &cfg_b, &["restore", "bk"]);
+    assert_eq!(rc, 0, "restore: {out}{err}");
+    assert!(out.contains("next minute"), "{out}");
+    let addr_b: SocketAddr = format!("127.0.0.1:{port_b}").parse().unwrap();
+    let proc = PddProcess::spawn_in(
+        &dir.0,
+        &["serve".as_ref(), "--config".as_ref(), cfg_b.as_os_str()],
+    );
+    let mut max_seq = 0;
+    for c in &prima {
+        let (s, v) = http(addr_b, "GET", &format!("/admin/exchanges/{}", c.id), b"").unwrap();
+        assert_eq!(
+            s, 200,
+            "acknowledged before the backup, missing: {}: {v}",
+            c.id
+        );
+        let ex: serde_json::Value = serde_json::from_str(&v).unwrap();
+        assert_eq!(ex["outcome"], "ok", "{}", c.id);
+        assert_eq!(ex["response"].as_str().unwrap(), c.response, "{}", c.id);
+        max_seq = max_seq.max(ex["seq"].as_u64().unwrap());
+    }
+    // Their forwards are waiting in the outbox.
+    let (s, v) = http(addr_b, "GET", "/admin/outbox", b"").unwrap();
+    assert_eq!(s, 200);
+    let in_coda: HashSet<String> = serde_json::from_str::<Vec<serde_json::Value>>(&v)
+        .unwrap()
+        .iter()
+        .map(|i| i["codice"].as_str().unwrap().to_string())
+        .collect();
+    for c in &prima {
+        assert!(in_coda.contains(&c.codice), "forward of {} lost", c.codice);
+    }
+    // Replays are refused as duplicates, not processed again.
+    for c in &prima {
+        let (s, v) = http(addr_b, "POST", "/pdd/PA", &c.request).unwrap();
+        assert!(
+            s == 500 && v.contains("EGOV_IT_110") && !v.contains("Tipo_Risposta"),
+            "replay of {} after restore: {s} {v}",
+            c.id
+        );
+    }
+    // New exchanges neither reuse a sequence number nor an Identificatore of the old store.
+    let (id, _, request) = richiesta(999_999, adesso(), None);
+    let (s, v) = http(addr_b, "POST", "/pdd/PA", &request).unwrap();
+    assert!(s == 200 && v.contains(">OK<"), "{s} {v}");
+    let risposta = common::text_of(&v, "Identificatore").unwrap().to_string();
+    for c in &tutti {
+        assert_ne!(
+            common::text_of(&c.response, "Identificatore").unwrap(),
+            risposta,
+            "Identificatore issued again after restore"
+        );
+    }
+    let (_, v) = http(addr_b, "GET", &format!("/admin/exchanges/{id}"), b"").unwrap();
+    let nuovo: serde_json::Value = serde_json::from_str(&v).unwrap();
+    assert!(nuovo["seq"].as_u64().unwrap() > max_seq);
+    // The whole check, through the running gateway.
+    let (rc, out, err) = pdd_store(&dir.0, &cfg_b, &["check"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    let (status, _) = proc.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn restore_refuses_a_live_store_and_force_keeps_the_old_one_aside() {
+    let dir = TempDir::new("store-restore");
+    let port = porta_libera();
+    let cfg = config_ncn(&dir.0, "a.toml", port, "data");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let data = dir.0.join("data");
+    let proc = PddProcess::spawn_in(
+        &dir.0,
+        &["serve".as_ref(), "--config".as_ref(), cfg.as_os_str()],
+    );
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (id, _, req) = richiesta(100 + n, adesso(), None);
+        let (s, v) = http(addr, "POST", "/pdd/PA", &req).unwrap();
+        assert_eq!(s, 200, "{v}");
+        ids.push(id);
+    }
+    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["backup", "bk"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    // A backup goes into a new directory only.
+    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["backup", "bk"]);
+    assert_eq!(rc, 2, "{err}");
+    // After the backup: in the live store, not in the backup.
+    let (dopo, _, req) = richiesta(200, adesso(), None);
+    assert_eq!(http(addr, "POST", "/pdd/PA", &req).unwrap().0, 200);
+
+    let aside = |d: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("data.replaced-"))
+            .collect()
+    };
+    // The gateway answers for the store: refused, even with --force, and nothing changes.
+    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["restore", "bk", "--force"]);
+    assert_eq!(rc, 2, "{out}{err}");
+    assert!(err.contains("stop it first"), "{err}");
+    assert!(aside(&dir.0).is_empty());
+    let (status, _) = proc.terminate();
+    assert!(status.success());
+
+    // Held by a process that does not answer HTTP (the sled lock): refused too.
+    {
+        let _held = SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap();
+        let (rc, _, err) = pdd_store(&dir.0, &cfg, &["restore", "bk", "--force"]);
+        assert_eq!(rc, 2, "{err}");
+        assert!(err.contains("held by a running pdd"), "{err}");
+    }
+    // Exists: only with --force.
+    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["restore", "bk"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(err.contains("--force"), "{err}");
+    // Not a backup: refused.
+    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["restore", "nessuno", "--force"]);
+    assert_eq!(rc, 2, "{err}");
+
+    let t = Instant::now();
+    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["restore", "bk", "--force"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(out.contains("carried over"), "{out}");
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "no wait with the old store at hand"
+    );
+    let vecchi = aside(&dir.0);
+    assert_eq!(vecchi.len(), 1, "{vecchi:?}");
+    // The old store, whole, aside; the restored one without what came after the backup.
+    let vecchio = SledStore::open_waiting(&vecchi[0], Duration::from_secs(5)).unwrap();
+    assert!(vecchio.exchange_by_id(&dopo).unwrap().is_some());
+    assert!(vecchio.check().unwrap().ok());
+    drop(vecchio);
+    let nuovo = SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap();
+    assert!(nuovo.exchange_by_id(&dopo).unwrap().is_none());
+    for id in &ids {
+        assert!(nuovo.exchange_by_id(id).unwrap().is_some(), "{id}");
+    }
+    assert!(nuovo.check().unwrap().ok());
+    // The backup is left as it was.
+    assert!(dir.0.join("bk/manifest.json").exists());
+    assert!(!data.join("manifest.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
+    // A plain gateway: it stores what it receives and forwards nothing.
+    let gw = common::start(pdd::config::Config::default()).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (id, _, req) = richiesta(300 + n, adesso(), None);
+        let r = common::post(&gw.url("/pdd/PA"), req, &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        ids.push(id);
+    }
+    let dir = gw.stop().await;
+    let data = dir.0.join("data");
+    // Until this process lets go of the store (sled's flusher thread ends a moment later).
+    drop(SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let cfg = dir.0.join("pdd.toml");
+    std::fs::write(&cfg, format!("data = \"{}\"\n", data.display())).unwrap();
+
+    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["stats", "--json"]);
+    assert_eq!(rc, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let voci = |nome: &str| {
+        v["trees"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == nome)
+            .map(|t| t["entries"].as_u64().unwrap())
+            .unwrap_or(0)
+    };
+    assert_eq!(voci("exchanges"), 3);
+    assert_eq!(voci("dup"), 3);
+    assert_eq!(voci("ids"), 6);
+    assert_eq!(voci("moduli"), 3);
+    assert_eq!(voci("outbox"), 0);
+    assert!(voci("raw") >= 6);
+    assert!(v["bytes_in_directory"].as_u64().unwrap() > 0);
+    let (rc, out, _) = pdd_store(&dir.0, &cfg, &["stats"]);
+    assert_eq!(rc, 0);
+    assert!(
+        out.contains("exchanges") && out.contains("on disk"),
+        "{out}"
+    );
+    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["check"]);
+    assert_eq!(rc, 0, "{out}{err}");
+    assert!(
+        out.contains("exchanges 3") && out.trim_end().ends_with("ok"),
+        "{out}"
+    );
+
+    // Damage: a missing raw piece, an ids entry pointing nowhere, an unreadable outbox entry.
+    let danneggiato = {
+        let s = SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap();
+        let seq = s.exchange_by_id(&ids[1]).unwrap().unwrap().seq;
+        drop(s);
+        std::thread::sleep(Duration::from_millis(200));
+        let db = sled::open(&data).unwrap();
+        let mut pezzo = seq.to_be_bytes().to_vec();
+        pezzo.push(0);
+        pezzo.extend_from_slice(&0u32.to_be_bytes());
+        assert!(db
+            .open_tree("raw")
+            .unwrap()
+            .remove(pezzo)
+            .unwrap()
+            .is_some());
+        db.open_tree("ids")
+            .unwrap()
+            .insert("FANTASMA", &123_456u64.to_be_bytes())
+            .unwrap();
+        db.open_tree("outbox")
+            .unwrap()
+            .insert(1_000_000_000u64.to_be_bytes(), &b"{not json"[..])
+            .unwrap();
+        db.flush().unwrap();
+        seq
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["check"]);
+    assert_eq!(rc, 1, "{out}{err}");
+    assert!(
+        out.contains(&format!(
+            "exchange {danneggiato}: raw request piece 0 is missing"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("FANTASMA points to exchange 123456, which is missing"),
+        "{out}"
+    );
+    assert!(out.contains("outbox entry"), "{out}");
+    let (rc, out, _) = pdd_store(&dir.0, &cfg, &["check", "--json"]);
+    assert_eq!(rc, 1);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["problems_total"], 3, "{out}");
+    // No store at all: exit 2.
+    std::fs::write(
+        &cfg,
+        format!("data = \"{}\"\n", dir.0.join("nessuno").display()),
+    )
+    .unwrap();
+    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["check"]);
+    assert_eq!(rc, 2, "{err}");
+    assert!(!dir.0.join("nessuno").exists(), "check created a store");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_rest() {
+    let mut config = pdd::config::Config {
+        role: pdd::rete::Ruolo::Ncn,
+        ..Default::default()
+    };
+    let mut lazio = pdd::registry::Soggetto::new("SPC", "LAZIO");
+    lazio.url = Some(format!("http://127.0.0.1:{}/pdd/PA", porta_libera()));
+    config.registry.soggetti.push(lazio);
+    config.outbox.retry_min_secs = 3600;
+    config.outbox.retry_max_secs = 3600;
+    assert_eq!(
+        (
+            config.store.retention_days,
+            config.store.duplicate_window_days
+        ),
+        (30, 5),
+        "the documented defaults"
+    );
+    let clock = Arc::new(pdd::clock::OffsetClock::default());
+    let gw = common::start_with_clock(config, clock.clone()).await;
+    let giorni = |d: i64| chrono::Duration::days(d);
+    let invia = |req: Vec<u8>| {
+        let url = gw.url("/pdd/PA");
+        async move { common::post(&url, req, &[]).await }
+    };
+
+    // A today; B and C 31 days later, C with a Scadenza two months after that.
+    let oggi = adesso();
+    let (a, cod_a, req_a) = richiesta(400, oggi, None);
+    assert_eq!(invia(req_a.clone()).await.status, 200);
+    clock.set_offset_secs(giorni(31).num_seconds());
+    let dopo = oggi + giorni(31);
+    let (b, cod_b, req_b) = richiesta(401, dopo, None);
+    let (c, cod_c, req_c) = richiesta(402, dopo, Some(dopo + giorni(60)));
+    assert_eq!(invia(req_b.clone()).await.status, 200);
+    assert_eq!(invia(req_c.clone()).await.status, 200);
+    let moduli = gw.gw.store.moduli("candidatura").unwrap().len();
+    let outbox = gw.gw.outbox().unwrap().len();
+    assert!(outbox >= 3);
+
+    // A, and the first attempts of its forwards (outgoing exchanges), are 31 days old.
+    let r = gw.gw.purga().await.unwrap();
+    assert!(r.exchanges >= 1 && r.ids >= 2 && r.raw_pieces >= 2, "{r:?}");
+    assert_eq!(r.dup, 1, "{r:?}");
+    let store = &gw.gw.store;
+    assert!(
+        store.exchange_by_id(&a).unwrap().is_none(),
+        "A is 31 days old"
+    );
+    let limite = (dopo - giorni(30)).to_rfc3339();
+    for e in store.recent(10_000).unwrap() {
+        let t = DateTime::parse_from_rfc3339(&e.received_at).unwrap();
+        assert!(
+            t > dopo - giorni(30),
+            "exchange {} of {t} kept (limit {limite})",
+            e.seq
+        );
+    }
+    assert!(store.exchange_by_id(&b).unwrap().is_some());
+    assert!(store.exchange_by_id(&c).unwrap().is_some());
+    // Moduli and forwards stay, A's included.
+    assert_eq!(store.moduli("candidatura").unwrap().len(), moduli);
+    assert!(store.modulo("candidatura", &cod_a).unwrap().is_some());
+    assert_eq!(gw.gw.outbox().unwrap().len(), outbox);
+    assert!(gw.gw.outbox().unwrap().iter().any(|i| i.codice == cod_a));
+    // A replay of A is not processed: its busta is expired.
+    let replay = invia(req_a).await;
+    assert!(replay.body.contains("EGOV_IT_301"), "{}", replay.body);
+
+    // Six days later: B's entry goes (first seen 6 days ago, busta expired), C's stays (its
+    // Scadenza is ahead), and so do both exchanges (6 days old). Through the admin endpoint.
+    clock.set_offset_secs(giorni(37).num_seconds());
+    let (s, v) = http(gw.addr, "POST", "/admin/store/purge", b"").unwrap();
+    assert_eq!(s, 200, "{v}");
+    let r: serde_json::Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(
+        (r["exchanges"].as_u64(), r["dup"].as_u64()),
+        (Some(0), Some(1)),
+        "{v}"
+    );
+    let replay = invia(req_c).await;
+    assert!(
+        replay.status == 500 && replay.body.contains("EGOV_IT_110"),
+        "C is still a duplicate: {}",
+        replay.body
+    );
+    let replay = invia(req_b).await;
+    assert!(replay.body.contains("EGOV_IT_301"), "{}", replay.body);
+    assert!(store.exchange_by_id(&b).unwrap().is_some());
+    for cod in [&cod_a, &cod_b, &cod_c] {
+        assert!(store.modulo("candidatura", cod).unwrap().is_some(), "{cod}");
+    }
+    assert_eq!(gw.gw.outbox().unwrap().len(), outbox);
+    let report = store.check().unwrap();
+    assert!(report.ok(), "{report:?}");
+    gw.stop().await;
+}
