@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, info, warn};
 
 use crate::egov::{Codice, FAULT_PROCESSAMENTO, FAULT_VALIDAZIONE};
+use crate::gateway::diagnostici::{self, Diagnostico, Severita};
 use crate::gateway::{Answer, Gateway, RichiestaPd};
 use crate::soap::{self, FaultCode};
 
@@ -479,7 +480,10 @@ fn json(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
 }
 
 /// The CLI's way into a running gateway (loopback only):
-/// `GET /admin/exchanges?limit=N`, `GET /admin/exchanges/{Identificatore or seq}`,
+/// `GET /admin/exchanges?limit=N`, `GET /admin/exchanges?since=T&until=T` (received in
+/// `[since, until)`, oldest first; T in ms since the epoch or RFC 3339),
+/// `GET /admin/exchanges/{Identificatore or seq}`,
+/// `GET /admin/diagnostici[?since=T&until=T&severity=LEVEL&limit=N]`,
 /// `GET /admin/partners`, `POST /admin/partners` (a soggetto as JSON), `DELETE /admin/partners/{TIPO}/{NOME}`.
 async fn admin(
     gw: &Gateway,
@@ -510,6 +514,41 @@ async fn admin(
             &serde_json::json!({ "error": e.to_string() }),
         )
     };
+    if path == "/admin/diagnostici" {
+        let f = diagnostici::Filtro {
+            dal: parametro(query, "since").and_then(|v| istante_ms(&v)),
+            al: parametro(query, "until").and_then(|v| istante_ms(&v)),
+            soglia: parametro(query, "severity").and_then(|v| Severita::parse(&v)),
+            limite: parametro(query, "limit").and_then(|v| v.parse().ok()),
+        };
+        return match diagnostici::elenca(gw.store.as_ref(), &f) {
+            Ok(list) => json(
+                StatusCode::OK,
+                &serde_json::Value::Array(list.iter().map(|d| d.json()).collect()),
+            ),
+            Err(e) => err(e),
+        };
+    }
+    let (since, until) = (parametro(query, "since"), parametro(query, "until"));
+    if path == "/admin/exchanges" && (since.is_some() || until.is_some()) {
+        let (dal, al) = (
+            since.as_deref().and_then(istante_ms),
+            until.as_deref().and_then(istante_ms),
+        );
+        if since.is_some() != dal.is_some() || until.is_some() != al.is_some() {
+            return json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({ "error": "since, until: ms since the epoch or RFC 3339" }),
+            );
+        }
+        return match gw.store.scambi_tra(dal, al) {
+            Ok(list) => json(
+                StatusCode::OK,
+                &serde_json::to_value(list).unwrap_or_default(),
+            ),
+            Err(e) => err(e),
+        };
+    }
     if path == "/admin/exchanges" {
         let limit = query
             .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("limit=")))
@@ -544,6 +583,23 @@ async fn admin(
         };
     }
     plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// A query parameter, percent-decoded.
+fn parametro(query: Option<&str>, nome: &str) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == nome).then(|| percent_decode(v))
+    })
+}
+
+/// An instant as ms since the epoch: a number of ms, or RFC 3339.
+fn istante_ms(v: &str) -> Option<i64> {
+    v.parse::<i64>().ok().or_else(|| {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .ok()
+            .map(|t| t.timestamp_millis())
+    })
 }
 
 /// The network's admin endpoints: `GET /admin/outbox`, `POST /admin/outbox/retry[?seq=N]`,
@@ -764,6 +820,21 @@ pub async fn serve(
     let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|v| *v).await;
     };
+    {
+        let own = gw.config.own();
+        gw.diagnostica(Diagnostico::new(
+            Severita::InfoIntegration,
+            "Avvio",
+            "PDD_AVVIO",
+            format!(
+                "pdd {} avviato: soggetto {}/{}, porta {}",
+                env!("CARGO_PKG_VERSION"),
+                own.tipo,
+                own.nome,
+                own.porta
+            ),
+        ));
+    }
     let workers = [
         tokio::spawn(crate::gateway::outbox::worker(
             gw.clone(),
@@ -869,6 +940,12 @@ pub async fn serve(
     for w in workers {
         let _ = tokio::time::timeout(grace, w).await;
     }
+    gw.diagnostica(Diagnostico::new(
+        Severita::InfoIntegration,
+        "Avvio",
+        "PDD_ARRESTO",
+        "pdd arrestato",
+    ));
     if let Err(e) = gw.store.flush().await {
         warn!(error = %e, "final store flush failed");
     }

@@ -55,13 +55,7 @@ fn serve_answers_curl_and_stops_on_sigterm() {
     }
     let dir = TempDir::new("cli-serve");
     let data = dir.0.join("data");
-    let gw = common::PddProcess::spawn(&[
-        "serve".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data".as_ref(),
-        data.as_os_str(),
-    ]);
+    let gw = common::PddProcess::serve_data(&data);
     let addr = gw.addr.clone();
     let (id, req) = fresh_example(&dir);
     let out = Command::new("curl")

@@ -3,27 +3,22 @@
 
 mod common;
 
-use common::{pdd_bin, PddProcess, TempDir};
+use common::{pdd_cli, On, PddProcess, TempDir};
 
-fn serve(dir: &TempDir, listen: &str) -> std::process::Output {
-    pdd_bin()
-        .args(["serve", "--listen", listen, "--data"])
-        .arg(dir.0.join("data"))
-        .output()
-        .unwrap()
+/// `pdd serve --listen LISTEN` on `dir`'s store, run to its end: (exit code, stderr).
+fn serve(dir: &TempDir, listen: &str) -> (i32, String) {
+    let (code, _, err) = pdd_cli(
+        On::Data(&dir.0.join("data")),
+        &["serve", "--listen", listen],
+    );
+    (code, err)
 }
 
 #[test]
 fn serve_exit_codes_tell_store_from_address_problems() {
     let dir = TempDir::new("exit");
     let data = dir.0.join("data");
-    let first = PddProcess::spawn(&[
-        "serve".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data".as_ref(),
-        data.as_os_str(),
-    ]);
+    let first = PddProcess::serve_data(&data);
     assert!(
         first
             .log
@@ -33,24 +28,14 @@ fn serve_exit_codes_tell_store_from_address_problems() {
         first.log
     );
     // The same store, held by the running gateway.
-    let out = serve(&dir, "127.0.0.1:0");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("is another pdd using it?"));
+    let (code, err) = serve(&dir, "127.0.0.1:0");
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("is another pdd using it?"));
     // Another store, the running gateway's address.
     let other = TempDir::new("exit2");
-    let out = serve(&other, &first.addr);
-    assert_eq!(
-        out.status.code(),
-        Some(4),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot listen"));
+    let (code, err) = serve(&other, &first.addr);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("cannot listen"));
     let (status, _) = first.terminate();
     assert!(status.success());
 
@@ -72,14 +57,8 @@ fn serve_exit_codes_tell_store_from_address_problems() {
         rt.block_on(pdd::store::Store::flush(&s)).unwrap();
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let out = serve(&dir, "127.0.0.1:0");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = serve(&dir, "127.0.0.1:0");
+    assert_eq!(code, 3, "{err}");
     assert!(
         err.contains("damaged") && err.contains("outbox entry"),
         "{err}"
@@ -127,13 +106,7 @@ fn serve_refuses_to_sign_with_a_key_that_is_not_rsa() {
         ),
     )
     .unwrap();
-    let out = pdd_bin()
-        .arg("--config")
-        .arg(dir.0.join("pdd.toml"))
-        .arg("serve")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, _, err) = pdd_cli(On::Config(&dir.0.join("pdd.toml")), &["serve"]);
+    assert_eq!(code, 2);
     assert!(err.contains("needs an RSA key"), "{err}");
 }

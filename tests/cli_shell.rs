@@ -74,13 +74,7 @@ fn version_names_the_git_revision() {
 fn serve_logs_its_version_at_start() {
     let dir = TempDir::new("cli-shell-serve");
     let data = dir.0.join("data");
-    let gw = common::PddProcess::spawn(&[
-        "serve".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data".as_ref(),
-        data.as_os_str(),
-    ]);
+    let gw = common::PddProcess::serve_data(&data);
     let version = stdout_of(&["--version"]);
     let version = version.trim();
     let (status, log) = gw.terminate();

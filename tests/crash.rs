@@ -9,32 +9,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{KeyPair, PddProcess, Pki, Req, TempDir};
+use common::{free_port, http, KeyPair, PddProcess, Pki, Req, TempDir, CT_XML};
 use pdd::modulo::Modulo;
-
-/// A plain HTTP/1.1 exchange on loopback; None when the server went away.
-fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
 
 /// A tiny deterministic generator (xorshift), so a failing run can be repeated by its seed.
 struct Caso(u64);
@@ -96,16 +77,8 @@ fn acknowledged_exchanges_survive_sigkill() {
     let dir = TempDir::new("crash");
     let pki = Pki::new();
     let emilia = pki.make("emilia", "EMILIA", false, 30, -1);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
+    let dead = free_port();
     let config = dir.0.join("ncn.toml");
     std::fs::write(
         &config,
@@ -120,12 +93,7 @@ fn acknowledged_exchanges_survive_sigkill() {
     )
     .unwrap();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let start = || {
-        PddProcess::spawn_in(
-            &dir.0,
-            &["serve".as_ref(), "--config".as_ref(), config.as_os_str()],
-        )
-    };
+    let start = || PddProcess::serve_config(&config);
 
     let confermati: Arc<Mutex<Vec<Confermato>>> = Arc::default();
     let mut risposte_id: HashSet<String> = HashSet::new();
@@ -152,7 +120,7 @@ fn acknowledged_exchanges_survive_sigkill() {
                     let n = counter.fetch_add(1, Ordering::Relaxed);
                     let (codice, request) = richiesta(n, &emilia, (n + k) % 2 == 0);
                     sent.fetch_add(1, Ordering::Relaxed);
-                    match http(addr, "POST", "/pdd/PA", &request) {
+                    match http(addr, "POST", "/pdd/PA", &[CT_XML], &request) {
                         Some((200, response)) if response.contains("<types:Tipo_Risposta>OK<") => {
                             confermati.lock().unwrap().push(Confermato {
                                 request,
@@ -191,7 +159,8 @@ fn acknowledged_exchanges_survive_sigkill() {
         for c in &da_verificare {
             let req = String::from_utf8_lossy(&c.request);
             let id = common::text_of(&req, "Identificatore").unwrap().to_string();
-            let (s, v) = http(addr, "GET", &format!("/admin/exchanges/{id}"), b"").expect("admin");
+            let (s, v) =
+                http(addr, "GET", &format!("/admin/exchanges/{id}"), &[], b"").expect("admin");
             assert_eq!(
                 s, 200,
                 "round {round}: acknowledged exchange {id} lost: {v}"
@@ -218,7 +187,7 @@ fn acknowledged_exchanges_survive_sigkill() {
         // The duplicate filter still knows answered ids: a replay is refused, not processed.
         for _ in 0..3.min(tutti.len()) {
             let c = &tutti[caso.fino(tutti.len() as u64) as usize];
-            let (s, v) = http(addr, "POST", "/pdd/PA", &c.request).expect("replay");
+            let (s, v) = http(addr, "POST", "/pdd/PA", &[CT_XML], &c.request).expect("replay");
             assert!(
                 s != 200 || !v.contains("Tipo_Risposta"),
                 "round {round}: a replay was processed: {v}"
@@ -229,7 +198,7 @@ fn acknowledged_exchanges_survive_sigkill() {
             );
         }
         // Every acknowledged CV's forward is still waiting in the outbox (LAZIO is down).
-        let (s, v) = http(addr, "GET", "/admin/outbox", b"").expect("outbox");
+        let (s, v) = http(addr, "GET", "/admin/outbox", &[], b"").expect("outbox");
         assert_eq!(s, 200);
         let outbox: Vec<serde_json::Value> = serde_json::from_str(&v).unwrap();
         let in_coda: HashMap<String, usize> = outbox.iter().fold(HashMap::new(), |mut m, i| {

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use common::{curl, have, KeyPair, Pki, Req, TempDir};
+use common::{curl, have, id_attrs, xmlsec_template, KeyPair, Pki, Req, TempDir, EGOV, SOAP, WSU};
 use openssl::hash::MessageDigest;
 use openssl::sign::Signer;
 use pdd::config::Config;
@@ -27,10 +27,6 @@ use pdd::registry::{PoliticaFirma, Soggetto};
 use pdd::store::Outcome;
 use pdd::wssec::{c14n, dsig};
 
-const WSU: &str =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-const EGOV: &str = "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/";
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 
 /// The modulo the partner signed, and the one a forger wants in.
@@ -179,19 +175,6 @@ fn token(kp: &KeyPair) -> String {
     B64.encode(kp.load().1.to_der().unwrap())
 }
 
-/// The elements our signatures point at, as xmlsec1 must be told (`--id-attr`).
-fn id_attrs() -> Vec<String> {
-    [
-        format!("{SOAP}:Body"),
-        format!("{EGOV}:IntestazioneMessaggio"),
-        format!("{EGOV}:Intestazione"),
-        format!("{WSU}:Timestamp"),
-    ]
-    .iter()
-    .flat_map(|a| ["--id-attr:Id".to_string(), a.clone()])
-    .collect()
-}
-
 fn xmlsec1(args: &[String]) -> (bool, String) {
     let out = std::process::Command::new("xmlsec1")
         .args(args)
@@ -213,22 +196,6 @@ fn xmlsec_verifica(msg: &str, key: &[String], dir: &Path) -> (bool, String) {
     args.extend(id_attrs());
     args.push(f.display().to_string());
     xmlsec1(&args)
-}
-
-/// A signature template of our shape: `msg` (signed by pdd) with digests and value emptied.
-fn modello(msg: &str) -> String {
-    let mut t = msg.to_string();
-    for tag in ["DigestValue", "SignatureValue"] {
-        let open = format!("<ds:{tag}>");
-        let close = format!("</ds:{tag}>");
-        let mut from = 0;
-        while let Some(i) = t[from..].find(&open).map(|i| i + from) {
-            let j = t[i..].find(&close).unwrap() + i;
-            t.replace_range(i + open.len()..j, "");
-            from = i + open.len();
-        }
-    }
-    t
 }
 
 /// A template signed by xmlsec1 with `key` (`--privkey-pem …` or `--hmackey …`); without
@@ -421,13 +388,7 @@ fn ec_pair(pki: &Pki, name: &str, cn: &str) -> KeyPair {
         None,
     )
     .unwrap();
-    let kp = KeyPair {
-        key: pki.dir.0.join(format!("{name}.key")),
-        cert: pki.dir.0.join(format!("{name}.crt")),
-    };
-    std::fs::write(&kp.key, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    std::fs::write(&kp.cert, cert.to_pem().unwrap()).unwrap();
-    kp
+    pki.save(name, &key, &cert)
 }
 
 /// Every forgery, with the answer it must get. `mtls`: the TLS identity is checked too.
@@ -830,7 +791,7 @@ fn casi(p: &Parti, mtls: bool) -> Vec<Caso> {
 
     // --- Algorithms and transforms other than the profile's (signed validly by xmlsec1).
     let s = firmato();
-    let t = modello(&s);
+    let t = xmlsec_template(&s);
     let variante = |nome: &'static str, tpl: String, key: &[String], check: Vec<String>| {
         let (m, signed) = xmlsec_firma(&tpl, key, dir, p.xmlsec);
         let c = caso(nome, m, "EGOV_IT_202");

@@ -501,13 +501,7 @@ fn mem(pid: u32) -> (u64, u64) {
 /// `pdd serve` (the real binary) on an ephemeral port and a fresh store, answering.
 async fn serve(dir: &TempDir) -> (PddProcess, SocketAddr) {
     let data = dir.0.join("data");
-    let p = PddProcess::spawn(&[
-        "serve".as_ref(),
-        "--listen".as_ref(),
-        "127.0.0.1:0".as_ref(),
-        "--data".as_ref(),
-        data.as_os_str(),
-    ]);
+    let p = PddProcess::serve_data(&data);
     let addr: SocketAddr = p.addr.parse().unwrap();
     valid_ok(addr).await;
     (p, addr)

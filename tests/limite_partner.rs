@@ -4,9 +4,41 @@
 mod common;
 
 use std::io::Write;
+use std::net::SocketAddr;
 
-use common::{start, Req};
+use common::{start, Reply, Req, Running};
 use pdd::config::Config;
+
+/// An exchange in progress: the headers of a POST announcing `length` bytes, the body only begun.
+fn hold(addr: SocketAddr, length: usize) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "POST /pdd/PA HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: {length}\r\n\r\n<soapenv:Env"
+    )
+    .unwrap();
+    s.flush().unwrap();
+    s
+}
+
+/// Waits until `f` holds; after 10 s, fails saying `what`.
+async fn until(what: &str, f: impl Fn() -> bool) {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed().as_secs() < 10, "{what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// A valid request to the porta applicativa.
+async fn candidatura(gw: &Running) -> Reply {
+    common::post(
+        &gw.url("/pdd/PA"),
+        Req::candidatura().xml().into_bytes(),
+        &[],
+    )
+    .await
+}
 
 #[tokio::test]
 async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
@@ -14,28 +46,13 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     c.limits.partner_concorrenza = 1;
     let gw = start(c).await;
     // One exchange in progress: headers sent, the body only begun.
-    let mut held = std::net::TcpStream::connect(gw.addr).unwrap();
-    write!(
-        held,
-        "POST /pdd/PA HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 100000\r\n\r\n<soapenv:Env"
-    )
-    .unwrap();
-    held.flush().unwrap();
+    let held = hold(gw.addr, 100000);
     // Wait until the server counts it.
-    let t = std::time::Instant::now();
-    while gw.gw.in_corso.quanti("127.0.0.1") == 0 {
-        assert!(
-            t.elapsed().as_secs() < 10,
-            "the held request was not counted"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let r = common::post(
-        &gw.url("/pdd/PA"),
-        Req::candidatura().xml().into_bytes(),
-        &[],
-    )
+    until("the held request was not counted", || {
+        gw.gw.in_corso.quanti("127.0.0.1") != 0
+    })
     .await;
+    let r = candidatura(&gw).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(
         r.headers
@@ -55,17 +72,11 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     assert!(gw.gw.store.recent(10).unwrap().is_empty());
     // The held exchange ends (its sender goes away): the place comes back.
     drop(held);
-    let t = std::time::Instant::now();
-    while gw.gw.in_corso.quanti("127.0.0.1") != 0 {
-        assert!(t.elapsed().as_secs() < 10, "the place did not come back");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let r = common::post(
-        &gw.url("/pdd/PA"),
-        Req::candidatura().xml().into_bytes(),
-        &[],
-    )
+    until("the place did not come back", || {
+        gw.gw.in_corso.quanti("127.0.0.1") == 0
+    })
     .await;
+    let r = candidatura(&gw).await;
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -76,18 +87,11 @@ async fn bodies_in_progress_have_a_memory_budget() {
     c.limits.header_timeout_secs = 1;
     let gw = start(c).await;
     // 80 KiB announced and held: 20 KiB of room left.
-    let mut held = std::net::TcpStream::connect(gw.addr).unwrap();
-    write!(
-        held,
-        "POST /pdd/PA HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 81920\r\n\r\n<soapenv:Env"
-    )
-    .unwrap();
-    held.flush().unwrap();
-    let t = std::time::Instant::now();
-    while gw.gw.memoria.available_permits() > 20 {
-        assert!(t.elapsed().as_secs() < 10, "the held body was not counted");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let held = hold(gw.addr, 81920);
+    until("the held body was not counted", || {
+        gw.gw.memoria.available_permits() <= 20
+    })
+    .await;
     // A request bigger than the room waits for it, then is told to come back.
     let mut big = Req::candidatura().xml();
     big.push_str(&" ".repeat(30 * 1024));
@@ -95,17 +99,11 @@ async fn bodies_in_progress_have_a_memory_budget() {
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("nessuno spazio"), "{}", r.body);
     // A small one fits.
-    let r = common::post(
-        &gw.url("/pdd/PA"),
-        Req::candidatura().xml().into_bytes(),
-        &[],
-    )
-    .await;
+    let r = candidatura(&gw).await;
     assert_eq!(r.status, 200, "{}", r.body);
     drop(held);
-    let t = std::time::Instant::now();
-    while gw.gw.memoria.available_permits() < 100 {
-        assert!(t.elapsed().as_secs() < 10, "the room did not come back");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until("the room did not come back", || {
+        gw.gw.memoria.available_permits() >= 100
+    })
+    .await;
 }

@@ -4,27 +4,10 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
 
-use common::{post, start, Pki, Req};
+use common::{http, post, start, Pki, Req};
 use pdd::config::Config;
 use pdd::registry::Soggetto;
-
-fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (
-        head.split_whitespace().nth(1).unwrap().parse().unwrap(),
-        body.to_string(),
-    )
-}
 
 /// The samples of a scrape: `name{labels}` → value; every line is a comment or a sample.
 fn campioni(text: &str) -> HashMap<String, f64> {
@@ -70,7 +53,7 @@ async fn metrics_count_what_happened() {
     assert_eq!(post(&pa, wrong.xml().into_bytes(), &[]).await.status, 500);
     assert_eq!(post(&pa, b"not xml".to_vec(), &[]).await.status, 500);
 
-    let (status, text) = get(gw.addr, "/metrics");
+    let (status, text) = http(gw.addr, "GET", "/metrics", &[], b"").expect("an answer");
     assert_eq!(status, 200);
     let m = campioni(&text);
     let scambi = |outcome: &str, codice: &str| -> f64 {

@@ -7,59 +7,18 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{pdd_bin, KeyPair, PddProcess, Pki, TempDir};
+use common::{free_port, http, pdd_cli, KeyPair, On, PddProcess, Pki, TempDir, CT_XML};
 use pdd::modulo::model::candidatura::{Candidatura, EsperienzeLavorative};
 use pdd::modulo::model::messaggio::Interlocutore;
 use pdd::modulo::{ws, Modulo};
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A plain HTTP/1.1 request on loopback: (status, body).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (status, body.to_string())
-}
-
 fn get_json(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, Value) {
-    let (s, b) = http(addr, "GET", path, headers, "");
+    let (s, b) = http(addr, "GET", path, headers, b"").unwrap();
     (
         s,
         serde_json::from_str(&b).unwrap_or_else(|e| panic!("{path}: {e}: {b}")),
@@ -78,11 +37,7 @@ struct Nodo {
 
 impl Nodo {
     fn start(&mut self) {
-        let cfg = self.config.clone();
-        let p = PddProcess::spawn_in(
-            self.config.parent().unwrap(),
-            &["serve".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-        );
+        let p = PddProcess::serve_config(&self.config);
         assert!(p.addr.ends_with(&format!(":{}", self.porta)), "{}", p.addr);
         self.proc = Some(p);
     }
@@ -112,15 +67,16 @@ impl Nodo {
             "ClicLavoro"
         };
         let msg = pdd::soap::envelope(&[], &ws::richiesta(op, modulo));
-        let mut h = vec![("Content-Type", "text/xml; charset=utf-8")];
+        let mut h = vec![CT_XML];
         h.extend_from_slice(headers);
         http(
             self.locale,
             "POST",
             &format!("/pdd/PD/{servizio}/{azione}"),
             &h,
-            &msg,
+            msg.as_bytes(),
         )
+        .unwrap()
     }
 
     fn api(&self, kind: &str, headers: &[(&str, &str)]) -> Value {
@@ -144,14 +100,8 @@ impl Nodo {
         v.as_array().unwrap().clone()
     }
 
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        pdd_bin()
-            .current_dir(self.config.parent().unwrap())
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .unwrap()
+    fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        pdd_cli(On::Config(&self.config), args)
     }
 }
 
@@ -374,12 +324,8 @@ fn cliclavoro_network_end_to_end() {
     assert!(!ncn.codici("candidature").contains(&c2.to_string()));
     assert!(emilia.codici("candidature").contains(&c2.to_string()));
     let export = dir.0.join("eures");
-    let out = ncn.cli(&["eures", "export", export.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, _, err) = ncn.cli(&["eures", "export", export.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
     let files: Vec<_> = std::fs::read_dir(&export)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -422,14 +368,13 @@ fn cliclavoro_network_end_to_end() {
         "codice_fiscale,qualifica,data_inizio,data_fine\nRSSMRA80A01H501U,5.1.2.2.0.1,2015-02-01,2026-09-30\nBAD,1,2,3\n",
     )
     .unwrap();
-    let out = ncn.cli(&["import", "ultimi-rapporti", csv.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "one line refused");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let (code, stdout, err) = ncn.cli(&["import", "ultimi-rapporti", csv.to_str().unwrap()]);
+    assert_eq!(code, 1, "one line refused");
     assert!(
         stdout.contains("2 records read, 1 stored, 1 refused"),
         "{stdout}"
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("line 3"));
+    assert!(err.contains("line 3"));
     let mut p = cv("2026112700000000000000005", "01");
     p.lavoratore.dati_anagrafici.codicefiscale = "RSSMRA80A01H501U".into();
     p.lavoratore.dati_anagrafici.cognome = "ROSSI".into();
@@ -603,13 +548,9 @@ fn cliclavoro_network_end_to_end() {
     assert_eq!(r["da"]["email"], "cpi.bologna@example.it", "{r}");
 
     // Registered users see contact data: the intermediary's only, for an intermediated CV.
-    let out = lazio.cli(&["users", "add", "operatore1"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (code, out, err) = lazio.cli(&["users", "add", "operatore1"]);
+    assert_eq!(code, 0, "{err}");
+    let token = out.trim().to_string();
     let bearer = format!("Bearer {token}");
     let v = lazio.api("candidature", &[("Authorization", &bearer)]);
     let item = v["risultati"]
@@ -642,7 +583,7 @@ fn cliclavoro_network_end_to_end() {
         ("GET", "/admin/exchanges"),
         ("GET", "/admin/contatti"),
     ] {
-        let (s, _) = http(api_lazio, method, path, &[], "");
+        let (s, _) = http(api_lazio, method, path, &[], b"").unwrap();
         assert_eq!(s, 404, "{method} {path} on the API listener");
     }
 
@@ -657,8 +598,7 @@ fn cliclavoro_network_end_to_end() {
             .iter()
             .any(|i| i["codice"] == c6 && i["tentativi"].as_u64() > Some(0))
     });
-    let out = ncn.cli(&["outbox", "list"]);
-    let listing = String::from_utf8_lossy(&out.stdout);
+    let (_, listing, _) = ncn.cli(&["outbox", "list"]);
     assert!(
         listing.contains(c6) && listing.contains("SPC/LAZIO") && listing.contains("pending"),
         "{listing}"
@@ -675,16 +615,17 @@ fn cliclavoro_network_end_to_end() {
         "POST",
         "/admin/clock",
         &[],
-        "{\"offset_secs\": 3974400}",
-    );
+        b"{\"offset_secs\": 3974400}",
+    )
+    .unwrap();
     assert_eq!(s, 200);
-    let (s, v) = http(lazio.locale, "POST", "/admin/scadenze", &[], "");
+    let (s, v) = http(lazio.locale, "POST", "/admin/scadenze", &[], b"").unwrap();
     assert_eq!(s, 200);
     let v: Value = serde_json::from_str(&v).unwrap();
     assert!(v["deactivated"].as_u64().unwrap() >= 4, "{v}");
     assert!(lazio.codici("candidature").is_empty());
     assert!(lazio.codici("vacancies").is_empty());
-    let (_, v) = http(lazio.locale, "POST", "/admin/scadenze", &[], "");
+    let (_, v) = http(lazio.locale, "POST", "/admin/scadenze", &[], b"").unwrap();
     assert!(
         v.contains("\"deactivated\":0"),
         "a second sweep changes nothing: {v}"

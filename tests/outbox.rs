@@ -52,6 +52,17 @@ async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// `richiesta` posted to the NCN, which must accept it (Tipo_Risposta OK).
+async fn accettata(ncn: &common::Running, richiesta: String) {
+    let r = common::post(&ncn.url("/pdd/PA"), richiesta.into_bytes(), &[]).await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
+        "{}",
+        r.body
+    );
+}
+
 /// The first outbox entry, once it is refused.
 async fn respinto(ncn: &common::Running) -> Inoltro {
     eventually("refused", || {
@@ -162,20 +173,7 @@ async fn a_refused_forward_is_kept_and_can_be_queued_again() {
     let mut modulo = common::example("moduli/candidatura-rev038.xml");
     let oggi = chrono::Local::now().date_naive();
     modulo = modulo.replace("2027-01-08", &(oggi + chrono::Days::new(30)).to_string());
-    let r = common::post(
-        &ncn.url("/pdd/PA"),
-        Req::invio(common::invio_candidatura(&modulo))
-            .xml()
-            .into_bytes(),
-        &[],
-    )
-    .await;
-    assert_eq!(
-        common::text_of(&r.body, "Tipo_Risposta"),
-        Some("OK"),
-        "{}",
-        r.body
-    );
+    accettata(&ncn, Req::invio(common::invio_candidatura(&modulo)).xml()).await;
     let i = &respinto(&ncn).await;
     assert!(i.errore.as_deref().unwrap().contains("non valida"), "{i:?}");
     // Refused entries are not retried by themselves.
@@ -206,13 +204,7 @@ async fn a_forward_of_an_expired_modulo_is_dropped() {
     drop(dead);
     let clock = Arc::new(FixedClock::new(chrono::Local::now().fixed_offset()));
     let ncn = start_with_clock(ncn(&url), clock.clone()).await;
-    let r = common::post(&ncn.url("/pdd/PA"), cv_nazionale().into_bytes(), &[]).await;
-    assert_eq!(
-        common::text_of(&r.body, "Tipo_Risposta"),
-        Some("OK"),
-        "{}",
-        r.body
-    );
+    accettata(&ncn, cv_nazionale()).await;
     eventually("a failed attempt", || {
         ncn.gw
             .outbox()
@@ -243,13 +235,7 @@ async fn a_forward_that_waited_past_the_receivers_window_goes_as_a_new_message()
     let lazio = start_with_clock(lazio(), ahead).await;
     let clock = Arc::new(FixedClock::new(now));
     let ncn = start_with_clock(ncn(&lazio.url("/pdd/PA")), clock.clone()).await;
-    let r = common::post(&ncn.url("/pdd/PA"), cv_nazionale().into_bytes(), &[]).await;
-    assert_eq!(
-        common::text_of(&r.body, "Tipo_Risposta"),
-        Some("OK"),
-        "{}",
-        r.body
-    );
+    accettata(&ncn, cv_nazionale()).await;
     eventually("refused as expired", || {
         ncn.gw.outbox().unwrap().first().is_some_and(|i| {
             i.errore

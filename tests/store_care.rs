@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,39 +13,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
-use common::{pdd_bin, PddProcess, Req, TempDir};
+use common::{free_port, http, pdd_cli, On, PddProcess, Req, TempDir, CT_XML};
 use pdd::modulo::Modulo;
 use pdd::store::{SledStore, Store};
 
-/// A plain HTTP/1.1 exchange on loopback; None when the server went away.
-fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).ok()?;
-    s.write_all(body).ok()?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-fn porta_libera() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// An NCN whose regional node LAZIO is down, so every accepted CV leaves forwards in the outbox.
-fn config_ncn(dir: &Path, nome: &str, port: u16, data: &str) -> PathBuf {
-    let dead = porta_libera();
+/// An NCN whose regional node LAZIO is down, so every accepted CV leaves forwards in the outbox:
+/// its configuration `dir/nome`, and the free port it is to listen on.
+fn config_ncn(dir: &Path, nome: &str, data: &str) -> (PathBuf, SocketAddr) {
+    let port = free_port();
+    let dead = free_port();
     let p = dir.join(nome);
     std::fs::write(
         &p,
@@ -58,7 +33,7 @@ fn config_ncn(dir: &Path, nome: &str, port: u16, data: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    p
+    (p, SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// EMILIA's national-scope CV `n`, stamped at `t` (busta and modulo), optionally with a Scadenza.
@@ -87,23 +62,6 @@ fn adesso() -> DateTime<FixedOffset> {
     chrono::Local::now().fixed_offset()
 }
 
-/// `pdd --config CFG store ARGS…` in `dir`: (exit code, stdout, stderr).
-fn pdd_store(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = pdd_bin()
-        .current_dir(dir)
-        .arg("--config")
-        .arg(cfg)
-        .arg("store")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// What a client was told.
 #[derive(Clone)]
 struct Confermato {
@@ -117,13 +75,8 @@ struct Confermato {
 #[test]
 fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
     let dir = TempDir::new("store-backup");
-    let port = porta_libera();
-    let cfg = config_ncn(&dir.0, "a.toml", port, "data-a");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let proc = PddProcess::spawn_in(
-        &dir.0,
-        &["serve".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-    );
+    let (cfg, addr) = config_ncn(&dir.0, "a.toml", "data-a");
+    let proc = PddProcess::serve_config(&cfg);
 
     // Load: 6 clients until well after the backup.
     let confermati: Arc<Mutex<Vec<Confermato>>> = Arc::default();
@@ -136,7 +89,7 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
             while !fermo.load(Ordering::Relaxed) {
                 let n = counter.fetch_add(1, Ordering::Relaxed);
                 let (id, codice, request) = richiesta(n, adesso(), None);
-                match http(addr, "POST", "/pdd/PA", &request) {
+                match http(addr, "POST", "/pdd/PA", &[CT_XML], &request) {
                     Some((200, response)) if response.contains("<types:Tipo_Risposta>OK<") => {
                         confermati.lock().unwrap().push(Confermato {
                             quando: Instant::now(),
@@ -154,7 +107,7 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
     }
     std::thread::sleep(Duration::from_millis(800));
     let inizio = Instant::now();
-    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["backup", "bk"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "backup", "bk"]);
     let fine = Instant::now();
     assert_eq!(rc, 0, "backup: {out}{err}");
     eprintln!("{}", out.trim());
@@ -186,19 +139,21 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
     assert!(manifest["trees"]["exchanges"].as_u64().unwrap() >= prima.len() as u64);
 
     // Restored into a fresh data directory, on another port.
-    let port_b = porta_libera();
-    let cfg_b = config_ncn(&dir.0, "b.toml", port_b, "data-b");
-    let (rc, out, err) = pdd_store(&dir.0, &cfg_b, &["restore", "bk"]);
+    let (cfg_b, addr_b) = config_ncn(&dir.0, "b.toml", "data-b");
+    let (rc, out, err) = pdd_cli(On::Config(&cfg_b), &["store", "restore", "bk"]);
     assert_eq!(rc, 0, "restore: {out}{err}");
     assert!(out.contains("next minute"), "{out}");
-    let addr_b: SocketAddr = format!("127.0.0.1:{port_b}").parse().unwrap();
-    let proc = PddProcess::spawn_in(
-        &dir.0,
-        &["serve".as_ref(), "--config".as_ref(), cfg_b.as_os_str()],
-    );
+    let proc = PddProcess::serve_config(&cfg_b);
     let mut max_seq = 0;
     for c in &prima {
-        let (s, v) = http(addr_b, "GET", &format!("/admin/exchanges/{}", c.id), b"").unwrap();
+        let (s, v) = http(
+            addr_b,
+            "GET",
+            &format!("/admin/exchanges/{}", c.id),
+            &[],
+            b"",
+        )
+        .unwrap();
         assert_eq!(
             s, 200,
             "acknowledged before the backup, missing: {}: {v}",
@@ -210,7 +165,7 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
         max_seq = max_seq.max(ex["seq"].as_u64().unwrap());
     }
     // Their forwards are waiting in the outbox.
-    let (s, v) = http(addr_b, "GET", "/admin/outbox", b"").unwrap();
+    let (s, v) = http(addr_b, "GET", "/admin/outbox", &[], b"").unwrap();
     assert_eq!(s, 200);
     let in_coda: HashSet<String> = serde_json::from_str::<Vec<serde_json::Value>>(&v)
         .unwrap()
@@ -222,7 +177,7 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
     }
     // Replays are refused as duplicates, not processed again.
     for c in &prima {
-        let (s, v) = http(addr_b, "POST", "/pdd/PA", &c.request).unwrap();
+        let (s, v) = http(addr_b, "POST", "/pdd/PA", &[CT_XML], &c.request).unwrap();
         assert!(
             s == 500 && v.contains("EGOV_IT_110") && !v.contains("Tipo_Risposta"),
             "replay of {} after restore: {s} {v}",
@@ -231,7 +186,7 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
     }
     // New exchanges neither reuse a sequence number nor an Identificatore of the old store.
     let (id, _, request) = richiesta(999_999, adesso(), None);
-    let (s, v) = http(addr_b, "POST", "/pdd/PA", &request).unwrap();
+    let (s, v) = http(addr_b, "POST", "/pdd/PA", &[CT_XML], &request).unwrap();
     assert!(s == 200 && v.contains(">OK<"), "{s} {v}");
     let risposta = common::text_of(&v, "Identificatore").unwrap().to_string();
     for c in &tutti {
@@ -241,11 +196,11 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
             "Identificatore issued again after restore"
         );
     }
-    let (_, v) = http(addr_b, "GET", &format!("/admin/exchanges/{id}"), b"").unwrap();
+    let (_, v) = http(addr_b, "GET", &format!("/admin/exchanges/{id}"), &[], b"").unwrap();
     let nuovo: serde_json::Value = serde_json::from_str(&v).unwrap();
     assert!(nuovo["seq"].as_u64().unwrap() > max_seq);
     // The whole check, through the running gateway.
-    let (rc, out, err) = pdd_store(&dir.0, &cfg_b, &["check"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg_b), &["store", "check"]);
     assert_eq!(rc, 0, "{out}{err}");
     let (status, _) = proc.terminate();
     assert!(status.success());
@@ -254,29 +209,27 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
 #[test]
 fn restore_refuses_a_live_store_and_force_keeps_the_old_one_aside() {
     let dir = TempDir::new("store-restore");
-    let port = porta_libera();
-    let cfg = config_ncn(&dir.0, "a.toml", port, "data");
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let (cfg, addr) = config_ncn(&dir.0, "a.toml", "data");
     let data = dir.0.join("data");
-    let proc = PddProcess::spawn_in(
-        &dir.0,
-        &["serve".as_ref(), "--config".as_ref(), cfg.as_os_str()],
-    );
+    let proc = PddProcess::serve_config(&cfg);
     let mut ids = Vec::new();
     for n in 0..3 {
         let (id, _, req) = richiesta(100 + n, adesso(), None);
-        let (s, v) = http(addr, "POST", "/pdd/PA", &req).unwrap();
+        let (s, v) = http(addr, "POST", "/pdd/PA", &[CT_XML], &req).unwrap();
         assert_eq!(s, 200, "{v}");
         ids.push(id);
     }
-    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["backup", "bk"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "backup", "bk"]);
     assert_eq!(rc, 0, "{out}{err}");
     // A backup goes into a new directory only.
-    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["backup", "bk"]);
+    let (rc, _, err) = pdd_cli(On::Config(&cfg), &["store", "backup", "bk"]);
     assert_eq!(rc, 2, "{err}");
     // After the backup: in the live store, not in the backup.
     let (dopo, _, req) = richiesta(200, adesso(), None);
-    assert_eq!(http(addr, "POST", "/pdd/PA", &req).unwrap().0, 200);
+    assert_eq!(
+        http(addr, "POST", "/pdd/PA", &[CT_XML], &req).unwrap().0,
+        200
+    );
 
     let aside = |d: &Path| -> Vec<PathBuf> {
         std::fs::read_dir(d)
@@ -287,7 +240,7 @@ fn restore_refuses_a_live_store_and_force_keeps_the_old_one_aside() {
             .collect()
     };
     // The gateway answers for the store: refused, even with --force, and nothing changes.
-    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["restore", "bk", "--force"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "restore", "bk", "--force"]);
     assert_eq!(rc, 2, "{out}{err}");
     assert!(err.contains("stop it first"), "{err}");
     assert!(aside(&dir.0).is_empty());
@@ -297,20 +250,23 @@ fn restore_refuses_a_live_store_and_force_keeps_the_old_one_aside() {
     // Held by a process that does not answer HTTP (the sled lock): refused too.
     {
         let _held = SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap();
-        let (rc, _, err) = pdd_store(&dir.0, &cfg, &["restore", "bk", "--force"]);
+        let (rc, _, err) = pdd_cli(On::Config(&cfg), &["store", "restore", "bk", "--force"]);
         assert_eq!(rc, 2, "{err}");
         assert!(err.contains("held by a running pdd"), "{err}");
     }
     // Exists: only with --force.
-    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["restore", "bk"]);
+    let (rc, _, err) = pdd_cli(On::Config(&cfg), &["store", "restore", "bk"]);
     assert_eq!(rc, 2, "{err}");
     assert!(err.contains("--force"), "{err}");
     // Not a backup: refused.
-    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["restore", "nessuno", "--force"]);
+    let (rc, _, err) = pdd_cli(
+        On::Config(&cfg),
+        &["store", "restore", "nessuno", "--force"],
+    );
     assert_eq!(rc, 2, "{err}");
 
     let t = Instant::now();
-    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["restore", "bk", "--force"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "restore", "bk", "--force"]);
     assert_eq!(rc, 0, "{out}{err}");
     assert!(out.contains("carried over"), "{out}");
     assert!(
@@ -354,7 +310,7 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
     let cfg = dir.0.join("pdd.toml");
     std::fs::write(&cfg, format!("data = \"{}\"\n", data.display())).unwrap();
 
-    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["stats", "--json"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "stats", "--json"]);
     assert_eq!(rc, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let voci = |nome: &str| {
@@ -373,13 +329,13 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
     assert_eq!(voci("outbox"), 0);
     assert!(voci("raw") >= 6);
     assert!(v["bytes_in_directory"].as_u64().unwrap() > 0);
-    let (rc, out, _) = pdd_store(&dir.0, &cfg, &["stats"]);
+    let (rc, out, _) = pdd_cli(On::Config(&cfg), &["store", "stats"]);
     assert_eq!(rc, 0);
     assert!(
         out.contains("exchanges") && out.contains("on disk"),
         "{out}"
     );
-    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["check"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "check"]);
     assert_eq!(rc, 0, "{out}{err}");
     assert!(
         out.contains("exchanges 3") && out.trim_end().ends_with("ok"),
@@ -414,7 +370,7 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
         seq
     };
     std::thread::sleep(Duration::from_millis(200));
-    let (rc, out, err) = pdd_store(&dir.0, &cfg, &["check"]);
+    let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "check"]);
     assert_eq!(rc, 1, "{out}{err}");
     assert!(
         out.contains(&format!(
@@ -427,7 +383,7 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
         "{out}"
     );
     assert!(out.contains("outbox entry"), "{out}");
-    let (rc, out, _) = pdd_store(&dir.0, &cfg, &["check", "--json"]);
+    let (rc, out, _) = pdd_cli(On::Config(&cfg), &["store", "check", "--json"]);
     assert_eq!(rc, 1);
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["problems_total"], 3, "{out}");
@@ -437,7 +393,7 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
         format!("data = \"{}\"\n", dir.0.join("nessuno").display()),
     )
     .unwrap();
-    let (rc, _, err) = pdd_store(&dir.0, &cfg, &["check"]);
+    let (rc, _, err) = pdd_cli(On::Config(&cfg), &["store", "check"]);
     assert_eq!(rc, 2, "{err}");
     assert!(!dir.0.join("nessuno").exists(), "check created a store");
 }
@@ -449,7 +405,7 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
         ..Default::default()
     };
     let mut lazio = pdd::registry::Soggetto::new("SPC", "LAZIO");
-    lazio.url = Some(format!("http://127.0.0.1:{}/pdd/PA", porta_libera()));
+    lazio.url = Some(format!("http://127.0.0.1:{}/pdd/PA", free_port()));
     config.registry.soggetti.push(lazio);
     config.outbox.retry_min_secs = 3600;
     config.outbox.retry_max_secs = 3600;
@@ -515,7 +471,7 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
     // Six days later: B's entry goes (first seen 6 days ago, busta expired), C's stays (its
     // Scadenza is ahead), and so do both exchanges (6 days old). Through the admin endpoint.
     clock.set_offset_secs(giorni(37).num_seconds());
-    let (s, v) = http(gw.addr, "POST", "/admin/store/purge", b"").unwrap();
+    let (s, v) = http(gw.addr, "POST", "/admin/store/purge", &[], b"").unwrap();
     assert_eq!(s, 200, "{v}");
     let r: serde_json::Value = serde_json::from_str(&v).unwrap();
     assert_eq!(

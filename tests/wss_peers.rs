@@ -6,28 +6,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{have, KeyPair, Pki, TempDir};
+use common::{have, id_attrs, xmlsec_template, KeyPair, Pki, TempDir, WSU};
 use pdd::soap::Envelope;
 use pdd::wssec::{c14n, dsig};
 use pdd::xml::Limits;
-
-const WSU: &str =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
-const EGOV: &str = "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/";
-
-/// The elements our signatures point at, as xmlsec1 must be told (`--id-attr`).
-fn id_attrs() -> Vec<String> {
-    [
-        format!("{SOAP}:Body"),
-        format!("{EGOV}:IntestazioneMessaggio"),
-        format!("{EGOV}:Intestazione"),
-        format!("{WSU}:Timestamp"),
-    ]
-    .iter()
-    .flat_map(|a| ["--id-attr:Id".to_string(), a.clone()])
-    .collect()
-}
 
 fn xmlsec1(args: &[String]) -> (bool, String, Vec<u8>) {
     let out = Command::new("xmlsec1")
@@ -133,24 +115,6 @@ fn pdd_signatures_verify_in_xmlsec1_and_agree_on_every_byte() {
     assert!(!xmlsec1(&args).0);
 }
 
-/// A template of our message shape for xmlsec1 to sign: our own signature with the digests and
-/// the signature value emptied.
-fn xmlsec_template(msg: &str, kp: &KeyPair) -> String {
-    let signed = kp.sign(msg);
-    let mut t = signed.clone();
-    for tag in ["DigestValue", "SignatureValue"] {
-        let open = format!("<ds:{tag}>");
-        let close = format!("</ds:{tag}>");
-        let mut from = 0;
-        while let Some(i) = t[from..].find(&open).map(|i| i + from) {
-            let j = t[i..].find(&close).unwrap() + i;
-            t.replace_range(i + open.len()..j, "");
-            from = i + open.len();
-        }
-    }
-    t
-}
-
 fn xmlsec_sign(template: &str, kp: &KeyPair, dir: &Path) -> String {
     let tpl = dir.join("tpl.xml");
     let out = dir.join("xmlsec-signed.xml");
@@ -180,7 +144,7 @@ fn xmlsec1_signatures_verify_in_pdd_and_tampering_is_caught() {
     let emilia = pki.make("emilia", "EMILIA", false, 30, 0);
     let lazio = pki.make("lazio", "LAZIO", false, 30, 0);
     let dir = TempDir::new("xmlsec-sign");
-    let signed = xmlsec_sign(&xmlsec_template(&request(), &emilia), &emilia, &dir.0);
+    let signed = xmlsec_sign(&xmlsec_template(&emilia.sign(&request())), &emilia, &dir.0);
     assert!(
         signed.contains("<ds:SignatureValue>")
             && !signed.contains("<ds:SignatureValue></ds:SignatureValue>")

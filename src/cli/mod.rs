@@ -1,6 +1,8 @@
 //! The command line (clap).
 
+mod configurazione;
 mod fiducia;
+mod registro;
 mod rete;
 mod shell;
 mod store;
@@ -69,9 +71,16 @@ pub enum Command {
     /// Validate a message's busta offline and print the eccezioni it would raise
     /// (exit 0: accepted; 1: refused; 2: unreadable file or bad configuration).
     Check(CheckArgs),
-    /// Look at stored exchanges.
+    /// The configuration: `pdd config check` explains every problem in it.
+    #[command(subcommand)]
+    Config(configurazione::ConfigCommand),
+    /// Look at stored exchanges; export them as CNIPA traces.
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Diagnostic messages (refusals, porta delegata failures, outbox retries, start and
+    /// stop, ...), with GovWay's severity levels.
+    #[command(subcommand)]
+    Diag(registro::DiagCommand),
     /// Make our key and certificate (or a certificate signing request).
     #[command(subcommand)]
     Certs(fiducia::CertsCommand),
@@ -173,6 +182,10 @@ pub enum TraceCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Export traces in the CNIPA form (Tracciamento.xsd), two per exchange (request and
+    /// response, each with the busta found in the stored message): one exchange
+    /// (`export ID|SEQ`) or those received in a period (`export --since DATE [--until DATE]`).
+    Export(registro::ExportArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -190,8 +203,10 @@ pub fn run() -> ExitCode {
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours for a terminal only: journald and log files get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Pretty => {
@@ -217,6 +232,10 @@ fn load_config(cli: &Cli) -> Result<Config, String> {
 fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     // Completions and man pages come from the CLI definition alone: a packager makes them
     // without any configuration.
+    // `config check` reads the file itself, to explain what is wrong with it.
+    if let Command::Config(c) = cli.command {
+        return configurazione::config(cli.config.as_deref(), c);
+    }
     let config = if matches!(cli.command, Command::Completions(_) | Command::Man(_)) {
         Config::default()
     } else {
@@ -230,10 +249,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         }
     }
+    // What SIGHUP reads again: the same file, with the same --data.
+    let ricarica = Ricarica {
+        file: cli.config.clone(),
+        data: cli.data.clone(),
+    };
     match cli.command {
-        Command::Serve(args) => serve(config, args),
+        Command::Serve(args) => serve(config, args, ricarica),
         Command::Check(args) => check(config, args),
+        Command::Config(c) => configurazione::config(None, c),
         Command::Trace(t) => trace(config, t),
+        Command::Diag(c) => registro::diag(&config, c),
         Command::Validate(args) => validate(args),
         Command::Certs(c) => fiducia::certs(c),
         Command::Partner(c) => fiducia::partner(config, c),
@@ -249,7 +275,56 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     }
 }
 
-fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
+/// Where `serve` reads its configuration again on SIGHUP.
+struct Ricarica {
+    file: Option<PathBuf>,
+    data: Option<PathBuf>,
+}
+
+/// On each SIGHUP, reloads the registry and the CAs from the configuration file (see
+/// [`Gateway::ricarica`]); a file that does not load is reported and changes nothing.
+#[cfg(unix)]
+fn su_sighup(gw: Arc<Gateway>, r: Ricarica) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let Some(file) = &r.file else {
+                tracing::info!("SIGHUP: no configuration file to reload (embedded defaults)");
+                continue;
+            };
+            let nuova = Config::load(file).map(|mut c| {
+                if let Some(d) = &r.data {
+                    c.data = d.clone();
+                }
+                c
+            });
+            match nuova
+                .map_err(|e| e.to_string())
+                .and_then(|c| gw.ricarica(c))
+            {
+                Ok(avvisi) => {
+                    for a in &avvisi {
+                        tracing::warn!("SIGHUP: {a}");
+                    }
+                    tracing::info!(
+                        file = %file.display(),
+                        partners = gw.registry().soggetti().len(),
+                        "configuration reloaded: registry, partner certificates and CAs"
+                    );
+                }
+                Err(e) => tracing::warn!(
+                    file = %file.display(),
+                    "SIGHUP: configuration not reloaded, the running one stays: {e}"
+                ),
+            }
+        }
+    });
+}
+
+fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<ExitCode, String> {
     tracing::info!(pid = std::process::id(), "pdd {VERSION} starting");
     if let Some(l) = args.listen {
         config.listen = l;
@@ -341,6 +416,8 @@ fn serve(mut config: Config, args: ServeArgs) -> Result<ExitCode, String> {
             gw.orologio_regolabile = Some(offset);
         }
         let gw = Arc::new(gw);
+        #[cfg(unix)]
+        su_sighup(gw.clone(), ricarica);
         crate::server::serve(gw, listener, admin, shutdown_signal())
             .await
             .map_err(|e| e.to_string())?;
@@ -480,12 +557,31 @@ pub(crate) fn admin_request(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, String), String> {
+    admin_request_within(
+        addr,
+        method,
+        path,
+        body,
+        Some(std::time::Duration::from_secs(30)),
+    )
+}
+
+/// The same, waiting at most `timeout` for the answer (`None`: as long as the operation takes).
+pub(crate) fn admin_request_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    timeout: Option<std::time::Duration>,
+) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(5))
         .map_err(|e| {
             format!("the store is in use, and the gateway at {addr} does not answer: {e}")
         })?;
-    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+    if timeout.is_some() {
+        let _ = s.set_read_timeout(timeout);
+    }
     let body = body.unwrap_or("");
     write!(
         s,
@@ -528,6 +624,7 @@ fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
     }
     let source = open_for_reading(&config)?;
     match t {
+        TraceCommand::Export(args) => registro::export(&config, &source, args),
         TraceCommand::List { limit, json } => {
             let list: Vec<Exchange> = match &source {
                 Source::Store(s) => s.recent(limit).map_err(|e| e.to_string())?,

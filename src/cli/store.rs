@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::{open_for_reading, Source, LISTEN_FILE};
+use super::{admin_request_within, open_for_reading, Source, LISTEN_FILE};
 use crate::config::Config;
 use crate::store::cura::{CheckReport, Manifest, PurgeReport, Stats, MANIFEST};
 use crate::store::{SledStore, Store, StoreError};
@@ -84,30 +84,8 @@ fn chiedi(
     path: &str,
     body: Option<&str>,
 ) -> Result<serde_json::Value, String> {
-    use std::io::{Read, Write};
-    let mut s =
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| {
-            format!("the store is in use, and the gateway at {addr} does not answer: {e}")
-        })?;
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&buf);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or("malformed answer from the gateway")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let v: serde_json::Value = serde_json::from_str(body)
+    let (status, body) = admin_request_within(addr, method, path, body, None)?;
+    let v: serde_json::Value = serde_json::from_str(&body)
         .map_err(|_| format!("the gateway answered HTTP {status}: {}", body.trim()))?;
     if status != 200 {
         return Err(format!(
@@ -310,11 +288,12 @@ fn purge(config: &Config, json: bool) -> Result<ExitCode, String> {
         stampa_json(&r);
     } else {
         println!(
-            "purged {} exchanges ({} raw pieces, {} ids index entries) and {} duplicate-filter entries (retention_days {}, duplicate_window_days {})",
+            "purged {} exchanges ({} raw pieces, {} ids index entries), {} duplicate-filter entries and {} diagnostics (retention_days {}, duplicate_window_days {})",
             r.exchanges,
             r.raw_pieces,
             r.ids,
             r.dup,
+            r.diagnostici,
             config.store.retention_days,
             config.store.duplicate_window_days
         );

@@ -2,7 +2,8 @@
 //! purges, at start and every `purge_every_secs`, exchanges older than `retention_days` (with
 //! their raw messages and ids index entries) and duplicate-filter entries older than
 //! `duplicate_window_days` whose busta has expired: a replay of it is refused as expired
-//! (EGOV_IT_301) before the filter is asked. Moduli, outbox entries and partners are never
+//! (EGOV_IT_301) before the filter is asked. Diagnostic messages go with the exchanges (older
+//! than `retention_days`). Moduli, outbox entries and partners are never
 //! purged. `pdd store …` reaches the same operations through `/admin/store/…` while the gateway
 //! holds the store.
 
@@ -14,6 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, TimeZone};
 use tracing::{info, warn};
 
+use super::diagnostici::{Diagnostico, Severita};
 use super::Gateway;
 use crate::config::Config;
 use crate::egov::id::Identificatore;
@@ -82,11 +84,27 @@ impl Gateway {
                 raw_pieces = r.raw_pieces,
                 ids = r.ids,
                 dup = r.dup,
+                diagnostici = r.diagnostici,
                 "store purged (retention)"
             );
+            self.diagnostica(Diagnostico::new(
+                Severita::InfoIntegration,
+                "Conservazione",
+                "PDD_CONSERVAZIONE",
+                format!(
+                    "conservazione: rimossi {} scambi, {} voci del filtro duplicati, {} diagnostici",
+                    r.exchanges, r.dup, r.diagnostici
+                ),
+            ));
         }
         if let Some(s) = &r.stopped {
             warn!("store purge stopped at an unreadable record ({s}): run pdd store check");
+            self.diagnostica(Diagnostico::new(
+                Severita::Fatal,
+                "Conservazione",
+                "PDD_STORE",
+                "conservazione interrotta a un record illeggibile: eseguire pdd store check",
+            ));
         }
         Ok(r)
     }
@@ -167,6 +185,12 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
     loop {
         if let Err(e) = gw.purga().await {
             warn!(error = %e, "store purge failed");
+            gw.diagnostica(Diagnostico::new(
+                Severita::Fatal,
+                "Conservazione",
+                "PDD_STORE",
+                "conservazione non riuscita: lo store non risponde",
+            ));
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

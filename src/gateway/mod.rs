@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod conservazione;
+pub mod diagnostici;
 mod ids;
 pub mod limiti;
 pub mod metriche;
@@ -11,6 +12,7 @@ mod pa;
 mod pd;
 pub mod risposte;
 pub mod scadenze;
+pub mod tracce;
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -25,7 +27,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::egov::{Busta, Eccezione, Parte};
 use crate::registry::{Registry, Soggetto};
-use crate::store::{Direction, Exchange, Outcome, Store, StoreError};
+use crate::store::{Direction, Exchange, Store, StoreError};
 use crate::tls::{Fiducia, Identity, TrustStore};
 use crate::xml::Limits;
 
@@ -76,6 +78,8 @@ pub struct Gateway {
     pub in_corso: limiti::InCorso,
     /// Counters and latency histograms for `GET /metrics`.
     pub metriche: metriche::Metriche,
+    /// The registry's part of the configuration, and the CAs: what SIGHUP reloads.
+    ricaricabile: RwLock<(Config, Vec<openssl::x509::X509>)>,
     /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_corso`).
     pub memoria: tokio::sync::Semaphore,
     /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
@@ -154,13 +158,14 @@ impl Gateway {
             clock,
             limits,
             identity,
-            cas,
+            cas: cas.clone(),
             trust,
             outbox_notify: tokio::sync::Notify::new(),
             outbox_attivi: Default::default(),
             moduli_lock: std::sync::Mutex::new(()),
             in_corso: Default::default(),
             metriche: Default::default(),
+            ricaricabile: RwLock::new((config.clone(), cas)),
             memoria: tokio::sync::Semaphore::new(config.limits.max_bytes_in_corso.div_ceil(1024)),
             orologio_regolabile: None,
             config,
@@ -241,13 +246,56 @@ impl Gateway {
     /// Rebuilds the registry from the configuration and the partners in the store, live.
     pub fn reload_partners(&self) -> Result<(), String> {
         let partners = self.store.partners().map_err(|e| e.to_string())?;
-        let registry = self
-            .config
+        let (config, cas) = self
+            .ricaricabile
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let registry = config
             .build_registry_with(&partners)
             .map_err(|e| e.to_string())?;
-        self.trust.set(Fiducia::new(self.cas.clone(), &registry));
+        self.trust.set(Fiducia::new(cas, &registry));
         self.set_registry(registry);
         Ok(())
+    }
+
+    /// SIGHUP: takes the registry (partners, their certificates, servizi) and the CAs from a
+    /// new configuration, live: connections stay, new handshakes and buste use them. What only
+    /// a restart changes (listeners, store, our soggetto, our key and certificate, limits…)
+    /// is kept as it was and named in the returned warnings.
+    pub fn ricarica(&self, nuova: Config) -> Result<Vec<String>, String> {
+        let partners = self.store.partners().map_err(|e| e.to_string())?;
+        let registry = nuova
+            .build_registry_with(&partners)
+            .map_err(|e| e.to_string())?;
+        let cas = load_cas(&nuova)?;
+        let mut avvisi = Vec::new();
+        let (a, b) = (
+            serde_json::to_value(&self.config).unwrap_or_default(),
+            serde_json::to_value(&nuova).unwrap_or_default(),
+        );
+        if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
+            for (k, v) in a {
+                if k != "registry" && b.get(k) != Some(v) {
+                    avvisi.push(format!(
+                        "'{k}' changed: it takes effect at the next restart"
+                    ));
+                }
+            }
+            // The CAs are reloaded; the rest of [tls] is not.
+            let tls = |o: &serde_json::Map<String, serde_json::Value>| {
+                let mut t = o.get("tls").cloned().unwrap_or_default();
+                t.as_object_mut().map(|t| t.remove("ca"));
+                t
+            };
+            if tls(a) == tls(b) {
+                avvisi.retain(|w| !w.starts_with("'tls'"));
+            }
+        }
+        self.trust.set(Fiducia::new(cas.clone(), &registry));
+        self.set_registry(registry);
+        *self.ricaricabile.write().unwrap_or_else(|e| e.into_inner()) = (nuova, cas);
+        Ok(avvisi)
     }
 
     pub fn registry(&self) -> Arc<Registry> {
@@ -321,26 +369,14 @@ impl Gateway {
         request: &[u8],
         peer: Option<String>,
     ) -> Result<Exchange, StoreError> {
-        Ok(Exchange {
-            seq: self.store.next_seq()?,
+        let mut ex = Exchange::nuovo(
+            self.store.next_seq()?,
             direction,
-            received_at: received.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-            answered_at: String::new(),
-            request_id: None,
-            response_id: None,
-            mittente: None,
-            destinatario: None,
-            servizio: None,
-            azione: None,
-            profilo: None,
-            outcome: Outcome::Fault,
-            http_status: 500,
-            eccezioni: Vec::new(),
-            note: None,
-            peer,
-            request: request.to_vec(),
-            response: Vec::new(),
-        })
+            received.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        );
+        ex.peer = peer;
+        ex.request = request.to_vec();
+        Ok(ex)
     }
 }
 

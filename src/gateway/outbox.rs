@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::diagnostici::{Diagnostico, Severita};
 use super::risposte::EccezioneApplicativa;
 use super::{Gateway, RichiestaPd};
 use crate::egov::Codice;
@@ -131,14 +132,39 @@ impl Gateway {
             let scrittura = match esito {
                 Esito::Consegnato(come) => {
                     info!(seq = i.seq, destinatario = %i.destinatario, id = %i.id, kind = %i.kind, codice = %i.codice, tentativi = i.tentativi + 1, "forward delivered ({come})");
+                    if i.tentativi > 0 {
+                        self.diagnostica(diagnostico(
+                            &i,
+                            Severita::InfoIntegration,
+                            "PDD_OUTBOX_CONSEGNATO".into(),
+                            format!("consegnato al tentativo {} ({come})", i.tentativi + 1),
+                        ));
+                    }
                     Scrittura::togli("outbox", i.chiave())
                 }
                 Esito::Annullato(why) => {
                     info!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward dropped: {why}");
+                    self.diagnostica(diagnostico(
+                        &i,
+                        Severita::InfoIntegration,
+                        "PDD_OUTBOX_ANNULLATO".into(),
+                        "annullato prima della consegna (modulo scaduto, o EURES non configurato)"
+                            .into(),
+                    ));
                     Scrittura::togli("outbox", i.chiave())
                 }
                 Esito::Respinto(why) => {
                     warn!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward refused by the receiver: {why}");
+                    let (codice, perche) = motivo(&why, "PDD_OUTBOX_RESPINTO");
+                    self.diagnostica(diagnostico(
+                        &i,
+                        Severita::ErrorIntegration,
+                        codice,
+                        format!(
+                            "respinto al tentativo {}: {perche}; resta respinto fino a pdd outbox retry",
+                            i.tentativi + 1
+                        ),
+                    ));
                     i.tentativi += 1;
                     i.stato = StatoInoltro::Respinto;
                     i.errore = Some(why);
@@ -158,6 +184,16 @@ impl Gateway {
                     i.tentativi += 1;
                     i.prossimo_ms = self.now().timestamp_millis() + (wait as i64) * 1000;
                     info!(seq = i.seq, destinatario = %i.destinatario, tentativi = i.tentativi, retry_in_secs = wait, "forward not delivered: {why}");
+                    let (codice, perche) = motivo(&why, "PDD_OUTBOX_RIPROVA");
+                    self.diagnostica(diagnostico(
+                        &i,
+                        Severita::InfoIntegration,
+                        codice,
+                        format!(
+                            "non consegnato al tentativo {}: {perche}; nuovo tentativo tra {wait} s",
+                            i.tentativi
+                        ),
+                    ));
                     i.errore = Some(why);
                     self.store
                         .scrivi(&[Scrittura::metti("outbox", i.chiave(), &i)])?;
@@ -263,6 +299,40 @@ impl Gateway {
     }
 }
 
+/// A diagnostic about a forward: its outbox seq and Identificatore, kind and receiver (never
+/// the modulo's code or content).
+fn diagnostico(i: &Inoltro, severita: Severita, codice: String, cosa: String) -> Diagnostico {
+    let mut d = Diagnostico::new(
+        severita,
+        "Outbox",
+        codice,
+        format!(
+            "inoltro {} ({}) a {}: {cosa}",
+            i.seq, i.kind, i.destinatario
+        ),
+    );
+    d.id = (!i.id.is_empty()).then(|| i.id.clone());
+    d
+}
+
+/// The code and a message of an attempt's outcome for a diagnostic: of an eccezione (`EGOV_IT_…
+/// text`, the text possibly the partner's) the code and its description only; a KO's
+/// Descr_Esito (it may name the modulo's data) not at all; our own transport errors as they are.
+fn motivo(why: &str, altrimenti: &str) -> (String, String) {
+    match why.get(..11).and_then(Codice::parse) {
+        Some(c) => (c.to_string(), format!("{c} {}", c.descrizione())),
+        None if why.starts_with("EURES ha risposto HTTP") => (
+            altrimenti.to_string(),
+            why.split(':').next().unwrap_or(why).to_string(),
+        ),
+        None if altrimenti == "PDD_OUTBOX_RESPINTO" => (
+            altrimenti.to_string(),
+            "esito KO del destinatario (vedi pdd outbox list)".to_string(),
+        ),
+        None => (altrimenti.to_string(), why.to_string()),
+    }
+}
+
 /// The Descr_Esito of a KO answer, for the operator.
 fn descrizione_esito(body: &str) -> String {
     let d = body
@@ -284,6 +354,12 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "outbox round failed");
+                gw.diagnostica(Diagnostico::new(
+                    Severita::Fatal,
+                    "Outbox",
+                    "PDD_STORE",
+                    "giro dell'outbox non riuscito: lo store non risponde",
+                ));
                 None
             }
         };

@@ -2,6 +2,7 @@
 
 use tracing::{info, info_span, warn, Instrument};
 
+use super::diagnostici::{self, Diagnostico, Severita};
 use super::metriche::Fase;
 use super::risposte::{self, mittente_sconosciuto};
 use super::{describe, elenco, Answer, Gateway};
@@ -21,10 +22,24 @@ impl Gateway {
             Ok(ex) => ex,
             Err(e) => {
                 warn!(error = %e, "store unavailable");
+                self.diagnostica(Diagnostico::new(
+                    Severita::Fatal,
+                    "RicezioneBuste",
+                    "PDD_STORE",
+                    "store non disponibile: messaggio respinto con EGOV_IT_300 senza registrarlo",
+                ));
                 return Answer::soap(500, crate::server::processing_fault());
             }
         };
-        let span = info_span!("pa", seq = ex.seq, id = tracing::field::Empty);
+        // One span per exchange: every line logged inside carries who and what.
+        let span = info_span!(
+            "pa",
+            seq = ex.seq,
+            id = tracing::field::Empty,
+            mittente = tracing::field::Empty,
+            servizio = tracing::field::Empty,
+            azione = tracing::field::Empty
+        );
         self.pa_inner(raw, &mut ex, received, peer)
             .instrument(span)
             .await
@@ -77,8 +92,16 @@ impl Gateway {
         };
         let busta = trovata.busta.clone();
         describe(ex, &busta);
-        if let Some(id) = &busta.id {
-            tracing::Span::current().record("id", id.as_str());
+        let span = tracing::Span::current();
+        for (campo, valore) in [
+            ("id", &ex.request_id),
+            ("mittente", &ex.mittente),
+            ("servizio", &ex.servizio),
+            ("azione", &ex.azione),
+        ] {
+            if let Some(v) = valore {
+                span.record(campo, v.as_str());
+            }
         }
         let registry = self.registry();
         let pol = validate::politica(
@@ -146,9 +169,11 @@ impl Gateway {
             );
             info!("{note}");
             ex.eccezioni = ricevute.iter().cloned().chain(diag).collect();
-            return self
+            let a = self
                 .finish(ex, 200, String::new(), Outcome::Ok, None, Some(note))
                 .await;
+            self.diagnostica(diagnostici::busta_errore_ricevuta(ex, ricevute));
+            return a;
         }
 
         let Some(servizio) = busta.servizio.as_ref().and_then(|s| {
@@ -607,7 +632,19 @@ impl Gateway {
             if let Some(id) = dup_id {
                 let _ = self.store.release(id);
             }
+            self.diagnostica(
+                Diagnostico::new(
+                    Severita::Fatal,
+                    "RicezioneBuste",
+                    "PDD_STORE",
+                    "scambio non registrato (store non disponibile): risposto EGOV_IT_300",
+                )
+                .scambio(ex.seq, ex.request_id.as_deref()),
+            );
             return Answer::soap(500, crate::server::processing_fault());
+        }
+        if let Some(d) = diagnostici::porta_applicativa(ex) {
+            self.diagnostica(d);
         }
         info!(
             outcome = outcome.as_str(),

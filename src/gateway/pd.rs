@@ -4,6 +4,7 @@
 
 use tracing::{info, info_span, warn, Instrument};
 
+use super::diagnostici::{self, Diagnostico, Severita};
 use super::risposte::{fault_applicativo, principale, EccezioneApplicativa, Funzione};
 use super::{describe, elenco, Answer, Gateway};
 use crate::egov::reader::{self, Lettura};
@@ -58,6 +59,15 @@ impl Gateway {
             Ok(ex) => ex,
             Err(e) => {
                 warn!(error = %e, "store unavailable");
+                self.diagnostica(Diagnostico::new(
+                    Severita::Fatal,
+                    "Imbustamento",
+                    "PDD_STORE",
+                    format!(
+                        "porta delegata {}: store non disponibile, richiesta respinta",
+                        r.servizio
+                    ),
+                ));
                 return (
                     Answer::soap(500, crate::server::processing_fault()),
                     Some(EccezioneApplicativa::Processamento(
@@ -83,6 +93,13 @@ impl Gateway {
                         EccezioneApplicativa::Processamento(c, d) => format!("{c} {d}"),
                     });
                     let a = Answer::soap(500, fault_applicativo(now, &own.porta, e.funzione, &e.eccezione));
+                    self.diagnostica(diagnostici::porta_delegata(
+                        &ex,
+                        &r.servizio,
+                        r.azione.as_deref(),
+                        e.funzione,
+                        &e.eccezione,
+                    ));
                     errore = Some(e.eccezione);
                     a
                 }
@@ -95,6 +112,15 @@ impl Gateway {
             }
             if let Err(e) = self.commit(&mut ex, None).await {
                 warn!(error = %e, "exchange not stored");
+                self.diagnostica(
+                    Diagnostico::new(
+                        Severita::Fatal,
+                        "Imbustamento",
+                        "PDD_STORE",
+                        "scambio della porta delegata non registrato (store non disponibile)",
+                    )
+                    .scambio(ex.seq, ex.request_id.as_deref()),
+                );
                 return (
                     Answer::soap(500, crate::server::processing_fault()),
                     Some(EccezioneApplicativa::Processamento(

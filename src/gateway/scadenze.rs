@@ -70,6 +70,12 @@ impl Gateway {
         if !batch.is_empty() {
             self.store.flush().await?;
             info!(count = batch.len(), oggi = %oggi, "expired moduli deactivated");
+            self.diagnostica(super::diagnostici::Diagnostico::new(
+                super::diagnostici::Severita::InfoIntegration,
+                "Scadenze",
+                "PDD_SCADENZE",
+                format!("moduli scaduti disattivati: {}", batch.len()),
+            ));
         }
         Ok(batch.len())
     }
@@ -82,6 +88,12 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
     loop {
         if let Err(e) = gw.disattiva_scaduti().await {
             warn!(error = %e, "expiry sweep failed");
+            gw.diagnostica(super::diagnostici::Diagnostico::new(
+                super::diagnostici::Severita::Fatal,
+                "Scadenze",
+                "PDD_STORE",
+                "controllo delle scadenze non riuscito: lo store non risponde",
+            ));
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

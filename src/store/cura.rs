@@ -150,6 +150,9 @@ pub struct PurgeReport {
     pub raw_pieces: u64,
     pub ids: u64,
     pub dup: u64,
+    /// Diagnostic messages older than the exchanges' retention.
+    #[serde(default)]
+    pub diagnostici: u64,
     /// Why the exchanges' purge stopped early (an unreadable record), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
@@ -157,6 +160,6 @@ pub struct PurgeReport {
 
 impl PurgeReport {
     pub fn removed(&self) -> u64 {
-        self.exchanges + self.raw_pieces + self.ids + self.dup
+        self.exchanges + self.raw_pieces + self.ids + self.dup + self.diagnostici
     }
 }

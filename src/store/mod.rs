@@ -95,6 +95,31 @@ pub struct Exchange {
 }
 
 impl Exchange {
+    /// A new exchange as first recorded: nothing known of it yet but when it arrived and
+    /// which way; a Fault until it is answered otherwise.
+    pub fn nuovo(seq: u64, direction: Direction, received_at: String) -> Exchange {
+        Exchange {
+            seq,
+            direction,
+            received_at,
+            answered_at: String::new(),
+            request_id: None,
+            response_id: None,
+            mittente: None,
+            destinatario: None,
+            servizio: None,
+            azione: None,
+            profilo: None,
+            outcome: Outcome::Fault,
+            http_status: 500,
+            eccezioni: Vec::new(),
+            note: None,
+            peer: None,
+            request: Vec::new(),
+            response: Vec::new(),
+        }
+    }
+
     /// JSON with the raw request and response as text (for `pdd trace show --json` and the
     /// admin endpoint).
     pub fn to_json_full(&self) -> serde_json::Value {
@@ -257,9 +282,16 @@ impl Scrittura {
 
 /// The trees of the ClicLavoro network's state (see [`crate::rete`]), written with
 /// [`Store::scrivi`]: stored moduli, the forwarding outbox, EURES documents, API users, the
-/// last-employment table of percettori, contacts delivered here.
-pub const ALBERI: [&str; 6] = [
-    "moduli", "outbox", "eures", "utenti", "rapporti", "contatti",
+/// last-employment table of percettori, contacts delivered here; and the diagnostic messages
+/// ([`crate::gateway::diagnostici`]).
+pub const ALBERI: [&str; 7] = [
+    "moduli",
+    "outbox",
+    "eures",
+    "utenti",
+    "rapporti",
+    "contatti",
+    "diagnostici",
 ];
 
 /// The key of a stored modulo.
@@ -289,6 +321,22 @@ pub trait Store: Send + Sync + 'static {
     fn exchange_by_id(&self, id: &str) -> Result<Option<Exchange>>;
     /// The most recent exchanges, newest first, without raw messages.
     fn recent(&self, limit: usize) -> Result<Vec<Exchange>>;
+    /// The exchanges received in `[dal_ms, al_ms)` (ms since the epoch; None: no bound),
+    /// oldest first, without raw messages.
+    fn scambi_tra(&self, dal_ms: Option<i64>, al_ms: Option<i64>) -> Result<Vec<Exchange>> {
+        let mut out: Vec<Exchange> = self
+            .recent(usize::MAX)?
+            .into_iter()
+            .filter(|e| {
+                let t = chrono::DateTime::parse_from_rfc3339(&e.received_at)
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or(i64::MIN);
+                dal_ms.is_none_or(|d| t >= d) && al_ms.is_none_or(|a| t < a)
+            })
+            .collect();
+        out.reverse();
+        Ok(out)
+    }
     fn modulo(&self, kind: &str, code: &str) -> Result<Option<StoredModulo>>;
     /// Partners added at run time (they complete the configured registry).
     fn partners(&self) -> Result<Vec<crate::registry::Soggetto>>;
@@ -342,7 +390,8 @@ pub trait Store: Send + Sync + 'static {
     fn check(&self) -> Result<cura::CheckReport> {
         Err(cura::non_supportato("check"))
     }
-    /// Forgets old exchanges and duplicate-filter entries (never moduli, outbox or partners).
+    /// Forgets old exchanges, duplicate-filter entries and diagnostic messages (never moduli,
+    /// outbox or partners).
     fn purge(&self, limits: &cura::PurgeLimits) -> Result<cura::PurgeReport> {
         let _ = limits;
         Err(cura::non_supportato("purge"))

@@ -594,33 +594,24 @@ mod tests {
     use super::super::{Direction, Outcome};
     use super::*;
 
-    fn tmp(name: &str) -> std::path::PathBuf {
+    /// A fresh path for a store (also for the tests of the submodules).
+    pub(super) fn tmp(name: &str) -> std::path::PathBuf {
         let p = std::env::temp_dir().join(format!("pdd-store-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         p
     }
 
-    fn ex(seq: u64, id: &str) -> Exchange {
-        Exchange {
-            seq,
-            direction: Direction::In,
-            received_at: "2024-01-01T00:00:00+00:00".into(),
-            answered_at: "2024-01-01T00:00:00+00:00".into(),
-            request_id: Some(id.into()),
-            response_id: Some(format!("R{id}")),
-            mittente: None,
-            destinatario: None,
-            servizio: None,
-            azione: None,
-            profilo: None,
-            outcome: Outcome::Ok,
-            http_status: 200,
-            eccezioni: vec![],
-            note: None,
-            peer: None,
-            request: b"<req/>".to_vec(),
-            response: b"<resp/>".to_vec(),
-        }
+    /// An accepted incoming exchange with small raw messages.
+    pub(super) fn ex(seq: u64, id: &str) -> Exchange {
+        let mut e = Exchange::nuovo(seq, Direction::In, "2024-01-01T00:00:00+00:00".into());
+        e.answered_at = e.received_at.clone();
+        e.request_id = Some(id.into());
+        e.response_id = Some(format!("R{id}"));
+        e.outcome = Outcome::Ok;
+        e.http_status = 200;
+        e.request = b"<req/>".to_vec();
+        e.response = b"<resp/>".to_vec();
+        e
     }
 
     #[test]

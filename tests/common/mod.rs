@@ -451,6 +451,16 @@ impl Pki {
             issued.then_some((&self.ca_cert, &self.ca_key)),
         )
         .unwrap();
+        self.save(name, &key, &cert)
+    }
+
+    /// `key` and `cert` written as `<name>.key` (PKCS#8) and `<name>.crt` beside the test CA.
+    pub fn save(
+        &self,
+        name: &str,
+        key: &openssl::pkey::PKey<openssl::pkey::Private>,
+        cert: &openssl::x509::X509,
+    ) -> KeyPair {
         let kp = KeyPair {
             key: self.dir.0.join(format!("{name}.key")),
             cert: self.dir.0.join(format!("{name}.crt")),
@@ -459,6 +469,42 @@ impl Pki {
         std::fs::write(&kp.cert, cert.to_pem().unwrap()).unwrap();
         kp
     }
+}
+
+/// Namespaces of what our signatures cover, written out here (independent of the project's).
+pub const WSU: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub const SOAP: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub const EGOV: &str = "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/";
+
+/// The elements our signatures point at, as xmlsec1 must be told (`--id-attr`).
+pub fn id_attrs() -> Vec<String> {
+    [
+        format!("{SOAP}:Body"),
+        format!("{EGOV}:IntestazioneMessaggio"),
+        format!("{EGOV}:Intestazione"),
+        format!("{WSU}:Timestamp"),
+    ]
+    .iter()
+    .flat_map(|a| ["--id-attr:Id".to_string(), a.clone()])
+    .collect()
+}
+
+/// A signature template of our shape for xmlsec1 to sign: `signed` (a message pdd signed) with
+/// its digests and signature value emptied.
+pub fn xmlsec_template(signed: &str) -> String {
+    let mut t = signed.to_string();
+    for tag in ["DigestValue", "SignatureValue"] {
+        let open = format!("<ds:{tag}>");
+        let close = format!("</ds:{tag}>");
+        let mut from = 0;
+        while let Some(i) = t[from..].find(&open).map(|i| i + from) {
+            let j = t[i..].find(&close).unwrap() + i;
+            t.replace_range(i + open.len()..j, "");
+            from = i + open.len();
+        }
+    }
+    t
 }
 
 /// Runs curl (a real peer) and returns (exit status, HTTP status, body).
@@ -504,6 +550,78 @@ pub fn pdd_bin() -> std::process::Command {
     c
 }
 
+/// Where a `pdd` command finds its store.
+#[derive(Clone, Copy)]
+pub enum On<'a> {
+    /// `--data DIR`.
+    Data(&'a std::path::Path),
+    /// `--config FILE`, run in the file's directory (where its relative paths resolve).
+    Config(&'a std::path::Path),
+}
+
+/// `pdd` with `args`, run to its end on a store: (exit code, -1 when killed by a signal;
+/// stdout; stderr).
+pub fn pdd_cli(on: On, args: &[&str]) -> (i32, String, String) {
+    let mut c = pdd_bin();
+    match on {
+        On::Data(dir) => c.arg("--data").arg(dir),
+        On::Config(file) => c
+            .current_dir(file.parent().expect("a config file in a directory"))
+            .arg("--config")
+            .arg(file),
+    };
+    let out = c.args(args).output().expect("pdd runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A loopback port free when asked (nothing holds it after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Content-Type header of a SOAP 1.1 request, for [`http`].
+pub const CT_XML: (&str, &str) = ("Content-Type", "text/xml; charset=utf-8");
+
+/// A plain blocking HTTP/1.1 request on a fresh connection (`Connection: close`, its
+/// Content-Length, then `headers`), read to the end: (status, body). None when the server
+/// cannot be reached within 5 s or goes away, no byte comes for 60 s, or the answer is not HTTP.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
 /// `pdd serve` as a child process; its stderr (the log) is collected line by line.
 pub struct PddProcess {
     pub child: std::process::Child,
@@ -517,6 +635,25 @@ impl PddProcess {
     /// Starts `pdd <args>` and waits (20 s at most) until it listens.
     pub fn spawn(args: &[&std::ffi::OsStr]) -> PddProcess {
         Self::spawn_in(&std::env::current_dir().unwrap(), args)
+    }
+
+    /// `pdd serve --listen 127.0.0.1:0 --data DATA`.
+    pub fn serve_data(data: &std::path::Path) -> PddProcess {
+        Self::spawn(&[
+            "serve".as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--data".as_ref(),
+            data.as_os_str(),
+        ])
+    }
+
+    /// `pdd serve --config FILE`, in the file's directory (where its relative paths resolve).
+    pub fn serve_config(file: &std::path::Path) -> PddProcess {
+        Self::spawn_in(
+            file.parent().expect("a config file in a directory"),
+            &["serve".as_ref(), "--config".as_ref(), file.as_os_str()],
+        )
     }
 
     /// The same, in working directory `dir` (relative paths of a config resolve there).

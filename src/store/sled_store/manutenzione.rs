@@ -470,7 +470,7 @@ impl SledStore {
                 r.problema(format!("partner {}: {e}", mostra(&k)));
             }
         }
-        for nome in ["contatti", "eures", "utenti", "rapporti"] {
+        for nome in ["contatti", "eures", "utenti", "rapporti", "diagnostici"] {
             for kv in self.albero(nome)?.iter() {
                 let (k, v) = kv.map_err(be)?;
                 r.conta(nome, 1);
@@ -583,6 +583,26 @@ impl SledStore {
                 self.raw.apply_batch(lotto).map_err(be)?;
             }
         }
+        // Diagnostic messages go with the exchanges: keyed by time, oldest first.
+        if let Some(prima) = l.exchanges_before_ms {
+            let albero = self.albero(crate::gateway::diagnostici::ALBERO)?;
+            let mut lotto = sled::Batch::default();
+            for kv in albero.iter() {
+                let (k, _) = kv.map_err(be)?;
+                match crate::gateway::diagnostici::ms_della_chiave(&k) {
+                    Some(t) if t >= prima => break,
+                    Some(_) => {}
+                    // Not one of ours: left alone.
+                    None => continue,
+                }
+                lotto.remove(k);
+                r.diagnostici += 1;
+                if r.diagnostici % LOTTO as u64 == 0 {
+                    albero.apply_batch(std::mem::take(&mut lotto)).map_err(be)?;
+                }
+            }
+            albero.apply_batch(lotto).map_err(be)?;
+        }
         if let Some(prima) = l.dup_before_ms {
             for kv in self.dup.iter() {
                 let (k, v) = kv.map_err(be)?;
@@ -608,34 +628,20 @@ impl SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Claim, Direction, Exchange, Outcome, Store};
+    use crate::store::{Claim, Exchange, Store};
 
     fn tmp(name: &str) -> std::path::PathBuf {
-        let p = std::env::temp_dir().join(format!("pdd-cura-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        p
+        super::super::tests::tmp(&format!("cura-{name}"))
     }
 
+    /// The store tests' exchange, at `quando`, with a request of `len` bytes.
     fn ex(seq: u64, id: &str, quando: &str, len: usize) -> Exchange {
         Exchange {
-            seq,
-            direction: Direction::In,
             received_at: quando.into(),
             answered_at: quando.into(),
-            request_id: Some(id.into()),
-            response_id: Some(format!("R{id}")),
-            mittente: None,
-            destinatario: None,
-            servizio: None,
-            azione: None,
-            profilo: None,
-            outcome: Outcome::Ok,
-            http_status: 200,
-            eccezioni: vec![],
-            note: None,
-            peer: None,
             request: vec![b'x'; len],
             response: b"<r/>".to_vec(),
+            ..super::super::tests::ex(seq, id)
         }
     }
 
@@ -763,6 +769,44 @@ mod tests {
         assert!(s.leggi("contatti", b"X").unwrap().is_some());
         let c = s.verifica().unwrap();
         assert!(c.ok(), "{c:?}");
+        drop(s);
+        let _ = std::fs::remove_dir_all(&p);
+    }
+
+    #[test]
+    fn diagnostics_go_with_the_exchanges_retention() {
+        use crate::gateway::diagnostici::{self, Diagnostico, Severita};
+        let p = tmp("purge-diag");
+        let s = SledStore::open(&p).unwrap();
+        let giorno = 86_400_000i64;
+        let ora = 100 * giorno;
+        for eta in [40, 31, 29, 1] {
+            let d = Diagnostico::new(Severita::InfoIntegration, "Avvio", "PDD_AVVIO", "x");
+            s.scrivi(&[crate::store::Scrittura::metti(
+                diagnostici::ALBERO,
+                diagnostici::chiave(ora - eta * giorno),
+                &d,
+            )])
+            .unwrap();
+        }
+        let limiti = |exchanges_before_ms| PurgeLimits {
+            exchanges_before_ms,
+            dup_before_ms: None,
+            expired_before_ms: ora,
+        };
+        // Retention off: all kept.
+        assert_eq!(s.purga(&limiti(None)).unwrap().diagnostici, 0);
+        let r = s.purga(&limiti(Some(ora - 30 * giorno))).unwrap();
+        assert_eq!(r.diagnostici, 2, "{r:?}");
+        assert_eq!(r.removed(), 2);
+        let rimasti = s.elenca(diagnostici::ALBERO, b"").unwrap();
+        assert_eq!(rimasti.len(), 2);
+        assert!(rimasti
+            .iter()
+            .all(|(k, _)| diagnostici::ms_della_chiave(k).unwrap() >= ora - 30 * giorno));
+        let c = s.verifica().unwrap();
+        assert!(c.ok(), "{c:?}");
+        assert_eq!(c.counts.get("diagnostici"), Some(&2));
         drop(s);
         let _ = std::fs::remove_dir_all(&p);
     }

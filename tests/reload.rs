@@ -1,0 +1,107 @@
+//! SIGHUP: a running `pdd serve` takes a partner's new certificate from its configuration file
+//! without dropping connections; a file that does not load changes nothing.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use common::{PddProcess, Pki, Req, TempDir};
+
+/// One request on a kept-alive connection; the answer's status and body.
+fn scambio(conn: &mut BufReader<std::net::TcpStream>, body: &str) -> (u16, String) {
+    write!(
+        conn.get_mut(),
+        "POST /pdd/PA HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml; charset=utf-8\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut status = String::new();
+    conn.read_line(&mut status).unwrap();
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        conn.read_line(&mut h).unwrap();
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut b = vec![0; len];
+    conn.read_exact(&mut b).unwrap();
+    (
+        status.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        String::from_utf8_lossy(&b).into_owned(),
+    )
+}
+
+#[test]
+fn sighup_reloads_partner_certificates_and_keeps_connections() {
+    let dir = TempDir::new("reload");
+    let pki = Pki::new();
+    let old = pki.make("old", "EMILIA", false, 30, -1);
+    let new = pki.make("new", "EMILIA", false, 30, -1);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.0.join("pdd.toml");
+    let scrivi = |cert: &std::path::Path, extra: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata = \"{}\"\n[wssec]\nverifica = \"required\"\n\
+                 [[registry.soggetti]]\nnome = \"EMILIA\"\ncert = \"{}\"\n{extra}",
+                dir.0.join("data").display(),
+                cert.display()
+            ),
+        )
+        .unwrap()
+    };
+    scrivi(&old.cert, "");
+    let mut p = PddProcess::spawn(&["serve".as_ref(), "--config".as_ref(), config.as_os_str()]);
+    let mut conn =
+        BufReader::new(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap());
+    let firmata = |kp: &common::KeyPair| kp.sign(&Req::candidatura().xml());
+    let ok = |r: &(u16, String)| r.0 == 200 && r.1.contains("<types:Tipo_Risposta>OK<");
+    assert!(ok(&scambio(&mut conn, &firmata(&old))));
+    let r = scambio(&mut conn, &firmata(&new));
+    assert!(
+        !ok(&r) && r.1.contains("EGOV_IT_20"),
+        "the new certificate is not known yet: {r:?}"
+    );
+
+    // The partner rotates its certificate: the file changes, SIGHUP.
+    scrivi(&new.cert, "");
+    let hup = |pid: u32| {
+        assert!(std::process::Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    hup(p.child.id());
+    p.wait_for("configuration reloaded");
+    // Same connection, kept alive across the reload.
+    assert!(
+        ok(&scambio(&mut conn, &firmata(&new))),
+        "the new certificate after SIGHUP"
+    );
+    let r = scambio(&mut conn, &firmata(&old));
+    assert!(!ok(&r), "the old certificate after SIGHUP: {r:?}");
+
+    // A broken file: reported, nothing changes; a key that needs a restart: named.
+    std::fs::write(&config, "listen = [broken").unwrap();
+    hup(p.child.id());
+    p.wait_for("configuration not reloaded");
+    assert!(ok(&scambio(&mut conn, &firmata(&new))));
+    scrivi(&new.cert, "[limits]\nmax_body_bytes = 1000000\n");
+    hup(p.child.id());
+    let w = p.wait_for("SIGHUP: 'limits' changed");
+    assert!(w.contains("next restart"), "{w}");
+    p.wait_for("configuration reloaded");
+    let (status, log) = p.terminate();
+    assert!(status.success(), "{log}");
+}
