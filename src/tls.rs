@@ -92,6 +92,59 @@ impl Identity {
     }
 }
 
+/// Our certificate and key as TLS presents them, on both sides, swappable while serving (a
+/// SIGHUP after the files changed): new handshakes use the new one, open connections go on.
+#[derive(Debug)]
+pub struct NostraChiave(RwLock<Arc<rustls::sign::CertifiedKey>>);
+
+impl NostraChiave {
+    fn certificata(me: &Identity) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
+        let (chain, key) = me.rustls_material()?;
+        let key = provider()
+            .key_provider
+            .load_private_key(key)
+            .map_err(TlsError::Rustls)?;
+        Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, key)))
+    }
+
+    pub fn new(me: &Identity) -> Result<Arc<NostraChiave>, TlsError> {
+        Ok(Arc::new(NostraChiave(RwLock::new(Self::certificata(me)?))))
+    }
+
+    /// Takes a new key and certificate into use.
+    pub fn set(&self, me: &Identity) -> Result<(), TlsError> {
+        let k = Self::certificata(me)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = k;
+        Ok(())
+    }
+
+    fn get(&self) -> Arc<rustls::sign::CertifiedKey> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl rustls::server::ResolvesServerCert for NostraChiave {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for NostraChiave {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.get())
+    }
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
 /// What we trust: the CAs of the configuration and the partners' pinned certificates.
 #[derive(Default)]
 pub struct Fiducia {
@@ -300,13 +353,12 @@ impl ServerCertVerifier for PartnerServerVerifier {
 
 /// The porta applicativa's TLS: our certificate, client certificates required.
 pub fn server_config(
-    me: &Identity,
+    me: Arc<NostraChiave>,
     cas: &[X509],
     trust: Arc<TrustStore>,
     client_auth: bool,
 ) -> Result<rustls::ServerConfig, TlsError> {
     let provider = provider();
-    let (chain, key) = me.rustls_material()?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Rustls)?;
@@ -329,16 +381,16 @@ pub fn server_config(
                 ca,
                 provider,
             }))
-            .with_single_cert(chain, key)?
+            .with_cert_resolver(me)
     } else {
-        builder.with_no_client_auth().with_single_cert(chain, key)?
+        builder.with_no_client_auth().with_cert_resolver(me)
     };
     Ok(config)
 }
 
 /// The outbound client's TLS: our certificate presented, the partner's verified.
 pub fn client_config(
-    me: Option<&Identity>,
+    me: Option<Arc<NostraChiave>>,
     cas: &[X509],
     trust: Arc<TrustStore>,
 ) -> Result<rustls::ClientConfig, TlsError> {
@@ -362,10 +414,7 @@ pub fn client_config(
             provider,
         }));
     Ok(match me {
-        Some(me) => {
-            let (chain, key) = me.rustls_material()?;
-            builder.with_client_auth_cert(chain, key)?
-        }
+        Some(me) => builder.with_client_cert_resolver(me),
         None => builder.with_no_client_auth(),
     })
 }

@@ -105,3 +105,66 @@ fn sighup_reloads_partner_certificates_and_keeps_connections() {
     let (status, log) = p.terminate();
     assert!(status.success(), "{log}");
 }
+
+/// Our own key and certificate rotated: after the reload, new TLS handshakes present the new
+/// certificate (a partner trusting only it connects), and our signatures carry it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_rotates_our_own_certificate() {
+    let pki = Pki::new();
+    let (old, new) = (
+        pki.make("me-old", "MinisteroLavoro", false, 30, -1),
+        pki.make("me-new", "MinisteroLavoro", false, 30, -1),
+    );
+    let emilia = pki.make("emilia", "EMILIA", false, 30, -1);
+    let config = |me: &common::KeyPair| {
+        let mut c = pdd::config::Config::default();
+        c.tls.cert = Some(me.cert.clone());
+        c.tls.key = Some(me.key.clone());
+        let mut s = pdd::registry::Soggetto::new("SPC", "EMILIA");
+        s.cert = Some(emilia.cert.display().to_string());
+        c.registry.soggetti.push(s);
+        c
+    };
+    let gw = common::start(config(&old)).await;
+    let url = format!("https://127.0.0.1:{}/pdd/PA", gw.addr.port());
+    let chiama = |ca: std::path::PathBuf| {
+        let (url, emilia) = (url.clone(), emilia.clone());
+        move || {
+            common::curl(
+                &[
+                    "--cacert",
+                    ca.to_str().unwrap(),
+                    "--cert",
+                    emilia.cert.to_str().unwrap(),
+                    "--key",
+                    emilia.key.to_str().unwrap(),
+                    &url,
+                ],
+                Req::candidatura().xml().as_bytes(),
+            )
+        }
+    };
+    let (code, _, _) = tokio::task::spawn_blocking(chiama(new.cert.clone()))
+        .await
+        .unwrap();
+    assert_ne!(code, 0, "the new certificate is not served yet");
+    let mut nuova = config(&new);
+    nuova.data = gw.gw.config.data.clone();
+    let avvisi = gw.gw.ricarica(nuova).unwrap();
+    assert!(avvisi.is_empty(), "{avvisi:?}");
+    let (code, status, body) = tokio::task::spawn_blocking(chiama(new.cert.clone()))
+        .await
+        .unwrap();
+    assert_eq!((code, status), (0, 200), "{body}");
+    // The answer is signed with the new key: its token is the new certificate.
+    let pem = std::fs::read_to_string(&new.cert).unwrap();
+    let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(
+        body.contains(&der_b64[..60]),
+        "not signed with the new certificate"
+    );
+    let (code, _, _) = tokio::task::spawn_blocking(chiama(old.cert.clone()))
+        .await
+        .unwrap();
+    assert_ne!(code, 0, "the old certificate is no longer served");
+}

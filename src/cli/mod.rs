@@ -312,7 +312,7 @@ fn su_sighup(gw: Arc<Gateway>, r: Ricarica) {
                     tracing::info!(
                         file = %file.display(),
                         partners = gw.registry().soggetti().len(),
-                        "configuration reloaded: registry, partner certificates and CAs"
+                        "configuration reloaded: registry, partner certificates, CAs, our key and certificate"
                     );
                 }
                 Err(e) => tracing::warn!(

@@ -239,7 +239,7 @@ impl super::Gateway {
             let d = now.diff(c.not_after()).ok()?;
             Some(d.days as f64 + d.secs as f64 / 86_400.0)
         };
-        if let Some(me) = &self.identity {
+        if let Some(me) = self.identita() {
             if let Some(g) = giorni(&me.cert) {
                 let own = self.own();
                 let _ = writeln!(

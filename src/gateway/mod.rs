@@ -63,7 +63,9 @@ pub struct Gateway {
     pub http: HttpClient,
     pub limits: Limits,
     /// Our key and certificate, when TLS is configured.
-    pub identity: Option<Arc<Identity>>,
+    identity: RwLock<Option<Arc<Identity>>>,
+    /// The same key and certificate as TLS presents them (both ways), swappable on SIGHUP.
+    chiave_tls: Option<Arc<crate::tls::NostraChiave>>,
     /// The CAs of the configuration.
     pub cas: Vec<openssl::x509::X509>,
     /// What the TLS verifiers and the signature checks trust; follows the registry.
@@ -148,7 +150,11 @@ impl Gateway {
         }
         let cas = load_cas(&config)?;
         let trust = Arc::new(TrustStore::new(Fiducia::new(cas.clone(), &registry)));
-        let client_tls = crate::tls::client_config(identity.as_deref(), &cas, trust.clone())
+        let chiave_tls = match &identity {
+            Some(me) => Some(crate::tls::NostraChiave::new(me).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let client_tls = crate::tls::client_config(chiave_tls.clone(), &cas, trust.clone())
             .map_err(|e| e.to_string())?;
         Ok(Gateway {
             ids: IdGenerator::new(config.soggetto.nodo.clone()),
@@ -157,7 +163,8 @@ impl Gateway {
             store,
             clock,
             limits,
-            identity,
+            identity: RwLock::new(identity),
+            chiave_tls,
             cas: cas.clone(),
             trust,
             outbox_notify: tokio::sync::Notify::new(),
@@ -198,9 +205,9 @@ impl Gateway {
 
     /// The porta applicativa's TLS configuration, when TLS is on.
     pub fn server_tls(&self) -> Result<Option<rustls::ServerConfig>, String> {
-        match &self.identity {
+        match &self.chiave_tls {
             Some(me) => crate::tls::server_config(
-                me,
+                me.clone(),
                 &self.cas,
                 self.trust.clone(),
                 self.config.tls.client_auth,
@@ -259,10 +266,10 @@ impl Gateway {
         Ok(())
     }
 
-    /// SIGHUP: takes the registry (partners, their certificates, servizi) and the CAs from a
-    /// new configuration, live: connections stay, new handshakes and buste use them. What only
-    /// a restart changes (listeners, store, our soggetto, our key and certificate, limits…)
-    /// is kept as it was and named in the returned warnings.
+    /// SIGHUP: takes the registry (partners, their certificates, servizi), the CAs and our own
+    /// key and certificate from a new configuration, live: connections stay, new handshakes
+    /// and buste use them. What only a restart changes (listeners, store, our soggetto,
+    /// limits…) is kept as it was and named in the returned warnings.
     pub fn ricarica(&self, nuova: Config) -> Result<Vec<String>, String> {
         let partners = self.store.partners().map_err(|e| e.to_string())?;
         let registry = nuova
@@ -285,12 +292,32 @@ impl Gateway {
             // The CAs are reloaded; the rest of [tls] is not.
             let tls = |o: &serde_json::Map<String, serde_json::Value>| {
                 let mut t = o.get("tls").cloned().unwrap_or_default();
-                t.as_object_mut().map(|t| t.remove("ca"));
+                if let Some(t) = t.as_object_mut() {
+                    for k in ["ca", "cert", "key"] {
+                        t.remove(k);
+                    }
+                }
                 t
             };
             if tls(a) == tls(b) {
                 avvisi.retain(|w| !w.starts_with("'tls'"));
             }
+        }
+        if self.chiave_tls.is_none() && nuova.tls_on() {
+            avvisi.push("'tls' turned on: it takes effect at the next restart".into());
+        }
+        // Our key and certificate, read again (a rotation): TLS and signatures take them.
+        if let (Some(chiave), Some(c), Some(k)) =
+            (&self.chiave_tls, &nuova.tls.cert, &nuova.tls.key)
+        {
+            let me = Identity::load(c, k).map_err(|e| format!("[tls]: {e}"))?;
+            if self.config.firma_on() && me.key.id() != openssl::pkey::Id::RSA {
+                return Err("[tls] key: signing buste (RSA-SHA256) needs an RSA key".into());
+            }
+            crate::wssec::pki::controlla(&me.cert, chrono::Utc::now())
+                .map_err(|e| format!("[tls] cert: {e}"))?;
+            chiave.set(&me).map_err(|e| e.to_string())?;
+            *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(me));
         }
         self.trust.set(Fiducia::new(cas.clone(), &registry));
         self.set_registry(registry);
@@ -308,6 +335,14 @@ impl Gateway {
     /// Replaces the registry (live, for partner onboarding and reloads).
     pub fn set_registry(&self, r: Registry) {
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(r);
+    }
+
+    /// Our key and certificate now (they change on SIGHUP when the files changed).
+    pub fn identita(&self) -> Option<Arc<Identity>> {
+        self.identity
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Our default soggetto.

@@ -484,7 +484,7 @@ impl Gateway {
     /// Signs an outgoing busta when signing is on. A message that cannot be signed is sent as it
     /// is, with a warning (it would be a local defect, not a partner's).
     pub fn firma_uscente(&self, msg: String) -> String {
-        let Some(me) = self.identity.as_ref().filter(|_| self.config.firma_on()) else {
+        let Some(me) = self.identita().filter(|_| self.config.firma_on()) else {
             return msg;
         };
         let t = std::time::Instant::now();
