@@ -19,7 +19,8 @@
 //! - empty lists (`Some(vec![])`) are not written (Busta.xsd needs one element at least), so
 //!   they read back as `None`: the generator makes non-empty lists or `None`.
 //!
-//! Cases: 128 buste and 128 moduli (PROPTEST_CASES overrides); about a second in all.
+//! Cases: 128 buste and 128 moduli (PROPTEST_CASES overrides): 0.2 s in a debug build, xmllint
+//! batch included; PROPTEST_CASES=5000 takes about 4 s.
 
 use chrono::{NaiveDate, NaiveDateTime};
 use proptest::prelude::*;
