@@ -248,7 +248,6 @@ fn in_date(der: &CertificateDer<'_>, now: UnixTime) -> Result<X509, rustls::Erro
     }
 }
 
-/// Client certificates on the porta applicativa: pinned partners, or our CAs.
 /// The handshake-signature methods both verifiers share: checked with our crypto provider.
 macro_rules! handshake_signatures {
     () => {
@@ -280,6 +279,7 @@ macro_rules! handshake_signatures {
     };
 }
 
+/// Client certificates on the porta applicativa: pinned partners, or our CAs.
 #[derive(Debug)]
 struct PartnerClientVerifier {
     trust: Arc<TrustStore>,
