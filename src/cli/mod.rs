@@ -1,5 +1,6 @@
 //! The command line (clap).
 
+mod bench;
 mod configurazione;
 mod fiducia;
 mod registro;
@@ -111,6 +112,12 @@ pub enum Command {
     /// The store: backup (also while the gateway runs), restore, stats, check, purge.
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Load-test a gateway: starts `pdd serve` on loopback with a throw-away PKI, drives it
+    /// with prepared InvioCandidatura requests over keep-alive HTTPS with client certificates,
+    /// and prints exchanges/s, latency percentiles, errors, the server's memory, the store's
+    /// bytes per exchange and the machine's RSA-2048 signing ceiling (exit 1 if any exchange
+    /// failed). See docs/performance.md.
+    Bench(bench::BenchArgs),
     /// Print the completion script for a shell, e.g.
     /// `pdd completions bash > /etc/bash_completion.d/pdd`.
     Completions(shell::CompletionsArgs),
@@ -236,7 +243,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     if let Command::Config(c) = cli.command {
         return configurazione::config(cli.config.as_deref(), c);
     }
-    let config = if matches!(cli.command, Command::Completions(_) | Command::Man(_)) {
+    let config = if matches!(
+        cli.command,
+        Command::Completions(_) | Command::Man(_) | Command::Bench(_)
+    ) {
         Config::default()
     } else {
         load_config(&cli)?
@@ -272,6 +282,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Store(c) => store::store(config, c),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
+        Command::Bench(a) => bench::bench(a),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The sled implementation of [`Store`].
 
+mod commit;
 mod manutenzione;
 
 use std::path::Path;
@@ -31,6 +32,8 @@ pub struct SledStore {
     indice: RwLock<Indice>,
     /// What backup, check and retention need (see [`manutenzione`]).
     cura: Box<manutenzione::Cura>,
+    /// Flushes shared by the writers waiting for them (declared last: dropped after the trees).
+    commit: commit::GroupCommit,
 }
 
 fn be(e: sled::Error) -> StoreError {
@@ -85,6 +88,8 @@ impl SledStore {
                 lock: Mutex::new(()),
                 path: path.to_path_buf(),
             }),
+            commit: commit::GroupCommit::avvia(db.clone())
+                .map_err(|e| StoreError::Backend(format!("cannot start the commit thread: {e}")))?,
             db,
         };
         store.alza_base()?;
@@ -519,18 +524,29 @@ impl Store for SledStore {
             .iter()
             .map(|w| nomi.iter().position(|n| *n == w.albero).unwrap_or(0))
             .collect();
-        trees
-            .as_slice()
-            .transaction(|tx| {
-                for (w, i) in batch.iter().zip(&idx) {
-                    match &w.valore {
-                        Some(v) => tx[*i].insert(w.chiave.as_slice(), v.as_slice())?,
-                        None => tx[*i].remove(w.chiave.as_slice())?,
-                    };
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| StoreError::Backend(format!("transaction: {e:?}")))?;
+        if let ([w], [t]) = (batch, trees.as_slice()) {
+            // One write is atomic by itself. sled's transactions (and batches) roll its log
+            // buffer twice each, a write and two thread hand-offs: this is the common case
+            // (a modulo with no forwards), and it costs a plain insert.
+            match &w.valore {
+                Some(v) => t.insert(w.chiave.as_slice(), v.as_slice()),
+                None => t.remove(w.chiave.as_slice()),
+            }
+            .map_err(be)?;
+        } else {
+            trees
+                .as_slice()
+                .transaction(|tx| {
+                    for (w, i) in batch.iter().zip(&idx) {
+                        match &w.valore {
+                            Some(v) => tx[*i].insert(w.chiave.as_slice(), v.as_slice())?,
+                            None => tx[*i].remove(w.chiave.as_slice())?,
+                        };
+                    }
+                    Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+                })
+                .map_err(|e| StoreError::Backend(format!("transaction: {e:?}")))?;
+        }
         if let Some(indice) = indice.as_mut() {
             for w in batch.iter().filter(|w| w.albero == "moduli") {
                 indicizza(indice, &w.chiave, w.valore.as_deref());
@@ -566,10 +582,7 @@ impl Store for SledStore {
     }
 
     fn flush(&self) -> FlushFuture<'_> {
-        Box::pin(async move {
-            self.db.flush_async().await.map_err(be)?;
-            Ok(())
-        })
+        Box::pin(async move { self.commit.durevole().await })
     }
 
     fn backup(&self, dest: &Path) -> Result<super::cura::Manifest> {

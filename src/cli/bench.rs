@@ -1,0 +1,951 @@
+//! `pdd bench`: the load generator. It makes a throw-away PKI, starts `pdd serve` as a regional
+//! node (LAZIO) whose partner is the Ministry, prepares N distinct InvioCandidatura requests
+//! beforehand (signed by the partner's key when the scenario signs, so the client spends no RSA
+//! during the run), drives the real server over keep-alive HTTPS with client certificates at a
+//! given concurrency for a given time, and prints throughput, latency, errors, the server's
+//! memory and the store's bytes per exchange, next to the machine's RSA-2048 signing ceiling.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{Datelike, NaiveDate};
+use clap::{Args, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use crate::wssec::{dsig, pki};
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// The partner signs its requests (WS-Security); the gateway verifies them and signs its
+    /// answers.
+    Signed,
+    /// Mutual TLS only: no signature either way.
+    Unsigned,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Whether buste are signed both ways.
+    #[arg(long, value_enum, default_value_t = Scenario::Signed)]
+    pub scenario: Scenario,
+    /// Size of the Candidatura in each request, in KB (padded with work experiences; the
+    /// smallest valid one is about 1 KB).
+    #[arg(long, default_value_t = 1)]
+    pub payload_kb: usize,
+    /// Connections, each with one request in flight.
+    #[arg(long, short = 'c', default_value_t = 64)]
+    pub concurrency: usize,
+    /// Seconds measured.
+    #[arg(long, short = 'd', default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of load before the measure starts (connections, caches), not counted.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Requests prepared beforehand (each has its own Identificatore). Default: enough for
+    /// the run at a generous rate; the run stops early, and says so, if they run out.
+    #[arg(long)]
+    pub requests: Option<usize>,
+    /// Keep the gateway's store and keys in DIR, and reuse them when DIR exists: a second run
+    /// measures on the store the first one filled. Default: a temporary directory, removed.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Print one JSON object instead of the text report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a run measured.
+#[derive(Debug, serde::Serialize)]
+pub struct Risultato {
+    pub scenario: &'static str,
+    pub payload_kb: usize,
+    pub payload_bytes: usize,
+    pub request_bytes: usize,
+    pub concurrency: usize,
+    pub duration_s: f64,
+    pub exchanges: u64,
+    pub exchanges_per_s: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    pub idle_rss_mb: f64,
+    pub peak_rss_mb: f64,
+    pub store_bytes_per_exchange: Option<f64>,
+    pub stored_before: u64,
+    pub server_cores: usize,
+    pub rsa_sign_per_core_per_s: f64,
+    pub rsa_sign_ceiling_per_s: f64,
+    pub ratio_to_ceiling: Option<f64>,
+    pub ran_out_of_requests: bool,
+}
+
+pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
+    if a.concurrency == 0 || a.duration <= 0.0 || a.payload_kb == 0 {
+        return Err("--concurrency, --duration and --payload-kb must be positive".into());
+    }
+    let r = esegui(&a)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r).map_err(|e| e.to_string())?);
+    } else {
+        stampa(&r);
+    }
+    Ok(if r.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn passo(json: bool, s: &str) {
+    if !json {
+        eprintln!("bench: {s}");
+    }
+}
+
+fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
+    let temp;
+    let dir = match &a.data {
+        Some(d) => d.clone(),
+        None => {
+            temp = TempDir::new()?;
+            temp.0.clone()
+        }
+    };
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let pki = Pki::in_dir(&dir.join("pki"))?;
+
+    // The ceiling first, while nothing else runs.
+    passo(
+        a.json,
+        "measuring RSA-2048 signatures per second on one core",
+    );
+    let per_core = rsa_per_core(&pki.client_key)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    let signed = a.scenario == Scenario::Signed;
+    let n = a.requests.unwrap_or_else(|| {
+        // Generous: a little more than the rates seen on a 2-core machine, per second run.
+        let rate = if signed { 4_000.0 } else { 20_000.0 } / (1.0 + a.payload_kb as f64 / 16.0);
+        (((a.duration + a.warmup) * rate) as usize).clamp(2_000, 2_000_000)
+    });
+    // The busta's Timestamp must outlive preparation and run.
+    let ttl_secs = 300i64.max((a.duration + a.warmup) as i64 * 4 + 600);
+    passo(
+        a.json,
+        &format!(
+            "preparing {n} {} requests with a {} KB Candidatura",
+            if signed { "signed" } else { "unsigned" },
+            a.payload_kb
+        ),
+    );
+    // Numbers go on from a kept store's earlier runs: Identificatori and codes stay new.
+    let primo = conta_scambi(&dir) as usize;
+    let (richieste, payload_bytes) =
+        prepara(primo, n, a.payload_kb * 1024, signed, &pki, ttl_secs)?;
+    let request_bytes = richieste.iter().map(|r| r.len()).sum::<usize>() / richieste.len();
+
+    let listen = free_port()?;
+    let local = free_port()?;
+    let store_dir = dir.join("store");
+    let conf = dir.join("pdd.toml");
+    std::fs::write(
+        &conf,
+        configurazione(
+            listen,
+            local,
+            &store_dir,
+            &pki,
+            signed,
+            a.concurrency,
+            ttl_secs,
+        ),
+    )
+    .map_err(|e| format!("{}: {e}", conf.display()))?;
+    let stored_before = conta_scambi(&dir);
+    let bytes_before = dimensione(&store_dir);
+    passo(a.json, &format!("starting pdd serve on {listen}"));
+    let server = Server::start(&conf, &dir.join("server.log"), local)?;
+    let idle_rss = server.rss_kb("VmRSS").unwrap_or(0) as f64 / 1024.0;
+
+    passo(
+        a.json,
+        &format!(
+            "{} connections for {}+{} s (warm-up + measure)",
+            a.concurrency, a.warmup, a.duration
+        ),
+    );
+    let carico = carica(&pki, listen, richieste, a)?;
+    let peak_rss = server.rss_kb("VmHWM").unwrap_or(0) as f64 / 1024.0;
+    server.stop()?;
+    let stored = carico.risposte;
+    let bytes_after = dimensione(&store_dir);
+    if let Some(_keep) = &a.data {
+        // Every request taken may be stored, answered or not: the next run starts after them.
+        std::fs::write(dir.join("exchanges"), (primo + carico.presi).to_string())
+            .map_err(|e| e.to_string())?;
+    }
+    let ceiling = per_core * cores as f64;
+    let mut lat = carico.latenze;
+    lat.sort_unstable();
+    let q = |p: f64| -> f64 {
+        if lat.is_empty() {
+            return 0.0;
+        }
+        let i = ((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1;
+        lat[i] as f64 / 1000.0
+    };
+    let rate = carico.misurati as f64 / carico.finestra;
+    Ok(Risultato {
+        scenario: if signed { "signed" } else { "unsigned" },
+        payload_kb: a.payload_kb,
+        payload_bytes,
+        request_bytes,
+        concurrency: a.concurrency,
+        duration_s: carico.finestra,
+        exchanges: carico.misurati,
+        exchanges_per_s: rate,
+        p50_ms: q(0.50),
+        p90_ms: q(0.90),
+        p99_ms: q(0.99),
+        max_ms: q(1.0),
+        errors: carico.errori,
+        first_error: carico.primo_errore,
+        idle_rss_mb: idle_rss,
+        peak_rss_mb: peak_rss,
+        store_bytes_per_exchange: (stored > 0 && bytes_after > bytes_before)
+            .then(|| (bytes_after - bytes_before) as f64 / stored as f64),
+        stored_before,
+        server_cores: cores,
+        rsa_sign_per_core_per_s: per_core,
+        rsa_sign_ceiling_per_s: ceiling,
+        ratio_to_ceiling: signed.then(|| rate / ceiling),
+        ran_out_of_requests: carico.esauriti,
+    })
+}
+
+fn stampa(r: &Risultato) {
+    println!(
+        "pdd bench: {} exchanges, {} KB Candidatura ({} bytes; requests {} bytes), concurrency {}, {:.1} s",
+        r.scenario, r.payload_kb, r.payload_bytes, r.request_bytes, r.concurrency, r.duration_s
+    );
+    println!(
+        "  throughput   {:>10.0} exchanges/s ({} exchanges, {} errors)",
+        r.exchanges_per_s, r.exchanges, r.errors
+    );
+    println!(
+        "  latency      p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
+        r.p50_ms, r.p90_ms, r.p99_ms, r.max_ms
+    );
+    println!(
+        "  server RSS   {:.1} MB idle, {:.1} MB peak",
+        r.idle_rss_mb, r.peak_rss_mb
+    );
+    match r.store_bytes_per_exchange {
+        Some(b) => println!(
+            "  store        {b:.0} bytes per exchange ({} exchanges stored before the run)",
+            r.stored_before
+        ),
+        None => println!("  store        growth not measurable in this run"),
+    }
+    println!(
+        "  RSA-2048     {:.0} signatures/s per core × {} cores = ceiling {:.0}/s",
+        r.rsa_sign_per_core_per_s, r.server_cores, r.rsa_sign_ceiling_per_s
+    );
+    if let Some(x) = r.ratio_to_ceiling {
+        println!("  ratio        {:.1} % of the RSA-sign ceiling", x * 100.0);
+    }
+    if let Some(e) = &r.first_error {
+        println!("  first error  {e}");
+    }
+    if r.ran_out_of_requests {
+        println!("  note         the prepared requests ran out before the end: pass --requests");
+    }
+}
+
+/// RSA-2048 PKCS#1 v1.5 SHA-256 signatures per second on one thread, as the gateway makes them
+/// (over a SignedInfo-sized input), for about a second.
+fn rsa_per_core(key: &PKey<Private>) -> Result<f64, String> {
+    let data = [0x5au8; 900];
+    let firma = || -> Result<(), String> {
+        let mut s = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), key)
+            .map_err(|e| e.to_string())?;
+        s.update(&data).map_err(|e| e.to_string())?;
+        s.sign_to_vec().map_err(|e| e.to_string())?;
+        Ok(())
+    };
+    for _ in 0..20 {
+        firma()?;
+    }
+    let t = Instant::now();
+    let mut n = 0u64;
+    while t.elapsed() < Duration::from_millis(1000) {
+        firma()?;
+        n += 1;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// A throw-away PKI: a CA, the gateway's (LAZIO) certificate and the partner's (the Ministry).
+struct Pki {
+    dir: PathBuf,
+    ca: X509,
+    client_key: PKey<Private>,
+    client_cert: X509,
+}
+
+impl Pki {
+    fn in_dir(dir: &Path) -> Result<Pki, String> {
+        let e = |e: pki::PkiError| e.to_string();
+        let leggi = |nome: &str| std::fs::read(dir.join(nome));
+        if let (Ok(ca), Ok(ck), Ok(cc)) = (
+            leggi("ca.crt"),
+            leggi("ministero.key"),
+            leggi("ministero.crt"),
+        ) {
+            if dir.join("lazio.key").exists() {
+                return Ok(Pki {
+                    dir: dir.to_path_buf(),
+                    ca: X509::from_pem(&ca).map_err(|e| e.to_string())?,
+                    client_key: PKey::private_key_from_pem(&ck).map_err(|e| e.to_string())?,
+                    client_cert: X509::from_pem(&cc).map_err(|e| e.to_string())?,
+                });
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let ca_key = pki::rsa_key().map_err(e)?;
+        let ca = pki::certificato(
+            &pki::Richiesta {
+                cn: "pdd bench CA",
+                san: &[],
+                days: 30,
+                from_days: -1,
+                uso: pki::Uso::Ca,
+            },
+            &ca_key,
+            None,
+        )
+        .map_err(e)?;
+        let emetti = |cn: &str| -> Result<(PKey<Private>, X509), String> {
+            let k = pki::rsa_key().map_err(e)?;
+            let c = pki::certificato(
+                &pki::Richiesta {
+                    cn,
+                    san: &["127.0.0.1".to_string()],
+                    days: 30,
+                    from_days: -1,
+                    uso: pki::Uso::Gateway,
+                },
+                &k,
+                Some((&ca, &ca_key)),
+            )
+            .map_err(e)?;
+            Ok((k, c))
+        };
+        let (sk, sc) = emetti("LAZIO")?;
+        let (ck, cc) = emetti("MinisteroLavoro")?;
+        let scrivi = |nome: &str, b: Vec<u8>| {
+            std::fs::write(dir.join(nome), b).map_err(|e| format!("{nome}: {e}"))
+        };
+        let pem = |c: &X509| c.to_pem().map_err(|e| e.to_string());
+        let kpem = |k: &PKey<Private>| k.private_key_to_pem_pkcs8().map_err(|e| e.to_string());
+        scrivi("ca.crt", pem(&ca)?)?;
+        scrivi("lazio.crt", pem(&sc)?)?;
+        scrivi("lazio.key", kpem(&sk)?)?;
+        scrivi("ministero.crt", pem(&cc)?)?;
+        scrivi("ministero.key", kpem(&ck)?)?;
+        Ok(Pki {
+            dir: dir.to_path_buf(),
+            ca,
+            client_key: ck,
+            client_cert: cc,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments, reason = "one configuration file")]
+fn configurazione(
+    listen: SocketAddr,
+    local: SocketAddr,
+    store: &Path,
+    pki: &Pki,
+    signed: bool,
+    concurrency: usize,
+    ttl_secs: i64,
+) -> String {
+    let p = |f: &str| pki.dir.join(f).display().to_string();
+    format!(
+        r#"# Written by pdd bench: a regional node receiving the Ministry's CVs.
+listen = "{listen}"
+local_listen = "{local}"
+data = "{store}"
+role = "nr"
+
+[soggetto]
+nome = "LAZIO"
+
+[tls]
+cert = "{cert}"
+key = "{key}"
+ca = ["{ca}"]
+
+[wssec]
+firma = {signed}
+verifica = "{verifica}"
+timestamp_ttl_secs = {ttl_secs}
+
+[limits]
+# One partner drives every connection of the run.
+partner_concorrenza = {conc}
+
+[porta_delegata]
+destinatario = "SPC/MinisteroLavoro"
+
+[[registry.soggetti]]
+nome = "MinisteroLavoro"
+url = "https://127.0.0.1:9/pdd/PA"
+cert = "{partner}"
+"#,
+        store = store.display(),
+        cert = p("lazio.crt"),
+        key = p("lazio.key"),
+        ca = p("ca.crt"),
+        partner = p("ministero.crt"),
+        verifica = if signed { "required" } else { "off" },
+        conc = concurrency.max(64),
+    )
+}
+
+/// Realistic work experiences that pad a Candidatura to the size asked for.
+const MANSIONI: [(&str, &str, &str); 4] = [
+    (
+        "3.3.1.2.1",
+        "Addetta alla contabilità generale",
+        "Prima nota, riconciliazioni bancarie, fatturazione attiva e passiva, liquidazioni IVA periodiche, supporto alla redazione del bilancio d'esercizio e ai rapporti con il consulente fiscale",
+    ),
+    (
+        "4.1.1.1.0",
+        "Impiegata amministrativa",
+        "Gestione della corrispondenza e del protocollo, archiviazione digitale dei documenti, tenuta dello scadenziario dei pagamenti, rapporti con fornitori e clienti, inserimento ordini nel gestionale",
+    ),
+    (
+        "5.1.2.2.0",
+        "Commessa di negozio",
+        "Accoglienza e consulenza alla clientela, allestimento delle vetrine e degli espositori, gestione della cassa e delle chiusure giornaliere, controllo delle giacenze e ricevimento merci",
+    ),
+    (
+        "3.4.1.2.2",
+        "Organizzatrice di eventi",
+        "Pianificazione di convegni e fiere di settore, negoziazione con fornitori e sedi, gestione del budget e delle iscrizioni, coordinamento del personale di sala e dei rapporti con la stampa",
+    ),
+];
+
+/// A valid Candidatura (modulo 2.0, ambito nazionale) with its own code, about `target` bytes.
+fn candidatura(n: usize, oggi: NaiveDate, target: usize) -> String {
+    let scadenza = oggi + chrono::Duration::days(44);
+    let testa = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<cl:Candidatura xmlns:cl=\"http://servizi.lavoro.gov.it/candidatura\"><cl:Lavoratore><cl:DatiAnagrafici><cl:codicefiscale>BNCLRA85M41F205C</cl:codicefiscale><cl:cognome>BIANCHI</cl:cognome><cl:nome>LAURA</cl:nome><cl:sesso>F</cl:sesso><cl:datanascita>1985-08-01</cl:datanascita><cl:idcomune>F205</cl:idcomune><cl:idcittadinanza>000</cl:idcittadinanza></cl:DatiAnagrafici><cl:Domicilio><cl:idcomune>H501</cl:idcomune><cl:cap>00184</cl:cap></cl:Domicilio><cl:Recapiti><cl:indirizzo>Via Cavour 12</cl:indirizzo><cl:email>laura.bianchi@example.it</cl:email></cl:Recapiti></cl:Lavoratore><cl:DatiCurriculari>";
+    let coda = format!(
+        "<cl:ProfessioneDesiderataDisponibilita><cl:idprofessione>3.3.1.2.1</cl:idprofessione><cl:descrprofessione>Contabile</cl:descrprofessione><cl:esperienzasettore>SI</cl:esperienzasettore><cl:trasferte>NO</cl:trasferte><cl:idmodalitalavorativa>FT</cl:idmodalitalavorativa><cl:mezzitrasporto>SI</cl:mezzitrasporto><cl:disponibilitaterritoriale>12</cl:disponibilitaterritoriale></cl:ProfessioneDesiderataDisponibilita></cl:DatiCurriculari><cl:DatiSistema><cl:ambitodiffusione>02</cl:ambitodiffusione><cl:datainserimento>{oggi}</cl:datainserimento><cl:datascadenza>{scadenza}</cl:datascadenza><cl:email>cpi.roma@example.it</cl:email><cl:tipocandidatura>01</cl:tipocandidatura><cl:codicecandidatura>SILRM{:04}{n:016}</cl:codicecandidatura><cl:percettore>NO</cl:percettore></cl:DatiSistema></cl:Candidatura>",
+        oggi.year() % 10_000
+    );
+    let mut s = String::with_capacity(target + 1024);
+    s.push_str(testa);
+    let mut i = 0usize;
+    while s.len() + coda.len() < target {
+        let (q, d, m) = MANSIONI[(n + i) % MANSIONI.len()];
+        let anno = 1990 + (i % 30);
+        s.push_str(&format!(
+            "<cl:EsperienzeLavorative><cl:tipoesperienza>A.02.00</cl:tipoesperienza><cl:qualificasvolta>{q}</cl:qualificasvolta><cl:descrqualificasvolta>{d}</cl:descrqualificasvolta><cl:principalimansioni>{m}</cl:principalimansioni><cl:nomedatore>Impresa Esempio {i} S.r.l.</cl:nomedatore><cl:datainizio>{anno}-03-01</cl:datainizio><cl:datafine>{anno}-12-31</cl:datafine></cl:EsperienzeLavorative>"
+        ));
+        i += 1;
+    }
+    s.push_str(&coda);
+    s
+}
+
+/// The partner's InvioCandidatura: a busta from the Ministry to LAZIO around the modulo.
+fn richiesta(n: usize, modulo: &str, ora: chrono::NaiveDateTime) -> String {
+    let id = format!(
+        "MinisteroLavoro_MinisteroLavoroSPCoopIT_{:07}_{}",
+        n + 1,
+        ora.format("%Y-%m-%d_%H:%M")
+    );
+    let op = crate::modulo::ws::OPERAZIONI
+        .iter()
+        .find(|o| o.azione == "InvioCandidatura")
+        .expect("InvioCandidatura is an operation");
+    format!(
+        r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Header><eGov_IT:Intestazione xmlns:eGov_IT="http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/" soapenv:actor="http://www.cnipa.it/eGov_it/portadominio" soapenv:mustUnderstand="1"><eGov_IT:IntestazioneMessaggio><eGov_IT:Mittente><eGov_IT:IdentificativoParte tipo="SPC">MinisteroLavoro</eGov_IT:IdentificativoParte></eGov_IT:Mittente><eGov_IT:Destinatario><eGov_IT:IdentificativoParte tipo="SPC">LAZIO</eGov_IT:IdentificativoParte></eGov_IT:Destinatario><eGov_IT:ProfiloCollaborazione>EGOV_IT_ServizioSincrono</eGov_IT:ProfiloCollaborazione><eGov_IT:Servizio tipo="SPC">ClicLavoro</eGov_IT:Servizio><eGov_IT:Azione>InvioCandidatura</eGov_IT:Azione><eGov_IT:Messaggio><eGov_IT:Identificatore>{id}</eGov_IT:Identificatore><eGov_IT:OraRegistrazione tempo="EGOV_IT_SPC">{ora}</eGov_IT:OraRegistrazione></eGov_IT:Messaggio><eGov_IT:ProfiloTrasmissione inoltro="EGOV_IT_ALPIUUNAVOLTA" confermaRicezione="false"/></eGov_IT:IntestazioneMessaggio></eGov_IT:Intestazione></soapenv:Header><soapenv:Body>{corpo}</soapenv:Body></soapenv:Envelope>"#,
+        ora = ora.format("%Y-%m-%dT%H:%M:%S"),
+        corpo = crate::modulo::ws::richiesta(op, modulo),
+    )
+}
+
+/// N distinct requests, on every core (signing is most of it).
+fn prepara(
+    primo: usize,
+    n: usize,
+    target: usize,
+    signed: bool,
+    pki: &Pki,
+    ttl_secs: i64,
+) -> Result<(Vec<Bytes>, usize), String> {
+    let now = chrono::Local::now();
+    // Identificatori carry the minute; the counter keeps them distinct within it.
+    let ora = now.naive_local();
+    let oggi = ora.date();
+    let payload = candidatura(0, oggi, target).len();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = n.div_ceil(cores);
+    let mut out: Vec<Bytes> = Vec::with_capacity(n);
+    std::thread::scope(|s| {
+        let parti: Vec<_> = (0..cores)
+            .map(|t| {
+                s.spawn(move || -> Result<Vec<Bytes>, String> {
+                    let (da, a) = (t * per, ((t + 1) * per).min(n));
+                    let mut v = Vec::with_capacity(a.saturating_sub(da));
+                    for i in (da + primo)..(a + primo) {
+                        let msg = richiesta(i, &candidatura(i, oggi, target), ora);
+                        let msg = if signed {
+                            dsig::firma(
+                                &msg,
+                                &pki.client_key,
+                                &pki.client_cert,
+                                now.with_timezone(&chrono::Utc),
+                                chrono::Duration::seconds(ttl_secs),
+                                dsig::Copertura::IntestazioneMessaggio,
+                            )
+                            .map_err(|e| format!("signing request {i}: {e}"))?
+                        } else {
+                            msg
+                        };
+                        v.push(Bytes::from(msg));
+                    }
+                    Ok(v)
+                })
+            })
+            .collect();
+        for p in parti {
+            out.extend(
+                p.join()
+                    .map_err(|_| "a preparing thread panicked".to_string())??,
+            );
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok((out, payload))
+}
+
+fn free_port() -> Result<SocketAddr, String> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    l.local_addr().map_err(|e| e.to_string())
+}
+
+/// Bytes of the files under `dir`.
+fn dimensione(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dimensione(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Exchanges earlier runs left in a kept data directory.
+fn conta_scambi(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("exchanges"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<TempDir, String> {
+        let p = std::env::temp_dir().join(format!(
+            "pdd-bench-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        ));
+        std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `pdd serve`, run by this very binary.
+struct Server {
+    child: Child,
+}
+
+impl Server {
+    fn start(conf: &Path, log: &Path, local: SocketAddr) -> Result<Server, String> {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let child = Command::new(exe)
+            .arg("--config")
+            .arg(conf)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log_file)
+            .spawn()
+            .map_err(|e| format!("cannot start pdd serve: {e}"))?;
+        let mut s = Server { child };
+        let t = Instant::now();
+        loop {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                let log = std::fs::read_to_string(log).unwrap_or_default();
+                return Err(format!("pdd serve exited ({st}):\n{log}"));
+            }
+            if salute(local) {
+                return Ok(s);
+            }
+            if t.elapsed() > Duration::from_secs(30) {
+                return Err(format!(
+                    "pdd serve did not answer /health on {local} within 30 s (log: {})",
+                    log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A line of /proc/PID/status, in kB.
+    fn rss_kb(&self, campo: &str) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        s.lines()
+            .find(|l| l.starts_with(campo))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    fn stop(mut self) -> Result<(), String> {
+        // SIGTERM: the server finishes, flushes and lets the store go.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        Err("pdd serve did not stop within 30 s of SIGTERM".into())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn salute(local: SocketAddr) -> bool {
+    let Ok(mut c) = TcpStream::connect_timeout(&local, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+    if c.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut s = String::new();
+    let _ = c.read_to_string(&mut s);
+    s.starts_with("HTTP/1.1 200") || s.starts_with("HTTP/1.0 200")
+}
+
+struct Carico {
+    /// Exchanges completed inside the measured window (errors excluded).
+    misurati: u64,
+    /// Latencies of those, in µs.
+    latenze: Vec<u32>,
+    /// Answers received, warm-up included (each one is a stored exchange).
+    risposte: u64,
+    errori: u64,
+    primo_errore: Option<String>,
+    finestra: f64,
+    esauriti: bool,
+    /// Requests taken from the prepared ones.
+    presi: usize,
+}
+
+#[derive(Default)]
+struct PerConnessione {
+    latenze: Vec<u32>,
+    risposte: u64,
+    errori: u64,
+    primo_errore: Option<String>,
+}
+
+fn client_tls(pki: &Pki) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from(
+            pki.ca.to_der().map_err(|e| e.to_string())?,
+        ))
+        .map_err(|e| e.to_string())?;
+    let chain = vec![CertificateDer::from(
+        pki.client_cert.to_der().map_err(|e| e.to_string())?,
+    )];
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+        pki.client_key
+            .private_key_to_pkcs8()
+            .map_err(|e| e.to_string())?,
+    ));
+    let c = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| e.to_string())?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(c))
+}
+
+fn carica(
+    pki: &Pki,
+    addr: SocketAddr,
+    richieste: Vec<Bytes>,
+    a: &BenchArgs,
+) -> Result<Carico, String> {
+    let tls = client_tls(pki)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let richieste = Arc::new(richieste);
+    let prossima = Arc::new(AtomicUsize::new(0));
+    let fine = Arc::new(AtomicBool::new(false));
+    let esauriti = Arc::new(AtomicBool::new(false));
+    let inizio = Instant::now();
+    let misura_da = inizio + Duration::from_secs_f64(a.warmup);
+    let misura_a = misura_da + Duration::from_secs_f64(a.duration);
+    let per_conn = rt.block_on(async {
+        let mut compiti = Vec::with_capacity(a.concurrency);
+        for _ in 0..a.concurrency {
+            let (tls, richieste, prossima, fine, esauriti) = (
+                tls.clone(),
+                richieste.clone(),
+                prossima.clone(),
+                fine.clone(),
+                esauriti.clone(),
+            );
+            compiti.push(tokio::spawn(async move {
+                connessione(
+                    tls, addr, richieste, prossima, fine, esauriti, misura_da, misura_a,
+                )
+                .await
+            }));
+        }
+        let stop = fine.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(misura_a.into()).await;
+            stop.store(true, Ordering::Relaxed);
+        });
+        let mut tutti = Vec::with_capacity(compiti.len());
+        for c in compiti {
+            tutti.push(c.await.unwrap_or_default());
+        }
+        tutti
+    });
+    // The window is shorter when the requests ran out.
+    let finito = Instant::now().min(misura_a);
+    let finestra = finito.saturating_duration_since(misura_da).as_secs_f64();
+    let mut c = Carico {
+        misurati: 0,
+        latenze: Vec::new(),
+        risposte: 0,
+        errori: 0,
+        primo_errore: None,
+        finestra: finestra.max(1e-3),
+        esauriti: esauriti.load(Ordering::Relaxed),
+        presi: prossima.load(Ordering::Relaxed).min(richieste.len()),
+    };
+    for p in per_conn {
+        c.misurati += p.latenze.len() as u64;
+        c.latenze.extend(p.latenze);
+        c.risposte += p.risposte;
+        c.errori += p.errori;
+        if c.primo_errore.is_none() {
+            c.primo_errore = p.primo_errore;
+        }
+    }
+    Ok(c)
+}
+
+type Mittente = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connetti(tls: &Arc<rustls::ClientConfig>, addr: SocketAddr) -> Result<Mittente, String> {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+    let stream = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("TLS: {e}"))?;
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("HTTP: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one connection's share of the run"
+)]
+async fn connessione(
+    tls: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    richieste: Arc<Vec<Bytes>>,
+    prossima: Arc<AtomicUsize>,
+    fine: Arc<AtomicBool>,
+    esauriti: Arc<AtomicBool>,
+    misura_da: Instant,
+    misura_a: Instant,
+) -> PerConnessione {
+    let mut p = PerConnessione::default();
+    let errore = |p: &mut PerConnessione, e: String| {
+        p.errori += 1;
+        if p.primo_errore.is_none() {
+            p.primo_errore = Some(e);
+        }
+    };
+    let mut mittente: Option<Mittente> = None;
+    while !fine.load(Ordering::Relaxed) {
+        let i = prossima.fetch_add(1, Ordering::Relaxed);
+        let Some(corpo) = richieste.get(i) else {
+            esauriti.store(true, Ordering::Relaxed);
+            fine.store(true, Ordering::Relaxed);
+            break;
+        };
+        let m = match &mut mittente {
+            Some(m) => m,
+            None => match connetti(&tls, addr).await {
+                Ok(m) => mittente.insert(m),
+                Err(e) => {
+                    errore(&mut p, e);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let req = hyper::Request::post("/pdd/PA")
+            .header(hyper::header::HOST, addr.to_string())
+            .header(hyper::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", "\"InvioCandidatura\"")
+            .body(Full::new(corpo.clone()))
+            .expect("a well-formed request");
+        let t = Instant::now();
+        let esito = async {
+            m.ready().await.map_err(|e| format!("connection: {e}"))?;
+            let r = m
+                .send_request(req)
+                .await
+                .map_err(|e| format!("request: {e}"))?;
+            let status = r.status();
+            let body = r
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("response body: {e}"))?
+                .to_bytes();
+            Ok::<_, String>((status, body))
+        }
+        .await;
+        let fatto = Instant::now();
+        match esito {
+            Ok((status, body)) => {
+                p.risposte += 1;
+                let ok = status == hyper::StatusCode::OK
+                    && memmem(&body, b"<types:Tipo_Risposta>OK</types:Tipo_Risposta>");
+                if !ok {
+                    let testo = String::from_utf8_lossy(&body);
+                    errore(
+                        &mut p,
+                        format!(
+                            "HTTP {status}: {}",
+                            testo.chars().take(600).collect::<String>()
+                        ),
+                    );
+                } else if t >= misura_da && fatto <= misura_a {
+                    p.latenze.push(
+                        u32::try_from(fatto.duration_since(t).as_micros()).unwrap_or(u32::MAX),
+                    );
+                }
+            }
+            Err(e) => {
+                errore(&mut p, e);
+                mittente = None;
+            }
+        }
+    }
+    p
+}
+
+fn memmem(h: &[u8], n: &[u8]) -> bool {
+    h.windows(n.len()).any(|w| w == n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn padded_candidature_are_valid_distinct_and_near_the_size_asked() {
+        let oggi = chrono::Local::now().date_naive();
+        let ctx = crate::modulo::Contesto {
+            ricevuto: oggi,
+            versione: None,
+            esiste: None,
+        };
+        for (target, n) in [(1024, 1usize), (50 * 1024, 2), (400 * 1024, 3)] {
+            let c = candidatura(n, oggi, target);
+            assert!(
+                c.len() <= target + 1024 && c.len() + 1024 >= target,
+                "{}",
+                c.len()
+            );
+            let esito = crate::modulo::valida(c.as_bytes(), &ctx);
+            assert!(esito.valido(), "{target}: {:?}", esito.problemi);
+            assert_ne!(c, candidatura(n + 1, oggi, target));
+        }
+    }
+}
