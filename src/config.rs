@@ -52,6 +52,9 @@ pub struct StoreCfg {
     pub duplicate_window_days: u32,
     /// How often the gateway purges (also once at start).
     pub purge_every_secs: u64,
+    /// Memory for sled's cache of store pages, in MiB. What is hot (recent ids, the newest
+    /// moduli, counters) is small; more cache costs resident memory, not speed.
+    pub cache_mb: u64,
 }
 
 impl Default for StoreCfg {
@@ -60,6 +63,7 @@ impl Default for StoreCfg {
             retention_days: 30,
             duplicate_window_days: 5,
             purge_every_secs: 3600,
+            cache_mb: 32,
         }
     }
 }

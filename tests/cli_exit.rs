@@ -48,6 +48,7 @@ fn serve_exit_codes_tell_store_from_address_problems() {
                 albero: "outbox",
                 chiave: 7u64.to_be_bytes().to_vec(),
                 valore: Some(b"{not json".to_vec()),
+                leggero: None,
             }],
         )
         .unwrap();

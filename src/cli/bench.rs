@@ -41,10 +41,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub payload_kb: usize,
     /// Connections, each with one request in flight.
-    #[arg(long, short = 'c', default_value_t = 64)]
+    #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
     /// Seconds measured.
-    #[arg(long, short = 'd', default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// Seconds of load before the measure starts (connections, caches), not counted.
     #[arg(long, default_value_t = 1.0)]
@@ -60,6 +60,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     pub json: bool,
+    /// Run the server under this command, e.g. "perf record -g -o /tmp/perf.data" or
+    /// "valgrind --tool=massif" (split at spaces; the server command line follows it).
+    #[arg(long, value_name = "COMMAND")]
+    pub server_wrapper: Option<String>,
 }
 
 /// What a run measured.
@@ -175,7 +179,12 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
     let stored_before = conta_scambi(&dir);
     let bytes_before = dimensione(&store_dir);
     passo(a.json, &format!("starting pdd serve on {listen}"));
-    let server = Server::start(&conf, &dir.join("server.log"), local)?;
+    let server = Server::start(
+        &conf,
+        &dir.join("server.log"),
+        local,
+        a.server_wrapper.as_deref(),
+    )?;
     let idle_rss = server.rss_kb("VmRSS").unwrap_or(0) as f64 / 1024.0;
 
     passo(
@@ -599,10 +608,23 @@ struct Server {
 }
 
 impl Server {
-    fn start(conf: &Path, log: &Path, local: SocketAddr) -> Result<Server, String> {
+    fn start(
+        conf: &Path,
+        log: &Path,
+        local: SocketAddr,
+        wrapper: Option<&str>,
+    ) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let child = Command::new(exe)
+        let mut cmd = match wrapper.map(|w| w.split_whitespace().collect::<Vec<_>>()) {
+            Some(w) if !w.is_empty() => {
+                let mut c = Command::new(w[0]);
+                c.args(&w[1..]).arg(exe);
+                c
+            }
+            _ => Command::new(exe),
+        };
+        let child = cmd
             .arg("--config")
             .arg(conf)
             .arg("serve")
@@ -621,7 +643,7 @@ impl Server {
             if salute(local) {
                 return Ok(s);
             }
-            if t.elapsed() > Duration::from_secs(30) {
+            if t.elapsed() > Duration::from_secs(if wrapper.is_some() { 300 } else { 30 }) {
                 return Err(format!(
                     "pdd serve did not answer /health on {local} within 30 s (log: {})",
                     log.display()

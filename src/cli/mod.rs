@@ -341,7 +341,11 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         config.listen = l;
     }
     // Exit codes an orchestrator can act on: 2 configuration, 3 store, 4 address in use.
-    let store = match SledStore::open_waiting(&config.data, std::time::Duration::from_secs(2)) {
+    let store = match SledStore::open_waiting_with(
+        &config.data,
+        std::time::Duration::from_secs(2),
+        config.store.cache_mb.max(1) << 20,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("pdd: {e} (is another pdd using it?)");

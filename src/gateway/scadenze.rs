@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::Gateway;
 use crate::modulo::{validita, Tipo};
-use crate::store::{chiave_modulo, Scrittura, StatoModulo, StoreError};
+use crate::store::{Scrittura, StatoModulo, StoreError};
 
 /// The last day a modulo is valid: its applied expiry, and at most its validity after its last
 /// change (`aggiornata`, RFC 3339).
@@ -58,11 +58,7 @@ impl Gateway {
                     && scaduto(m.scadenza.as_deref(), &m.updated_at, *t)
                 {
                     m.stato = StatoModulo::Scaduto;
-                    batch.push(Scrittura::metti(
-                        "moduli",
-                        chiave_modulo(&m.kind, &m.code),
-                        &m,
-                    ));
+                    batch.push(Scrittura::modulo(&m));
                 }
             }
             self.store.scrivi(&batch)?;

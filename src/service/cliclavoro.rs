@@ -13,7 +13,7 @@ use crate::modulo::{self, Contesto, Modulo, Tipo, Versione};
 use crate::registry::Registry;
 use crate::rete::percettori::{self, Rapporto};
 use crate::rete::{self, europass, scheda, Comunicazione, Contatto, Inoltro, Ruolo, StatoInoltro};
-use crate::store::{chiave_modulo, Scrittura, StatoModulo, Store, StoreError, StoredModulo};
+use crate::store::{Scrittura, StatoModulo, Store, StoreError, StoredModulo};
 use crate::xml::{Element, Limits};
 
 /// How a communication changed the stored state, for the answer.
@@ -384,11 +384,7 @@ fn accetta(
         if let Some(a) = attuale {
             r.attuale = Some(a.to_string());
         }
-        batch.push(Scrittura::metti(
-            "moduli",
-            chiave_modulo(&r.kind, &r.code),
-            &r,
-        ));
+        batch.push(Scrittura::modulo(&r));
     };
     let effetto = match (&precedente, chiusura) {
         // Rev.038: the communication names the original it rectifies or closes.
@@ -634,11 +630,8 @@ fn accetta(
     if chiusura {
         record.stato = StatoModulo::Chiuso;
     }
-    batch.push(Scrittura::metti(
-        "moduli",
-        chiave_modulo(kind, m.codice()),
-        &record,
-    ));
+    debug_assert!(record.kind == kind && record.code == m.codice());
+    batch.push(Scrittura::modulo(&record));
     store.scrivi(&batch)?;
     Ok(Ok(Accettazione { effetto, rotta }))
 }

@@ -252,11 +252,14 @@ impl Leggero {
 }
 
 /// One write of an atomic batch: a value put, or (`valore: None`) a key removed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scrittura {
     pub albero: &'static str,
     pub chiave: Vec<u8>,
     pub valore: Option<Vec<u8>>,
+    /// A stored modulo's entry of the in-memory index, when the writer has it at hand (saves
+    /// decoding the record again).
+    pub leggero: Option<Leggero>,
 }
 
 impl Scrittura {
@@ -269,6 +272,14 @@ impl Scrittura {
             albero,
             chiave: chiave.into(),
             valore: Some(serde_json::to_vec(v).unwrap_or_default()),
+            leggero: None,
+        }
+    }
+    /// A stored modulo, written to `moduli` with its index entry.
+    pub fn modulo(m: &StoredModulo) -> Scrittura {
+        Scrittura {
+            leggero: Leggero::da(m),
+            ..Scrittura::metti("moduli", chiave_modulo(&m.kind, &m.code), m)
         }
     }
     pub fn togli(albero: &'static str, chiave: impl Into<Vec<u8>>) -> Scrittura {
@@ -276,6 +287,7 @@ impl Scrittura {
             albero,
             chiave: chiave.into(),
             valore: None,
+            leggero: None,
         }
     }
 }

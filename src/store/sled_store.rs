@@ -47,9 +47,18 @@ impl SledStore {
     /// or a store just dropped in this process, whose flusher thread lets go a moment later)
     /// keeps its lock.
     pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<SledStore> {
+        SledStore::open_waiting_with(path, wait, CACHE_BYTES)
+    }
+
+    /// [`SledStore::open_waiting`] with sled's cache capped at `cache` bytes (`[store] cache_mb`).
+    pub fn open_waiting_with(
+        path: &Path,
+        wait: std::time::Duration,
+        cache: u64,
+    ) -> Result<SledStore> {
         let until = std::time::Instant::now() + wait;
         loop {
-            match SledStore::open(path) {
+            match SledStore::open_with(path, cache) {
                 Err(StoreError::Backend(m))
                     if m.contains("could not acquire lock")
                         && std::time::Instant::now() < until =>
@@ -62,11 +71,15 @@ impl SledStore {
     }
 
     pub fn open(path: &Path) -> Result<SledStore> {
+        SledStore::open_with(path, CACHE_BYTES)
+    }
+
+    fn open_with(path: &Path, cache: u64) -> Result<SledStore> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
             // sled caches 1 GiB by default; the working set here is small (recent ids, moduli).
-            .cache_capacity(CACHE_BYTES)
+            .cache_capacity(cache)
             .open()
             .map_err(|e| StoreError::Backend(format!("cannot open {}: {e}", path.display())))?;
         let store = SledStore {
@@ -167,13 +180,18 @@ impl SledStore {
 
 /// Applies a write of the `moduli` tree (key `kind/code`) to the index.
 fn indicizza(indice: &mut Indice, chiave: &[u8], valore: Option<&[u8]>) {
+    let leggero = valore
+        .and_then(|v| serde_json::from_slice::<StoredModulo>(v).ok())
+        .and_then(|m| Leggero::da(&m));
+    indicizza_leggero(indice, chiave, leggero);
+}
+
+/// Puts (or, with None, takes out) a modulo's entry of the index.
+fn indicizza_leggero(indice: &mut Indice, chiave: &[u8], leggero: Option<Leggero>) {
     let chiave = String::from_utf8_lossy(chiave);
     let Some((kind, code)) = chiave.split_once('/') else {
         return;
     };
-    let leggero = valore
-        .and_then(|v| serde_json::from_slice::<StoredModulo>(v).ok())
-        .and_then(|m| Leggero::da(&m));
     match leggero {
         Some(l) => {
             indice
@@ -202,24 +220,45 @@ fn encode_dup(d: &DupEntry) -> Vec<u8> {
 /// without end), small ones it pages like everything else.
 const PEZZO: usize = 8 * 1024;
 
-/// sled's page cache.
-const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// sled's page cache, for the tools that open the store (`[store] cache_mb` for `pdd serve`).
+const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Marks a record whose raw messages are in the `raw` tree, where the request length would be.
 const RAW_A_PEZZI: u32 = u32::MAX;
 
 /// Record layout: u32 LE meta length, meta JSON, then either `RAW_A_PEZZI`, u64 LE request
 /// length, u64 LE response length (the messages in the `raw` tree, keyed seq | part | piece), or
-/// (records of earlier versions) u32 LE request length, request, response.
+/// u32 LE request length, request, response (messages that fit in one piece together, and
+/// every record of earlier versions).
 fn encode_exchange(ex: &Exchange) -> Vec<u8> {
     let meta = serde_json::to_vec(ex).unwrap_or_default();
-    let mut v = Vec::with_capacity(24 + meta.len());
+    let dentro = in_linea(ex);
+    let mut v = Vec::with_capacity(
+        24 + meta.len()
+            + if dentro {
+                ex.request.len() + ex.response.len()
+            } else {
+                0
+            },
+    );
     v.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     v.extend_from_slice(&meta);
-    v.extend_from_slice(&RAW_A_PEZZI.to_le_bytes());
-    v.extend_from_slice(&(ex.request.len() as u64).to_le_bytes());
-    v.extend_from_slice(&(ex.response.len() as u64).to_le_bytes());
+    if dentro {
+        v.extend_from_slice(&(ex.request.len() as u32).to_le_bytes());
+        v.extend_from_slice(&ex.request);
+        v.extend_from_slice(&ex.response);
+    } else {
+        v.extend_from_slice(&RAW_A_PEZZI.to_le_bytes());
+        v.extend_from_slice(&(ex.request.len() as u64).to_le_bytes());
+        v.extend_from_slice(&(ex.response.len() as u64).to_le_bytes());
+    }
     v
+}
+
+/// Whether an exchange's messages go in its record: small ones do, which saves two writes per
+/// exchange (most ClicLavoro messages are a few KB); large ones go in pieces (see [`PEZZO`]).
+fn in_linea(ex: &Exchange) -> bool {
+    ex.request.len() + ex.response.len() <= PEZZO
 }
 
 /// The key of piece `n` of a message (`parte` 0: request, 1: response) of exchange `seq`.
@@ -409,7 +448,12 @@ impl Store for SledStore {
         let key = ex.seq.to_be_bytes();
         // The pieces first: sled recovers a prefix of its writes, so a record found after a
         // crash has all its pieces.
-        for (parte, msg) in [(0u8, &ex.request), (1u8, &ex.response)] {
+        let pezzi: [(u8, &[u8]); 2] = if in_linea(ex) {
+            [(0, &[]), (1, &[])]
+        } else {
+            [(0, &ex.request), (1, &ex.response)]
+        };
+        for (parte, msg) in pezzi {
             for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
                 self.raw
                     .insert(chiave_pezzo(ex.seq, parte, n as u32), pezzo)
@@ -549,7 +593,10 @@ impl Store for SledStore {
         }
         if let Some(indice) = indice.as_mut() {
             for w in batch.iter().filter(|w| w.albero == "moduli") {
-                indicizza(indice, &w.chiave, w.valore.as_deref());
+                match (&w.leggero, &w.valore) {
+                    (Some(l), Some(_)) => indicizza_leggero(indice, &w.chiave, Some(l.clone())),
+                    _ => indicizza(indice, &w.chiave, w.valore.as_deref()),
+                }
             }
         }
         Ok(())
@@ -654,12 +701,17 @@ mod tests {
             (1u64, (3 * PEZZO, 0)),
             (2, (PEZZO + 1, PEZZO - 1)),
             (3, (0, 5)),
+            (4, (PEZZO / 2, PEZZO / 2)),
+            (5, (PEZZO, 1)),
         ] {
             let mut e = ex(seq, &format!("P{seq}"));
             e.request = (0..lr).map(|i| (i % 251) as u8).collect();
             e.response = (0..ls).map(|i| (i % 241) as u8).collect();
             s.put_exchange(&e).unwrap();
             assert_eq!(s.exchange(seq).unwrap().unwrap(), e, "seq {seq}");
+            // Messages that fit in one piece together stay in the record.
+            let pezzi = s.raw.scan_prefix(seq.to_be_bytes()).count();
+            assert_eq!(pezzi == 0, lr + ls <= PEZZO, "seq {seq}: {pezzi} pieces");
         }
         // A record written whole by an earlier version still reads.
         let mut old = ex(9, "OLD");
@@ -750,13 +802,22 @@ mod tests {
             titolare: None,
             scheda: Some(crate::rete::scheda::candidatura(&Default::default())),
         };
-        let put = |x: &StoredModulo| Scrittura::metti("moduli", chiave_modulo(&x.kind, &x.code), x);
-        let stati = |s: &SledStore| {
+        // Written with the entry at hand (the gateway's way) and as bare records: the index
+        // must be the same either way, and the same as the one rebuilt at open.
+        let put = |x: &StoredModulo| {
+            if x.code == "C" {
+                Scrittura::metti("moduli", chiave_modulo(&x.kind, &x.code), x)
+            } else {
+                Scrittura::modulo(x)
+            }
+        };
+        let tutti = |s: &SledStore| {
             let mut v = Vec::new();
-            s.per_ogni_leggero("candidatura", &mut |l| v.push(l.stato))
+            s.per_ogni_leggero("candidatura", &mut |l| v.push((**l).clone()))
                 .unwrap();
             v
         };
+        let stati = |s: &SledStore| tutti(s).into_iter().map(|l| l.stato).collect::<Vec<_>>();
         let s = SledStore::open(&dir).unwrap();
         s.scrivi(&[
             put(&m("A", StatoModulo::Attivo)),
@@ -777,8 +838,14 @@ mod tests {
         s.scrivi(&[put(&a), put(&m("C", StatoModulo::Chiuso))])
             .unwrap();
         assert_eq!(stati(&s), vec![StatoModulo::Attivo, StatoModulo::Chiuso]);
+        let prima = tutti(&s);
         drop(s);
         let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            tutti(&s),
+            prima,
+            "the same entries, rebuilt from the records"
+        );
         assert_eq!(
             stati(&s),
             vec![StatoModulo::Attivo, StatoModulo::Chiuso],
