@@ -8,6 +8,8 @@
 //! did not already declare it with the same value — plus the prefixes of an InclusiveNamespaces
 //! PrefixList, treated as inclusive C14N would. Several subtrees can be produced in one pass.
 
+use std::borrow::Cow;
+
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
@@ -79,30 +81,41 @@ fn split(qname: &str) -> (&str, &str) {
     }
 }
 
-pub fn escape_attr_value(v: &str, out: &mut String) {
-    for c in v.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' => out.push_str("&#x9;"),
-            '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
+/// Appends `v` to `out` with the bytes `replace` maps escaped. Unescaped runs are copied whole:
+/// modulo text is long and mostly plain. The special characters are ASCII, so every cut is on
+/// a character boundary.
+fn escape_with(v: &str, out: &mut String, replace: impl Fn(u8) -> Option<&'static str>) {
+    let mut from = 0;
+    for (i, &b) in v.as_bytes().iter().enumerate() {
+        if let Some(r) = replace(b) {
+            out.push_str(&v[from..i]);
+            out.push_str(r);
+            from = i + 1;
         }
     }
+    out.push_str(&v[from..]);
+}
+
+pub fn escape_attr_value(v: &str, out: &mut String) {
+    escape_with(v, out, |b| match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'"' => Some("&quot;"),
+        b'\t' => Some("&#x9;"),
+        b'\n' => Some("&#xA;"),
+        b'\r' => Some("&#xD;"),
+        _ => None,
+    })
 }
 
 pub fn escape_text(v: &str, out: &mut String) {
-    for c in v.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\r' => out.push_str("&#xD;"),
-            c => out.push(c),
-        }
-    }
+    escape_with(v, out, |b| match b {
+        b'&' => Some("&amp;"),
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'\r' => Some("&#xD;"),
+        _ => None,
+    })
 }
 
 fn syntax(pos: usize, msg: impl Into<String>) -> XmlError {
@@ -112,35 +125,44 @@ fn syntax(pos: usize, msg: impl Into<String>) -> XmlError {
     }
 }
 
-/// A start tag split into namespace declarations and attributes (values normalized).
-struct Tag {
-    qname: String,
-    decls: Vec<(String, String)>,
-    attrs: Vec<(String, String)>,
+/// A start tag split into namespace declarations and attributes (values normalized), borrowing
+/// from the event where nothing needed rewriting.
+struct Tag<'e> {
+    qname: &'e str,
+    decls: Vec<(&'e str, Cow<'e, str>)>,
+    attrs: Vec<(&'e str, Cow<'e, str>)>,
 }
 
-fn read_tag(e: &BytesStart, pos: usize) -> Result<Tag, XmlError> {
+fn read_tag<'e>(e: &'e BytesStart, pos: usize) -> Result<Tag<'e>, XmlError> {
     let mut decls = Vec::new();
     let mut attrs = Vec::new();
     for a in e.attributes() {
         let a = a.map_err(|err| syntax(pos, err.to_string()))?;
         let k = a.key.0;
         // Literal whitespace is normalized before references are resolved (XML 1.0 §3.3.3).
-        let raw = a
-            .value
-            .replace("\r\n", " ")
-            .replace(['\t', '\n', '\r'], " ");
-        let v = xml::unescape(&raw)?.into_owned();
-        if k == "xmlns" {
-            decls.push((String::new(), v));
-        } else if let Some(p) = k.strip_prefix("xmlns:") {
-            decls.push((p.to_string(), v));
+        let raw = if a.value.contains(['\t', '\n', '\r']) {
+            Cow::Owned(
+                a.value
+                    .replace("\r\n", " ")
+                    .replace(['\t', '\n', '\r'], " "),
+            )
         } else {
-            attrs.push((k.to_string(), v));
+            a.value
+        };
+        let v = match raw {
+            Cow::Borrowed(r) => xml::unescape(r)?,
+            Cow::Owned(r) => Cow::Owned(xml::unescape(&r)?.into_owned()),
+        };
+        if k == "xmlns" {
+            decls.push(("", v));
+        } else if let Some(p) = k.strip_prefix("xmlns:") {
+            decls.push((p, v));
+        } else {
+            attrs.push((k, v));
         }
     }
     Ok(Tag {
-        qname: e.name().0.to_string(),
+        qname: e.name().0,
         decls,
         attrs,
     })
@@ -148,7 +170,7 @@ fn read_tag(e: &BytesStart, pos: usize) -> Result<Tag, XmlError> {
 
 /// Writes the start tag of an element into one output, rendering the namespaces it needs.
 fn start_tag(a: &mut Active, tag: &Tag, scope: &Scope) -> Result<(), C14nError> {
-    let (eprefix, _) = split(&tag.qname);
+    let (eprefix, _) = split(tag.qname);
     let mut needed: Vec<&str> = vec![eprefix];
     for (k, _) in &tag.attrs {
         let (p, _) = split(k);
@@ -188,27 +210,23 @@ fn start_tag(a: &mut Active, tag: &Tag, scope: &Scope) -> Result<(), C14nError> 
     }
     decls.sort_by(|x, y| x.0.cmp(&y.0));
     // Attributes sort by namespace URI, then local name; unqualified ones have no URI.
-    let mut attrs: Vec<(String, &str, &str)> = Vec::with_capacity(tag.attrs.len());
-    for (k, v) in &tag.attrs {
+    let mut attrs: Vec<(&str, &str, &str)> = Vec::with_capacity(tag.attrs.len());
+    for (k, _) in &tag.attrs {
         let (p, local) = split(k);
         let uri = if p.is_empty() {
-            String::new()
+            ""
         } else {
             scope
                 .lookup(p)
                 .ok_or_else(|| C14nError::UnknownPrefix(p.to_string()))?
-                .to_string()
         };
-        attrs.push((uri, local, k.as_str()));
-        let _ = v;
+        attrs.push((uri, local, k));
     }
     let mut order: Vec<usize> = (0..attrs.len()).collect();
-    order.sort_by(|&i, &j| {
-        (attrs[i].0.as_str(), attrs[i].1).cmp(&(attrs[j].0.as_str(), attrs[j].1))
-    });
+    order.sort_by(|&i, &j| (attrs[i].0, attrs[i].1).cmp(&(attrs[j].0, attrs[j].1)));
 
     a.out.push('<');
-    a.out.push_str(&tag.qname);
+    a.out.push_str(tag.qname);
     for (p, u) in &decls {
         if p.is_empty() {
             a.out.push_str(" xmlns=\"");
@@ -274,7 +292,13 @@ pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nEr
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
                 let tag = read_tag(e, pos)?;
-                scope.0.push(tag.decls.clone());
+                // Owned copies only where there are declarations (an empty Vec allocates nothing).
+                scope.0.push(
+                    tag.decls
+                        .iter()
+                        .map(|(p, u)| (p.to_string(), u.to_string()))
+                        .collect(),
+                );
                 for (i, t) in targets.iter().enumerate() {
                     if t.start == pos && active[i].is_none() {
                         active[i] = Some(Active {
@@ -289,7 +313,7 @@ pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nEr
                 for a in active.iter_mut().flatten().filter(|a| !a.done) {
                     start_tag(a, &tag, &scope)?;
                     a.depth += 1;
-                    if empty && chiudi(a, &tag.qname) {
+                    if empty && chiudi(a, tag.qname) {
                         finished += 1;
                     }
                 }
@@ -298,9 +322,9 @@ pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nEr
                 }
             }
             Event::End(ref e) => {
-                let qname = e.name().0.to_string();
+                let qname = e.name().0;
                 for a in active.iter_mut().flatten().filter(|a| !a.done) {
-                    if chiudi(a, &qname) {
+                    if chiudi(a, qname) {
                         finished += 1;
                     }
                 }

@@ -5,7 +5,9 @@
 //! the gateway processes are the ones signed (no wrapping), the digests, the signature and the
 //! Timestamp; it returns the signer's certificate for the caller to judge.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{LazyLock, Mutex};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
@@ -142,13 +144,13 @@ pub fn firma(
         .ok_or_else(|| FirmaError::Firma("nessuna busta e-Gov da firmare".into()))?;
     let body = body_start(&env);
 
-    // Ids: reuse what is there, else add ours (inserted from the end so offsets stay valid).
+    // Ids: reuse what is there, else add ours (at offsets into `msg`, applied in one copy below).
     let mut inserts: Vec<(usize, String)> = Vec::new();
-    let mut ids = Vec::new();
+    let mut scelti = Vec::new();
     for (start, wanted) in [(body, "pdd-body"), (busta, "pdd-busta")] {
         let tag = start_tag_text(msg, start);
         match existing_wsu_id(tag) {
-            Some(id) => ids.push(id),
+            Some(id) => scelti.push(id),
             None => {
                 let q = qname_at(msg, start);
                 let decl = if tag.contains("xmlns:wsu=") {
@@ -157,7 +159,7 @@ pub fn firma(
                     format!(" xmlns:wsu=\"{NS_WSU}\"")
                 };
                 inserts.push((start + 1 + q.len(), format!("{decl} wsu:Id=\"{wanted}\"")));
-                ids.push(wanted.to_string());
+                scelti.push(wanted.to_string());
             }
         }
     }
@@ -175,8 +177,8 @@ pub fn firma(
 <wsu:Timestamp wsu:Id=\"pdd-ts\"><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wsu:Timestamp>\
 <ds:Signature xmlns:ds=\"{NS_DS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/><ds:SignatureMethod Algorithm=\"{RSA_SHA256}\"/>{}{}{}</ds:SignedInfo>\
 <ds:SignatureValue>@@SIGNATURE@@</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#pdd-token\" ValueType=\"{X509V3}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature></wsse:Security>",
-        reference(&ids[0], 0),
-        reference(&ids[1], 1),
+        reference(&scelti[0], 0),
+        reference(&scelti[1], 1),
         reference("pdd-ts", 2),
     );
     // The Security header goes first in the Header: right after the Header's start tag.
@@ -186,17 +188,29 @@ pub fn firma(
         return Err(FirmaError::Firma("Header vuoto in forma abbreviata".into()));
     };
     inserts.push((at, security));
-    inserts.sort_by_key(|(p, _)| std::cmp::Reverse(*p));
-    let mut out = msg.to_string();
-    for (p, s) in inserts {
-        out.insert_str(p, &s);
+    inserts.sort_by_key(|(p, _)| *p);
+    // One copy of the message with the insertions, rather than a memmove per insertion.
+    let mut out = String::with_capacity(
+        msg.len() + inserts.iter().map(|(_, s)| s.len()).sum::<usize>() + 512,
+    );
+    let mut from = 0;
+    for (p, s) in &inserts {
+        out.push_str(&msg[from..*p]);
+        out.push_str(s);
+        from = *p;
     }
+    out.push_str(&msg[from..]);
+    // The ids inserted inside the Body and busta start tags come after the Header's start tag,
+    // so the Security header begins exactly at `at`: its placeholders are searched from there.
+    let security_at = at;
 
-    // Digests of the three references, in one canonicalization pass.
+    // Digests of the three references, in one canonicalization pass. One pass over the ids for
+    // the three lookups: each is a whole-message scan.
+    let all = ids(&out)?;
     let starts = [
-        find_by_id(&out, &ids[0])?,
-        find_by_id(&out, &ids[1])?,
-        find_by_id(&out, "pdd-ts")?,
+        unico(&all, &scelti[0])?,
+        unico(&all, &scelti[1])?,
+        unico(&all, "pdd-ts")?,
     ];
     let targets: Vec<Target> = starts
         .iter()
@@ -208,17 +222,39 @@ pub fn firma(
     let canon = c14n::canonicalize(&out, &targets).map_err(err_firma)?;
     for (n, c) in canon.iter().enumerate() {
         let d = openssl::sha::sha256(c.as_bytes());
-        out = out.replacen(&format!("@@DIGEST{n}@@"), &B64.encode(d), 1);
+        sostituisci(
+            &mut out,
+            security_at,
+            &format!("@@DIGEST{n}@@"),
+            &B64.encode(d),
+        )?;
     }
     // The signature over the canonical SignedInfo.
-    let si = out
+    let si = out[security_at..]
         .find("<ds:SignedInfo>")
+        .map(|i| security_at + i)
         .ok_or_else(|| FirmaError::Firma("SignedInfo".into()))?;
     let canon_si = c14n::canonicalize_one(&out, si, &[]).map_err(err_firma)?;
     let mut signer = Signer::new(MessageDigest::sha256(), key).map_err(err_firma)?;
     signer.update(canon_si.as_bytes()).map_err(err_firma)?;
     let sig = signer.sign_to_vec().map_err(err_firma)?;
-    Ok(out.replacen("@@SIGNATURE@@", &B64.encode(sig), 1))
+    sostituisci(&mut out, security_at, "@@SIGNATURE@@", &B64.encode(sig))?;
+    Ok(out)
+}
+
+/// Replaces the first `placeholder` at or after `from` in place (no copy of the message).
+fn sostituisci(
+    out: &mut String,
+    from: usize,
+    placeholder: &str,
+    value: &str,
+) -> Result<(), FirmaError> {
+    let at = out[from..]
+        .find(placeholder)
+        .map(|i| from + i)
+        .ok_or_else(|| FirmaError::Firma(placeholder.into()))?;
+    out.replace_range(at..at + placeholder.len(), value);
+    Ok(())
 }
 
 /// A `wsu:Id` written in a start tag (with the usual prefix).
@@ -251,25 +287,27 @@ fn ids(src: &str) -> Result<Vec<Identificato>, FirmaError> {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
                 depth += 1;
-                let mut found = Vec::new();
+                // Declarations first, so that a wsu prefix declared on this very tag counts;
+                // only ids are copied out (attributes are many, ids few).
                 for a in e.attributes().flatten() {
-                    let k = a.key.0;
-                    if let Some(p) = k.strip_prefix("xmlns:") {
+                    if let Some(p) = a.key.0.strip_prefix("xmlns:") {
                         if *a.value == *NS_WSU {
                             wsu_prefixes.push((depth, p.to_string()));
                         }
                     }
-                    found.push((k.to_string(), a.value.to_string()));
                 }
-                for (k, v) in found {
-                    let is_id = match k.split_once(':') {
+                for a in e.attributes().flatten() {
+                    let is_id = match a.key.0.split_once(':') {
                         Some((p, "Id")) => wsu_prefixes.iter().any(|(_, w)| w == p),
                         Some(("xml", "id")) => true,
                         Some(_) => false,
-                        None => matches!(k.as_str(), "Id" | "ID" | "id"),
+                        None => matches!(a.key.0, "Id" | "ID" | "id"),
                     };
                     if is_id {
-                        out.push(Identificato { id: v, start: pos });
+                        out.push(Identificato {
+                            id: a.value.to_string(),
+                            start: pos,
+                        });
                     }
                 }
                 if empty {
@@ -288,14 +326,18 @@ fn ids(src: &str) -> Result<Vec<Identificato>, FirmaError> {
     Ok(out)
 }
 
-fn find_by_id(src: &str, id: &str) -> Result<usize, FirmaError> {
-    let all = ids(src)?;
+/// The one element carrying `id`.
+fn unico(all: &[Identificato], id: &str) -> Result<usize, FirmaError> {
     let mut m = all.iter().filter(|x| x.id == id);
     match (m.next(), m.next()) {
         (Some(x), None) => Ok(x.start),
         (None, _) => Err(FirmaError::Xml(format!("nessun elemento con Id '{id}'"))),
         (Some(_), Some(_)) => Err(FirmaError::Xml(format!("più elementi con Id '{id}'"))),
     }
+}
+
+fn find_by_id(src: &str, id: &str) -> Result<usize, FirmaError> {
+    unico(&ids(src)?, id)
 }
 
 /// What a valid signature says.
@@ -597,12 +639,39 @@ fn token(security: &Element, signature: &Element) -> Result<X509, FirmaError> {
     Err(FirmaError::Xml("KeyInfo senza certificato".into()))
 }
 
+/// Parsed certificates by their DER bytes. OpenSSL 3 decodes a certificate's public key
+/// through its provider decoders under global locks (~100 µs a message), and a partner sends the
+/// same certificate every time. Only the parsing is cached: every check on the certificate
+/// (dates, chain, whose it is) still runs on each message, as they depend on `now` and on
+/// the configuration. Bounded, so certificates sent by anyone cannot grow it.
+static CERTIFICATI: LazyLock<Mutex<HashMap<Vec<u8>, X509>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+const CERTIFICATI_MAX: usize = 64;
+
 fn der(b64: &str) -> Result<X509, FirmaError> {
     let bytes = B64
         .decode(b64.split_whitespace().collect::<String>())
         .map_err(|_| FirmaError::Politica("certificato non in base64".into()))?;
-    X509::from_der(&bytes)
-        .map_err(|e| FirmaError::Politica(format!("certificato non leggibile: {e}")))
+    // A poisoned lock only means another thread panicked while holding it: the map is intact.
+    let cached = CERTIFICATI
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&bytes)
+        .cloned();
+    if let Some(c) = cached {
+        return Ok(c);
+    }
+    let cert = X509::from_der(&bytes)
+        .map_err(|e| FirmaError::Politica(format!("certificato non leggibile: {e}")))?;
+    let mut map = CERTIFICATI.lock().unwrap_or_else(|e| e.into_inner());
+    if map.len() >= CERTIFICATI_MAX {
+        // Any entry will do: the partners' certificates come back at their next message.
+        if let Some(k) = map.keys().next().cloned() {
+            map.remove(&k);
+        }
+    }
+    map.insert(bytes, cert.clone());
+    Ok(cert)
 }
 
 /// Where a signed element starts, for tests and tools.
