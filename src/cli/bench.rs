@@ -141,7 +141,11 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
     let n = a.requests.unwrap_or_else(|| {
         // Generous: a little more than the rates seen on a 2-core machine, per second run.
         let rate = if signed { 4_000.0 } else { 20_000.0 } / (1.0 + a.payload_kb as f64 / 16.0);
-        (((a.duration + a.warmup) * rate) as usize).clamp(2_000, 2_000_000)
+        // At most about 1 GiB of prepared requests in this process.
+        let tetto = (1usize << 30) / (a.payload_kb * 1024 * 11 / 10 + 8 * 1024);
+        (((a.duration + a.warmup) * rate) as usize)
+            .clamp(200, 2_000_000)
+            .min(tetto)
     });
     // The busta's Timestamp must outlive preparation and run.
     let ttl_secs = 300i64.max((a.duration + a.warmup) as i64 * 4 + 600);

@@ -24,6 +24,8 @@ struct Condiviso {
     sveglia: Condvar,
     /// The last ticket made durable, and the error of the flush that covered it, if any.
     fatte: watch::Sender<(u64, Option<Arc<str>>)>,
+    /// Flushes made (for tests: how well writers are grouped).
+    flush: std::sync::atomic::AtomicU64,
 }
 
 pub(super) struct GroupCommit {
@@ -37,6 +39,7 @@ impl GroupCommit {
             richieste: Mutex::new(Richieste::default()),
             sveglia: Condvar::new(),
             fatte: watch::channel((0, None)).0,
+            flush: Default::default(),
         });
         let c2 = c.clone();
         let filo = std::thread::Builder::new()
@@ -71,13 +74,15 @@ impl GroupCommit {
     }
 }
 
-/// Flushes begin at most this often. A writer after a quiet spell is flushed at once; under
-/// load, what arrives within this window shares one flush (each flush is an fsync plus sled's
-/// own thread hand-offs, which cost more CPU than the wait costs latency).
+/// Under load, flushes begin at most this often, and what arrives meanwhile shares one flush
+/// (each flush is an fsync plus sled's own thread hand-offs, which cost more CPU than the wait
+/// costs latency). A lone writer (the last flush covered one) is flushed at once: waiting
+/// would only delay it.
 const RITMO: std::time::Duration = std::time::Duration::from_micros(1000);
 
 fn ciclo(c: &Condiviso, db: &sled::Db) {
-    let mut ultimo: Option<std::time::Instant> = None;
+    // When the last flush ended, and whether it covered more than one writer.
+    let mut ultimo: Option<(std::time::Instant, bool)> = None;
     loop {
         {
             let mut r = c.richieste.lock().unwrap_or_else(|e| e.into_inner());
@@ -85,7 +90,7 @@ fn ciclo(c: &Condiviso, db: &sled::Db) {
                 r = c.sveglia.wait(r).unwrap_or_else(|e| e.into_inner());
             }
         }
-        if let Some(u) = ultimo {
+        if let Some((u, true)) = ultimo {
             let pausa = RITMO.saturating_sub(u.elapsed());
             if !pausa.is_zero() {
                 std::thread::sleep(pausa);
@@ -99,13 +104,16 @@ fn ciclo(c: &Condiviso, db: &sled::Db) {
             if r.chieste == r.avviate {
                 return;
             }
+            let da = r.avviate;
             r.avviate = r.chieste;
-            r.avviate
+            (r.avviate, r.avviate - da > 1)
         };
+        let (fino_a, gruppo) = fino_a;
         // Everyone who took a ticket up to `fino_a` wrote before this flush starts.
         let t0 = std::time::Instant::now();
         let esito = db.flush().err().map(|e| Arc::from(e.to_string()));
-        ultimo = Some(std::time::Instant::now());
+        c.flush.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ultimo = Some((std::time::Instant::now(), gruppo));
         tracing::trace!(
             fino_a,
             micros = t0.elapsed().as_micros() as u64,
@@ -125,5 +133,56 @@ impl Drop for GroupCommit {
         if let Some(f) = self.filo.take() {
             let _ = f.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writers_share_flushes_and_each_waits_for_one_after_its_write() {
+        let dir = crate::store::sled_store::tests::tmp("commit");
+        let db = sled::Config::new().path(&dir).open().unwrap();
+        let gc = Arc::new(GroupCommit::avvia(db.clone()).unwrap());
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let n = 200u64;
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for i in 0..n {
+                let (gc, db) = (gc.clone(), db.clone());
+                tasks.push(tokio::spawn(async move {
+                    db.insert(i.to_be_bytes(), &[1u8; 100][..]).unwrap();
+                    gc.durevole().await.unwrap();
+                    // Answered only once a flush that began after the write has ended.
+                    gc.c.fatte.borrow().0
+                }));
+            }
+            for t in tasks {
+                assert!(t.await.unwrap() >= 1);
+            }
+        });
+        let flush = gc.c.flush.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(flush >= 1 && flush < n, "{flush} flushes for {n} writers");
+        // Every ticket handed out was covered.
+        let r = gc.c.richieste.lock().unwrap();
+        assert_eq!((r.chieste, r.avviate), (n, n));
+        drop(r);
+        // A lone writer is not held back by the pacing meant for groups.
+        rt.block_on(async {
+            for _ in 0..3 {
+                db.insert(b"solo", &b"x"[..]).unwrap();
+                let t = std::time::Instant::now();
+                gc.durevole().await.unwrap();
+                assert!(t.elapsed() < std::time::Duration::from_secs(5));
+            }
+        });
+        drop(gc);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
