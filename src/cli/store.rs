@@ -288,12 +288,13 @@ fn purge(config: &Config, json: bool) -> Result<ExitCode, String> {
         stampa_json(&r);
     } else {
         println!(
-            "purged {} exchanges ({} raw pieces, {} ids index entries), {} duplicate-filter entries and {} diagnostics (retention_days {}, duplicate_window_days {})",
+            "purged {} exchanges ({} raw pieces, {} ids index entries), {} duplicate-filter entries, {} diagnostics and {} pieces of rewritten moduli (retention_days {}, duplicate_window_days {})",
             r.exchanges,
             r.raw_pieces,
             r.ids,
             r.dup,
             r.diagnostici,
+            r.moduli_pieces,
             config.store.retention_days,
             config.store.duplicate_window_days
         );

@@ -85,6 +85,7 @@ impl Gateway {
                 ids = r.ids,
                 dup = r.dup,
                 diagnostici = r.diagnostici,
+                moduli_pieces = r.moduli_pieces,
                 "store purged (retention)"
             );
             self.diagnostica(Diagnostico::new(

@@ -220,7 +220,7 @@ fn valuta(
     testo: &str,
     ricevuto: DateTime<FixedOffset>,
 ) -> Result<Result<modulo::Esito, String>, ServiceError> {
-    let esiste = |t: Tipo, code: &str| matches!(n.store.modulo(t.as_str(), code), Ok(Some(_)));
+    let esiste = |t: Tipo, code: &str| matches!(n.store.ha_modulo(t.as_str(), code), Ok(true));
     let ctx = Contesto {
         ricevuto: ricevuto.date_naive(),
         versione: n.versione,
@@ -337,7 +337,12 @@ fn accetta(
     };
     let chiusura = tipo_com == "02";
     let precedente = m.precedente().map(str::to_string);
-    let existing = store.modulo(kind, m.codice())?;
+    // A new code (the common case) is known not to be there without reading the tree.
+    let existing = if store.ha_modulo(kind, m.codice())? {
+        store.modulo(kind, m.codice())?
+    } else {
+        None
+    };
     let originale = match &precedente {
         Some(p) => store.modulo(kind, p)?,
         None => None,

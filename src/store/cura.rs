@@ -153,6 +153,9 @@ pub struct PurgeReport {
     /// Diagnostic messages older than the exchanges' retention.
     #[serde(default)]
     pub diagnostici: u64,
+    /// Pieces of large moduli no longer referenced (earlier versions of rewritten moduli).
+    #[serde(default)]
+    pub moduli_pieces: u64,
     /// Why the exchanges' purge stopped early (an unreadable record), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
@@ -160,6 +163,11 @@ pub struct PurgeReport {
 
 impl PurgeReport {
     pub fn removed(&self) -> u64 {
-        self.exchanges + self.raw_pieces + self.ids + self.dup + self.diagnostici
+        self.exchanges
+            + self.raw_pieces
+            + self.ids
+            + self.dup
+            + self.diagnostici
+            + self.moduli_pieces
     }
 }

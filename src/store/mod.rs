@@ -350,6 +350,10 @@ pub trait Store: Send + Sync + 'static {
         Ok(out)
     }
     fn modulo(&self, kind: &str, code: &str) -> Result<Option<StoredModulo>>;
+    /// Whether a modulo is stored, without reading it (large moduli are costly to read).
+    fn ha_modulo(&self, kind: &str, code: &str) -> Result<bool> {
+        Ok(self.modulo(kind, code)?.is_some())
+    }
     /// Partners added at run time (they complete the configured registry).
     fn partners(&self) -> Result<Vec<crate::registry::Soggetto>>;
     fn put_partner(&self, s: &crate::registry::Soggetto) -> Result<()>;

@@ -27,6 +27,8 @@ pub struct SledStore {
     partners: sled::Tree,
     /// Raw messages of exchanges, in pieces (see [`PEZZO`]).
     raw: sled::Tree,
+    /// Large stored moduli, in pieces (see [`MODULO_A_PEZZI`]).
+    moduli_pezzi: sled::Tree,
     /// The network's trees ([`super::ALBERI`]; `moduli` is among them).
     alberi: Vec<(&'static str, sled::Tree)>,
     indice: RwLock<Indice>,
@@ -90,6 +92,7 @@ impl SledStore {
             moduli: db.open_tree("moduli").map_err(be)?,
             partners: db.open_tree("partners").map_err(be)?,
             raw: db.open_tree("raw").map_err(be)?,
+            moduli_pezzi: db.open_tree(MODULI_PEZZI).map_err(be)?,
             alberi: super::ALBERI
                 .iter()
                 .map(|n| Ok((*n, db.open_tree(n).map_err(be)?)))
@@ -120,6 +123,7 @@ impl SledStore {
             let mut indice = store.indice.write().unwrap_or_else(|e| e.into_inner());
             for kv in store.moduli.iter() {
                 let (k, v) = kv.map_err(be)?;
+                let v = store.modulo_intero(&k, &v)?;
                 indicizza(&mut indice, &k, Some(&v));
             }
         }
@@ -222,6 +226,32 @@ const PEZZO: usize = 8 * 1024;
 
 /// sled's page cache, for the tools that open the store (`[store] cache_mb` for `pdd serve`).
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// A stored modulo larger than a piece is kept in the `moduli_pezzi` tree, keyed
+/// `moduli key | 0 | version (u64 BE) | n (u32 BE)`, and its `moduli` value is this marker, the
+/// version and the length (u64 BE each). sled rewrites whole nodes, values included, as keys are
+/// added around them: 50 KB moduli kept whole made every exchange write about 290 KB.
+/// Pieces go first and the marker last (a crash leaves at most unreferenced pieces); pieces of an
+/// earlier version stay until the purge, so a backup that read the marker finds them.
+const MODULO_A_PEZZI: &[u8; 4] = b"\xffPZ1";
+pub(super) const MODULI_PEZZI: &str = "moduli_pezzi";
+
+fn chiave_pezzo_modulo(chiave: &[u8], versione: u64, n: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(chiave.len() + 13);
+    k.extend_from_slice(chiave);
+    k.push(0);
+    k.extend_from_slice(&versione.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The version and length a `moduli` value in pieces points to; None for a value kept whole.
+pub(super) fn segnaposto(v: &[u8]) -> Option<(u64, u64)> {
+    let rest = v.strip_prefix(&MODULO_A_PEZZI[..])?;
+    let versione = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let len = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
+    Some((versione, len))
+}
 
 /// Marks a record whose raw messages are in the `raw` tree, where the request length would be.
 const RAW_A_PEZZI: u32 = u32::MAX;
@@ -329,6 +359,43 @@ impl SledStore {
     }
 
     /// A message put back together from its pieces.
+    /// A `moduli` value as it was written: read from its pieces when it is kept in pieces.
+    pub(super) fn modulo_intero(&self, chiave: &[u8], v: &[u8]) -> Result<Vec<u8>> {
+        let Some((versione, len)) = segnaposto(v) else {
+            return Ok(v.to_vec());
+        };
+        let mut prefisso = chiave.to_vec();
+        prefisso.push(0);
+        prefisso.extend_from_slice(&versione.to_be_bytes());
+        let mut out = Vec::with_capacity(len as usize);
+        for kv in self.moduli_pezzi.scan_prefix(&prefisso) {
+            let (_, pezzo) = kv.map_err(be)?;
+            out.extend_from_slice(&pezzo);
+        }
+        if out.len() as u64 != len {
+            return Err(StoreError::Corrupt(format!(
+                "modulo {}: {} of its {len} bytes in pieces",
+                String::from_utf8_lossy(chiave),
+                out.len()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Writes a large `moduli` value's pieces; the marker to store in its place.
+    fn metti_a_pezzi(&self, chiave: &[u8], v: &[u8]) -> Result<Vec<u8>> {
+        let versione = self.db.generate_id().map_err(be)?;
+        for (n, pezzo) in v.chunks(PEZZO).enumerate() {
+            self.moduli_pezzi
+                .insert(chiave_pezzo_modulo(chiave, versione, n as u32), pezzo)
+                .map_err(be)?;
+        }
+        let mut m = MODULO_A_PEZZI.to_vec();
+        m.extend_from_slice(&versione.to_be_bytes());
+        m.extend_from_slice(&(v.len() as u64).to_be_bytes());
+        Ok(m)
+    }
+
     fn pezzi(&self, seq: u64, parte: u8, len: u64) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(len as usize);
         let mut prefix = seq.to_be_bytes().to_vec();
@@ -506,6 +573,7 @@ impl Store for SledStore {
         let key = format!("{kind}/{code}");
         match self.moduli.get(key.as_bytes()).map_err(be)? {
             Some(v) => {
+                let v = self.modulo_intero(key.as_bytes(), &v)?;
                 Ok(Some(serde_json::from_slice(&v).map_err(|e| {
                     StoreError::Corrupt(format!("modulo: {e}"))
                 })?))
@@ -568,12 +636,23 @@ impl Store for SledStore {
             .iter()
             .map(|w| nomi.iter().position(|n| *n == w.albero).unwrap_or(0))
             .collect();
+        // Large moduli: their pieces first, the marker in the batch.
+        let segnaposti = batch
+            .iter()
+            .map(|w| match &w.valore {
+                Some(v) if w.albero == "moduli" && v.len() > PEZZO => {
+                    self.metti_a_pezzi(&w.chiave, v).map(Some)
+                }
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let valore = |i: usize| segnaposti[i].as_deref().or(batch[i].valore.as_deref());
         if let ([w], [t]) = (batch, trees.as_slice()) {
             // One write is atomic by itself. sled's transactions (and batches) roll its log
             // buffer twice each, a write and two thread hand-offs: this is the common case
             // (a modulo with no forwards), and it costs a plain insert.
-            match &w.valore {
-                Some(v) => t.insert(w.chiave.as_slice(), v.as_slice()),
+            match valore(0) {
+                Some(v) => t.insert(w.chiave.as_slice(), v),
                 None => t.remove(w.chiave.as_slice()),
             }
             .map_err(be)?;
@@ -581,9 +660,9 @@ impl Store for SledStore {
             trees
                 .as_slice()
                 .transaction(|tx| {
-                    for (w, i) in batch.iter().zip(&idx) {
-                        match &w.valore {
-                            Some(v) => tx[*i].insert(w.chiave.as_slice(), v.as_slice())?,
+                    for (n, (w, i)) in batch.iter().zip(&idx).enumerate() {
+                        match valore(n) {
+                            Some(v) => tx[*i].insert(w.chiave.as_slice(), v)?,
                             None => tx[*i].remove(w.chiave.as_slice())?,
                         };
                     }
@@ -602,6 +681,19 @@ impl Store for SledStore {
         Ok(())
     }
 
+    fn ha_modulo(&self, kind: &str, code: &str) -> Result<bool> {
+        // Candidature and vacancies are all in the index (kept in step with every write);
+        // messaggi are not.
+        if kind == "messaggio" {
+            return self
+                .moduli
+                .contains_key(super::chiave_modulo(kind, code))
+                .map_err(be);
+        }
+        let indice = self.indice.read().unwrap_or_else(|e| e.into_inner());
+        Ok(indice.get(kind).is_some_and(|t| t.contains_key(code)))
+    }
+
     fn per_ogni_leggero(&self, kind: &str, f: &mut dyn FnMut(&Arc<Leggero>)) -> Result<()> {
         let indice = self.indice.read().unwrap_or_else(|e| e.into_inner());
         for l in indice.get(kind).into_iter().flat_map(|t| t.values()) {
@@ -611,11 +703,10 @@ impl Store for SledStore {
     }
 
     fn leggi(&self, albero: &str, chiave: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .albero(albero)?
-            .get(chiave)
-            .map_err(be)?
-            .map(|v| v.to_vec()))
+        match self.albero(albero)?.get(chiave).map_err(be)? {
+            Some(v) if albero == "moduli" => Ok(Some(self.modulo_intero(chiave, &v)?)),
+            v => Ok(v.map(|v| v.to_vec())),
+        }
     }
 
     fn elenca(&self, albero: &str, prefisso: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -623,7 +714,12 @@ impl Store for SledStore {
             .scan_prefix(prefisso)
             .map(|kv| {
                 let (k, v) = kv.map_err(be)?;
-                Ok((k.to_vec(), v.to_vec()))
+                let v = if albero == "moduli" {
+                    self.modulo_intero(&k, &v)?
+                } else {
+                    v.to_vec()
+                };
+                Ok((k.to_vec(), v))
             })
             .collect()
     }
@@ -782,6 +878,103 @@ mod tests {
     }
 
     #[test]
+    fn large_moduli_are_kept_in_pieces_and_read_whole() {
+        use crate::store::cura::PurgeLimits;
+        use crate::store::{chiave_modulo, Scrittura, StatoModulo};
+        let dir = tmp("moduli-pezzi");
+        let m = |xml: String| StoredModulo {
+            kind: "candidatura".into(),
+            code: "BIG".into(),
+            versione: "2.0".into(),
+            stato: StatoModulo::Attivo,
+            received_at: "2026-11-27T10:00:00.000+01:00".into(),
+            updated_at: "2026-11-27T10:00:00.000+01:00".into(),
+            request_id: None,
+            mittente: None,
+            scadenza: None,
+            precedente: None,
+            attuale: None,
+            xml,
+            destinazioni: vec![],
+            titolare: None,
+            scheda: Some(crate::rete::scheda::candidatura(&Default::default())),
+        };
+        let purga = |s: &SledStore| {
+            s.purge(&PurgeLimits {
+                exchanges_before_ms: None,
+                dup_before_ms: None,
+                expired_before_ms: 0,
+            })
+            .unwrap()
+            .moduli_pieces
+        };
+        let chiave = chiave_modulo("candidatura", "BIG");
+        let s = SledStore::open(&dir).unwrap();
+        let v1 = m("<a>".repeat(20_000));
+        s.scrivi(&[Scrittura::modulo(&v1)]).unwrap();
+        let pezzi = s.moduli_pezzi.len();
+        assert!(pezzi >= 7, "{pezzi} pieces");
+        assert!(
+            s.moduli.get(&chiave).unwrap().unwrap().len() < 64,
+            "a marker"
+        );
+        assert_eq!(s.modulo("candidatura", "BIG").unwrap().unwrap(), v1);
+        let json = serde_json::to_vec(&v1).unwrap();
+        assert_eq!(s.leggi("moduli", &chiave).unwrap().unwrap(), json);
+        assert_eq!(
+            s.elenca("moduli", b"candidatura/").unwrap(),
+            vec![(chiave.clone(), json)]
+        );
+        assert!(s.ha_modulo("candidatura", "BIG").unwrap());
+        assert_eq!(purga(&s), 0, "the live version's pieces stay");
+        // A new version (with a forward: a transaction) replaces it; the old pieces stay until
+        // the purge.
+        let v2 = m("<b>".repeat(30_000));
+        s.scrivi(&[
+            Scrittura::modulo(&v2),
+            Scrittura::metti("outbox", 1u64.to_be_bytes().to_vec(), &"x"),
+        ])
+        .unwrap();
+        assert_eq!(s.modulo("candidatura", "BIG").unwrap().unwrap(), v2);
+        s.scrivi(&[Scrittura::togli("outbox", 1u64.to_be_bytes().to_vec())])
+            .unwrap();
+        assert_eq!(purga(&s), pezzi as u64);
+        assert_eq!(s.modulo("candidatura", "BIG").unwrap().unwrap(), v2);
+        let c = s.check().unwrap();
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        drop(s);
+        let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+        assert_eq!(s.modulo("candidatura", "BIG").unwrap().unwrap(), v2);
+        assert!(
+            s.ha_modulo("candidatura", "BIG").unwrap(),
+            "indexed at open"
+        );
+        // Small again: kept whole; then removed: no piece left after the purge.
+        let v3 = m("<c/>".into());
+        s.scrivi(&[Scrittura::modulo(&v3)]).unwrap();
+        assert_eq!(s.modulo("candidatura", "BIG").unwrap().unwrap(), v3);
+        assert!(purga(&s) > 0);
+        assert_eq!(s.moduli_pezzi.len(), 0);
+        s.scrivi(&[Scrittura::modulo(&v2)]).unwrap();
+        s.scrivi(&[Scrittura::togli("moduli", chiave.clone())])
+            .unwrap();
+        assert!(s.modulo("candidatura", "BIG").unwrap().is_none());
+        assert!(purga(&s) > 0);
+        assert_eq!(s.moduli_pezzi.len(), 0);
+        // A missing piece is named.
+        s.scrivi(&[Scrittura::modulo(&v1)]).unwrap();
+        let k = s.moduli_pezzi.iter().nth(3).unwrap().unwrap().0;
+        s.moduli_pezzi.remove(k).unwrap();
+        assert!(matches!(
+            s.modulo("candidatura", "BIG"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(!s.check().unwrap().problems.is_empty());
+        drop(s);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn the_index_of_moduli_follows_writes_and_reopens() {
         use crate::store::{chiave_modulo, Scrittura, StatoModulo};
         let dir = tmp("indice");
@@ -832,6 +1025,16 @@ mod tests {
         )])
         .unwrap();
         assert_eq!(stati(&s), vec![StatoModulo::Scaduto]);
+        assert!(s.ha_modulo("candidatura", "A").unwrap());
+        assert!(!s.ha_modulo("candidatura", "B").unwrap(), "removed");
+        assert!(!s.ha_modulo("vacancy", "A").unwrap());
+        s.scrivi(&[Scrittura::metti(
+            "moduli",
+            chiave_modulo("messaggio", "M"),
+            &m("M", StatoModulo::Attivo),
+        )])
+        .unwrap();
+        assert!(s.ha_modulo("messaggio", "M").unwrap() && !s.ha_modulo("messaggio", "N").unwrap());
         // Not published here (no scheda): still indexed, for the sweeper.
         let mut a = m("A", StatoModulo::Attivo);
         a.scheda = None;
@@ -866,7 +1069,7 @@ mod tests {
             s.reserve_ids("2024-01-01_10:00", 100, 9_999_999).unwrap()
         };
         assert_eq!(first, 101);
-        let s = SledStore::open(&p).unwrap();
+        let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
         assert_eq!(
             s.reserve_ids("2024-01-01_10:00", 100, 9_999_999).unwrap(),
             201

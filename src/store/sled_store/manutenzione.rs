@@ -31,12 +31,13 @@ const DEFAULT_TREE: &[u8] = b"__sled__default";
 
 /// The order a backup reads the trees in: the reverse of the order an exchange writes them
 /// (see [`crate::store::cura`]). Other trees follow, `meta` is written by the copy itself.
-const ORDINE: [&str; 12] = [
+const ORDINE: [&str; 13] = [
     "dup",
     "ids",
     "exchanges",
     "raw",
     "moduli",
+    super::MODULI_PEZZI,
     "outbox",
     "contatti",
     "eures",
@@ -437,6 +438,13 @@ impl SledStore {
         for kv in self.moduli.iter() {
             let (k, v) = kv.map_err(be)?;
             r.conta("moduli", 1);
+            let v = match self.modulo_intero(&k, &v) {
+                Ok(v) => v,
+                Err(e) => {
+                    r.problema(e.to_string());
+                    continue;
+                }
+            };
             match serde_json::from_slice::<StoredModulo>(&v) {
                 Err(e) => r.problema(format!("modulo {}: {e}", mostra(&k))),
                 Ok(m) if format!("{}/{}", m.kind, m.code).as_bytes() != &k[..] => {
@@ -582,6 +590,43 @@ impl SledStore {
                 }
                 self.raw.apply_batch(lotto).map_err(be)?;
             }
+        }
+        // Pieces of large moduli that no marker points to any more (earlier versions, or left
+        // by a crash before their marker was written).
+        {
+            // Writers of moduli hold the index while they write pieces and marker: holding it
+            // here, no piece is judged between its writing and its marker's.
+            let _indice = self.indice.write().unwrap_or_else(|e| e.into_inner());
+            let mut lotto = sled::Batch::default();
+            let mut corrente: Option<(Vec<u8>, bool)> = None;
+            for kv in self.moduli_pezzi.iter() {
+                let (k, _) = kv.map_err(be)?;
+                // moduli key | 0 | version | n
+                let Some(cut) = k.len().checked_sub(13).filter(|c| k.get(*c) == Some(&0)) else {
+                    continue;
+                };
+                let testa = &k[..cut + 9];
+                let vivo = match &corrente {
+                    Some((t, vivo)) if t.as_slice() == testa => *vivo,
+                    _ => {
+                        let versione =
+                            u64::from_be_bytes(k[cut + 1..cut + 9].try_into().unwrap_or_default());
+                        let vivo = self
+                            .moduli
+                            .get(&k[..cut])
+                            .map_err(be)?
+                            .and_then(|v| super::segnaposto(&v))
+                            .is_some_and(|(v, _)| v == versione);
+                        corrente = Some((testa.to_vec(), vivo));
+                        vivo
+                    }
+                };
+                if !vivo {
+                    lotto.remove(k);
+                    r.moduli_pieces += 1;
+                }
+            }
+            self.moduli_pezzi.apply_batch(lotto).map_err(be)?;
         }
         // Diagnostic messages go with the exchanges: keyed by time, oldest first.
         if let Some(prima) = l.exchanges_before_ms {
