@@ -538,6 +538,10 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
 const LISTEN_FILE: &str = "listen.addr";
 
 /// Where commands on the store go: the store itself, or the gateway that holds it.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per command run; boxing would only add an indirection"
+)]
 pub(crate) enum Source {
     Store(SledStore),
     Gateway(SocketAddr),
