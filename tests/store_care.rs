@@ -51,6 +51,12 @@ fn richiesta(
     c.dati_sistema.codicecandidatura = codice.clone();
     c.dati_sistema.datainserimento = t.format("%Y-%m-%dT%H:%M:%S").to_string();
     c.dati_sistema.datascadenza = Some((t.date_naive() + chrono::Days::new(45)).to_string());
+    // A longer career: the request and its answer no longer fit in one 8 KiB piece together,
+    // so their raw messages go in pieces, which these tests purge, count and damage.
+    let esperienza = c.dati_curriculari.esperienze_lavorative[0].clone();
+    c.dati_curriculari
+        .esperienze_lavorative
+        .extend(std::iter::repeat_n(esperienza, 12));
     let mut req = Req::invio(common::invio_candidatura(&Modulo::Candidatura(c).scrivi()));
     req.id = common::id("EMILIA", t.naive_local());
     req.ora = t.format("%Y-%m-%dT%H:%M:%S%.3f").to_string();
