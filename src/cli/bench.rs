@@ -142,7 +142,8 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
         // Generous: a little more than the rates seen on a 2-core machine, per second run.
         let rate = if signed { 4_000.0 } else { 20_000.0 } / (1.0 + a.payload_kb as f64 / 16.0);
         // At most about 1 GiB of prepared requests in this process.
-        let tetto = (1usize << 30) / (a.payload_kb * 1024 * 11 / 10 + 8 * 1024);
+        let busta = if signed { 6 * 1024 } else { 2 * 1024 };
+        let tetto = (1usize << 30) / (a.payload_kb * 1024 * 11 / 10 + busta);
         (((a.duration + a.warmup) * rate) as usize)
             .clamp(200, 2_000_000)
             .min(tetto)
@@ -647,9 +648,10 @@ impl Server {
             if salute(local) {
                 return Ok(s);
             }
-            if t.elapsed() > Duration::from_secs(if wrapper.is_some() { 300 } else { 30 }) {
+            // Opening a large store rebuilds the moduli index: minutes for millions.
+            if t.elapsed() > Duration::from_secs(600) {
                 return Err(format!(
-                    "pdd serve did not answer /health on {local} within 30 s (log: {})",
+                    "pdd serve did not answer /health on {local} within 600 s (log: {})",
                     log.display()
                 ));
             }
