@@ -358,7 +358,7 @@ fn main() {
         "r sign",
         "r ver"
     );
-    let mut slower = false;
+    let (mut slower, mut insieme) = (false, false);
     for (u, s, p, x) in &rows {
         println!(
             "{:>15} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2}",
@@ -373,14 +373,21 @@ fn main() {
             x.sign / p.sign,
             x.verify / p.verify,
         );
-        slower |= x.both < p.both || x.sign < p.sign || x.verify < p.verify;
+        slower |= x.sign < p.sign || x.verify < p.verify;
+        insieme |= x.both < p.both;
     }
+    // Issue 7 asks for sign + verify; the columns apart are shown too.
     println!(
-        "{}",
-        if slower {
-            "pdd is SLOWER than libxmlsec1 in at least one column (ratio < 1)"
+        "sign + verify: pdd {}; {}",
+        if insieme {
+            "is SLOWER than libxmlsec1 at some size"
         } else {
-            "pdd is at least as fast as libxmlsec1 in every column"
+            "is at least as fast as libxmlsec1 at every size"
+        },
+        if slower {
+            "sign or verify alone: slower in at least one column (ratio < 1)"
+        } else {
+            "sign and verify alone: at least as fast in every column"
         }
     );
 }
