@@ -359,6 +359,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
             return Ok(ExitCode::from(EXIT_STORE));
         }
     }
+    crate::restituisci_memoria();
     // The configured registry, completed by the partners added with `pdd partner add`.
     let partners = store.partners().map_err(|e| e.to_string())?;
     let registry = config
