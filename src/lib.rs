@@ -8,9 +8,11 @@
 // interleaved with each request's short-lived buffers; glibc's malloc let that fragment resident
 // memory several times over what is live, and costs more per allocation (docs/performance.md).
 // Built without transparent huge pages, which made idle memory three times larger.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATORE: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+#[cfg(feature = "mimalloc")]
 extern "C" {
     fn mi_collect(force: bool);
 }
@@ -19,7 +21,10 @@ extern "C" {
 /// through once (the moduli index, the start check); mimalloc would otherwise keep that peak.
 pub fn restituisci_memoria() {
     // SAFETY: mi_collect takes no pointers; mimalloc is this process's allocator (above).
-    unsafe { mi_collect(true) }
+    #[cfg(feature = "mimalloc")]
+    unsafe {
+        mi_collect(true)
+    }
 }
 
 pub mod cli;
