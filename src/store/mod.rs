@@ -226,7 +226,7 @@ pub struct Leggero {
     pub inserita: String,
     pub aggiornata: String,
     pub scadenza: Option<String>,
-    /// None when this node does not publish it.
+    /// None when this node does not publish it, or while it is not active.
     pub scheda: Option<crate::rete::scheda::Scheda>,
 }
 
@@ -242,11 +242,17 @@ impl Leggero {
             inserita: m.received_at.clone(),
             aggiornata: m.updated_at.clone(),
             scadenza: m.scadenza.clone(),
-            scheda: m.scheda.as_ref().map(|s| crate::rete::scheda::Scheda {
-                pubblico: serde_json::Value::Null,
-                contatto: serde_json::Value::Null,
-                ..s.clone()
-            }),
+            // Only active moduli are published: of the others the index keeps what the sweeper
+            // and the metrics need, not the search text (a CV's can be kilobytes).
+            scheda: m
+                .scheda
+                .as_ref()
+                .filter(|_| m.stato == StatoModulo::Attivo)
+                .map(|s| crate::rete::scheda::Scheda {
+                    pubblico: serde_json::Value::Null,
+                    contatto: serde_json::Value::Null,
+                    ..s.clone()
+                }),
         })
     }
 }

@@ -1019,6 +1019,11 @@ mod tests {
         .unwrap();
         s.scrivi(&[put(&m("A", StatoModulo::Scaduto))]).unwrap();
         assert_eq!(stati(&s), vec![StatoModulo::Scaduto, StatoModulo::Attivo]);
+        let v = tutti(&s);
+        assert!(
+            v[0].scheda.is_none() && v[1].scheda.is_some(),
+            "expired: no published view kept"
+        );
         s.scrivi(&[Scrittura::togli(
             "moduli",
             chiave_modulo("candidatura", "B"),
