@@ -125,6 +125,25 @@ struct Costi {
     both: f64,
 }
 
+/// pdd's signature of a message, as the gateway makes it.
+fn firma(
+    msg: &str,
+    key: &openssl::pkey::PKey<openssl::pkey::Private>,
+    cert: &openssl::x509::X509,
+    now: chrono::DateTime<chrono::Utc>,
+    ttl: chrono::Duration,
+) -> String {
+    dsig::firma(
+        msg,
+        key,
+        cert,
+        now,
+        ttl,
+        dsig::Copertura::IntestazioneMessaggio,
+    )
+    .unwrap()
+}
+
 /// pdd's cost: `dsig::firma` (a str in, a String out), and `Envelope::parse` + `dsig::verifica`.
 fn costi_pdd(
     msg: &str,
@@ -134,17 +153,7 @@ fn costi_pdd(
     ttl: chrono::Duration,
     regole: &dsig::Regole,
 ) -> (String, Costi) {
-    let sign = || {
-        dsig::firma(
-            msg,
-            key,
-            cert,
-            now,
-            ttl,
-            dsig::Copertura::IntestazioneMessaggio,
-        )
-        .unwrap()
-    };
+    let sign = || firma(msg, key, cert, now, ttl);
     let verify = |signed: &str| {
         let env = pdd::soap::Envelope::parse(signed.as_bytes(), pdd::xml::Limits::default())
             .map_err(|e| e.to_string())?;
@@ -264,17 +273,7 @@ fn main() {
         let target: usize = target.and_then(|t| t.parse().ok()).unwrap_or(50_000);
         let n: u64 = n.and_then(|t| t.parse().ok()).unwrap_or(1000);
         let msg = message(target);
-        let sign = || {
-            dsig::firma(
-                &msg,
-                &key,
-                &cert,
-                now,
-                ttl,
-                dsig::Copertura::IntestazioneMessaggio,
-            )
-            .unwrap()
-        };
+        let sign = || firma(&msg, &key, &cert, now, ttl);
         let signed = sign();
         for _ in 0..n {
             if what == Some("verify") {
@@ -295,17 +294,7 @@ fn main() {
     });
     for size in [5_000, 50_000, 500_000] {
         let msg = message(size);
-        let sign = || {
-            dsig::firma(
-                &msg,
-                &key,
-                &cert,
-                now,
-                ttl,
-                dsig::Copertura::IntestazioneMessaggio,
-            )
-            .unwrap()
-        };
+        let sign = || firma(&msg, &key, &cert, now, ttl);
         rate("sign", msg.len(), || {
             std::hint::black_box(sign());
         });

@@ -28,20 +28,17 @@ What one iteration does, to match pdd:
 import base64
 import datetime
 import json
+import os
 import sys
 import time
 
 import xmlsec
 from lxml import etree
 
-SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
-EGOV = "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/"
-WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
-WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
-DS = "http://www.w3.org/2000/09/xmldsig#"
-X509V3 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3"
-B64 = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary"
-WSU_ID = "{%s}Id" % WSU
+# The namespaces and the certificate reader of the test suite's python-xmlsec peer.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+from pdd_peer import B64, DS, SOAP, EGOV, WSSE, WSU, WSU_ID, X509V3, _der  # noqa: E402
+
 TTL = datetime.timedelta(minutes=5)
 
 # Prebuilt paths, as any real caller would keep them.
@@ -50,12 +47,6 @@ FIND_BODY = "{%s}Body" % SOAP
 FIND_BUSTA = "{%s}Header/{%s}Intestazione/{%s}IntestazioneMessaggio" % (SOAP, EGOV, EGOV)
 FIND_SIG = "{%s}Header/{%s}Security/{%s}Signature" % (SOAP, WSSE, DS)
 WITH_ID = etree.XPath("//*[@wsu:Id]", namespaces={"wsu": WSU})
-
-
-def _der(cert_pem_path):
-    pem = open(cert_pem_path, "rb").read()
-    body = b"".join(l for l in pem.splitlines() if l and not l.startswith(b"-----"))
-    return base64.b64decode(body)
 
 
 def _utc(t):

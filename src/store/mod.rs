@@ -265,7 +265,7 @@ pub struct Scrittura {
     pub valore: Option<Vec<u8>>,
     /// A stored modulo's entry of the in-memory index, when the writer has it at hand (saves
     /// decoding the record again).
-    pub leggero: Option<Leggero>,
+    pub leggero: Option<std::sync::Arc<Leggero>>,
 }
 
 impl Scrittura {
@@ -284,7 +284,7 @@ impl Scrittura {
     /// A stored modulo, written to `moduli` with its index entry.
     pub fn modulo(m: &StoredModulo) -> Scrittura {
         Scrittura {
-            leggero: Leggero::da(m),
+            leggero: Leggero::da(m).map(std::sync::Arc::new),
             ..Scrittura::metti("moduli", chiave_modulo(&m.kind, &m.code), m)
         }
     }

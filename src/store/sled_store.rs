@@ -186,12 +186,13 @@ impl SledStore {
 fn indicizza(indice: &mut Indice, chiave: &[u8], valore: Option<&[u8]>) {
     let leggero = valore
         .and_then(|v| serde_json::from_slice::<StoredModulo>(v).ok())
-        .and_then(|m| Leggero::da(&m));
+        .and_then(|m| Leggero::da(&m))
+        .map(Arc::new);
     indicizza_leggero(indice, chiave, leggero);
 }
 
 /// Puts (or, with None, takes out) a modulo's entry of the index.
-fn indicizza_leggero(indice: &mut Indice, chiave: &[u8], leggero: Option<Leggero>) {
+fn indicizza_leggero(indice: &mut Indice, chiave: &[u8], leggero: Option<Arc<Leggero>>) {
     let chiave = String::from_utf8_lossy(chiave);
     let Some((kind, code)) = chiave.split_once('/') else {
         return;
@@ -201,7 +202,7 @@ fn indicizza_leggero(indice: &mut Indice, chiave: &[u8], leggero: Option<Leggero
             indice
                 .entry(kind.to_string())
                 .or_default()
-                .insert(code.to_string(), Arc::new(l));
+                .insert(code.to_string(), l);
         }
         None => {
             if let Some(t) = indice.get_mut(kind) {
@@ -877,16 +878,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    #[test]
-    fn large_moduli_are_kept_in_pieces_and_read_whole() {
-        use crate::store::cura::PurgeLimits;
-        use crate::store::{chiave_modulo, Scrittura, StatoModulo};
-        let dir = tmp("moduli-pezzi");
-        let m = |xml: String| StoredModulo {
+    /// A stored Candidatura with a published view, for the index and pieces tests.
+    fn candidatura(code: &str, stato: crate::store::StatoModulo) -> StoredModulo {
+        StoredModulo {
             kind: "candidatura".into(),
-            code: "BIG".into(),
+            code: code.into(),
             versione: "2.0".into(),
-            stato: StatoModulo::Attivo,
+            stato,
             received_at: "2026-11-27T10:00:00.000+01:00".into(),
             updated_at: "2026-11-27T10:00:00.000+01:00".into(),
             request_id: None,
@@ -894,10 +892,21 @@ mod tests {
             scadenza: None,
             precedente: None,
             attuale: None,
-            xml,
+            xml: "<x/>".into(),
             destinazioni: vec![],
             titolare: None,
             scheda: Some(crate::rete::scheda::candidatura(&Default::default())),
+        }
+    }
+
+    #[test]
+    fn large_moduli_are_kept_in_pieces_and_read_whole() {
+        use crate::store::cura::PurgeLimits;
+        use crate::store::{chiave_modulo, Scrittura, StatoModulo};
+        let dir = tmp("moduli-pezzi");
+        let m = |xml: String| StoredModulo {
+            xml,
+            ..candidatura("BIG", StatoModulo::Attivo)
         };
         let purga = |s: &SledStore| {
             s.purge(&PurgeLimits {
@@ -978,23 +987,7 @@ mod tests {
     fn the_index_of_moduli_follows_writes_and_reopens() {
         use crate::store::{chiave_modulo, Scrittura, StatoModulo};
         let dir = tmp("indice");
-        let m = |code: &str, stato| StoredModulo {
-            kind: "candidatura".into(),
-            code: code.into(),
-            versione: "2.0".into(),
-            stato,
-            received_at: "2026-11-27T10:00:00.000+01:00".into(),
-            updated_at: "2026-11-27T10:00:00.000+01:00".into(),
-            request_id: None,
-            mittente: None,
-            scadenza: None,
-            precedente: None,
-            attuale: None,
-            xml: "<x/>".into(),
-            destinazioni: vec![],
-            titolare: None,
-            scheda: Some(crate::rete::scheda::candidatura(&Default::default())),
-        };
+        let m = candidatura;
         // Written with the entry at hand (the gateway's way) and as bare records: the index
         // must be the same either way, and the same as the one rebuilt at open.
         let put = |x: &StoredModulo| {

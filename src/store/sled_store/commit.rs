@@ -96,11 +96,10 @@ fn ciclo(c: &Condiviso, db: &sled::Db) {
                 std::thread::sleep(pausa);
             }
         }
-        let fino_a = {
+        let (fino_a, gruppo) = {
+            // Only this thread moves `avviate`: what was pending above still is (nothing
+            // pending means the store is closing).
             let mut r = c.richieste.lock().unwrap_or_else(|e| e.into_inner());
-            while r.chieste == r.avviate && !r.chiuso {
-                r = c.sveglia.wait(r).unwrap_or_else(|e| e.into_inner());
-            }
             if r.chieste == r.avviate {
                 return;
             }
@@ -108,7 +107,6 @@ fn ciclo(c: &Condiviso, db: &sled::Db) {
             r.avviate = r.chieste;
             (r.avviate, r.avviate - da > 1)
         };
-        let (fino_a, gruppo) = fino_a;
         // Everyone who took a ticket up to `fino_a` wrote before this flush starts.
         let t0 = std::time::Instant::now();
         let esito = db.flush().err().map(|e| Arc::from(e.to_string()));
