@@ -26,7 +26,7 @@ fn padded(target: usize) -> Vec<u8> {
     doc.into_bytes()
 }
 
-fn run(label: &str, doc: &[u8], ctx: &Contesto<'_>) {
+fn run(label: &str, doc: &[u8], ctx: &Contesto) {
     // Warm up (tables and schemas load on first use).
     let first = modulo::valida(doc, ctx);
     assert!(first.valido_schema(), "{label}: {:?}", first.problemi);
@@ -54,7 +54,6 @@ fn main() {
     let ctx = Contesto {
         ricevuto: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
         versione: None,
-        esiste: None,
     };
     println!("modulo validation, one thread (schema + tables + codice fiscale + rules):");
     for name in [

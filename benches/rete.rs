@@ -7,9 +7,13 @@ use std::time::Instant;
 
 use pdd::config::Config;
 use pdd::modulo::{Modulo, Tipo};
-use pdd::store::{chiave_modulo, Scrittura, SledStore, StatoModulo, Store, StoredModulo};
+use pdd::store::{SledStore, StatoModulo, Store, StoredModulo, Write};
 
 fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let xml = std::fs::read_to_string(format!(
         "{}/examples/moduli/candidatura-rev038.xml",
         env!("CARGO_MANIFEST_DIR")
@@ -32,33 +36,29 @@ fn main() {
                 c.lavoratore.domicilio.idcomune = "A944".into();
             }
             let m = StoredModulo {
-                kind: "candidatura".into(),
+                kind: Tipo::Candidatura,
                 code: c.dati_sistema.codicecandidatura.clone(),
                 versione: "rev038".into(),
                 stato: StatoModulo::Attivo,
-                received_at: format!("2026-11-{:02}T10:00:00.000+01:00", 1 + i % 27),
-                updated_at: format!("2026-11-{:02}T10:00:00.000+01:00", 1 + i % 27),
+                received_at: quando(i),
+                updated_at: quando(i),
                 request_id: None,
                 mittente: Some("SPC/EMILIA".into()),
-                scadenza: Some("2027-01-08".into()),
+                scadenza: chrono::NaiveDate::from_ymd_opt(2027, 1, 8),
                 precedente: None,
                 attuale: None,
-                scheda: Some(pdd::rete::scheda::candidatura(&c)),
+                scheda: Some(pdd::modulo::scheda::candidatura(&c)),
                 xml: Modulo::Candidatura(c).scrivi(),
                 destinazioni: vec![],
                 titolare: None,
             };
-            batch.push(Scrittura::metti(
-                "moduli",
-                chiave_modulo("candidatura", &m.code),
-                &m,
-            ));
+            batch.push(Write::Modulo(m));
             if batch.len() == 1000 {
-                store.scrivi(&batch).unwrap();
-                batch.clear();
+                rt.block_on(store.apply(std::mem::take(&mut batch)))
+                    .unwrap();
             }
         }
-        store.scrivi(&batch).unwrap();
+        rt.block_on(store.apply(batch)).unwrap();
         let config = Config {
             data: dir.clone(),
             ..Default::default()
@@ -75,12 +75,16 @@ fn main() {
             ("first page", "per_pagina=20"),
             ("regione=08 & q", "regione=08&q=pane&per_pagina=20"),
         ] {
-            let first = gw.pubblicati(Tipo::Candidatura, Some(q), false).unwrap();
+            let first = rt
+                .block_on(gw.pubblicati(Tipo::Candidatura, Some(q), false))
+                .unwrap();
             std::hint::black_box(&first);
             let t0 = Instant::now();
             let mut k = 0u32;
             while t0.elapsed().as_millis() < 1500 || k < 3 {
-                let v = gw.pubblicati(Tipo::Candidatura, Some(q), false).unwrap();
+                let v = rt
+                    .block_on(gw.pubblicati(Tipo::Candidatura, Some(q), false))
+                    .unwrap();
                 std::hint::black_box(&v);
                 k += 1;
             }
@@ -94,4 +98,10 @@ fn main() {
         drop(gw);
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A time of last November, spread over its days.
+fn quando(i: usize) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(&format!("2026-11-{:02}T10:00:00.000+01:00", 1 + i % 27))
+        .unwrap()
 }

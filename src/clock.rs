@@ -59,3 +59,48 @@ impl Clock for OffsetClock {
         Local::now().fixed_offset() + chrono::Duration::seconds(self.offset_secs())
     }
 }
+
+/// Times as RFC 3339 with milliseconds and the local offset (`2026-11-27T08:00:01.400+01:00`),
+/// the form every stored record has.
+pub mod ora {
+    use chrono::{DateTime, FixedOffset, SecondsFormat};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn testo(t: &DateTime<FixedOffset>) -> String {
+        t.to_rfc3339_opts(SecondsFormat::Millis, false)
+    }
+
+    pub fn serialize<S: Serializer>(t: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&testo(t))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<FixedOffset>, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An optional time: the empty string when absent (the shape of every stored record).
+pub mod ora_opzionale {
+    use chrono::{DateTime, FixedOffset};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(
+        t: &Option<DateTime<FixedOffset>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.as_ref().map(super::ora::testo).unwrap_or_default())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<DateTime<FixedOffset>>, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        if s.is_empty() {
+            return Ok(None);
+        }
+        DateTime::parse_from_rfc3339(&s)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}

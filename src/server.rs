@@ -313,7 +313,7 @@ async fn handle(
         // Metrics: for the operators' scraper, on loopback (the local listener, or the main one
         // when it is plain HTTP), never to partners over TLS.
         (Method::GET, "/metrics") if peer.ip().is_loopback() && (peer_info.locale || !gw.config.tls_on()) => {
-            let mut r = Response::new(Full::new(Bytes::from(gw.prometheus())));
+            let mut r = Response::new(Full::new(Bytes::from(gw.prometheus().await)));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -326,7 +326,7 @@ async fn handle(
             } else {
                 crate::modulo::Tipo::Vacancy
             };
-            api(&gw, &req, &peer_info, t)
+            api(&gw, &req, &peer_info, t).await
         }
         (_, "/api/candidature") | (_, "/api/vacancies") => {
             plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n")
@@ -334,7 +334,7 @@ async fn handle(
         // Healthy when the store reads and makes writes durable (a flush with nothing new is
         // cheap): what an orchestrator needs to know before sending traffic.
         (Method::GET, "/health") => {
-            let check = match gw.store.recent(1) {
+            let check = match gw.store.recent(1).await {
                 Ok(_) => gw.store.flush().await,
                 Err(e) => Err(e),
             };
@@ -418,7 +418,7 @@ fn occupato(motivo: &str) -> Response<Body> {
 }
 
 /// The read API: anonymous, or registered (a partner's client certificate, or a user's token).
-fn api(
+async fn api(
     gw: &Gateway,
     req: &Request<Incoming>,
     peer: &Peer,
@@ -455,14 +455,14 @@ fn api(
             let Some(tok) = tok else {
                 return non_autorizzato("Authorization: usare 'Bearer <token>' (pdd users add)");
             };
-            match gw.token_valido(tok) {
+            match gw.token_valido(tok).await {
                 Ok(true) => true,
                 Ok(false) => return non_autorizzato("token non valido"),
                 Err(e) => return errore(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             }
         }
     };
-    match gw.pubblicati(t, req.uri().query(), registrato) {
+    match gw.pubblicati(t, req.uri().query(), registrato).await {
         Ok(v) => json(StatusCode::OK, &v),
         Err((status, msg)) => errore(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -521,7 +521,7 @@ async fn admin(
             soglia: parametro(query, "severity").and_then(|v| Severita::parse(&v)),
             limite: parametro(query, "limit").and_then(|v| v.parse().ok()),
         };
-        return match diagnostici::elenca(gw.store.as_ref(), &f) {
+        return match diagnostici::elenca(gw.store.as_ref(), &f).await {
             Ok(list) => json(
                 StatusCode::OK,
                 &serde_json::Value::Array(list.iter().map(|d| d.json()).collect()),
@@ -541,7 +541,7 @@ async fn admin(
                 &serde_json::json!({ "error": "since, until: ms since the epoch or RFC 3339" }),
             );
         }
-        return match gw.store.scambi_tra(dal, al) {
+        return match gw.store.exchanges_between(dal, al).await {
             Ok(list) => json(
                 StatusCode::OK,
                 &serde_json::to_value(list).unwrap_or_default(),
@@ -555,7 +555,7 @@ async fn admin(
             .and_then(|v| v.parse::<usize>().ok())
             .unwrap_or(20)
             .min(10_000);
-        return match gw.store.recent(limit) {
+        return match gw.store.recent(limit).await {
             Ok(list) => json(
                 StatusCode::OK,
                 &serde_json::to_value(list).unwrap_or_default(),
@@ -565,10 +565,10 @@ async fn admin(
     }
     if let Some(id) = path.strip_prefix("/admin/exchanges/") {
         let id = percent_decode(id);
-        let found = match gw.store.exchange_by_id(&id) {
+        let found = match gw.store.exchange_by_id(&id).await {
             Ok(Some(e)) => Ok(Some(e)),
             Ok(None) => match id.parse::<u64>() {
-                Ok(seq) => gw.store.exchange(seq),
+                Ok(seq) => gw.store.exchange(seq).await,
                 Err(_) => Ok(None),
             },
             Err(e) => Err(e),
@@ -631,6 +631,7 @@ async fn admin_rete(
     Some(match (method, path) {
         (&Method::GET, "/admin/outbox") => to_json(
             gw.outbox()
+                .await
                 .map(|l| serde_json::to_value(l).unwrap_or_default()),
         ),
         (&Method::POST, "/admin/outbox/retry") => {
@@ -647,13 +648,15 @@ async fn admin_rete(
         }
         (&Method::GET, "/admin/eures") => to_json(
             gw.eures()
+                .await
                 .map(|l| serde_json::to_value(l).unwrap_or_default()),
         ),
         (&Method::GET, "/admin/contatti") => to_json(
             gw.contatti()
+                .await
                 .map(|l| serde_json::to_value(l).unwrap_or_default()),
         ),
-        (&Method::GET, "/admin/users") => to_json(gw.utenti().map(|l| {
+        (&Method::GET, "/admin/users") => to_json(gw.utenti().await.map(|l| {
             serde_json::Value::Array(
                 l.iter()
                     .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
@@ -682,7 +685,7 @@ async fn admin_rete(
             }
         }
         (&Method::POST, "/admin/rapporti") => {
-            match serde_json::from_slice::<Vec<(String, crate::rete::percettori::Rapporto)>>(body) {
+            match serde_json::from_slice::<Vec<(String, crate::modulo::rapporto::Rapporto)>>(body) {
                 Ok(righe) => to_json(
                     gw.importa_rapporti(&righe)
                         .await
@@ -725,6 +728,7 @@ async fn admin_partners(gw: &Gateway, method: &Method, path: &str, body: &[u8]) 
             let stored: Vec<String> = gw
                 .store
                 .partners()
+                .await
                 .unwrap_or_default()
                 .iter()
                 .map(|s| format!("{}/{}", s.tipo, s.nome))
@@ -833,7 +837,8 @@ pub async fn serve(
                 own.nome,
                 own.porta
             ),
-        ));
+        ))
+        .await;
     }
     let workers = [
         tokio::spawn(crate::gateway::outbox::worker(
@@ -945,7 +950,8 @@ pub async fn serve(
         "Avvio",
         "PDD_ARRESTO",
         "pdd arrestato",
-    ));
+    ))
+    .await;
     if let Err(e) = gw.store.flush().await {
         warn!(error = %e, "final store flush failed");
     }

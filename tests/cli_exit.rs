@@ -41,21 +41,13 @@ fn serve_exit_codes_tell_store_from_address_problems() {
 
     // A damaged outbox entry: refused at start, naming it.
     {
-        let s = pdd::store::SledStore::open(&data).unwrap();
-        pdd::store::Store::scrivi(
-            &s,
-            &[pdd::store::Scrittura {
-                albero: "outbox",
-                chiave: 7u64.to_be_bytes().to_vec(),
-                valore: Some(b"{not json".to_vec()),
-                leggero: None,
-            }],
-        )
-        .unwrap();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
+        // Below the store's API, as a disk fault would.
+        let db = sled::open(&data).unwrap();
+        db.open_tree("outbox")
+            .unwrap()
+            .insert(7u64.to_be_bytes(), &b"{not json"[..])
             .unwrap();
-        rt.block_on(pdd::store::Store::flush(&s)).unwrap();
+        db.flush().unwrap();
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
     let (code, err) = serve(&dir, "127.0.0.1:0");

@@ -47,7 +47,13 @@ async fn lifecycle_of_a_candidatura() {
     let gw = common::start_with_clock(Config::default(), clock()).await;
     let url = gw.url("/pdd/PA");
     let store = gw.gw.store.clone();
-    let stato = |code: &str| store.modulo("candidatura", code).unwrap().map(|m| m.stato);
+    let stato = async |code: &str| {
+        store
+            .modulo(pdd::modulo::Tipo::Candidatura, code)
+            .await
+            .unwrap()
+            .map(|m| m.stato)
+    };
     const ORIGINALE: &str = "SILCO26200000000000000318";
     const RETTIFICA: &str = "SILCO26200000000000000327";
     const CHIUSURA: &str = "SILCO26200000000000000331";
@@ -77,9 +83,17 @@ async fn lifecycle_of_a_candidatura() {
             "Candidatura ricevuta correttamente (codice SILCO26200000000000000318)"
         )
     );
-    let m = store.modulo("candidatura", ORIGINALE).unwrap().unwrap();
+    let m = store
+        .modulo(pdd::modulo::Tipo::Candidatura, ORIGINALE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
-        (m.stato, m.versione.as_str(), m.scadenza.as_deref()),
+        (
+            m.stato,
+            m.versione.as_str(),
+            m.scadenza.map(|d| d.to_string()).as_deref()
+        ),
         (StatoModulo::Attivo, "rev038", Some("2027-01-08"))
     );
     assert!(m.xml.contains("MRNTMS91C14Z133A"));
@@ -98,7 +112,8 @@ async fn lifecycle_of_a_candidatura() {
     );
     assert_eq!(
         store
-            .modulo("candidatura", ORIGINALE)
+            .modulo(pdd::modulo::Tipo::Candidatura, ORIGINALE)
+            .await
             .unwrap()
             .unwrap()
             .updated_at,
@@ -127,11 +142,12 @@ async fn lifecycle_of_a_candidatura() {
         descr.contains("rettifica di SILCO26200000000000000318"),
         "{descr}"
     );
-    assert_eq!(stato(ORIGINALE), Some(StatoModulo::Rettificato));
-    assert_eq!(stato(RETTIFICA), Some(StatoModulo::Attivo));
+    assert_eq!(stato(ORIGINALE).await, Some(StatoModulo::Rettificato));
+    assert_eq!(stato(RETTIFICA).await, Some(StatoModulo::Attivo));
     assert_eq!(
         store
-            .modulo("candidatura", ORIGINALE)
+            .modulo(pdd::modulo::Tipo::Candidatura, ORIGINALE)
+            .await
             .unwrap()
             .unwrap()
             .attuale
@@ -152,7 +168,7 @@ async fn lifecycle_of_a_candidatura() {
         "{descr}"
     );
     for code in [ORIGINALE, RETTIFICA, CHIUSURA] {
-        assert_eq!(stato(code), Some(StatoModulo::Chiuso), "{code}");
+        assert_eq!(stato(code).await, Some(StatoModulo::Chiuso), "{code}");
     }
 }
 
@@ -165,10 +181,19 @@ async fn validity_is_capped_and_recorded() {
     let (esito, descr) = invia(&url, "InvioVacancy", &v, 1).await;
     assert_eq!(esito, "OK", "{descr}");
     let code = text_of(&v, "codiceofferta").unwrap();
-    let m = gw.gw.store.modulo("vacancy", code).unwrap().unwrap();
+    let m = gw
+        .gw
+        .store
+        .modulo(pdd::modulo::Tipo::Vacancy, code)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(text_of(&v, "datascadenza"), Some("2026-12-25"));
     assert!(descr.contains("scadenza fissata al 2026-12-24"), "{descr}");
-    assert_eq!(m.scadenza.as_deref(), Some("2026-12-24"));
+    assert_eq!(
+        m.scadenza.map(|d| d.to_string()).as_deref(),
+        Some("2026-12-24")
+    );
 
     // A Candidatura without datascadenza (allowed in Rev.038) gets the maximum, 45 days.
     let c = sample("candidatura-rev038.xml");
@@ -181,10 +206,14 @@ async fn validity_is_capped_and_recorded() {
     let m = gw
         .gw
         .store
-        .modulo("candidatura", "SILCO26200000000000000318")
+        .modulo(pdd::modulo::Tipo::Candidatura, "SILCO26200000000000000318")
+        .await
         .unwrap()
         .unwrap();
-    assert_eq!(m.scadenza.as_deref(), Some("2027-01-08"));
+    assert_eq!(
+        m.scadenza.map(|d| d.to_string()).as_deref(),
+        Some("2027-01-08")
+    );
 }
 
 #[tokio::test]

@@ -271,7 +271,7 @@ async fn run(mode: ErroriStruttura, files: &Path, cases: &[Case]) -> (usize, Vec
         let got = classify(reply.status, &reply.body);
         if c.sends > 1 {
             // Either way the service ran once: the repeat is recorded as a duplicate.
-            let last = gw.gw.store.recent(1).expect("store");
+            let last = gw.gw.store.recent(1).await.expect("store");
             if last.first().map(|e| e.outcome) != Some(pdd::store::Outcome::Duplicato) {
                 failures.push(format!(
                     "{} [{mode:?}]: the repeat was not recorded as a duplicate",
@@ -282,7 +282,7 @@ async fn run(mode: ErroriStruttura, files: &Path, cases: &[Case]) -> (usize, Vec
         // Eccezioni that GovWay only logs must be in our trace of the exchange.
         let diag: Vec<&Ecc> = c.eccezioni.iter().filter(|e| e.r#where.is_some()).collect();
         if !diag.is_empty() && answer == "ok" {
-            let last = gw.gw.store.recent(1).expect("store");
+            let last = gw.gw.store.recent(1).await.expect("store");
             let traced: Vec<Key> = last
                 .first()
                 .map(|e| e.eccezioni.iter().map(key).collect())

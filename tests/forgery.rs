@@ -1200,7 +1200,7 @@ async fn tutte_rifiutate(mtls: bool) {
     for c in casi(&p, mtls) {
         let (status, body) = invia(&url, &p, chi(c.da), c.msg.clone()).await;
         let codici = codici(&body);
-        let last = gw.gw.store.recent(1).unwrap().remove(0);
+        let last = gw.gw.store.recent(1).await.unwrap().remove(0);
         let xs = c.xmlsec.as_ref().filter(|_| p.xmlsec).map(|(key, atteso)| {
             let (ok, err) = xmlsec_verifica(&c.msg, key, &p.dir.0);
             (ok, *atteso, err)
@@ -1259,7 +1259,12 @@ async fn tutte_rifiutate(mtls: bool) {
     // Nothing of any forgery reached the service.
     for codice in [FIRMATO, FALSO] {
         assert!(
-            gw.gw.store.modulo("candidatura", codice).unwrap().is_none(),
+            gw.gw
+                .store
+                .modulo(pdd::modulo::Tipo::Candidatura, codice)
+                .await
+                .unwrap()
+                .is_none(),
             "modulo {codice} stored by a forgery"
         );
     }
@@ -1283,18 +1288,24 @@ async fn tutte_rifiutate(mtls: bool) {
         Some("OK"),
         "{risposta}"
     );
-    assert!(gw.gw.store.modulo("candidatura", FALSO).unwrap().is_some());
+    assert!(gw
+        .gw
+        .store
+        .modulo(pdd::modulo::Tipo::Candidatura, FALSO)
+        .await
+        .unwrap()
+        .is_some());
     let (status, body) = invia(&url, &p, chi(Da::Emilia), genuino).await;
     assert_eq!(
         (status, codici(&body)),
         (500, vec!["EGOV_IT_110".to_string()])
     );
-    let last = gw.gw.store.recent(1).unwrap().remove(0);
+    let last = gw.gw.store.recent(1).await.unwrap().remove(0);
     assert_eq!(last.outcome, Outcome::Duplicato);
     // Our own signed answer, reflected back to us by the partner: its Destinatario (EMILIA) is not
     // ours, which validation finds before security (GovWay's staging).
     let (status, body) = invia(&url, &p, chi(Da::Emilia), risposta).await;
-    let last = gw.gw.store.recent(1).unwrap().remove(0);
+    let last = gw.gw.store.recent(1).await.unwrap().remove(0);
     eprintln!(
         "| our signed answer reflected back to us | {status} | {} | {} | |",
         codici(&body).join(" "),

@@ -60,12 +60,13 @@ async fn cliclavoro_candidatura_round_trip() {
     let m = gw
         .gw
         .store
-        .modulo("candidatura", "SILBO26200000000000000042")
+        .modulo(pdd::modulo::Tipo::Candidatura, "SILBO26200000000000000042")
+        .await
         .unwrap()
         .unwrap();
     assert_eq!(m.mittente.as_deref(), Some("SPC/EMILIA"));
     assert!(m.xml.contains("BNCLRA85M41F205C"));
-    let ex = gw.gw.store.exchange_by_id(&req.id).unwrap().unwrap();
+    let ex = gw.gw.store.exchange_by_id(&req.id).await.unwrap().unwrap();
     assert_eq!(ex.outcome, Outcome::Ok);
     assert_eq!(ex.response_id.as_deref(), Some(resp_id));
     assert_eq!(String::from_utf8(ex.response).unwrap(), r.body);
@@ -121,7 +122,7 @@ async fn duplicates_refused_across_restart_and_the_service_runs_once() {
     let again = post(&gw.url("/pdd/PA"), req.xml().into_bytes(), &[]).await;
     assert_eq!(again.status, 500, "{}", again.body);
     assert!(again.body.contains("EGOV_IT_110"));
-    let list = gw.gw.store.recent(10).unwrap();
+    let list = gw.gw.store.recent(10).await.unwrap();
     let outcomes: Vec<Outcome> = list.iter().map(|e| e.outcome).collect();
     assert_eq!(
         outcomes,
@@ -260,6 +261,7 @@ async fn oneway_answers_200_empty_and_absorbs_or_refuses_duplicates_by_profile()
         .gw
         .store
         .recent(2)
+        .await
         .unwrap()
         .iter()
         .map(|e| e.outcome)
@@ -410,7 +412,7 @@ async fn backend_down_is_a_processing_error_and_can_be_retried() {
         text_of(&r.body, "RiferimentoMessaggio"),
         Some(req.id.as_str())
     );
-    let ex = gw.gw.store.exchange_by_id(&req.id).unwrap().unwrap();
+    let ex = gw.gw.store.exchange_by_id(&req.id).await.unwrap().unwrap();
     assert_eq!(ex.outcome, Outcome::ErroreProcessamento);
     // The service never ran: the same busta may be sent again (not a duplicate).
     let r = post(&gw.url("/pdd/PA"), req.xml().into_bytes(), &[]).await;
@@ -453,11 +455,23 @@ async fn two_gateways_porta_delegata_to_porta_applicativa() {
     let resp_id = h("x-pdd-identificatore").unwrap();
     assert!(resp_id.starts_with("MinisteroLavoro_MinisteroLavoroSPCoopIT_"));
     // Both sides traced the exchange.
-    let out = region.gw.store.exchange_by_id(&req_id).unwrap().unwrap();
+    let out = region
+        .gw
+        .store
+        .exchange_by_id(&req_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(out.direction, pdd::store::Direction::Out);
     assert_eq!(out.outcome, Outcome::Ok);
     assert_eq!(out.response_id.as_deref(), Some(resp_id.as_str()));
-    let inn = ministry.gw.store.exchange_by_id(&req_id).unwrap().unwrap();
+    let inn = ministry
+        .gw
+        .store
+        .exchange_by_id(&req_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(inn.direction, pdd::store::Direction::In);
     assert_eq!(inn.mittente.as_deref(), Some("SPC/EMILIA"));
     // What EMILIA sent is what the Ministry received.
@@ -619,7 +633,12 @@ async fn shutdown_finishes_in_flight_exchanges() {
     assert_eq!(r.status, 200, "{}", r.body);
     stopping.await.unwrap();
     assert_eq!(
-        store.exchange_by_id(&req.id).unwrap().unwrap().outcome,
+        store
+            .exchange_by_id(&req.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome,
         Outcome::Ok
     );
 }

@@ -69,7 +69,7 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
         r.body
     );
     // Nothing of it was stored: refused before it was read.
-    assert!(gw.gw.store.recent(10).unwrap().is_empty());
+    assert!(gw.gw.store.recent(10).await.unwrap().is_empty());
     // The held exchange ends (its sender goes away): the place comes back.
     drop(held);
     until("the place did not come back", || {

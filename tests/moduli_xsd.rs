@@ -91,7 +91,6 @@ fn xsd_verdict_equals_xmllint() {
     let ctx = Contesto {
         ricevuto: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
         versione: None,
-        esiste: None,
     };
     let (mut total, mut valid, mut rule_refused) = (0usize, 0usize, 0usize);
     let mut disagreements = Vec::new();
@@ -176,7 +175,6 @@ fn samples_are_valid_and_invalid_ones_say_why() {
     let ctx = Contesto {
         ricevuto: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
         versione: None,
-        esiste: None,
     };
     for f in std::fs::read_dir(&root).unwrap() {
         let p = f.unwrap().path();
@@ -224,7 +222,6 @@ fn libxml2_pattern_quirks_follow_the_xsd_standard() {
     let ctx = Contesto {
         ricevuto: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
         versione: None,
-        esiste: None,
     };
     let cand = std::fs::read_to_string(root.join("candidatura-2.0.xml")).unwrap();
     let vac = std::fs::read_to_string(root.join("vacancy-2.0.xml")).unwrap();

@@ -5,14 +5,15 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::eventually;
 use common::{start, start_with_clock, Req};
 use pdd::clock::FixedClock;
 use pdd::config::Config;
 use pdd::registry::Soggetto;
-use pdd::rete::{Inoltro, Ruolo, StatoInoltro};
-use pdd::store::{Direction, Outcome, Scrittura};
+use pdd::rete::Ruolo;
+use pdd::store::{Direction, Forward, ForwardState, Outcome, Write};
 
 fn ncn(lazio_url: &str) -> Config {
     let mut c = Config {
@@ -44,14 +45,6 @@ fn cv_nazionale() -> String {
     .xml()
 }
 
-async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < Duration::from_secs(20), "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// `richiesta` posted to the NCN, which must accept it (Tipo_Risposta OK).
 async fn accettata(ncn: &common::Running, richiesta: String) {
     let r = common::post(&ncn.url("/pdd/PA"), richiesta.into_bytes(), &[]).await;
@@ -64,16 +57,17 @@ async fn accettata(ncn: &common::Running, richiesta: String) {
 }
 
 /// The first outbox entry, once it is refused.
-async fn respinto(ncn: &common::Running) -> Inoltro {
-    eventually("refused", || {
+async fn respinto(ncn: &common::Running) -> Forward {
+    eventually("refused", async || {
         ncn.gw
             .outbox()
+            .await
             .unwrap()
             .first()
-            .is_some_and(|i| i.stato == StatoInoltro::Respinto)
+            .is_some_and(|i| i.stato == ForwardState::Refused)
     })
     .await;
-    ncn.gw.outbox().unwrap().remove(0)
+    ncn.gw.outbox().await.unwrap().remove(0)
 }
 
 #[tokio::test]
@@ -83,19 +77,23 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
     let r = common::post(&ncn.url("/pdd/PA"), cv_nazionale().into_bytes(), &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("inoltrata a SPC/LAZIO"), "{}", r.body);
-    eventually("delivered", || ncn.gw.outbox().unwrap().is_empty()).await;
+    eventually("delivered", async || {
+        ncn.gw.outbox().await.unwrap().is_empty()
+    })
+    .await;
     // The forward as the NCN sent it.
     let sent = ncn
         .gw
         .store
         .recent(10)
+        .await
         .unwrap()
         .into_iter()
         .find(|e| e.direction == Direction::Out)
         .unwrap();
     assert_eq!(sent.outcome, Outcome::Ok);
     let id = sent.request_id.clone().unwrap();
-    let raw = ncn.gw.store.exchange(sent.seq).unwrap().unwrap();
+    let raw = ncn.gw.store.exchange(sent.seq).await.unwrap().unwrap();
     let request = String::from_utf8(raw.request).unwrap();
     let ora = common::text_of(&request, "OraRegistrazione").unwrap();
     let ora = chrono::NaiveDateTime::parse_from_str(ora, "%Y-%m-%dT%H:%M:%S%.f")
@@ -105,32 +103,33 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
     let body = &request[request.find("<types:invioCandidatura").unwrap()
         ..request.find("</types:invioCandidatura>").unwrap() + "</types:invioCandidatura>".len()];
     // As if its answer had been lost: the same forward, queued again.
-    let again = Inoltro {
-        seq: ncn.gw.store.next_seq().unwrap(),
-        creato: ora.to_rfc3339(),
+    let again = Forward {
+        seq: ncn.gw.store.next_seq().await.unwrap(),
+        creato: ora.fixed_offset(),
         destinatario: "SPC/LAZIO".into(),
         servizio: "ClicLavoro".into(),
         azione: "InvioCandidatura".into(),
         id: id.clone(),
-        ora: ora.to_rfc3339(),
+        ora: ora.fixed_offset(),
         corpo: body.to_string(),
-        kind: "candidatura".into(),
+        kind: pdd::modulo::Tipo::Candidatura,
         codice: "x".into(),
         invio: false,
         // An earlier attempt whose answer never came.
         tentativi: 1,
         prossimo_ms: 0,
-        stato: StatoInoltro::InAttesa,
+        stato: ForwardState::Pending,
         errore: None,
         causa: None,
     };
     ncn.gw
         .store
-        .scrivi(&[Scrittura::metti("outbox", again.chiave(), &again)])
+        .apply(vec![Write::Forward(again.clone())])
+        .await
         .unwrap();
     ncn.gw.outbox_notify.notify_one();
-    eventually("the redelivery counts as delivered", || {
-        ncn.gw.outbox().unwrap().is_empty()
+    eventually("the redelivery counts as delivered", async || {
+        ncn.gw.outbox().await.unwrap().is_empty()
     })
     .await;
     // LAZIO processed the modulo once and refused the repeat as a duplicate.
@@ -138,6 +137,7 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
         .gw
         .store
         .recent(10)
+        .await
         .unwrap()
         .into_iter()
         .filter(|e| e.request_id.as_deref() == Some(id.as_str()))
@@ -146,14 +146,15 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
     assert_eq!(seen, vec![Outcome::Duplicato, Outcome::Ok]);
     // The same answer to a first attempt means the receiver refuses the Identificatore itself
     // (nothing of ours reached it): kept as refused, for the operator.
-    let first = Inoltro {
-        seq: ncn.gw.store.next_seq().unwrap(),
+    let first = Forward {
+        seq: ncn.gw.store.next_seq().await.unwrap(),
         tentativi: 0,
         ..again
     };
     ncn.gw
         .store
-        .scrivi(&[Scrittura::metti("outbox", first.chiave(), &first)])
+        .apply(vec![Write::Forward(first)])
+        .await
         .unwrap();
     ncn.gw.outbox_notify.notify_one();
     let i = &respinto(&ncn).await;
@@ -178,22 +179,23 @@ async fn a_refused_forward_is_kept_and_can_be_queued_again() {
     assert!(i.errore.as_deref().unwrap().contains("non valida"), "{i:?}");
     // Refused entries are not retried by themselves.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(ncn.gw.outbox().unwrap()[0].tentativi, 1);
-    let first_id = ncn.gw.outbox().unwrap()[0].id.clone();
+    assert_eq!(ncn.gw.outbox().await.unwrap()[0].tentativi, 1);
+    let first_id = ncn.gw.outbox().await.unwrap()[0].id.clone();
     assert_eq!(ncn.gw.outbox_riprova(None).await.unwrap(), 1);
     // Tried again under a new Identificatore (the old one is in LAZIO's duplicate filter), and
     // refused again on its merits.
-    eventually("tried again", || {
+    eventually("tried again", async || {
         ncn.gw
             .outbox()
+            .await
             .unwrap()
             .first()
             .is_some_and(|i| i.tentativi == 2)
     })
     .await;
-    let i = &ncn.gw.outbox().unwrap()[0];
+    let i = &ncn.gw.outbox().await.unwrap()[0];
     assert_ne!(i.id, first_id);
-    assert_eq!(i.stato, StatoInoltro::Respinto);
+    assert_eq!(i.stato, ForwardState::Refused);
 }
 
 #[tokio::test]
@@ -205,16 +207,17 @@ async fn a_forward_of_an_expired_modulo_is_dropped() {
     let clock = Arc::new(FixedClock::new(chrono::Local::now().fixed_offset()));
     let ncn = start_with_clock(ncn(&url), clock.clone()).await;
     accettata(&ncn, cv_nazionale()).await;
-    eventually("a failed attempt", || {
+    eventually("a failed attempt", async || {
         ncn.gw
             .outbox()
+            .await
             .unwrap()
             .first()
             .is_some_and(|i| i.tentativi > 0 && i.errore.is_some())
     })
     .await;
-    let i = &ncn.gw.outbox().unwrap()[0];
-    assert_eq!(i.stato, StatoInoltro::InAttesa);
+    let i = &ncn.gw.outbox().await.unwrap()[0];
+    assert_eq!(i.stato, ForwardState::Pending);
     assert!(
         i.errore.as_deref().unwrap().contains("EGOV_IT_300"),
         "{i:?}"
@@ -224,7 +227,10 @@ async fn a_forward_of_an_expired_modulo_is_dropped() {
     assert_eq!(ncn.gw.disattiva_scaduti().await.unwrap(), 1);
     assert_eq!(ncn.gw.disattiva_scaduti().await.unwrap(), 0, "idempotent");
     ncn.gw.outbox_notify.notify_one();
-    eventually("dropped", || ncn.gw.outbox().unwrap().is_empty()).await;
+    eventually("dropped", async || {
+        ncn.gw.outbox().await.unwrap().is_empty()
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -236,33 +242,34 @@ async fn a_forward_that_waited_past_the_receivers_window_goes_as_a_new_message()
     let clock = Arc::new(FixedClock::new(now));
     let ncn = start_with_clock(ncn(&lazio.url("/pdd/PA")), clock.clone()).await;
     accettata(&ncn, cv_nazionale()).await;
-    eventually("refused as expired", || {
-        ncn.gw.outbox().unwrap().first().is_some_and(|i| {
+    eventually("refused as expired", async || {
+        ncn.gw.outbox().await.unwrap().first().is_some_and(|i| {
             i.errore
                 .as_deref()
                 .is_some_and(|e| e.starts_with("EGOV_IT_301"))
         })
     })
     .await;
-    let first = ncn.gw.outbox().unwrap()[0].clone();
+    let first = ncn.gw.outbox().await.unwrap()[0].clone();
     assert_eq!(
         first.stato,
-        StatoInoltro::InAttesa,
+        ForwardState::Pending,
         "expiry is not a refusal"
     );
     // Six days later at the NCN too: the renewed busta is fresh for LAZIO.
     clock.advance(chrono::Duration::days(6));
     // The test clock stands still: move it past each retry wait.
-    eventually("delivered", || {
+    eventually("delivered", async || {
         clock.advance(chrono::Duration::seconds(2));
         ncn.gw.outbox_notify.notify_one();
-        ncn.gw.outbox().unwrap().is_empty()
+        ncn.gw.outbox().await.unwrap().is_empty()
     })
     .await;
     let delivered: Vec<_> = lazio
         .gw
         .store
         .recent(10)
+        .await
         .unwrap()
         .into_iter()
         .filter(|e| e.outcome == Outcome::Ok)
@@ -274,6 +281,7 @@ async fn a_forward_that_waited_past_the_receivers_window_goes_as_a_new_message()
         .gw
         .store
         .recent(20)
+        .await
         .unwrap()
         .into_iter()
         .rfind(|e| e.direction == Direction::Out)

@@ -178,7 +178,7 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
         .await
         .unwrap();
     if code != 0 {
-        let last = gw.gw.store.recent(1).unwrap();
+        let last = gw.gw.store.recent(1).await.unwrap();
         let seen = last.first().map(|e| {
             (
                 e.eccezioni.clone(),
@@ -198,6 +198,7 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
         .gw
         .store
         .exchange_by_id(&ident)
+        .await
         .unwrap()
         .expect("recorded");
     assert_eq!(rec.outcome, pdd::store::Outcome::Ok);
@@ -234,6 +235,7 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
         .gw
         .store
         .exchange_by_id(&ident3)
+        .await
         .unwrap()
         .expect("recorded");
     assert_eq!(rec.eccezioni.len(), 1, "{:?}", rec.eccezioni);

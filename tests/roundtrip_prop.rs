@@ -388,7 +388,6 @@ fn modulo_round_trip(m: &Modulo) -> Result<(), TestCaseError> {
     let ctx = pdd::modulo::Contesto {
         ricevuto: NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
         versione: None,
-        esiste: None,
     };
     let esito = pdd::modulo::valida(out.as_bytes(), &ctx);
     prop_assert_eq!(esito.modulo.as_ref(), Some(m));

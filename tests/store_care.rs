@@ -212,8 +212,8 @@ fn a_backup_under_load_restores_every_exchange_acknowledged_before_it() {
     assert!(status.success());
 }
 
-#[test]
-fn restore_refuses_a_live_store_and_force_keeps_the_old_one_aside() {
+#[tokio::test]
+async fn restore_refuses_a_live_store_and_force_keeps_the_old_one_aside() {
     let dir = TempDir::new("store-restore");
     let (cfg, addr) = config_ncn(&dir.0, "a.toml", "data");
     let data = dir.0.join("data");
@@ -283,15 +283,15 @@ fn restore_refuses_a_live_store_and_force_keeps_the_old_one_aside() {
     assert_eq!(vecchi.len(), 1, "{vecchi:?}");
     // The old store, whole, aside; the restored one without what came after the backup.
     let vecchio = SledStore::open_waiting(&vecchi[0], Duration::from_secs(5)).unwrap();
-    assert!(vecchio.exchange_by_id(&dopo).unwrap().is_some());
-    assert!(vecchio.check().unwrap().ok());
+    assert!(vecchio.exchange_by_id(&dopo).await.unwrap().is_some());
+    assert!(vecchio.check().await.unwrap().ok());
     drop(vecchio);
     let nuovo = SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap();
-    assert!(nuovo.exchange_by_id(&dopo).unwrap().is_none());
+    assert!(nuovo.exchange_by_id(&dopo).await.unwrap().is_none());
     for id in &ids {
-        assert!(nuovo.exchange_by_id(id).unwrap().is_some(), "{id}");
+        assert!(nuovo.exchange_by_id(id).await.unwrap().is_some(), "{id}");
     }
-    assert!(nuovo.check().unwrap().ok());
+    assert!(nuovo.check().await.unwrap().ok());
     // The backup is left as it was.
     assert!(dir.0.join("bk/manifest.json").exists());
     assert!(!data.join("manifest.json").exists());
@@ -351,7 +351,7 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
     // Damage: a missing raw piece, an ids entry pointing nowhere, an unreadable outbox entry.
     let danneggiato = {
         let s = SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap();
-        let seq = s.exchange_by_id(&ids[1]).unwrap().unwrap().seq;
+        let seq = s.exchange_by_id(&ids[1]).await.unwrap().unwrap().seq;
         drop(s);
         std::thread::sleep(Duration::from_millis(200));
         let db = sled::open(&data).unwrap();
@@ -441,8 +441,14 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
     let (c, cod_c, req_c) = richiesta(402, dopo, Some(dopo + giorni(60)));
     assert_eq!(invia(req_b.clone()).await.status, 200);
     assert_eq!(invia(req_c.clone()).await.status, 200);
-    let moduli = gw.gw.store.moduli("candidatura").unwrap().len();
-    let outbox = gw.gw.outbox().unwrap().len();
+    let moduli = gw
+        .gw
+        .store
+        .moduli(pdd::modulo::Tipo::Candidatura)
+        .await
+        .unwrap()
+        .len();
+    let outbox = gw.gw.outbox().await.unwrap().len();
     assert!(outbox >= 3);
 
     // A, and the first attempts of its forwards (outgoing exchanges), are 31 days old.
@@ -451,25 +457,42 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
     assert_eq!(r.dup, 1, "{r:?}");
     let store = &gw.gw.store;
     assert!(
-        store.exchange_by_id(&a).unwrap().is_none(),
+        store.exchange_by_id(&a).await.unwrap().is_none(),
         "A is 31 days old"
     );
     let limite = (dopo - giorni(30)).to_rfc3339();
-    for e in store.recent(10_000).unwrap() {
-        let t = DateTime::parse_from_rfc3339(&e.received_at).unwrap();
+    for e in store.recent(10_000).await.unwrap() {
+        let t = e.received_at;
         assert!(
             t > dopo - giorni(30),
             "exchange {} of {t} kept (limit {limite})",
             e.seq
         );
     }
-    assert!(store.exchange_by_id(&b).unwrap().is_some());
-    assert!(store.exchange_by_id(&c).unwrap().is_some());
+    assert!(store.exchange_by_id(&b).await.unwrap().is_some());
+    assert!(store.exchange_by_id(&c).await.unwrap().is_some());
     // Moduli and forwards stay, A's included.
-    assert_eq!(store.moduli("candidatura").unwrap().len(), moduli);
-    assert!(store.modulo("candidatura", &cod_a).unwrap().is_some());
-    assert_eq!(gw.gw.outbox().unwrap().len(), outbox);
-    assert!(gw.gw.outbox().unwrap().iter().any(|i| i.codice == cod_a));
+    assert_eq!(
+        store
+            .moduli(pdd::modulo::Tipo::Candidatura)
+            .await
+            .unwrap()
+            .len(),
+        moduli
+    );
+    assert!(store
+        .modulo(pdd::modulo::Tipo::Candidatura, &cod_a)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(gw.gw.outbox().await.unwrap().len(), outbox);
+    assert!(gw
+        .gw
+        .outbox()
+        .await
+        .unwrap()
+        .iter()
+        .any(|i| i.codice == cod_a));
     // A replay of A is not processed: its busta is expired.
     let replay = invia(req_a).await;
     assert!(replay.body.contains("EGOV_IT_301"), "{}", replay.body);
@@ -493,12 +516,19 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
     );
     let replay = invia(req_b).await;
     assert!(replay.body.contains("EGOV_IT_301"), "{}", replay.body);
-    assert!(store.exchange_by_id(&b).unwrap().is_some());
+    assert!(store.exchange_by_id(&b).await.unwrap().is_some());
     for cod in [&cod_a, &cod_b, &cod_c] {
-        assert!(store.modulo("candidatura", cod).unwrap().is_some(), "{cod}");
+        assert!(
+            store
+                .modulo(pdd::modulo::Tipo::Candidatura, cod)
+                .await
+                .unwrap()
+                .is_some(),
+            "{cod}"
+        );
     }
-    assert_eq!(gw.gw.outbox().unwrap().len(), outbox);
-    let report = store.check().unwrap();
+    assert_eq!(gw.gw.outbox().await.unwrap().len(), outbox);
+    let report = store.check().await.unwrap();
     assert!(report.ok(), "{report:?}");
     gw.stop().await;
 }

@@ -143,6 +143,7 @@ async fn mutual_tls_admits_partners_and_refuses_strangers() {
         gw.gw
             .store
             .recent(100)
+            .await
             .unwrap()
             .iter()
             .filter(|e| e.direction == pdd::store::Direction::Out)
@@ -277,8 +278,8 @@ async fn two_gateways_over_https_with_signatures() {
     let r = common::post(&format!("http://{local}/pdd/PA"), b"x".to_vec(), &[]).await;
     assert_eq!(r.status, 404);
     // What EMILIA sent was signed, and the Ministry verified it.
-    let out = region.gw.store.recent(1).unwrap().remove(0);
-    let sent = region.gw.store.exchange(out.seq).unwrap().unwrap();
+    let out = region.gw.store.recent(1).await.unwrap().remove(0);
+    let sent = region.gw.store.exchange(out.seq).await.unwrap().unwrap();
     assert!(String::from_utf8_lossy(&sent.request).contains("<wsse:Security"));
     assert!(String::from_utf8_lossy(&sent.response).contains("<wsse:Security"));
 }

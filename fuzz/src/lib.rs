@@ -226,7 +226,6 @@ pub fn modulo(data: &[u8]) {
     let ctx = pdd::modulo::Contesto {
         ricevuto: NaiveDate::from_ymd_opt(2026, 11, 20).expect("a valid date"),
         versione: None,
-        esiste: None,
     };
     let esito = pdd::modulo::valida(data, &ctx);
     if let Some(m) = &esito.modulo {

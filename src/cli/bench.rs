@@ -962,7 +962,6 @@ mod tests {
         let ctx = crate::modulo::Contesto {
             ricevuto: oggi,
             versione: None,
-            esiste: None,
         };
         for (target, n) in [(1024, 1usize), (50 * 1024, 2), (400 * 1024, 3)] {
             let c = candidatura(n, oggi, target);

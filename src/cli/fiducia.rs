@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use super::{admin_request, open_for_reading, Source};
+use super::{admin_request, esegui, open_for_reading, Source};
 use crate::config::Config;
 use crate::egov::{Parte, ProfiloGestione};
 use crate::registry::{PoliticaFirma, Soggetto};
@@ -276,14 +276,17 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
             }
             match open_for_reading(&config)? {
                 Source::Store(store) => {
-                    let mut partners = store.partners().map_err(|e| e.to_string())?;
+                    let mut partners = esegui(store.partners())?.map_err(|e| e.to_string())?;
                     partners.retain(|p| !(p.tipo == s.tipo && p.nome == s.nome));
                     partners.push(s.clone());
                     config
                         .build_registry_with(&partners)
                         .map_err(|e| e.to_string())?;
-                    store.put_partner(&s).map_err(|e| e.to_string())?;
-                    futures_flush(&store)?;
+                    esegui(async {
+                        store.put_partner(&s).await?;
+                        store.flush().await
+                    })?
+                    .map_err(|e| e.to_string())?;
                     println!(
                         "partner {}/{} added (the gateway will use it when started)",
                         s.tipo, s.nome
@@ -409,13 +412,12 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
         PartnerCommand::Remove { name } => {
             let p = parte(&config, &name)?;
             let removed = match open_for_reading(&config)? {
-                Source::Store(store) => {
-                    let r = store
-                        .remove_partner(&p.tipo, &p.nome)
-                        .map_err(|e| e.to_string())?;
-                    futures_flush(&store)?;
-                    r
-                }
+                Source::Store(store) => esegui(async {
+                    let r = store.remove_partner(&p.tipo, &p.nome).await?;
+                    store.flush().await?;
+                    Ok::<_, crate::store::StoreError>(r)
+                })?
+                .map_err(|e| e.to_string())?,
                 Source::Gateway(addr) => {
                     let (status, answer) = admin_request(
                         addr,
@@ -446,13 +448,6 @@ fn error_of(answer: &str) -> String {
         .ok()
         .and_then(|v| v["error"].as_str().map(str::to_string))
         .unwrap_or_else(|| answer.trim().to_string())
-}
-
-fn futures_flush(store: &crate::store::SledStore) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(store.flush()).map_err(|e| e.to_string())
 }
 
 /// A listed soggetto without the `origine` the listing adds.
@@ -490,7 +485,7 @@ fn partner_list(config: &Config) -> Result<Vec<serde_json::Value>, String> {
             serde_json::from_str(&body).map_err(|e| e.to_string())
         }
         Source::Store(store) => {
-            let partners = store.partners().map_err(|e| e.to_string())?;
+            let partners = esegui(store.partners())?.map_err(|e| e.to_string())?;
             let reg = config
                 .build_registry_with(&partners)
                 .map_err(|e| e.to_string())?;

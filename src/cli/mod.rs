@@ -312,10 +312,11 @@ fn su_sighup(gw: Arc<Gateway>, r: Ricarica) {
                 }
                 c
             });
-            match nuova
-                .map_err(|e| e.to_string())
-                .and_then(|c| gw.ricarica(c))
-            {
+            let esito = match nuova {
+                Ok(c) => gw.ricarica(c).await,
+                Err(e) => Err(e.to_string()),
+            };
+            match esito {
                 Ok(avvisi) => {
                     for a in &avvisi {
                         tracing::warn!("SIGHUP: {a}");
@@ -352,7 +353,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
             return Ok(ExitCode::from(EXIT_STORE));
         }
     };
-    match store.controlla() {
+    match esegui(store.summary())? {
         Ok(riepilogo) => tracing::info!("store {}: {riepilogo}", config.data.display()),
         Err(e) => {
             eprintln!("pdd: the store {} is damaged: {e}", config.data.display());
@@ -361,7 +362,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
     }
     crate::restituisci_memoria();
     // The configured registry, completed by the partners added with `pdd partner add`.
-    let partners = store.partners().map_err(|e| e.to_string())?;
+    let partners = esegui(store.partners())?.map_err(|e| e.to_string())?;
     let registry = config
         .build_registry_with(&partners)
         .map_err(|e| e.to_string())?;
@@ -535,6 +536,15 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::from(exit))
 }
 
+/// Runs a future of the store or the gateway to its end, for a command that is not a server.
+pub(crate) fn esegui<F: std::future::Future>(f: F) -> Result<F::Output, String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    Ok(rt.block_on(f))
+}
+
 /// File in the data directory holding the address of the gateway that has the store open.
 const LISTEN_FILE: &str = "listen.addr";
 
@@ -551,7 +561,7 @@ pub(crate) enum Source {
 pub(crate) fn open_for_reading(config: &Config) -> Result<Source, String> {
     match SledStore::open(&config.data) {
         Ok(s) => Ok(Source::Store(s)),
-        Err(StoreError::Backend(m)) if m.contains("lock") || m.contains("WouldBlock") => {
+        Err(StoreError::Locked { .. }) => {
             // sled admits one process: ask the running gateway (loopback admin endpoints).
             let addr = std::fs::read_to_string(config.data.join(LISTEN_FILE))
                 .ok()
@@ -647,7 +657,7 @@ fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
         TraceCommand::Export(args) => registro::export(&config, &source, args),
         TraceCommand::List { limit, json } => {
             let list: Vec<Exchange> = match &source {
-                Source::Store(s) => s.recent(limit).map_err(|e| e.to_string())?,
+                Source::Store(s) => esegui(s.recent(limit))?.map_err(|e| e.to_string())?,
                 Source::Gateway(a) => {
                     let v = admin_get(*a, &format!("/admin/exchanges?limit={limit}"))?
                         .unwrap_or_default();
@@ -666,15 +676,16 @@ fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
         }
         TraceCommand::Show { id, json } => {
             let found = match &source {
-                Source::Store(store) => {
-                    match store.exchange_by_id(&id).map_err(|e| e.to_string())? {
-                        Some(e) => Some(e),
+                Source::Store(store) => esegui(async {
+                    match store.exchange_by_id(&id).await? {
+                        Some(e) => Ok(Some(e)),
                         None => match id.parse::<u64>() {
-                            Ok(seq) => store.exchange(seq).map_err(|e| e.to_string())?,
-                            Err(_) => None,
+                            Ok(seq) => store.exchange(seq).await,
+                            Err(_) => Ok(None),
                         },
                     }
-                }
+                })?
+                .map_err(|e: StoreError| e.to_string())?,
                 Source::Gateway(a) => {
                     let path = format!(
                         "/admin/exchanges/{}",
@@ -702,7 +713,7 @@ fn print_list(list: &[Exchange]) {
         println!(
             "{:>6}  {:<29}  {:<3}  {:<16}  {:<32}  {:<52}  {:<20}  {}",
             e.seq,
-            e.received_at,
+            crate::clock::ora::testo(&e.received_at),
             match e.direction {
                 crate::store::Direction::In => "in",
                 crate::store::Direction::Out => "out",
@@ -743,8 +754,14 @@ fn print_exchange(e: &Exchange, json: bool) {
             "out (porta delegata)"
         }),
     );
-    row("received", Some(&e.received_at));
-    row("answered", Some(&e.answered_at));
+    row("received", Some(&crate::clock::ora::testo(&e.received_at)));
+    row(
+        "answered",
+        e.answered_at
+            .as_ref()
+            .map(crate::clock::ora::testo)
+            .as_deref(),
+    );
     row("peer", e.peer.as_deref());
     row("request id", e.request_id.as_deref());
     row("response id", e.response_id.as_deref());
@@ -771,7 +788,6 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, String> {
     let ctx = Contesto {
         ricevuto: oggi,
         versione: args.versione,
-        esiste: None,
     };
     let mut exit = 0u8;
     let mut json = Vec::new();

@@ -144,13 +144,16 @@ fn porta_locale(config: &Config, registry: &Registry, ex: &Exchange) -> String {
 /// One exchange with its raw messages.
 fn scambio(source: &Source, id: &str) -> Result<Option<Exchange>, String> {
     match source {
-        Source::Store(s) => match s.exchange_by_id(id).map_err(|e| e.to_string())? {
-            Some(e) => Ok(Some(e)),
-            None => match id.parse::<u64>() {
-                Ok(seq) => s.exchange(seq).map_err(|e| e.to_string()),
-                Err(_) => Ok(None),
-            },
-        },
+        Source::Store(s) => super::esegui(async {
+            match s.exchange_by_id(id).await? {
+                Some(e) => Ok(Some(e)),
+                None => match id.parse::<u64>() {
+                    Ok(seq) => s.exchange(seq).await,
+                    Err(_) => Ok(None),
+                },
+            }
+        })?
+        .map_err(|e: crate::store::StoreError| e.to_string()),
         Source::Gateway(a) => {
             let path = format!(
                 "/admin/exchanges/{}",
@@ -164,7 +167,9 @@ fn scambio(source: &Source, id: &str) -> Result<Option<Exchange>, String> {
 /// The sequence numbers of the exchanges received in `[dal, al)`, oldest first.
 fn nel_periodo(source: &Source, dal: i64, al: Option<i64>) -> Result<Vec<u64>, String> {
     let list: Vec<Exchange> = match source {
-        Source::Store(s) => s.scambi_tra(Some(dal), al).map_err(|e| e.to_string())?,
+        Source::Store(s) => {
+            super::esegui(s.exchanges_between(Some(dal), al))?.map_err(|e| e.to_string())?
+        }
         Source::Gateway(a) => {
             let mut path = format!("/admin/exchanges?since={dal}");
             if let Some(al) = al {
@@ -337,7 +342,9 @@ pub fn diag(config: &Config, c: DiagCommand) -> Result<ExitCode, String> {
         limite: Some(limit),
     };
     let list: Vec<Diagnostico> = match super::open_for_reading(config)? {
-        Source::Store(s) => diagnostici::elenca(&s, &f).map_err(|e| e.to_string())?,
+        Source::Store(s) => {
+            super::esegui(diagnostici::elenca(&s, &f))?.map_err(|e| e.to_string())?
+        }
         Source::Gateway(a) => {
             let mut q = vec![format!("limit={limit}")];
             if let Some(d) = f.dal {

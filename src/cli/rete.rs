@@ -12,9 +12,8 @@ use clap::Subcommand;
 use super::{admin_request, open_for_reading, Source};
 use crate::config::Config;
 use crate::gateway::Gateway;
-use crate::rete::percettori::{self, Rapporto};
-use crate::rete::{Inoltro, StatoInoltro};
-use crate::store::SledStore;
+use crate::modulo::rapporto::{self, Rapporto};
+use crate::store::{Forward, ForwardState, SledStore};
 
 #[derive(Subcommand, Debug)]
 pub enum OutboxCommand {
@@ -61,13 +60,15 @@ fn offline(
     config: &Config,
     store: SledStore,
 ) -> Result<(Gateway, tokio::runtime::Runtime), String> {
-    let partners = crate::store::Store::partners(&store).map_err(|e| e.to_string())?;
-    let registry = config
-        .build_registry_with(&partners)
-        .map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
+        .map_err(|e| e.to_string())?;
+    let partners = rt
+        .block_on(crate::store::Store::partners(&store))
+        .map_err(|e| e.to_string())?;
+    let registry = config
+        .build_registry_with(&partners)
         .map_err(|e| e.to_string())?;
     let gw = Gateway::new(
         config.clone(),
@@ -104,8 +105,11 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
     store_needed(&config)?;
     match c {
         OutboxCommand::List { json } => {
-            let list: Vec<Inoltro> = match open_for_reading(&config)? {
-                Source::Store(s) => offline(&config, s)?.0.outbox().map_err(|e| e.to_string())?,
+            let list: Vec<Forward> = match open_for_reading(&config)? {
+                Source::Store(s) => {
+                    let (gw, rt) = offline(&config, s)?;
+                    rt.block_on(gw.outbox()).map_err(|e| e.to_string())?
+                }
                 Source::Gateway(addr) => {
                     serde_json::from_value(admin_json(addr, "GET", "/admin/outbox", None)?)
                         .map_err(|e| e.to_string())?
@@ -141,8 +145,8 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
                     })
                     .unwrap_or_default();
                 let stato = match i.stato {
-                    StatoInoltro::InAttesa => "pending",
-                    StatoInoltro::Respinto => "refused",
+                    ForwardState::Pending => "pending",
+                    ForwardState::Refused => "refused",
                 };
                 println!(
                     "{:>6}  {:<22} {:<17} {:<26} {:<9} {:>5}  {:<19}  {}",
@@ -152,7 +156,7 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
                     i.codice,
                     stato,
                     i.tentativi,
-                    if i.stato == StatoInoltro::Respinto {
+                    if i.stato == ForwardState::Refused {
                         "-".into()
                     } else {
                         next
@@ -166,7 +170,7 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
             }
             let refused = list
                 .iter()
-                .filter(|i| i.stato == StatoInoltro::Respinto)
+                .filter(|i| i.stato == ForwardState::Refused)
                 .count();
             println!(
                 "{} pending, {refused} refused{}",
@@ -205,8 +209,11 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
 pub fn eures(config: Config, c: EuresCommand) -> Result<ExitCode, String> {
     store_needed(&config)?;
     let EuresCommand::Export { dir } = c;
-    let list: Vec<Inoltro> = match open_for_reading(&config)? {
-        Source::Store(s) => offline(&config, s)?.0.eures().map_err(|e| e.to_string())?,
+    let list: Vec<Forward> = match open_for_reading(&config)? {
+        Source::Store(s) => {
+            let (gw, rt) = offline(&config, s)?;
+            rt.block_on(gw.eures()).map_err(|e| e.to_string())?
+        }
         Source::Gateway(addr) => {
             serde_json::from_value(admin_json(addr, "GET", "/admin/eures", None)?)
                 .map_err(|e| e.to_string())?
@@ -216,7 +223,7 @@ pub fn eures(config: Config, c: EuresCommand) -> Result<ExitCode, String> {
     for i in &list {
         let name = format!(
             "{}-{}-{}.xml",
-            if i.kind == "candidatura" {
+            if i.kind == crate::modulo::Tipo::Candidatura {
                 "europass-cv"
             } else {
                 "vacancy"
@@ -281,11 +288,11 @@ pub fn import(config: Config, c: ImportCommand) -> Result<ExitCode, String> {
     for (n, line) in reader.lines().enumerate() {
         let line = line.map_err(|e| format!("{}: line {}: {e}", file.display(), n + 1))?;
         bar.inc(line.len() as u64 + 1);
-        if line.trim().is_empty() || (n == 0 && percettori::intestazione(&line)) {
+        if line.trim().is_empty() || (n == 0 && rapporto::intestazione(&line)) {
             continue;
         }
         lette += 1;
-        match percettori::riga(&line) {
+        match rapporto::riga(&line) {
             Ok(r) => lotto.push(r),
             Err(e) => rifiutate.push(format!("line {}: {e}", n + 1)),
         }
@@ -341,13 +348,13 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
         }
         (UsersCommand::List { json }, source) => {
             let list: Vec<serde_json::Value> = match source {
-                Source::Store(s) => offline(&config, s)?
-                    .0
-                    .utenti()
-                    .map_err(|e| e.to_string())?
-                    .iter()
-                    .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
-                    .collect(),
+                Source::Store(s) => {
+                    let (gw, rt) = offline(&config, s)?;
+                    rt.block_on(gw.utenti()).map_err(|e| e.to_string())?
+                }
+                .iter()
+                .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
+                .collect(),
                 Source::Gateway(addr) => {
                     serde_json::from_value(admin_json(addr, "GET", "/admin/users", None)?)
                         .map_err(|e| e.to_string())?

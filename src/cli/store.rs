@@ -1,7 +1,7 @@
 //! `pdd store`: backup, restore, stats, check, purge. Each works on the store directly, or
 //! through the running gateway's loopback admin endpoints (`/admin/store/…`) while the gateway
 //! holds the store; restore only ever works on a store no gateway holds. What a backup
-//! guarantees is in [`crate::store::cura`].
+//! guarantees is in [`crate::store::care`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::{admin_request_within, open_for_reading, Source, LISTEN_FILE};
+use super::{admin_request_within, esegui, open_for_reading, Source, LISTEN_FILE};
 use crate::config::Config;
-use crate::store::cura::{CheckReport, Manifest, PurgeReport, Stats, MANIFEST};
+use crate::store::care::{CheckReport, Manifest, PurgeReport, Stats, MANIFEST};
 use crate::store::{SledStore, Store, StoreError};
 
 #[derive(Subcommand, Debug)]
@@ -161,7 +161,9 @@ fn backup(config: &Config, dir: &Path) -> Result<ExitCode, String> {
     }
     let t = std::time::Instant::now();
     let m: Manifest = match sorgente(config)? {
-        Source::Store(s) => s.backup(&dir).map_err(|e| e.to_string())?,
+        Source::Store(s) => {
+            esegui(s.backup(&dir, &crate::clock::SystemClock))?.map_err(|e| e.to_string())?
+        }
         Source::Gateway(addr) => {
             let body = serde_json::json!({ "dir": dir }).to_string();
             da_json(chiedi(addr, "POST", "/admin/store/backup", Some(&body))?)?
@@ -193,7 +195,7 @@ fn backup(config: &Config, dir: &Path) -> Result<ExitCode, String> {
 
 fn stats(config: &Config, json: bool) -> Result<ExitCode, String> {
     let s: Stats = match sorgente(config)? {
-        Source::Store(s) => s.stats().map_err(|e| e.to_string())?,
+        Source::Store(s) => esegui(s.stats())?.map_err(|e| e.to_string())?,
         Source::Gateway(addr) => da_json(chiedi(addr, "GET", "/admin/store/stats", None)?)?,
     };
     if json {
@@ -224,7 +226,7 @@ fn stats(config: &Config, json: bool) -> Result<ExitCode, String> {
 
 fn check(config: &Config, json: bool) -> Result<ExitCode, String> {
     let esito = sorgente(config).and_then(|src| match src {
-        Source::Store(s) => s.check().map_err(|e| e.to_string()),
+        Source::Store(s) => esegui(s.check())?.map_err(|e| e.to_string()),
         Source::Gateway(addr) => da_json(chiedi(addr, "GET", "/admin/store/check", None)?),
     });
     let r: CheckReport = match esito {
@@ -275,12 +277,12 @@ fn purge(config: &Config, json: bool) -> Result<ExitCode, String> {
         Source::Store(s) => {
             let l =
                 crate::gateway::conservazione::limiti(config, chrono::Local::now().fixed_offset());
-            let r = s.purge(&l).map_err(|e| e.to_string())?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .map_err(|e| e.to_string())?;
-            rt.block_on(s.flush()).map_err(|e| e.to_string())?;
-            r
+            esegui(async {
+                let r = s.purge(&l).await?;
+                s.flush().await?;
+                Ok::<_, StoreError>(r)
+            })?
+            .map_err(|e| e.to_string())?
         }
         Source::Gateway(addr) => da_json(chiedi(addr, "POST", "/admin/store/purge", None)?)?,
     };
@@ -326,7 +328,7 @@ fn gateway_vivo(data: &Path) -> Option<SocketAddr> {
 }
 
 fn bloccato(e: &StoreError) -> bool {
-    matches!(e, StoreError::Backend(m) if m.contains("lock") || m.contains("WouldBlock"))
+    matches!(e, StoreError::Locked { .. })
 }
 
 /// Copies a directory tree, every file synced; `listen.addr` and the manifest are left behind
@@ -412,10 +414,9 @@ fn restore(config: &Config, dir: &Path, force: bool) -> Result<ExitCode, String>
         copia_dir(&dir, &staging).map_err(|e| format!("copying {}: {e}", dir.display()))?;
         let s = SledStore::open_waiting(&staging, Duration::from_secs(5))
             .map_err(|e| format!("the backup does not open: {e}"))?;
-        let riepilogo = s
-            .controlla()
-            .map_err(|e| format!("the backup fails the start check: {e}"))?;
-        let r = s.check().map_err(|e| e.to_string())?;
+        let riepilogo =
+            esegui(s.summary())?.map_err(|e| format!("the backup fails the start check: {e}"))?;
+        let r = esegui(s.check())?.map_err(|e| e.to_string())?;
         if !r.ok() {
             return Err(format!(
                 "the backup fails the check ({} problems):\n  {}",

@@ -1,6 +1,7 @@
 //! The SPCoop busta e-Gov 1.1: model, Identificatore, reader, validation and writer.
 //! Pure code: no I/O, no clock (time is always a parameter).
 
+pub mod diagnostico;
 pub mod id;
 pub mod reader;
 pub mod time;

@@ -20,7 +20,7 @@ use super::Gateway;
 use crate::config::Config;
 use crate::egov::id::Identificatore;
 use crate::egov::Busta;
-use crate::store::cura::{PurgeLimits, PurgeReport};
+use crate::store::care::{PurgeLimits, PurgeReport};
 use crate::store::StoreError;
 
 const MS_MINUTO: i64 = 60_000;
@@ -73,10 +73,7 @@ impl Gateway {
     /// Purges what is past retention now; what went.
     pub async fn purga(&self) -> Result<PurgeReport, StoreError> {
         let l = limiti(&self.config, self.now());
-        let store = self.store.clone();
-        let r = tokio::task::spawn_blocking(move || store.purge(&l))
-            .await
-            .map_err(|e| StoreError::Backend(format!("purge: {e}")))??;
+        let r = self.store.purge(&l).await?;
         if r.removed() > 0 {
             self.store.flush().await?;
             info!(
@@ -96,7 +93,7 @@ impl Gateway {
                     "conservazione: rimossi {} scambi, {} voci del filtro duplicati, {} diagnostici",
                     r.exchanges, r.dup, r.diagnostici
                 ),
-            ));
+            )).await;
         }
         if let Some(s) = &r.stopped {
             warn!("store purge stopped at an unreadable record ({s}): run pdd store check");
@@ -105,7 +102,8 @@ impl Gateway {
                 "Conservazione",
                 "PDD_STORE",
                 "conservazione interrotta a un record illeggibile: eseguire pdd store check",
-            ));
+            ))
+            .await;
         }
         Ok(r)
     }
@@ -121,13 +119,9 @@ impl Gateway {
     ) -> Option<(u16, serde_json::Value)> {
         use hyper::Method;
         let errore = |status: u16, e: String| (status, serde_json::json!({ "error": e }));
-        let store = self.store.clone();
-        let in_disparte = |f: Box<dyn FnOnce() -> Result<serde_json::Value, StoreError> + Send>| async move {
-            match tokio::task::spawn_blocking(f).await {
-                Ok(Ok(v)) => (200, v),
-                Ok(Err(e)) => errore(500, e.to_string()),
-                Err(e) => errore(500, e.to_string()),
-            }
+        let esito = |r: Result<serde_json::Value, StoreError>| match r {
+            Ok(v) => (200, v),
+            Err(e) => errore(500, e.to_string()),
         };
         Some(match (method, path) {
             (&Method::POST, "/admin/store/backup") => {
@@ -139,17 +133,22 @@ impl Gateway {
                 };
                 let t = std::time::Instant::now();
                 let dove = dir.display().to_string();
-                let r = in_disparte(Box::new(move || Ok(json(&store.backup(&dir)?)))).await;
+                let r = esito(
+                    self.store
+                        .backup(&dir, self.clock.as_ref())
+                        .await
+                        .map(|m| json(&m)),
+                );
                 if r.0 == 200 {
                     info!(dir = %dove, ms = t.elapsed().as_millis() as u64, "store backed up");
                 }
                 r
             }
             (&Method::GET, "/admin/store/stats") => {
-                in_disparte(Box::new(move || Ok(json(&store.stats()?)))).await
+                esito(self.store.stats().await.map(|s| json(&s)))
             }
             (&Method::GET, "/admin/store/check") => {
-                in_disparte(Box::new(move || Ok(json(&store.check()?)))).await
+                esito(self.store.check().await.map(|c| json(&c)))
             }
             (&Method::POST, "/admin/store/purge") => match self.purga().await {
                 Ok(r) => (200, json(&r)),
@@ -191,7 +190,8 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
                 "Conservazione",
                 "PDD_STORE",
                 "conservazione non riuscita: lo store non risponde",
-            ));
+            ))
+            .await;
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

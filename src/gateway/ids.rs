@@ -3,12 +3,11 @@
 //! restart within the same minute.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use chrono::NaiveDateTime;
 
 use crate::egov::id;
-use crate::store::{Store, StoreError};
+use crate::store::{Contatore, Store, StoreError};
 
 /// Ids reserved per store round-trip. A restart skips at most this many numbers.
 const BLOCK: u32 = 1000;
@@ -22,18 +21,19 @@ struct Cursor {
 
 pub struct IdGenerator {
     node: Option<String>,
-    cursors: Mutex<HashMap<(String, String), Cursor>>,
+    /// Held across a block's reservation: ids of a porta wait for it (once per block).
+    cursors: tokio::sync::Mutex<HashMap<(String, String), Cursor>>,
 }
 
 impl IdGenerator {
     pub fn new(node: Option<String>) -> IdGenerator {
         IdGenerator {
             node,
-            cursors: Mutex::new(HashMap::new()),
+            cursors: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    pub fn next(
+    pub async fn next(
         &self,
         store: &dyn Store,
         cod_amm: &str,
@@ -42,13 +42,17 @@ impl IdGenerator {
     ) -> Result<String, StoreError> {
         let minute = id::minute_key(now);
         let capacity = id::capacity(self.node.as_ref().map_or(0, |n| n.len()));
-        let mut cursors = self.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cursors = self.cursors.lock().await;
         let c = cursors
             .entry((cod_amm.to_string(), cod_pdd.to_string()))
             .or_default();
         if c.minute != minute || c.next >= c.end {
-            let key = format!("{cod_amm}_{cod_pdd}_{minute}");
-            let first = store.reserve_ids(&key, BLOCK, capacity)?;
+            let contatore = Contatore {
+                cod_amm,
+                cod_pdd,
+                minuto: &minute,
+            };
+            let first = store.reserve_ids(contatore, BLOCK, capacity).await?;
             c.minute = minute;
             c.next = first;
             c.end = (first + BLOCK).min(capacity + 1);
@@ -65,8 +69,8 @@ mod tests {
     use crate::store::SledStore;
     use std::collections::HashSet;
 
-    #[test]
-    fn unique_across_restart_in_the_same_minute() {
+    #[tokio::test]
+    async fn unique_across_restart_in_the_same_minute() {
         let p = std::env::temp_dir().join(format!("pdd-ids-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         let now =
@@ -76,14 +80,14 @@ mod tests {
             let store = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
             let g = IdGenerator::new(None);
             for _ in 0..1500 {
-                assert!(seen.insert(g.next(&store, "A", "ASPCoopIT", now).unwrap()));
+                assert!(seen.insert(g.next(&store, "A", "ASPCoopIT", now).await.unwrap()));
             }
         }
         let g = IdGenerator::new(Some("3".into()));
         let store = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
         let later = now + chrono::Duration::minutes(1);
         assert_eq!(
-            g.next(&store, "A", "ASPCoopIT", later).unwrap(),
+            g.next(&store, "A", "ASPCoopIT", later).await.unwrap(),
             "A_ASPCoopIT_3000001_2024-05-02_10:16"
         );
         drop(store);

@@ -179,22 +179,20 @@ pub fn etichetta(s: &str) -> String {
 
 impl super::Gateway {
     /// Everything `GET /metrics` shows: the counters, and gauges read now.
-    pub fn prometheus(&self) -> String {
+    pub async fn prometheus(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
         self.metriche.scrivi(&mut out);
         let now_ms = self.now().timestamp_millis();
         // The outbox.
         let (mut in_attesa, mut respinti, mut piu_vecchio) = (0u64, 0u64, None::<i64>);
-        for i in self.outbox().unwrap_or_default() {
+        for i in self.outbox().await.unwrap_or_default() {
             match i.stato {
-                crate::rete::StatoInoltro::InAttesa => {
+                crate::store::ForwardState::Pending => {
                     in_attesa += 1;
-                    let creato = chrono::DateTime::parse_from_rfc3339(&i.creato)
-                        .map(|d| d.timestamp_millis())
-                        .unwrap_or(now_ms);
+                    let creato = i.creato.timestamp_millis();
                     piu_vecchio = Some(piu_vecchio.map_or(creato, |p: i64| p.min(creato)));
                 }
-                crate::rete::StatoInoltro::Respinto => respinti += 1,
+                crate::store::ForwardState::Refused => respinti += 1,
             }
         }
         let eta = piu_vecchio.map_or(0.0, |c| (now_ms - c).max(0) as f64 / 1000.0);
@@ -207,7 +205,11 @@ impl super::Gateway {
             out,
             "# HELP pdd_moduli Stored Candidature and Vacancies, by kind and state.\n# TYPE pdd_moduli gauge"
         );
-        for kind in ["candidatura", "vacancy"] {
+        for tipo in [
+            crate::modulo::Tipo::Candidatura,
+            crate::modulo::Tipo::Vacancy,
+        ] {
+            let kind = tipo.as_str();
             let mut per_stato: BTreeMap<&'static str, u64> = [
                 ("attivo", 0),
                 ("rettificato", 0),
@@ -216,7 +218,12 @@ impl super::Gateway {
             ]
             .into_iter()
             .collect();
-            let _ = self.store.per_ogni_leggero(kind, &mut |l| {
+            for l in self
+                .store
+                .sommari(tipo, &|_| true)
+                .await
+                .unwrap_or_default()
+            {
                 let s = match l.stato {
                     crate::store::StatoModulo::Attivo => "attivo",
                     crate::store::StatoModulo::Rettificato => "rettificato",
@@ -224,7 +231,7 @@ impl super::Gateway {
                     crate::store::StatoModulo::Scaduto => "scaduto",
                 };
                 *per_stato.entry(s).or_default() += 1;
-            });
+            }
             for (s, n) in per_stato {
                 let _ = writeln!(out, "pdd_moduli{{kind=\"{kind}\",state=\"{s}\"}} {n}");
             }

@@ -75,7 +75,7 @@ pub struct Gateway {
     /// Receiving nodes whose queue a delivery task is working through.
     pub outbox_attivi: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
-    pub moduli_lock: std::sync::Mutex<()>,
+    pub moduli_lock: tokio::sync::Mutex<()>,
     /// Exchanges in progress on the porta applicativa, by partner.
     pub in_corso: limiti::InCorso,
     /// Counters and latency histograms for `GET /metrics`.
@@ -169,7 +169,7 @@ impl Gateway {
             trust,
             outbox_notify: tokio::sync::Notify::new(),
             outbox_attivi: Default::default(),
-            moduli_lock: std::sync::Mutex::new(()),
+            moduli_lock: tokio::sync::Mutex::new(()),
             in_corso: Default::default(),
             metriche: Default::default(),
             ricaricabile: RwLock::new((config.clone(), cas)),
@@ -179,28 +179,19 @@ impl Gateway {
         })
     }
 
-    /// Runs `f` with what the ClicLavoro handler needs of this node.
-    pub fn nodo<T>(
-        &self,
-        registry: &Registry,
-        f: impl FnOnce(&crate::service::cliclavoro::Nodo<'_>) -> T,
-    ) -> T {
-        let own = self.own();
-        let nuovo_id = || {
-            let now = self.now();
-            self.new_id(&own, now).map(|id| (id, now))
-        };
-        f(&crate::service::cliclavoro::Nodo {
+    /// What the ClicLavoro handler needs of this node.
+    pub fn nodo<'a>(&'a self, registry: &'a Registry) -> crate::service::cliclavoro::Nodo<'a> {
+        crate::service::cliclavoro::Nodo {
             store: self.store.as_ref(),
             limits: self.limits,
             versione: self.config.cliclavoro.versione.fissata(),
             ruolo: self.config.role,
             registry,
-            own: own.parte(),
-            nuovo_id: &nuovo_id,
+            own: self.own().parte(),
+            ids: self,
             eures_url: self.config.cliclavoro.eures_url.is_some(),
             lock: &self.moduli_lock,
-        })
+        }
     }
 
     /// The porta applicativa's TLS configuration, when TLS is on.
@@ -222,16 +213,19 @@ impl Gateway {
     /// must be readable and valid now; the new registry must be consistent.
     pub async fn aggiungi_partner(&self, s: crate::registry::Soggetto) -> Result<(), String> {
         controlla_partner(&s)?;
-        let mut partners = self.store.partners().map_err(|e| e.to_string())?;
+        let mut partners = self.store.partners().await.map_err(|e| e.to_string())?;
         partners.retain(|p| !(p.tipo == s.tipo && p.nome == s.nome));
         partners.push(s.clone());
         // Refuse before storing anything that would not build.
         self.config
             .build_registry_with(&partners)
             .map_err(|e| e.to_string())?;
-        self.store.put_partner(&s).map_err(|e| e.to_string())?;
+        self.store
+            .put_partner(&s)
+            .await
+            .map_err(|e| e.to_string())?;
         self.store.flush().await.map_err(|e| e.to_string())?;
-        self.reload_partners()?;
+        self.reload_partners().await?;
         tracing::info!(partner = %format!("{}/{}", s.tipo, s.nome), "partner added");
         Ok(())
     }
@@ -241,18 +235,19 @@ impl Gateway {
         let removed = self
             .store
             .remove_partner(tipo, nome)
+            .await
             .map_err(|e| e.to_string())?;
         if removed {
             self.store.flush().await.map_err(|e| e.to_string())?;
-            self.reload_partners()?;
+            self.reload_partners().await?;
             tracing::info!(partner = %format!("{tipo}/{nome}"), "partner removed");
         }
         Ok(removed)
     }
 
     /// Rebuilds the registry from the configuration and the partners in the store, live.
-    pub fn reload_partners(&self) -> Result<(), String> {
-        let partners = self.store.partners().map_err(|e| e.to_string())?;
+    pub async fn reload_partners(&self) -> Result<(), String> {
+        let partners = self.store.partners().await.map_err(|e| e.to_string())?;
         let (config, cas) = self
             .ricaricabile
             .read()
@@ -270,8 +265,8 @@ impl Gateway {
     /// key and certificate from a new configuration, live: connections stay, new handshakes
     /// and buste use them. What only a restart changes (listeners, store, our soggetto,
     /// limits…) is kept as it was and named in the returned warnings.
-    pub fn ricarica(&self, nuova: Config) -> Result<Vec<String>, String> {
-        let partners = self.store.partners().map_err(|e| e.to_string())?;
+    pub async fn ricarica(&self, nuova: Config) -> Result<Vec<String>, String> {
+        let partners = self.store.partners().await.map_err(|e| e.to_string())?;
         let registry = nuova
             .build_registry_with(&partners)
             .map_err(|e| e.to_string())?;
@@ -364,17 +359,19 @@ impl Gateway {
     }
 
     /// A new Identificatore owned by `soggetto`.
-    pub fn new_id(
+    pub async fn new_id(
         &self,
         soggetto: &Soggetto,
         now: DateTime<FixedOffset>,
     ) -> Result<String, StoreError> {
-        self.ids.next(
-            self.store.as_ref(),
-            &soggetto.nome,
-            &soggetto.porta,
-            now.naive_local(),
-        )
+        self.ids
+            .next(
+                self.store.as_ref(),
+                &soggetto.nome,
+                &soggetto.porta,
+                now.naive_local(),
+            )
+            .await
     }
 
     fn pd_timeout(&self) -> Duration {
@@ -383,13 +380,11 @@ impl Gateway {
 
     /// Writes the exchange and waits until it is durable. Nothing is answered before this.
     async fn commit(&self, ex: &mut Exchange, dup_id: Option<&str>) -> Result<(), StoreError> {
-        ex.answered_at = self
-            .now()
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        ex.answered_at = Some(self.now());
         let t = std::time::Instant::now();
-        self.store.put_exchange(ex)?;
+        self.store.put_exchange(ex).await?;
         if let Some(id) = dup_id {
-            self.store.settle(id, ex.seq)?;
+            self.store.settle(id, ex.seq).await?;
         }
         self.store.flush().await?;
         self.metriche.fase(metriche::Fase::Store, t.elapsed());
@@ -397,21 +392,26 @@ impl Gateway {
         Ok(())
     }
 
-    fn exchange(
+    async fn exchange(
         &self,
         direction: Direction,
         received: DateTime<FixedOffset>,
         request: &[u8],
         peer: Option<String>,
     ) -> Result<Exchange, StoreError> {
-        let mut ex = Exchange::nuovo(
-            self.store.next_seq()?,
-            direction,
-            received.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-        );
+        let mut ex = Exchange::nuovo(self.store.next_seq().await?, direction, received);
         ex.peer = peer;
         ex.request = request.to_vec();
         Ok(ex)
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::service::cliclavoro::Identificatori for Gateway {
+    async fn nuovo(&self) -> Result<(String, DateTime<FixedOffset>), StoreError> {
+        let now = self.now();
+        let id = self.new_id(&self.own(), now).await?;
+        Ok((id, now))
     }
 }
 

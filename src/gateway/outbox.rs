@@ -15,8 +15,8 @@ use super::diagnostici::{Diagnostico, Severita};
 use super::risposte::EccezioneApplicativa;
 use super::{Gateway, RichiestaPd};
 use crate::egov::Codice;
-use crate::rete::{attesa, Inoltro, StatoInoltro};
-use crate::store::{Scrittura, StatoModulo, StoreError};
+use crate::rete::attesa;
+use crate::store::{Forward, ForwardState, StatoModulo, StoreError, Write};
 
 /// How one attempt ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,19 +41,8 @@ const RIPOSO_MAX_MS: i64 = 30_000;
 impl Gateway {
     /// Every entry of the outbox, in order. An unreadable entry is logged and left aside, so
     /// one bad record does not stop every delivery.
-    pub fn outbox(&self) -> Result<Vec<Inoltro>, StoreError> {
-        Ok(self
-            .store
-            .elenca("outbox", b"")?
-            .into_iter()
-            .filter_map(|(k, v)| match serde_json::from_slice(&v) {
-                Ok(i) => Some(i),
-                Err(e) => {
-                    warn!(key = ?k, error = %e, "outbox: unreadable entry left aside");
-                    None
-                }
-            })
-            .collect())
+    pub async fn outbox(&self) -> Result<Vec<Forward>, StoreError> {
+        self.store.outbox().await
     }
 
     /// Puts refused entries (all, or the one with this seq) back in the queue, each under a new
@@ -61,26 +50,27 @@ impl Gateway {
     pub async fn outbox_riprova(&self, seq: Option<u64>) -> Result<usize, StoreError> {
         let mut batch = Vec::new();
         let now = self.now().timestamp_millis();
-        for mut i in self.outbox()? {
+        for mut i in self.outbox().await? {
             // Only refused entries: a pending one may be in flight.
-            if i.stato != StatoInoltro::Respinto || seq.is_some_and(|s| s != i.seq) {
+            if i.stato != ForwardState::Refused || seq.is_some_and(|s| s != i.seq) {
                 continue;
             }
-            i.stato = StatoInoltro::InAttesa;
+            i.stato = ForwardState::Pending;
             i.prossimo_ms = now;
             // The receiver processed (and refused) the old Identificatore: its duplicate filter
             // would now absorb it, so the new attempt is a new message.
             if !i.id.is_empty() {
                 let at = self.now();
-                i.id = self.new_id(&self.own(), at)?;
-                i.ora = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+                i.id = self.new_id(&self.own(), at).await?;
+                i.ora = at;
             }
-            batch.push(Scrittura::metti("outbox", i.chiave(), &i));
+            batch.push(Write::Forward(i));
         }
-        self.store.scrivi(&batch)?;
+        let n = batch.len();
+        self.store.apply(batch).await?;
         self.store.flush().await?;
         self.outbox_notify.notify_one();
-        Ok(batch.len())
+        Ok(n)
     }
 
     /// One round: starts delivering, for every receiving node whose queue is due and not
@@ -89,9 +79,9 @@ impl Gateway {
     /// queue head is due (ms since the epoch), if any.
     pub async fn outbox_giro(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
         let now = self.now().timestamp_millis();
-        let mut code: BTreeMap<String, Vec<Inoltro>> = BTreeMap::new();
-        for i in self.outbox()? {
-            if i.stato == StatoInoltro::InAttesa {
+        let mut code: BTreeMap<String, Vec<Forward>> = BTreeMap::new();
+        for i in self.outbox().await? {
+            if i.stato == ForwardState::Pending {
                 code.entry(i.destinatario.clone()).or_default().push(i);
             }
         }
@@ -126,21 +116,22 @@ impl Gateway {
         Ok(prossimo)
     }
 
-    async fn consegna_coda(&self, coda: Vec<Inoltro>) -> Result<(), StoreError> {
+    async fn consegna_coda(&self, coda: Vec<Forward>) -> Result<(), StoreError> {
         for mut i in coda {
             let esito = self.consegna(&i).await;
             let scrittura = match esito {
                 Esito::Consegnato(come) => {
-                    info!(seq = i.seq, destinatario = %i.destinatario, id = %i.id, kind = %i.kind, codice = %i.codice, tentativi = i.tentativi + 1, "forward delivered ({come})");
+                    info!(seq = i.seq, destinatario = %i.destinatario, id = %i.id, kind = i.kind.as_str(), codice = %i.codice, tentativi = i.tentativi + 1, "forward delivered ({come})");
                     if i.tentativi > 0 {
                         self.diagnostica(diagnostico(
                             &i,
                             Severita::InfoIntegration,
                             "PDD_OUTBOX_CONSEGNATO".into(),
                             format!("consegnato al tentativo {} ({come})", i.tentativi + 1),
-                        ));
+                        ))
+                        .await;
                     }
-                    Scrittura::togli("outbox", i.chiave())
+                    Write::ForwardDone(i.seq)
                 }
                 Esito::Annullato(why) => {
                     info!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward dropped: {why}");
@@ -150,8 +141,9 @@ impl Gateway {
                         "PDD_OUTBOX_ANNULLATO".into(),
                         "annullato prima della consegna (modulo scaduto, o EURES non configurato)"
                             .into(),
-                    ));
-                    Scrittura::togli("outbox", i.chiave())
+                    ))
+                    .await;
+                    Write::ForwardDone(i.seq)
                 }
                 Esito::Respinto(why) => {
                     warn!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward refused by the receiver: {why}");
@@ -164,17 +156,17 @@ impl Gateway {
                             "respinto al tentativo {}: {perche}; resta respinto fino a pdd outbox retry",
                             i.tentativi + 1
                         ),
-                    ));
+                    )).await;
                     i.tentativi += 1;
-                    i.stato = StatoInoltro::Respinto;
+                    i.stato = ForwardState::Refused;
                     i.errore = Some(why);
-                    Scrittura::metti("outbox", i.chiave(), &i)
+                    Write::Forward(i)
                 }
                 Esito::Riprova { why, nuovo_id } => {
                     if nuovo_id {
                         let at = self.now();
-                        i.id = self.new_id(&self.own(), at)?;
-                        i.ora = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+                        i.id = self.new_id(&self.own(), at).await?;
+                        i.ora = at;
                     }
                     let wait = attesa(
                         i.tentativi,
@@ -193,33 +185,29 @@ impl Gateway {
                             "non consegnato al tentativo {}: {perche}; nuovo tentativo tra {wait} s",
                             i.tentativi
                         ),
-                    ));
+                    )).await;
                     i.errore = Some(why);
-                    self.store
-                        .scrivi(&[Scrittura::metti("outbox", i.chiave(), &i)])?;
+                    self.store.apply(vec![Write::Forward(i)]).await?;
                     // The rest of this node's queue waits behind it.
                     return Ok(());
                 }
             };
-            self.store.scrivi(&[scrittura])?;
+            self.store.apply(vec![scrittura]).await?;
         }
         Ok(())
     }
 
-    async fn consegna(&self, i: &Inoltro) -> Esito {
+    async fn consegna(&self, i: &Forward) -> Esito {
         if i.invio {
-            if let Ok(Some(m)) = self.store.modulo(&i.kind, &i.codice) {
+            if let Ok(Some(m)) = self.store.modulo(i.kind, &i.codice).await {
                 if m.stato == StatoModulo::Scaduto {
-                    return Esito::Annullato(format!("{} {} scaduta", i.kind, i.codice));
+                    return Esito::Annullato(format!("{} {} scaduta", i.kind.as_str(), i.codice));
                 }
             }
         }
         if i.destinatario == "EURES" {
             return self.consegna_eures(i).await;
         }
-        let Ok(ora) = chrono::DateTime::parse_from_rfc3339(&i.ora) else {
-            return Esito::Respinto(format!("ora '{}' illeggibile", i.ora));
-        };
         let body = crate::soap::envelope(&[], &i.corpo);
         let (answer, errore) = self
             .porta_delegata_esito(RichiestaPd {
@@ -228,7 +216,7 @@ impl Gateway {
                 destinatario: Some(i.destinatario.clone()),
                 body: body.as_bytes(),
                 peer: None,
-                fisso: Some((i.id.clone(), ora)),
+                fisso: Some((i.id.clone(), i.ora)),
             })
             .await;
         match errore {
@@ -268,7 +256,7 @@ impl Gateway {
         }
     }
 
-    async fn consegna_eures(&self, i: &Inoltro) -> Esito {
+    async fn consegna_eures(&self, i: &Forward) -> Esito {
         let Some(url) = &self.config.cliclavoro.eures_url else {
             return Esito::Annullato("nessun endpoint EURES configurato".into());
         };
@@ -301,14 +289,16 @@ impl Gateway {
 
 /// A diagnostic about a forward: its outbox seq and Identificatore, kind and receiver (never
 /// the modulo's code or content).
-fn diagnostico(i: &Inoltro, severita: Severita, codice: String, cosa: String) -> Diagnostico {
+fn diagnostico(i: &Forward, severita: Severita, codice: String, cosa: String) -> Diagnostico {
     let mut d = Diagnostico::new(
         severita,
         "Outbox",
         codice,
         format!(
             "inoltro {} ({}) a {}: {cosa}",
-            i.seq, i.kind, i.destinatario
+            i.seq,
+            i.kind.as_str(),
+            i.destinatario
         ),
     );
     d.id = (!i.id.is_empty()).then(|| i.id.clone());
@@ -359,7 +349,8 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
                     "Outbox",
                     "PDD_STORE",
                     "giro dell'outbox non riuscito: lo store non risponde",
-                ));
+                ))
+                .await;
                 None
             }
         };

@@ -17,7 +17,9 @@ use crate::store::{Claim, Direction, Exchange, Outcome};
 impl Gateway {
     pub async fn porta_applicativa(&self, raw: &[u8], peer: &crate::server::Peer) -> Answer {
         let received = self.now();
-        let mut ex = match self.exchange(Direction::In, received, raw, Some(peer.addr.to_string()))
+        let mut ex = match self
+            .exchange(Direction::In, received, raw, Some(peer.addr.to_string()))
+            .await
         {
             Ok(ex) => ex,
             Err(e) => {
@@ -27,7 +29,8 @@ impl Gateway {
                     "RicezioneBuste",
                     "PDD_STORE",
                     "store non disponibile: messaggio respinto con EGOV_IT_300 senza registrarlo",
-                ));
+                ))
+                .await;
                 return Answer::soap(500, crate::server::processing_fault());
             }
         };
@@ -172,7 +175,8 @@ impl Gateway {
             let a = self
                 .finish(ex, 200, String::new(), Outcome::Ok, None, Some(note))
                 .await;
-            self.diagnostica(diagnostici::busta_errore_ricevuta(ex, ricevute));
+            self.diagnostica(diagnostici::busta_errore_ricevuta(ex, ricevute))
+                .await;
             return a;
         }
 
@@ -208,7 +212,11 @@ impl Gateway {
                 self.config.busta.scadenza_minuti,
                 *received.offset(),
             );
-            match self.store.claim(id, received.timestamp_millis(), scade) {
+            match self
+                .store
+                .claim(id, received.timestamp_millis(), scade)
+                .await
+            {
                 Ok(Claim::New) => {}
                 // The first copy is still being processed: its outcome is not known yet (it may
                 // fail and be released), so this one is not a duplicate to absorb but a retry
@@ -225,7 +233,7 @@ impl Gateway {
                         .await;
                 }
                 Ok(Claim::Duplicate(d)) => {
-                    let _ = self.store.count_repeat(id);
+                    let _ = self.store.count_repeat(id).await;
                     info!(first_seq = d.seq, "duplicate Identificatore");
                     ex.note = Some(format!("duplicato dello scambio {}", d.seq));
                     // A repeated oneway is absorbed under eGov 1.1; Linee Guida 1.1 treats every
@@ -283,7 +291,7 @@ impl Gateway {
                 warn!(error = %e, "service failed: EGOV_IT_300");
                 if let Some(id) = &dup_id {
                     // The service did not complete: the sender may retry with the same id.
-                    let _ = self.store.release(id);
+                    let _ = self.store.release(id).await;
                 }
                 return self
                     .errore(
@@ -308,7 +316,7 @@ impl Gateway {
                 )
                 .await;
         }
-        let body = match self.risposta_sincrona(&busta, info, &esito) {
+        let body = match self.risposta_sincrona(&busta, info, &esito).await {
             Ok((id, body)) => {
                 ex.response_id = Some(id);
                 body
@@ -342,7 +350,7 @@ impl Gateway {
         match servizio.handler.as_deref() {
             Some("cliclavoro") => {
                 let registry = self.registry();
-                let esito = self.nodo(&registry, |n| service::cliclavoro::handle(c, n));
+                let esito = service::cliclavoro::handle(c, &self.nodo(&registry)).await;
                 // New forwards wait in the outbox: wake its worker.
                 self.outbox_notify.notify_one();
                 esito
@@ -507,7 +515,7 @@ impl Gateway {
     }
 
     /// The response busta of a synchronous exchange around the service's answer.
-    fn risposta_sincrona(
+    async fn risposta_sincrona(
         &self,
         req: &Busta,
         info: Vec<Eccezione>,
@@ -515,7 +523,7 @@ impl Gateway {
     ) -> Result<(String, String), crate::store::StoreError> {
         let now = self.now();
         let responder = self.responder(req);
-        let id = self.new_id(&responder, now)?;
+        let id = self.new_id(&responder, now).await?;
         let mut h = risposte::intestazione_risposta(
             req,
             &responder,
@@ -575,7 +583,7 @@ impl Gateway {
             .clone()
             .filter(|m| registry.soggetto(m).is_some())
             .unwrap_or_else(mittente_sconosciuto);
-        let id = match self.new_id(&responder, now) {
+        let id = match self.new_id(&responder, now).await {
             Ok(id) => id,
             Err(e) => {
                 warn!(error = %e, "cannot issue an Identificatore");
@@ -630,7 +638,7 @@ impl Gateway {
         if let Err(e) = self.commit(ex, dup_id).await {
             warn!(error = %e, "exchange not stored: answering EGOV_IT_300");
             if let Some(id) = dup_id {
-                let _ = self.store.release(id);
+                let _ = self.store.release(id).await;
             }
             self.diagnostica(
                 Diagnostico::new(
@@ -640,11 +648,12 @@ impl Gateway {
                     "scambio non registrato (store non disponibile): risposto EGOV_IT_300",
                 )
                 .scambio(ex.seq, ex.request_id.as_deref()),
-            );
+            )
+            .await;
             return Answer::soap(500, crate::server::processing_fault());
         }
         if let Some(d) = diagnostici::porta_applicativa(ex) {
-            self.diagnostica(d);
+            self.diagnostica(d).await;
         }
         info!(
             outcome = outcome.as_str(),

@@ -55,7 +55,10 @@ impl Gateway {
         r: RichiestaPd<'_>,
     ) -> (Answer, Option<EccezioneApplicativa>) {
         let received = self.now();
-        let mut ex = match self.exchange(Direction::Out, received, r.body, r.peer.clone()) {
+        let mut ex = match self
+            .exchange(Direction::Out, received, r.body, r.peer.clone())
+            .await
+        {
             Ok(ex) => ex,
             Err(e) => {
                 warn!(error = %e, "store unavailable");
@@ -67,7 +70,8 @@ impl Gateway {
                         "porta delegata {}: store non disponibile, richiesta respinta",
                         r.servizio
                     ),
-                ));
+                ))
+                .await;
                 return (
                     Answer::soap(500, crate::server::processing_fault()),
                     Some(EccezioneApplicativa::Processamento(
@@ -99,7 +103,7 @@ impl Gateway {
                         r.azione.as_deref(),
                         e.funzione,
                         &e.eccezione,
-                    ));
+                    )).await;
                     errore = Some(e.eccezione);
                     a
                 }
@@ -120,7 +124,7 @@ impl Gateway {
                         "scambio della porta delegata non registrato (store non disponibile)",
                     )
                     .scambio(ex.seq, ex.request_id.as_deref()),
-                );
+                ).await;
                 return (
                     Answer::soap(500, crate::server::processing_fault()),
                     Some(EccezioneApplicativa::Processamento(
@@ -141,9 +145,14 @@ impl Gateway {
                 let azione = r.azione.as_deref().unwrap_or("");
                 // Contacts are the NCN's to route; a node keeps its own CVs and vacancies.
                 if azione != "InvioMessaggio" {
-                    match self.nodo(&registry, |n| {
-                        crate::service::cliclavoro::ricevi_locale(n, azione, r.body, received)
-                    }) {
+                    match crate::service::cliclavoro::ricevi_locale(
+                        &self.nodo(&registry),
+                        azione,
+                        r.body,
+                        received,
+                    )
+                    .await
+                    {
                         Ok(Some(e)) if !e.note.as_deref().unwrap_or("").starts_with("OK") => {
                             warn!(note = ?e.note, "own modulo accepted by the NCN but not kept here")
                         }
@@ -209,7 +218,7 @@ impl Gateway {
             }
         };
         if self.is_local(&destinatario) {
-            return self.pd_locale(r, &destinatario, ex);
+            return self.pd_locale(r, &destinatario, ex).await;
         }
         let partner = registry.soggetto(&destinatario).ok_or_else(|| Errore {
             funzione: Funzione::Imbustamento,
@@ -270,6 +279,7 @@ impl Gateway {
                 let now = self.now();
                 let id = self
                     .new_id(&own, now)
+                    .await
                     .map_err(|e| processamento(Funzione::Imbustamento, e.to_string()))?;
                 (id, now)
             }
@@ -339,7 +349,7 @@ impl Gateway {
 
     /// A request for a service of our own (the NCN's national portal publishing through its
     /// porta delegata): handled here, without a busta on the wire.
-    fn pd_locale(
+    async fn pd_locale(
         &self,
         r: &RichiestaPd<'_>,
         destinatario: &Parte,
@@ -364,17 +374,20 @@ impl Gateway {
                 )
             })?;
         let azione = r.azione.as_deref().unwrap_or("");
-        let esito = self
-            .nodo(&registry, |n| {
-                crate::service::cliclavoro::ricevi_locale(n, azione, r.body, self.now())
-            })
-            .map_err(|e| processamento(Funzione::Imbustamento, e.to_string()))?
-            .ok_or_else(|| {
-                processamento(
-                    Funzione::Imbustamento,
-                    format!("azione {azione} non prevista dal servizio {}", locale.nome),
-                )
-            })?;
+        let esito = crate::service::cliclavoro::ricevi_locale(
+            &self.nodo(&registry),
+            azione,
+            r.body,
+            self.now(),
+        )
+        .await
+        .map_err(|e| processamento(Funzione::Imbustamento, e.to_string()))?
+        .ok_or_else(|| {
+            processamento(
+                Funzione::Imbustamento,
+                format!("azione {azione} non prevista dal servizio {}", locale.nome),
+            )
+        })?;
         self.outbox_notify.notify_one();
         ex.outcome = Outcome::Ok;
         ex.note = esito.note.clone();

@@ -6,22 +6,26 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, FixedOffset, NaiveDate};
 use tracing::{info, warn};
 
 use super::Gateway;
 use crate::modulo::{validita, Tipo};
-use crate::store::{Scrittura, StatoModulo, StoreError};
+use crate::store::{Sommario, StatoModulo, StoreError, Write};
 
 /// The last day a modulo is valid: its applied expiry, and at most its validity after its last
-/// change (`aggiornata`, RFC 3339).
-pub fn ultimo_giorno(scadenza: Option<&str>, aggiornata: &str, t: Tipo) -> Option<NaiveDate> {
-    let da_scadenza = scadenza.and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok());
-    let da_modifica = chrono::DateTime::parse_from_rfc3339(aggiornata)
-        .ok()
-        .and_then(|d| {
-            validita(t).and_then(|g| d.date_naive().checked_add_days(chrono::Days::new(g)))
-        });
+/// change (`aggiornata`).
+pub fn ultimo_giorno(
+    scadenza: Option<NaiveDate>,
+    aggiornata: DateTime<FixedOffset>,
+    t: Tipo,
+) -> Option<NaiveDate> {
+    let da_scadenza = scadenza;
+    let da_modifica = validita(t).and_then(|g| {
+        aggiornata
+            .date_naive()
+            .checked_add_days(chrono::Days::new(g))
+    });
     match (da_scadenza, da_modifica) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -34,46 +38,47 @@ impl Gateway {
     /// meanwhile is never overwritten.
     pub async fn disattiva_scaduti(&self) -> Result<usize, StoreError> {
         let oggi = self.now().date_naive();
-        let scaduto = |scadenza: Option<&str>, aggiornata: &str, t: Tipo| {
+        let scaduto = |scadenza: Option<NaiveDate>, aggiornata: DateTime<FixedOffset>, t: Tipo| {
             ultimo_giorno(scadenza, aggiornata, t).is_some_and(|u| oggi > u)
         };
         let mut candidati = Vec::new();
         for t in [Tipo::Candidatura, Tipo::Vacancy] {
-            self.store.per_ogni_leggero(t.as_str(), &mut |l| {
-                if l.stato == StatoModulo::Attivo
-                    && scaduto(l.scadenza.as_deref(), &l.aggiornata, t)
-                {
-                    candidati.push((t, l.codice.clone()));
-                }
-            })?;
+            let scaduti = self
+                .store
+                .sommari(t, &|l: &Sommario| {
+                    l.stato == StatoModulo::Attivo && scaduto(l.scadenza, l.aggiornata, t)
+                })
+                .await?;
+            candidati.extend(scaduti.iter().map(|l| (t, l.codice.clone())));
         }
-        let mut batch = Vec::new();
-        {
-            let _stato = self.moduli_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let n = {
+            let mut batch = Vec::new();
+            let _stato = self.moduli_lock.lock().await;
             for (t, codice) in &candidati {
-                let Some(mut m) = self.store.modulo(t.as_str(), codice)? else {
+                let Some(mut m) = self.store.modulo(*t, codice).await? else {
                     continue;
                 };
-                if m.stato == StatoModulo::Attivo
-                    && scaduto(m.scadenza.as_deref(), &m.updated_at, *t)
-                {
+                if m.stato == StatoModulo::Attivo && scaduto(m.scadenza, m.updated_at, *t) {
                     m.stato = StatoModulo::Scaduto;
-                    batch.push(Scrittura::modulo(&m));
+                    batch.push(Write::Modulo(m));
                 }
             }
-            self.store.scrivi(&batch)?;
-        }
-        if !batch.is_empty() {
+            let n = batch.len();
+            self.store.apply(batch).await?;
+            n
+        };
+        if n > 0 {
             self.store.flush().await?;
-            info!(count = batch.len(), oggi = %oggi, "expired moduli deactivated");
+            info!(count = n, oggi = %oggi, "expired moduli deactivated");
             self.diagnostica(super::diagnostici::Diagnostico::new(
                 super::diagnostici::Severita::InfoIntegration,
                 "Scadenze",
                 "PDD_SCADENZE",
-                format!("moduli scaduti disattivati: {}", batch.len()),
-            ));
+                format!("moduli scaduti disattivati: {}", n),
+            ))
+            .await;
         }
-        Ok(batch.len())
+        Ok(n)
     }
 }
 
@@ -89,7 +94,8 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
                 "Scadenze",
                 "PDD_STORE",
                 "controllo delle scadenze non riuscito: lo store non risponde",
-            ));
+            ))
+            .await;
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -109,20 +109,19 @@ pub fn tracce(ex: &Exchange, porta: &str, limits: Limits) -> (Vec<Traccia>, Vec<
     let mut fatte = Vec::new();
     let mut omesse = Vec::new();
     for (tipo, raw, quando) in [
-        (TipoMessaggio::Richiesta, &ex.request, &ex.received_at),
-        (TipoMessaggio::Risposta, &ex.response, &ex.answered_at),
+        (TipoMessaggio::Richiesta, &ex.request, Some(ex.received_at)),
+        (TipoMessaggio::Risposta, &ex.response, ex.answered_at),
     ] {
         let omessa = |motivo: String| Omessa {
             seq: ex.seq,
             tipo_messaggio: tipo,
             motivo,
         };
-        let gdo = match DateTime::parse_from_rfc3339(quando) {
-            Ok(t) => t,
-            Err(e) => {
-                omesse.push(omessa(format!("ora '{quando}' illeggibile: {e}")));
-                continue;
-            }
+        let Some(gdo) = quando else {
+            omesse.push(omessa(
+                "senza ora: il messaggio non ha avuto risposta".into(),
+            ));
+            continue;
         };
         match busta_di(raw, limits) {
             Ok(busta) => fatte.push(Traccia {
@@ -197,8 +196,12 @@ mod tests {
     }
 
     fn scambio(direction: Direction, request: Vec<u8>, response: Vec<u8>) -> Exchange {
-        let mut ex = Exchange::nuovo(7, direction, "2026-11-27T08:00:01.250+01:00".into());
-        ex.answered_at = "2026-11-27T08:00:01.400+01:00".into();
+        let mut ex = Exchange::nuovo(
+            7,
+            direction,
+            chrono::DateTime::parse_from_rfc3339("2026-11-27T08:00:01.250+01:00").unwrap(),
+        );
+        ex.answered_at = chrono::DateTime::parse_from_rfc3339("2026-11-27T08:00:01.400+01:00").ok();
         ex.outcome = Outcome::Ok;
         ex.http_status = 200;
         ex.request = request;

@@ -9,7 +9,10 @@
 
 pub mod cf;
 pub mod model;
+pub mod rapporto;
 mod regole;
+pub mod scheda;
+pub mod stato;
 pub mod tabelle;
 pub mod ws;
 pub mod xsd;
@@ -106,21 +109,37 @@ impl Esito {
     pub fn valido_schema(&self) -> bool {
         !self.problemi.iter().any(|p| p.level == Livello::Schema)
     }
+
+    /// Adds the rules that ask what the node already holds (a rettifica names a known
+    /// communication, a new one does not reuse a known code): `esiste` says whether a code of a
+    /// kind is stored. [`valida`] leaves them out, so that it needs nothing but the bytes; a
+    /// node asks its store and then calls this.
+    pub fn esistenza(&mut self, esiste: &Esiste<'_>) {
+        let (Some(m), Some(v)) = (&self.modulo, self.versione) else {
+            return;
+        };
+        let rifiutati: Vec<String> = self
+            .problemi
+            .iter()
+            .filter(|p| p.level == Livello::Schema)
+            .map(|p| p.path.clone())
+            .collect();
+        let nuovi = regole::esistenza(m, v, esiste);
+        self.problemi
+            .extend(nuovi.into_iter().filter(|p| !rifiutati.contains(&p.path)));
+    }
 }
 
 /// Tells whether a code of a kind is already known.
-pub type Esiste<'a> = dyn Fn(Tipo, &str) -> bool + Sync + 'a;
+pub type Esiste<'a> = dyn Fn(Tipo, &str) -> bool + 'a;
 
 /// What the validator needs from outside.
 #[derive(Clone, Copy)]
-pub struct Contesto<'a> {
+pub struct Contesto {
     /// Day of receipt: validity is counted from it, and dates of birth must precede it.
     pub ricevuto: NaiveDate,
     /// Force a version instead of detecting it from the content.
     pub versione: Option<Versione>,
-    /// Whether a code of this kind is already known (for rettifiche and new codes); `None`
-    /// when nothing is known (offline checks), and those rules are skipped.
-    pub esiste: Option<&'a Esiste<'a>>,
 }
 
 /// Days of validity after receipt.
@@ -320,7 +339,7 @@ fn da_violazione(v: xsd::Violazione) -> Problema {
 }
 
 /// Judges a modulo. Only the bytes are needed; the result says what kind and version it is.
-pub fn valida(bytes: &[u8], ctx: &Contesto<'_>) -> Esito {
+pub fn valida(bytes: &[u8], ctx: &Contesto) -> Esito {
     let mut esito = Esito {
         tipo: None,
         versione: None,
@@ -431,11 +450,10 @@ mod tests {
         include_str!("../../examples/moduli/messaggio-rev038.xml"),
     ];
 
-    fn ctx() -> Contesto<'static> {
+    fn ctx() -> Contesto {
         Contesto {
             ricevuto: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
             versione: None,
-            esiste: None,
         }
     }
 

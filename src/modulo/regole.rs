@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use super::cf::{self, Codice};
 use super::model::{candidatura, messaggio, vacancy, Modulo, Tipo};
 use super::tabelle::tabelle;
-use super::{problema, Contesto, Livello, Problema, Versione};
+use super::{problema, Contesto, Esiste, Livello, Problema, Versione};
 
 /// A date or dateTime value as the rules read it (the XSD has already judged its form).
 pub fn data(s: &str) -> Option<NaiveDate> {
@@ -19,16 +19,16 @@ pub fn data(s: &str) -> Option<NaiveDate> {
     })
 }
 
-struct Regole<'a, 'c> {
+struct Regole<'a> {
     out: Vec<Problema>,
-    ctx: &'a Contesto<'c>,
+    ctx: &'a Contesto,
 }
 
 fn vuoto(s: &str) -> bool {
     s.trim().is_empty()
 }
 
-impl Regole<'_, '_> {
+impl Regole<'_> {
     fn p(&mut self, path: &str, code: &str, msg: impl Into<String>) {
         self.out.push(problema(path, code, msg, Livello::Rule));
     }
@@ -168,40 +168,82 @@ impl Regole<'_, '_> {
             );
         }
         if versione == Versione::Rev038 && m.tipo() != Tipo::Messaggio {
-            let esiste = |code: &str| self.ctx.esiste.map(|f| f(m.tipo(), code));
             match precedente {
-                Some(p) => {
-                    if esiste(p) == Some(false) {
-                        self.p(
-                            &path_prec,
-                            "PRECEDENTE_SCONOSCIUTO",
-                            format!("la {cosa} precedente {p} non è presente: rettifica e chiusura devono riferirsi a una comunicazione già ricevuta"),
-                        );
-                    }
-                    if p == m.codice() {
-                        self.p(&path_prec, "PRECEDENTE_UGUALE", "il codice precedente deve essere diverso dal codice della comunicazione");
-                    }
+                Some(p) if p == m.codice() => {
+                    self.p(
+                        &path_prec,
+                        "PRECEDENTE_UGUALE",
+                        "il codice precedente deve essere diverso dal codice della comunicazione",
+                    );
                 }
+                Some(_) => {}
                 None if tipo_com.trim() == "02" => self.p(
                     &path_prec,
                     "PRECEDENTE_MANCANTE",
                     format!("una chiusura deve indicare il codice della {cosa} da chiudere"),
                 ),
-                None => {
-                    if esiste(m.codice()) == Some(true) {
-                        self.p(
-                            &format!("{base}/DatiSistema/{}", if m.tipo() == Tipo::Candidatura { "codicecandidatura" } else { "codiceofferta" }),
-                            "CODICE_GIA_PRESENTE",
-                            format!("la {cosa} {} è già presente: una rettifica indica il codice precedente", m.codice()),
-                        );
-                    }
-                }
+                None => {}
             }
         }
     }
 }
 
-pub fn verifica(m: &Modulo, versione: Versione, ctx: &Contesto<'_>) -> Vec<Problema> {
+/// The rules that ask what the node already holds (Rev.038): a rettifica or chiusura names a
+/// communication already received; a new communication does not reuse a known code. `esiste`
+/// says whether a code of a kind is stored.
+pub fn esistenza(m: &Modulo, versione: Versione, esiste: &Esiste<'_>) -> Vec<Problema> {
+    let mut out = Vec::new();
+    if versione != Versione::Rev038 || m.tipo() == Tipo::Messaggio {
+        return out;
+    }
+    let (base, campo, campo_prec, cosa) = match m.tipo() {
+        Tipo::Candidatura => (
+            "Candidatura",
+            "codicecandidatura",
+            "codicecandidaturaprecedente",
+            "candidatura",
+        ),
+        _ => (
+            "Vacancy",
+            "codiceofferta",
+            "codiceoffertaprecedente",
+            "offerta",
+        ),
+    };
+    match m.precedente() {
+        Some(p) => {
+            if !esiste(m.tipo(), p) {
+                out.push(problema(
+                    format!("{base}/DatiSistema/{campo_prec}"),
+                    "PRECEDENTE_SCONOSCIUTO",
+                    format!("la {cosa} precedente {p} non è presente: rettifica e chiusura devono riferirsi a una comunicazione già ricevuta"),
+                    Livello::Rule,
+                ));
+            }
+        }
+        None => {
+            let chiusura = match m {
+                Modulo::Candidatura(c) => c.dati_sistema.tipocandidatura.trim() == "02",
+                Modulo::Vacancy(v) => v.dati_sistema.tipoofferta.trim() == "02",
+                Modulo::Messaggio(_) => false,
+            };
+            if !chiusura && esiste(m.tipo(), m.codice()) {
+                out.push(problema(
+                    format!("{base}/DatiSistema/{campo}"),
+                    "CODICE_GIA_PRESENTE",
+                    format!(
+                        "la {cosa} {} è già presente: una rettifica indica il codice precedente",
+                        m.codice()
+                    ),
+                    Livello::Rule,
+                ));
+            }
+        }
+    }
+    out
+}
+
+pub fn verifica(m: &Modulo, versione: Versione, ctx: &Contesto) -> Vec<Problema> {
     let mut r = Regole {
         out: Vec::new(),
         ctx,
@@ -214,12 +256,7 @@ pub fn verifica(m: &Modulo, versione: Versione, ctx: &Contesto<'_>) -> Vec<Probl
     r.out
 }
 
-fn candidatura_(
-    r: &mut Regole<'_, '_>,
-    m: &Modulo,
-    c: &candidatura::Candidatura,
-    versione: Versione,
-) {
+fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, versione: Versione) {
     let base = "Candidatura";
     let da = &c.lavoratore.dati_anagrafici;
     let pa = |f: &str| format!("{base}/Lavoratore/DatiAnagrafici/{f}");
@@ -365,13 +402,7 @@ fn candidatura_(
 
 /// The expiry must not precede the insertion. (A date already past is not refused: the
 /// modulo is accepted and expires at once, as the validity rules say.)
-fn date_sistema(
-    r: &mut Regole<'_, '_>,
-    path: &str,
-    inizio: &str,
-    scadenza: Option<&str>,
-    cosa: &str,
-) {
+fn date_sistema(r: &mut Regole<'_>, path: &str, inizio: &str, scadenza: Option<&str>, cosa: &str) {
     let (Some(a), Some(s)) = (data(inizio), scadenza.and_then(data)) else {
         return;
     };
@@ -384,7 +415,7 @@ fn date_sistema(
     }
 }
 
-fn vacancy_(r: &mut Regole<'_, '_>, m: &Modulo, v: &vacancy::Vacancy, versione: Versione) {
+fn vacancy_(r: &mut Regole<'_>, m: &Modulo, v: &vacancy::Vacancy, versione: Versione) {
     let base = "Vacancy";
     let da = &v.datore_lavoro.dati_anagrafici;
     let pa = |f: &str| format!("{base}/DatoreLavoro/DatiAnagrafici/{f}");
@@ -460,7 +491,7 @@ fn vacancy_(r: &mut Regole<'_, '_>, m: &Modulo, v: &vacancy::Vacancy, versione: 
     );
 }
 
-fn messaggio_(r: &mut Regole<'_, '_>, x: &messaggio::Messaggio) {
+fn messaggio_(r: &mut Regole<'_>, x: &messaggio::Messaggio) {
     let base = "Messaggio";
     for (lato, i) in [
         ("Mittente", &x.mittente.interlocutore),
@@ -510,14 +541,16 @@ mod tests {
 
     /// The rule codes a modulo raises (it must pass the schema).
     fn codes(xml: &str, esiste: Option<&super::super::Esiste<'_>>) -> Vec<String> {
-        let e = valida(
+        let mut e = valida(
             xml.as_bytes(),
             &Contesto {
                 ricevuto: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
                 versione: None,
-                esiste,
             },
         );
+        if let Some(esiste) = esiste {
+            e.esistenza(esiste);
+        }
         assert!(e.valido_schema(), "{:?}", e.problemi);
         e.problemi
             .into_iter()

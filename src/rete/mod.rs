@@ -2,6 +2,7 @@
 //! who answers for it, what a contact reaches, what is published. Pure: the gateway does the
 //! I/O (the outbox, the sweeper, the read API).
 
+pub mod accettazione;
 pub mod europass;
 pub mod percettori;
 pub mod scheda;
@@ -262,96 +263,10 @@ pub fn recapito(m: &Modulo) -> serde_json::Value {
     }
 }
 
-/// A forward waiting in the NCN's outbox (or a document waiting for EURES).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Inoltro {
-    pub seq: u64,
-    /// RFC 3339.
-    pub creato: String,
-    /// `TIPO/NOME` of the receiving node, or `EURES`.
-    pub destinatario: String,
-    pub servizio: String,
-    pub azione: String,
-    /// The Identificatore every attempt uses (the receiver's duplicate filter makes a
-    /// redelivery harmless); empty for EURES.
-    pub id: String,
-    /// Time of the busta (RFC 3339).
-    pub ora: String,
-    /// The request element (`invioCandidatura`…), or the EURES document.
-    pub corpo: String,
-    pub kind: String,
-    pub codice: String,
-    /// A forward of a new modulo (not of its rettifica or chiusura): dropped if the modulo
-    /// expires before it is delivered.
-    #[serde(default)]
-    pub invio: bool,
-    pub tentativi: u32,
-    /// When the next attempt is due (ms since the epoch).
-    pub prossimo_ms: i64,
-    pub stato: StatoInoltro,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub errore: Option<String>,
-    /// The Identificatore of the request that caused it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub causa: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatoInoltro {
-    /// Waiting for (another) attempt.
-    InAttesa,
-    /// The receiver refused it (a business KO): retrying would give the same answer. Kept for
-    /// the operator (`pdd outbox list`, `pdd outbox retry`).
-    Respinto,
-}
-
-impl Inoltro {
-    pub fn chiave(&self) -> Vec<u8> {
-        self.seq.to_be_bytes().to_vec()
-    }
-}
-
 /// Waiting time before attempt `tentativi + 1`: doubling from `min`, capped at `max` (seconds).
 pub fn attesa(tentativi: u32, min: u64, max: u64) -> u64 {
     let f = 1u64.checked_shl(tentativi.min(40)).unwrap_or(u64::MAX);
     min.max(1).saturating_mul(f).min(max.max(min.max(1)))
-}
-
-/// A contact (Messaggio) delivered at this node for the party of one of its moduli.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Contatto {
-    pub codice: String,
-    /// `03` contatto, `04` risposta.
-    pub tipo: String,
-    pub ricevuto: String,
-    /// The modulo it is about.
-    pub kind: String,
-    pub riferimento: String,
-    /// Who wrote (the Mittente's interlocutore: name and e-mail).
-    pub da: serde_json::Value,
-    /// Whom it reaches ([`recapito`]).
-    pub per: serde_json::Value,
-    pub testo: String,
-    /// The node it came from (`TIPO/NOME`).
-    pub via: Option<String>,
-}
-
-/// An API user (`pdd users add`): only a hash of the token is kept.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Utente {
-    pub nome: String,
-    /// SHA-256 of the token, hex.
-    pub sha256: String,
-    pub creato: String,
-}
-
-/// SHA-256 of a token, hex.
-pub fn impronta(token: &str) -> String {
-    openssl::sha::sha256(token.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,65 +3,8 @@
 //! them to the region of the worker's domicile. The last-employment table is imported with
 //! `pdd import ultimi-rapporti FILE.csv`.
 
-use chrono::NaiveDate;
-use serde::{Deserialize, Serialize};
-
 use crate::modulo::model::candidatura::{Candidatura, EsperienzeLavorative};
-
-/// A worker's last employment record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rapporto {
-    /// ISTAT profession code (CP2001: `n.n.n.n.n`, or the 6-segment form of Rev.038).
-    pub qualifica: String,
-    pub dal: NaiveDate,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub al: Option<NaiveDate>,
-}
-
-/// One line of the import file: `codice_fiscale,qualifica,data_inizio[,data_fine]` (dates
-/// `yyyy-MM-dd`). The codice fiscale is checked (check letter, date, place).
-pub fn riga(line: &str) -> Result<(String, Rapporto), String> {
-    let f = crate::modulo::tabelle::csv_line(line.trim_end_matches(['\r', '\n']));
-    if !(3..=4).contains(&f.len()) {
-        return Err(format!(
-            "{} campi: attesi codice_fiscale,qualifica,data_inizio[,data_fine]",
-            f.len()
-        ));
-    }
-    let cf = f[0].trim().to_ascii_uppercase();
-    crate::modulo::cf::verifica(&cf).map_err(|e| format!("codice fiscale '{cf}': {e}"))?;
-    let qualifica = f[1].trim().to_string();
-    let segmenti = qualifica.split('.').count();
-    if !(5..=6).contains(&segmenti)
-        || !qualifica
-            .split('.')
-            .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Err(format!(
-            "qualifica '{qualifica}': attesa una professione ISTAT (n.n.n.n.n o n.n.n.n.n.n)"
-        ));
-    }
-    let data = |s: &str, nome: &str| {
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map_err(|_| format!("{nome} '{}': attesa yyyy-MM-dd", s.trim()))
-    };
-    let dal = data(&f[1 + 1], "data_inizio")?;
-    let al = match f.get(3).map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        Some(s) => Some(data(s, "data_fine")?),
-        None => None,
-    };
-    if al.is_some_and(|a| a < dal) {
-        return Err("data_fine precede data_inizio".into());
-    }
-    Ok((cf, Rapporto { qualifica, dal, al }))
-}
-
-/// Whether a line is the header of the file.
-pub fn intestazione(line: &str) -> bool {
-    line.trim_start_matches('\u{feff}')
-        .to_ascii_lowercase()
-        .starts_with("codice_fiscale")
-}
+use crate::modulo::rapporto::Rapporto;
 
 /// Marks a CV as a percettore's and, when no work experience carries a qualifica, fills it
 /// from the last employment record: into the latest experience without one, else as a new
@@ -100,33 +43,7 @@ pub fn completa(c: &mut Candidatura, rapporto: Option<&Rapporto>, segmenti: usiz
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_lines_and_explains_bad_ones() {
-        let (cf, r) = riga("rssmra80a01h501u,5.1.2.2.0,2019-03-01,2026-06-30").unwrap();
-        assert_eq!(cf, "RSSMRA80A01H501U");
-        assert_eq!(r.qualifica, "5.1.2.2.0");
-        assert_eq!(r.al, NaiveDate::from_ymd_opt(2026, 6, 30));
-        let (_, r) = riga("RSSMRA80A01H501U,5.1.2.2.0.1,2019-03-01").unwrap();
-        assert_eq!(r.al, None);
-        for (line, part) in [
-            ("RSSMRA80A01H501A,5.1.2.2.0,2019-03-01", "codice fiscale"),
-            ("RSSMRA80A01H501U,cuoco,2019-03-01", "qualifica"),
-            ("RSSMRA80A01H501U,5.1.2.2.0,01/03/2019", "data_inizio"),
-            (
-                "RSSMRA80A01H501U,5.1.2.2.0,2019-03-01,2018-01-01",
-                "precede",
-            ),
-            ("RSSMRA80A01H501U", "campi"),
-        ] {
-            let e = riga(line).unwrap_err();
-            assert!(e.contains(part), "{line}: {e}");
-        }
-        assert!(intestazione(
-            "codice_fiscale,qualifica,data_inizio,data_fine"
-        ));
-        assert!(!intestazione("RSSMRA80A01H501U,5.1.2.2.0,2019-03-01"));
-    }
+    use chrono::NaiveDate;
 
     #[test]
     fn fills_the_qualifica_only_when_missing() {

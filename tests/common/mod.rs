@@ -81,7 +81,7 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
     config.data = dir.0.join("data");
     let store =
         SledStore::open_waiting(&config.data, std::time::Duration::from_secs(5)).expect("store");
-    let partners = pdd::store::Store::partners(&store).expect("partners");
+    let partners = pdd::store::Store::partners(&store).await.expect("partners");
     let registry = config.build_registry_with(&partners).expect("registry");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -116,6 +116,28 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
         task: Some(task),
         dir,
     }
+}
+
+/// Waits until `f` holds, asking every 50 ms, for at most 20 s; then fails naming `what`.
+/// The one polling loop of the tests (integration tests watch real servers and processes).
+pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let t = std::time::Instant::now();
+    while !f().await {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// [`eventually`] for a test without a runtime of its own.
+pub fn eventually_blocking(what: &str, mut f: impl FnMut() -> bool) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(eventually(what, async || f()));
 }
 
 pub struct Reply {

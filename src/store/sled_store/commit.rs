@@ -23,7 +23,7 @@ struct Condiviso {
     richieste: Mutex<Richieste>,
     sveglia: Condvar,
     /// The last ticket made durable, and the error of the flush that covered it, if any.
-    fatte: watch::Sender<(u64, Option<Arc<str>>)>,
+    fatte: watch::Sender<(u64, Option<StoreError>)>,
     /// Flushes made (for tests: how well writers are grouped).
     flush: std::sync::atomic::AtomicU64,
 }
@@ -57,7 +57,7 @@ impl GroupCommit {
         let biglietto = {
             let mut r = self.c.richieste.lock().unwrap_or_else(|e| e.into_inner());
             if r.chiuso {
-                return Err(StoreError::Backend("store closing".into()));
+                return Err(StoreError::Closed);
             }
             r.chieste += 1;
             self.c.sveglia.notify_one();
@@ -66,9 +66,9 @@ impl GroupCommit {
         let fatto = rx
             .wait_for(|(fatte, _)| *fatte >= biglietto)
             .await
-            .map_err(|_| StoreError::Backend("the commit thread stopped".into()))?;
+            .map_err(|_| StoreError::Closed)?;
         match &fatto.1 {
-            Some(e) => Err(StoreError::Backend(format!("flush: {e}"))),
+            Some(e) => Err(e.clone()),
             None => Ok(()),
         }
     }
@@ -109,7 +109,7 @@ fn ciclo(c: &Condiviso, db: &sled::Db) {
         };
         // Everyone who took a ticket up to `fino_a` wrote before this flush starts.
         let t0 = std::time::Instant::now();
-        let esito = db.flush().err().map(|e| Arc::from(e.to_string()));
+        let esito = db.flush().err().map(super::codec::be);
         c.flush.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ultimo = Some((std::time::Instant::now(), gruppo));
         tracing::trace!(

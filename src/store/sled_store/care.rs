@@ -1,16 +1,21 @@
 //! Backup, statistics, the full check and retention of the sled store. What a backup
-//! guarantees, and why, is in [`crate::store::cura`].
+//! guarantees, and why, is in [`crate::store::care`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use super::{be, decode_dup, decode_exchange, Raw, SledStore, PEZZO};
-use crate::store::cura::{
+use chrono::{DateTime, FixedOffset};
+
+use super::codec::{
+    albero, be, contatore, decode_dup, decode_exchange, ms_del_diagnostico, seq_di, Raw, PEZZO,
+};
+use super::Motore;
+use crate::store::care::{
     CheckReport, Manifest, PurgeLimits, PurgeReport, Stats, TreeStats, FORMATO, MANIFEST,
 };
-use crate::store::{Result, StoreError, StoredModulo};
+use crate::store::{Forward, Result, StoreError, StoredModulo};
 
 /// What the store keeps for its care.
 pub(super) struct Cura {
@@ -30,21 +35,23 @@ const SEQ_BASE: &[u8] = b"seq_base";
 const DEFAULT_TREE: &[u8] = b"__sled__default";
 
 /// The order a backup reads the trees in: the reverse of the order an exchange writes them
-/// (see [`crate::store::cura`]). Other trees follow, `meta` is written by the copy itself.
-const ORDINE: [&str; 13] = [
-    "dup",
-    "ids",
-    "exchanges",
-    "raw",
-    "moduli",
-    super::MODULI_PEZZI,
-    "outbox",
-    "contatti",
-    "eures",
-    "utenti",
-    "rapporti",
-    "partners",
-    "id_counters",
+/// (see [`crate::store::care`]). Other trees follow, `meta` is written by the copy itself.
+const ORDINE: [&str; 15] = [
+    albero::DUP,
+    albero::IDS,
+    albero::RECEIVED,
+    albero::EXCHANGES,
+    albero::RAW,
+    albero::MODULI,
+    albero::MODULI_PEZZI,
+    albero::OUTBOX,
+    albero::CONTATTI,
+    albero::EURES,
+    albero::USERS,
+    albero::RAPPORTI,
+    albero::DIAGNOSTICI,
+    albero::PARTNERS,
+    albero::COUNTERS,
 ];
 
 /// Entries per batch when copying or removing.
@@ -55,24 +62,6 @@ const CACHE_COPIA: u64 = 16 * 1024 * 1024;
 
 /// The largest Identificatore counter (seven digits).
 const CONTATORE_MAX: u64 = 9_999_999;
-
-/// The sequence number a key starts with (exchanges, raw pieces, outbox entries).
-fn seq_di(k: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(k.get(..8)?.try_into().ok()?))
-}
-
-/// A counter value: u32 BE (or u64 BE, as `controlla` admits).
-fn contatore(v: &[u8]) -> Option<u64> {
-    match v.len() {
-        4 => Some(u32::from_be_bytes(v.try_into().ok()?) as u64),
-        8 => Some(u64::from_be_bytes(v.try_into().ok()?)),
-        _ => None,
-    }
-}
-
-fn ora() -> String {
-    chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
-}
 
 /// Bytes of every file under `dir`.
 pub(crate) fn byte_in(dir: &Path) -> u64 {
@@ -89,7 +78,7 @@ pub(crate) fn byte_in(dir: &Path) -> u64 {
     tot
 }
 
-impl SledStore {
+impl Motore {
     /// Raises the sequence floor above every sequence number the store holds (exchanges, their
     /// raw pieces, outbox entries), so that a store copied tree by tree, without sled's id
     /// generator, never hands out one of them again. Called at open.
@@ -109,7 +98,7 @@ impl SledStore {
     /// The highest sequence number in use.
     fn tetto(&self) -> Result<u64> {
         let mut tetto = 0;
-        for t in [&self.exchanges, &self.raw, self.albero("outbox")?] {
+        for t in [&self.exchanges, &self.raw, &self.outbox] {
             if let Some((k, _)) = t.last().map_err(be)? {
                 tetto = tetto.max(seq_di(&k).unwrap_or(0));
             }
@@ -141,7 +130,7 @@ impl SledStore {
     /// Takes over what must never be reused from the store this one replaces (`pdd store
     /// restore`): its Identificatore counters, where higher, and its sequence numbers. Returns
     /// how many counters were raised.
-    pub fn eredita_da(&self, vecchio: &SledStore) -> Result<usize> {
+    pub(super) fn eredita_da(&self, vecchio: &Motore) -> Result<usize> {
         let mut alzati = 0;
         for kv in vecchio.counters.iter() {
             let (k, v) = kv.map_err(be)?;
@@ -175,15 +164,15 @@ impl SledStore {
     }
 
     /// The copy behind [`crate::store::Store::backup`].
-    pub(super) fn copia(&self, dest: &Path) -> Result<Manifest> {
+    pub(super) fn copia(&self, dest: &Path, started: DateTime<FixedOffset>) -> Result<Manifest> {
         let _cura = self.cura.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let started = ora();
+        let started = crate::clock::ora::testo(&started);
         if dest.exists()
             && std::fs::read_dir(dest)
                 .map(|mut d| d.next().is_some())
                 .unwrap_or(true)
         {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::Invalid(format!(
                 "{} exists and is not an empty directory",
                 dest.display()
             )));
@@ -196,7 +185,13 @@ impl SledStore {
             .cache_capacity(CACHE_COPIA)
             .create_new(true)
             .open()
-            .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dest.display())))?;
+            .map_err(|e| match be(e) {
+                StoreError::Io { source, .. } => StoreError::Io {
+                    what: format!("cannot create {}", dest.display()),
+                    source,
+                },
+                e => e,
+            })?;
         let mut nomi: Vec<Vec<u8>> = ORDINE.iter().map(|n| n.as_bytes().to_vec()).collect();
         for n in self.db.tree_names() {
             if !nomi.iter().any(|m| m[..] == n[..]) && &n[..] != b"meta" {
@@ -245,7 +240,8 @@ impl SledStore {
         let manifest = Manifest {
             format: FORMATO,
             started,
-            finished: ora(),
+            // Set by the caller, who has the clock.
+            finished: String::new(),
             pdd_version: env!("CARGO_PKG_VERSION").to_string(),
             source: self
                 .cura
@@ -259,20 +255,46 @@ impl SledStore {
             seq_base,
             bytes_on_disk,
         };
-        // Last: a directory without a manifest is not a finished backup.
-        let tmp = dest.join(format!("{MANIFEST}.tmp"));
-        let io = |e: std::io::Error| StoreError::Backend(format!("{}: {e}", dest.display()));
-        let mut testo = serde_json::to_vec_pretty(&manifest).unwrap_or_default();
-        testo.push(b'\n');
-        std::fs::write(&tmp, testo).map_err(io)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&tmp, dest.join(MANIFEST)).map_err(io)?;
-        if let Ok(d) = std::fs::File::open(dest) {
-            let _ = d.sync_all();
-        }
         Ok(manifest)
+    }
+
+    /// Reads back what a restart depends on — the latest exchanges, every outbox entry, the
+    /// Identificatore counters — and says what the store holds; an error names what is damaged.
+    pub(super) fn riepilogo(&self) -> Result<String> {
+        let t = std::time::Instant::now();
+        let mut ultimi = 0;
+        for kv in self.exchanges.iter().rev().take(100) {
+            let (_, v) = kv.map_err(be)?;
+            self.leggi_exchange(&v, true)?;
+            ultimi += 1;
+        }
+        let mut outbox = 0;
+        for kv in self.outbox.iter() {
+            let (k, v) = kv.map_err(be)?;
+            serde_json::from_slice::<serde_json::Value>(&v)
+                .map_err(|e| StoreError::corrupt(format!("outbox entry {k:?}: {e}")))?;
+            outbox += 1;
+        }
+        for kv in self.counters.iter() {
+            let (k, v) = kv.map_err(be)?;
+            if contatore(&v).is_none() {
+                return Err(StoreError::corrupt(format!("id counter {k:?}")));
+            }
+        }
+        let moduli: usize = self
+            .indice
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|t| t.len())
+            .sum();
+        Ok(format!(
+            "{} exchanges (last {ultimi} read back), {} ids in the duplicate filter, {moduli} moduli, {outbox} forwards in the outbox, {} bytes, checked in {} ms",
+            self.exchanges.len(),
+            self.dup.len(),
+            self.db.size_on_disk().unwrap_or(0),
+            t.elapsed().as_millis()
+        ))
     }
 
     /// Entries and bytes per tree (reads every tree through).
@@ -410,6 +432,24 @@ impl SledStore {
                 }
             }
         }
+        // The time index points to records, unless retention removed them (it removes the
+        // record first).
+        for kv in self.received.iter() {
+            let (k, _) = kv.map_err(be)?;
+            r.conta("received", 1);
+            match (k.len() == 16).then(|| seq_di(&k[8..])).flatten() {
+                None => r.problema(format!("received: key {k:?} is not a time index key")),
+                Some(seq) => {
+                    if primo.is_some_and(|p| seq >= p)
+                        && !self.exchanges.contains_key(&k[8..]).map_err(be)?
+                    {
+                        r.problema(format!(
+                            "received: the time index names exchange {seq}, which is missing"
+                        ));
+                    }
+                }
+            }
+        }
         // The duplicate filter: entries decode; a settled one names a record, unless retention
         // removed it (records go oldest first).
         for kv in self.dup.iter() {
@@ -447,23 +487,22 @@ impl SledStore {
             };
             match serde_json::from_slice::<StoredModulo>(&v) {
                 Err(e) => r.problema(format!("modulo {}: {e}", mostra(&k))),
-                Ok(m) if format!("{}/{}", m.kind, m.code).as_bytes() != &k[..] => {
-                    r.problema(format!(
+                Ok(m) if format!("{}/{}", m.kind.as_str(), m.code).as_bytes() != &k[..] => r
+                    .problema(format!(
                         "modulo {}: its record says {}/{}",
                         mostra(&k),
-                        m.kind,
+                        m.kind.as_str(),
                         m.code
-                    ))
-                }
+                    )),
                 Ok(_) => {}
             }
         }
-        for kv in self.albero("outbox")?.iter() {
+        for kv in self.outbox.iter() {
             let (k, v) = kv.map_err(be)?;
             r.conta("outbox", 1);
-            match serde_json::from_slice::<crate::rete::Inoltro>(&v) {
+            match serde_json::from_slice::<Forward>(&v) {
                 Err(e) => r.problema(format!("outbox entry {:?}: {e}", seq_di(&k))),
-                Ok(i) if i.chiave() != k.to_vec() => r.problema(format!(
+                Ok(i) if i.seq.to_be_bytes()[..] != k[..] => r.problema(format!(
                     "outbox entry {:?}: its record says seq {}",
                     seq_di(&k),
                     i.seq
@@ -478,8 +517,14 @@ impl SledStore {
                 r.problema(format!("partner {}: {e}", mostra(&k)));
             }
         }
-        for nome in ["contatti", "eures", "utenti", "rapporti", "diagnostici"] {
-            for kv in self.albero(nome)?.iter() {
+        for (nome, albero) in [
+            ("contatti", &self.contatti),
+            ("eures", &self.eures),
+            ("utenti", &self.users),
+            ("rapporti", &self.rapporti),
+            ("diagnostici", &self.diagnostici),
+        ] {
+            for kv in albero.iter() {
                 let (k, v) = kv.map_err(be)?;
                 r.conta(nome, 1);
                 if let Err(e) = serde_json::from_slice::<serde_json::Value>(&v) {
@@ -542,10 +587,9 @@ impl SledStore {
                     r.stopped = Some(format!("exchanges: key {k:?}"));
                     break;
                 };
-                let ricevuto = decode_exchange(&v).map(|(ex, _)| ex).and_then(|ex| {
-                    chrono::DateTime::parse_from_rfc3339(&ex.received_at)
-                        .map(|t| (ex, t.timestamp_millis()))
-                        .map_err(|e| StoreError::Corrupt(format!("received_at: {e}")))
+                let ricevuto = decode_exchange(&v).map(|(ex, _)| {
+                    let t = ex.received_ms();
+                    (ex, t)
                 });
                 let (ex, t) = match ricevuto {
                     Ok(x) => x,
@@ -569,6 +613,9 @@ impl SledStore {
                     }
                 }
                 self.exchanges.remove(&k).map_err(be)?;
+                self.received
+                    .remove(super::codec::chiave_ricevuto(t, seq))
+                    .map_err(be)?;
                 r.exchanges += 1;
                 ultimo = Some(seq);
             }
@@ -615,7 +662,7 @@ impl SledStore {
                             .moduli
                             .get(&k[..cut])
                             .map_err(be)?
-                            .and_then(|v| super::segnaposto(&v))
+                            .and_then(|v| super::codec::segnaposto(&v))
                             .is_some_and(|(v, _)| v == versione);
                         corrente = Some((testa.to_vec(), vivo));
                         vivo
@@ -630,11 +677,11 @@ impl SledStore {
         }
         // Diagnostic messages go with the exchanges: keyed by time, oldest first.
         if let Some(prima) = l.exchanges_before_ms {
-            let albero = self.albero(crate::gateway::diagnostici::ALBERO)?;
+            let albero = &self.diagnostici;
             let mut lotto = sled::Batch::default();
             for kv in albero.iter() {
                 let (k, _) = kv.map_err(be)?;
-                match crate::gateway::diagnostici::ms_della_chiave(&k) {
+                match ms_del_diagnostico(&k) {
                     Some(t) if t >= prima => break,
                     Some(_) => {}
                     // Not one of ours: left alone.
@@ -670,169 +717,224 @@ impl SledStore {
     }
 }
 
+/// Writes a backup's manifest into it, last (a directory without one is not a finished
+/// backup), durably.
+pub(super) fn scrivi_manifest(dest: &Path, manifest: &Manifest) -> Result<()> {
+    let tmp = dest.join(format!("{MANIFEST}.tmp"));
+    let io = |e: std::io::Error| StoreError::io(dest.display().to_string(), e);
+    let mut testo = serde_json::to_vec_pretty(manifest).unwrap_or_default();
+    testo.push(b'\n');
+    std::fs::write(&tmp, testo).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, dest.join(MANIFEST)).map_err(io)?;
+    if let Ok(d) = std::fs::File::open(dest) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{ex as esempio, quando, tmp as tmp_store};
+    use super::super::SledStore;
     use super::*;
-    use crate::store::{Claim, Exchange, Store};
+    use crate::clock::SystemClock;
+    use crate::egov::diagnostico::{Diagnostico, Severita};
+    use crate::store::{Claim, Contatore, Contatto, Exchange, Store, Write};
 
     fn tmp(name: &str) -> std::path::PathBuf {
-        super::super::tests::tmp(&format!("cura-{name}"))
+        tmp_store(&format!("cura-{name}"))
     }
 
-    /// The store tests' exchange, at `quando`, with a request of `len` bytes.
-    fn ex(seq: u64, id: &str, quando: &str, len: usize) -> Exchange {
+    /// The store tests' exchange, at `t`, with a request of `len` bytes.
+    fn ex(seq: u64, id: &str, t: DateTime<FixedOffset>, len: usize) -> Exchange {
         Exchange {
-            received_at: quando.into(),
-            answered_at: quando.into(),
+            received_at: t,
+            answered_at: Some(t),
             request: vec![b'x'; len],
             response: b"<r/>".to_vec(),
-            ..super::super::tests::ex(seq, id)
+            ..esempio(seq, id)
         }
     }
 
-    #[test]
-    fn a_backup_opens_whole_and_never_reuses_a_sequence_number() {
+    const C: Contatore<'static> = Contatore {
+        cod_amm: "X",
+        cod_pdd: "XSPCoopIT",
+        minuto: "2024-01-01_00:00",
+    };
+
+    #[tokio::test]
+    async fn a_backup_opens_whole_and_never_reuses_a_sequence_number() {
         let (p, b) = (tmp("src"), tmp("bk"));
         let s = SledStore::open(&p).unwrap();
         let mut seqs = Vec::new();
         for i in 0..5 {
-            let seq = s.next_seq().unwrap();
+            let seq = s.next_seq().await.unwrap();
             let id = format!("A{i}");
-            assert_eq!(s.claim(&id, 1, None).unwrap(), Claim::New);
-            s.put_exchange(&ex(seq, &id, "2024-01-01T00:00:00+00:00", 3 * PEZZO + 7))
-                .unwrap();
-            s.settle(&id, seq).unwrap();
+            assert_eq!(s.claim(&id, 1, None).await.unwrap(), Claim::New);
+            s.put_exchange(&ex(
+                seq,
+                &id,
+                quando("2024-01-01T00:00:00+00:00"),
+                3 * PEZZO + 7,
+            ))
+            .await
+            .unwrap();
+            s.settle(&id, seq).await.unwrap();
             seqs.push(seq);
         }
-        assert_eq!(s.claim("INFLIGHT", 1, None).unwrap(), Claim::New);
-        s.reserve_ids("X_XSPCoopIT_2024-01-01_00:00", 1000, 9_999_999)
-            .unwrap();
-        let m = s.copia(&b).unwrap();
+        assert_eq!(s.claim("INFLIGHT", 1, None).await.unwrap(), Claim::New);
+        s.reserve_ids(C, 1000, 9_999_999).await.unwrap();
+        let m = s.backup(&b, &SystemClock).await.unwrap();
         assert_eq!(m.trees["exchanges"], 5);
+        assert_eq!(m.trees["received"], 5);
         assert_eq!(m.trees["dup"], 5);
         assert_eq!(m.skipped_in_flight, 1);
+        assert!(!m.finished.is_empty());
         assert!(b.join(MANIFEST).exists());
         // Once more into the same place: refused.
-        assert!(s.copia(&b).is_err());
+        assert!(matches!(
+            s.backup(&b, &SystemClock).await,
+            Err(StoreError::Invalid(_))
+        ));
 
         let c = SledStore::open(&b).unwrap();
-        assert!(c.check().unwrap().ok(), "{:?}", c.check().unwrap());
-        assert!(c.next_seq().unwrap() > *seqs.iter().max().unwrap());
+        let r = c.check().await.unwrap();
+        assert!(r.ok(), "{r:?}");
+        assert!(c.next_seq().await.unwrap() > *seqs.iter().max().unwrap());
         assert_eq!(
-            c.exchange_by_id("RA3").unwrap().unwrap().request.len(),
+            c.exchange_by_id("RA3")
+                .await
+                .unwrap()
+                .unwrap()
+                .request
+                .len(),
             3 * PEZZO + 7
         );
         // The counters of the store replaced come over where higher.
-        s.reserve_ids("X_XSPCoopIT_2024-01-01_00:00", 1000, 9_999_999)
-            .unwrap();
+        s.reserve_ids(C, 1000, 9_999_999).await.unwrap();
         assert_eq!(c.eredita_da(&s).unwrap(), 1);
-        assert_eq!(
-            c.reserve_ids("X_XSPCoopIT_2024-01-01_00:00", 1000, 9_999_999)
-                .unwrap(),
-            2001
-        );
+        assert_eq!(c.reserve_ids(C, 1000, 9_999_999).await.unwrap(), 2001);
         drop(c);
 
         // A copy made without the floor (sled's export and import) is lifted at open.
         let e = tmp("export");
         {
             let raw = sled::open(&e).unwrap();
-            raw.import(s.db.export());
+            raw.import(s.m.db.export());
             raw.flush().unwrap();
         }
         let r = SledStore::open_waiting(&e, std::time::Duration::from_secs(5)).unwrap();
-        assert!(r.next_seq().unwrap() > *seqs.iter().max().unwrap());
+        assert!(r.next_seq().await.unwrap() > *seqs.iter().max().unwrap());
         drop((r, s));
         for d in [p, b, e] {
             let _ = std::fs::remove_dir_all(d);
         }
     }
 
-    #[test]
-    fn purge_takes_old_exchanges_and_expired_duplicates_only() {
+    #[tokio::test]
+    async fn purge_takes_old_exchanges_and_expired_duplicates_only() {
         let p = tmp("purge");
         let s = SledStore::open(&p).unwrap();
         let giorno = 86_400_000i64;
         let ora = 100 * giorno;
-        let quando = |ms: i64| {
-            chrono::DateTime::from_timestamp_millis(ms)
-                .unwrap()
-                .to_rfc3339()
-        };
+        let t = |ms: i64| DateTime::from_timestamp_millis(ms).unwrap().fixed_offset();
         // Old (40 days), old again, recent (2 days).
         let mut recente = 0;
         for (i, eta) in [40, 35, 2].into_iter().enumerate() {
-            let seq = s.next_seq().unwrap();
+            let seq = s.next_seq().await.unwrap();
             let id = format!("E{i}");
             s.claim(
                 &id,
                 ora - eta * giorno,
                 Some(ora - eta * giorno + 5 * giorno),
             )
+            .await
             .unwrap();
-            s.put_exchange(&ex(seq, &id, &quando(ora - eta * giorno), PEZZO + 1))
+            s.put_exchange(&ex(seq, &id, t(ora - eta * giorno), PEZZO + 1))
+                .await
                 .unwrap();
-            s.settle(&id, seq).unwrap();
+            s.settle(&id, seq).await.unwrap();
             recente = seq;
         }
         // Orphan pieces of an exchange cut short before the recent one.
-        s.raw
-            .insert(super::super::chiave_pezzo(1, 0, 0), &b"x"[..])
+        s.m.raw
+            .insert(super::super::codec::chiave_pezzo(1, 0, 0), &b"x"[..])
             .unwrap();
         // Seen 10 days ago, but its busta has a Scadenza next month: kept.
         s.claim("LUNGA", ora - 10 * giorno, Some(ora + 30 * giorno))
+            .await
             .unwrap();
-        s.settle("LUNGA", recente).unwrap();
+        s.settle("LUNGA", recente).await.unwrap();
         // In flight: kept.
-        s.claim("INFLIGHT", ora - 10 * giorno, None).unwrap();
-        s.scrivi(&[crate::store::Scrittura::metti("contatti", "X", &"c")])
-            .unwrap();
+        s.claim("INFLIGHT", ora - 10 * giorno, None).await.unwrap();
+        let contatto = Contatto {
+            codice: "X".into(),
+            tipo: "03".into(),
+            ricevuto: String::new(),
+            kind: crate::modulo::Tipo::Candidatura,
+            riferimento: "C".into(),
+            da: serde_json::Value::Null,
+            per: serde_json::Value::Null,
+            testo: String::new(),
+            via: None,
+        };
+        s.apply(vec![Write::Contatto(contatto)]).await.unwrap();
         let r = s
-            .purga(&PurgeLimits {
+            .purge(&PurgeLimits {
                 exchanges_before_ms: Some(ora - 30 * giorno),
                 dup_before_ms: Some(ora - 5 * giorno),
                 expired_before_ms: ora,
             })
+            .await
             .unwrap();
         assert_eq!((r.exchanges, r.ids, r.dup), (2, 4, 2), "{r:?}");
         assert_eq!(r.raw_pieces, 2 * 3 + 1, "{r:?}");
-        assert!(s.exchange_by_id("E0").unwrap().is_none());
-        assert!(s.exchange_by_id("RE2").unwrap().is_some());
-        assert!(matches!(
-            s.claim("E2", ora, None).unwrap(),
-            Claim::Duplicate(_)
-        ));
-        assert!(matches!(
-            s.claim("LUNGA", ora, None).unwrap(),
-            Claim::Duplicate(_)
-        ));
-        assert!(matches!(
-            s.claim("INFLIGHT", ora, None).unwrap(),
-            Claim::Duplicate(_)
-        ));
-        assert_eq!(s.claim("E0", ora, None).unwrap(), Claim::New);
-        assert!(s.leggi("contatti", b"X").unwrap().is_some());
-        let c = s.verifica().unwrap();
+        assert!(s.exchange_by_id("E0").await.unwrap().is_none());
+        assert!(s.exchange_by_id("RE2").await.unwrap().is_some());
+        assert_eq!(
+            s.exchanges_between(None, None)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>(),
+            vec![recente],
+            "the time index follows"
+        );
+        for (id, atteso) in [
+            ("E2", false),
+            ("LUNGA", false),
+            ("INFLIGHT", false),
+            ("E0", true),
+        ] {
+            assert_eq!(
+                s.claim(id, ora, None).await.unwrap() == Claim::New,
+                atteso,
+                "{id}"
+            );
+        }
+        assert_eq!(s.contatti().await.unwrap().len(), 1);
+        let c = s.check().await.unwrap();
         assert!(c.ok(), "{c:?}");
         drop(s);
         let _ = std::fs::remove_dir_all(&p);
     }
 
-    #[test]
-    fn diagnostics_go_with_the_exchanges_retention() {
-        use crate::gateway::diagnostici::{self, Diagnostico, Severita};
+    #[tokio::test]
+    async fn diagnostics_go_with_the_exchanges_retention() {
         let p = tmp("purge-diag");
         let s = SledStore::open(&p).unwrap();
         let giorno = 86_400_000i64;
         let ora = 100 * giorno;
         for eta in [40, 31, 29, 1] {
-            let d = Diagnostico::new(Severita::InfoIntegration, "Avvio", "PDD_AVVIO", "x");
-            s.scrivi(&[crate::store::Scrittura::metti(
-                diagnostici::ALBERO,
-                diagnostici::chiave(ora - eta * giorno),
-                &d,
-            )])
-            .unwrap();
+            let mut d = Diagnostico::new(Severita::InfoIntegration, "Avvio", "PDD_AVVIO", "x");
+            d.ora = DateTime::from_timestamp_millis(ora - eta * giorno)
+                .unwrap()
+                .fixed_offset();
+            s.apply(vec![Write::Diagnostico(d)]).await.unwrap();
         }
         let limiti = |exchanges_before_ms| PurgeLimits {
             exchanges_before_ms,
@@ -840,16 +942,14 @@ mod tests {
             expired_before_ms: ora,
         };
         // Retention off: all kept.
-        assert_eq!(s.purga(&limiti(None)).unwrap().diagnostici, 0);
-        let r = s.purga(&limiti(Some(ora - 30 * giorno))).unwrap();
+        assert_eq!(s.purge(&limiti(None)).await.unwrap().diagnostici, 0);
+        let r = s.purge(&limiti(Some(ora - 30 * giorno))).await.unwrap();
         assert_eq!(r.diagnostici, 2, "{r:?}");
         assert_eq!(r.removed(), 2);
-        let rimasti = s.elenca(diagnostici::ALBERO, b"").unwrap();
+        let rimasti = s.diagnostici(None, None).await.unwrap();
         assert_eq!(rimasti.len(), 2);
-        assert!(rimasti
-            .iter()
-            .all(|(k, _)| diagnostici::ms_della_chiave(k).unwrap() >= ora - 30 * giorno));
-        let c = s.verifica().unwrap();
+        assert!(rimasti.iter().all(|d| d.ms() >= ora - 30 * giorno));
+        let c = s.check().await.unwrap();
         assert!(c.ok(), "{c:?}");
         assert_eq!(c.counts.get("diagnostici"), Some(&2));
         drop(s);

@@ -50,17 +50,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::StoreError;
-
 /// The file a backup directory holds beside the store.
 pub const MANIFEST: &str = "manifest.json";
 
 /// Format of [`Manifest`].
 pub const FORMATO: u32 = 1;
-
-pub(crate) fn non_supportato(what: &str) -> StoreError {
-    StoreError::Backend(format!("this store does not support {what}"))
-}
 
 /// What `manifest.json` says of a backup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

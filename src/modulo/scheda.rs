@@ -1,0 +1,514 @@
+//! The published view of a modulo (a scheda): what a node publishes of its active moduli through the read API (`GET /api/candidature`,
+//! `GET /api/vacancies`), following document §4.4 "Gestione dei contatti":
+//!
+//! - everything is published anonymously: no anagrafica (name, codice fiscale, birth date and
+//!   place, sex, citizenship, address) and no contact data;
+//! - a registered user also sees how to make contact: the worker's or employer's own data when
+//!   they inserted the modulo themselves, only the intermediary's when an intermediary did
+//!   (the contact then goes "per il tramite dell'intermediario");
+//! - the income-support flag `percettore` is never published, nor the special lists
+//!   (`listespeciali`, e.g. the disabled workers' list) of a worker: both are sensitive data;
+//! - a CV's work history leaves out the employers' names and addresses, which could point to
+//!   the worker.
+//!
+//! A [`Scheda`] is computed once when a modulo is stored; `rete::scheda` filters, orders and
+//! pages them for one request of the read API.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::model::{candidatura::Candidatura, vacancy::Vacancy};
+use super::tabelle::tabelle;
+
+/// What a node publishes of one modulo, computed once when the modulo is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scheda {
+    pub codice: String,
+    /// "candidatura" or "vacancy".
+    pub tipo: String,
+    /// The anonymous fields (a JSON object).
+    pub pubblico: Value,
+    /// Contact data for registered users (a JSON object with "tramite": "diretto"|"intermediario").
+    pub contatto: Value,
+    pub intermediato: bool,
+    /// ISTAT profession codes (desired professions / the requested profession), for filtering.
+    pub professioni: Vec<String>,
+    /// Where: the domicile's comune (candidatura) or the place of work (vacancy): Belfiore code,
+    /// province sigla, ISTAT region code.
+    pub comune: Option<String>,
+    pub provincia: Option<String>,
+    pub regione: Option<String>,
+    /// Lower-case text searched by `q` (descriptions, profession labels; no personal data).
+    pub testo: String,
+}
+
+/// A value worth publishing: trimmed, not empty.
+fn pieno(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// A JSON object that leaves out empty values, so that absent and empty fields look the same.
+#[derive(Default)]
+struct Oggetto(Map<String, Value>);
+
+impl Oggetto {
+    fn testo(&mut self, k: &str, v: Option<&str>) -> &mut Self {
+        if let Some(v) = pieno(v) {
+            self.0.insert(k.into(), Value::String(v.into()));
+        }
+        self
+    }
+    fn opt(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+        self.testo(k, v.as_deref())
+    }
+    fn lista(&mut self, k: &str, v: &[String]) -> &mut Self {
+        let v: Vec<Value> = v
+            .iter()
+            .filter_map(|s| pieno(Some(s)))
+            .map(|s| Value::String(s.into()))
+            .collect();
+        self.valore(k, Value::Array(v))
+    }
+    /// SI/NO as a boolean; any other value is left out rather than guessed.
+    fn si_no(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+        match pieno(v.as_deref()) {
+            Some("SI") => self.valore(k, Value::Bool(true)),
+            Some("NO") => self.valore(k, Value::Bool(false)),
+            _ => self,
+        }
+    }
+    fn valore(&mut self, k: &str, v: Value) -> &mut Self {
+        let vuoto = match &v {
+            Value::Null => true,
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        };
+        if !vuoto {
+            self.0.insert(k.into(), v);
+        }
+        self
+    }
+    /// An object within, written by `f`.
+    fn oggetto(&mut self, k: &str, f: impl FnOnce(&mut Oggetto)) -> &mut Self {
+        let mut o = Oggetto::default();
+        f(&mut o);
+        self.valore(k, o.fine())
+    }
+    /// An array of objects, one written by `f` for each item; the empty ones are left out.
+    fn oggetti<T>(&mut self, k: &str, v: &[T], f: impl Fn(&mut Oggetto, &T)) -> &mut Self {
+        let v: Vec<Value> = v
+            .iter()
+            .map(|x| {
+                let mut o = Oggetto::default();
+                f(&mut o, x);
+                o
+            })
+            .filter(|o| !o.0.is_empty())
+            .map(Oggetto::fine)
+            .collect();
+        self.valore(k, Value::Array(v))
+    }
+    /// A comune by Belfiore code with its name, province and region from the ISTAT table; a
+    /// code the table does not know (a foreign state, a suppressed comune) stays bare.
+    fn luogo(&mut self, codice: Option<&str>) -> &mut Self {
+        let Some(codice) = pieno(codice) else {
+            return self;
+        };
+        self.testo("comune", Some(codice));
+        if let Some(c) = tabelle().comune(codice) {
+            self.testo("comune_nome", Some(&c.nome))
+                .testo("provincia", Some(&c.provincia))
+                .testo("regione", Some(&c.codice_regione))
+                .testo("regione_nome", Some(&c.regione));
+        }
+        self
+    }
+    fn fine(self) -> Value {
+        Value::Object(self.0)
+    }
+}
+
+/// The name of a place of birth or of a course: a comune or a foreign state.
+fn nome_luogo(codice: Option<&str>) -> Option<String> {
+    let codice = pieno(codice)?;
+    let t = tabelle();
+    t.comune(codice)
+        .map(|c| c.nome.clone())
+        .or_else(|| t.stato(codice).map(|s| s.nome.clone()))
+}
+
+/// The searchable text: the given pieces, lower-case, one per line.
+fn testo_ricerca<'a>(pezzi: impl IntoIterator<Item = Option<&'a str>>) -> String {
+    pezzi
+        .into_iter()
+        .filter_map(pieno)
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_lowercase()
+}
+
+/// Where a modulo is: Belfiore code, province sigla and region code, and the comune's name
+/// for the searchable text.
+#[derive(Default)]
+struct Dove {
+    comune: Option<String>,
+    provincia: Option<String>,
+    regione: Option<String>,
+    nome: Option<&'static str>,
+}
+
+fn dove(codice: &str) -> Dove {
+    let Some(codice) = pieno(Some(codice)) else {
+        return Dove::default();
+    };
+    let c = tabelle().comune(codice);
+    Dove {
+        comune: Some(codice.to_string()),
+        provincia: c.map(|c| c.provincia.clone()),
+        regione: c.map(|c| c.codice_regione.clone()),
+        nome: c.map(|c| c.nome.as_str()),
+    }
+}
+
+impl Scheda {
+    /// A scheda of either kind from its parts; `contatto` as [`Intermediario::contatto`] gives it.
+    fn nuova(
+        tipo: &str,
+        codice: &str,
+        pubblico: Oggetto,
+        (intermediato, contatto): (bool, Oggetto),
+        professioni: Vec<String>,
+        dove: Dove,
+        testo: String,
+    ) -> Scheda {
+        Scheda {
+            codice: codice.trim().to_string(),
+            tipo: tipo.into(),
+            pubblico: pubblico.fine(),
+            contatto: contatto.fine(),
+            intermediato,
+            professioni,
+            comune: dove.comune,
+            provincia: dove.provincia,
+            regione: dove.regione,
+            testo,
+        }
+    }
+}
+
+/// The intermediary's own contact data from DatiSistema: all a registered user gets of an
+/// intermediated modulo, so the worker or employer is reached only through the intermediary.
+struct Intermediario<'a> {
+    codice: &'a Option<String>,
+    codice_fiscale: &'a Option<String>,
+    denominazione: &'a Option<String>,
+    indirizzo: &'a Option<String>,
+    idcomune: &'a Option<String>,
+    cap: &'a Option<String>,
+    telefono: &'a Option<String>,
+    fax: &'a Option<String>,
+    email: &'a Option<String>,
+}
+
+/// The [`Intermediario`] of a Candidatura's or a Vacancy's DatiSistema, whose intermediary code
+/// field is named differently in the two (`idintermediario`, `intermediario`).
+macro_rules! intermediario {
+    ($ds:expr, $codice:ident) => {
+        Intermediario {
+            codice: &$ds.$codice,
+            codice_fiscale: &$ds.codicefiscaleintermediario,
+            denominazione: &$ds.denominazioneintermediario,
+            indirizzo: &$ds.indirizzo,
+            idcomune: &$ds.idcomune,
+            cap: &$ds.cap,
+            telefono: &$ds.telefono,
+            fax: &$ds.fax,
+            email: &$ds.email,
+        }
+    };
+}
+
+impl Intermediario<'_> {
+    /// Any of the three identifying fields marks the modulo as inserted by an intermediary;
+    /// the address and email fields alone do not (the email is the sender's in every modulo).
+    fn presente(&self) -> bool {
+        [self.codice, self.codice_fiscale, self.denominazione]
+            .iter()
+            .any(|v| pieno(v.as_deref()).is_some())
+    }
+
+    /// Whether the modulo is intermediated, and the contact for registered users: the
+    /// intermediary's, or else the worker's or employer's own, which `diretto` writes.
+    fn contatto(&self, diretto: impl FnOnce(&mut Oggetto)) -> (bool, Oggetto) {
+        let mut o = Oggetto::default();
+        if !self.presente() {
+            o.testo("tramite", Some("diretto"));
+            diretto(&mut o);
+            return (false, o);
+        }
+        o.testo("tramite", Some("intermediario"))
+            .opt("codice_intermediario", self.codice)
+            .opt("codice_fiscale", self.codice_fiscale)
+            .opt("denominazione", self.denominazione)
+            .opt("indirizzo", self.indirizzo)
+            .luogo(self.idcomune.as_deref())
+            .opt("cap", self.cap)
+            .opt("telefono", self.telefono)
+            .opt("fax", self.fax)
+            .opt("email", self.email);
+        (true, o)
+    }
+}
+
+/// The published view of a Candidatura.
+pub fn candidatura(c: &Candidatura) -> Scheda {
+    let cur = &c.dati_curriculari;
+    let ds = &c.dati_sistema;
+    let mut p = Oggetto::default();
+
+    p.oggetti(
+        "professioni_desiderate",
+        &cur.professione_desiderata_disponibilita,
+        |o, d| {
+            o.testo("codice", Some(&d.idprofessione))
+                .testo("descrizione", Some(&d.descrprofessione))
+                .opt("descrizione_professione", &d.descrizioneprofessione)
+                .si_no("esperienza_settore", &d.esperienzasettore)
+                .opt("descrizione_esperienza", &d.descrizioneesperienza)
+                .oggetto("disponibilita", |disp| {
+                    disp.si_no("trasferte", &d.trasferte)
+                        .si_no("mezzo_proprio", &d.mezzitrasporto)
+                        .lista("modalita_lavoro", &d.idmodalitalavorativa)
+                        .lista("tipologie_contratto", &d.idtipologiacontratto)
+                        .lista("territorio", &d.disponibilitaterritoriale);
+                });
+        },
+    )
+    // Without nomedatore and indirizzodatore: a named employer can identify the worker.
+    .oggetti("esperienze", &cur.esperienze_lavorative, |o, e| {
+        o.opt("tipo", &e.tipoesperienza)
+            .opt("qualifica", &e.qualificasvolta)
+            .opt("descrizione_qualifica", &e.descrqualificasvolta)
+            .opt("mansioni", &e.principalimansioni)
+            .opt("dal", &e.datainizio)
+            .opt("al", &e.datafine);
+    })
+    .oggetti("istruzione", &cur.istruzione, |o, i| {
+        o.testo("titolo", Some(&i.titolostudio))
+            .opt("descrizione", &i.descrizioneistruzione)
+            .opt("votazione", &i.votazione);
+    })
+    .oggetti("formazione", &cur.formazione, |o, f| {
+        o.opt("titolo_corso", &f.titolocorso)
+            .opt("sede", &f.idsede)
+            .testo("sede_nome", nome_luogo(f.idsede.as_deref()).as_deref())
+            .opt("durata", &f.durata)
+            .opt("unita_durata", &f.idtipologiadurata)
+            .opt("attestazione", &f.idattestazione)
+            .opt("qualifica", &f.idqualifica)
+            .opt("descrizione_qualifica", &f.descrqualifica);
+    })
+    .oggetti("lingue", &cur.lingue, |o, l| {
+        o.opt("lingua", &l.idlingua)
+            .opt("letto", &l.idlivelloletto)
+            .opt("scritto", &l.idlivelloscritto)
+            .opt("parlato", &l.idlivelloparlato);
+    });
+    if let Some(ci) = &cur.conoscenze_informatiche {
+        p.oggetto("conoscenze_informatiche", |o| {
+            o.opt("tipo", &ci.tipoconoscenza)
+                .opt("specifiche", &ci.specifiche);
+        });
+    }
+    if let Some(ap) = &cur.abilitazioni_patenti {
+        p.lista("albi", &ap.idalbo)
+            .lista("patenti", &ap.idpatenteguida)
+            .lista("patentini", &ap.idpatentino);
+    }
+    // The domicile's comune only: CAP and address would narrow it to a street.
+    p.luogo(Some(&c.lavoratore.domicilio.idcomune));
+
+    let contatto = intermediario!(ds, idintermediario).contatto(|o| {
+        let l = &c.lavoratore;
+        let a = &l.dati_anagrafici;
+        let r = &l.recapiti;
+        o.testo("codice_fiscale", Some(&a.codicefiscale))
+            .testo("cognome", Some(&a.cognome))
+            .testo("nome", Some(&a.nome))
+            .testo("sesso", Some(&a.sesso))
+            .testo("data_nascita", Some(&a.datanascita))
+            .testo("luogo_nascita", Some(&a.idcomune))
+            .testo(
+                "luogo_nascita_nome",
+                nome_luogo(Some(&a.idcomune)).as_deref(),
+            )
+            .testo("cittadinanza", Some(&a.idcittadinanza))
+            .opt("indirizzo", &r.indirizzo)
+            .luogo(Some(&l.domicilio.idcomune))
+            .opt("cap", &l.domicilio.cap)
+            .opt("telefono", &r.telefono)
+            .opt("cellulare", &r.cellulare)
+            .opt("fax", &r.fax)
+            .testo("email", Some(&r.email));
+    });
+
+    let mut professioni: Vec<String> = Vec::new();
+    for d in &cur.professione_desiderata_disponibilita {
+        if let Some(code) = pieno(Some(&d.idprofessione)) {
+            if !professioni.iter().any(|p| p == code) {
+                professioni.push(code.to_string());
+            }
+        }
+    }
+    let luogo = dove(&c.lavoratore.domicilio.idcomune);
+
+    let mut pezzi: Vec<Option<&str>> = vec![luogo.nome];
+    for d in &cur.professione_desiderata_disponibilita {
+        pezzi.extend([
+            Some(d.descrprofessione.as_str()),
+            d.descrizioneprofessione.as_deref(),
+            d.descrizioneesperienza.as_deref(),
+        ]);
+    }
+    for e in &cur.esperienze_lavorative {
+        pezzi.extend([
+            e.descrqualificasvolta.as_deref(),
+            e.principalimansioni.as_deref(),
+        ]);
+    }
+    for i in &cur.istruzione {
+        pezzi.push(i.descrizioneistruzione.as_deref());
+    }
+    for f in &cur.formazione {
+        pezzi.extend([f.titolocorso.as_deref(), f.descrqualifica.as_deref()]);
+    }
+    if let Some(ci) = &cur.conoscenze_informatiche {
+        pezzi.extend([ci.tipoconoscenza.as_deref(), ci.specifiche.as_deref()]);
+    }
+
+    Scheda::nuova(
+        "candidatura",
+        &ds.codicecandidatura,
+        p,
+        contatto,
+        professioni,
+        luogo,
+        testo_ricerca(pezzi),
+    )
+}
+
+/// The published view of a Vacancy.
+pub fn vacancy(v: &Vacancy) -> Scheda {
+    let dl = &v.datore_lavoro;
+    let pr = &v.richiesta.profilo_richiesto;
+    let isf = &v.richiesta.istruzione_formazione;
+    let co = &v.richiesta.condizioni_offerte;
+    let dr = &v.richiesta.durata_richiesta;
+    let ds = &v.dati_sistema;
+    let ateco = tabelle().ateco(dl.dati_anagrafici.settore.trim());
+
+    let mut p = Oggetto::default();
+    p.oggetto("professione", |o| {
+        o.testo("codice", Some(&pr.idprofessione))
+            .testo("descrizione", Some(&pr.descrprofessione));
+    })
+    .testo("numero_lavoratori", Some(&pr.numerolavoratori))
+    .testo("descrizione_ricerca", Some(&pr.descrizionericerca))
+    .si_no("esperienza_richiesta", &pr.esperienzarichiesta)
+    .opt("descrizione_esperienza", &pr.descrizioneesperienza)
+    // The sector tells a job seeker what the employer does without naming it; size, name,
+    // codice fiscale and web site are the employer's anagrafica.
+    .oggetto("settore", |o| {
+        o.testo("codice", Some(&dl.dati_anagrafici.settore))
+            .testo("descrizione", ateco);
+    })
+    .oggetto("requisiti", |o| {
+        o.oggetti("titoli_studio", &isf.titolostudio, |o, t| {
+            o.testo("titolo", Some(&t.idtitolostudio))
+                .opt("descrizione", &t.descrizionestudio);
+        })
+        .opt("albo", &isf.idalbo)
+        .oggetti("lingue", &isf.lingua, |o, l| {
+            o.testo("lingua", Some(&l.idlingua))
+                .opt("letto", &l.idlivelloletto)
+                .opt("scritto", &l.idlivelloscritto)
+                .opt("parlato", &l.idlivelloparlato);
+        })
+        .opt("conoscenze_informatiche", &isf.conoscenzeinformatiche)
+        .opt("altre_capacita", &isf.altrecapacita)
+        .si_no("trasferte", &isf.trasferte)
+        .lista("patenti", &isf.idpatenteguida)
+        .si_no("mezzo_proprio", &isf.idmezzitrasporto)
+        .lista("patentini", &isf.idpatentino)
+        .lista("liste_speciali", &isf.idlistespeciali)
+        .opt("ulteriori_requisiti", &isf.ulteriorirequisiti);
+    })
+    .oggetto("condizioni", |o| {
+        o.luogo(Some(&co.idcomune))
+            .testo("tipologia_contratto", Some(&co.idtipologiacontratto))
+            .opt("durata", &co.durata)
+            .opt("ccnl", &co.idccnl)
+            .opt("livello_contrattuale", &co.idlivellocontrattuale)
+            .opt("modalita_lavoro", &co.idmodalitalavoro)
+            .opt("retribuzione_annua_lorda", &co.retribuzioneannualorda)
+            .opt("ulteriori_condizioni", &co.ulterioricondizioni);
+    })
+    .testo("pubblicazione", Some(&dr.datapubblicazione))
+    .opt("scadenza_offerta", &dr.datascadenza);
+
+    let (intermediato, mut contatto) = intermediario!(ds, intermediario).contatto(|o| {
+        let a = &dl.dati_anagrafici;
+        let k = &dl.dati_contatto;
+        o.opt("codice_fiscale", &a.codicefiscale)
+            .testo("denominazione", Some(&a.denominazione))
+            .opt("ampiezza", &a.ampiezza)
+            .opt("web", &a.web)
+            .opt("indirizzo", &k.indirizzo)
+            .luogo(Some(&k.idcomune))
+            .opt("cap", &k.cap)
+            .opt("telefono", &k.telefono)
+            .opt("fax", &k.fax)
+            .testo("email", Some(&k.email));
+    });
+    // The agency's own reference for the offer, to quote when making contact.
+    contatto.opt(
+        "codice_offerta_intermediario",
+        &ds.codiceoffertaintermediario,
+    );
+
+    let luogo = dove(&co.idcomune);
+    let testo = testo_ricerca(
+        [
+            Some(pr.descrprofessione.as_str()),
+            Some(pr.descrizionericerca.as_str()),
+            pr.descrizioneesperienza.as_deref(),
+            ateco,
+            luogo.nome,
+            isf.conoscenzeinformatiche.as_deref(),
+            isf.altrecapacita.as_deref(),
+            isf.ulteriorirequisiti.as_deref(),
+            co.durata.as_deref(),
+            co.ulterioricondizioni.as_deref(),
+        ]
+        .into_iter()
+        .chain(
+            isf.titolostudio
+                .iter()
+                .map(|t| t.descrizionestudio.as_deref()),
+        ),
+    );
+
+    Scheda::nuova(
+        "vacancy",
+        &ds.codiceofferta,
+        p,
+        (intermediato, contatto),
+        pieno(Some(&pr.idprofessione))
+            .map(|s| vec![s.to_string()])
+            .unwrap_or_default(),
+        luogo,
+        testo,
+    )
+}

@@ -1,0 +1,546 @@
+//! The acceptance of a valid modulo at a node (document §3, §4): what it changes in the stored
+//! state (a new record, the original it rectifies or closes), where it goes from the NCN, who
+//! answers for it, and for a Messaggio whom it reaches. Pure: the caller reads what
+//! [`Archivio`] asks for, decides here, and writes the result in one batch.
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+
+use super::{Comunicazione, Instradamento, Ruolo};
+use crate::egov::Parte;
+use crate::modulo::scheda;
+use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
+use crate::modulo::{Modulo, Tipo, Versione};
+use crate::xml::Limits;
+
+/// The node that decides.
+pub struct Nodo<'a> {
+    pub ruolo: Ruolo,
+    pub own: &'a Parte,
+    /// The regional nodes it reaches ([`super::nodi_regionali`]).
+    pub nodi: &'a [Parte],
+    pub limits: Limits,
+}
+
+/// A valid modulo as received.
+pub struct Ricevuto<'a> {
+    pub modulo: &'a Modulo,
+    pub versione: Option<Versione>,
+    /// The expiry applied (the modulo's own, or the maximum).
+    pub scadenza: Option<NaiveDate>,
+    /// The document as it will be stored and forwarded.
+    pub xml: &'a str,
+    pub mittente: &'a Parte,
+    pub request_id: Option<&'a str>,
+    pub ricevuto: DateTime<FixedOffset>,
+    /// Sent by INPS through the percettori's service.
+    pub percettore: bool,
+}
+
+/// What the node holds that the decision reads (see [`Letture`]).
+#[derive(Debug, Default)]
+pub struct Archivio {
+    /// The stored modulo of the same kind and code.
+    pub esistente: Option<StoredModulo>,
+    /// The original a rettifica or chiusura names.
+    pub originale: Option<StoredModulo>,
+    /// The original's current version (its last rettifica), when another.
+    pub attuale: Option<StoredModulo>,
+    /// For a Messaggio: the candidatura or vacancy it is about.
+    pub riferito: Option<StoredModulo>,
+    /// For a risposta: the contatto it answers.
+    pub contatto: Option<StoredModulo>,
+}
+
+/// The records to read for a modulo, in two rounds: the first from the modulo alone, the
+/// second ([`Letture::attuale`]) from the original found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Letture {
+    /// Kind and code of the same modulo.
+    pub esistente: (Tipo, String),
+    pub originale: Option<(Tipo, String)>,
+    /// A Messaggio's reference: a candidatura, else a vacancy, of this code.
+    pub riferito: Option<String>,
+    /// A risposta's contatto (a Messaggio).
+    pub contatto: Option<String>,
+}
+
+impl Letture {
+    pub fn di(m: &Modulo) -> Letture {
+        let kind = m.tipo();
+        let precedente = m.precedente().map(str::to_string);
+        let (riferito, contatto) = match m {
+            Modulo::Messaggio(msg) => (
+                super::riferimento(msg).map(str::to_string),
+                precedente
+                    .clone()
+                    .filter(|_| msg.dati_sistema.tipocomunicazione.trim() == "04"),
+            ),
+            _ => (None, None),
+        };
+        Letture {
+            esistente: (kind, m.codice().to_string()),
+            originale: precedente.map(|p| (kind, p)),
+            riferito,
+            contatto,
+        }
+    }
+
+    /// The original's current version to read too: its last rettifica, when it is neither
+    /// this modulo nor the original itself.
+    pub fn attuale(m: &Modulo, originale: &StoredModulo) -> Option<(Tipo, String)> {
+        let p = m.precedente()?;
+        originale
+            .attuale
+            .as_deref()
+            .filter(|a| *a != m.codice() && *a != p)
+            .map(|a| (m.tipo(), a.to_string()))
+    }
+}
+
+/// How a communication changed the stored state, for the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effetto {
+    Nuovo,
+    Aggiornato,
+    Rettifica(String),
+    Chiusura(String),
+}
+
+/// Where the accepted modulo goes: to these nodes, and to EURES.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inoltri {
+    pub nodi: Vec<Parte>,
+    pub eures: bool,
+    /// A forward of a new modulo (not of its rettifica or chiusura): dropped if the modulo
+    /// expires before it is delivered.
+    pub invio: bool,
+}
+
+/// A modulo accepted: the records to write (in this order), forwards, a contact delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accettazione {
+    pub effetto: Effetto,
+    /// Where it was sent, for the answer.
+    pub rotta: Option<String>,
+    /// Stored moduli to write: the originals whose state changed, then the modulo itself.
+    pub moduli: Vec<StoredModulo>,
+    pub inoltri: Inoltri,
+    pub contatto: Option<Contatto>,
+}
+
+/// Why a modulo valid on its own is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rifiuto {
+    /// A business refusal (the answer is a KO with this reason).
+    Ko(String),
+    /// A stored record this decision needs does not read (a fault of the node, not the sender).
+    Archivio(String),
+}
+
+fn ora(t: &DateTime<FixedOffset>) -> String {
+    crate::clock::ora::testo(t)
+}
+
+/// Decides the acceptance of `r` at node `n`, given what it holds.
+pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazione, Rifiuto> {
+    let m = r.modulo;
+    let mittente = r.mittente;
+    let tipo_com = match m {
+        Modulo::Candidatura(x) => x.dati_sistema.tipocandidatura.trim(),
+        Modulo::Vacancy(x) => x.dati_sistema.tipoofferta.trim(),
+        Modulo::Messaggio(_) => "",
+    };
+    let chiusura = tipo_com == "02";
+    let precedente = m.precedente().map(str::to_string);
+    let Archivio {
+        esistente,
+        originale,
+        attuale,
+        riferito,
+        contatto,
+    } = a;
+    let mut record = StoredModulo {
+        kind: m.tipo(),
+        code: m.codice().to_string(),
+        versione: r.versione.map(Versione::as_str).unwrap_or("").to_string(),
+        stato: if chiusura {
+            StatoModulo::Chiuso
+        } else {
+            StatoModulo::Attivo
+        },
+        received_at: esistente.as_ref().map_or(r.ricevuto, |e| e.received_at),
+        updated_at: r.ricevuto,
+        request_id: r.request_id.map(str::to_string),
+        mittente: Some(mittente.to_string()),
+        scadenza: r.scadenza,
+        precedente: precedente.clone(),
+        attuale: esistente.as_ref().and_then(|e| e.attuale.clone()),
+        xml: r.xml.to_string(),
+        destinazioni: esistente
+            .as_ref()
+            .map(|e| e.destinazioni.clone())
+            .unwrap_or_default(),
+        titolare: None,
+        scheda: match m {
+            Modulo::Candidatura(c) => Some(scheda::candidatura(c)),
+            Modulo::Vacancy(v) => Some(scheda::vacancy(v)),
+            Modulo::Messaggio(_) => None,
+        },
+    };
+    let mut moduli = Vec::new();
+    let mut cambia = |x: &StoredModulo, stato: StatoModulo, attuale: Option<&str>| {
+        let mut x = x.clone();
+        x.stato = stato;
+        x.updated_at = r.ricevuto;
+        if let Some(a) = attuale {
+            x.attuale = Some(a.to_string());
+        }
+        moduli.push(x);
+    };
+    let effetto = match (&precedente, chiusura) {
+        // Rev.038: the communication names the original it rectifies or closes.
+        (Some(p), _) => {
+            let stato = if chiusura {
+                StatoModulo::Chiuso
+            } else {
+                StatoModulo::Rettificato
+            };
+            if let Some(o) = &originale {
+                cambia(o, stato, Some(m.codice()));
+                if let Some(x) = &attuale {
+                    cambia(x, stato, None);
+                }
+            }
+            if chiusura {
+                Effetto::Chiusura(p.clone())
+            } else {
+                Effetto::Rettifica(p.clone())
+            }
+        }
+        // 2.0: a chiusura carries the code it closes; an invio with a known code updates it.
+        (None, true) => Effetto::Chiusura(m.codice().to_string()),
+        (None, false) if esistente.is_some() => Effetto::Aggiornato,
+        (None, false) => Effetto::Nuovo,
+    };
+    // The node that answers for it, and where it was or will be.
+    let gia: Vec<String> = originale
+        .as_ref()
+        .or(esistente.as_ref())
+        .map(|o| o.destinazioni.clone())
+        .unwrap_or_default();
+    let titolare_prima = originale.as_ref().and_then(|o| o.titolare.clone());
+    let e_nodo = |p: &Parte| n.nodi.iter().any(|x| x.same(p));
+    let mut rotta = None;
+    let mut inoltri = Inoltri::default();
+    let mut consegnato = None;
+    match (n.ruolo, m) {
+        (Ruolo::Ncn | Ruolo::Nr, Modulo::Messaggio(msg)) => {
+            let Some(rif) = super::riferimento(msg) else {
+                return Err(Rifiuto::Ko("Messaggio: manca il codice della candidatura o dell'offerta (codiceoffertacandidatura)".into()));
+            };
+            let Some(riferito) = riferito else {
+                return Err(Rifiuto::Ko(format!(
+                    "Messaggio: la candidatura o offerta {rif} non è nota a questo nodo"
+                )));
+            };
+            let risposta = msg.dati_sistema.tipocomunicazione.trim() == "04";
+            // A risposta goes back to the node its contatto came from; a contatto to the node
+            // that answers for the modulo.
+            let verso = if risposta {
+                contatto
+                    .and_then(|x| x.mittente)
+                    .and_then(|x| Parte::parse(&x))
+                    .filter(|p| e_nodo(p))
+            } else {
+                riferito.titolare.as_deref().and_then(Parte::parse)
+            };
+            match verso.filter(|t| n.ruolo == Ruolo::Ncn && !t.same(mittente)) {
+                Some(t) => {
+                    rotta = Some(if risposta {
+                        format!("inoltrato a {t}, da cui venne il contatto")
+                    } else {
+                        format!("inoltrato a {t}, titolare di {rif}")
+                    });
+                    inoltri = Inoltri {
+                        nodi: vec![t],
+                        eures: false,
+                        invio: true,
+                    };
+                }
+                None => {
+                    // A risposta reaches who wrote the contatto (its Destinatario); a contatto
+                    // the worker or employer, or only the intermediary (§4.4).
+                    let per = if risposta {
+                        let d = &msg.destinatario.interlocutore;
+                        serde_json::json!({
+                            "tramite": "diretto",
+                            "denominazione": d.denominazione.as_deref().map(str::trim),
+                            "email": d.email.as_deref().map(str::trim),
+                            "telefono": d.telefono.as_deref().map(str::trim),
+                        })
+                    } else {
+                        let doc = crate::xml::parse_document(riferito.xml.as_bytes(), n.limits)
+                            .map_err(|e| Rifiuto::Archivio(format!("modulo {rif}: {e}")))?;
+                        Modulo::leggi(&doc)
+                            .map(|x| super::recapito(&x))
+                            .unwrap_or_default()
+                    };
+                    let da = &msg.mittente.interlocutore;
+                    rotta = Some(format!(
+                        "consegnato al {} di {rif}",
+                        if per["tramite"] == "intermediario" {
+                            "l'intermediario"
+                        } else {
+                            "titolare"
+                        }
+                    ));
+                    consegnato = Some(Contatto {
+                        codice: m.codice().to_string(),
+                        tipo: msg.dati_sistema.tipocomunicazione.trim().to_string(),
+                        ricevuto: ora(&r.ricevuto),
+                        kind: riferito.kind,
+                        riferimento: rif.to_string(),
+                        da: serde_json::json!({
+                            "denominazione": da.denominazione.as_deref().map(str::trim),
+                            "email": da.email.as_deref().map(str::trim),
+                        }),
+                        per,
+                        testo: msg.corpo.testomessaggio.clone(),
+                        via: Some(mittente.to_string()),
+                    });
+                }
+            }
+        }
+        (Ruolo::Ncn, _) => {
+            let mut i = if r.percettore {
+                instrada_percettore(m, &e_nodo)
+            } else {
+                let com = if precedente.is_some() || chiusura {
+                    Comunicazione::Seguito
+                } else {
+                    Comunicazione::Invio
+                };
+                super::instrada(m, com, mittente, n.nodi, &gia)
+            };
+            // A percettore's later versions also reach where the earlier went (the worker may
+            // have moved).
+            if r.percettore && (precedente.is_some() || esistente.is_some()) {
+                for p in gia.iter().filter_map(|g| Parte::parse(g)) {
+                    if !i.nodi.iter().any(|x| x.same(&p)) {
+                        i.nodi.push(p);
+                    }
+                }
+            }
+            // Never back to the node it came from.
+            i.nodi.retain(|p| !p.same(mittente));
+            // Who answers for it: the region that sent it, or for a percettore the region of
+            // the worker's domicile; none (us) for intermediaries and the national portal.
+            record.titolare = if r.percettore {
+                i.nodi.first().map(|p| p.to_string())
+            } else if e_nodo(mittente) {
+                Some(mittente.to_string())
+            } else {
+                titolare_prima
+            };
+            let eures = i.eures.then(|| super::EURES.to_string());
+            for s in i.nodi.iter().map(|p| p.to_string()).chain(eures) {
+                if !record.destinazioni.contains(&s) {
+                    record.destinazioni.push(s);
+                }
+            }
+            // A CV of regional scope from a region is that region's to publish, not the
+            // NCN's (document §4.1).
+            if let Modulo::Candidatura(c) = m {
+                if super::ambito(c) == super::Ambito::Regionale && !mittente.same(n.own) {
+                    record.scheda = None;
+                }
+            }
+            let mut t = if i.nodi.is_empty() {
+                format!("{}: non inoltrata", i.motivo)
+            } else {
+                format!(
+                    "{}: inoltrata a {}",
+                    i.motivo,
+                    i.nodi
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            };
+            if i.eures {
+                t.push_str("; in coda per EURES");
+            }
+            rotta = Some(t);
+            inoltri = Inoltri {
+                nodi: i.nodi,
+                eures: i.eures,
+                invio: precedente.is_none() && !chiusura,
+            };
+        }
+        (Ruolo::Nr, _) => {
+            // Disseminated by the NCN: contacts about it go back through the NCN; a percettore
+            // routed here is this region's to follow.
+            let percettore_qui = matches!(m, Modulo::Candidatura(c) if c.dati_sistema.percettore.as_deref().map(str::trim) == Some("SI"));
+            record.titolare = if mittente.same(n.own) || percettore_qui {
+                None
+            } else {
+                Some(mittente.to_string())
+            };
+        }
+        (Ruolo::None, _) => {}
+    }
+    moduli.push(record);
+    Ok(Accettazione {
+        effetto,
+        rotta,
+        moduli,
+        inoltri,
+        contatto: consegnato,
+    })
+}
+
+/// A percettore's CV goes to the region of the worker's domicile, when that region is in the
+/// network; else it stays at the NCN.
+fn instrada_percettore(m: &Modulo, e_nodo: &dyn Fn(&Parte) -> bool) -> Instradamento {
+    let domicilio = match m {
+        Modulo::Candidatura(c) => c.lavoratore.domicilio.idcomune.trim().to_string(),
+        _ => String::new(),
+    };
+    match super::nodo_del_comune(&domicilio) {
+        Some(nome) => {
+            let p = Parte::new("SPC", nome);
+            if e_nodo(&p) {
+                Instradamento {
+                    nodi: vec![p],
+                    eures: false,
+                    motivo: format!("percettore con domicilio in {domicilio}"),
+                }
+            } else {
+                Instradamento {
+                    motivo: format!(
+                        "percettore con domicilio in {domicilio}: il nodo regionale {nome} non è nella rete, conservata al nodo nazionale"
+                    ),
+                    ..Default::default()
+                }
+            }
+        }
+        None => Instradamento {
+            motivo: format!(
+                "percettore: domicilio '{domicilio}' fuori dalle regioni, conservata al nodo nazionale"
+            ),
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::modulo::model::candidatura::Candidatura;
+
+    fn p(n: &str) -> Parte {
+        Parte::new("SPC", n)
+    }
+
+    fn cv(codice: &str, ambito: &str) -> Modulo {
+        let mut c = Candidatura::default();
+        c.dati_sistema.codicecandidatura = codice.into();
+        c.dati_sistema.tipocandidatura = "01".into();
+        c.dati_sistema.ambitodiffusione = vec![ambito.into()];
+        Modulo::Candidatura(c)
+    }
+
+    fn ricevuto<'a>(m: &'a Modulo, mittente: &'a Parte) -> Ricevuto<'a> {
+        Ricevuto {
+            modulo: m,
+            versione: Some(Versione::V2_0),
+            scadenza: None,
+            xml: "<x/>",
+            mittente,
+            request_id: Some("ID"),
+            ricevuto: DateTime::parse_from_rfc3339("2026-11-27T08:00:00+01:00").unwrap(),
+            percettore: false,
+        }
+    }
+
+    #[test]
+    fn the_ncn_routes_a_national_cv_to_the_other_regions_and_records_its_owner() {
+        let (own, emilia) = (p("MinisteroLavoro"), p("EMILIA"));
+        let nodi = [p("EMILIA"), p("LAZIO"), p("VENETO")];
+        let n = Nodo {
+            ruolo: Ruolo::Ncn,
+            own: &own,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        let m = cv("C1", "02");
+        let a = decidi(&n, &ricevuto(&m, &emilia), Archivio::default()).unwrap();
+        assert_eq!(a.effetto, Effetto::Nuovo);
+        assert_eq!(a.inoltri.nodi, vec![p("LAZIO"), p("VENETO")]);
+        assert!(a.inoltri.invio && !a.inoltri.eures);
+        let record = a.moduli.last().unwrap();
+        assert_eq!(record.titolare.as_deref(), Some("SPC/EMILIA"));
+        assert_eq!(record.destinazioni, vec!["SPC/LAZIO", "SPC/VENETO"]);
+        assert_eq!(record.stato, StatoModulo::Attivo);
+        // The same code again: an update, which keeps the first receipt.
+        let mut prima = record.clone();
+        prima.received_at -= chrono::Duration::days(3);
+        let a = decidi(
+            &n,
+            &ricevuto(&m, &emilia),
+            Archivio {
+                esistente: Some(prima.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.effetto, Effetto::Aggiornato);
+        assert_eq!(a.moduli.last().unwrap().received_at, prima.received_at);
+    }
+
+    #[test]
+    fn a_messaggio_about_an_unknown_modulo_is_refused_and_a_known_one_reaches_its_owner() {
+        use crate::modulo::model::messaggio::Messaggio;
+        let (own, lazio) = (p("MinisteroLavoro"), p("LAZIO"));
+        let nodi = [p("EMILIA"), p("LAZIO")];
+        let n = Nodo {
+            ruolo: Ruolo::Ncn,
+            own: &own,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        let mut msg = Messaggio::default();
+        msg.dati_sistema.codicemessaggio = "M1".into();
+        msg.dati_sistema.tipocomunicazione = "03".into();
+        msg.destinatario.interlocutore.codiceoffertacandidatura = Some("C1".into());
+        let m = Modulo::Messaggio(msg);
+        assert_eq!(Letture::di(&m).riferito.as_deref(), Some("C1"));
+        let r = decidi(&n, &ricevuto(&m, &lazio), Archivio::default());
+        assert!(matches!(r, Err(Rifiuto::Ko(k)) if k.contains("C1 non è nota")));
+        let cv = decidi(
+            &n,
+            &ricevuto(&cv("C1", "02"), &p("EMILIA")),
+            Archivio::default(),
+        )
+        .unwrap()
+        .moduli
+        .pop()
+        .unwrap();
+        let a = decidi(
+            &n,
+            &ricevuto(&m, &lazio),
+            Archivio {
+                riferito: Some(cv),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.inoltri.nodi, vec![p("EMILIA")]);
+        assert!(a.contatto.is_none());
+        assert_eq!(
+            a.rotta.as_deref(),
+            Some("inoltrato a SPC/EMILIA, titolare di C1")
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! The records the store keeps besides exchanges: the duplicate filter's entries, the summaries
+//! of stored moduli, the outbox's forwards, API users; and the typed writes of an atomic batch.
+//! Stored moduli and contacts are ClicLavoro's records ([`crate::modulo::stato`]).
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::ora;
+use crate::egov::diagnostico::Diagnostico;
+use crate::modulo::rapporto::Rapporto;
+use crate::modulo::scheda::Scheda;
+use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
+use crate::modulo::Tipo;
+
+/// What the duplicate filter knows of an Identificatore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DupEntry {
+    /// Exchange that processed it; 0 while in flight.
+    pub seq: u64,
+    /// When it was first accepted (ms since the epoch), for retention.
+    pub first_ms: i64,
+    /// Repeats seen after the first.
+    pub repeats: u32,
+    /// When the busta expires (ms since the epoch): from then on a replay is refused as expired
+    /// (EGOV_IT_301) before the filter is asked, so retention may forget the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scade_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First time: the caller owns the id until it settles or releases it.
+    New,
+    /// Already accepted (or in flight).
+    Duplicate(DupEntry),
+}
+
+/// A stored Candidatura or Vacancy without its document: its state and dates (for the
+/// validity sweeper), and its published view without the published fields themselves
+/// (`pubblico` and `contatto` are empty; the read API reads its page's moduli whole).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sommario {
+    pub codice: String,
+    pub stato: StatoModulo,
+    pub inserita: DateTime<FixedOffset>,
+    pub aggiornata: DateTime<FixedOffset>,
+    pub scadenza: Option<NaiveDate>,
+    /// None when this node does not publish it, or while it is not active.
+    pub scheda: Option<Scheda>,
+}
+
+impl Sommario {
+    /// None for Messaggi (they have no summary).
+    pub fn di(m: &StoredModulo) -> Option<Sommario> {
+        if m.kind == Tipo::Messaggio {
+            return None;
+        }
+        Some(Sommario {
+            codice: m.code.clone(),
+            stato: m.stato,
+            inserita: m.received_at,
+            aggiornata: m.updated_at,
+            scadenza: m.scadenza,
+            // Only active moduli are published: of the others the summary keeps what the
+            // sweeper and the metrics need, not the search text (a CV's can be kilobytes).
+            scheda: m
+                .scheda
+                .as_ref()
+                .filter(|_| m.stato == StatoModulo::Attivo)
+                .map(|s| Scheda {
+                    pubblico: serde_json::Value::Null,
+                    contatto: serde_json::Value::Null,
+                    ..s.clone()
+                }),
+        })
+    }
+}
+
+/// A forward waiting in the NCN's outbox (or a document kept for EURES).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forward {
+    /// Its place in the outbox (from [`crate::store::Store::next_seq`]): per receiving node,
+    /// forwards go in this order.
+    pub seq: u64,
+    #[serde(with = "ora")]
+    pub creato: DateTime<FixedOffset>,
+    /// `TIPO/NOME` of the receiving node, or `EURES`.
+    pub destinatario: String,
+    pub servizio: String,
+    pub azione: String,
+    /// The Identificatore every attempt uses (the receiver's duplicate filter makes a
+    /// redelivery harmless); empty for EURES.
+    pub id: String,
+    /// Time of the busta.
+    #[serde(with = "ora")]
+    pub ora: DateTime<FixedOffset>,
+    /// The request element (`invioCandidatura`…), or the EURES document.
+    pub corpo: String,
+    pub kind: Tipo,
+    pub codice: String,
+    /// A forward of a new modulo (not of its rettifica or chiusura): dropped if the modulo
+    /// expires before it is delivered.
+    #[serde(default)]
+    pub invio: bool,
+    pub tentativi: u32,
+    /// When the next attempt is due (ms since the epoch).
+    pub prossimo_ms: i64,
+    pub stato: ForwardState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errore: Option<String>,
+    /// The Identificatore of the request that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causa: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ForwardState {
+    /// Waiting for (another) attempt.
+    #[serde(rename = "in_attesa")]
+    Pending,
+    /// The receiver refused it (a business KO): retrying would give the same answer. Kept for
+    /// the operator (`pdd outbox list`, `pdd outbox retry`).
+    #[serde(rename = "respinto")]
+    Refused,
+}
+
+/// A user of the read API (`pdd users add`): only a hash of the token is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub nome: String,
+    /// SHA-256 of the token, hex.
+    pub sha256: String,
+    pub creato: String,
+}
+
+/// One write of an atomic batch ([`crate::store::Store::apply`]): all of a batch happens, or
+/// none of it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a batch lives for one write, and most of its writes are moduli"
+)]
+pub enum Write {
+    /// A modulo stored (new, or its new state), with its summary.
+    Modulo(StoredModulo),
+    /// A forward queued in the outbox, or its new state.
+    Forward(Forward),
+    /// A forward done with (delivered or dropped): out of the outbox.
+    ForwardDone(u64),
+    /// A document kept for `pdd eures export`.
+    Eures(Forward),
+    Contatto(Contatto),
+    User(User),
+    RemoveUser(String),
+    /// A worker's last employment record (by codice fiscale).
+    Rapporto(String, Rapporto),
+    Diagnostico(Diagnostico),
+}

@@ -1,0 +1,278 @@
+//! The sled engine's trees, keys and record layouts. Nothing outside the engine sees them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::store::{DupEntry, Exchange, Result, StoreError};
+
+/// The trees, by name (the names of every store written so far: they are the on-disk format).
+pub(super) mod albero {
+    pub const EXCHANGES: &str = "exchanges";
+    /// Identificatore → exchange seq.
+    pub const IDS: &str = "ids";
+    /// Time received → exchange seq (for time ranges).
+    pub const RECEIVED: &str = "received";
+    pub const DUP: &str = "dup";
+    pub const COUNTERS: &str = "id_counters";
+    pub const MODULI: &str = "moduli";
+    pub const MODULI_PEZZI: &str = "moduli_pezzi";
+    pub const PARTNERS: &str = "partners";
+    /// Raw messages of exchanges, in pieces (see [`super::PEZZO`]).
+    pub const RAW: &str = "raw";
+    pub const OUTBOX: &str = "outbox";
+    pub const EURES: &str = "eures";
+    pub const USERS: &str = "utenti";
+    pub const RAPPORTI: &str = "rapporti";
+    pub const CONTATTI: &str = "contatti";
+    pub const DIAGNOSTICI: &str = "diagnostici";
+    /// The store's own settings (`seq_base`, index versions).
+    pub const META: &str = "meta";
+}
+
+/// Maps a sled error to the store's: I/O (a full disk named as such), corruption, the rest.
+pub(super) fn be(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io) => StoreError::io("sled", io),
+        sled::Error::Corruption { at, .. } => {
+            StoreError::Corrupt(format!("sled reports corruption at {at:?}"))
+        }
+        other => StoreError::Engine(format!("sled: {other}")),
+    }
+}
+
+/// Raw messages are kept in pieces of this size in their own tree: sled holds large values
+/// in memory for good (measured: a 9 MiB message each time grew the process by about as much,
+/// without end), small ones it pages like everything else.
+pub(super) const PEZZO: usize = 8 * 1024;
+
+/// The key of a stored modulo.
+pub(super) fn chiave_modulo(kind: &str, code: &str) -> Vec<u8> {
+    format!("{kind}/{code}").into_bytes()
+}
+
+/// The key of a partner.
+pub(super) fn chiave_partner(tipo: &str, nome: &str) -> Vec<u8> {
+    format!("{tipo}/{nome}").into_bytes()
+}
+
+/// The key of an Identificatore counter.
+pub(super) fn chiave_contatore(c: &crate::store::Contatore<'_>) -> Vec<u8> {
+    format!("{}_{}_{}", c.cod_amm, c.cod_pdd, c.minuto).into_bytes()
+}
+
+/// The key of an EURES document: kind, code, then the forward's seq.
+pub(super) fn chiave_eures(kind: &str, codice: &str, seq: u64) -> Vec<u8> {
+    format!("{kind}/{codice}/{seq:020}").into_bytes()
+}
+
+/// The key of a diagnostic written at `ms`: the time (13 digits, so keys sort by time), then a
+/// counter that keeps apart those of the same millisecond.
+pub(super) fn chiave_diagnostico(ms: i64) -> Vec<u8> {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{:013}-{:010}",
+        ms.max(0),
+        N.fetch_add(1, Ordering::Relaxed) % 10_000_000_000
+    )
+    .into_bytes()
+}
+
+/// The time (ms) a diagnostic's key starts with.
+pub(super) fn ms_del_diagnostico(k: &[u8]) -> Option<i64> {
+    std::str::from_utf8(k.get(..13)?).ok()?.parse().ok()
+}
+
+/// The first key of diagnostics at or after `ms`.
+pub(super) fn inizio_diagnostici(ms: i64) -> Vec<u8> {
+    format!("{:013}", ms.max(0)).into_bytes()
+}
+
+/// The sequence number a key starts with (exchanges, raw pieces, outbox entries).
+pub(super) fn seq_di(k: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(k.get(..8)?.try_into().ok()?))
+}
+
+/// A time index key: ms since the epoch (sign bit flipped, so that keys sort as times do),
+/// then the exchange's seq.
+pub(super) fn chiave_ricevuto(ms: i64, seq: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&((ms as u64) ^ (1 << 63)).to_be_bytes());
+    k[8..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// The first time index key at or after `ms`.
+pub(super) fn inizio_ricevuti(ms: i64) -> [u8; 8] {
+    ((ms as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+pub(super) fn decode_dup(v: &[u8]) -> Result<DupEntry> {
+    serde_json::from_slice(v).map_err(|e| StoreError::corrupt(format!("dup entry: {e}")))
+}
+
+pub(super) fn encode_dup(d: &DupEntry) -> Vec<u8> {
+    serde_json::to_vec(d).unwrap_or_default()
+}
+
+/// A counter value: u32 BE (or u64 BE, as earlier checks admitted).
+pub(super) fn contatore(v: &[u8]) -> Option<u64> {
+    match v.len() {
+        4 => Some(u32::from_be_bytes(v.try_into().ok()?) as u64),
+        8 => Some(u64::from_be_bytes(v.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+/// A stored modulo larger than a piece is kept in the `moduli_pezzi` tree, keyed
+/// `moduli key | 0 | version (u64 BE) | n (u32 BE)`, and its `moduli` value is this marker, the
+/// version and the length (u64 BE each). sled rewrites whole nodes, values included, as keys are
+/// added around them: 50 KB moduli kept whole made every exchange write about 290 KB.
+/// Pieces go first and the marker last (a crash leaves at most unreferenced pieces); pieces of an
+/// earlier version stay until the purge, so a backup that read the marker finds them.
+pub(super) const MODULO_A_PEZZI: &[u8; 4] = b"\xffPZ1";
+
+pub(super) fn chiave_pezzo_modulo(chiave: &[u8], versione: u64, n: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(chiave.len() + 13);
+    k.extend_from_slice(chiave);
+    k.push(0);
+    k.extend_from_slice(&versione.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The version and length a `moduli` value in pieces points to; None for a value kept whole.
+pub(super) fn segnaposto(v: &[u8]) -> Option<(u64, u64)> {
+    let rest = v.strip_prefix(&MODULO_A_PEZZI[..])?;
+    let versione = u64::from_be_bytes(rest.get(..8)?.try_into().ok()?);
+    let len = u64::from_be_bytes(rest.get(8..16)?.try_into().ok()?);
+    Some((versione, len))
+}
+
+/// Marks a record whose raw messages are in the `raw` tree, where the request length would be.
+const RAW_A_PEZZI: u32 = u32::MAX;
+
+/// Record layout: u32 LE meta length, meta JSON, then either `RAW_A_PEZZI`, u64 LE request
+/// length, u64 LE response length (the messages in the `raw` tree, keyed seq | part | piece), or
+/// u32 LE request length, request, response (messages that fit in one piece together, and
+/// every record of earlier versions).
+pub(super) fn encode_exchange(ex: &Exchange) -> Vec<u8> {
+    let meta = serde_json::to_vec(ex).unwrap_or_default();
+    let dentro = in_linea(ex);
+    let mut v = Vec::with_capacity(
+        24 + meta.len()
+            + if dentro {
+                ex.request.len() + ex.response.len()
+            } else {
+                0
+            },
+    );
+    v.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    v.extend_from_slice(&meta);
+    if dentro {
+        v.extend_from_slice(&(ex.request.len() as u32).to_le_bytes());
+        v.extend_from_slice(&ex.request);
+        v.extend_from_slice(&ex.response);
+    } else {
+        v.extend_from_slice(&RAW_A_PEZZI.to_le_bytes());
+        v.extend_from_slice(&(ex.request.len() as u64).to_le_bytes());
+        v.extend_from_slice(&(ex.response.len() as u64).to_le_bytes());
+    }
+    v
+}
+
+/// Whether an exchange's messages go in its record: small ones do, which saves two writes per
+/// exchange (most ClicLavoro messages are a few KB); large ones go in pieces (see [`PEZZO`]).
+pub(super) fn in_linea(ex: &Exchange) -> bool {
+    ex.request.len() + ex.response.len() <= PEZZO
+}
+
+/// The key of piece `n` of a message (`parte` 0: request, 1: response) of exchange `seq`.
+pub(super) fn chiave_pezzo(seq: u64, parte: u8, n: u32) -> [u8; 13] {
+    let mut k = [0u8; 13];
+    k[..8].copy_from_slice(&seq.to_be_bytes());
+    k[8] = parte;
+    k[9..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// Where a record's raw messages are.
+pub(super) enum Raw<'a> {
+    /// In the record (earlier versions).
+    Dentro(&'a [u8], &'a [u8]),
+    /// In the `raw` tree, with their lengths.
+    APezzi(u64, u64),
+}
+
+pub(super) fn decode_exchange(v: &[u8]) -> Result<(Exchange, Raw<'_>)> {
+    let corrupt = || StoreError::corrupt("exchange record");
+    let bytes = |at: usize, n: usize| v.get(at..at + n).ok_or_else(corrupt);
+    let u32_at = |at: usize| -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            bytes(at, 4)?.try_into().map_err(|_| corrupt())?,
+        ))
+    };
+    let u64_at = |at: usize| -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            bytes(at, 8)?.try_into().map_err(|_| corrupt())?,
+        ))
+    };
+    let ml = u32_at(0)? as usize;
+    let meta = bytes(4, ml)?;
+    let ex: Exchange =
+        serde_json::from_slice(meta).map_err(|e| StoreError::corrupt(format!("exchange: {e}")))?;
+    let rl = u32_at(4 + ml)?;
+    let raw = if rl == RAW_A_PEZZI {
+        Raw::APezzi(u64_at(8 + ml)?, u64_at(16 + ml)?)
+    } else {
+        let start = 8 + ml;
+        let rl = rl as usize;
+        Raw::Dentro(
+            v.get(start..start + rl).ok_or_else(corrupt)?,
+            v.get(start + rl..).ok_or_else(corrupt)?,
+        )
+    };
+    Ok((ex, raw))
+}
+
+/// JSON of a record, or a corrupt-record error naming what it is.
+pub(super) fn decodifica<T: serde::de::DeserializeOwned>(cosa: &str, v: &[u8]) -> Result<T> {
+    serde_json::from_slice(v).map_err(|e| StoreError::corrupt(format!("{cosa}: {e}")))
+}
+
+pub(super) fn codifica<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Serialising the store's own records cannot fail (no maps with non-string keys).
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_as_times_across_the_epoch() {
+        let mut v = [
+            chiave_ricevuto(5, 1),
+            chiave_ricevuto(-5, 9),
+            chiave_ricevuto(0, 3),
+            chiave_ricevuto(1_764_226_801_400, 2),
+            chiave_ricevuto(5, 0),
+        ];
+        v.sort();
+        let ms: Vec<i64> = v
+            .iter()
+            .map(|k| (u64::from_be_bytes(k[..8].try_into().unwrap()) ^ (1 << 63)) as i64)
+            .collect();
+        assert_eq!(ms, vec![-5, 0, 5, 5, 1_764_226_801_400]);
+        assert!(inizio_ricevuti(5)[..] <= chiave_ricevuto(5, 0)[..8]);
+        assert!(inizio_ricevuti(6)[..] > chiave_ricevuto(5, u64::MAX)[..]);
+    }
+
+    #[test]
+    fn diagnostic_keys_sort_by_time() {
+        let a = chiave_diagnostico(1_000);
+        let b = chiave_diagnostico(1_000);
+        let c = chiave_diagnostico(999);
+        assert!(a < b && c < a);
+        assert_eq!(ms_del_diagnostico(&a), Some(1_000));
+        assert!(inizio_diagnostici(1_000) <= a && inizio_diagnostici(1_001) > b);
+    }
+}

@@ -1,0 +1,308 @@
+//! What is particular to the sled engine: its record layouts (raw messages and large moduli in
+//! pieces, records of earlier versions), what survives a reopen, the index rebuilt at open.
+//! What every engine must do is in `tests/store_contract.rs`.
+
+use super::codec::{chiave_pezzo, PEZZO};
+use super::*;
+use crate::modulo::stato::StatoModulo;
+use crate::store::{Direction, Outcome};
+
+/// A fresh path for a store (also for the tests of the submodules).
+pub(super) fn tmp(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("pdd-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+pub(super) fn quando(s: &str) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(s).unwrap()
+}
+
+/// An accepted incoming exchange with small raw messages.
+pub(super) fn ex(seq: u64, id: &str) -> Exchange {
+    let mut e = Exchange::nuovo(seq, Direction::In, quando("2024-01-01T00:00:00.000+00:00"));
+    e.answered_at = Some(e.received_at);
+    e.request_id = Some(id.into());
+    e.response_id = Some(format!("R{id}"));
+    e.outcome = Outcome::Ok;
+    e.http_status = 200;
+    e.request = b"<req/>".to_vec();
+    e.response = b"<resp/>".to_vec();
+    e
+}
+
+/// A stored Candidatura with a published view.
+pub(super) fn candidatura(code: &str, stato: StatoModulo) -> StoredModulo {
+    StoredModulo {
+        kind: Tipo::Candidatura,
+        code: code.into(),
+        versione: "2.0".into(),
+        stato,
+        received_at: quando("2026-11-27T10:00:00.000+01:00"),
+        updated_at: quando("2026-11-27T10:00:00.000+01:00"),
+        request_id: None,
+        mittente: None,
+        scadenza: None,
+        precedente: None,
+        attuale: None,
+        xml: "<x/>".into(),
+        destinazioni: vec![],
+        titolare: None,
+        scheda: Some(crate::modulo::scheda::candidatura(&Default::default())),
+    }
+}
+
+#[tokio::test]
+async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
+    let p = tmp("pezzi");
+    let s = SledStore::open(&p).unwrap();
+    // Lengths on, around and off the piece size, and empty.
+    for (seq, (lr, ls)) in [
+        (1u64, (3 * PEZZO, 0)),
+        (2, (PEZZO + 1, PEZZO - 1)),
+        (3, (0, 5)),
+        (4, (PEZZO / 2, PEZZO / 2)),
+        (5, (PEZZO, 1)),
+    ] {
+        let mut e = ex(seq, &format!("P{seq}"));
+        e.request = (0..lr).map(|i| (i % 251) as u8).collect();
+        e.response = (0..ls).map(|i| (i % 241) as u8).collect();
+        s.put_exchange(&e).await.unwrap();
+        assert_eq!(s.exchange(seq).await.unwrap().unwrap(), e, "seq {seq}");
+        // Messages that fit in one piece together stay in the record.
+        let pezzi = s.m.raw.scan_prefix(seq.to_be_bytes()).count();
+        assert_eq!(pezzi == 0, lr + ls <= PEZZO, "seq {seq}: {pezzi} pieces");
+    }
+    // A record written whole by an earlier version still reads.
+    let mut old = ex(9, "OLD");
+    old.request = b"<req/>".to_vec();
+    old.response = b"<resp/>".to_vec();
+    let meta = serde_json::to_vec(&old).unwrap();
+    let mut v = (meta.len() as u32).to_le_bytes().to_vec();
+    v.extend_from_slice(&meta);
+    v.extend_from_slice(&(old.request.len() as u32).to_le_bytes());
+    v.extend_from_slice(&old.request);
+    v.extend_from_slice(&old.response);
+    s.m.exchanges.insert(9u64.to_be_bytes(), v).unwrap();
+    assert_eq!(s.exchange(9).await.unwrap().unwrap(), old);
+    // A missing piece is named, not silently shortened.
+    s.m.raw.remove(chiave_pezzo(1, 0, 1)).unwrap();
+    assert!(matches!(s.exchange(1).await, Err(StoreError::Corrupt(_))));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+#[tokio::test]
+async fn claims_survive_restart_and_inflight_is_dropped() {
+    let p = tmp("dup");
+    {
+        let s = SledStore::open(&p).unwrap();
+        assert_eq!(s.claim("X", 1, None).await.unwrap(), Claim::New);
+        s.settle("X", 7).await.unwrap();
+        s.count_repeat("X").await.unwrap();
+        assert_eq!(s.claim("Y", 3, None).await.unwrap(), Claim::New); // left in flight
+        s.flush().await.unwrap();
+    }
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
+    match s.claim("X", 4, None).await.unwrap() {
+        Claim::Duplicate(d) => assert_eq!((d.seq, d.repeats), (7, 1)),
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(s.claim("Y", 5, None).await.unwrap(), Claim::New);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+#[tokio::test]
+async fn a_second_opener_is_told_the_store_is_locked() {
+    let p = tmp("lock");
+    let s = SledStore::open(&p).unwrap();
+    assert!(matches!(
+        SledStore::open(&p),
+        Err(StoreError::Locked { .. })
+    ));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+#[tokio::test]
+async fn large_moduli_are_kept_in_pieces_and_read_whole() {
+    use crate::store::care::PurgeLimits;
+    let dir = tmp("moduli-pezzi");
+    let m = |xml: String| StoredModulo {
+        xml,
+        ..candidatura("BIG", StatoModulo::Attivo)
+    };
+    let purga = |s: &SledStore| {
+        s.m.purga(&PurgeLimits {
+            exchanges_before_ms: None,
+            dup_before_ms: None,
+            expired_before_ms: 0,
+        })
+        .unwrap()
+        .moduli_pieces
+    };
+    let chiave = codec::chiave_modulo("candidatura", "BIG");
+    let s = SledStore::open(&dir).unwrap();
+    let v1 = m("<a>".repeat(20_000));
+    s.apply(vec![Write::Modulo(v1.clone())]).await.unwrap();
+    let pezzi = s.m.moduli_pezzi.len();
+    assert!(pezzi >= 7, "{pezzi} pieces");
+    assert!(
+        s.m.moduli.get(&chiave).unwrap().unwrap().len() < 64,
+        "a marker"
+    );
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
+        v1
+    );
+    assert_eq!(s.moduli(Tipo::Candidatura).await.unwrap(), vec![v1.clone()]);
+    assert!(s.has_modulo(Tipo::Candidatura, "BIG").await.unwrap());
+    assert_eq!(purga(&s), 0, "the live version's pieces stay");
+    // A new version (with a forward: a transaction) replaces it; the old pieces stay until
+    // the purge.
+    let v2 = m("<b>".repeat(30_000));
+    s.apply(vec![Write::Modulo(v2.clone()), Write::ForwardDone(1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
+        v2
+    );
+    assert_eq!(purga(&s), pezzi as u64);
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
+        v2
+    );
+    let c = s.check().await.unwrap();
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    drop(s);
+    let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
+        v2
+    );
+    assert!(
+        s.has_modulo(Tipo::Candidatura, "BIG").await.unwrap(),
+        "indexed at open"
+    );
+    // Small again: kept whole; no piece left after the purge.
+    let v3 = m("<c/>".into());
+    s.apply(vec![Write::Modulo(v3.clone())]).await.unwrap();
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
+        v3
+    );
+    assert!(purga(&s) > 0);
+    assert_eq!(s.m.moduli_pezzi.len(), 0);
+    // A missing piece is named.
+    s.apply(vec![Write::Modulo(v1)]).await.unwrap();
+    let k = s.m.moduli_pezzi.iter().nth(3).unwrap().unwrap().0;
+    s.m.moduli_pezzi.remove(k).unwrap();
+    assert!(matches!(
+        s.modulo(Tipo::Candidatura, "BIG").await,
+        Err(StoreError::Corrupt(_))
+    ));
+    assert!(!s.check().await.unwrap().problems.is_empty());
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_summaries_are_rebuilt_at_open_as_they_were() {
+    let dir = tmp("indice");
+    let tutti = |s: &SledStore| {
+        let s = s.clone();
+        async move {
+            let mut v: Vec<Sommario> = s
+                .sommari(Tipo::Candidatura, &|_| true)
+                .await
+                .unwrap()
+                .iter()
+                .map(|x| (**x).clone())
+                .collect();
+            v.sort_by(|a, b| a.codice.cmp(&b.codice));
+            v
+        }
+    };
+    let s = SledStore::open(&dir).unwrap();
+    let mut a = candidatura("A", StatoModulo::Attivo);
+    a.scheda = None;
+    s.apply(vec![
+        Write::Modulo(a),
+        Write::Modulo(candidatura("B", StatoModulo::Attivo)),
+        Write::Modulo(candidatura("C", StatoModulo::Chiuso)),
+    ])
+    .await
+    .unwrap();
+    let prima = tutti(&s).await;
+    assert_eq!(prima.len(), 3);
+    drop(s);
+    let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        tutti(&s).await,
+        prima,
+        "the same summaries, rebuilt from the records"
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn id_blocks_never_overlap_across_reopen() {
+    let p = tmp("ids");
+    let c = |m: &'static str| crate::store::Contatore {
+        cod_amm: "A",
+        cod_pdd: "ASPCoopIT",
+        minuto: m,
+    };
+    let first = {
+        let s = SledStore::open(&p).unwrap();
+        assert_eq!(
+            s.reserve_ids(c("2024-01-01_10:00"), 100, 9_999_999)
+                .await
+                .unwrap(),
+            1
+        );
+        s.reserve_ids(c("2024-01-01_10:00"), 100, 9_999_999)
+            .await
+            .unwrap()
+    };
+    assert_eq!(first, 101);
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        s.reserve_ids(c("2024-01-01_10:00"), 100, 9_999_999)
+            .await
+            .unwrap(),
+        201
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+#[tokio::test]
+async fn a_store_of_an_earlier_version_gets_its_time_index_at_open() {
+    let p = tmp("indice-tempi");
+    {
+        let s = SledStore::open(&p).unwrap();
+        for (seq, t) in [
+            (1, "2026-11-01T10:00:00.000+01:00"),
+            (2, "2026-11-02T10:00:00.000+01:00"),
+        ] {
+            let mut e = ex(seq, &format!("T{seq}"));
+            e.received_at = quando(t);
+            s.put_exchange(&e).await.unwrap();
+        }
+        // As a store written before the index existed.
+        s.m.received.clear().unwrap();
+        s.m.cura.meta.remove(b"indice_ricevuti").unwrap();
+        s.flush().await.unwrap();
+    }
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
+    let dal = quando("2026-11-02T00:00:00.000+01:00").timestamp_millis();
+    let v = s.exchanges_between(Some(dal), None).await.unwrap();
+    assert_eq!(v.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
+    assert!(s.check().await.unwrap().ok());
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
