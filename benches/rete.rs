@@ -64,11 +64,12 @@ fn main() {
             ..Default::default()
         };
         let registry = config.build_registry().unwrap();
-        let gw = pdd::gateway::Gateway::new(
+        let gw = pdd::server::gateway(
             config,
             registry,
             Arc::new(store),
             Arc::new(pdd::clock::SystemClock),
+            None,
         )
         .unwrap();
         for (label, q) in [
@@ -76,14 +77,14 @@ fn main() {
             ("regione=08 & q", "regione=08&q=pane&per_pagina=20"),
         ] {
             let first = rt
-                .block_on(gw.pubblicati(Tipo::Candidatura, Some(q), false))
+                .block_on(gw.api.pubblicati(Tipo::Candidatura, Some(q), false))
                 .unwrap();
             std::hint::black_box(&first);
             let t0 = Instant::now();
             let mut k = 0u32;
             while t0.elapsed().as_millis() < 1500 || k < 3 {
                 let v = rt
-                    .block_on(gw.pubblicati(Tipo::Candidatura, Some(q), false))
+                    .block_on(gw.api.pubblicati(Tipo::Candidatura, Some(q), false))
                     .unwrap();
                 std::hint::black_box(&v);
                 k += 1;

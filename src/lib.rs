@@ -28,7 +28,6 @@ pub fn restituisci_memoria() {
 }
 
 pub mod cli;
-pub mod client;
 pub mod clock;
 pub mod config;
 pub mod egov;

@@ -5,7 +5,7 @@
 //! A partner's certificate is trusted when it is pinned in the registry (its SHA-256
 //! fingerprint) or issued by a configured CA; either way it must be within its validity dates.
 //! Pinned certificates change at run time (partner onboarding), so the verifiers read them from
-//! a shared, swappable [`Fiducia`].
+//! a shared, swappable [`Trust`] ([`TrustStore`] holds the current one).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -95,9 +95,9 @@ impl Identity {
 /// Our certificate and key as TLS presents them, on both sides, swappable while serving (a
 /// SIGHUP after the files changed): new handshakes use the new one, open connections go on.
 #[derive(Debug)]
-pub struct NostraChiave(RwLock<Arc<rustls::sign::CertifiedKey>>);
+pub struct OwnKey(RwLock<Arc<rustls::sign::CertifiedKey>>);
 
-impl NostraChiave {
+impl OwnKey {
     fn certificata(me: &Identity) -> Result<Arc<rustls::sign::CertifiedKey>, TlsError> {
         let (chain, key) = me.rustls_material()?;
         let key = provider()
@@ -107,8 +107,8 @@ impl NostraChiave {
         Ok(Arc::new(rustls::sign::CertifiedKey::new(chain, key)))
     }
 
-    pub fn new(me: &Identity) -> Result<Arc<NostraChiave>, TlsError> {
-        Ok(Arc::new(NostraChiave(RwLock::new(Self::certificata(me)?))))
+    pub fn new(me: &Identity) -> Result<Arc<OwnKey>, TlsError> {
+        Ok(Arc::new(OwnKey(RwLock::new(Self::certificata(me)?))))
     }
 
     /// Takes a new key and certificate into use.
@@ -123,7 +123,7 @@ impl NostraChiave {
     }
 }
 
-impl rustls::server::ResolvesServerCert for NostraChiave {
+impl rustls::server::ResolvesServerCert for OwnKey {
     fn resolve(
         &self,
         _hello: rustls::server::ClientHello<'_>,
@@ -132,7 +132,7 @@ impl rustls::server::ResolvesServerCert for NostraChiave {
     }
 }
 
-impl rustls::client::ResolvesClientCert for NostraChiave {
+impl rustls::client::ResolvesClientCert for OwnKey {
     fn resolve(
         &self,
         _root_hint_subjects: &[&[u8]],
@@ -147,31 +147,36 @@ impl rustls::client::ResolvesClientCert for NostraChiave {
 
 /// What we trust: the CAs of the configuration and the partners' pinned certificates.
 #[derive(Default)]
-pub struct Fiducia {
+pub struct Trust {
     pub cas: Vec<X509>,
     /// SHA-256 of a registered certificate → its soggetto.
     pub pinned: HashMap<[u8; 32], Parte>,
 }
 
-impl Fiducia {
+impl Trust {
     /// Builds the pinned set from the registry's certificates.
-    pub fn new(cas: Vec<X509>, registry: &Registry) -> Fiducia {
+    pub fn new(cas: Vec<X509>, registry: &Registry) -> Trust {
         let mut pinned = HashMap::new();
         for s in registry.soggetti() {
             if let Some(c) = registry.certificato(&s.parte()) {
                 pinned.insert(sha256(&c), s.parte());
             }
         }
-        Fiducia { cas, pinned }
+        Trust { cas, pinned }
     }
 
-    /// The soggetto a certificate belongs to: pinned, or CA-issued with the soggetto's name as
-    /// its common name.
-    pub fn soggetto(&self, cert: &X509, registry: &Registry) -> Option<Parte> {
+    /// The soggetto a certificate belongs to at `now`: pinned, or CA-issued with the
+    /// soggetto's name as its common name.
+    pub fn soggetto(
+        &self,
+        cert: &X509,
+        registry: &Registry,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<Parte> {
         if let Some(p) = self.pinned.get(&sha256(cert)) {
             return Some(p.clone());
         }
-        if pki::emesso_da(cert, &self.cas, chrono::Utc::now()) {
+        if pki::emesso_da(cert, &self.cas, now) {
             let cn = pki::cn(cert)?;
             return registry
                 .soggetti()
@@ -181,16 +186,43 @@ impl Fiducia {
         }
         None
     }
+}
 
-    /// Whether a certificate is trusted at all (pinned, or issued by one of our CAs), and valid.
-    pub fn trusted(&self, cert: &X509) -> Result<(), String> {
-        let now = chrono::Utc::now();
-        pki::controlla(cert, now).map_err(|e| e.to_string())?;
-        if self.pinned.contains_key(&sha256(cert)) || pki::emesso_da(cert, &self.cas, now) {
-            Ok(())
-        } else {
-            Err("certificato non registrato e non emesso da una CA riconosciuta".into())
+/// Who may sign for a soggetto: its certificate in the registry, or one of our CAs' naming it
+/// (common name = the soggetto's name).
+pub struct PartnerSigners<'a> {
+    pub trust: &'a Trust,
+    pub registry: &'a Registry,
+}
+
+impl crate::wssec::SignerVerifier for PartnerSigners<'_> {
+    fn verify_signer(
+        &self,
+        parte: &Parte,
+        cert: &X509,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), crate::wssec::SignerError> {
+        use crate::wssec::SignerError;
+        let fp = sha256(cert);
+        let registered = self
+            .registry
+            .certificato(parte)
+            .is_some_and(|c| sha256(&c) == fp);
+        // Checking the CA's signature costs an RSA verification: only when not pinned.
+        let by_ca = || {
+            pki::emesso_da(cert, &self.trust.cas, now)
+                && pki::cn(cert).as_deref() == Some(parte.nome.as_str())
+        };
+        if !(registered || by_ca()) {
+            if let Some(other) = self.trust.pinned.get(&fp) {
+                return Err(SignerError::Altrui {
+                    parte: parte.to_string(),
+                    altro: other.to_string(),
+                });
+            }
+            return Err(SignerError::NonRegistrato(parte.to_string()));
         }
+        pki::controlla(cert, now).map_err(|e| SignerError::NonValido(e.to_string()))
     }
 }
 
@@ -202,16 +234,16 @@ pub fn sha256(cert: &X509) -> [u8; 32] {
 
 /// Trust shared with the TLS verifiers, replaced when partners change.
 #[derive(Default)]
-pub struct TrustStore(RwLock<Arc<Fiducia>>);
+pub struct TrustStore(RwLock<Arc<Trust>>);
 
 impl TrustStore {
-    pub fn new(f: Fiducia) -> TrustStore {
+    pub fn new(f: Trust) -> TrustStore {
         TrustStore(RwLock::new(Arc::new(f)))
     }
-    pub fn get(&self) -> Arc<Fiducia> {
+    pub fn get(&self) -> Arc<Trust> {
         self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
-    pub fn set(&self, f: Fiducia) {
+    pub fn set(&self, f: Trust) {
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(f);
     }
 }
@@ -353,7 +385,7 @@ impl ServerCertVerifier for PartnerServerVerifier {
 
 /// The porta applicativa's TLS: our certificate, client certificates required.
 pub fn server_config(
-    me: Arc<NostraChiave>,
+    me: Arc<OwnKey>,
     cas: &[X509],
     trust: Arc<TrustStore>,
     client_auth: bool,
@@ -390,7 +422,7 @@ pub fn server_config(
 
 /// The outbound client's TLS: our certificate presented, the partner's verified.
 pub fn client_config(
-    me: Option<Arc<NostraChiave>>,
+    me: Option<Arc<OwnKey>>,
     cas: &[X509],
     trust: Arc<TrustStore>,
 ) -> Result<rustls::ClientConfig, TlsError> {

@@ -60,14 +60,15 @@ async fn accettata(ncn: &common::Running, richiesta: String) {
 async fn respinto(ncn: &common::Running) -> Forward {
     eventually("refused", async || {
         ncn.gw
-            .outbox()
+            .outbox
+            .elenco()
             .await
             .unwrap()
             .first()
             .is_some_and(|i| i.stato == ForwardState::Refused)
     })
     .await;
-    ncn.gw.outbox().await.unwrap().remove(0)
+    ncn.gw.outbox.elenco().await.unwrap().remove(0)
 }
 
 #[tokio::test]
@@ -78,7 +79,7 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("inoltrata a SPC/LAZIO"), "{}", r.body);
     eventually("delivered", async || {
-        ncn.gw.outbox().await.unwrap().is_empty()
+        ncn.gw.outbox.elenco().await.unwrap().is_empty()
     })
     .await;
     // The forward as the NCN sent it.
@@ -129,7 +130,7 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
         .unwrap();
     ncn.gw.outbox_notify.notify_one();
     eventually("the redelivery counts as delivered", async || {
-        ncn.gw.outbox().await.unwrap().is_empty()
+        ncn.gw.outbox.elenco().await.unwrap().is_empty()
     })
     .await;
     // LAZIO processed the modulo once and refused the repeat as a duplicate.
@@ -179,21 +180,22 @@ async fn a_refused_forward_is_kept_and_can_be_queued_again() {
     assert!(i.errore.as_deref().unwrap().contains("non valida"), "{i:?}");
     // Refused entries are not retried by themselves.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(ncn.gw.outbox().await.unwrap()[0].tentativi, 1);
-    let first_id = ncn.gw.outbox().await.unwrap()[0].id.clone();
-    assert_eq!(ncn.gw.outbox_riprova(None).await.unwrap(), 1);
+    assert_eq!(ncn.gw.outbox.elenco().await.unwrap()[0].tentativi, 1);
+    let first_id = ncn.gw.outbox.elenco().await.unwrap()[0].id.clone();
+    assert_eq!(ncn.gw.outbox.riprova(None).await.unwrap(), 1);
     // Tried again under a new Identificatore (the old one is in LAZIO's duplicate filter), and
     // refused again on its merits.
     eventually("tried again", async || {
         ncn.gw
-            .outbox()
+            .outbox
+            .elenco()
             .await
             .unwrap()
             .first()
             .is_some_and(|i| i.tentativi == 2)
     })
     .await;
-    let i = &ncn.gw.outbox().await.unwrap()[0];
+    let i = &ncn.gw.outbox.elenco().await.unwrap()[0];
     assert_ne!(i.id, first_id);
     assert_eq!(i.stato, ForwardState::Refused);
 }
@@ -209,14 +211,15 @@ async fn a_forward_of_an_expired_modulo_is_dropped() {
     accettata(&ncn, cv_nazionale()).await;
     eventually("a failed attempt", async || {
         ncn.gw
-            .outbox()
+            .outbox
+            .elenco()
             .await
             .unwrap()
             .first()
             .is_some_and(|i| i.tentativi > 0 && i.errore.is_some())
     })
     .await;
-    let i = &ncn.gw.outbox().await.unwrap()[0];
+    let i = &ncn.gw.outbox.elenco().await.unwrap()[0];
     assert_eq!(i.stato, ForwardState::Pending);
     assert!(
         i.errore.as_deref().unwrap().contains("EGOV_IT_300"),
@@ -224,11 +227,15 @@ async fn a_forward_of_an_expired_modulo_is_dropped() {
     );
     // 46 days later the CV is deactivated, and its forward is no longer due.
     clock.advance(chrono::Duration::days(46));
-    assert_eq!(ncn.gw.disattiva_scaduti().await.unwrap(), 1);
-    assert_eq!(ncn.gw.disattiva_scaduti().await.unwrap(), 0, "idempotent");
+    assert_eq!(ncn.gw.scadenze.disattiva_scaduti().await.unwrap(), 1);
+    assert_eq!(
+        ncn.gw.scadenze.disattiva_scaduti().await.unwrap(),
+        0,
+        "idempotent"
+    );
     ncn.gw.outbox_notify.notify_one();
     eventually("dropped", async || {
-        ncn.gw.outbox().await.unwrap().is_empty()
+        ncn.gw.outbox.elenco().await.unwrap().is_empty()
     })
     .await;
 }
@@ -243,14 +250,20 @@ async fn a_forward_that_waited_past_the_receivers_window_goes_as_a_new_message()
     let ncn = start_with_clock(ncn(&lazio.url("/pdd/PA")), clock.clone()).await;
     accettata(&ncn, cv_nazionale()).await;
     eventually("refused as expired", async || {
-        ncn.gw.outbox().await.unwrap().first().is_some_and(|i| {
-            i.errore
-                .as_deref()
-                .is_some_and(|e| e.starts_with("EGOV_IT_301"))
-        })
+        ncn.gw
+            .outbox
+            .elenco()
+            .await
+            .unwrap()
+            .first()
+            .is_some_and(|i| {
+                i.errore
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("EGOV_IT_301"))
+            })
     })
     .await;
-    let first = ncn.gw.outbox().await.unwrap()[0].clone();
+    let first = ncn.gw.outbox.elenco().await.unwrap()[0].clone();
     assert_eq!(
         first.stato,
         ForwardState::Pending,
@@ -262,7 +275,7 @@ async fn a_forward_that_waited_past_the_receivers_window_goes_as_a_new_message()
     eventually("delivered", async || {
         clock.advance(chrono::Duration::seconds(2));
         ncn.gw.outbox_notify.notify_one();
-        ncn.gw.outbox().await.unwrap().is_empty()
+        ncn.gw.outbox.elenco().await.unwrap().is_empty()
     })
     .await;
     let delivered: Vec<_> = lazio

@@ -150,7 +150,7 @@ async fn a_reload_rotates_our_own_certificate() {
     assert_ne!(code, 0, "the new certificate is not served yet");
     let mut nuova = config(&new);
     nuova.data = gw.gw.config.data.clone();
-    let avvisi = gw.gw.ricarica(nuova).await.unwrap();
+    let avvisi = gw.gw.reload(nuova).await.unwrap();
     assert!(avvisi.is_empty(), "{avvisi:?}");
     let (code, status, body) = tokio::task::spawn_blocking(chiama(new.cert.clone()))
         .await

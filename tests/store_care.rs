@@ -448,11 +448,11 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
         .await
         .unwrap()
         .len();
-    let outbox = gw.gw.outbox().await.unwrap().len();
+    let outbox = gw.gw.outbox.elenco().await.unwrap().len();
     assert!(outbox >= 3);
 
     // A, and the first attempts of its forwards (outgoing exchanges), are 31 days old.
-    let r = gw.gw.purga().await.unwrap();
+    let r = gw.gw.care.purga().await.unwrap();
     assert!(r.exchanges >= 1 && r.ids >= 2 && r.raw_pieces >= 2, "{r:?}");
     assert_eq!(r.dup, 1, "{r:?}");
     let store = &gw.gw.store;
@@ -485,10 +485,11 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
         .await
         .unwrap()
         .is_some());
-    assert_eq!(gw.gw.outbox().await.unwrap().len(), outbox);
+    assert_eq!(gw.gw.outbox.elenco().await.unwrap().len(), outbox);
     assert!(gw
         .gw
-        .outbox()
+        .outbox
+        .elenco()
         .await
         .unwrap()
         .iter()
@@ -527,7 +528,7 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
             "{cod}"
         );
     }
-    assert_eq!(gw.gw.outbox().await.unwrap().len(), outbox);
+    assert_eq!(gw.gw.outbox.elenco().await.unwrap().len(), outbox);
     let report = store.check().await.unwrap();
     assert!(report.ok(), "{report:?}");
     gw.stop().await;

@@ -18,9 +18,9 @@ use std::sync::OnceLock;
 
 use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
 use pdd::egov::reader::{self, Lettura};
+use pdd::egov::risposte;
 use pdd::egov::validate::{self, Contesto, Giudizio};
 use pdd::egov::{writer, Busta, Parte, Tempo};
-use pdd::gateway::risposte;
 use pdd::registry::{ErroriStruttura, Registry, Soggetto};
 use pdd::soap::{self, Envelope};
 use pdd::wssec::{c14n, dsig};
@@ -120,8 +120,14 @@ pub fn busta(data: &[u8]) {
         .filter(|m| g.registry.soggetto(m).is_some())
         .unwrap_or_else(risposte::mittente_sconosciuto);
     let id = pdd::egov::id::format(&responder.nome, &responder.porta, None, 1, adesso());
-    let h =
-        risposte::intestazione_risposta(req, &responder, destinatario, id, adesso(), Tempo::Spc);
+    let h = risposte::intestazione_risposta(
+        req,
+        responder.parte(),
+        destinatario,
+        id,
+        adesso(),
+        Tempo::Spc,
+    );
     let answer = match giudizio {
         Giudizio::Errore { eccezioni } => Some(risposte::busta_errore(h, eccezioni, None)),
         Giudizio::Accettata { .. } => Some(soap::envelope(&[&writer::write(&h)], "<ok/>")),

@@ -269,7 +269,7 @@ pub fn partner(config: Config, c: PartnerCommand) -> Result<ExitCode, String> {
             s.servizi = a.servizi;
             s.profilo = a.profilo;
             s.firma = a.firma;
-            crate::gateway::controlla_partner(&s)?;
+            crate::gateway::controlla_partner(&s, chrono::Utc::now()).map_err(|e| e.to_string())?;
             if !config.data.exists() {
                 std::fs::create_dir_all(&config.data)
                     .map_err(|e| format!("{}: {e}", config.data.display()))?;
@@ -584,7 +584,12 @@ pub fn verify(config: Config, a: VerifyArgs) -> Result<ExitCode, String> {
     };
     let firmato = match dsig::verifica(env.src, &env, &regole) {
         Ok(f) => f,
-        Err(e) => return invalid(format!("{e} [{}]", e.codice())),
+        Err(e) => {
+            return invalid(format!(
+                "{e} [{}]",
+                crate::gateway::eccezione_firma(&e).codice
+            ))
+        }
     };
     let fp = pki::fingerprint(&firmato.cert);
     if let Some(p) = &a.cert {

@@ -313,7 +313,7 @@ fn su_sighup(gw: Arc<Gateway>, r: Ricarica) {
                 c
             });
             let esito = match nuova {
-                Ok(c) => gw.ricarica(c).await,
+                Ok(c) => gw.reload(c).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e.to_string()),
             };
             match esito {
@@ -427,11 +427,11 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         let test_clock = std::env::var("PDD_TEST_CLOCK").is_ok_and(|v| v == "1");
         let offset = Arc::new(crate::clock::OffsetClock::default());
         let clock: Arc<dyn crate::clock::Clock> = if test_clock { offset.clone() } else { Arc::new(SystemClock) };
-        let mut gw = Gateway::new(config, registry, Arc::new(store), clock)?;
         if test_clock {
             tracing::warn!("PDD_TEST_CLOCK=1: the clock can be moved through POST /admin/clock");
-            gw.orologio_regolabile = Some(offset);
         }
+        let gw = crate::server::gateway(config, registry, Arc::new(store), clock, test_clock.then_some(offset))
+            .map_err(|e| e.to_string())?;
         let gw = Arc::new(gw);
         #[cfg(unix)]
         su_sighup(gw.clone(), ricarica);

@@ -10,9 +10,10 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use super::{admin_get, Source};
 use crate::config::Config;
+use crate::egov::traccia::{Omessa, TipoMessaggio, Traccia};
 use crate::egov::Parte;
 use crate::gateway::diagnostici::{self, Diagnostico, Filtro, Severita};
-use crate::gateway::tracce::{self, Omessa, TipoMessaggio, Traccia};
+use crate::gateway::tracce;
 use crate::registry::Registry;
 use crate::store::{Direction, Exchange, Store};
 

@@ -70,12 +70,14 @@ fn offline(
     let registry = config
         .build_registry_with(&partners)
         .map_err(|e| e.to_string())?;
-    let gw = Gateway::new(
+    let gw = crate::server::gateway(
         config.clone(),
         registry,
         Arc::new(store),
         Arc::new(crate::clock::SystemClock),
-    )?;
+        None,
+    )
+    .map_err(|e| e.to_string())?;
     Ok((gw, rt))
 }
 
@@ -108,7 +110,7 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
             let list: Vec<Forward> = match open_for_reading(&config)? {
                 Source::Store(s) => {
                     let (gw, rt) = offline(&config, s)?;
-                    rt.block_on(gw.outbox()).map_err(|e| e.to_string())?
+                    rt.block_on(gw.outbox.elenco()).map_err(|e| e.to_string())?
                 }
                 Source::Gateway(addr) => {
                     serde_json::from_value(admin_json(addr, "GET", "/admin/outbox", None)?)
@@ -187,7 +189,7 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
             let n = match open_for_reading(&config)? {
                 Source::Store(s) => {
                     let (gw, rt) = offline(&config, s)?;
-                    rt.block_on(gw.outbox_riprova(seq))
+                    rt.block_on(gw.outbox.riprova(seq))
                         .map_err(|e| e.to_string())?
                 }
                 Source::Gateway(addr) => {
@@ -212,7 +214,7 @@ pub fn eures(config: Config, c: EuresCommand) -> Result<ExitCode, String> {
     let list: Vec<Forward> = match open_for_reading(&config)? {
         Source::Store(s) => {
             let (gw, rt) = offline(&config, s)?;
-            rt.block_on(gw.eures()).map_err(|e| e.to_string())?
+            rt.block_on(gw.api.eures()).map_err(|e| e.to_string())?
         }
         Source::Gateway(addr) => {
             serde_json::from_value(admin_json(addr, "GET", "/admin/eures", None)?)
@@ -269,7 +271,7 @@ pub fn import(config: Config, c: ImportCommand) -> Result<ExitCode, String> {
     let invia = |lotto: &[(String, Rapporto)]| -> Result<usize, String> {
         match (&offline, &source_addr(&config)) {
             (Some((gw, rt)), _) => rt
-                .block_on(gw.importa_rapporti(lotto))
+                .block_on(gw.api.importa_rapporti(lotto))
                 .map_err(|e| e.to_string()),
             (None, Some(addr)) => {
                 let body = serde_json::to_string(lotto).map_err(|e| e.to_string())?;
@@ -338,7 +340,9 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
     match (c, open_for_reading(&config)?) {
         (UsersCommand::Add { nome }, Source::Store(s)) => {
             let (gw, rt) = offline(&config, s)?;
-            let token = rt.block_on(gw.aggiungi_utente(&nome)).map_err(|(_, m)| m)?;
+            let token = rt
+                .block_on(gw.api.aggiungi_utente(&nome))
+                .map_err(|(_, m)| m)?;
             print_token(&nome, &token);
         }
         (UsersCommand::Add { nome }, Source::Gateway(addr)) => {
@@ -350,7 +354,7 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
             let list: Vec<serde_json::Value> = match source {
                 Source::Store(s) => {
                     let (gw, rt) = offline(&config, s)?;
-                    rt.block_on(gw.utenti()).map_err(|e| e.to_string())?
+                    rt.block_on(gw.api.utenti()).map_err(|e| e.to_string())?
                 }
                 .iter()
                 .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
@@ -380,7 +384,7 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
         (UsersCommand::Remove { nome }, Source::Store(s)) => {
             let (gw, rt) = offline(&config, s)?;
             if !rt
-                .block_on(gw.rimuovi_utente(&nome))
+                .block_on(gw.api.rimuovi_utente(&nome))
                 .map_err(|e| e.to_string())?
             {
                 return Err(format!("no user '{nome}'"));

@@ -275,8 +275,7 @@ fn check(config: &Config, json: bool) -> Result<ExitCode, String> {
 fn purge(config: &Config, json: bool) -> Result<ExitCode, String> {
     let r: PurgeReport = match sorgente(config)? {
         Source::Store(s) => {
-            let l =
-                crate::gateway::conservazione::limiti(config, chrono::Local::now().fixed_offset());
+            let l = crate::gateway::care::limiti(config, chrono::Local::now().fixed_offset());
             esegui(async {
                 let r = s.purge(&l).await?;
                 s.flush().await?;

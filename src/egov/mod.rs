@@ -4,7 +4,9 @@
 pub mod diagnostico;
 pub mod id;
 pub mod reader;
+pub mod risposte;
 pub mod time;
+pub mod traccia;
 pub mod validate;
 pub mod writer;
 
@@ -123,6 +125,12 @@ impl Codice {
         }
         let c = Codice(n.parse().ok()?);
         c.is_known().then_some(c)
+    }
+
+    /// The code a partner's faultstring starts with (`EGOV_IT_001 - …`): how a bare Fault on
+    /// the wire names its eccezione.
+    pub fn in_faultstring(s: &str) -> Option<Codice> {
+        s.trim().get(..11).and_then(Codice::parse)
     }
 }
 

@@ -2,7 +2,9 @@
 //! contact data for registered users), API users, the percettori's last-employment table,
 //! contacts delivered here, EURES documents.
 
-use super::Gateway;
+use std::sync::Arc;
+
+use super::Shared;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::Tipo;
 use crate::rete::scheda::{self, Filtro, Voce};
@@ -33,7 +35,16 @@ fn interno(e: StoreError) -> Rifiuto {
     (500, e.to_string())
 }
 
-impl Gateway {
+/// The read API, API users, and the network's tables a node keeps.
+pub struct ReadApi {
+    s: Arc<Shared>,
+}
+
+impl ReadApi {
+    pub(super) fn new(s: Arc<Shared>) -> ReadApi {
+        ReadApi { s }
+    }
+
     /// `GET /api/candidature` and `/api/vacancies`: the active moduli of a kind, filtered and
     /// paged; contact data only for registered users.
     pub async fn pubblicati(
@@ -45,6 +56,7 @@ impl Gateway {
         let f = Filtro::da_query(query).map_err(|e| (400, e))?;
         // Filter on the summaries (no document read), then read the page's moduli whole.
         let ammessi = self
+            .s
             .store
             .sommari(t, &|l: &Sommario| {
                 l.stato == StatoModulo::Attivo && voce(l).is_some_and(|v| scheda::ammessa(&v, &f))
@@ -55,6 +67,7 @@ impl Gateway {
         let mut pagina = Vec::with_capacity(scelti.len());
         for v in &scelti {
             if let Some(m) = self
+                .s
                 .store
                 .modulo(t, &v.scheda.codice)
                 .await
@@ -83,11 +96,11 @@ impl Gateway {
     /// Whether a bearer token belongs to a registered user.
     pub async fn token_valido(&self, token: &str) -> Result<bool, StoreError> {
         let h = impronta(token.trim());
-        Ok(self.store.users().await?.iter().any(|u| u.sha256 == h))
+        Ok(self.s.store.users().await?.iter().any(|u| u.sha256 == h))
     }
 
     pub async fn utenti(&self) -> Result<Vec<User>, StoreError> {
-        self.store.users().await
+        self.s.store.users().await
     }
 
     /// Registers a user and returns the token (shown once; only its hash is kept).
@@ -104,7 +117,7 @@ impl Gateway {
                 format!("nome utente '{nome}': lettere, cifre, . - _ @ (al più 64)"),
             ));
         }
-        if self.store.user(nome).await.map_err(interno)?.is_some() {
+        if self.s.store.user(nome).await.map_err(interno)?.is_some() {
             return Err((409, format!("l'utente {nome} esiste già")));
         }
         let mut raw = [0u8; 24];
@@ -114,26 +127,29 @@ impl Gateway {
             nome: nome.to_string(),
             sha256: impronta(&token),
             creato: self
+                .s
                 .now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         };
-        self.store
+        self.s
+            .store
             .apply(vec![Write::User(u)])
             .await
             .map_err(interno)?;
-        self.store.flush().await.map_err(interno)?;
+        self.s.store.flush().await.map_err(interno)?;
         tracing::info!(utente = nome, "API user added");
         Ok(token)
     }
 
     pub async fn rimuovi_utente(&self, nome: &str) -> Result<bool, StoreError> {
-        if self.store.user(nome).await?.is_none() {
+        if self.s.store.user(nome).await?.is_none() {
             return Ok(false);
         }
-        self.store
+        self.s
+            .store
             .apply(vec![Write::RemoveUser(nome.to_string())])
             .await?;
-        self.store.flush().await?;
+        self.s.store.flush().await?;
         Ok(true)
     }
 
@@ -142,19 +158,19 @@ impl Gateway {
         &self,
         righe: &[(String, Rapporto)],
     ) -> Result<usize, StoreError> {
-        let batch = importa(self.store.as_ref(), righe).await?;
+        let batch = importa(self.s.store.as_ref(), righe).await?;
         let n = batch.len();
-        self.store.apply(batch).await?;
-        self.store.flush().await?;
+        self.s.store.apply(batch).await?;
+        self.s.store.flush().await?;
         Ok(n)
     }
 
     pub async fn contatti(&self) -> Result<Vec<Contatto>, StoreError> {
-        self.store.contatti().await
+        self.s.store.contatti().await
     }
 
     pub async fn eures(&self) -> Result<Vec<Forward>, StoreError> {
-        self.store.eures().await
+        self.s.store.eures().await
     }
 }
 

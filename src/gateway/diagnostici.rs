@@ -18,7 +18,7 @@
 //!   changed something, forwards delivered after a retry or dropped;
 //! - `fatal`: the store failing under an exchange.
 
-use super::Gateway;
+use super::Shared;
 pub use crate::egov::diagnostico::{Diagnostico, Filtro, Severita};
 use crate::egov::{Codice, Eccezione};
 use crate::store::{Exchange, Outcome, Store, StoreError, Write};
@@ -68,7 +68,7 @@ fn da(ex: &Exchange) -> String {
 /// What the porta applicativa's answer to an exchange tells the operator: every error busta
 /// and Fault (errorProtocol), a duplicate absorbed (infoProtocol); nothing for a normal answer.
 pub fn porta_applicativa(ex: &Exchange) -> Option<Diagnostico> {
-    let principale = super::risposte::principale(&ex.eccezioni);
+    let principale = crate::egov::risposte::principale(&ex.eccezioni);
     let (severita, codice, messaggio) = match ex.outcome {
         Outcome::Ok => return None,
         Outcome::Duplicato if ex.http_status < 300 => (
@@ -128,7 +128,7 @@ pub fn busta_errore_ricevuta(ex: &Exchange, ricevute: &[Eccezione]) -> Diagnosti
     Diagnostico::new(
         Severita::InfoProtocol,
         "RicezioneBuste",
-        super::risposte::principale(ricevute)
+        crate::egov::risposte::principale(ricevute)
             .map_or(Codice::PROCESSAMENTO, |e| e.codice)
             .to_string(),
         format!("busta di errore ricevuta{}: {}", da(ex), codici(ricevute)),
@@ -143,14 +143,14 @@ pub fn porta_delegata(
     ex: &Exchange,
     servizio: &str,
     azione: Option<&str>,
-    funzione: super::risposte::Funzione,
-    eccezione: &super::risposte::EccezioneApplicativa,
+    funzione: crate::egov::risposte::Funzione,
+    eccezione: &crate::egov::risposte::EccezioneApplicativa,
 ) -> Diagnostico {
-    use super::risposte::{EccezioneApplicativa as E, Funzione};
+    use crate::egov::risposte::{EccezioneApplicativa as E, Funzione};
     let (codice, dettaglio) = match eccezione {
         E::Busta(c, d) => (c.to_string(), (c.descrizione(), d.as_str())),
         E::Processamento(c, d) => (
-            c.clone(),
+            c.to_string(),
             ("Errore nel processamento del messaggio", d.as_str()),
         ),
     };
@@ -176,7 +176,7 @@ pub fn porta_delegata(
     .scambio(ex.seq, ex.request_id.as_deref())
 }
 
-impl Gateway {
+impl Shared {
     /// Records a diagnostic now (durable with the store's next flush). A store that cannot
     /// take it is logged, nothing more.
     pub async fn diagnostica(&self, mut d: Diagnostico) {
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn what_the_porta_applicativa_answered_and_what_the_porta_delegata_met() {
-        use crate::gateway::risposte::{EccezioneApplicativa, Funzione};
+        use crate::egov::risposte::{EccezioneApplicativa, Funzione};
         assert!(porta_applicativa(&ex(Outcome::Ok, 200, vec![])).is_none());
         let d = porta_applicativa(&ex(
             Outcome::ErroreBusta,
@@ -275,7 +275,7 @@ mod tests {
             Some("InvioCandidatura"),
             Funzione::InoltroBuste,
             &EccezioneApplicativa::Processamento(
-                "EGOV_IT_300".into(),
+                Codice::PROCESSAMENTO,
                 "cannot reach http://127.0.0.1:9/pdd/PA: connection refused".into(),
             ),
         );

@@ -177,7 +177,7 @@ pub fn etichetta(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-impl super::Gateway {
+impl super::Shared {
     /// Everything `GET /metrics` shows: the counters, and gauges read now.
     pub async fn prometheus(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -185,7 +185,7 @@ impl super::Gateway {
         let now_ms = self.now().timestamp_millis();
         // The outbox.
         let (mut in_attesa, mut respinti, mut piu_vecchio) = (0u64, 0u64, None::<i64>);
-        for i in self.outbox().await.unwrap_or_default() {
+        for i in self.store.outbox().await.unwrap_or_default() {
             match i.stato {
                 crate::store::ForwardState::Pending => {
                     in_attesa += 1;

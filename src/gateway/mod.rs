@@ -1,34 +1,51 @@
-//! The gateway: the porta applicativa and porta delegata pipelines, over the protocol core, the
-//! registry and the store. Transport-free: the server hands it bytes and sends back an [`Answer`].
+//! The gateway: the porta applicativa and porta delegata over the protocol core, the registry
+//! and the store. Transport-free: the shell (`server`) hands it bytes and the authenticated
+//! peer, and sends back an [`Answer`]; outbound HTTP goes through a [`Transport`] the shell
+//! provides.
+//!
+//! [`Gateway`] is the composition root of its parts, each a struct with its own state over the
+//! state they share ([`Shared`]): the [`PortaApplicativa`], the [`PortaDelegata`], the
+//! [`Outbox`], the validity sweeper ([`Scadenze`]), the store's care ([`Care`]) and the
+//! [`ReadApi`].
 
 pub mod api;
-pub mod conservazione;
+pub mod care;
 pub mod diagnostici;
+mod errore;
 mod ids;
 pub mod limiti;
 pub mod metriche;
 pub mod outbox;
 mod pa;
+mod partners;
 mod pd;
-pub mod risposte;
 pub mod scadenze;
+mod sicurezza;
 pub mod tracce;
 
+use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 
+pub use api::ReadApi;
+pub use care::Care;
+pub use errore::{eccezione_firma, GatewayError, PartnerError, PdError};
 pub use ids::IdGenerator;
-pub use pd::RichiestaPd;
+pub use outbox::Outbox;
+pub use pa::PortaApplicativa;
+pub use partners::controlla_partner;
+pub use pd::{PortaDelegata, RichiestaPd};
+pub use scadenze::Scadenze;
 
-use crate::client::HttpClient;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::egov::{Busta, Eccezione, Parte};
 use crate::registry::{Registry, Soggetto};
 use crate::store::{Direction, Exchange, Store, StoreError};
-use crate::tls::{Fiducia, Identity, TrustStore};
+use crate::tls::{Identity, OwnKey, Trust, TrustStore};
 use crate::xml::Limits;
 
 /// What goes back on the wire.
@@ -54,71 +71,130 @@ impl Answer {
     }
 }
 
-pub struct Gateway {
+/// Who is on the other end of a request, as the transport authenticated it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// The client certificate presented in the TLS handshake (verified by then).
+    pub cert: Option<openssl::x509::X509>,
+    /// The listener it came through.
+    pub listener: Listener,
+}
+
+/// The listeners of a gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The main one: partners (over TLS), or everything on plain HTTP.
+    Main,
+    /// The plain loopback listener for local systems, the CLI and health checks.
+    Local,
+    /// The read API's own listener.
+    Api,
+}
+
+/// Outbound HTTP, as the gateway needs it: a SOAP message posted to a URL, its answer whatever
+/// the status. The shell provides it (over hyper and rustls).
+#[async_trait]
+pub trait Transport: Send + Sync {
+    async fn post_soap(
+        &self,
+        url: &str,
+        body: String,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<TransportResponse, TransportError>;
+}
+
+/// An answer received over a [`Transport`].
+#[derive(Debug, Clone)]
+pub struct TransportResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    #[error("bad URL '{0}'")]
+    Url(String),
+    #[error("cannot reach {url}: {err}")]
+    Connect { url: String, err: String },
+    #[error("no answer from {0} in time")]
+    Timeout(String),
+    #[error("answer from {url} unreadable: {err}")]
+    Body { url: String, err: String },
+}
+
+/// Makes the outbound transport from the TLS configuration the gateway builds (our key
+/// presented, partners' certificates checked) and the largest answer to read.
+pub type TransportFactory<'a> = &'a dyn Fn(rustls::ClientConfig, usize) -> Arc<dyn Transport>;
+
+/// Our key and certificate, as signatures and TLS use them.
+struct Chiavi {
+    /// For signing buste; replaced on SIGHUP when the files changed.
+    identity: RwLock<Option<Arc<Identity>>>,
+    /// The same, as TLS presents them (both ways), swappable.
+    tls: Option<Arc<OwnKey>>,
+}
+
+/// What the gateway's parts share.
+pub struct Shared {
     pub config: Config,
     registry: RwLock<Arc<Registry>>,
+    /// The registry's part of the configuration and the CAs: what SIGHUP reloads.
+    reloadable: RwLock<(Config, Vec<openssl::x509::X509>)>,
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
+    /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
+    pub test_clock: Option<Arc<crate::clock::OffsetClock>>,
     ids: IdGenerator,
-    pub http: HttpClient,
+    pub transport: Arc<dyn Transport>,
     pub limits: Limits,
-    /// Our key and certificate, when TLS is configured.
-    identity: RwLock<Option<Arc<Identity>>>,
-    /// The same key and certificate as TLS presents them (both ways), swappable on SIGHUP.
-    chiave_tls: Option<Arc<crate::tls::NostraChiave>>,
+    chiavi: Chiavi,
     /// The CAs of the configuration.
     pub cas: Vec<openssl::x509::X509>,
     /// What the TLS verifiers and the signature checks trust; follows the registry.
     pub trust: Arc<TrustStore>,
-    /// Wakes the outbox worker when forwards are queued.
-    pub outbox_notify: tokio::sync::Notify,
-    /// Receiving nodes whose queue a delivery task is working through.
-    pub outbox_attivi: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
-    pub moduli_lock: tokio::sync::Mutex<()>,
-    /// Exchanges in progress on the porta applicativa, by partner.
-    pub in_corso: limiti::InCorso,
     /// Counters and latency histograms for `GET /metrics`.
     pub metriche: metriche::Metriche,
-    /// The registry's part of the configuration, and the CAs: what SIGHUP reloads.
-    ricaricabile: RwLock<(Config, Vec<openssl::x509::X509>)>,
-    /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_corso`).
-    pub memoria: tokio::sync::Semaphore,
-    /// The clock, when tests may move it (`PDD_TEST_CLOCK=1`, `POST /admin/clock`).
-    pub orologio_regolabile: Option<Arc<crate::clock::OffsetClock>>,
+    /// Wakes the outbox when forwards are queued.
+    pub outbox_notify: tokio::sync::Notify,
+    /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
+    pub moduli_lock: tokio::sync::Mutex<()>,
 }
 
-/// Checks what a partner brings: a name that can form identifiers, a usable certificate.
-pub fn controlla_partner(s: &crate::registry::Soggetto) -> Result<(), String> {
-    if s.nome.is_empty() || !s.nome.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "nome '{}': only letters and digits (it forms the Identificatore)",
-            s.nome
-        ));
+/// A gateway: its parts over their shared state. It dereferences to [`Shared`].
+pub struct Gateway {
+    pub shared: Arc<Shared>,
+    pub pa: PortaApplicativa,
+    pub pd: Arc<PortaDelegata>,
+    pub outbox: Arc<Outbox>,
+    pub scadenze: Arc<Scadenze>,
+    pub care: Arc<Care>,
+    pub api: ReadApi,
+}
+
+impl std::ops::Deref for Gateway {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.shared
     }
-    if let Some(url) = &s.url {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(format!(
-                "url '{url}': use https:// (or http:// on loopback)"
-            ));
-        }
-    }
-    if let Some(pem) = &s.cert {
-        let certs = crate::wssec::pki::leggi_pem(pem.as_bytes())
-            .map_err(|e| format!("certificato: {e}"))?;
-        crate::wssec::pki::controlla(&certs[0], chrono::Utc::now())
-            .map_err(|e| format!("certificato: {e}"))?;
-    }
-    Ok(())
 }
 
 /// Reads the PEM certificates of the `[tls] ca` files.
-pub fn load_cas(config: &Config) -> Result<Vec<openssl::x509::X509>, String> {
+pub fn load_cas(config: &Config) -> Result<Vec<openssl::x509::X509>, GatewayError> {
     let mut cas = Vec::new();
     for p in &config.tls.ca {
-        let bytes = std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let bytes = std::fs::read(p).map_err(|e| GatewayError::Ca {
+            path: p.clone(),
+            err: e.to_string(),
+        })?;
         cas.extend(
-            crate::wssec::pki::leggi_pem(&bytes).map_err(|e| format!("{}: {e}", p.display()))?,
+            crate::wssec::pki::leggi_pem(&bytes).map_err(|e| GatewayError::Ca {
+                path: p.clone(),
+                err: e.to_string(),
+            })?,
         );
     }
     Ok(cas)
@@ -126,200 +202,81 @@ pub fn load_cas(config: &Config) -> Result<Vec<openssl::x509::X509>, String> {
 
 impl Gateway {
     /// A gateway over a registry (the configured one, completed by the partners in the store).
+    /// `transport` makes the outbound client from the TLS configuration built here.
     pub fn new(
         config: Config,
         registry: Registry,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
-    ) -> Result<Gateway, String> {
+        transport: TransportFactory<'_>,
+    ) -> Result<Gateway, GatewayError> {
+        Gateway::con_orologio(config, registry, store, clock, None, transport)
+    }
+
+    /// [`Gateway::new`] with a clock tests may move through `POST /admin/clock`.
+    pub fn con_orologio(
+        config: Config,
+        registry: Registry,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        test_clock: Option<Arc<crate::clock::OffsetClock>>,
+        transport: TransportFactory<'_>,
+    ) -> Result<Gateway, GatewayError> {
         let limits = Limits {
             max_depth: config.limits.max_xml_depth,
             ..Limits::default()
         };
         let identity = match (&config.tls.cert, &config.tls.key) {
-            (Some(c), Some(k)) => Some(Arc::new(Identity::load(c, k).map_err(|e| e.to_string())?)),
+            (Some(c), Some(k)) => Some(Arc::new(Identity::load(c, k)?)),
             _ => None,
         };
         // Our signatures are RSA-SHA256: another key type would sign under a false label.
         if let Some(me) = identity.as_ref().filter(|_| config.firma_on()) {
             if me.key.id() != openssl::pkey::Id::RSA {
-                return Err(
-                    "[tls] key: signing buste (RSA-SHA256) needs an RSA key; set [wssec] firma = false or use an RSA key".into(),
-                );
+                return Err(GatewayError::ChiaveNonRsa);
             }
         }
         let cas = load_cas(&config)?;
-        let trust = Arc::new(TrustStore::new(Fiducia::new(cas.clone(), &registry)));
+        let trust = Arc::new(TrustStore::new(Trust::new(cas.clone(), &registry)));
         let chiave_tls = match &identity {
-            Some(me) => Some(crate::tls::NostraChiave::new(me).map_err(|e| e.to_string())?),
+            Some(me) => Some(OwnKey::new(me)?),
             None => None,
         };
-        let client_tls = crate::tls::client_config(chiave_tls.clone(), &cas, trust.clone())
-            .map_err(|e| e.to_string())?;
-        Ok(Gateway {
+        let client_tls = crate::tls::client_config(chiave_tls.clone(), &cas, trust.clone())?;
+        let shared = Arc::new(Shared {
             ids: IdGenerator::new(config.soggetto.nodo.clone()),
-            http: HttpClient::new(config.limits.max_body_bytes, client_tls),
+            transport: transport(client_tls, config.limits.max_body_bytes),
             registry: RwLock::new(Arc::new(registry)),
+            reloadable: RwLock::new((config.clone(), cas.clone())),
             store,
             clock,
+            test_clock,
             limits,
-            identity: RwLock::new(identity),
-            chiave_tls,
-            cas: cas.clone(),
+            chiavi: Chiavi {
+                identity: RwLock::new(identity),
+                tls: chiave_tls,
+            },
+            cas,
             trust,
-            outbox_notify: tokio::sync::Notify::new(),
-            outbox_attivi: Default::default(),
-            moduli_lock: tokio::sync::Mutex::new(()),
-            in_corso: Default::default(),
             metriche: Default::default(),
-            ricaricabile: RwLock::new((config.clone(), cas)),
-            memoria: tokio::sync::Semaphore::new(config.limits.max_bytes_in_corso.div_ceil(1024)),
-            orologio_regolabile: None,
+            outbox_notify: tokio::sync::Notify::new(),
+            moduli_lock: tokio::sync::Mutex::new(()),
             config,
+        });
+        let pd = Arc::new(PortaDelegata::new(shared.clone()));
+        Ok(Gateway {
+            pa: PortaApplicativa::new(shared.clone()),
+            outbox: Arc::new(Outbox::new(shared.clone(), pd.clone())),
+            scadenze: Arc::new(Scadenze::new(shared.clone())),
+            care: Arc::new(Care::new(shared.clone())),
+            api: ReadApi::new(shared.clone()),
+            pd,
+            shared,
         })
     }
+}
 
-    /// What the ClicLavoro handler needs of this node.
-    pub fn nodo<'a>(&'a self, registry: &'a Registry) -> crate::service::cliclavoro::Nodo<'a> {
-        crate::service::cliclavoro::Nodo {
-            store: self.store.as_ref(),
-            limits: self.limits,
-            versione: self.config.cliclavoro.versione.fissata(),
-            ruolo: self.config.role,
-            registry,
-            own: self.own().parte(),
-            ids: self,
-            eures_url: self.config.cliclavoro.eures_url.is_some(),
-            lock: &self.moduli_lock,
-        }
-    }
-
-    /// The porta applicativa's TLS configuration, when TLS is on.
-    pub fn server_tls(&self) -> Result<Option<rustls::ServerConfig>, String> {
-        match &self.chiave_tls {
-            Some(me) => crate::tls::server_config(
-                me.clone(),
-                &self.cas,
-                self.trust.clone(),
-                self.config.tls.client_auth,
-            )
-            .map(Some)
-            .map_err(|e| e.to_string()),
-            None => Ok(None),
-        }
-    }
-
-    /// Adds (or replaces) a partner in the store and takes it into use at once. The certificate
-    /// must be readable and valid now; the new registry must be consistent.
-    pub async fn aggiungi_partner(&self, s: crate::registry::Soggetto) -> Result<(), String> {
-        controlla_partner(&s)?;
-        let mut partners = self.store.partners().await.map_err(|e| e.to_string())?;
-        partners.retain(|p| !(p.tipo == s.tipo && p.nome == s.nome));
-        partners.push(s.clone());
-        // Refuse before storing anything that would not build.
-        self.config
-            .build_registry_with(&partners)
-            .map_err(|e| e.to_string())?;
-        self.store
-            .put_partner(&s)
-            .await
-            .map_err(|e| e.to_string())?;
-        self.store.flush().await.map_err(|e| e.to_string())?;
-        self.reload_partners().await?;
-        tracing::info!(partner = %format!("{}/{}", s.tipo, s.nome), "partner added");
-        Ok(())
-    }
-
-    /// Removes a partner added at run time.
-    pub async fn rimuovi_partner(&self, tipo: &str, nome: &str) -> Result<bool, String> {
-        let removed = self
-            .store
-            .remove_partner(tipo, nome)
-            .await
-            .map_err(|e| e.to_string())?;
-        if removed {
-            self.store.flush().await.map_err(|e| e.to_string())?;
-            self.reload_partners().await?;
-            tracing::info!(partner = %format!("{tipo}/{nome}"), "partner removed");
-        }
-        Ok(removed)
-    }
-
-    /// Rebuilds the registry from the configuration and the partners in the store, live.
-    pub async fn reload_partners(&self) -> Result<(), String> {
-        let partners = self.store.partners().await.map_err(|e| e.to_string())?;
-        let (config, cas) = self
-            .ricaricabile
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let registry = config
-            .build_registry_with(&partners)
-            .map_err(|e| e.to_string())?;
-        self.trust.set(Fiducia::new(cas, &registry));
-        self.set_registry(registry);
-        Ok(())
-    }
-
-    /// SIGHUP: takes the registry (partners, their certificates, servizi), the CAs and our own
-    /// key and certificate from a new configuration, live: connections stay, new handshakes
-    /// and buste use them. What only a restart changes (listeners, store, our soggetto,
-    /// limits…) is kept as it was and named in the returned warnings.
-    pub async fn ricarica(&self, nuova: Config) -> Result<Vec<String>, String> {
-        let partners = self.store.partners().await.map_err(|e| e.to_string())?;
-        let registry = nuova
-            .build_registry_with(&partners)
-            .map_err(|e| e.to_string())?;
-        let cas = load_cas(&nuova)?;
-        let mut avvisi = Vec::new();
-        let (a, b) = (
-            serde_json::to_value(&self.config).unwrap_or_default(),
-            serde_json::to_value(&nuova).unwrap_or_default(),
-        );
-        if let (Some(a), Some(b)) = (a.as_object(), b.as_object()) {
-            for (k, v) in a {
-                if k != "registry" && b.get(k) != Some(v) {
-                    avvisi.push(format!(
-                        "'{k}' changed: it takes effect at the next restart"
-                    ));
-                }
-            }
-            // The CAs are reloaded; the rest of [tls] is not.
-            let tls = |o: &serde_json::Map<String, serde_json::Value>| {
-                let mut t = o.get("tls").cloned().unwrap_or_default();
-                if let Some(t) = t.as_object_mut() {
-                    for k in ["ca", "cert", "key"] {
-                        t.remove(k);
-                    }
-                }
-                t
-            };
-            if tls(a) == tls(b) {
-                avvisi.retain(|w| !w.starts_with("'tls'"));
-            }
-        }
-        if self.chiave_tls.is_none() && nuova.tls_on() {
-            avvisi.push("'tls' turned on: it takes effect at the next restart".into());
-        }
-        // Our key and certificate, read again (a rotation): TLS and signatures take them.
-        if let (Some(chiave), Some(c), Some(k)) =
-            (&self.chiave_tls, &nuova.tls.cert, &nuova.tls.key)
-        {
-            let me = Identity::load(c, k).map_err(|e| format!("[tls]: {e}"))?;
-            if self.config.firma_on() && me.key.id() != openssl::pkey::Id::RSA {
-                return Err("[tls] key: signing buste (RSA-SHA256) needs an RSA key".into());
-            }
-            crate::wssec::pki::controlla(&me.cert, chrono::Utc::now())
-                .map_err(|e| format!("[tls] cert: {e}"))?;
-            chiave.set(&me).map_err(|e| e.to_string())?;
-            *self.identity.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(me));
-        }
-        self.trust.set(Fiducia::new(cas.clone(), &registry));
-        self.set_registry(registry);
-        *self.ricaricabile.write().unwrap_or_else(|e| e.into_inner()) = (nuova, cas);
-        Ok(avvisi)
-    }
-
+impl Shared {
     pub fn registry(&self) -> Arc<Registry> {
         self.registry
             .read()
@@ -328,16 +285,30 @@ impl Gateway {
     }
 
     /// Replaces the registry (live, for partner onboarding and reloads).
-    pub fn set_registry(&self, r: Registry) {
+    fn set_registry(&self, r: Registry) {
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(r);
     }
 
     /// Our key and certificate now (they change on SIGHUP when the files changed).
     pub fn identita(&self) -> Option<Arc<Identity>> {
-        self.identity
+        self.chiavi
+            .identity
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The porta applicativa's TLS configuration, when TLS is on.
+    pub fn server_tls(&self) -> Result<Option<rustls::ServerConfig>, GatewayError> {
+        match &self.chiavi.tls {
+            Some(me) => Ok(Some(crate::tls::server_config(
+                me.clone(),
+                &self.cas,
+                self.trust.clone(),
+                self.config.tls.client_auth,
+            )?)),
+            None => Ok(None),
+        }
     }
 
     /// Our default soggetto.
@@ -374,24 +345,22 @@ impl Gateway {
             .await
     }
 
-    fn pd_timeout(&self) -> Duration {
-        Duration::from_secs(self.config.porta_delegata.timeout_secs)
-    }
-
-    /// Writes the exchange and waits until it is durable. Nothing is answered before this.
-    async fn commit(&self, ex: &mut Exchange, dup_id: Option<&str>) -> Result<(), StoreError> {
-        ex.answered_at = Some(self.now());
-        let t = std::time::Instant::now();
-        self.store.put_exchange(ex).await?;
-        if let Some(id) = dup_id {
-            self.store.settle(id, ex.seq).await?;
+    /// What the ClicLavoro handler needs of this node.
+    pub fn nodo<'a>(&'a self, registry: &'a Registry) -> crate::service::cliclavoro::Nodo<'a> {
+        crate::service::cliclavoro::Nodo {
+            store: self.store.as_ref(),
+            limits: self.limits,
+            versione: self.config.cliclavoro.versione.fissata(),
+            ruolo: self.config.role,
+            registry,
+            own: self.own().parte(),
+            ids: self,
+            eures_url: self.config.cliclavoro.eures_url.is_some(),
+            lock: &self.moduli_lock,
         }
-        self.store.flush().await?;
-        self.metriche.fase(metriche::Fase::Store, t.elapsed());
-        self.metriche.scambio(ex);
-        Ok(())
     }
 
+    /// A new exchange record, numbered, before anything is known of it.
     async fn exchange(
         &self,
         direction: Direction,
@@ -404,10 +373,25 @@ impl Gateway {
         ex.request = request.to_vec();
         Ok(ex)
     }
+
+    /// Writes the exchange (and settles its duplicate-filter claim) and waits until it is
+    /// durable. Nothing is answered before this.
+    async fn commit(&self, ex: &mut Exchange, dup_id: Option<&str>) -> Result<(), StoreError> {
+        ex.answered_at = Some(self.now());
+        let t = std::time::Instant::now();
+        self.store.put_exchange(ex).await?;
+        if let Some(id) = dup_id {
+            self.store.settle(id, ex.seq).await?;
+        }
+        self.store.flush().await?;
+        self.metriche.fase(metriche::Fase::Store, t.elapsed());
+        self.metriche.scambio(ex);
+        Ok(())
+    }
 }
 
-#[async_trait::async_trait]
-impl crate::service::cliclavoro::Identificatori for Gateway {
+#[async_trait]
+impl crate::service::cliclavoro::Identificatori for Shared {
     async fn nuovo(&self) -> Result<(String, DateTime<FixedOffset>), StoreError> {
         let now = self.now();
         let id = self.new_id(&self.own(), now).await?;

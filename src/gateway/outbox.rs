@@ -1,34 +1,59 @@
-//! The outbox worker: delivers the NCN's forwards (and EURES documents) written durably when a
+//! The outbox: delivers the NCN's forwards (and EURES documents) written durably when a
 //! modulo was accepted. Each forward keeps its Identificatore across attempts, so the
 //! receiver's duplicate filter turns a redelivery into "already received"; failures are retried
 //! with doubling waits (`[outbox] retry_min_secs` … `retry_max_secs`), for ever, in order per
-//! receiving node. A business KO is final: the entry stays, marked `respinto`, for the operator.
+//! receiving node. A business KO is final: the entry stays, marked refused, for the operator.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tracing::{info, warn};
 
 use super::diagnostici::{Diagnostico, Severita};
-use super::risposte::EccezioneApplicativa;
-use super::{Gateway, RichiestaPd};
+use super::{PortaDelegata, RichiestaPd, Shared};
+use crate::egov::risposte::EccezioneApplicativa;
 use crate::egov::Codice;
 use crate::rete::attesa;
 use crate::store::{Forward, ForwardState, StatoModulo, StoreError, Write};
+
+/// The outbox: its deliveries go through the porta delegata.
+pub struct Outbox {
+    s: Arc<Shared>,
+    pd: Arc<PortaDelegata>,
+    /// Receiving nodes whose queue a delivery task is working through.
+    attivi: Mutex<HashSet<String>>,
+}
+
+/// Why an attempt failed, as the operator's diagnostic names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Causa {
+    /// An eccezione (its code only: the rest may be the partner's text).
+    Eccezione(Codice),
+    /// A business KO of the receiver (its Descr_Esito may name the modulo's data).
+    Ko,
+    /// EURES answered with this HTTP status.
+    Eures(u16),
+    /// Ours (the transport to EURES), said as it is.
+    Nostra,
+}
 
 /// How one attempt ended.
 #[derive(Debug, PartialEq, Eq)]
 enum Esito {
     Consegnato(&'static str),
     /// Refused on its merits: final.
-    Respinto(String),
+    Respinto {
+        why: String,
+        causa: Causa,
+    },
     /// Try again later; `nuovo_id` when the receiver found the busta expired (it waited longer
     /// than the receiver's window): it never reached the receiver's duplicate filter, so the
     /// next attempt is a new message, under a new Identificatore.
     Riprova {
         why: String,
+        causa: Causa,
         nuovo_id: bool,
     },
     /// No longer to be sent (the modulo expired meanwhile).
@@ -38,19 +63,26 @@ enum Esito {
 /// Longest sleep of the worker when nothing is due (it also wakes on new forwards).
 const RIPOSO_MAX_MS: i64 = 30_000;
 
-impl Gateway {
-    /// Every entry of the outbox, in order. An unreadable entry is logged and left aside, so
-    /// one bad record does not stop every delivery.
-    pub async fn outbox(&self) -> Result<Vec<Forward>, StoreError> {
-        self.store.outbox().await
+impl Outbox {
+    pub(super) fn new(s: Arc<Shared>, pd: Arc<PortaDelegata>) -> Outbox {
+        Outbox {
+            s,
+            pd,
+            attivi: Mutex::default(),
+        }
+    }
+
+    /// Every entry of the outbox, in order.
+    pub async fn elenco(&self) -> Result<Vec<Forward>, StoreError> {
+        self.s.store.outbox().await
     }
 
     /// Puts refused entries (all, or the one with this seq) back in the queue, each under a new
     /// Identificatore; how many.
-    pub async fn outbox_riprova(&self, seq: Option<u64>) -> Result<usize, StoreError> {
+    pub async fn riprova(&self, seq: Option<u64>) -> Result<usize, StoreError> {
         let mut batch = Vec::new();
-        let now = self.now().timestamp_millis();
-        for mut i in self.outbox().await? {
+        let now = self.s.now().timestamp_millis();
+        for mut i in self.elenco().await? {
             // Only refused entries: a pending one may be in flight.
             if i.stato != ForwardState::Refused || seq.is_some_and(|s| s != i.seq) {
                 continue;
@@ -60,16 +92,16 @@ impl Gateway {
             // The receiver processed (and refused) the old Identificatore: its duplicate filter
             // would now absorb it, so the new attempt is a new message.
             if !i.id.is_empty() {
-                let at = self.now();
-                i.id = self.new_id(&self.own(), at).await?;
+                let at = self.s.now();
+                i.id = self.s.new_id(&self.s.own(), at).await?;
                 i.ora = at;
             }
             batch.push(Write::Forward(i));
         }
         let n = batch.len();
-        self.store.apply(batch).await?;
-        self.store.flush().await?;
-        self.outbox_notify.notify_one();
+        self.s.store.apply(batch).await?;
+        self.s.store.flush().await?;
+        self.s.outbox_notify.notify_one();
         Ok(n)
     }
 
@@ -77,16 +109,16 @@ impl Gateway {
     /// already being delivered, its queue in order (one task per node, so a slow node holds
     /// up nobody else; a task wakes the worker when it ends). Returns when the next waiting
     /// queue head is due (ms since the epoch), if any.
-    pub async fn outbox_giro(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
-        let now = self.now().timestamp_millis();
+    pub async fn giro(self: &Arc<Self>) -> Result<Option<i64>, StoreError> {
+        let now = self.s.now().timestamp_millis();
         let mut code: BTreeMap<String, Vec<Forward>> = BTreeMap::new();
-        for i in self.outbox().await? {
+        for i in self.elenco().await? {
             if i.stato == ForwardState::Pending {
                 code.entry(i.destinatario.clone()).or_default().push(i);
             }
         }
         let mut prossimo: Option<i64> = None;
-        let mut attivi = self.outbox_attivi.lock().unwrap_or_else(|e| e.into_inner());
+        let mut attivi = self.attivi.lock().unwrap_or_else(|e| e.into_inner());
         for (destinatario, coda) in code {
             if attivi.contains(&destinatario) {
                 continue;
@@ -98,19 +130,19 @@ impl Gateway {
                 continue;
             }
             attivi.insert(destinatario.clone());
-            let gw = self.clone();
+            let o = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = gw.consegna_coda(coda).await {
+                if let Err(e) = o.consegna_coda(coda).await {
                     warn!(error = %e, "outbox: store error");
                 }
-                if let Err(e) = gw.store.flush().await {
+                if let Err(e) = o.s.store.flush().await {
                     warn!(error = %e, "outbox: flush failed");
                 }
-                gw.outbox_attivi
+                o.attivi
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&destinatario);
-                gw.outbox_notify.notify_one();
+                o.s.outbox_notify.notify_one();
             });
         }
         Ok(prossimo)
@@ -123,94 +155,102 @@ impl Gateway {
                 Esito::Consegnato(come) => {
                     info!(seq = i.seq, destinatario = %i.destinatario, id = %i.id, kind = i.kind.as_str(), codice = %i.codice, tentativi = i.tentativi + 1, "forward delivered ({come})");
                     if i.tentativi > 0 {
-                        self.diagnostica(diagnostico(
-                            &i,
-                            Severita::InfoIntegration,
-                            "PDD_OUTBOX_CONSEGNATO".into(),
-                            format!("consegnato al tentativo {} ({come})", i.tentativi + 1),
-                        ))
-                        .await;
+                        self.s
+                            .diagnostica(diagnostico(
+                                &i,
+                                Severita::InfoIntegration,
+                                "PDD_OUTBOX_CONSEGNATO".into(),
+                                format!("consegnato al tentativo {} ({come})", i.tentativi + 1),
+                            ))
+                            .await;
                     }
                     Write::ForwardDone(i.seq)
                 }
                 Esito::Annullato(why) => {
                     info!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward dropped: {why}");
-                    self.diagnostica(diagnostico(
-                        &i,
-                        Severita::InfoIntegration,
-                        "PDD_OUTBOX_ANNULLATO".into(),
-                        "annullato prima della consegna (modulo scaduto, o EURES non configurato)"
-                            .into(),
-                    ))
-                    .await;
+                    self.s
+                        .diagnostica(diagnostico(
+                            &i,
+                            Severita::InfoIntegration,
+                            "PDD_OUTBOX_ANNULLATO".into(),
+                            "annullato prima della consegna (modulo scaduto, o EURES non configurato)"
+                                .into(),
+                        ))
+                        .await;
                     Write::ForwardDone(i.seq)
                 }
-                Esito::Respinto(why) => {
+                Esito::Respinto { why, causa } => {
                     warn!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward refused by the receiver: {why}");
-                    let (codice, perche) = motivo(&why, "PDD_OUTBOX_RESPINTO");
-                    self.diagnostica(diagnostico(
-                        &i,
-                        Severita::ErrorIntegration,
-                        codice,
-                        format!(
-                            "respinto al tentativo {}: {perche}; resta respinto fino a pdd outbox retry",
-                            i.tentativi + 1
-                        ),
-                    )).await;
+                    let (codice, perche) = motivo(&why, causa, "PDD_OUTBOX_RESPINTO");
+                    self.s
+                        .diagnostica(diagnostico(
+                            &i,
+                            Severita::ErrorIntegration,
+                            codice,
+                            format!(
+                                "respinto al tentativo {}: {perche}; resta respinto fino a pdd outbox retry",
+                                i.tentativi + 1
+                            ),
+                        ))
+                        .await;
                     i.tentativi += 1;
                     i.stato = ForwardState::Refused;
                     i.errore = Some(why);
                     Write::Forward(i)
                 }
-                Esito::Riprova { why, nuovo_id } => {
+                Esito::Riprova {
+                    why,
+                    causa,
+                    nuovo_id,
+                } => {
                     if nuovo_id {
-                        let at = self.now();
-                        i.id = self.new_id(&self.own(), at).await?;
+                        let at = self.s.now();
+                        i.id = self.s.new_id(&self.s.own(), at).await?;
                         i.ora = at;
                     }
-                    let wait = attesa(
-                        i.tentativi,
-                        self.config.outbox.retry_min_secs,
-                        self.config.outbox.retry_max_secs,
-                    );
+                    let c = &self.s.config.outbox;
+                    let wait = attesa(i.tentativi, c.retry_min_secs, c.retry_max_secs);
                     i.tentativi += 1;
-                    i.prossimo_ms = self.now().timestamp_millis() + (wait as i64) * 1000;
+                    i.prossimo_ms = self.s.now().timestamp_millis() + (wait as i64) * 1000;
                     info!(seq = i.seq, destinatario = %i.destinatario, tentativi = i.tentativi, retry_in_secs = wait, "forward not delivered: {why}");
-                    let (codice, perche) = motivo(&why, "PDD_OUTBOX_RIPROVA");
-                    self.diagnostica(diagnostico(
-                        &i,
-                        Severita::InfoIntegration,
-                        codice,
-                        format!(
-                            "non consegnato al tentativo {}: {perche}; nuovo tentativo tra {wait} s",
-                            i.tentativi
-                        ),
-                    )).await;
+                    let (codice, perche) = motivo(&why, causa, "PDD_OUTBOX_RIPROVA");
+                    self.s
+                        .diagnostica(diagnostico(
+                            &i,
+                            Severita::InfoIntegration,
+                            codice,
+                            format!(
+                                "non consegnato al tentativo {}: {perche}; nuovo tentativo tra {wait} s",
+                                i.tentativi
+                            ),
+                        ))
+                        .await;
                     i.errore = Some(why);
-                    self.store.apply(vec![Write::Forward(i)]).await?;
+                    self.s.store.apply(vec![Write::Forward(i)]).await?;
                     // The rest of this node's queue waits behind it.
                     return Ok(());
                 }
             };
-            self.store.apply(vec![scrittura]).await?;
+            self.s.store.apply(vec![scrittura]).await?;
         }
         Ok(())
     }
 
     async fn consegna(&self, i: &Forward) -> Esito {
         if i.invio {
-            if let Ok(Some(m)) = self.store.modulo(i.kind, &i.codice).await {
+            if let Ok(Some(m)) = self.s.store.modulo(i.kind, &i.codice).await {
                 if m.stato == StatoModulo::Scaduto {
                     return Esito::Annullato(format!("{} {} scaduta", i.kind.as_str(), i.codice));
                 }
             }
         }
-        if i.destinatario == "EURES" {
+        if i.destinatario == crate::rete::EURES {
             return self.consegna_eures(i).await;
         }
         let body = crate::soap::envelope(&[], &i.corpo);
         let (answer, errore) = self
-            .porta_delegata_esito(RichiestaPd {
+            .pd
+            .invia_esito(RichiestaPd {
                 servizio: i.servizio.clone(),
                 azione: Some(i.azione.clone()),
                 destinatario: Some(i.destinatario.clone()),
@@ -222,12 +262,15 @@ impl Gateway {
         match errore {
             None if crate::service::cliclavoro::risposta_ok(
                 answer.body.as_bytes(),
-                self.limits,
+                self.s.limits,
             ) =>
             {
                 Esito::Consegnato("OK")
             }
-            None => Esito::Respinto(descrizione_esito(&answer.body)),
+            None => Esito::Respinto {
+                why: descrizione_esito(&answer.body),
+                causa: Causa::Ko,
+            },
             // After an attempt whose outcome we did not learn: the receiver already has this
             // Identificatore, that attempt got through and its answer was lost. On a first
             // attempt the receiver refuses the Identificatore itself (not ours to it): refused.
@@ -235,7 +278,10 @@ impl Gateway {
                 if i.tentativi > 0 {
                     Esito::Consegnato("già ricevuto")
                 } else {
-                    Esito::Respinto(format!("{c} {d} (al primo tentativo)"))
+                    Esito::Respinto {
+                        why: format!("{c} {d} (al primo tentativo)"),
+                        causa: Causa::Eccezione(c),
+                    }
                 }
             }
             // Security (certificates, authorization: the operators can fix them) and the
@@ -245,42 +291,54 @@ impl Gateway {
             Some(EccezioneApplicativa::Busta(c, d)) => match c.0 {
                 200..=301 => Esito::Riprova {
                     why: format!("{c} {d}"),
+                    causa: Causa::Eccezione(c),
                     nuovo_id: c == Codice::SCADUTO,
                 },
-                _ => Esito::Respinto(format!("{c} {d}")),
+                _ => Esito::Respinto {
+                    why: format!("{c} {d}"),
+                    causa: Causa::Eccezione(c),
+                },
             },
             Some(EccezioneApplicativa::Processamento(c, d)) => Esito::Riprova {
                 why: format!("{c} {d}"),
+                causa: Causa::Eccezione(c),
                 nuovo_id: false,
             },
         }
     }
 
     async fn consegna_eures(&self, i: &Forward) -> Esito {
-        let Some(url) = &self.config.cliclavoro.eures_url else {
+        let Some(url) = &self.s.config.cliclavoro.eures_url else {
             return Esito::Annullato("nessun endpoint EURES configurato".into());
         };
         let headers = [("Content-Type".to_string(), "application/xml".to_string())];
+        let timeout = Duration::from_secs(self.s.config.porta_delegata.timeout_secs);
         match self
-            .http
-            .post_soap(url, i.corpo.clone(), &headers, self.pd_timeout())
+            .s
+            .transport
+            .post_soap(url, i.corpo.clone(), &headers, timeout)
             .await
         {
             Ok(r) if (200..300).contains(&r.status) => Esito::Consegnato("EURES"),
-            Ok(r) if (400..500).contains(&r.status) => Esito::Respinto(format!(
-                "EURES ha risposto HTTP {}: {}",
-                r.status,
-                String::from_utf8_lossy(&r.body)
-                    .chars()
-                    .take(200)
-                    .collect::<String>()
-            )),
+            Ok(r) if (400..500).contains(&r.status) => Esito::Respinto {
+                why: format!(
+                    "EURES ha risposto HTTP {}: {}",
+                    r.status,
+                    String::from_utf8_lossy(&r.body)
+                        .chars()
+                        .take(200)
+                        .collect::<String>()
+                ),
+                causa: Causa::Eures(r.status),
+            },
             Ok(r) => Esito::Riprova {
                 why: format!("EURES ha risposto HTTP {}", r.status),
+                causa: Causa::Eures(r.status),
                 nuovo_id: false,
             },
             Err(e) => Esito::Riprova {
                 why: e.to_string(),
+                causa: Causa::Nostra,
                 nuovo_id: false,
             },
         }
@@ -305,21 +363,21 @@ fn diagnostico(i: &Forward, severita: Severita, codice: String, cosa: String) ->
     d
 }
 
-/// The code and a message of an attempt's outcome for a diagnostic: of an eccezione (`EGOV_IT_…
-/// text`, the text possibly the partner's) the code and its description only; a KO's
-/// Descr_Esito (it may name the modulo's data) not at all; our own transport errors as they are.
-fn motivo(why: &str, altrimenti: &str) -> (String, String) {
-    match why.get(..11).and_then(Codice::parse) {
-        Some(c) => (c.to_string(), format!("{c} {}", c.descrizione())),
-        None if why.starts_with("EURES ha risposto HTTP") => (
+/// The code and a message of an attempt's outcome for a diagnostic: of an eccezione (the text
+/// possibly the partner's) the code and its description only; a KO's Descr_Esito (it may name
+/// the modulo's data) not at all; our own transport errors as they are.
+fn motivo(why: &str, causa: Causa, altrimenti: &str) -> (String, String) {
+    match causa {
+        Causa::Eccezione(c) => (c.to_string(), format!("{c} {}", c.descrizione())),
+        Causa::Eures(status) => (
             altrimenti.to_string(),
-            why.split(':').next().unwrap_or(why).to_string(),
+            format!("EURES ha risposto HTTP {status}"),
         ),
-        None if altrimenti == "PDD_OUTBOX_RESPINTO" => (
+        Causa::Ko => (
             altrimenti.to_string(),
             "esito KO del destinatario (vedi pdd outbox list)".to_string(),
         ),
-        None => (altrimenti.to_string(), why.to_string()),
+        Causa::Nostra => (altrimenti.to_string(), why.to_string()),
     }
 }
 
@@ -337,14 +395,14 @@ fn descrizione_esito(body: &str) -> String {
 
 /// Runs the outbox until `stop` resolves: a round when something is due or new forwards are
 /// queued, and at least every 30 s.
-pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
+pub async fn worker(o: Arc<Outbox>, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
-        let next = match gw.outbox_giro().await {
+        let next = match o.giro().await {
             Ok(n) => n,
             Err(e) => {
                 warn!(error = %e, "outbox round failed");
-                gw.diagnostica(Diagnostico::new(
+                o.s.diagnostica(Diagnostico::new(
                     Severita::Fatal,
                     "Outbox",
                     "PDD_STORE",
@@ -354,11 +412,11 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
                 None
             }
         };
-        let now = gw.now().timestamp_millis();
+        let now = o.s.now().timestamp_millis();
         let wait = next.map_or(RIPOSO_MAX_MS, |t| (t - now).clamp(50, RIPOSO_MAX_MS));
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
-            _ = gw.outbox_notify.notified() => {}
+            _ = o.s.outbox_notify.notified() => {}
             _ = &mut stop => return,
         }
     }

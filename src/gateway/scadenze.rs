@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use tracing::{info, warn};
 
-use super::Gateway;
+use super::Shared;
 use crate::modulo::{validita, Tipo};
 use crate::store::{Sommario, StatoModulo, StoreError, Write};
 
@@ -32,18 +32,28 @@ pub fn ultimo_giorno(
     }
 }
 
-impl Gateway {
+/// The validity sweeper.
+pub struct Scadenze {
+    s: Arc<Shared>,
+}
+
+impl Scadenze {
+    pub(super) fn new(s: Arc<Shared>) -> Scadenze {
+        Scadenze { s }
+    }
+
     /// Deactivates the active moduli past their validity; how many. Candidates come from the
     /// index; each is read again and changed under the moduli lock, so an update accepted
     /// meanwhile is never overwritten.
     pub async fn disattiva_scaduti(&self) -> Result<usize, StoreError> {
-        let oggi = self.now().date_naive();
+        let oggi = self.s.now().date_naive();
         let scaduto = |scadenza: Option<NaiveDate>, aggiornata: DateTime<FixedOffset>, t: Tipo| {
             ultimo_giorno(scadenza, aggiornata, t).is_some_and(|u| oggi > u)
         };
         let mut candidati = Vec::new();
         for t in [Tipo::Candidatura, Tipo::Vacancy] {
             let scaduti = self
+                .s
                 .store
                 .sommari(t, &|l: &Sommario| {
                     l.stato == StatoModulo::Attivo && scaduto(l.scadenza, l.aggiornata, t)
@@ -53,9 +63,9 @@ impl Gateway {
         }
         let n = {
             let mut batch = Vec::new();
-            let _stato = self.moduli_lock.lock().await;
+            let _stato = self.s.moduli_lock.lock().await;
             for (t, codice) in &candidati {
-                let Some(mut m) = self.store.modulo(*t, codice).await? else {
+                let Some(mut m) = self.s.store.modulo(*t, codice).await? else {
                     continue;
                 };
                 if m.stato == StatoModulo::Attivo && scaduto(m.scadenza, m.updated_at, *t) {
@@ -64,32 +74,33 @@ impl Gateway {
                 }
             }
             let n = batch.len();
-            self.store.apply(batch).await?;
+            self.s.store.apply(batch).await?;
             n
         };
         if n > 0 {
-            self.store.flush().await?;
+            self.s.store.flush().await?;
             info!(count = n, oggi = %oggi, "expired moduli deactivated");
-            self.diagnostica(super::diagnostici::Diagnostico::new(
-                super::diagnostici::Severita::InfoIntegration,
-                "Scadenze",
-                "PDD_SCADENZE",
-                format!("moduli scaduti disattivati: {}", n),
-            ))
-            .await;
+            self.s
+                .diagnostica(super::diagnostici::Diagnostico::new(
+                    super::diagnostici::Severita::InfoIntegration,
+                    "Scadenze",
+                    "PDD_SCADENZE",
+                    format!("moduli scaduti disattivati: {}", n),
+                ))
+                .await;
         }
         Ok(n)
     }
 }
 
 /// Runs the sweeper at start and every `[cliclavoro] scadenze_ogni_secs` until `stop`.
-pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
+pub async fn worker(sc: Arc<Scadenze>, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
-    let every = Duration::from_secs(gw.config.cliclavoro.scadenze_ogni_secs.max(1));
+    let every = Duration::from_secs(sc.s.config.cliclavoro.scadenze_ogni_secs.max(1));
     loop {
-        if let Err(e) = gw.disattiva_scaduti().await {
+        if let Err(e) = sc.disattiva_scaduti().await {
             warn!(error = %e, "expiry sweep failed");
-            gw.diagnostica(super::diagnostici::Diagnostico::new(
+            sc.s.diagnostica(super::diagnostici::Diagnostico::new(
                 super::diagnostici::Severita::Fatal,
                 "Scadenze",
                 "PDD_STORE",

@@ -1,173 +1,33 @@
-//! Traces in the CNIPA form (`Tracciamento.xsd`, busta-egov.md §3.4): one `traccia` per busta,
-//! `{GDO, IdentificativoPorta, TipoMessaggio, eGov_IT:Intestazione}`, as GovWay's
-//! `SPCoopTracciaSerializer` writes them. Pure: built from a stored exchange, whose raw
-//! request and response are read back (the busta actually found in each), no I/O.
-//!
-//! An exchange gives two traces, its request's and its response's. A message without a busta
-//! (a bare Fault, a local system's plain SOAP, a Fault for the local system) or whose busta
-//! lacks what the schema requires (Mittente, Destinatario, Identificatore, OraRegistrazione)
-//! gives none: [`tracce`] says why in [`Omessa`].
-//!
-//! `TipoMessaggio` is `Richiesta` or `Risposta`, the schema's only values; the direction
-//! (GovWay's RichiestaIngresso, RispostaUscita, RichiestaUscita, RispostaIngresso) is in
-//! [`Traccia::fase`], which the JSON form carries. The schema has no element holding several
-//! traces: several are several documents (see [`documento`]).
+//! CNIPA traces of stored exchanges (see [`crate::egov::traccia`]).
 
-use chrono::{DateTime, FixedOffset};
-use serde::Serialize;
-
-use crate::egov::reader::{self, Lettura};
-use crate::egov::{writer, Busta};
-use crate::soap::Envelope;
+use crate::egov::traccia::{self, Messaggi, Omessa, Porta, Traccia};
 use crate::store::{Direction, Exchange};
-use crate::xml::{escape_text, Limits};
+use crate::xml::Limits;
 
-/// Namespace of `Tracciamento.xsd`.
-pub const NS_TRACCIAMENTO: &str = "http://www.cnipa.it/schemas/2003/eGovIT/Tracciamento1_0/";
+pub use crate::egov::traccia::{documento, json, xml, TipoMessaggio, NS_TRACCIAMENTO};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum TipoMessaggio {
-    Richiesta,
-    Risposta,
-}
-
-impl TipoMessaggio {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TipoMessaggio::Richiesta => "Richiesta",
-            TipoMessaggio::Risposta => "Risposta",
-        }
-    }
-}
-
-/// One trace.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Traccia {
-    /// The exchange it comes from.
-    pub seq: u64,
-    /// When the message was received or sent (the exchange's `received_at` for the request,
-    /// `answered_at` for the response).
-    pub gdo: DateTime<FixedOffset>,
-    /// The porta that traces: ours (the soggetto hosted here that took part).
-    pub identificativo_porta: String,
-    pub tipo_messaggio: TipoMessaggio,
-    /// `RichiestaIngresso`, `RispostaUscita` (porta applicativa), `RichiestaUscita`,
-    /// `RispostaIngresso` (porta delegata).
-    pub fase: &'static str,
-    /// The busta as read back from the stored message.
-    pub busta: Busta,
-}
-
-/// A message of an exchange that gives no trace, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Omessa {
-    pub seq: u64,
-    pub tipo_messaggio: TipoMessaggio,
-    pub motivo: String,
-}
-
-fn fase(d: Direction, t: TipoMessaggio) -> &'static str {
-    match (d, t) {
-        (Direction::In, TipoMessaggio::Richiesta) => "RichiestaIngresso",
-        (Direction::In, TipoMessaggio::Risposta) => "RispostaUscita",
-        (Direction::Out, TipoMessaggio::Richiesta) => "RichiestaUscita",
-        (Direction::Out, TipoMessaggio::Risposta) => "RispostaIngresso",
-    }
-}
-
-/// The busta found in a raw message, when it has what a trace needs.
-fn busta_di(raw: &[u8], limits: Limits) -> Result<Busta, String> {
-    if raw.iter().all(u8::is_ascii_whitespace) {
-        return Err("nessun messaggio".into());
-    }
-    let env = Envelope::parse(raw, limits).map_err(|e| format!("messaggio non leggibile: {e}"))?;
-    let b = match reader::leggi(&env.header_blocks) {
-        Lettura::Assente => return Err("nessuna busta e-Gov".into()),
-        Lettura::Trovata(t) => t.busta,
-    };
-    let mancanti: Vec<&str> = [
-        ("Mittente", b.mittente.is_none()),
-        ("Destinatario", b.destinatario.is_none()),
-        ("Identificatore", b.id.is_none()),
-        ("OraRegistrazione", b.ora_registrazione.is_none()),
-    ]
-    .into_iter()
-    .filter_map(|(n, manca)| manca.then_some(n))
-    .collect();
-    if !mancanti.is_empty() {
-        return Err(format!(
-            "busta senza {} (richiesti da Busta.xsd)",
-            mancanti.join(", ")
-        ));
-    }
-    Ok(b)
-}
-
-/// The traces of an exchange (with its raw messages), request first, and the messages that
-/// give none. `porta`: the IdentificativoPorta of the porta that traces.
+/// The traces of a stored exchange (with its raw messages), request first, and the messages
+/// that give none. `porta`: the IdentificativoPorta of the porta that traces.
 pub fn tracce(ex: &Exchange, porta: &str, limits: Limits) -> (Vec<Traccia>, Vec<Omessa>) {
-    let mut fatte = Vec::new();
-    let mut omesse = Vec::new();
-    for (tipo, raw, quando) in [
-        (TipoMessaggio::Richiesta, &ex.request, Some(ex.received_at)),
-        (TipoMessaggio::Risposta, &ex.response, ex.answered_at),
-    ] {
-        let omessa = |motivo: String| Omessa {
-            seq: ex.seq,
-            tipo_messaggio: tipo,
-            motivo,
-        };
-        let Some(gdo) = quando else {
-            omesse.push(omessa(
-                "senza ora: il messaggio non ha avuto risposta".into(),
-            ));
-            continue;
-        };
-        match busta_di(raw, limits) {
-            Ok(busta) => fatte.push(Traccia {
-                seq: ex.seq,
-                gdo,
-                identificativo_porta: porta.to_string(),
-                tipo_messaggio: tipo,
-                fase: fase(ex.direction, tipo),
-                busta,
-            }),
-            Err(motivo) => omesse.push(omessa(motivo)),
-        }
-    }
-    (fatte, omesse)
-}
-
-/// The `traccia` element.
-pub fn xml(t: &Traccia) -> String {
-    let gdo = t.gdo.to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
-    format!(
-        "<eGov_IT_Trac:traccia xmlns:eGov_IT_Trac=\"{NS_TRACCIAMENTO}\"><eGov_IT_Trac:GDO>{gdo}</eGov_IT_Trac:GDO><eGov_IT_Trac:IdentificativoPorta>{}</eGov_IT_Trac:IdentificativoPorta><eGov_IT_Trac:TipoMessaggio>{}</eGov_IT_Trac:TipoMessaggio>{}</eGov_IT_Trac:traccia>",
-        escape_text(&t.identificativo_porta),
-        t.tipo_messaggio.as_str(),
-        writer::write(&t.busta)
-    )
-}
-
-/// A whole XML document holding one trace, with its declaration and a final newline.
-/// `Tracciamento.xsd` declares no element for a list of traces (its only root is `traccia`),
-/// so several traces are several such documents, one after the other: each starts with its
-/// XML declaration, which is where a reader splits them.
-pub fn documento(t: &Traccia) -> String {
-    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n", xml(t))
-}
-
-/// The JSON form: the same fields, the busta as the store's model.
-pub fn json(t: &Traccia) -> serde_json::Value {
-    let mut v = serde_json::to_value(t).unwrap_or_default();
-    v["gdo"] =
-        serde_json::Value::String(t.gdo.to_rfc3339_opts(chrono::SecondsFormat::Millis, false));
-    v
+    let m = Messaggi {
+        seq: ex.seq,
+        porta: match ex.direction {
+            Direction::In => Porta::Applicativa,
+            Direction::Out => Porta::Delegata,
+        },
+        richiesta: &ex.request,
+        ora_richiesta: ex.received_at,
+        risposta: &ex.response,
+        ora_risposta: ex.answered_at,
+    };
+    traccia::tracce(&m, porta, limits)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::egov::writer;
+    use crate::egov::Busta;
     use crate::egov::{Codice, Eccezione, Ora, Parte, Profilo, Servizio, Tempo};
     use crate::store::Outcome;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::{Chiamata, Esito, ServiceError};
-use crate::client::HttpClient;
+use crate::gateway::Transport;
 use crate::soap::Envelope;
 use crate::xml::Limits;
 
@@ -40,7 +40,7 @@ pub fn integration_headers(c: &Chiamata<'_>) -> Vec<(String, String)> {
 }
 
 pub async fn call(
-    client: &HttpClient,
+    client: &dyn Transport,
     url: &str,
     c: &Chiamata<'_>,
     timeout: Duration,

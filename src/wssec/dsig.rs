@@ -35,8 +35,10 @@ pub const X509V3: &str =
 pub const BASE64_BINARY: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0#Base64Binary";
 
-/// What went wrong, and which EGOV_IT code it maps to (busta-egov.md §2.1, §3.5).
+/// What went wrong with a signature (the gateway maps each to its EGOV_IT code, busta-egov.md
+/// §2.1, §3.5).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FirmaError {
     /// EGOV_IT_200: the security header is missing or does not follow the policy.
     #[error("politica di sicurezza: {0}")]
@@ -50,25 +52,6 @@ pub enum FirmaError {
     /// Our own input could not be signed (a local error, not a partner's).
     #[error("impossibile firmare: {0}")]
     Firma(String),
-}
-
-impl FirmaError {
-    pub fn codice(&self) -> crate::egov::Codice {
-        use crate::egov::Codice;
-        match self {
-            FirmaError::Politica(_) => Codice::SICUREZZA,
-            FirmaError::Intestazione(_) => Codice::FIRMA,
-            FirmaError::Xml(_) => Codice::FIRMA_XML,
-            FirmaError::Firma(_) => Codice::PROCESSAMENTO,
-        }
-    }
-    pub fn posizione(&self) -> &'static str {
-        match self {
-            FirmaError::Intestazione(_) => "Intestazione",
-            FirmaError::Xml(_) => "Security/Signature",
-            FirmaError::Politica(_) | FirmaError::Firma(_) => "Security",
-        }
-    }
 }
 
 /// Which part of the busta is signed.

@@ -99,7 +99,9 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
     let local = local_listener
         .as_ref()
         .map(|l| l.local_addr().expect("addr"));
-    let gw = Arc::new(Gateway::new(config, registry, Arc::new(store), clock).expect("gateway"));
+    let gw = Arc::new(
+        pdd::server::gateway(config, registry, Arc::new(store), clock, None).expect("gateway"),
+    );
     let (tx, rx) = oneshot::channel();
     let g = gw.clone();
     let task = tokio::spawn(async move {

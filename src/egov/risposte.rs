@@ -1,14 +1,13 @@
-//! The answers of a Porta di Dominio (busta-egov.md §2.2–§2.3): the response busta of a
-//! synchronous exchange, the error busta, the bare Fault, and the MessaggioDiErroreApplicativo
-//! that a local system receives when a partner refuses its request.
+//! The answers of a Porta di Dominio (busta-egov.md §2.2–§2.3), built from values: the response
+//! busta of a synchronous exchange, the error busta, the bare Faults, and the
+//! MessaggioDiErroreApplicativo that a local system receives when a partner refuses its request.
 
 use chrono::NaiveDateTime;
 
-use crate::egov::{
-    self, time, writer, Busta, Codice, Eccezione, Ora, Parte, Tempo, Trasmissione,
-    FAULT_PROCESSAMENTO, FAULT_VALIDAZIONE, NS_ECCEZIONE,
+use super::{
+    time, writer, Busta, Codice, Eccezione, Ora, Parte, Tempo, Trasmissione, FAULT_PROCESSAMENTO,
+    FAULT_VALIDAZIONE, NS_ECCEZIONE,
 };
-use crate::registry::Soggetto;
 use crate::soap::{self, FaultCode};
 use crate::xml::escape_attr;
 
@@ -22,14 +21,13 @@ pub fn mittente_sconosciuto() -> Parte {
 /// a new id owned by the responder and one Trasmissione.
 pub fn intestazione_risposta(
     req: &Busta,
-    responder: &Soggetto,
+    mittente: Parte,
     destinatario: Parte,
     id: String,
     now: NaiveDateTime,
     tempo: Tempo,
 ) -> Busta {
     let ora = Ora { ora: now, tempo };
-    let mittente = responder.parte();
     // The sender's indirizzoTelematico is not repeated: it may be what was wrong with the request.
     let destinatario = Parte {
         indirizzo: None,
@@ -64,6 +62,15 @@ pub fn fault_busta(processamento: bool, detail: Option<&str>) -> String {
     } else {
         soap::fault(FaultCode::Client, FAULT_VALIDAZIONE, None, None)
     }
+}
+
+/// A bare processing Fault (`EGOV_IT_300`), when no busta can be built (the store failed
+/// before an Identificatore could be issued, or our signature failed).
+pub fn fault_processamento() -> String {
+    soap::envelope(
+        &[],
+        &soap::fault(FaultCode::Server, FAULT_PROCESSAMENTO, None, None),
+    )
 }
 
 /// A bare SOAP Fault `EGOV_IT_001` (no busta could be read).
@@ -111,7 +118,7 @@ impl Funzione {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EccezioneApplicativa {
     Busta(Codice, String),
-    Processamento(String, String),
+    Processamento(Codice, String),
 }
 
 /// `eGov_IT_Ecc:MessaggioDiErroreApplicativo` (EccezioneCNIPA.xsd), the detail of the Fault a
@@ -128,8 +135,7 @@ pub fn messaggio_errore_applicativo(
             escape_attr(d)
         ),
         EccezioneApplicativa::Processamento(c, d) => format!(
-            "<eGov_IT_Ecc:EccezioneProcessamento codiceEccezione=\"{}\" descrizioneEccezione=\"{}\"/>",
-            escape_attr(c),
+            "<eGov_IT_Ecc:EccezioneProcessamento codiceEccezione=\"{c}\" descrizioneEccezione=\"{}\"/>",
             escape_attr(d)
         ),
     };
@@ -168,14 +174,3 @@ pub fn principale(eccezioni: &[Eccezione]) -> Option<&Eccezione> {
 pub fn descrivi(e: &Eccezione) -> String {
     format!("{} ({})", e.codice.descrizione(), e.posizione)
 }
-
-/// Whether an eccezione list makes a busta an error busta, per the receiving profile.
-pub fn is_errore(eccezioni: &[Eccezione], ignora_non_gravi: bool) -> bool {
-    if ignora_non_gravi {
-        eccezioni.iter().any(Eccezione::is_grave)
-    } else {
-        !eccezioni.is_empty()
-    }
-}
-
-pub use egov::Rilevanza;

@@ -4,11 +4,10 @@
 //! `duplicate_window_days` whose busta has expired: a replay of it is refused as expired
 //! (EGOV_IT_301) before the filter is asked. Diagnostic messages go with the exchanges (older
 //! than `retention_days`). Moduli, outbox entries and partners are never
-//! purged. `pdd store …` reaches the same operations through `/admin/store/…` while the gateway
-//! holds the store.
+//! purged. `pdd store …` reaches the same operations through the server's `/admin/store/…`
+//! while the gateway holds the store.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,11 +15,11 @@ use chrono::{DateTime, FixedOffset, TimeZone};
 use tracing::{info, warn};
 
 use super::diagnostici::{Diagnostico, Severita};
-use super::Gateway;
+use super::Shared;
 use crate::config::Config;
 use crate::egov::id::Identificatore;
 use crate::egov::Busta;
-use crate::store::care::{PurgeLimits, PurgeReport};
+use crate::store::care::{CheckReport, Manifest, PurgeLimits, PurgeReport, Stats};
 use crate::store::StoreError;
 
 const MS_MINUTO: i64 = 60_000;
@@ -69,13 +68,22 @@ pub fn limiti(config: &Config, now: DateTime<FixedOffset>) -> PurgeLimits {
     }
 }
 
-impl Gateway {
+/// The store's care: retention, backup, statistics, the full check.
+pub struct Care {
+    s: Arc<Shared>,
+}
+
+impl Care {
+    pub(super) fn new(s: Arc<Shared>) -> Care {
+        Care { s }
+    }
+
     /// Purges what is past retention now; what went.
     pub async fn purga(&self) -> Result<PurgeReport, StoreError> {
-        let l = limiti(&self.config, self.now());
-        let r = self.store.purge(&l).await?;
+        let l = limiti(&self.s.config, self.s.now());
+        let r = self.s.store.purge(&l).await?;
         if r.removed() > 0 {
-            self.store.flush().await?;
+            self.s.store.flush().await?;
             info!(
                 exchanges = r.exchanges,
                 raw_pieces = r.raw_pieces,
@@ -85,7 +93,7 @@ impl Gateway {
                 moduli_pieces = r.moduli_pieces,
                 "store purged (retention)"
             );
-            self.diagnostica(Diagnostico::new(
+            self.s.diagnostica(Diagnostico::new(
                 Severita::InfoIntegration,
                 "Conservazione",
                 "PDD_CONSERVAZIONE",
@@ -97,76 +105,39 @@ impl Gateway {
         }
         if let Some(s) = &r.stopped {
             warn!("store purge stopped at an unreadable record ({s}): run pdd store check");
-            self.diagnostica(Diagnostico::new(
-                Severita::Fatal,
-                "Conservazione",
-                "PDD_STORE",
-                "conservazione interrotta a un record illeggibile: eseguire pdd store check",
-            ))
-            .await;
+            self.s
+                .diagnostica(Diagnostico::new(
+                    Severita::Fatal,
+                    "Conservazione",
+                    "PDD_STORE",
+                    "conservazione interrotta a un record illeggibile: eseguire pdd store check",
+                ))
+                .await;
         }
         Ok(r)
     }
 
-    /// `/admin/store/…`, loopback only (see `pdd store`): `POST /admin/store/backup`
-    /// (`{"dir": ABSOLUTE PATH}`, answers the manifest), `GET /admin/store/stats`,
-    /// `GET /admin/store/check`, `POST /admin/store/purge`. None for other paths.
-    pub async fn admin_store(
-        &self,
-        method: &hyper::Method,
-        path: &str,
-        body: &[u8],
-    ) -> Option<(u16, serde_json::Value)> {
-        use hyper::Method;
-        let errore = |status: u16, e: String| (status, serde_json::json!({ "error": e }));
-        let esito = |r: Result<serde_json::Value, StoreError>| match r {
-            Ok(v) => (200, v),
-            Err(e) => errore(500, e.to_string()),
-        };
-        Some(match (method, path) {
-            (&Method::POST, "/admin/store/backup") => {
-                let dir = serde_json::from_slice::<serde_json::Value>(body)
-                    .ok()
-                    .and_then(|v| v["dir"].as_str().map(PathBuf::from));
-                let Some(dir) = dir.filter(|d| d.is_absolute()) else {
-                    return Some(errore(400, "{\"dir\": an absolute path}".into()));
-                };
-                let t = std::time::Instant::now();
-                let dove = dir.display().to_string();
-                let r = esito(
-                    self.store
-                        .backup(&dir, self.clock.as_ref())
-                        .await
-                        .map(|m| json(&m)),
-                );
-                if r.0 == 200 {
-                    info!(dir = %dove, ms = t.elapsed().as_millis() as u64, "store backed up");
-                }
-                r
-            }
-            (&Method::GET, "/admin/store/stats") => {
-                esito(self.store.stats().await.map(|s| json(&s)))
-            }
-            (&Method::GET, "/admin/store/check") => {
-                esito(self.store.check().await.map(|c| json(&c)))
-            }
-            (&Method::POST, "/admin/store/purge") => match self.purga().await {
-                Ok(r) => (200, json(&r)),
-                Err(e) => errore(500, e.to_string()),
-            },
-            (_, p) if p.starts_with("/admin/store/") => errore(404, format!("no {method} {p}")),
-            _ => return None,
-        })
+    /// Copies the store into `dir` (see [`crate::store::care`]), the gateway running.
+    pub async fn backup(&self, dir: &std::path::Path) -> Result<Manifest, StoreError> {
+        let t = std::time::Instant::now();
+        let m = self.s.store.backup(dir, self.s.clock.as_ref()).await?;
+        info!(dir = %dir.display(), ms = t.elapsed().as_millis() as u64, "store backed up");
+        Ok(m)
     }
-}
 
-fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or_default()
+    pub async fn stats(&self) -> Result<Stats, StoreError> {
+        self.s.store.stats().await
+    }
+
+    pub async fn check(&self) -> Result<CheckReport, StoreError> {
+        self.s.store.check().await
+    }
 }
 
 /// Purges at start and every `[store] purge_every_secs` until `stop`; nothing when retention is
 /// off for both exchanges and the duplicate filter.
-pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
+pub async fn worker(care: Arc<Care>, stop: impl Future<Output = ()>) {
+    let gw = &care.s;
     let c = &gw.config.store;
     if c.retention_days == 0 && c.duplicate_window_days == 0 {
         return;
@@ -183,7 +154,7 @@ pub async fn worker(gw: Arc<Gateway>, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     let every = Duration::from_secs(c.purge_every_secs.max(1));
     loop {
-        if let Err(e) = gw.purga().await {
+        if let Err(e) = care.purga().await {
             warn!(error = %e, "store purge failed");
             gw.diagnostica(Diagnostico::new(
                 Severita::Fatal,

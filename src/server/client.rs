@@ -1,4 +1,5 @@
-//! Outbound HTTP: the porta delegata's posts to partners and sbustamento's posts to backends.
+//! Outbound HTTP (hyper, rustls): the gateway's [`Transport`] for the porta delegata's posts to
+//! partners, sbustamento's posts to backends and EURES deliveries.
 
 use std::time::Duration;
 
@@ -11,23 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error("bad URL '{0}'")]
-    Url(String),
-    #[error("cannot reach {url}: {err}")]
-    Connect { url: String, err: String },
-    #[error("no answer from {0} in time")]
-    Timeout(String),
-    #[error("answer from {url} unreadable: {err}")]
-    Body { url: String, err: String },
-}
-
-pub struct Response {
-    pub status: u16,
-    pub content_type: Option<String>,
-    pub body: Bytes,
-}
+use crate::gateway::{Transport, TransportError as ClientError, TransportResponse as Response};
 
 #[derive(Clone)]
 pub struct HttpClient {
@@ -54,8 +39,16 @@ impl HttpClient {
         HttpClient { inner, max_body }
     }
 
+    /// The transport of a gateway: what [`crate::gateway::Gateway::new`] asks for.
+    pub fn transport(tls: rustls::ClientConfig, max_body: usize) -> std::sync::Arc<dyn Transport> {
+        std::sync::Arc::new(HttpClient::new(max_body, tls))
+    }
+}
+
+#[async_trait::async_trait]
+impl Transport for HttpClient {
     /// POSTs a SOAP 1.1 message; answers of any status are returned (a SOAP Fault comes with 500).
-    pub async fn post_soap(
+    async fn post_soap(
         &self,
         url: &str,
         body: String,

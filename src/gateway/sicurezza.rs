@@ -1,0 +1,166 @@
+//! Authentication (the TLS identity is the Mittente), authorization (the partner may call the
+//! service), and message security: the WS-Security signature of incoming buste, by partner
+//! policy, and our signature on outgoing ones (which fails closed).
+
+use super::errore::{eccezione_firma, eccezione_firmatario, PaError};
+use super::metriche::Fase;
+use super::{Peer, Shared};
+use crate::egov::{Busta, Codice, Eccezione, Parte};
+use crate::registry::{PoliticaFirma, Registry};
+use crate::soap::Envelope;
+use crate::wssec::dsig::{self, FirmaError};
+use crate::wssec::{pki, SignerVerifier};
+
+/// A check that failed: the eccezione to answer, and why (for the operator).
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Violazione {
+    pub eccezione: Eccezione,
+    pub motivo: String,
+}
+
+impl From<Violazione> for PaError {
+    fn from(v: Violazione) -> PaError {
+        tracing::info!(eccezione = %v.eccezione, "{}", v.motivo);
+        PaError::busta(vec![v.eccezione], v.motivo)
+    }
+}
+
+fn non_autorizzato(posizione: &str, motivo: String) -> Violazione {
+    Violazione {
+        eccezione: Eccezione::grave(Codice::MITTENTE_NON_AUTORIZZATO, posizione),
+        motivo,
+    }
+}
+
+impl Shared {
+    /// The busta's Mittente against the TLS identity, the partner's right to the service, and
+    /// its signature by policy.
+    pub(super) fn autentica(
+        &self,
+        b: &Busta,
+        env: &Envelope<'_>,
+        peer: &Peer,
+        registry: &Registry,
+    ) -> Result<(), PaError> {
+        let t = std::time::Instant::now();
+        let esito = self.autentica_(b, env, peer, registry);
+        self.metriche.fase(Fase::Verify, t.elapsed());
+        esito.map_err(PaError::from)
+    }
+
+    fn autentica_(
+        &self,
+        b: &Busta,
+        env: &Envelope<'_>,
+        peer: &Peer,
+        registry: &Registry,
+    ) -> Result<(), Violazione> {
+        let Some(mittente) = b.mittente.as_ref() else {
+            return Ok(());
+        };
+        let trust = self.trust.get();
+        if let Some(cert) = &peer.cert {
+            match trust.soggetto(cert, registry, self.now().to_utc()) {
+                Some(p) if p.same(mittente) => {}
+                Some(p) => return Err(non_autorizzato(
+                    "Mittente",
+                    format!(
+                        "il certificato TLS è di {p}, ma la busta dichiara il mittente {mittente}"
+                    ),
+                )),
+                None => return Err(non_autorizzato(
+                    "Mittente",
+                    format!(
+                        "il certificato TLS (CN {}) non corrisponde ad alcun soggetto registrato",
+                        pki::cn(cert).unwrap_or_default()
+                    ),
+                )),
+            }
+        }
+        let partner = registry.soggetto(mittente);
+        if let (Some(p), Some(s)) = (partner, &b.servizio) {
+            if !p.servizi.is_empty() && !p.servizi.contains(&s.nome) {
+                return Err(non_autorizzato(
+                    "Servizio",
+                    format!("{mittente} non è autorizzato al servizio {}", s.nome),
+                ));
+            }
+            let servizio = b
+                .destinatario
+                .as_ref()
+                .and_then(|d| registry.servizio(d, &s.tipo, &s.nome));
+            if servizio.is_some_and(|sv| !sv.ammette(mittente)) {
+                return Err(non_autorizzato(
+                    "Servizio",
+                    format!("{mittente} non è tra i fruitori del servizio {}", s.nome),
+                ));
+            }
+        }
+        let politica = partner
+            .and_then(|p| p.firma)
+            .unwrap_or(self.config.wssec.verifica);
+        self.verifica_firma(env, mittente, registry, politica)
+    }
+
+    /// Checks a busta's WS-Security signature by policy, and that its certificate may sign for
+    /// `parte` (see [`crate::tls::PartnerSigners`]).
+    pub(super) fn verifica_firma(
+        &self,
+        env: &Envelope<'_>,
+        parte: &Parte,
+        registry: &Registry,
+        politica: PoliticaFirma,
+    ) -> Result<(), Violazione> {
+        let firmata = env
+            .header_blocks
+            .iter()
+            .any(|h| h.is(dsig::NS_WSSE, "Security"));
+        if politica == PoliticaFirma::Off || (politica == PoliticaFirma::Optional && !firmata) {
+            return Ok(());
+        }
+        let now = self.now().to_utc();
+        let regole = dsig::Regole {
+            now,
+            tolleranza: chrono::Duration::seconds(self.config.wssec.tolleranza_secs),
+            durata_massima: chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
+            copertura: self.config.wssec.copertura,
+        };
+        let firmato = dsig::verifica(env.src, env, &regole).map_err(|e| Violazione {
+            eccezione: eccezione_firma(&e),
+            motivo: e.to_string(),
+        })?;
+        let trust = self.trust.get();
+        let firmatari = crate::tls::PartnerSigners {
+            trust: &trust,
+            registry,
+        };
+        firmatari
+            .verify_signer(parte, &firmato.cert, now)
+            .map_err(|e| Violazione {
+                eccezione: eccezione_firmatario(&e),
+                motivo: e.to_string(),
+            })
+    }
+
+    /// Signs an outgoing message when signing is on. It fails closed: a message that cannot
+    /// be signed is not sent unsigned.
+    pub(super) fn firma(&self, msg: String) -> Result<String, FirmaError> {
+        if !self.config.firma_on() {
+            return Ok(msg);
+        }
+        let me = self.identita().ok_or_else(|| {
+            FirmaError::Firma("signing is on but no key and certificate are loaded".into())
+        })?;
+        let t = std::time::Instant::now();
+        let firmato = dsig::firma(
+            &msg,
+            &me.key,
+            &me.cert,
+            self.now().to_utc(),
+            chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
+            self.config.wssec.copertura,
+        );
+        self.metriche.fase(Fase::Sign, t.elapsed());
+        firmato
+    }
+}

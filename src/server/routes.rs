@@ -1,0 +1,419 @@
+//! Routing: which part of the gateway a request goes to, and the checks made before a body is
+//! read (listener, per-partner limit, media type, room for the body).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use tracing::{debug, info, warn};
+
+use super::{fault, json, plain, respond, Body};
+use crate::egov::{Codice, FAULT_PROCESSAMENTO, FAULT_VALIDAZIONE};
+use crate::gateway::{Answer, Gateway, Listener, Peer, RichiestaPd};
+use crate::soap::{self, FaultCode};
+
+/// Reads the whole body, refusing it before reading when Content-Length already says it is too
+/// large, and as soon as it grows past the limit otherwise.
+pub(super) async fn read_body(
+    req: Request<Incoming>,
+    max: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response<Body>> {
+    let too_large = || {
+        fault(
+            413,
+            FaultCode::Client,
+            &format!(
+                "{} - il messaggio supera il limite di {max} byte",
+                Codice::FORMATO_BUSTA
+            ),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max as u64) {
+        return Err(too_large());
+    }
+    // One buffer, sized by Content-Length when there is one: the body is held once, not as a
+    // list of chunks and then again as their contiguous copy.
+    let read = async {
+        let mut body = Limited::new(req.into_body(), max);
+        let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                buf.extend_from_slice(&data);
+            }
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Bytes::from(buf))
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
+        Ok(Err(e)) => Err(fault(
+            400,
+            FaultCode::Client,
+            &format!("body unreadable: {e}"),
+        )),
+        Err(_) => Err(fault(408, FaultCode::Client, "body not received in time")),
+    }
+}
+
+/// The media type of a porta applicativa request, as SOAP 1.1's HTTP binding sees it.
+#[derive(Debug, PartialEq)]
+enum TipoContenuto {
+    /// `text/xml`, whatever its parameters (SOAP 1.1 §6.1.1).
+    Soap11,
+    /// `application/soap+xml`: SOAP 1.2's.
+    Soap12,
+    /// Anything else, or none (the value, if any).
+    Altro(Option<String>),
+}
+
+impl TipoContenuto {
+    fn di(req: &Request<Incoming>) -> TipoContenuto {
+        let Some(v) = req.headers().get(CONTENT_TYPE) else {
+            return TipoContenuto::Altro(None);
+        };
+        let v = String::from_utf8_lossy(v.as_bytes());
+        let media = v.split(';').next().unwrap_or("").trim();
+        if media.eq_ignore_ascii_case("text/xml") {
+            TipoContenuto::Soap11
+        } else if media.eq_ignore_ascii_case("application/soap+xml") {
+            TipoContenuto::Soap12
+        } else {
+            TipoContenuto::Altro(Some(v.chars().take(100).collect()))
+        }
+    }
+}
+
+/// Whether a body sent as application/soap+xml is a SOAP 1.2 envelope (the parser stops at the
+/// root element).
+fn soap12(body: &[u8], gw: &Gateway) -> bool {
+    matches!(
+        soap::Envelope::parse(body, gw.limits),
+        Err(soap::SoapError::Soap12)
+    )
+}
+
+/// The answer to a porta applicativa request that is not SOAP 1.1 by its Content-Type (none,
+/// application/json, multipart/related…): HTTP 415 (WS-I Basic Profile 1.1 R1115) with a
+/// `soap:Client` Fault EGOV_IT_001 saying what is expected, before the body is read. GovWay
+/// refuses these too (ContentTypeNotSupported, ContentTypeNotProvided); SOAP with Attachments
+/// is not supported.
+fn non_soap11(ct: Option<&str>, peer: &SocketAddr) -> Response<Body> {
+    let ricevuto = match ct {
+        Some(ct) => format!("Content-Type '{ct}' non supportato"),
+        None => "Content-Type assente".to_string(),
+    };
+    info!(%peer, content_type = ct.unwrap_or(""), "porta applicativa: not SOAP 1.1 by its Content-Type: 415");
+    let motivo = format!(
+        "<pdd:ContentType xmlns:pdd=\"urn:pdd:http\">{}: la busta e-Gov viaggia in SOAP 1.1, Content-Type text/xml</pdd:ContentType>",
+        crate::xml::escape_text(&ricevuto)
+    );
+    respond(Answer::soap(
+        415,
+        soap::envelope(
+            &[],
+            &soap::fault(FaultCode::Client, FAULT_VALIDAZIONE, None, Some(&motivo)),
+        ),
+    ))
+}
+
+pub(super) async fn handle(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    peer_info: Arc<Peer>,
+) -> Result<Response<Body>, Infallible> {
+    let peer = peer_info.addr;
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    debug!(%method, %path, %peer, "request");
+    let max = gw.config.limits.max_body_bytes;
+    let timeout = Duration::from_secs(gw.config.limits.request_timeout_secs);
+    let not_here = (peer_info.listener == Listener::Local)
+        && !(path.starts_with("/admin/")
+            || path.starts_with("/pdd/PD/")
+            || path.starts_with("/api/")
+            || path == "/health"
+            || path == "/metrics");
+    // Over TLS the main listener is the partners': our porta delegata there would let a partner
+    // send buste in our name, so it and /admin live on the local listener only.
+    let partners_only = gw.config.tls_on()
+        && !(peer_info.listener == Listener::Local)
+        && (path.starts_with("/admin/") || path.starts_with("/pdd/PD/"));
+    let resp = match (method, path.as_str()) {
+        _ if (peer_info.listener == Listener::Api) && !(path.starts_with("/api/") || path == "/health") => plain(
+            StatusCode::NOT_FOUND,
+            "this listener serves the read API (GET /api/candidature, /api/vacancies) and /health\n",
+        ),
+        _ if not_here => plain(
+            StatusCode::NOT_FOUND,
+            "this local listener serves the porta delegata (/pdd/PD/...), /api, /admin and /health; partners use the TLS listener\n",
+        ),
+        _ if partners_only => plain(
+            StatusCode::NOT_FOUND,
+            "this TLS listener serves partners (POST /pdd/PA), /api and /health; the porta delegata and /admin answer on the local listener (local_listen)\n",
+        ),
+        (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
+            // Before the body is read: a flood costs its sender, not the others.
+            let partner = chi_e(&gw, &peer_info);
+            let Some(_posto) = gw
+                .pa
+                .in_corso
+                .entra(&partner, gw.config.limits.partner_concorrenza)
+            else {
+                return Ok(troppe(&partner, gw.config.limits.partner_concorrenza));
+            };
+            let tipo = TipoContenuto::di(&req);
+            if let TipoContenuto::Altro(ct) = &tipo {
+                return Ok(non_soap11(ct.as_deref(), &peer));
+            }
+            // Room for the body among all bodies in progress: its Content-Length, or the most
+            // a chunked body may grow to.
+            let dichiarati = req
+                .headers()
+                .get(hyper::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<usize>().ok())
+                .map_or(max, |n| n.min(max));
+            let kib = u32::try_from(dichiarati.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+            let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
+            let Ok(Ok(_spazio)) =
+                tokio::time::timeout(header_timeout, gw.pa.memoria.acquire_many(kib)).await
+            else {
+                return Ok(senza_spazio(dichiarati));
+            };
+            match read_body(req, max, timeout).await {
+                // application/soap+xml is SOAP 1.2's: its envelope gets the VersionMismatch
+                // Fault (from the gateway), a SOAP 1.1 envelope under it is refused.
+                Ok(body) if tipo == TipoContenuto::Soap12 && !soap12(&body, &gw) => {
+                    non_soap11(Some("application/soap+xml"), &peer)
+                }
+                Ok(body) => respond(gw.pa.ricevi(&body, &peer_info).await),
+                Err(r) => r,
+            }
+        }
+        (Method::POST, p) if p.starts_with("/pdd/PD/") => {
+            let rest = &p["/pdd/PD/".len()..];
+            let mut parts = rest.trim_end_matches('/').splitn(2, '/');
+            let servizio = parts.next().unwrap_or("").to_string();
+            let azione = parts.next().map(str::to_string);
+            let destinatario = req
+                .headers()
+                .get("X-PDD-Destinatario")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            if servizio.is_empty() || azione.as_deref().is_some_and(|a| a.contains('/')) {
+                fault(404, FaultCode::Client, "use /pdd/PD/{Servizio}/{Azione}")
+            } else {
+                match read_body(req, max, timeout).await {
+                    Ok(body) => respond(
+                        gw.pd.invia(RichiestaPd {
+                            servizio,
+                            azione,
+                            destinatario,
+                            body: &body,
+                            peer: Some(peer.to_string()),
+                            fisso: None,
+                        })
+                        .await,
+                    ),
+                    Err(r) => r,
+                }
+            }
+        }
+        (m, p) if p.starts_with("/admin/") => {
+            if peer.ip().is_loopback() {
+                let query = req.uri().query().map(str::to_string);
+                let p = p.to_string();
+                match read_body(req, max, timeout).await {
+                    Ok(body) => super::admin::admin(&gw, &m, &p, query.as_deref(), &body).await,
+                    Err(r) => r,
+                }
+            } else {
+                plain(
+                    StatusCode::FORBIDDEN,
+                    "the admin endpoints answer on loopback only\n",
+                )
+            }
+        }
+        // Metrics: for the operators' scraper, on loopback (the local listener, or the main one
+        // when it is plain HTTP), never to partners over TLS.
+        (Method::GET, "/metrics") if peer.ip().is_loopback() && ((peer_info.listener == Listener::Local) || !gw.config.tls_on()) => {
+            let mut r = Response::new(Full::new(Bytes::from(gw.prometheus().await)));
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        (Method::GET, "/api/candidature") | (Method::GET, "/api/vacancies") => {
+            let t = if path == "/api/candidature" {
+                crate::modulo::Tipo::Candidatura
+            } else {
+                crate::modulo::Tipo::Vacancy
+            };
+            api(&gw, &req, &peer_info, t).await
+        }
+        (_, "/api/candidature") | (_, "/api/vacancies") => {
+            plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n")
+        }
+        // Healthy when the store reads and makes writes durable (a flush with nothing new is
+        // cheap): what an orchestrator needs to know before sending traffic.
+        (Method::GET, "/health") => {
+            let check = match gw.store.recent(1).await {
+                Ok(_) => gw.store.flush().await,
+                Err(e) => Err(e),
+            };
+            match check {
+                Ok(()) => plain(StatusCode::OK, "ok\n"),
+                Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
+            }
+        }
+        // RFC 9110 §15.5.6: a 405 says what is allowed.
+        (_, "/pdd/PA") | (_, "/pdd/PA/") => {
+            let mut r = plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "porta applicativa: POST a SOAP 1.1 message with a busta e-Gov header\n",
+            );
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, HeaderValue::from_static("POST"));
+            r
+        }
+        (_, "/health") => {
+            plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => plain(
+            StatusCode::NOT_FOUND,
+            "not found: POST /pdd/PA, POST /pdd/PD/{Servizio}/{Azione}, GET /api/candidature, GET /api/vacancies, GET /health\n",
+        ),
+    };
+    Ok(resp)
+}
+
+/// Who a porta applicativa request comes from, for the per-partner limit: the soggetto of its
+/// TLS certificate, else its address.
+fn chi_e(gw: &Gateway, peer: &Peer) -> String {
+    peer.cert
+        .as_ref()
+        .and_then(|c| {
+            gw.trust
+                .get()
+                .soggetto(c, &gw.registry(), gw.now().to_utc())
+        })
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| peer.addr.ip().to_string())
+}
+
+/// The answer to a partner over its limit.
+fn troppe(partner: &str, limite: usize) -> Response<Body> {
+    warn!(
+        partner,
+        limite, "too many exchanges in progress from one partner: refused"
+    );
+    occupato(&format!(
+        "troppi scambi in corso da {partner} (al più {limite} alla volta): riprovare"
+    ))
+}
+
+/// The answer when the bodies in progress leave no room for this one.
+fn senza_spazio(byte: usize) -> Response<Body> {
+    warn!(
+        bytes = byte,
+        "no room for another request body (limits.max_bytes_in_corso): refused"
+    );
+    occupato(&format!(
+        "troppi messaggi in corso: nessuno spazio per altri {byte} byte ora (limits.max_bytes_in_corso): riprovare"
+    ))
+}
+
+/// 503 with `Retry-After: 1` and a Fault whose detail says why.
+fn occupato(motivo: &str) -> Response<Body> {
+    let detail = format!(
+        "<pdd:Limite xmlns:pdd=\"urn:pdd:limiti\">{}</pdd:Limite>",
+        crate::xml::escape_text(motivo)
+    );
+    let body = soap::envelope(
+        &[],
+        &soap::fault(FaultCode::Server, FAULT_PROCESSAMENTO, None, Some(&detail)),
+    );
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=utf-8"),
+    );
+    r.headers_mut()
+        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// The read API: anonymous, or registered (a partner's client certificate, or a user's token).
+async fn api(
+    gw: &Gateway,
+    req: &Request<Incoming>,
+    peer: &Peer,
+    t: crate::modulo::Tipo,
+) -> Response<Body> {
+    let errore =
+        |status: StatusCode, msg: String| json(status, &serde_json::json!({ "errore": msg }));
+    let partner = peer.cert.as_ref().is_some_and(|c| {
+        gw.trust
+            .get()
+            .soggetto(c, &gw.registry(), gw.now().to_utc())
+            .is_some()
+    });
+    let token = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("").trim().to_string());
+    let registrato = match token {
+        _ if partner => true,
+        None => false,
+        Some(h) => {
+            let non_autorizzato = |msg: &str| {
+                let mut r = errore(StatusCode::UNAUTHORIZED, msg.to_string());
+                r.headers_mut().insert(
+                    hyper::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"pdd\""),
+                );
+                r
+            };
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            let tok = h
+                .split_once(' ')
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim())
+                .filter(|t| !t.is_empty());
+            let Some(tok) = tok else {
+                return non_autorizzato("Authorization: usare 'Bearer <token>' (pdd users add)");
+            };
+            match gw.api.token_valido(tok).await {
+                Ok(true) => true,
+                Ok(false) => return non_autorizzato("token non valido"),
+                Err(e) => return errore(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+    };
+    match gw.api.pubblicati(t, req.uri().query(), registrato).await {
+        Ok(v) => json(StatusCode::OK, &v),
+        Err((status, msg)) => errore(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            msg,
+        ),
+    }
+}
