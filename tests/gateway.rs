@@ -651,3 +651,63 @@ async fn health() {
     let r = c.get(gw.url("/health").parse().unwrap()).await.unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// With signing on, an answer that cannot be signed is never sent unsigned: the partner gets a
+/// processing Fault, the exchange is recorded as such, and the operator a diagnostic.
+#[tokio::test]
+async fn an_answer_that_cannot_be_signed_is_a_fault_not_sent_unsigned() {
+    let dir = common::TempDir::new("firma-chiusa");
+    let mut config = Config {
+        data: dir.0.join("data"),
+        ..Config::default()
+    };
+    let registry = config.build_registry().unwrap();
+    // Signing on with no key to sign with (the configuration check refuses this; a key that
+    // disappears or fails at run time is the case it stands for).
+    config.wssec.firma = Some(true);
+    let store = pdd::store::SledStore::open(&config.data).unwrap();
+    let gw = Arc::new(
+        pdd::server::gateway(
+            config,
+            registry,
+            Arc::new(store),
+            Arc::new(pdd::clock::SystemClock),
+            None,
+        )
+        .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(pdd::server::serve(gw.clone(), listener, None, async {
+        let _ = rx.await;
+    }));
+    let req = Req::invio(invio_candidatura(&modulo()));
+    let r = post(
+        &format!("http://{addr}/pdd/PA"),
+        req.xml().into_bytes(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains(FAULT_PROCESSAMENTO), "{}", r.body);
+    assert!(
+        intestazione(&r.body).is_none(),
+        "no busta went out unsigned: {}",
+        r.body
+    );
+    let ex = gw.store.exchange_by_id(&req.id).await.unwrap().unwrap();
+    assert_eq!(ex.outcome, Outcome::ErroreProcessamento);
+    let diag = gw.store.diagnostici(None, None).await.unwrap();
+    assert!(
+        diag.iter().any(|d| d.codice == "PDD_FIRMA"),
+        "{diag:?}"
+    );
+    // The sender may retry: its Identificatore was given back.
+    assert_eq!(
+        gw.store.claim(&req.id, 0, None).await.unwrap(),
+        pdd::store::Claim::New
+    );
+    let _ = tx.send(());
+    let _ = server.await;
+}
