@@ -330,6 +330,7 @@ impl Default for RegistryCfg {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read {path}: {err}")]
     Read { path: PathBuf, err: std::io::Error },
@@ -349,12 +350,13 @@ impl Config {
         })?;
         Config::parse(&text).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
-            err,
+            err: err.to_string(),
         })
     }
 
-    pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    /// A configuration from TOML text; TOML's error names the key and the line.
+    pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str(text)
     }
 
     /// Our soggetto, with the porta defaulted.
@@ -500,7 +502,7 @@ url = "http://127.0.0.1:8700/pdd/PA"
     #[test]
     fn unknown_keys_are_errors() {
         let e = Config::parse("lisen = \"x\"").unwrap_err();
-        assert!(e.contains("unknown field"), "{e}");
+        assert!(e.to_string().contains("unknown field"), "{e}");
         let c = Config::parse("[soggetto]\nnodo = \"123\"").unwrap();
         assert!(c.build_registry().is_err());
     }

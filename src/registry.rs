@@ -177,6 +177,7 @@ pub struct Registry {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegistryError {
     #[error("soggetto {0} is registered twice")]
     SoggettoDuplicato(String),

@@ -27,6 +27,7 @@ use crate::registry::Registry;
 use crate::wssec::pki;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TlsError {
     #[error("{path}: {err}")]
     File { path: String, err: String },

@@ -31,6 +31,7 @@ impl Default for Limits {
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum XmlError {
     #[error("not well-formed XML at byte {pos}: {msg}")]
     Syntax { pos: usize, msg: String },

@@ -699,10 +699,7 @@ async fn an_answer_that_cannot_be_signed_is_a_fault_not_sent_unsigned() {
     let ex = gw.store.exchange_by_id(&req.id).await.unwrap().unwrap();
     assert_eq!(ex.outcome, Outcome::ErroreProcessamento);
     let diag = gw.store.diagnostici(None, None).await.unwrap();
-    assert!(
-        diag.iter().any(|d| d.codice == "PDD_FIRMA"),
-        "{diag:?}"
-    );
+    assert!(diag.iter().any(|d| d.codice == "PDD_FIRMA"), "{diag:?}");
     // The sender may retry: its Identificatore was given back.
     assert_eq!(
         gw.store.claim(&req.id, 0, None).await.unwrap(),

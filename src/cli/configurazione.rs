@@ -154,7 +154,10 @@ pub fn problemi(path: Option<&Path>) -> Result<Vec<Problema>, String> {
                 Ok(c) => c,
                 Err(e) => {
                     // TOML's message names the key and the line (unknown keys included).
-                    out.push(errore(p.display().to_string(), e.trim().to_string()));
+                    out.push(errore(
+                        p.display().to_string(),
+                        e.to_string().trim().to_string(),
+                    ));
                     return Ok(out);
                 }
             }

@@ -342,7 +342,7 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
             let (gw, rt) = offline(&config, s)?;
             let token = rt
                 .block_on(gw.api.aggiungi_utente(&nome))
-                .map_err(|(_, m)| m)?;
+                .map_err(|e| e.to_string())?;
             print_token(&nome, &token);
         }
         (UsersCommand::Add { nome }, Source::Gateway(addr)) => {

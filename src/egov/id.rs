@@ -13,6 +13,7 @@ pub struct Identificatore {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IdError {
     #[error("the identifier must have 5 parts separated by '_'")]
     Parts,

@@ -28,11 +28,31 @@ pub fn impronta(token: &str) -> String {
         .collect()
 }
 
-/// A refused API request: HTTP status and message.
-pub type Rifiuto = (u16, String);
+/// Why the read API or a user operation is refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error(transparent)]
+    Query(#[from] crate::rete::scheda::QueryError),
+    #[error("nome utente '{0}': lettere, cifre, . - _ @ (al più 64)")]
+    NomeUtente(String),
+    #[error("l'utente {0} esiste già")]
+    UtenteEsiste(String),
+    #[error("token: {0}")]
+    Token(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
-fn interno(e: StoreError) -> Rifiuto {
-    (500, e.to_string())
+impl ApiError {
+    /// The HTTP status that says it.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::Query(_) | ApiError::NomeUtente(_) => 400,
+            ApiError::UtenteEsiste(_) => 409,
+            _ => 500,
+        }
+    }
 }
 
 /// The read API, API users, and the network's tables a node keeps.
@@ -52,8 +72,8 @@ impl ReadApi {
         t: Tipo,
         query: Option<&str>,
         registrato: bool,
-    ) -> Result<serde_json::Value, Rifiuto> {
-        let f = Filtro::da_query(query).map_err(|e| (400, e))?;
+    ) -> Result<serde_json::Value, ApiError> {
+        let f = Filtro::da_query(query)?;
         // Filter on the summaries (no document read), then read the page's moduli whole.
         let ammessi = self
             .s
@@ -61,18 +81,11 @@ impl ReadApi {
             .sommari(t, &|l: &Sommario| {
                 l.stato == StatoModulo::Attivo && voce(l).is_some_and(|v| scheda::ammessa(&v, &f))
             })
-            .await
-            .map_err(interno)?;
+            .await?;
         let (totale, scelti) = scheda::seleziona(ammessi.iter().filter_map(|l| voce(l)), &f);
         let mut pagina = Vec::with_capacity(scelti.len());
         for v in &scelti {
-            if let Some(m) = self
-                .s
-                .store
-                .modulo(t, &v.scheda.codice)
-                .await
-                .map_err(interno)?
-            {
+            if let Some(m) = self.s.store.modulo(t, &v.scheda.codice).await? {
                 // Closed or expired since the index was read: not published any more.
                 if m.stato == StatoModulo::Attivo {
                     pagina.push(m);
@@ -104,7 +117,7 @@ impl ReadApi {
     }
 
     /// Registers a user and returns the token (shown once; only its hash is kept).
-    pub async fn aggiungi_utente(&self, nome: &str) -> Result<String, Rifiuto> {
+    pub async fn aggiungi_utente(&self, nome: &str) -> Result<String, ApiError> {
         let nome = nome.trim();
         if nome.is_empty()
             || nome.len() > 64
@@ -112,16 +125,13 @@ impl ReadApi {
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'))
         {
-            return Err((
-                400,
-                format!("nome utente '{nome}': lettere, cifre, . - _ @ (al più 64)"),
-            ));
+            return Err(ApiError::NomeUtente(nome.to_string()));
         }
-        if self.s.store.user(nome).await.map_err(interno)?.is_some() {
-            return Err((409, format!("l'utente {nome} esiste già")));
+        if self.s.store.user(nome).await?.is_some() {
+            return Err(ApiError::UtenteEsiste(nome.to_string()));
         }
         let mut raw = [0u8; 24];
-        openssl::rand::rand_bytes(&mut raw).map_err(|e| (500, e.to_string()))?;
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| ApiError::Token(e.to_string()))?;
         let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let u = User {
             nome: nome.to_string(),
@@ -131,12 +141,8 @@ impl ReadApi {
                 .now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
         };
-        self.s
-            .store
-            .apply(vec![Write::User(u)])
-            .await
-            .map_err(interno)?;
-        self.s.store.flush().await.map_err(interno)?;
+        self.s.store.apply(vec![Write::User(u)]).await?;
+        self.s.store.flush().await?;
         tracing::info!(utente = nome, "API user added");
         Ok(token)
     }

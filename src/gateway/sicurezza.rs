@@ -62,19 +62,23 @@ impl Shared {
         if let Some(cert) = &peer.cert {
             match trust.soggetto(cert, registry, self.now().to_utc()) {
                 Some(p) if p.same(mittente) => {}
-                Some(p) => return Err(non_autorizzato(
-                    "Mittente",
-                    format!(
+                Some(p) => {
+                    return Err(non_autorizzato(
+                        "Mittente",
+                        format!(
                         "il certificato TLS è di {p}, ma la busta dichiara il mittente {mittente}"
                     ),
-                )),
-                None => return Err(non_autorizzato(
-                    "Mittente",
-                    format!(
+                    ))
+                }
+                None => {
+                    return Err(non_autorizzato(
+                        "Mittente",
+                        format!(
                         "il certificato TLS (CN {}) non corrisponde ad alcun soggetto registrato",
                         pki::cn(cert).unwrap_or_default()
                     ),
-                )),
+                    ))
+                }
             }
         }
         let partner = registry.soggetto(mittente);

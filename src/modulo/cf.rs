@@ -5,6 +5,7 @@
 use chrono::NaiveDate;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum CfError {
     #[error("deve avere 16 caratteri alfanumerici o 11 cifre")]
     Formato,

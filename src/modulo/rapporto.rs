@@ -15,18 +15,34 @@ pub struct Rapporto {
     pub al: Option<NaiveDate>,
 }
 
+/// Why a line of the import file is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RigaError {
+    #[error("{0} campi: attesi codice_fiscale,qualifica,data_inizio[,data_fine]")]
+    Campi(usize),
+    #[error("codice fiscale '{cf}': {errore}")]
+    CodiceFiscale { cf: String, errore: String },
+    #[error("qualifica '{0}': attesa una professione ISTAT (n.n.n.n.n o n.n.n.n.n.n)")]
+    Qualifica(String),
+    #[error("{campo} '{valore}': attesa yyyy-MM-dd")]
+    Data { campo: &'static str, valore: String },
+    #[error("data_fine precede data_inizio")]
+    Ordine,
+}
+
 /// One line of the import file: `codice_fiscale,qualifica,data_inizio[,data_fine]` (dates
 /// `yyyy-MM-dd`). The codice fiscale is checked (check letter, date, place).
-pub fn riga(line: &str) -> Result<(String, Rapporto), String> {
+pub fn riga(line: &str) -> Result<(String, Rapporto), RigaError> {
     let f = super::tabelle::csv_line(line.trim_end_matches(['\r', '\n']));
     if !(3..=4).contains(&f.len()) {
-        return Err(format!(
-            "{} campi: attesi codice_fiscale,qualifica,data_inizio[,data_fine]",
-            f.len()
-        ));
+        return Err(RigaError::Campi(f.len()));
     }
     let cf = f[0].trim().to_ascii_uppercase();
-    super::cf::verifica(&cf).map_err(|e| format!("codice fiscale '{cf}': {e}"))?;
+    super::cf::verifica(&cf).map_err(|e| RigaError::CodiceFiscale {
+        cf: cf.clone(),
+        errore: e.to_string(),
+    })?;
     let qualifica = f[1].trim().to_string();
     let segmenti = qualifica.split('.').count();
     if !(5..=6).contains(&segmenti)
@@ -34,13 +50,13 @@ pub fn riga(line: &str) -> Result<(String, Rapporto), String> {
             .split('.')
             .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
     {
-        return Err(format!(
-            "qualifica '{qualifica}': attesa una professione ISTAT (n.n.n.n.n o n.n.n.n.n.n)"
-        ));
+        return Err(RigaError::Qualifica(qualifica));
     }
-    let data = |s: &str, nome: &str| {
-        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-            .map_err(|_| format!("{nome} '{}': attesa yyyy-MM-dd", s.trim()))
+    let data = |s: &str, campo: &'static str| {
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|_| RigaError::Data {
+            campo,
+            valore: s.trim().to_string(),
+        })
     };
     let dal = data(&f[1 + 1], "data_inizio")?;
     let al = match f.get(3).map(|s| s.trim()).filter(|s| !s.is_empty()) {
@@ -48,7 +64,7 @@ pub fn riga(line: &str) -> Result<(String, Rapporto), String> {
         None => None,
     };
     if al.is_some_and(|a| a < dal) {
-        return Err("data_fine precede data_inizio".into());
+        return Err(RigaError::Ordine);
     }
     Ok((cf, Rapporto { qualifica, dal, al }))
 }
@@ -82,7 +98,7 @@ mod tests {
             ),
             ("RSSMRA80A01H501U", "campi"),
         ] {
-            let e = riga(line).unwrap_err();
+            let e = riga(line).unwrap_err().to_string();
             assert!(e.contains(part), "{line}: {e}");
         }
         assert!(intestazione(

@@ -17,6 +17,7 @@ const XS: &str = "http://www.w3.org/2001/XMLSchema";
 const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchemaError {
     #[error("schema: {0}")]
     Xml(#[from] crate::xml::XmlError),

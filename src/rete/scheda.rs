@@ -9,6 +9,17 @@ use serde_json::{Map, Value};
 use crate::modulo::scheda::Scheda;
 use crate::modulo::tabelle::tabelle;
 
+/// A query the read API refuses: the message names the parameter, in Italian and English.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+impl From<String> for QueryError {
+    fn from(s: String) -> QueryError {
+        QueryError(s)
+    }
+}
+
 /// Query of the read API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filtro {
@@ -36,7 +47,7 @@ const PER_PAGINA: usize = 20;
 const PER_PAGINA_MAX: usize = 100;
 
 /// Decodes one component of a query string: `+` is a space, `%XX` a byte, the result UTF-8.
-fn decodifica(s: &str, nome: &str) -> Result<String, String> {
+fn decodifica(s: &str, nome: &str) -> Result<String, QueryError> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -47,10 +58,10 @@ fn decodifica(s: &str, nome: &str) -> Result<String, String> {
                 // Explicit hex digits: from_str_radix would also take a sign ("%+1").
                 let hex = |j: usize| b.get(j).and_then(|c| (*c as char).to_digit(16));
                 let (Some(h), Some(l)) = (hex(i + 1), hex(i + 2)) else {
-                    return Err(format!(
+                    return Err(QueryError(format!(
                         "parametro `{nome}`: codifica percentuale non valida / \
                          parameter `{nome}`: invalid percent-encoding"
-                    ));
+                    )));
                 };
                 out.push((h * 16 + l) as u8);
                 i += 2;
@@ -60,7 +71,9 @@ fn decodifica(s: &str, nome: &str) -> Result<String, String> {
         i += 1;
     }
     String::from_utf8(out).map_err(|_| {
-        format!("parametro `{nome}`: UTF-8 non valido / parameter `{nome}`: invalid UTF-8")
+        QueryError(format!(
+            "parametro `{nome}`: UTF-8 non valido / parameter `{nome}`: invalid UTF-8"
+        ))
     })
 }
 
@@ -73,17 +86,17 @@ fn norma_regione(s: &str) -> String {
         .collect()
 }
 
-fn numero(nome: &str, v: &str, min: usize, max: usize) -> Result<usize, String> {
+fn numero(nome: &str, v: &str, min: usize, max: usize) -> Result<usize, QueryError> {
     match v.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ if max == usize::MAX => Err(format!(
+        _ if max == usize::MAX => Err(QueryError(format!(
             "parametro `{nome}`: atteso un intero da {min} in su, non `{v}` / \
              parameter `{nome}`: expected an integer of at least {min}, not `{v}`"
-        )),
-        _ => Err(format!(
+        ))),
+        _ => Err(QueryError(format!(
             "parametro `{nome}`: atteso un intero da {min} a {max}, non `{v}` / \
              parameter `{nome}`: expected an integer from {min} to {max}, not `{v}`"
-        )),
+        ))),
     }
 }
 
@@ -92,7 +105,7 @@ impl Filtro {
     /// plus-decoded. An empty value counts as absent (as an empty form field). Unknown or
     /// repeated parameters, bad values, pagina 0, per_pagina 0 or > 100 are errors naming the
     /// parameter, in Italian and English.
-    pub fn da_query(query: Option<&str>) -> Result<Filtro, String> {
+    pub fn da_query(query: Option<&str>) -> Result<Filtro, QueryError> {
         let mut f = Filtro {
             pagina: 1,
             per_pagina: PER_PAGINA,
@@ -107,15 +120,15 @@ impl Filtro {
             let v = decodifica(v, &k)?;
             let v = v.trim();
             if !PARAMETRI.split(", ").any(|p| p == k) {
-                return Err(format!(
+                return Err(QueryError(format!(
                     "parametro sconosciuto `{k}` (ammessi: {PARAMETRI}) / \
                      unknown parameter `{k}` (allowed: {PARAMETRI})"
-                ));
+                )));
             }
             if visti.contains(&k) {
-                return Err(format!(
+                return Err(QueryError(format!(
                     "parametro `{k}` ripetuto / parameter `{k}` given more than once"
-                ));
+                )));
             }
             visti.push(k.clone());
             if v.is_empty() {
@@ -137,11 +150,11 @@ impl Filtro {
                             .split('.')
                             .all(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                     {
-                        return Err(format!(
+                        return Err(QueryError(format!(
                             "parametro `professione`: atteso un codice ISTAT come `2.1.1`, \
                              non `{v}` / parameter `professione`: expected an ISTAT code \
                              such as `2.1.1`, not `{v}`"
-                        ));
+                        )));
                     }
                     f.professione = Some(p.to_string());
                 }
@@ -151,20 +164,20 @@ impl Filtro {
                         || !b[0].is_ascii_alphabetic()
                         || !b[1..].iter().all(u8::is_ascii_digit)
                     {
-                        return Err(format!(
+                        return Err(QueryError(format!(
                             "parametro `comune`: atteso un codice Belfiore come `A944`, non \
                              `{v}` / parameter `comune`: expected a Belfiore code such as \
                              `A944`, not `{v}`"
-                        ));
+                        )));
                     }
                     f.comune = Some(v.to_ascii_uppercase());
                 }
                 "provincia" => {
                     if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
-                        return Err(format!(
+                        return Err(QueryError(format!(
                             "parametro `provincia`: attesa una sigla come `BO`, non `{v}` / \
                              parameter `provincia`: expected a sigla such as `BO`, not `{v}`"
-                        ));
+                        )));
                     }
                     f.provincia = Some(v.to_ascii_uppercase());
                 }
@@ -186,10 +199,10 @@ impl Filtro {
         }
         if let (Some(dal), Some(al)) = (f.dal, f.al) {
             if dal > al {
-                return Err(format!(
+                return Err(QueryError(format!(
                     "parametri `dal` e `al`: {dal} è dopo {al} / \
                      parameters `dal` and `al`: {dal} is after {al}"
-                ));
+                )));
             }
         }
         Ok(f)
@@ -768,7 +781,7 @@ mod tests {
 
         let errore = |q: &str, parola: &str| {
             let e = Filtro::da_query(Some(q)).unwrap_err();
-            assert!(e.contains(parola), "{q}: {e}");
+            assert!(e.0.contains(parola), "{q}: {e}");
         };
         errore("foo=1", "`foo`");
         errore("foo=1", "unknown parameter");

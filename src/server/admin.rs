@@ -226,9 +226,9 @@ async fn admin_rete(
                 .unwrap_or_default();
             match gw.api.aggiungi_utente(&nome).await {
                 Ok(token) => ok(serde_json::json!({ "nome": nome, "token": token })),
-                Err((s, m)) => bad(
-                    StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST),
-                    m,
+                Err(e) => bad(
+                    StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                    e.to_string(),
                 ),
             }
         }

@@ -411,9 +411,9 @@ async fn api(
     };
     match gw.api.pubblicati(t, req.uri().query(), registrato).await {
         Ok(v) => json(StatusCode::OK, &v),
-        Err((status, msg)) => errore(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            msg,
+        Err(e) => errore(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            e.to_string(),
         ),
     }
 }

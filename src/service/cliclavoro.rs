@@ -19,18 +19,18 @@ use crate::store::{Forward, ForwardState, Store, StoreError, Write};
 use crate::xml::{Element, Limits};
 
 /// The modulo string carried by the request, or why the request is refused.
-fn modulo_della_richiesta(op: &Operazione, body: Option<&Element>) -> Result<String, String> {
+fn modulo_della_richiesta(op: &Operazione, body: Option<&Element>) -> Result<String, Ko> {
     let body =
         body.ok_or_else(|| format!("Errore nella ricezione {}: il Body è vuoto", op.della))?;
     if !body.is(NS_TYPES, op.request) {
-        return Err(format!(
+        return Err(Ko(format!(
             "Errore nella ricezione {}: atteso l'elemento {{{NS_TYPES}}}{} per l'azione {}, trovato {{{}}}{}",
             op.della,
             op.request,
             op.azione,
             body.ns.as_deref().unwrap_or(""),
             body.local
-        ));
+        )));
     }
     let param = body
         .children
@@ -44,10 +44,10 @@ fn modulo_della_richiesta(op: &Operazione, body: Option<&Element>) -> Result<Str
         })?;
     let text = param.text.trim();
     if text.is_empty() {
-        return Err(format!(
+        return Err(Ko(format!(
             "Errore nella ricezione {}: {} è vuoto",
             op.della, op.param
-        ));
+        )));
     }
     Ok(text.to_string())
 }
@@ -59,6 +59,23 @@ fn elenco_problemi(esito: &modulo::Esito) -> String {
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Why a modulo is refused: the Descr_Esito of the KO answer (a business refusal, not a busta
+/// error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ko(String);
+
+impl From<String> for Ko {
+    fn from(s: String) -> Ko {
+        Ko(s)
+    }
+}
+
+impl From<&str> for Ko {
+    fn from(s: &str) -> Ko {
+        Ko(s.to_string())
+    }
 }
 
 /// New Identificatori for forwards (the gateway's generator, with its clock).
@@ -127,7 +144,7 @@ async fn ricevi(
     if percettore && n.ruolo != Ruolo::Ncn {
         return Ok(ko(
             op,
-            "InvioPercettore è un servizio del nodo di coordinamento nazionale".into(),
+            "InvioPercettore è un servizio del nodo di coordinamento nazionale",
         ));
     }
     // A percettore's CV is completed by the NCN (flag, qualifica) and judged again.
@@ -153,7 +170,7 @@ async fn ricevi(
         Ok(e) => (testo, e, None),
     };
     let Some(m) = esito.modulo.as_ref() else {
-        return Ok(ko(op, format!("{} non leggibile", op.nome)));
+        return Ok(ko(op, Ko(format!("{} non leggibile", op.nome))));
     };
     let ricevuto = accettazione::Ricevuto {
         modulo: m,
@@ -223,7 +240,7 @@ async fn valuta(
     op: &Operazione,
     testo: &str,
     ricevuto: DateTime<FixedOffset>,
-) -> Result<Result<modulo::Esito, String>, ServiceError> {
+) -> Result<Result<modulo::Esito, Ko>, ServiceError> {
     let ctx = Contesto {
         ricevuto: ricevuto.date_naive(),
         versione: n.versione,
@@ -240,22 +257,22 @@ async fn valuta(
         esito.esistenza(&|t: Tipo, code: &str| noti.iter().any(|(k, c)| *k == t && c == code));
     }
     if esito.tipo.is_some_and(|t| t != op.tipo) {
-        return Ok(Err(format!(
+        return Ok(Err(Ko(format!(
             "Errore nella ricezione {}: il modulo è una {} e l'azione {} attende una {}",
             op.della,
             esito.tipo.map(Tipo::radice).unwrap_or("?"),
             op.azione,
             op.nome
-        )));
+        ))));
     }
     if esito.modulo.is_none() || !esito.valido() {
-        return Ok(Err(format!(
+        return Ok(Err(Ko(format!(
             "{} non valida: {} problemi: {}",
             op.nome,
             esito.problemi.len(),
             elenco_problemi(&esito)
         )
-        .replace("Messaggio non valida", "Messaggio non valido")));
+        .replace("Messaggio non valida", "Messaggio non valido"))));
     }
     Ok(Ok(esito))
 }
@@ -317,7 +334,7 @@ async fn completa_percettore(
 async fn accetta(
     n: &Nodo<'_>,
     r: &accettazione::Ricevuto<'_>,
-) -> Result<Result<Accettazione, String>, ServiceError> {
+) -> Result<Result<Accettazione, Ko>, ServiceError> {
     let m = r.modulo;
     let store = n.store;
     let _stato = n.lock.lock().await;
@@ -364,7 +381,7 @@ async fn accetta(
     };
     let acc = match accettazione::decidi(&nodo, r, archivio) {
         Ok(a) => a,
-        Err(Rifiuto::Ko(why)) => return Ok(Err(why)),
+        Err(Rifiuto::Ko(why)) => return Ok(Err(Ko(why))),
         Err(Rifiuto::Archivio(why)) => return Err(ServiceError::Backend(why)),
     };
     let mut batch = inoltri(n, r, &acc.inoltri).await?;
@@ -479,7 +496,8 @@ pub fn risposta_ok(body: &[u8], limits: Limits) -> bool {
         .is_some_and(|c| c.text.trim() == "OK")
 }
 
-fn ko(op: &Operazione, why: String) -> Esito {
+fn ko(op: &Operazione, why: impl Into<Ko>) -> Esito {
+    let Ko(why) = why.into();
     Esito {
         body: ws::risposta(op, false, &why),
         body_ns: Vec::new(),

@@ -35,6 +35,7 @@ pub struct Esito {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     #[error("backend: {0}")]
     Backend(String),

@@ -18,6 +18,7 @@ use crate::xml::{self, XmlError};
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum C14nError {
     #[error(transparent)]
     Xml(#[from] XmlError),

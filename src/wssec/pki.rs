@@ -14,6 +14,7 @@ use openssl::x509::extension::{
 use openssl::x509::{X509Builder, X509KeyUsage, X509NameBuilder, X509Req, X509ReqBuilder, X509};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PkiError {
     #[error("openssl: {0}")]
     Openssl(#[from] openssl::error::ErrorStack),
