@@ -1,26 +1,25 @@
 //! `pdd`: a Porta di Dominio for SPCoop (busta e-Gov 1.1), made for ClicLavoro.
 //!
-//! Layers (see the README): the protocol core without I/O ([`xml`], [`soap`], [`egov`]), policy
-//! ([`registry`]), state ([`store`]), and a thin shell ([`gateway`], [`server`], [`client`],
-//! [`cli`], [`config`]).
-
-// mimalloc: the store keeps many long-lived small values (sled's cache, the moduli index)
-// interleaved with each request's short-lived buffers; glibc's malloc let that fragment resident
-// memory several times over what is live, and costs more per allocation (docs/performance.md).
-// Built without transparent huge pages, which made idle memory three times larger.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATORE: mimalloc::MiMalloc = mimalloc::MiMalloc;
+//! Layers, from the bottom (`docs/glossary.md`; `tests/architecture.rs` holds the rules):
+//! - the protocol core, without I/O or clock: [`xml`], [`soap`], [`egov`] (the busta, its
+//!   answers, traces and diagnostics), [`wssec`], [`modulo`] (ClicLavoro's moduli and records),
+//!   [`rete`] (ClicLavoro's network rules);
+//! - policy data: [`registry`], [`config`], [`clock`];
+//! - state: [`store`], a typed async API over its engines;
+//! - the gateway, transport-free: [`gateway`] (porte, outbox, care, read API) and [`service`];
+//! - the shell: [`server`] (HTTP in and out), [`tls`], [`cli`].
 
 #[cfg(feature = "mimalloc")]
 extern "C" {
     fn mi_collect(force: bool);
 }
 
-/// Gives the memory freed so far back to the system. Opening a large store reads all of it
-/// through once (the moduli index, the start check); mimalloc would otherwise keep that peak.
+/// Gives the memory freed so far back to the system, when mimalloc is the process's allocator
+/// (the `pdd` binary sets it: src/main.rs). Opening a large store reads all of it through once
+/// (the moduli index, the start check); mimalloc would otherwise keep that peak.
 pub fn restituisci_memoria() {
-    // SAFETY: mi_collect takes no pointers; mimalloc is this process's allocator (above).
+    // SAFETY: mi_collect takes no pointers and acts on mimalloc's own heaps, which exist
+    // whether or not mimalloc is the global allocator.
     #[cfg(feature = "mimalloc")]
     unsafe {
         mi_collect(true)

@@ -7,16 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::egov::{Parte, Profilo, ProfiloGestione};
 
-/// How a structurally broken header is answered (busta-egov.md §6.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ErroriStruttura {
-    /// A bare SOAP Fault `EGOV_IT_001`, as GovWay's default and DigitPA qualification expect.
-    #[default]
-    Fault,
-    /// An error busta naming the element's own code (GovWay testsuite mode).
-    Busta,
-}
+pub use crate::egov::validate::ErroriStruttura;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -382,6 +373,32 @@ pub fn demo(own: &Soggetto) -> (Vec<Soggetto>, Vec<Servizio>) {
         ));
     }
     (soggetti, servizi)
+}
+
+impl crate::egov::validate::Anagrafe for Registry {
+    fn soggetto(&self, p: &Parte) -> Option<crate::egov::validate::SoggettoNoto<'_>> {
+        Registry::soggetto(self, p).map(|s| crate::egov::validate::SoggettoNoto {
+            nome: &s.nome,
+            porta: &s.porta,
+            profilo: s.profilo,
+            errori_struttura: s.errori_struttura,
+            validazione_id_completa: s.validazione_id_completa,
+        })
+    }
+
+    fn servizio(
+        &self,
+        erogatore: &Parte,
+        tipo: &str,
+        nome: &str,
+        azione: Option<&str>,
+    ) -> Option<crate::egov::validate::Offerta> {
+        Registry::servizio(self, erogatore, tipo, nome).map(|s| crate::egov::validate::Offerta {
+            azione_nota: azione.is_none_or(|a| s.azioni.is_empty() || s.azione(a).is_some()),
+            azione_obbligatoria: s.azione_obbligatoria,
+            profilo: s.profilo_per(azione),
+        })
+    }
 }
 
 #[cfg(test)]

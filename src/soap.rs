@@ -222,7 +222,7 @@ impl<'a> Envelope<'a> {
 }
 
 /// The `xmlns` / `xmlns:p` declarations of a start tag, as (prefix, URI); "" is the default.
-fn ns_decls(e: &quick_xml::events::BytesStart) -> Vec<(String, String)> {
+fn ns_decls(e: &quick_xml::events::BytesStart<'_>) -> Vec<(String, String)> {
     e.attributes()
         .flatten()
         .filter_map(|a| {

@@ -246,7 +246,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Namespace URI of an element name in the current scope.
-    pub fn element_ns(&self, e: &BytesStart) -> Result<Option<String>, XmlError> {
+    pub fn element_ns(&self, e: &BytesStart<'_>) -> Result<Option<String>, XmlError> {
         match self.reader.resolver().resolve_element(e.name()).0 {
             ResolveResult::Bound(ns) => Ok(Some(namespace_name(ns.0)?.into_owned())),
             ResolveResult::Unbound => Ok(None),
@@ -256,7 +256,7 @@ impl<'a> Cursor<'a> {
 
     /// The attributes of a start tag, namespace-resolved and unescaped. Namespace declarations
     /// are not returned. Duplicate attributes are a well-formedness error.
-    pub fn attributes(&self, e: &BytesStart) -> Result<Vec<Attr>, XmlError> {
+    pub fn attributes(&self, e: &BytesStart<'_>) -> Result<Vec<Attr>, XmlError> {
         let mut out = Vec::new();
         for a in e.attributes() {
             let a = a.map_err(|err| XmlError::Syntax {
@@ -299,7 +299,7 @@ impl<'a> Cursor<'a> {
     pub fn build(
         &mut self,
         start_at: usize,
-        e: &BytesStart,
+        e: &BytesStart<'_>,
         empty: bool,
     ) -> Result<Element, XmlError> {
         let mut root = self.open(start_at, e)?;
@@ -352,7 +352,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The shared copy of a namespace URI.
-    fn shared_ns(&mut self, e: &BytesStart) -> Result<Option<Arc<str>>, XmlError> {
+    fn shared_ns(&mut self, e: &BytesStart<'_>) -> Result<Option<Arc<str>>, XmlError> {
         let uri = match self.reader.resolver().resolve_element(e.name()).0 {
             ResolveResult::Bound(ns) => namespace_name(ns.0)?,
             ResolveResult::Unbound => return Ok(None),
@@ -367,7 +367,7 @@ impl<'a> Cursor<'a> {
         Ok(Some(a))
     }
 
-    fn open(&mut self, at: usize, e: &BytesStart) -> Result<Element, XmlError> {
+    fn open(&mut self, at: usize, e: &BytesStart<'_>) -> Result<Element, XmlError> {
         Ok(Element {
             ns: self.shared_ns(e)?,
             local: CompactString::from(e.local_name().into_inner()),
@@ -467,7 +467,7 @@ fn push_child(stack: &mut [Element], el: Element) {
 
 /// Resolves a general entity reference: the five predefined ones and character references.
 /// With DOCTYPE refused, any other entity is undefined.
-pub fn resolve_ref(r: &quick_xml::events::BytesRef) -> Result<char, XmlError> {
+pub fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> Result<char, XmlError> {
     if r.is_char_ref() {
         return match r.resolve_char_ref() {
             Ok(Some(c)) if is_xml_char(c) => Ok(c),

@@ -8,12 +8,61 @@ use super::reader::{self, Lettura, Trovata};
 use super::{
     Busta, Codice, Eccezione, Identificatore, Inoltro, Parte, Profilo, ProfiloGestione, Tempo,
 };
-use crate::registry::{ErroriStruttura, Registry};
 use crate::soap::Envelope;
 use crate::xml::Limits;
 
+/// How a structurally broken header is answered (busta-egov.md §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErroriStruttura {
+    /// A bare SOAP Fault `EGOV_IT_001`, as GovWay's default and DigitPA qualification expect.
+    #[default]
+    Fault,
+    /// An error busta naming the element's own code (GovWay testsuite mode).
+    Busta,
+}
+
+/// A registered party, as validation sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct SoggettoNoto<'a> {
+    pub nome: &'a str,
+    /// Its identificativo porta (CodPdD).
+    pub porta: &'a str,
+    /// The management profile it speaks.
+    pub profilo: ProfiloGestione,
+    /// How its broken headers are answered, when set for it.
+    pub errori_struttura: Option<ErroriStruttura>,
+    /// Whether its Identificatori must be its own.
+    pub validazione_id_completa: bool,
+}
+
+/// What a servizio says of a busta's azione.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offerta {
+    /// The azione is one of the servizio's (or the servizio lists none), or there is none.
+    pub azione_nota: bool,
+    /// The servizio requires an azione.
+    pub azione_obbligatoria: bool,
+    /// The profilo di collaborazione of the azione (or of the servizio).
+    pub profilo: Profilo,
+}
+
+/// What validation asks of a registry: who a party is, what a servizio offers. The registry
+/// implements it; validation needs nothing else of it.
+pub trait Anagrafe {
+    fn soggetto(&self, p: &Parte) -> Option<SoggettoNoto<'_>>;
+    /// The servizio `tipo`/`nome` offered by `erogatore`, as it concerns `azione`.
+    fn servizio(
+        &self,
+        erogatore: &Parte,
+        tipo: &str,
+        nome: &str,
+        azione: Option<&str>,
+    ) -> Option<Offerta>;
+}
+
 pub struct Contesto<'a> {
-    pub registry: &'a Registry,
+    pub registry: &'a dyn Anagrafe,
     /// Whether a party is hosted by this gateway (a busta must be addressed to one).
     pub locale: &'a (dyn Fn(&Parte) -> bool + Sync),
     /// The sender's management profile.
@@ -57,7 +106,7 @@ pub fn valida(b: &Busta, ctx: &Contesto<'_>) -> Vec<Eccezione> {
     if let (Some(m), Some(id)) = (mittente, &b.id) {
         if ctx.validazione_id_completa {
             if let Ok(id) = Identificatore::parse(id) {
-                if id.cod_amm != m.nome || !id.cod_pdd.eq_ignore_ascii_case(&m.porta) {
+                if id.cod_amm != m.nome || !id.cod_pdd.eq_ignore_ascii_case(m.porta) {
                     e.push(grave(Codice::ID_NON_VALIDO, "Messaggio/Identificatore"));
                 }
             }
@@ -85,7 +134,7 @@ pub fn valida(b: &Busta, ctx: &Contesto<'_>) -> Vec<Eccezione> {
             None
         }
         (Some(s), Some(d)) if destinatario.is_some() => {
-            let found = reg.servizio(d, &s.tipo, &s.nome);
+            let found = reg.servizio(d, &s.tipo, &s.nome, b.azione.as_deref());
             if found.is_none() {
                 e.push(grave(Codice::SERVIZIO, "Servizio"));
             }
@@ -95,14 +144,12 @@ pub fn valida(b: &Busta, ctx: &Contesto<'_>) -> Vec<Eccezione> {
     };
     if let Some(s) = servizio {
         match &b.azione {
-            Some(a) if !s.azioni.is_empty() && s.azione(a).is_none() => {
-                e.push(grave(Codice::AZIONE, "Azione"))
-            }
+            Some(_) if !s.azione_nota => e.push(grave(Codice::AZIONE, "Azione")),
             None if s.azione_obbligatoria => e.push(grave(Codice::AZIONE, "Azione")),
             _ => {}
         }
         if let Some(p) = b.profilo {
-            if p != s.profilo_per(b.azione.as_deref()) {
+            if p != s.profilo {
                 e.push(grave(
                     Codice::PROFILO_COLLABORAZIONE,
                     "ProfiloCollaborazione",
@@ -356,7 +403,7 @@ pub struct Politica {
 }
 
 pub fn politica(
-    registry: &Registry,
+    registry: &dyn Anagrafe,
     mittente: Option<&Parte>,
     profilo: ProfiloGestione,
     errori: ErroriStruttura,
@@ -408,7 +455,7 @@ pub struct Regole {
 /// duplicate filter, which needs the store).
 pub fn giudica_messaggio(
     bytes: &[u8],
-    registry: &Registry,
+    registry: &dyn Anagrafe,
     locale: &(dyn Fn(&Parte) -> bool + Sync),
     regole: &Regole,
     now: NaiveDateTime,

@@ -134,7 +134,7 @@ struct Tag<'e> {
     attrs: Vec<(&'e str, Cow<'e, str>)>,
 }
 
-fn read_tag<'e>(e: &'e BytesStart, pos: usize) -> Result<Tag<'e>, XmlError> {
+fn read_tag<'e>(e: &'e BytesStart<'_>, pos: usize) -> Result<Tag<'e>, XmlError> {
     let mut decls = Vec::new();
     let mut attrs = Vec::new();
     for a in e.attributes() {
@@ -170,7 +170,7 @@ fn read_tag<'e>(e: &'e BytesStart, pos: usize) -> Result<Tag<'e>, XmlError> {
 }
 
 /// Writes the start tag of an element into one output, rendering the namespaces it needs.
-fn start_tag(a: &mut Active, tag: &Tag, scope: &Scope) -> Result<(), C14nError> {
+fn start_tag(a: &mut Active, tag: &Tag<'_>, scope: &Scope) -> Result<(), C14nError> {
     let (eprefix, _) = split(tag.qname);
     let mut needed: Vec<&str> = vec![eprefix];
     for (k, _) in &tag.attrs {

@@ -585,7 +585,7 @@ pub enum On<'a> {
 
 /// `pdd` with `args`, run to its end on a store: (exit code, -1 when killed by a signal;
 /// stdout; stderr).
-pub fn pdd_cli(on: On, args: &[&str]) -> (i32, String, String) {
+pub fn pdd_cli(on: On<'_>, args: &[&str]) -> (i32, String, String) {
     let mut c = pdd_bin();
     match on {
         On::Data(dir) => c.arg("--data").arg(dir),
