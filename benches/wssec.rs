@@ -7,6 +7,7 @@
 //! thread each), the same key, certificate and bytes. Python comes from `PDD_PYTHON`, else
 //! `target/pyenv/bin/python`; without xmlsec that part is skipped with a note on how to get it.
 
+use pdd::cli::certs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -245,17 +246,18 @@ fn costi_xmlsec(py: &Path, dir: &Path, msg: &str, signed: &str, regole: &dsig::R
 }
 
 fn main() {
-    let key = pki::rsa_key().unwrap();
-    let cert = pki::certificato(
-        &pki::Richiesta {
+    let key = certs::rsa_key().unwrap();
+    let cert = certs::certificato(
+        &certs::Richiesta {
             cn: "EMILIA",
             san: &[],
             days: 30,
             from_days: 0,
-            uso: pki::Uso::Gateway,
+            uso: certs::Uso::Gateway,
         },
         &key,
         None,
+        chrono::Utc::now(),
     )
     .unwrap();
     let now = chrono::Utc::now();

@@ -15,6 +15,7 @@
 
 mod common;
 
+use pdd::cli::certs;
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -372,20 +373,20 @@ impl Parti {
 /// A partner certificate with an EC P-256 key (self-signed, valid 30 days).
 fn ec_pair(pki: &Pki, name: &str, cn: &str) -> KeyPair {
     use openssl::ec::{EcGroup, EcKey};
-    use pdd::wssec::pki;
     let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
     let key = openssl::pkey::PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
     let san = ["127.0.0.1".to_string()];
-    let cert = pki::certificato(
-        &pki::Richiesta {
+    let cert = certs::certificato(
+        &certs::Richiesta {
             cn,
             san: &san,
             days: 30,
             from_days: 0,
-            uso: pki::Uso::Gateway,
+            uso: certs::Uso::Gateway,
         },
         &key,
         None,
+        chrono::Utc::now(),
     )
     .unwrap();
     pki.save(name, &key, &cert)

@@ -5,6 +5,7 @@
 //! given concurrency for a given time, and prints throughput, latency, errors, the server's
 //! memory and the store's bytes per exchange, next to the machine's RSA-2048 signing ceiling.
 
+use super::certs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::{Datelike, NaiveDate};
 use clap::{Args, ValueEnum};
-use http_body_util::{BodyExt, Full};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
@@ -337,31 +337,33 @@ impl Pki {
             }
         }
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let ca_key = pki::rsa_key().map_err(e)?;
-        let ca = pki::certificato(
-            &pki::Richiesta {
+        let ca_key = certs::rsa_key().map_err(e)?;
+        let ca = certs::certificato(
+            &certs::Richiesta {
                 cn: "pdd bench CA",
                 san: &[],
                 days: 30,
                 from_days: -1,
-                uso: pki::Uso::Ca,
+                uso: certs::Uso::Ca,
             },
             &ca_key,
             None,
+            chrono::Utc::now(),
         )
         .map_err(e)?;
         let emetti = |cn: &str| -> Result<(PKey<Private>, X509), String> {
-            let k = pki::rsa_key().map_err(e)?;
-            let c = pki::certificato(
-                &pki::Richiesta {
+            let k = certs::rsa_key().map_err(e)?;
+            let c = certs::certificato(
+                &certs::Richiesta {
                     cn,
                     san: &["127.0.0.1".to_string()],
                     days: 30,
                     from_days: -1,
-                    uso: pki::Uso::Gateway,
+                    uso: certs::Uso::Gateway,
                 },
                 &k,
                 Some((&ca, &ca_key)),
+                chrono::Utc::now(),
             )
             .map_err(e)?;
             Ok((k, c))
@@ -833,27 +835,7 @@ fn carica(
     Ok(c)
 }
 
-type Mittente = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connetti(tls: &Arc<rustls::ClientConfig>, addr: SocketAddr) -> Result<Mittente, String> {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = tcp.set_nodelay(true);
-    let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
-    let stream = tokio_rustls::TlsConnector::from(tls.clone())
-        .connect(name, tcp)
-        .await
-        .map_err(|e| format!("TLS: {e}"))?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
+type Mittente = crate::server::client::Connessione;
 
 #[allow(
     clippy::too_many_arguments,
@@ -886,43 +868,24 @@ async fn connessione(
         };
         let m = match &mut mittente {
             Some(m) => m,
-            None => match connetti(&tls, addr).await {
+            None => match Mittente::apri(tls.clone(), addr).await {
                 Ok(m) => mittente.insert(m),
                 Err(e) => {
-                    errore(&mut p, e);
+                    errore(&mut p, e.to_string());
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
                 }
             },
         };
-        let req = hyper::Request::post("/pdd/PA")
-            .header(hyper::header::HOST, addr.to_string())
-            .header(hyper::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .header("SOAPAction", "\"InvioCandidatura\"")
-            .body(Full::new(corpo.clone()))
-            .expect("a well-formed request");
         let t = Instant::now();
-        let esito = async {
-            m.ready().await.map_err(|e| format!("connection: {e}"))?;
-            let r = m
-                .send_request(req)
-                .await
-                .map_err(|e| format!("request: {e}"))?;
-            let status = r.status();
-            let body = r
-                .into_body()
-                .collect()
-                .await
-                .map_err(|e| format!("response body: {e}"))?
-                .to_bytes();
-            Ok::<_, String>((status, body))
-        }
-        .await;
+        let esito = m
+            .post_soap("/pdd/PA", "\"InvioCandidatura\"", corpo.clone())
+            .await;
         let fatto = Instant::now();
         match esito {
             Ok((status, body)) => {
                 p.risposte += 1;
-                let ok = status == hyper::StatusCode::OK
+                let ok = status == 200
                     && memmem(&body, b"<types:Tipo_Risposta>OK</types:Tipo_Risposta>");
                 if !ok {
                     let testo = String::from_utf8_lossy(&body);
@@ -940,7 +903,7 @@ async fn connessione(
                 }
             }
             Err(e) => {
-                errore(&mut p, e);
+                errore(&mut p, e.to_string());
                 mittente = None;
             }
         }

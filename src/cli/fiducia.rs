@@ -1,5 +1,6 @@
 //! Trust from the command line: our certificate, partners, signing and verifying messages.
 
+use super::certs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -175,13 +176,13 @@ pub fn certs(c: CertsCommand) -> Result<ExitCode, String> {
             key_path.display()
         ));
     }
-    let key = pki::rsa_key().map_err(|e| e.to_string())?;
+    let key = certs::rsa_key().map_err(|e| e.to_string())?;
     write_private(
         &key_path,
         &key.private_key_to_pem_pkcs8().map_err(|e| e.to_string())?,
     )?;
     if a.csr {
-        let csr = pki::csr(&a.cn, &key).map_err(|e| e.to_string())?;
+        let csr = certs::csr(&a.cn, &key).map_err(|e| e.to_string())?;
         let p = a.dir.join(format!("{}.csr", a.name));
         std::fs::write(&p, csr.to_pem().map_err(|e| e.to_string())?)
             .map_err(|e| format!("{}: {e}", p.display()))?;
@@ -193,16 +194,17 @@ pub fn certs(c: CertsCommand) -> Result<ExitCode, String> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let cert = pki::certificato(
-        &pki::Richiesta {
+    let cert = certs::certificato(
+        &certs::Richiesta {
             cn: &a.cn,
             san: &a.san,
             days: a.days,
             from_days: 0,
-            uso: pki::Uso::Gateway,
+            uso: certs::Uso::Gateway,
         },
         &key,
         None,
+        chrono::Utc::now(),
     )
     .map_err(|e| e.to_string())?;
     let p = a.dir.join(format!("{}.crt", a.name));

@@ -1,6 +1,7 @@
 //! The command line (clap).
 
 mod bench;
+pub mod certs;
 mod configurazione;
 mod fiducia;
 mod registro;

@@ -117,3 +117,86 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// One keep-alive HTTP/1.1 connection over TLS to a porta applicativa, posting SOAP messages
+/// one after the other: what a partner's gateway under load does (`pdd bench`).
+pub struct Connessione {
+    mittente: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Connessione {
+    /// Connects to `addr` (TLS with `tls`, the server named by its IP address).
+    pub async fn apri(
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        addr: std::net::SocketAddr,
+    ) -> Result<Connessione, ClientError> {
+        let url = format!("https://{addr}");
+        let errore = |err: String| ClientError::Connect {
+            url: url.clone(),
+            err,
+        };
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| errore(e.to_string()))?;
+        let _ = tcp.set_nodelay(true);
+        let name = rustls_pki_types::ServerName::IpAddress(addr.ip().into());
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| errore(format!("TLS: {e}")))?;
+        let (mittente, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| errore(format!("HTTP: {e}")))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Connessione {
+            mittente,
+            host: addr.to_string(),
+        })
+    }
+
+    /// POSTs a SOAP 1.1 message to `path`: the status and the body of the answer.
+    pub async fn post_soap(
+        &mut self,
+        path: &str,
+        soap_action: &str,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), ClientError> {
+        let url = format!("https://{}{path}", self.host);
+        let req = Request::post(path)
+            .header(hyper::header::HOST, self.host.as_str())
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", soap_action)
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Url(format!("{url}: {e}")))?;
+        self.mittente
+            .ready()
+            .await
+            .map_err(|e| ClientError::Connect {
+                url: url.clone(),
+                err: e.to_string(),
+            })?;
+        let r = self
+            .mittente
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Connect {
+                url: url.clone(),
+                err: error_chain(&e),
+            })?;
+        let status = r.status().as_u16();
+        let body = r
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Body {
+                url,
+                err: e.to_string(),
+            })?
+            .to_bytes();
+        Ok((status, body))
+    }
+}

@@ -666,8 +666,8 @@ pub fn span_of(src: &str, id: &str) -> Option<Range<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pki::{certificato, rsa_key, Richiesta, Uso};
     use super::*;
+    use crate::cli::certs::{certificato, rsa_key, Richiesta, Uso};
 
     const REQ: &str = include_str!("../../examples/richiesta-candidatura.xml");
 
@@ -692,6 +692,7 @@ mod tests {
             },
             &key,
             None,
+            chrono::Utc::now(),
         )
         .unwrap();
         Firmatario { key, cert }

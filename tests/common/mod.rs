@@ -4,6 +4,7 @@
 pub mod mutator;
 pub mod xmllint_batch;
 
+use pdd::cli::certs;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -430,19 +431,19 @@ pub fn verify_signed(msg: &str) -> Result<pdd::wssec::dsig::Firmato, pdd::wssec:
 
 impl Pki {
     pub fn new() -> Pki {
-        use pdd::wssec::pki;
         let dir = TempDir::new("pki");
-        let ca_key = pki::rsa_key().unwrap();
-        let ca_cert = pki::certificato(
-            &pki::Richiesta {
+        let ca_key = certs::rsa_key().unwrap();
+        let ca_cert = certs::certificato(
+            &certs::Richiesta {
                 cn: "Test CA",
                 san: &[],
                 days: 30,
                 from_days: -1,
-                uso: pki::Uso::Ca,
+                uso: certs::Uso::Ca,
             },
             &ca_key,
             None,
+            chrono::Utc::now(),
         )
         .unwrap();
         std::fs::write(dir.0.join("ca.crt"), ca_cert.to_pem().unwrap()).unwrap();
@@ -460,19 +461,19 @@ impl Pki {
     /// A gateway certificate for `cn` (SAN 127.0.0.1, localhost): self-signed, or issued by the
     /// test CA; valid `days` from `from_days` (negative: in the past).
     pub fn make(&self, name: &str, cn: &str, issued: bool, days: u32, from_days: i64) -> KeyPair {
-        use pdd::wssec::pki;
-        let key = pki::rsa_key().unwrap();
+        let key = certs::rsa_key().unwrap();
         let san = ["127.0.0.1".to_string(), "localhost".to_string()];
-        let cert = pki::certificato(
-            &pki::Richiesta {
+        let cert = certs::certificato(
+            &certs::Richiesta {
                 cn,
                 san: &san,
                 days,
                 from_days,
-                uso: pki::Uso::Gateway,
+                uso: certs::Uso::Gateway,
             },
             &key,
             issued.then_some((&self.ca_cert, &self.ca_key)),
+            chrono::Utc::now(),
         )
         .unwrap();
         self.save(name, &key, &cert)
