@@ -1475,9 +1475,7 @@ contract!(
     exchange_by_request_and_response_id,
     the_first_exchange_keeps_its_id,
     an_exchange_put_again_is_replaced,
-    // sled keeps the old time index entry of an exchange put again at another time.
-    an_exchange_put_again_at_another_time_moves
-        [sled: ignore = "engine bug: SledStore::put_exchange leaves a stale time index entry"],
+    an_exchange_put_again_at_another_time_moves,
     recent_is_newest_first_without_raw_messages,
     exchanges_between_is_half_open_by_received_time,
     moduli_round_trip_and_kinds_stay_apart,

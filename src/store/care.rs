@@ -129,8 +129,9 @@ impl CheckReport {
 /// What retention removes; times in ms since the epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurgeLimits {
-    /// Exchanges received before this go, with their raw messages and ids entries; None keeps
-    /// them all.
+    /// Exchanges received before this go, with their raw messages and index entries, oldest
+    /// first in sequence order up to the first one received inside the window; None keeps them
+    /// all.
     pub exchanges_before_ms: Option<i64>,
     /// Settled duplicate-filter entries first seen before this go, once their busta expired
     /// before `expired_before_ms`; None keeps them all.

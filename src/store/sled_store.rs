@@ -345,12 +345,21 @@ impl Motore {
                 }
             }
         }
-        self.exchanges
+        let prima = self
+            .exchanges
             .insert(key, codec::encode_exchange(ex))
             .map_err(be)?;
         self.received
             .insert(codec::chiave_ricevuto(ex.received_ms(), ex.seq), &[][..])
             .map_err(be)?;
+        // A record written again at another time leaves no entry at its old one.
+        if let Some(Ok((vecchio, _))) = prima.as_deref().map(codec::decode_exchange) {
+            if vecchio.received_ms() != ex.received_ms() {
+                self.received
+                    .remove(codec::chiave_ricevuto(vecchio.received_ms(), ex.seq))
+                    .map_err(be)?;
+            }
+        }
         for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
             // The first exchange carrying an id keeps it (a duplicate's record does not steal it).
             let _ = self
