@@ -49,7 +49,7 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     let held = hold(gw.addr, 100000);
     // Wait until the server counts it.
     until("the held request was not counted", || {
-        gw.gw.pa.in_corso.quanti("127.0.0.1") != 0
+        gw.gw.pa.in_flight.count("127.0.0.1") != 0
     })
     .await;
     let r = candidatura(&gw).await;
@@ -73,7 +73,7 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     // The held exchange ends (its sender goes away): the place comes back.
     drop(held);
     until("the place did not come back", || {
-        gw.gw.pa.in_corso.quanti("127.0.0.1") == 0
+        gw.gw.pa.in_flight.count("127.0.0.1") == 0
     })
     .await;
     let r = candidatura(&gw).await;
@@ -89,7 +89,7 @@ async fn bodies_in_progress_have_a_memory_budget() {
     // 80 KiB announced and held: 20 KiB of room left.
     let held = hold(gw.addr, 81920);
     until("the held body was not counted", || {
-        gw.gw.pa.memoria.available_permits() <= 20
+        gw.gw.pa.body_budget.available_permits() <= 20
     })
     .await;
     // A request bigger than the room waits for it, then is told to come back.
@@ -103,7 +103,7 @@ async fn bodies_in_progress_have_a_memory_budget() {
     assert_eq!(r.status, 200, "{}", r.body);
     drop(held);
     until("the room did not come back", || {
-        gw.gw.pa.memoria.available_permits() >= 100
+        gw.gw.pa.body_budget.available_permits() >= 100
     })
     .await;
 }

@@ -2,12 +2,12 @@
 
 mod bench;
 pub mod certs;
-mod configurazione;
-mod fiducia;
-mod registro;
+mod config;
 mod rete;
 mod shell;
 mod store;
+mod tracce;
+mod trust;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -75,25 +75,25 @@ pub enum Command {
     Check(CheckArgs),
     /// The configuration: `pdd config check` explains every problem in it.
     #[command(subcommand)]
-    Config(configurazione::ConfigCommand),
+    Config(config::ConfigCommand),
     /// Look at stored exchanges; export them as CNIPA traces.
     #[command(subcommand)]
     Trace(TraceCommand),
     /// Diagnostic messages (refusals, porta delegata failures, outbox retries, start and
     /// stop, ...), with GovWay's severity levels.
     #[command(subcommand)]
-    Diag(registro::DiagCommand),
+    Diag(tracce::DiagCommand),
     /// Make our key and certificate (or a certificate signing request).
     #[command(subcommand)]
-    Certs(fiducia::CertsCommand),
+    Certs(trust::CertsCommand),
     /// Partners: add, list, show, remove (live: a running gateway takes them at once).
     #[command(subcommand)]
-    Partner(fiducia::PartnerCommand),
+    Partner(trust::PartnerCommand),
     /// Sign a SOAP message with WS-Security (our key and certificate); writes it to stdout.
-    Sign(fiducia::SignArgs),
+    Sign(trust::SignArgs),
     /// Check a signed SOAP message offline and say which check fails
     /// (exit 0: valid; 1: invalid; 2: unreadable).
-    Verify(fiducia::VerifyArgs),
+    Verify(trust::VerifyArgs),
     /// Validate ClicLavoro moduli (Candidatura, Vacancy, Messaggio), bare or inside a SOAP
     /// message, and print every problem as `path: message [code]`
     /// (exit 0: all valid; 1: some invalid; 2: unreadable input).
@@ -193,7 +193,7 @@ pub enum TraceCommand {
     /// Export traces in the CNIPA form (Tracciamento.xsd), two per exchange (request and
     /// response, each with the busta found in the stored message): one exchange
     /// (`export ID|SEQ`) or those received in a period (`export --since DATE [--until DATE]`).
-    Export(registro::ExportArgs),
+    Export(tracce::ExportArgs),
 }
 
 pub fn run() -> ExitCode {
@@ -242,7 +242,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     // without any configuration.
     // `config check` reads the file itself, to explain what is wrong with it.
     if let Command::Config(c) = cli.command {
-        return configurazione::config(cli.config.as_deref(), c);
+        return config::config(cli.config.as_deref(), c);
     }
     let config = if matches!(
         cli.command,
@@ -268,14 +268,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Serve(args) => serve(config, args, ricarica),
         Command::Check(args) => check(config, args),
-        Command::Config(c) => configurazione::config(None, c),
+        Command::Config(c) => config::config(None, c),
         Command::Trace(t) => trace(config, t),
-        Command::Diag(c) => registro::diag(&config, c),
+        Command::Diag(c) => tracce::diag(&config, c),
         Command::Validate(args) => validate(args),
-        Command::Certs(c) => fiducia::certs(c),
-        Command::Partner(c) => fiducia::partner(config, c),
-        Command::Sign(a) => fiducia::sign(config, a),
-        Command::Verify(a) => fiducia::verify(config, a),
+        Command::Certs(c) => trust::certs(c),
+        Command::Partner(c) => trust::partner(config, c),
+        Command::Sign(a) => trust::sign(config, a),
+        Command::Verify(a) => trust::verify(config, a),
         Command::Outbox(c) => rete::outbox(config, c),
         Command::Eures(c) => rete::eures(config, c),
         Command::Import(c) => rete::import(config, c),
@@ -655,7 +655,7 @@ fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
     }
     let source = open_for_reading(&config)?;
     match t {
-        TraceCommand::Export(args) => registro::export(&config, &source, args),
+        TraceCommand::Export(args) => tracce::export(&config, &source, args),
         TraceCommand::List { limit, json } => {
             let list: Vec<Exchange> = match &source {
                 Source::Store(s) => esegui(s.recent(limit))?.map_err(|e| e.to_string())?,

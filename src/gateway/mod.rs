@@ -11,16 +11,16 @@
 pub mod api;
 pub mod care;
 pub mod diagnostici;
-mod errore;
+mod error;
 mod ids;
-pub mod limiti;
-pub mod metriche;
+pub mod limits;
+pub mod metrics;
 pub mod outbox;
 mod pa;
 mod partners;
 mod pd;
 pub mod scadenze;
-mod sicurezza;
+mod security;
 pub mod tracce;
 
 use std::net::SocketAddr;
@@ -32,7 +32,7 @@ use chrono::{DateTime, FixedOffset};
 
 pub use api::ReadApi;
 pub use care::Care;
-pub use errore::{eccezione_firma, GatewayError, PartnerError, PdError};
+pub use error::{eccezione_firma, GatewayError, PartnerError, PdError};
 pub use ids::IdGenerator;
 pub use outbox::Outbox;
 pub use pa::PortaApplicativa;
@@ -131,7 +131,7 @@ pub enum TransportError {
 pub type TransportFactory<'a> = &'a dyn Fn(rustls::ClientConfig, usize) -> Arc<dyn Transport>;
 
 /// Our key and certificate, as signatures and TLS use them.
-struct Chiavi {
+struct Keys {
     /// For signing buste; replaced on SIGHUP when the files changed.
     identity: RwLock<Option<Arc<Identity>>>,
     /// The same, as TLS presents them (both ways), swappable.
@@ -151,13 +151,13 @@ pub struct Shared {
     ids: IdGenerator,
     pub transport: Arc<dyn Transport>,
     pub limits: Limits,
-    chiavi: Chiavi,
+    chiavi: Keys,
     /// The CAs of the configuration.
     pub cas: Vec<openssl::x509::X509>,
     /// What the TLS verifiers and the signature checks trust; follows the registry.
     pub trust: Arc<TrustStore>,
     /// Counters and latency histograms for `GET /metrics`.
-    pub metriche: metriche::Metriche,
+    pub metrics: metrics::Metrics,
     /// Wakes the outbox when forwards are queued.
     pub outbox_notify: tokio::sync::Notify,
     /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
@@ -252,13 +252,13 @@ impl Gateway {
             clock,
             test_clock,
             limits,
-            chiavi: Chiavi {
+            chiavi: Keys {
                 identity: RwLock::new(identity),
                 tls: chiave_tls,
             },
             cas,
             trust,
-            metriche: Default::default(),
+            metrics: Default::default(),
             outbox_notify: tokio::sync::Notify::new(),
             moduli_lock: tokio::sync::Mutex::new(()),
             config,
@@ -346,8 +346,8 @@ impl Shared {
     }
 
     /// What the ClicLavoro handler needs of this node.
-    pub fn nodo<'a>(&'a self, registry: &'a Registry) -> crate::service::cliclavoro::Nodo<'a> {
-        crate::service::cliclavoro::Nodo {
+    pub fn nodo<'a>(&'a self, registry: &'a Registry) -> crate::service::cliclavoro::Ambiente<'a> {
+        crate::service::cliclavoro::Ambiente {
             store: self.store.as_ref(),
             limits: self.limits,
             versione: self.config.cliclavoro.versione.fissata(),
@@ -384,8 +384,8 @@ impl Shared {
             self.store.settle(id, ex.seq).await?;
         }
         self.store.flush().await?;
-        self.metriche.fase(metriche::Fase::Store, t.elapsed());
-        self.metriche.scambio(ex);
+        self.metrics.phase(metrics::Phase::Store, t.elapsed());
+        self.metrics.exchange(ex);
         Ok(())
     }
 }

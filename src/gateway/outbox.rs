@@ -41,7 +41,7 @@ enum Causa {
 
 /// How one attempt ended.
 #[derive(Debug, PartialEq, Eq)]
-enum Esito {
+enum Tentativo {
     Consegnato(&'static str),
     /// Refused on its merits: final.
     Respinto {
@@ -152,7 +152,7 @@ impl Outbox {
         for mut i in coda {
             let esito = self.consegna(&i).await;
             let scrittura = match esito {
-                Esito::Consegnato(come) => {
+                Tentativo::Consegnato(come) => {
                     info!(seq = i.seq, destinatario = %i.destinatario, id = %i.id, kind = i.kind.as_str(), codice = %i.codice, tentativi = i.tentativi + 1, "forward delivered ({come})");
                     if i.tentativi > 0 {
                         self.s
@@ -166,7 +166,7 @@ impl Outbox {
                     }
                     Write::ForwardDone(i.seq)
                 }
-                Esito::Annullato(why) => {
+                Tentativo::Annullato(why) => {
                     info!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward dropped: {why}");
                     self.s
                         .diagnostica(diagnostico(
@@ -179,7 +179,7 @@ impl Outbox {
                         .await;
                     Write::ForwardDone(i.seq)
                 }
-                Esito::Respinto { why, causa } => {
+                Tentativo::Respinto { why, causa } => {
                     warn!(seq = i.seq, destinatario = %i.destinatario, codice = %i.codice, "forward refused by the receiver: {why}");
                     let (codice, perche) = motivo(&why, causa, "PDD_OUTBOX_RESPINTO");
                     self.s
@@ -198,7 +198,7 @@ impl Outbox {
                     i.errore = Some(why);
                     Write::Forward(i)
                 }
-                Esito::Riprova {
+                Tentativo::Riprova {
                     why,
                     causa,
                     nuovo_id,
@@ -236,11 +236,15 @@ impl Outbox {
         Ok(())
     }
 
-    async fn consegna(&self, i: &Forward) -> Esito {
+    async fn consegna(&self, i: &Forward) -> Tentativo {
         if i.invio {
             if let Ok(Some(m)) = self.s.store.modulo(i.kind, &i.codice).await {
                 if m.stato == StatoModulo::Scaduto {
-                    return Esito::Annullato(format!("{} {} scaduta", i.kind.as_str(), i.codice));
+                    return Tentativo::Annullato(format!(
+                        "{} {} scaduta",
+                        i.kind.as_str(),
+                        i.codice
+                    ));
                 }
             }
         }
@@ -265,9 +269,9 @@ impl Outbox {
                 self.s.limits,
             ) =>
             {
-                Esito::Consegnato("OK")
+                Tentativo::Consegnato("OK")
             }
-            None => Esito::Respinto {
+            None => Tentativo::Respinto {
                 why: descrizione_esito(&answer.body),
                 causa: Causa::Ko,
             },
@@ -276,9 +280,9 @@ impl Outbox {
             // attempt the receiver refuses the Identificatore itself (not ours to it): refused.
             Some(EccezioneApplicativa::Busta(c, d)) if c == Codice::ID_NON_VALIDO => {
                 if i.tentativi > 0 {
-                    Esito::Consegnato("già ricevuto")
+                    Tentativo::Consegnato("già ricevuto")
                 } else {
-                    Esito::Respinto {
+                    Tentativo::Respinto {
                         why: format!("{c} {d} (al primo tentativo)"),
                         causa: Causa::Eccezione(c),
                     }
@@ -289,17 +293,17 @@ impl Outbox {
             // Anything else is wrong with the message itself: refused, so the queue behind it
             // moves on.
             Some(EccezioneApplicativa::Busta(c, d)) => match c.0 {
-                200..=301 => Esito::Riprova {
+                200..=301 => Tentativo::Riprova {
                     why: format!("{c} {d}"),
                     causa: Causa::Eccezione(c),
                     nuovo_id: c == Codice::SCADUTO,
                 },
-                _ => Esito::Respinto {
+                _ => Tentativo::Respinto {
                     why: format!("{c} {d}"),
                     causa: Causa::Eccezione(c),
                 },
             },
-            Some(EccezioneApplicativa::Processamento(c, d)) => Esito::Riprova {
+            Some(EccezioneApplicativa::Processamento(c, d)) => Tentativo::Riprova {
                 why: format!("{c} {d}"),
                 causa: Causa::Eccezione(c),
                 nuovo_id: false,
@@ -307,9 +311,9 @@ impl Outbox {
         }
     }
 
-    async fn consegna_eures(&self, i: &Forward) -> Esito {
+    async fn consegna_eures(&self, i: &Forward) -> Tentativo {
         let Some(url) = &self.s.config.cliclavoro.eures_url else {
-            return Esito::Annullato("nessun endpoint EURES configurato".into());
+            return Tentativo::Annullato("nessun endpoint EURES configurato".into());
         };
         let headers = [("Content-Type".to_string(), "application/xml".to_string())];
         let timeout = Duration::from_secs(self.s.config.porta_delegata.timeout_secs);
@@ -319,8 +323,8 @@ impl Outbox {
             .post_soap(url, i.corpo.clone(), &headers, timeout)
             .await
         {
-            Ok(r) if (200..300).contains(&r.status) => Esito::Consegnato("EURES"),
-            Ok(r) if (400..500).contains(&r.status) => Esito::Respinto {
+            Ok(r) if (200..300).contains(&r.status) => Tentativo::Consegnato("EURES"),
+            Ok(r) if (400..500).contains(&r.status) => Tentativo::Respinto {
                 why: format!(
                     "EURES ha risposto HTTP {}: {}",
                     r.status,
@@ -331,12 +335,12 @@ impl Outbox {
                 ),
                 causa: Causa::Eures(r.status),
             },
-            Ok(r) => Esito::Riprova {
+            Ok(r) => Tentativo::Riprova {
                 why: format!("EURES ha risposto HTTP {}", r.status),
                 causa: Causa::Eures(r.status),
                 nuovo_id: false,
             },
-            Err(e) => Esito::Riprova {
+            Err(e) => Tentativo::Riprova {
                 why: e.to_string(),
                 causa: Causa::Nostra,
                 nuovo_id: false,

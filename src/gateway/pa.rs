@@ -9,16 +9,16 @@ use std::sync::Arc;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::diagnostici::{self, Diagnostico, Severita};
-use super::errore::PaError;
-use super::limiti::InCorso;
-use super::metriche::Fase;
+use super::error::PaError;
+use super::limits::InFlight;
+use super::metrics::Phase;
 use super::{describe, elenco, Answer, Peer, Shared};
 use crate::egov::reader::{self, Lettura, Trovata};
 use crate::egov::risposte::{self, mittente_sconosciuto};
 use crate::egov::validate::{self, Contesto, Giudizio};
 use crate::egov::{Busta, Codice, Eccezione, Profilo, ProfiloGestione};
 use crate::registry::{Registry, Servizio};
-use crate::service::{self, Chiamata, Esito, ServiceError};
+use crate::service::{self, Chiamata, Reply, ServiceError};
 use crate::soap::{self, Envelope, SoapError};
 use crate::store::{Claim, Direction, Exchange, Outcome};
 
@@ -26,20 +26,20 @@ use crate::store::{Claim, Direction, Exchange, Outcome};
 pub struct PortaApplicativa {
     s: Arc<Shared>,
     /// Exchanges in progress, by partner (`[limits] partner_concorrenza`).
-    pub in_corso: InCorso,
+    pub in_flight: InFlight,
     /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_corso`).
-    pub memoria: tokio::sync::Semaphore,
+    pub body_budget: tokio::sync::Semaphore,
 }
 
 /// A busta that could not be processed: the request busta when one was read, and why.
-struct Rifiuto {
+struct Refusal {
     busta: Option<Busta>,
     errore: PaError,
 }
 
-impl From<PaError> for Rifiuto {
-    fn from(errore: PaError) -> Rifiuto {
-        Rifiuto {
+impl From<PaError> for Refusal {
+    fn from(errore: PaError) -> Refusal {
+        Refusal {
             busta: None,
             errore,
         }
@@ -78,13 +78,13 @@ impl Risposta {
 }
 
 /// The busta judged acceptable: the eccezioni that ride along, and the sender's profile.
-struct Giudicata {
+struct Judged {
     info: Vec<Eccezione>,
     profilo: ProfiloGestione,
 }
 
 /// The duplicate filter's verdict on a busta that passed the checks.
-enum Reclamo {
+enum ClaimOutcome {
     /// Processed from here; the Identificatore, when filtered, is ours until settled.
     Nuovo(Option<String>),
     /// A repeated oneway under eGov 1.1: absorbed.
@@ -94,8 +94,10 @@ enum Reclamo {
 impl PortaApplicativa {
     pub(super) fn new(s: Arc<Shared>) -> PortaApplicativa {
         PortaApplicativa {
-            memoria: tokio::sync::Semaphore::new(s.config.limits.max_bytes_in_corso.div_ceil(1024)),
-            in_corso: InCorso::default(),
+            body_budget: tokio::sync::Semaphore::new(
+                s.config.limits.max_bytes_in_corso.div_ceil(1024),
+            ),
+            in_flight: InFlight::default(),
             s,
         }
     }
@@ -147,12 +149,12 @@ impl PortaApplicativa {
         peer: &Peer,
         ex: &mut Exchange,
         received: chrono::DateTime<chrono::FixedOffset>,
-    ) -> Result<Risposta, Rifiuto> {
+    ) -> Result<Risposta, Refusal> {
         let env = self.leggi(raw)?;
         let trovata = cerca_busta(&env)?;
         let busta = trovata.busta.clone();
         annota(ex, &busta);
-        let rifiuto = |errore: PaError| Rifiuto {
+        let rifiuto = |errore: PaError| Refusal {
             busta: Some(busta.clone()),
             errore,
         };
@@ -178,8 +180,8 @@ impl PortaApplicativa {
             .await
             .map_err(&rifiuto)?
         {
-            Reclamo::Nuovo(id) => id,
-            Reclamo::Assorbito(primo) => {
+            ClaimOutcome::Nuovo(id) => id,
+            ClaimOutcome::Assorbito(primo) => {
                 return Ok(Risposta::vuota(
                     Outcome::Duplicato,
                     Some(format!("duplicato dello scambio {primo}")),
@@ -232,7 +234,7 @@ impl PortaApplicativa {
     fn leggi<'a>(&self, raw: &'a [u8]) -> Result<Envelope<'a>, PaError> {
         let t = std::time::Instant::now();
         let parsed = Envelope::parse(raw, self.s.limits);
-        self.s.metriche.fase(Fase::Parse, t.elapsed());
+        self.s.metrics.phase(Phase::Parse, t.elapsed());
         parsed.map_err(|e| match e {
             SoapError::Soap12 => PaError::Soap12,
             e => {
@@ -251,7 +253,7 @@ impl PortaApplicativa {
         trovata: &Trovata<'_>,
         registry: &Registry,
         received: chrono::DateTime<chrono::FixedOffset>,
-    ) -> Result<Giudicata, PaError> {
+    ) -> Result<Judged, PaError> {
         let c = &self.s.config;
         let busta = &trovata.busta;
         let pol = validate::politica(
@@ -272,7 +274,7 @@ impl PortaApplicativa {
         };
         let t = std::time::Instant::now();
         let giudizio = validate::giudica(trovata, &ctx, pol.errori_struttura);
-        self.s.metriche.fase(Fase::Validate, t.elapsed());
+        self.s.metrics.phase(Phase::Validate, t.elapsed());
         match giudizio {
             Giudizio::Illeggibile(motivo) => Err(PaError::Fault001 {
                 motivo,
@@ -289,7 +291,7 @@ impl PortaApplicativa {
                 info!(eccezioni = %elenco(&eccezioni), "busta refused");
                 Err(PaError::busta(eccezioni, None))
             }
-            Giudizio::Accettata { eccezioni } => Ok(Giudicata {
+            Giudizio::Accettata { eccezioni } => Ok(Judged {
                 info: eccezioni,
                 profilo: pol.profilo,
             }),
@@ -305,11 +307,11 @@ impl PortaApplicativa {
         profilo: ProfiloGestione,
         sync: bool,
         received: chrono::DateTime<chrono::FixedOffset>,
-    ) -> Result<Reclamo, PaError> {
+    ) -> Result<ClaimOutcome, PaError> {
         let filtro = servizio.filtro_duplicati
             && (profilo == ProfiloGestione::LineeGuida11 || busta.inoltro_al_piu_una_volta());
         let Some(id) = busta.id.clone().filter(|_| filtro) else {
-            return Ok(Reclamo::Nuovo(None));
+            return Ok(ClaimOutcome::Nuovo(None));
         };
         let scade = super::care::scadenza_busta(
             busta,
@@ -322,7 +324,7 @@ impl PortaApplicativa {
             .claim(&id, received.timestamp_millis(), scade)
             .await
         {
-            Ok(Claim::New) => Ok(Reclamo::Nuovo(Some(id))),
+            Ok(Claim::New) => Ok(ClaimOutcome::Nuovo(Some(id))),
             // The first copy is still being processed: its outcome is not known yet (it may
             // fail and be released), so this one is not a duplicate to absorb but a retry
             // that came too early.
@@ -343,7 +345,7 @@ impl PortaApplicativa {
                 if sync || profilo == ProfiloGestione::LineeGuida11 {
                     Err(PaError::Duplicato { primo: d.seq })
                 } else {
-                    Ok(Reclamo::Assorbito(d.seq))
+                    Ok(ClaimOutcome::Assorbito(d.seq))
                 }
             }
             Err(e) => {
@@ -366,7 +368,7 @@ impl PortaApplicativa {
     }
 
     /// Step: the service (a backend, or a built-in handler).
-    async fn chiama(&self, servizio: &Servizio, c: &Chiamata<'_>) -> Result<Esito, ServiceError> {
+    async fn chiama(&self, servizio: &Servizio, c: &Chiamata<'_>) -> Result<Reply, ServiceError> {
         let t = std::time::Instant::now();
         let esito = match (&servizio.backend, servizio.handler.as_deref()) {
             (Some(url), _) => {
@@ -389,7 +391,7 @@ impl PortaApplicativa {
                 servizio.tipo, servizio.nome
             ))),
         };
-        self.s.metriche.fase(Fase::Service, t.elapsed());
+        self.s.metrics.phase(Phase::Service, t.elapsed());
         esito
     }
 
@@ -399,7 +401,7 @@ impl PortaApplicativa {
         &self,
         req: &Busta,
         info: Vec<Eccezione>,
-        esito: &Esito,
+        esito: &Reply,
     ) -> Result<(String, String), PaError> {
         let now = self.s.now();
         let responder = self.responder(req);
@@ -464,10 +466,10 @@ impl PortaApplicativa {
 
     /// Records the exchange durably, then answers: the service's answer, or the answer an
     /// error calls for (the one place a [`PaError`] becomes a message).
-    async fn chiudi(&self, ex: &mut Exchange, esito: Result<Risposta, Rifiuto>) -> Answer {
+    async fn chiudi(&self, ex: &mut Exchange, esito: Result<Risposta, Refusal>) -> Answer {
         let r = match esito {
             Ok(r) => r,
-            Err(Rifiuto { busta, errore }) => self.risposta_di_errore(busta.as_ref(), errore).await,
+            Err(Refusal { busta, errore }) => self.risposta_di_errore(busta.as_ref(), errore).await,
         };
         ex.http_status = r.status;
         ex.outcome = r.outcome;

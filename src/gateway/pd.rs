@@ -11,7 +11,7 @@ use std::time::Duration;
 use tracing::{info, info_span, warn, Instrument};
 
 use super::diagnostici::{self, Diagnostico, Severita};
-use super::errore::PdError;
+use super::error::PdError;
 use super::{describe, elenco, Answer, Shared};
 use crate::egov::reader::{self, Lettura};
 use crate::egov::risposte::{principale, EccezioneApplicativa, Funzione};

@@ -92,7 +92,7 @@ pub struct Scadenza {
 
 /// The verdict on one modulo.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Esito {
+pub struct Verdetto {
     pub tipo: Option<Tipo>,
     pub versione: Option<Versione>,
     pub problemi: Vec<Problema>,
@@ -101,7 +101,7 @@ pub struct Esito {
     pub scadenza: Option<Scadenza>,
 }
 
-impl Esito {
+impl Verdetto {
     pub fn valido(&self) -> bool {
         self.problemi.is_empty()
     }
@@ -339,8 +339,8 @@ fn da_violazione(v: xsd::Violazione) -> Problema {
 }
 
 /// Judges a modulo. Only the bytes are needed; the result says what kind and version it is.
-pub fn valida(bytes: &[u8], ctx: &Contesto) -> Esito {
-    let mut esito = Esito {
+pub fn valida(bytes: &[u8], ctx: &Contesto) -> Verdetto {
+    let mut esito = Verdetto {
         tipo: None,
         versione: None,
         problemi: Vec::new(),

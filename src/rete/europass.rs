@@ -12,7 +12,7 @@ use crate::modulo::model::candidatura::{
     Candidatura, EsperienzeLavorative, Formazione, Istruzione, Lavoratore, Lingue,
 };
 use crate::modulo::tabelle::tabelle;
-use crate::xml::{escape_attr, escape_text};
+use crate::xml::tree::Node;
 
 const NS: &str = "http://europass.cedefop.europa.eu/Europass";
 /// The schema's `CurrentVersionNumberType` for v3.3.x accepts exactly this.
@@ -30,23 +30,23 @@ const PATENTI_UE: [&str; 15] = [
 pub fn europass(c: &Candidatura, creato: NaiveDateTime) -> String {
     // Europass writes instants in UTC with milliseconds; `creato` is taken as UTC.
     let quando = creato.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
-    let info = Nodo::el(
+    let info = Node::el(
         "DocumentInfo",
         vec![
-            Nodo::foglia("DocumentType", Some("ECV".into())),
-            Nodo::foglia("CreationDate", Some(quando.clone())),
+            Node::leaf("DocumentType", Some("ECV".into())),
+            Node::leaf("CreationDate", Some(quando.clone())),
             // Required by the schema; the document is new, so it was last updated when created.
-            Nodo::foglia("LastUpdateDate", Some(quando)),
-            Nodo::foglia("XSDVersion", Some(VERSIONE_XSD.into())),
-            Nodo::foglia("Generator", Some("pdd".into())),
-            Nodo::foglia(
+            Node::leaf("LastUpdateDate", Some(quando)),
+            Node::leaf("XSDVersion", Some(VERSIONE_XSD.into())),
+            Node::leaf("Generator", Some("pdd".into())),
+            Node::leaf(
                 "Comment",
                 pulito(&c.dati_sistema.codicecandidatura)
                     .map(|codice| format!("Candidatura ClicLavoro {codice}")),
             ),
         ],
     );
-    let mut learner = Nodo::el(
+    let mut learner = Node::el(
         "LearnerInfo",
         vec![
             identificazione(c),
@@ -60,113 +60,27 @@ pub fn europass(c: &Candidatura, creato: NaiveDateTime) -> String {
         ],
     );
     // LearnerInfo is mandatory even when the Candidatura says nothing about the worker.
-    learner.sempre = true;
-    let mut radice = Nodo::el("SkillsPassport", vec![info, learner]);
+    learner.always = true;
+    let mut radice = Node::el("SkillsPassport", vec![info, learner]);
     radice.attrs = vec![("xmlns", NS.into()), ("locale", "it".into())];
 
-    let mut out = String::with_capacity(4096);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    radice.scrivi(&mut out, 0);
-    out
+    radice.document()
 }
 
-/// An element to write. Elements without text, attributes or non-empty children are dropped
-/// when written, so the builders below can pass absent data along without checking it.
-struct Nodo {
-    nome: &'static str,
-    attrs: Vec<(&'static str, String)>,
-    testo: Option<String>,
-    figli: Vec<Nodo>,
-    /// Written even when empty.
-    sempre: bool,
+/// An element of the Europass `CodeLabel` kind: a code and what it means.
+fn codice_etichetta(nome: &'static str, codice: Option<&str>, etichetta: Option<String>) -> Node {
+    Node::el(
+        nome,
+        vec![
+            Node::leaf("Code", codice.map(String::from)),
+            Node::leaf("Label", etichetta),
+        ],
+    )
 }
 
-impl Nodo {
-    fn el(nome: &'static str, figli: Vec<Nodo>) -> Nodo {
-        Nodo {
-            nome,
-            attrs: Vec::new(),
-            testo: None,
-            figli,
-            sempre: false,
-        }
-    }
-
-    fn foglia(nome: &'static str, testo: Option<String>) -> Nodo {
-        Nodo {
-            testo,
-            ..Nodo::el(nome, Vec::new())
-        }
-    }
-
-    /// An element of the Europass `CodeLabel` kind: a code and what it means.
-    fn codice_etichetta(
-        nome: &'static str,
-        codice: Option<&str>,
-        etichetta: Option<String>,
-    ) -> Nodo {
-        Nodo::el(
-            nome,
-            vec![
-                Nodo::foglia("Code", codice.map(String::from)),
-                Nodo::foglia("Label", etichetta),
-            ],
-        )
-    }
-
-    /// A date element (`year`, `month`, `day` attributes), absent without a year.
-    fn data(nome: &'static str, data: Option<Vec<(&'static str, String)>>) -> Nodo {
-        Nodo {
-            attrs: data.unwrap_or_default(),
-            ..Nodo::el(nome, Vec::new())
-        }
-    }
-
-    fn vuoto(&self) -> bool {
-        !self.sempre
-            && self.testo.is_none()
-            && self.attrs.is_empty()
-            && self.figli.iter().all(Nodo::vuoto)
-    }
-
-    fn scrivi(&self, out: &mut String, livello: usize) {
-        for _ in 0..livello {
-            out.push_str("  ");
-        }
-        out.push('<');
-        out.push_str(self.nome);
-        for (k, v) in &self.attrs {
-            out.push(' ');
-            out.push_str(k);
-            out.push_str("=\"");
-            out.push_str(&escape_attr(v));
-            out.push('"');
-        }
-        let figli: Vec<&Nodo> = self.figli.iter().filter(|f| !f.vuoto()).collect();
-        match (&self.testo, figli.is_empty()) {
-            (None, true) => out.push_str("/>\n"),
-            (Some(t), true) => {
-                out.push('>');
-                out.push_str(&escape_text(t));
-                out.push_str("</");
-                out.push_str(self.nome);
-                out.push_str(">\n");
-            }
-            // Europass elements have either text or children, never both.
-            (_, false) => {
-                out.push_str(">\n");
-                for f in figli {
-                    f.scrivi(out, livello + 1);
-                }
-                for _ in 0..livello {
-                    out.push_str("  ");
-                }
-                out.push_str("</");
-                out.push_str(self.nome);
-                out.push_str(">\n");
-            }
-        }
-    }
+/// A date element (`year`, `month`, `day` attributes), absent without a year.
+fn elemento_data(nome: &'static str, data: Option<Vec<(&'static str, String)>>) -> Node {
+    Node::attrs(nome, data.unwrap_or_default())
 }
 
 /// A value as text to write: trimmed, without the characters XML 1.0 cannot carry (which a
@@ -234,34 +148,31 @@ fn data(s: &str) -> Option<Vec<(&'static str, String)>> {
 
 /// Where a Belfiore code points: a comune (in Italy) or a foreign state; the comune's name and
 /// the `Country`.
-fn luogo(codice: Option<&str>) -> (Option<String>, Nodo) {
+fn luogo(codice: Option<&str>) -> (Option<String>, Node) {
     let t = tabelle();
     let codice = codice.map(str::trim);
     if let Some(comune) = codice.and_then(|c| t.comune(c)) {
-        let paese = Nodo::codice_etichetta("Country", Some("IT"), Some("Italia".into()));
+        let paese = codice_etichetta("Country", Some("IT"), Some("Italia".into()));
         (pulito(&comune.nome), paese)
     } else if let Some(stato) = codice.and_then(|c| t.stato(c)) {
         // No Belfiore Z-code to ISO 3166 table is at hand: the state is named, not coded.
-        (
-            None,
-            Nodo::codice_etichetta("Country", None, pulito(&stato.nome)),
-        )
+        (None, codice_etichetta("Country", None, pulito(&stato.nome)))
     } else {
-        (None, Nodo::el("Country", Vec::new()))
+        (None, Node::el("Country", Vec::new()))
     }
 }
 
 /// An `Address` (ContactAddressType): line, CAP, comune and country.
-fn indirizzo(riga: Option<String>, cap: Option<String>, codice_luogo: Option<&str>) -> Nodo {
+fn indirizzo(riga: Option<String>, cap: Option<String>, codice_luogo: Option<&str>) -> Node {
     let (comune, paese) = luogo(codice_luogo);
-    Nodo::el(
+    Node::el(
         "Address",
-        vec![Nodo::el(
+        vec![Node::el(
             "Contact",
             vec![
-                Nodo::foglia("AddressLine", riga),
-                Nodo::foglia("PostalCode", cap),
-                Nodo::foglia("Municipality", comune),
+                Node::leaf("AddressLine", riga),
+                Node::leaf("PostalCode", cap),
+                Node::leaf("Municipality", comune),
                 paese,
             ],
         )],
@@ -280,30 +191,30 @@ fn email_valida(s: &str) -> bool {
     !locale.is_empty() && !nome.is_empty() && !resto.is_empty() && !resto.contains(['\n', '\r'])
 }
 
-fn telefono(numero: &Option<String>, codice: Option<&str>, etichetta: &str) -> Nodo {
+fn telefono(numero: &Option<String>, codice: Option<&str>, etichetta: &str) -> Node {
     let Some(numero) = pulito_opt(numero) else {
-        return Nodo::el("Telephone", Vec::new());
+        return Node::el("Telephone", Vec::new());
     };
-    Nodo::el(
+    Node::el(
         "Telephone",
         vec![
-            Nodo::foglia("Contact", Some(numero)),
-            Nodo::codice_etichetta("Use", codice, Some(etichetta.into())),
+            Node::leaf("Contact", Some(numero)),
+            codice_etichetta("Use", codice, Some(etichetta.into())),
         ],
     )
 }
 
-fn identificazione(c: &Candidatura) -> Nodo {
+fn identificazione(c: &Candidatura) -> Node {
     let l = &c.lavoratore;
     let a = &l.dati_anagrafici;
-    Nodo::el(
+    Node::el(
         "Identification",
         vec![
-            Nodo::el(
+            Node::el(
                 "PersonName",
                 vec![
-                    Nodo::foglia("FirstName", pulito(&a.nome)),
-                    Nodo::foglia("Surname", pulito(&a.cognome)),
+                    Node::leaf("FirstName", pulito(&a.nome)),
+                    Node::leaf("Surname", pulito(&a.cognome)),
                 ],
             ),
             contatti(c),
@@ -314,13 +225,13 @@ fn identificazione(c: &Candidatura) -> Nodo {
 
 /// The ContactInfo: the worker's own, or for a CV an intermediary published, the
 /// intermediary's only (contacts go through it, document §4.4).
-fn contatti(c: &Candidatura) -> Nodo {
+fn contatti(c: &Candidatura) -> Node {
     let l = &c.lavoratore;
     let r = &l.recapiti;
     if crate::rete::intermediato(&crate::modulo::Modulo::Candidatura(c.clone())) {
         let d = &c.dati_sistema;
         let email = pulito_opt(&d.email).filter(|e| email_valida(e));
-        return Nodo::el(
+        return Node::el(
             "ContactInfo",
             vec![
                 indirizzo(
@@ -328,8 +239,8 @@ fn contatti(c: &Candidatura) -> Nodo {
                     pulito_opt(&d.cap),
                     d.idcomune.as_deref(),
                 ),
-                Nodo::el("Email", vec![Nodo::foglia("Contact", email)]),
-                Nodo::el(
+                Node::el("Email", vec![Node::leaf("Contact", email)]),
+                Node::el(
                     "TelephoneList",
                     vec![
                         telefono(&d.telefono, Some("work"), "Intermediario"),
@@ -340,7 +251,7 @@ fn contatti(c: &Candidatura) -> Nodo {
         );
     }
     let email = pulito(&r.email).filter(|e| email_valida(e));
-    Nodo::el(
+    Node::el(
         "ContactInfo",
         vec![
             indirizzo(
@@ -348,8 +259,8 @@ fn contatti(c: &Candidatura) -> Nodo {
                 pulito_opt(&l.domicilio.cap),
                 Some(&l.domicilio.idcomune),
             ),
-            Nodo::el("Email", vec![Nodo::foglia("Contact", email)]),
-            Nodo::el(
+            Node::el("Email", vec![Node::leaf("Contact", email)]),
+            Node::el(
                 "TelephoneList",
                 vec![
                     telefono(&r.cellulare, Some("mobile"), "Cellulare"),
@@ -362,25 +273,25 @@ fn contatti(c: &Candidatura) -> Nodo {
     )
 }
 
-fn demografia(l: &Lavoratore) -> Nodo {
+fn demografia(l: &Lavoratore) -> Node {
     let a = &l.dati_anagrafici;
     let sesso = pulito(&a.sesso).filter(|s| s == "M" || s == "F");
     // Other citizenships are ISTAT state codes, for which no table is at hand.
     let nazionalita = (a.idcittadinanza.trim() == CITTADINANZA_ITALIANA)
-        .then(|| Nodo::codice_etichetta("Nationality", Some("IT"), Some("Italiana".into())));
-    Nodo::el(
+        .then(|| codice_etichetta("Nationality", Some("IT"), Some("Italiana".into())));
+    Node::el(
         "Demographics",
         vec![
-            Nodo::data("Birthdate", data(&a.datanascita)),
-            Nodo::el("Gender", vec![Nodo::foglia("Code", sesso)]),
-            Nodo::el("NationalityList", nazionalita.into_iter().collect()),
+            elemento_data("Birthdate", data(&a.datanascita)),
+            Node::el("Gender", vec![Node::leaf("Code", sesso)]),
+            Node::el("NationalityList", nazionalita.into_iter().collect()),
         ],
     )
 }
 
 /// The Headline: the desired professions, by their descriptions (the ISTAT codes are not the
 /// ISCO-88 codes Europass expects).
-fn titolo(c: &Candidatura) -> Nodo {
+fn titolo(c: &Candidatura) -> Node {
     let professioni: Vec<String> = c
         .dati_curriculari
         .professione_desiderata_disponibilita
@@ -390,53 +301,53 @@ fn titolo(c: &Candidatura) -> Nodo {
         })
         .collect();
     if professioni.is_empty() {
-        return Nodo::el("Headline", Vec::new());
+        return Node::el("Headline", Vec::new());
     }
-    Nodo::el(
+    Node::el(
         "Headline",
         vec![
-            Nodo::codice_etichetta(
+            codice_etichetta(
                 "Type",
                 Some("preferred_job"),
                 Some("Professione desiderata".into()),
             ),
-            Nodo::codice_etichetta("Description", None, Some(professioni.join("; "))),
+            codice_etichetta("Description", None, Some(professioni.join("; "))),
         ],
     )
 }
 
 /// A `Period`, which needs a start; without an end the experience is taken as current.
-fn periodo(inizio: &Option<String>, fine: &Option<String>) -> Nodo {
+fn periodo(inizio: &Option<String>, fine: &Option<String>) -> Node {
     let Some(da) = inizio.as_deref().and_then(data) else {
-        return Nodo::el("Period", Vec::new());
+        return Node::el("Period", Vec::new());
     };
     let fine = pulito_opt(fine);
     let a = fine.as_deref().and_then(data);
-    Nodo::el(
+    Node::el(
         "Period",
         vec![
-            Nodo::data("From", Some(da)),
-            Nodo::data("To", a),
-            Nodo::foglia("Current", fine.is_none().then(|| "true".into())),
+            elemento_data("From", Some(da)),
+            elemento_data("To", a),
+            Node::leaf("Current", fine.is_none().then(|| "true".into())),
         ],
     )
 }
 
-fn esperienze(lista: &[EsperienzeLavorative]) -> Nodo {
+fn esperienze(lista: &[EsperienzeLavorative]) -> Node {
     let voci = lista
         .iter()
         .map(|e| {
-            Nodo::el(
+            Node::el(
                 "WorkExperience",
                 vec![
                     periodo(&e.datainizio, &e.datafine),
-                    Nodo::codice_etichetta("Position", None, pulito_opt(&e.descrqualificasvolta)),
-                    Nodo::foglia("Activities", pulito_opt(&e.principalimansioni)),
-                    Nodo::el(
+                    codice_etichetta("Position", None, pulito_opt(&e.descrqualificasvolta)),
+                    Node::leaf("Activities", pulito_opt(&e.principalimansioni)),
+                    Node::el(
                         "Employer",
                         vec![
-                            Nodo::foglia("Name", pulito_opt(&e.nomedatore)),
-                            Nodo::el(
+                            Node::leaf("Name", pulito_opt(&e.nomedatore)),
+                            Node::el(
                                 "ContactInfo",
                                 vec![indirizzo(pulito_opt(&e.indirizzodatore), None, None)],
                             ),
@@ -446,7 +357,7 @@ fn esperienze(lista: &[EsperienzeLavorative]) -> Nodo {
             )
         })
         .collect();
-    Nodo::el("WorkExperienceList", voci)
+    Node::el("WorkExperienceList", voci)
 }
 
 fn durata(f: &Formazione) -> Option<String> {
@@ -462,17 +373,17 @@ fn durata(f: &Formazione) -> Option<String> {
     Some(format!("Durata: {n} {unita}"))
 }
 
-fn istruzione(titoli: &[Istruzione], corsi: &[Formazione]) -> Nodo {
+fn istruzione(titoli: &[Istruzione], corsi: &[Formazione]) -> Node {
     let titoli = titoli.iter().map(|i| {
         // The level code's labels are unknown: it only names the title when nothing else does.
         let titolo = pulito_opt(&i.descrizioneistruzione).or_else(|| {
             pulito(&i.titolostudio).map(|c| format!("Titolo di studio (codice ClicLavoro {c})"))
         });
-        Nodo::el(
+        Node::el(
             "Education",
             vec![
-                Nodo::foglia("Title", titolo),
-                Nodo::foglia(
+                Node::leaf("Title", titolo),
+                Node::leaf(
                     "Activities",
                     pulito_opt(&i.votazione).map(|v| format!("Votazione: {v}")),
                 ),
@@ -489,14 +400,14 @@ fn istruzione(titoli: &[Istruzione], corsi: &[Formazione]) -> Nodo {
             }
         }
         attivita.extend(durata(f));
-        Nodo::el(
+        Node::el(
             "Education",
             vec![
-                Nodo::foglia("Title", corso.or(qualifica)),
-                Nodo::foglia("Activities", unite(&attivita, "; ")),
-                Nodo::el(
+                Node::leaf("Title", corso.or(qualifica)),
+                Node::leaf("Activities", unite(&attivita, "; ")),
+                Node::el(
                     "Organisation",
-                    vec![Nodo::el(
+                    vec![Node::el(
                         "ContactInfo",
                         vec![indirizzo(None, None, f.idsede.as_deref())],
                     )],
@@ -504,7 +415,7 @@ fn istruzione(titoli: &[Istruzione], corsi: &[Formazione]) -> Nodo {
             ],
         )
     });
-    Nodo::el("EducationList", titoli.chain(corsi).collect())
+    Node::el("EducationList", titoli.chain(corsi).collect())
 }
 
 /// A CEFR level as the schema's `[A-C][12]`, or nothing.
@@ -516,15 +427,15 @@ fn livello(s: &Option<String>) -> Option<String> {
 
 /// The `Description` of a language: ISO 639-1 for the one code known for sure, otherwise
 /// the ClicLavoro code as a label.
-fn descrizione_lingua(codice: &str) -> Nodo {
+fn descrizione_lingua(codice: &str) -> Node {
     if codice == LINGUA_ITALIANA {
-        Nodo::codice_etichetta("Description", Some("it"), Some("Italiano".into()))
+        codice_etichetta("Description", Some("it"), Some("Italiano".into()))
     } else {
-        Nodo::codice_etichetta("Description", None, pulito(codice))
+        codice_etichetta("Description", None, pulito(codice))
     }
 }
 
-fn lingue(c: &Candidatura) -> Nodo {
+fn lingue(c: &Candidatura) -> Node {
     let italiano = c.lavoratore.dati_anagrafici.idcittadinanza.trim() == CITTADINANZA_ITALIANA;
     let mut madri = Vec::new();
     let mut straniere = Vec::new();
@@ -535,16 +446,16 @@ fn lingue(c: &Candidatura) -> Nodo {
         // Italian is the mother tongue of Italian citizens (the convention of the SIL that
         // links 003 to citizenship 000); for anyone else it is a language learnt, with levels.
         if codice == LINGUA_ITALIANA && italiano {
-            madri.push(Nodo::el("MotherTongue", vec![descrizione_lingua(&codice)]));
+            madri.push(Node::el("MotherTongue", vec![descrizione_lingua(&codice)]));
         } else {
             straniere.push(lingua_straniera(&codice, l));
         }
     }
-    Nodo::el(
+    Node::el(
         "Linguistic",
         vec![
-            Nodo::el("MotherTongueList", madri),
-            Nodo::el("ForeignLanguageList", straniere),
+            Node::el("MotherTongueList", madri),
+            Node::el("ForeignLanguageList", straniere),
         ],
     )
 }
@@ -552,26 +463,26 @@ fn lingue(c: &Candidatura) -> Nodo {
 /// A foreign language. ClicLavoro knows reading, writing and speaking; Europass splits speaking
 /// into interaction and production (both get the spoken level) and has listening, which the
 /// Candidatura does not state and is left out.
-fn lingua_straniera(codice: &str, l: &Lingue) -> Nodo {
+fn lingua_straniera(codice: &str, l: &Lingue) -> Node {
     let parlato = livello(&l.idlivelloparlato);
-    Nodo::el(
+    Node::el(
         "ForeignLanguage",
         vec![
             descrizione_lingua(codice),
-            Nodo::el(
+            Node::el(
                 "ProficiencyLevel",
                 vec![
-                    Nodo::foglia("Reading", livello(&l.idlivelloletto)),
-                    Nodo::foglia("SpokenInteraction", parlato.clone()),
-                    Nodo::foglia("SpokenProduction", parlato),
-                    Nodo::foglia("Writing", livello(&l.idlivelloscritto)),
+                    Node::leaf("Reading", livello(&l.idlivelloletto)),
+                    Node::leaf("SpokenInteraction", parlato.clone()),
+                    Node::leaf("SpokenProduction", parlato),
+                    Node::leaf("Writing", livello(&l.idlivelloscritto)),
                 ],
             ),
         ],
     )
 }
 
-fn competenze(c: &Candidatura) -> Nodo {
+fn competenze(c: &Candidatura) -> Node {
     let d = &c.dati_curriculari;
     let esperienza: Vec<String> = d
         .professione_desiderata_disponibilita
@@ -604,28 +515,28 @@ fn competenze(c: &Candidatura) -> Nodo {
         in_chiaro("Abilitazioni", &codici(&a.idpatentino));
         in_chiaro("Albi professionali", &codici(&a.idalbo));
     }
-    Nodo::el(
+    Node::el(
         "Skills",
         vec![
             lingue(c),
-            Nodo::el(
+            Node::el(
                 "JobRelated",
-                vec![Nodo::foglia("Description", unite(&esperienza, "\n"))],
+                vec![Node::leaf("Description", unite(&esperienza, "\n"))],
             ),
-            Nodo::el("Computer", vec![Nodo::foglia("Description", informatica)]),
-            Nodo::el(
+            Node::el("Computer", vec![Node::leaf("Description", informatica)]),
+            Node::el(
                 "Driving",
-                vec![Nodo::el(
+                vec![Node::el(
                     "Description",
                     patenti_ue
                         .into_iter()
-                        .map(|p| Nodo::foglia("Licence", Some(p)))
+                        .map(|p| Node::leaf("Licence", Some(p)))
                         .collect(),
                 )],
             ),
-            Nodo::el(
+            Node::el(
                 "Other",
-                vec![Nodo::foglia("Description", unite(&altro, "\n"))],
+                vec![Node::leaf("Description", unite(&altro, "\n"))],
             ),
         ],
     )

@@ -173,8 +173,7 @@ pub(super) async fn handle(
             let partner = chi_e(&gw, &peer_info);
             let Some(_posto) = gw
                 .pa
-                .in_corso
-                .entra(&partner, gw.config.limits.partner_concorrenza)
+                .in_flight.enter(&partner, gw.config.limits.partner_concorrenza)
             else {
                 return Ok(troppe(&partner, gw.config.limits.partner_concorrenza));
             };
@@ -193,7 +192,7 @@ pub(super) async fn handle(
             let kib = u32::try_from(dichiarati.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
             let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
             let Ok(Ok(_spazio)) =
-                tokio::time::timeout(header_timeout, gw.pa.memoria.acquire_many(kib)).await
+                tokio::time::timeout(header_timeout, gw.pa.body_budget.acquire_many(kib)).await
             else {
                 return Ok(senza_spazio(dichiarati));
             };

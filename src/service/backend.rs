@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Chiamata, Esito, ServiceError};
+use super::{Chiamata, Reply, ServiceError};
 use crate::gateway::Transport;
 use crate::soap::Envelope;
 use crate::xml::Limits;
@@ -45,7 +45,7 @@ pub async fn call(
     c: &Chiamata<'_>,
     timeout: Duration,
     limits: Limits,
-) -> Result<Esito, ServiceError> {
+) -> Result<Reply, ServiceError> {
     let message = c.env.without_all(&c.rimuovi);
     let resp = client
         .post_soap(url, message, &integration_headers(c), timeout)
@@ -54,7 +54,7 @@ pub async fn call(
     if resp.body.iter().all(u8::is_ascii_whitespace) {
         if (200..300).contains(&resp.status) {
             // A oneway backend answers with no body.
-            return Ok(Esito {
+            return Ok(Reply {
                 body: String::new(),
                 body_ns: Vec::new(),
                 fault: false,
@@ -73,7 +73,7 @@ pub async fn call(
         ))
     })?;
     let fault = env.fault.is_some();
-    Ok(Esito {
+    Ok(Reply {
         body: env.body_content_str().to_string(),
         body_ns: env.body_ns.clone(),
         fault,

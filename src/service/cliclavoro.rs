@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset};
 
-use super::{Chiamata, Esito, ServiceError};
+use super::{Chiamata, Reply, ServiceError};
 use crate::egov::Parte;
 use crate::modulo::ws::{self, Operazione, NS_TYPES};
 use crate::modulo::{self, Contesto, Modulo, Tipo, Versione};
@@ -52,7 +52,7 @@ fn modulo_della_richiesta(op: &Operazione, body: Option<&Element>) -> Result<Str
     Ok(text.to_string())
 }
 
-fn elenco_problemi(esito: &modulo::Esito) -> String {
+fn elenco_problemi(esito: &modulo::Verdetto) -> String {
     esito
         .problemi
         .iter()
@@ -86,7 +86,7 @@ pub trait Identificatori: Send + Sync {
 }
 
 /// What the handler needs of the node it runs in.
-pub struct Nodo<'a> {
+pub struct Ambiente<'a> {
     pub store: &'a dyn Store,
     pub limits: Limits,
     pub versione: Option<Versione>,
@@ -100,7 +100,7 @@ pub struct Nodo<'a> {
     pub lock: &'a tokio::sync::Mutex<()>,
 }
 
-pub async fn handle(c: &Chiamata<'_>, n: &Nodo<'_>) -> Result<Esito, ServiceError> {
+pub async fn handle(c: &Chiamata<'_>, n: &Ambiente<'_>) -> Result<Reply, ServiceError> {
     let azione = c.busta.azione.as_deref().unwrap_or("");
     let op = ws::operazione(azione)
         .ok_or_else(|| ServiceError::NoHandler(format!("ClicLavoro/{azione}")))?;
@@ -133,13 +133,13 @@ pub async fn handle(c: &Chiamata<'_>, n: &Nodo<'_>) -> Result<Esito, ServiceErro
 
 /// Judges, stores and (at the NCN) routes a modulo that `mittente` sent; the answer.
 async fn ricevi(
-    n: &Nodo<'_>,
+    n: &Ambiente<'_>,
     op: &Operazione,
     testo: String,
     mittente: &Parte,
     request_id: Option<&str>,
     received_at: DateTime<FixedOffset>,
-) -> Result<Esito, ServiceError> {
+) -> Result<Reply, ServiceError> {
     let percettore = op.azione == "InvioPercettore";
     if percettore && n.ruolo != Ruolo::Ncn {
         return Ok(ko(
@@ -155,7 +155,7 @@ async fn ricevi(
                 "{} già {}, identica: nessuna modifica",
                 op.nome, op.ricevuto
             );
-            return Ok(Esito {
+            return Ok(Reply {
                 body: ws::risposta(op, true, &descr),
                 body_ns: Vec::new(),
                 fault: false,
@@ -211,7 +211,7 @@ async fn ricevi(
     if let Some(r) = &acc.rotta {
         descr.push_str(&format!("; {r}"));
     }
-    Ok(Esito {
+    Ok(Reply {
         body: ws::risposta(op, true, &descr),
         body_ns: Vec::new(),
         fault: false,
@@ -220,7 +220,7 @@ async fn ricevi(
 }
 
 /// Whether this very document is already stored under its code.
-async fn gia_ricevuto(n: &Nodo<'_>, testo: &str) -> Result<bool, ServiceError> {
+async fn gia_ricevuto(n: &Ambiente<'_>, testo: &str) -> Result<bool, ServiceError> {
     let Some(m) = crate::xml::parse_document(testo.as_bytes(), n.limits)
         .ok()
         .and_then(|root| Modulo::leggi(&root))
@@ -236,11 +236,11 @@ async fn gia_ricevuto(n: &Nodo<'_>, testo: &str) -> Result<bool, ServiceError> {
 /// Validates a modulo for an operation, with what the store knows of its codes: the verdict,
 /// or why it is refused.
 async fn valuta(
-    n: &Nodo<'_>,
+    n: &Ambiente<'_>,
     op: &Operazione,
     testo: &str,
     ricevuto: DateTime<FixedOffset>,
-) -> Result<Result<modulo::Esito, Ko>, ServiceError> {
+) -> Result<Result<modulo::Verdetto, Ko>, ServiceError> {
     let ctx = Contesto {
         ricevuto: ricevuto.date_naive(),
         versione: n.versione,
@@ -281,10 +281,10 @@ async fn valuta(
 /// its verdict and a note; `None` when the completed CV would not be valid (the original is
 /// kept, flagged only if that stays valid).
 async fn completa_percettore(
-    n: &Nodo<'_>,
-    e: &modulo::Esito,
+    n: &Ambiente<'_>,
+    e: &modulo::Verdetto,
     ricevuto: DateTime<FixedOffset>,
-) -> Result<Option<(String, modulo::Esito, String)>, ServiceError> {
+) -> Result<Option<(String, modulo::Verdetto, String)>, ServiceError> {
     let Some(Modulo::Candidatura(orig)) = &e.modulo else {
         return Ok(None);
     };
@@ -332,7 +332,7 @@ async fn completa_percettore(
 /// ([`accettazione::decidi`]), and writes the records, the contact and the forwards in one
 /// atomic batch, all under the moduli lock.
 async fn accetta(
-    n: &Nodo<'_>,
+    n: &Ambiente<'_>,
     r: &accettazione::Ricevuto<'_>,
 ) -> Result<Result<Accettazione, Ko>, ServiceError> {
     let m = r.modulo;
@@ -393,7 +393,7 @@ async fn accetta(
 
 /// Outbox entries forwarding a modulo to nodes (and EURES), each with its own Identificatore.
 async fn inoltri(
-    n: &Nodo<'_>,
+    n: &Ambiente<'_>,
     r: &accettazione::Ricevuto<'_>,
     piano: &accettazione::Inoltri,
 ) -> Result<Vec<Write>, ServiceError> {
@@ -461,11 +461,11 @@ async fn inoltri(
 /// a regional node its copy of what the NCN accepted. `None` when the request carries no
 /// modulo for a ClicLavoro operation (the answer then comes from the usual path).
 pub async fn ricevi_locale(
-    n: &Nodo<'_>,
+    n: &Ambiente<'_>,
     azione: &str,
     richiesta: &[u8],
     received_at: DateTime<FixedOffset>,
-) -> Result<Option<Esito>, ServiceError> {
+) -> Result<Option<Reply>, ServiceError> {
     let Some(op) = ws::operazione(azione) else {
         return Ok(None);
     };
@@ -496,9 +496,9 @@ pub fn risposta_ok(body: &[u8], limits: Limits) -> bool {
         .is_some_and(|c| c.text.trim() == "OK")
 }
 
-fn ko(op: &Operazione, why: impl Into<Ko>) -> Esito {
+fn ko(op: &Operazione, why: impl Into<Ko>) -> Reply {
     let Ko(why) = why.into();
-    Esito {
+    Reply {
         body: ws::risposta(op, false, &why),
         body_ns: Vec::new(),
         fault: false,

@@ -24,7 +24,7 @@ pub struct Chiamata<'a> {
 
 /// The service's answer: the content of the response Body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Esito {
+pub struct Reply {
     pub body: String,
     /// Namespace declarations the body content relies on (see [`crate::soap::envelope_ns`]).
     pub body_ns: Vec<(String, String)>,
@@ -48,8 +48,8 @@ pub enum ServiceError {
 }
 
 /// The built-in `echo` handler: answers with the request's Body content.
-pub fn echo(c: &Chiamata<'_>) -> Esito {
-    Esito {
+pub fn echo(c: &Chiamata<'_>) -> Reply {
+    Reply {
         body: c.env.body_content_str().to_string(),
         body_ns: c.env.body_ns.clone(),
         fault: false,

@@ -29,16 +29,16 @@ use crate::registry::Soggetto;
 
 /// The summaries of the moduli, by kind and code: loaded at open, kept in step by every write
 /// of a modulo.
-type Indice = HashMap<Tipo, BTreeMap<String, Arc<Sommario>>>;
+type Index = HashMap<Tipo, BTreeMap<String, Arc<Sommario>>>;
 
 /// The sled store. Cheap to clone (one shared engine).
 #[derive(Clone)]
 pub struct SledStore {
-    m: Arc<Motore>,
+    m: Arc<Engine>,
 }
 
 /// The engine behind [`SledStore`].
-struct Motore {
+struct Engine {
     db: sled::Db,
     exchanges: sled::Tree,
     ids: sled::Tree,
@@ -55,9 +55,9 @@ struct Motore {
     rapporti: sled::Tree,
     contatti: sled::Tree,
     diagnostici: sled::Tree,
-    indice: RwLock<Indice>,
+    indice: RwLock<Index>,
     /// What backup, check and retention need (see [`care`]).
-    cura: care::Cura,
+    cura: care::CareState,
     /// Flushes shared by the writers waiting for them (declared last: dropped after the trees).
     commit: commit::GroupCommit,
 }
@@ -120,7 +120,7 @@ impl SledStore {
                 },
             })?;
         let t = |n: &str| db.open_tree(n).map_err(be);
-        let m = Motore {
+        let m = Engine {
             exchanges: t(albero::EXCHANGES)?,
             ids: t(albero::IDS)?,
             received: t(albero::RECEIVED)?,
@@ -136,8 +136,8 @@ impl SledStore {
             rapporti: t(albero::RAPPORTI)?,
             contatti: t(albero::CONTATTI)?,
             diagnostici: t(albero::DIAGNOSTICI)?,
-            indice: RwLock::new(Indice::new()),
-            cura: care::Cura {
+            indice: RwLock::new(Index::new()),
+            cura: care::CareState {
                 meta: t(albero::META)?,
                 seq_base: AtomicU64::new(0),
                 lock: Mutex::new(()),
@@ -189,7 +189,7 @@ impl SledStore {
     /// runtime, so that it holds up no task; inline otherwise.
     async fn in_disparte<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Motore) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let m = self.m.clone();
         match tokio::runtime::Handle::try_current() {
@@ -203,7 +203,7 @@ impl SledStore {
 }
 
 /// Puts (or, with None, takes out) a modulo's summary.
-fn indicizza(indice: &mut Indice, kind: &Tipo, code: &str, s: Option<Sommario>) {
+fn indicizza(indice: &mut Index, kind: &Tipo, code: &str, s: Option<Sommario>) {
     match s {
         Some(s) => {
             indice
@@ -219,7 +219,7 @@ fn indicizza(indice: &mut Indice, kind: &Tipo, code: &str, s: Option<Sommario>) 
     }
 }
 
-impl Motore {
+impl Engine {
     /// A stored exchange, with its raw messages when `with_raw`.
     fn leggi_exchange(&self, v: &[u8], with_raw: bool) -> Result<Exchange> {
         let (mut ex, raw) = codec::decode_exchange(v)?;

@@ -11,14 +11,14 @@ use chrono::{DateTime, FixedOffset};
 use super::codec::{
     albero, be, contatore, decode_dup, decode_exchange, ms_del_diagnostico, seq_di, Raw, PEZZO,
 };
-use super::Motore;
+use super::Engine;
 use crate::store::care::{
     CheckReport, Manifest, PurgeLimits, PurgeReport, Stats, TreeStats, FORMATO, MANIFEST,
 };
 use crate::store::{Forward, Result, StoreError, StoredModulo};
 
 /// What the store keeps for its care.
-pub(super) struct Cura {
+pub(super) struct CareState {
     /// The store's own settings (`seq_base`).
     pub meta: sled::Tree,
     /// Sequence numbers start above this (a copy does not carry sled's id generator).
@@ -78,7 +78,7 @@ pub(crate) fn byte_in(dir: &Path) -> u64 {
     tot
 }
 
-impl Motore {
+impl Engine {
     /// Raises the sequence floor above every sequence number the store holds (exchanges, their
     /// raw pieces, outbox entries), so that a store copied tree by tree, without sled's id
     /// generator, never hands out one of them again. Called at open.
@@ -130,7 +130,7 @@ impl Motore {
     /// Takes over what must never be reused from the store this one replaces (`pdd store
     /// restore`): its Identificatore counters, where higher, and its sequence numbers. Returns
     /// how many counters were raised.
-    pub(super) fn eredita_da(&self, vecchio: &Motore) -> Result<usize> {
+    pub(super) fn eredita_da(&self, vecchio: &Engine) -> Result<usize> {
         let mut alzati = 0;
         for kv in vecchio.counters.iter() {
             let (k, v) = kv.map_err(be)?;

@@ -2,8 +2,8 @@
 //! service), and message security: the WS-Security signature of incoming buste, by partner
 //! policy, and our signature on outgoing ones (which fails closed).
 
-use super::errore::{eccezione_firma, eccezione_firmatario, PaError};
-use super::metriche::Fase;
+use super::error::{eccezione_firma, eccezione_firmatario, PaError};
+use super::metrics::Phase;
 use super::{Peer, Shared};
 use crate::egov::{Busta, Codice, Eccezione, Parte};
 use crate::registry::{PoliticaFirma, Registry};
@@ -13,20 +13,20 @@ use crate::wssec::{pki, SignerVerifier};
 
 /// A check that failed: the eccezione to answer, and why (for the operator).
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Violazione {
+pub(super) struct Violation {
     pub eccezione: Eccezione,
     pub motivo: String,
 }
 
-impl From<Violazione> for PaError {
-    fn from(v: Violazione) -> PaError {
+impl From<Violation> for PaError {
+    fn from(v: Violation) -> PaError {
         tracing::info!(eccezione = %v.eccezione, "{}", v.motivo);
         PaError::busta(vec![v.eccezione], v.motivo)
     }
 }
 
-fn non_autorizzato(posizione: &str, motivo: String) -> Violazione {
-    Violazione {
+fn non_autorizzato(posizione: &str, motivo: String) -> Violation {
+    Violation {
         eccezione: Eccezione::grave(Codice::MITTENTE_NON_AUTORIZZATO, posizione),
         motivo,
     }
@@ -44,7 +44,7 @@ impl Shared {
     ) -> Result<(), PaError> {
         let t = std::time::Instant::now();
         let esito = self.autentica_(b, env, peer, registry);
-        self.metriche.fase(Fase::Verify, t.elapsed());
+        self.metrics.phase(Phase::Verify, t.elapsed());
         esito.map_err(PaError::from)
     }
 
@@ -54,7 +54,7 @@ impl Shared {
         env: &Envelope<'_>,
         peer: &Peer,
         registry: &Registry,
-    ) -> Result<(), Violazione> {
+    ) -> Result<(), Violation> {
         let Some(mittente) = b.mittente.as_ref() else {
             return Ok(());
         };
@@ -114,7 +114,7 @@ impl Shared {
         parte: &Parte,
         registry: &Registry,
         politica: PoliticaFirma,
-    ) -> Result<(), Violazione> {
+    ) -> Result<(), Violation> {
         let firmata = env
             .header_blocks
             .iter()
@@ -129,7 +129,7 @@ impl Shared {
             durata_massima: chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
             copertura: self.config.wssec.copertura,
         };
-        let firmato = dsig::verifica(env.src, env, &regole).map_err(|e| Violazione {
+        let firmato = dsig::verifica(env.src, env, &regole).map_err(|e| Violation {
             eccezione: eccezione_firma(&e),
             motivo: e.to_string(),
         })?;
@@ -140,7 +140,7 @@ impl Shared {
         };
         firmatari
             .verify_signer(parte, &firmato.cert, now)
-            .map_err(|e| Violazione {
+            .map_err(|e| Violation {
                 eccezione: eccezione_firmatario(&e),
                 motivo: e.to_string(),
             })
@@ -164,7 +164,7 @@ impl Shared {
             chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
             self.config.wssec.copertura,
         );
-        self.metriche.fase(Fase::Sign, t.elapsed());
+        self.metrics.phase(Phase::Sign, t.elapsed());
         firmato
     }
 }

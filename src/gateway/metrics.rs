@@ -13,7 +13,7 @@ use crate::store::{Exchange, Outcome};
 
 /// A phase of an exchange, timed on its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fase {
+pub enum Phase {
     /// SOAP envelope and busta reading.
     Parse,
     /// The busta's validation against the registry and the profile.
@@ -28,23 +28,23 @@ pub enum Fase {
     Sign,
 }
 
-impl Fase {
-    const TUTTE: [Fase; 6] = [
-        Fase::Parse,
-        Fase::Validate,
-        Fase::Verify,
-        Fase::Service,
-        Fase::Store,
-        Fase::Sign,
+impl Phase {
+    const TUTTE: [Phase; 6] = [
+        Phase::Parse,
+        Phase::Validate,
+        Phase::Verify,
+        Phase::Service,
+        Phase::Store,
+        Phase::Sign,
     ];
     fn nome(self) -> &'static str {
         match self {
-            Fase::Parse => "parse",
-            Fase::Validate => "validate",
-            Fase::Verify => "verify",
-            Fase::Service => "service",
-            Fase::Store => "store",
-            Fase::Sign => "sign",
+            Phase::Parse => "parse",
+            Phase::Validate => "validate",
+            Phase::Verify => "verify",
+            Phase::Service => "service",
+            Phase::Store => "store",
+            Phase::Sign => "sign",
         }
     }
 }
@@ -55,13 +55,13 @@ const LIMITI: [f64; 14] = [
 ];
 
 #[derive(Default)]
-struct Istogramma {
+struct Histogram {
     secchi: [AtomicU64; LIMITI.len()],
     somma_ns: AtomicU64,
     conteggio: AtomicU64,
 }
 
-impl Istogramma {
+impl Histogram {
     fn osserva(&self, d: Duration) {
         let s = d.as_secs_f64();
         if let Some(i) = LIMITI.iter().position(|l| s <= *l) {
@@ -77,14 +77,14 @@ impl Istogramma {
 type Etichette = (&'static str, String, String, &'static str, String);
 
 #[derive(Default)]
-pub struct Metriche {
+pub struct Metrics {
     scambi: Mutex<BTreeMap<Etichette, u64>>,
-    fasi: [Istogramma; 6],
+    fasi: [Histogram; 6],
 }
 
-impl Metriche {
+impl Metrics {
     /// Counts an exchange as it is recorded.
-    pub fn scambio(&self, ex: &Exchange) {
+    pub fn exchange(&self, ex: &Exchange) {
         let direction = match ex.direction {
             crate::store::Direction::In => "in",
             crate::store::Direction::Out => "out",
@@ -115,13 +115,13 @@ impl Metriche {
             .or_default() += 1;
     }
 
-    pub fn fase(&self, f: Fase, d: Duration) {
-        let i = Fase::TUTTE.iter().position(|x| *x == f).unwrap_or(0);
+    pub fn phase(&self, f: Phase, d: Duration) {
+        let i = Phase::TUTTE.iter().position(|x| *x == f).unwrap_or(0);
         self.fasi[i].osserva(d);
     }
 
     /// The counters and histograms, in the text format.
-    pub fn scrivi(&self, out: &mut String) {
+    pub fn write(&self, out: &mut String) {
         let _ = writeln!(
             out,
             "# HELP pdd_exchanges_total Exchanges recorded, by direction (in: porta applicativa, out: porta delegata), servizio, azione, outcome (ok, ko: business KO, errore_busta, fault, errore_processamento, duplicato) and EGOV_IT code.\n# TYPE pdd_exchanges_total counter"
@@ -149,7 +149,7 @@ impl Metriche {
             out,
             "# HELP pdd_phase_seconds Time spent in each phase of an exchange.\n# TYPE pdd_phase_seconds histogram"
         );
-        for (f, h) in Fase::TUTTE.iter().zip(&self.fasi) {
+        for (f, h) in Phase::TUTTE.iter().zip(&self.fasi) {
             let mut cumul = 0;
             for (l, b) in LIMITI.iter().zip(&h.secchi) {
                 cumul += b.load(Ordering::Relaxed);
@@ -181,7 +181,7 @@ impl super::Shared {
     /// Everything `GET /metrics` shows: the counters, and gauges read now.
     pub async fn prometheus(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
-        self.metriche.scrivi(&mut out);
+        self.metrics.write(&mut out);
         let now_ms = self.now().timestamp_millis();
         // The outbox.
         let (mut in_attesa, mut respinti, mut piu_vecchio) = (0u64, 0u64, None::<i64>);
@@ -278,12 +278,12 @@ mod tests {
 
     #[test]
     fn histograms_are_cumulative_and_labels_escaped() {
-        let m = Metriche::default();
-        m.fase(Fase::Parse, Duration::from_micros(80));
-        m.fase(Fase::Parse, Duration::from_millis(3));
-        m.fase(Fase::Parse, Duration::from_secs(9));
+        let m = Metrics::default();
+        m.phase(Phase::Parse, Duration::from_micros(80));
+        m.phase(Phase::Parse, Duration::from_millis(3));
+        m.phase(Phase::Parse, Duration::from_secs(9));
         let mut out = String::new();
-        m.scrivi(&mut out);
+        m.write(&mut out);
         assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"0.0001\"} 1\n"));
         assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"0.005\"} 2\n"));
         assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"5\"} 2\n"));

@@ -8,38 +8,38 @@ use std::sync::{Arc, Mutex};
 
 /// Exchanges in progress, by partner.
 #[derive(Default)]
-pub struct InCorso(Arc<Mutex<HashMap<String, usize>>>);
+pub struct InFlight(Arc<Mutex<HashMap<String, usize>>>);
 
 /// Holds one place of a partner's allowance; gives it back when dropped.
-pub struct Posto {
+pub struct Slot {
     mappa: Arc<Mutex<HashMap<String, usize>>>,
     partner: String,
 }
 
-impl InCorso {
+impl InFlight {
     /// A place for `partner`, or None when it already has `limite` exchanges in progress
     /// (0: no limit).
-    pub fn entra(&self, partner: &str, limite: usize) -> Option<Posto> {
+    pub fn enter(&self, partner: &str, limite: usize) -> Option<Slot> {
         let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let n = m.entry(partner.to_string()).or_insert(0);
         if limite > 0 && *n >= limite {
             return None;
         }
         *n += 1;
-        Some(Posto {
+        Some(Slot {
             mappa: self.0.clone(),
             partner: partner.to_string(),
         })
     }
 
     /// Exchanges in progress for a partner.
-    pub fn quanti(&self, partner: &str) -> usize {
+    pub fn count(&self, partner: &str) -> usize {
         let m = self.0.lock().unwrap_or_else(|e| e.into_inner());
         m.get(partner).copied().unwrap_or(0)
     }
 }
 
-impl Drop for Posto {
+impl Drop for Slot {
     fn drop(&mut self) {
         let mut m = self.mappa.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(n) = m.get_mut(&self.partner) {
@@ -57,16 +57,16 @@ mod tests {
 
     #[test]
     fn one_partner_cannot_take_the_others_places() {
-        let c = InCorso::default();
-        let a1 = c.entra("SPC/EMILIA", 2).unwrap();
-        let _a2 = c.entra("SPC/EMILIA", 2).unwrap();
-        assert!(c.entra("SPC/EMILIA", 2).is_none(), "third at once");
+        let c = InFlight::default();
+        let a1 = c.enter("SPC/EMILIA", 2).unwrap();
+        let _a2 = c.enter("SPC/EMILIA", 2).unwrap();
+        assert!(c.enter("SPC/EMILIA", 2).is_none(), "third at once");
         let _b = c
-            .entra("SPC/LAZIO", 2)
+            .enter("SPC/LAZIO", 2)
             .expect("another partner still served");
         drop(a1);
-        assert_eq!(c.quanti("SPC/EMILIA"), 1);
-        let _a3 = c.entra("SPC/EMILIA", 2).expect("a place was given back");
-        assert!(c.entra("SPC/EMILIA", 0).is_some(), "0: no limit");
+        assert_eq!(c.count("SPC/EMILIA"), 1);
+        let _a3 = c.enter("SPC/EMILIA", 2).expect("a place was given back");
+        assert!(c.enter("SPC/EMILIA", 0).is_some(), "0: no limit");
     }
 }
