@@ -107,7 +107,8 @@ pub struct WssecCfg {
     /// Lifetime of our Timestamps, and the oldest Created accepted from partners.
     pub timestamp_ttl_secs: i64,
     /// Clock skew tolerated on partners' Timestamps.
-    pub tolleranza_secs: i64,
+    #[serde(alias = "tolleranza_secs")]
+    pub clock_skew_secs: i64,
 }
 
 impl Default for WssecCfg {
@@ -117,7 +118,7 @@ impl Default for WssecCfg {
             copertura: crate::wssec::dsig::Copertura::IntestazioneMessaggio,
             verifica: crate::registry::PoliticaFirma::Off,
             timestamp_ttl_secs: 300,
-            tolleranza_secs: 60,
+            clock_skew_secs: 60,
         }
     }
 }
@@ -131,7 +132,8 @@ pub struct ClicLavoroCfg {
     /// keeps them in the store for `pdd eures export DIR`.
     pub eures_url: Option<String>,
     /// How often expired moduli are deactivated (45 days for a Candidatura, 30 for a Vacancy).
-    pub scadenze_ogni_secs: u64,
+    #[serde(alias = "scadenze_ogni_secs")]
+    pub expiry_sweep_every_secs: u64,
 }
 
 impl Default for ClicLavoroCfg {
@@ -139,7 +141,7 @@ impl Default for ClicLavoroCfg {
         ClicLavoroCfg {
             versione: VersioneModuli::Auto,
             eures_url: None,
-            scadenze_ogni_secs: 300,
+            expiry_sweep_every_secs: 300,
         }
     }
 }
@@ -210,12 +212,14 @@ pub struct Limits {
     /// Exchanges one partner may have in progress at once on the porta applicativa (the
     /// partner: its TLS certificate's soggetto, else its address); more are answered at once
     /// with HTTP 503 and a Fault. 0: no limit.
-    pub partner_concorrenza: usize,
+    #[serde(alias = "partner_concorrenza")]
+    pub partner_concurrency: usize,
     /// Bytes of request bodies the porta applicativa holds at once, all partners together
     /// (each request counts its Content-Length, or `max_body_bytes` when chunked); a request
     /// that finds no room within `header_timeout_secs` gets HTTP 503 and a Fault. With the
     /// copies processing makes (about 5 × the body), this bounds the memory bodies can take.
-    pub max_bytes_in_corso: usize,
+    #[serde(alias = "max_bytes_in_corso")]
+    pub max_bytes_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -292,8 +296,8 @@ impl Default for Limits {
             request_timeout_secs: 60,
             shutdown_grace_secs: 30,
             max_xml_depth: 256,
-            partner_concorrenza: 64,
-            max_bytes_in_corso: 128 * 1024 * 1024,
+            partner_concurrency: 64,
+            max_bytes_in_flight: 128 * 1024 * 1024,
         }
     }
 }
@@ -342,12 +346,48 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Keys renamed under the naming rule (docs/glossary.md): `[section, old, new]`. The old ones
+/// still work, with a warning.
+pub const CHIAVI_DEPRECATE: [[&str; 3]; 4] = [
+    ["limits", "partner_concorrenza", "partner_concurrency"],
+    ["limits", "max_bytes_in_corso", "max_bytes_in_flight"],
+    [
+        "cliclavoro",
+        "scadenze_ogni_secs",
+        "expiry_sweep_every_secs",
+    ],
+    ["wssec", "tolleranza_secs", "clock_skew_secs"],
+];
+
+/// The deprecated keys a configuration text uses, each as a warning naming its new name.
+pub fn chiavi_deprecate(text: &str) -> Vec<String> {
+    let Ok(t) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    CHIAVI_DEPRECATE
+        .iter()
+        .filter(|[sezione, vecchia, _]| {
+            t.get(*sezione)
+                .and_then(|s| s.as_table())
+                .is_some_and(|s| s.contains_key(*vecchia))
+        })
+        .map(|[sezione, vecchia, nuova]| {
+            format!(
+                "[{sezione}] {vecchia} is deprecated: call it {nuova} (the old name still works)"
+            )
+        })
+        .collect()
+}
+
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
             path: path.to_path_buf(),
             err,
         })?;
+        for w in chiavi_deprecate(&text) {
+            tracing::warn!(file = %path.display(), "{w}");
+        }
         Config::parse(&text).map_err(|err| ConfigError::Parse {
             path: path.to_path_buf(),
             err: err.to_string(),
@@ -466,6 +506,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renamed_keys_still_work_with_a_warning() {
+        let vecchio = "[limits]\npartner_concorrenza = 3\nmax_bytes_in_corso = 4096\n[cliclavoro]\nscadenze_ogni_secs = 7\n[wssec]\ntolleranza_secs = 9\n";
+        let c = Config::parse(vecchio).unwrap();
+        assert_eq!(
+            (
+                c.limits.partner_concurrency,
+                c.limits.max_bytes_in_flight,
+                c.cliclavoro.expiry_sweep_every_secs,
+                c.wssec.clock_skew_secs
+            ),
+            (3, 4096, 7, 9)
+        );
+        let avvisi = chiavi_deprecate(vecchio);
+        assert_eq!(avvisi.len(), 4, "{avvisi:?}");
+        assert!(avvisi[0].contains("partner_concurrency"), "{avvisi:?}");
+        let nuovo = "[limits]\npartner_concurrency = 3\n";
+        assert_eq!(Config::parse(nuovo).unwrap().limits.partner_concurrency, 3);
+        assert!(chiavi_deprecate(nuovo).is_empty());
+    }
 
     #[test]
     fn defaults_and_overrides() {

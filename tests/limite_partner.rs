@@ -1,5 +1,5 @@
 //! The per-partner limit on the porta applicativa: a partner with as many exchanges in progress
-//! as `[limits] partner_concorrenza` gets 503 and a Fault at once; places come back.
+//! as `[limits] partner_concurrency` gets 503 and a Fault at once; places come back.
 
 mod common;
 
@@ -43,7 +43,7 @@ async fn candidatura(gw: &Running) -> Reply {
 #[tokio::test]
 async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     let mut c = Config::default();
-    c.limits.partner_concorrenza = 1;
+    c.limits.partner_concurrency = 1;
     let gw = start(c).await;
     // One exchange in progress: headers sent, the body only begun.
     let held = hold(gw.addr, 100000);
@@ -83,7 +83,7 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
 #[tokio::test]
 async fn bodies_in_progress_have_a_memory_budget() {
     let mut c = Config::default();
-    c.limits.max_bytes_in_corso = 100 * 1024;
+    c.limits.max_bytes_in_flight = 100 * 1024;
     c.limits.header_timeout_secs = 1;
     let gw = start(c).await;
     // 80 KiB announced and held: 20 KiB of room left.

@@ -330,7 +330,7 @@ async fn diagnostics_of_refusals_failures_and_retries_with_filters() {
     // The table.
     let (code, out, _) = pdd(&dm, &["diag", "list", "--severity", "error_protocol"]).await;
     assert_eq!(code, 0);
-    assert!(out.starts_with("ORA"), "{out}");
+    assert!(out.starts_with("TIME"), "{out}");
     assert!(
         out.contains("errorProtocol (1)") && out.contains("EGOV_IT_110"),
         "{out}"

@@ -43,11 +43,11 @@ pub struct BenchArgs {
     /// Connections, each with one request in flight.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
-    /// Seconds measured.
-    #[arg(long, default_value_t = 10.0)]
+    /// Time measured, in seconds: `10`, `10s`, `2m`.
+    #[arg(long, default_value_t = 10.0, value_parser = super::durata_secondi)]
     pub duration: f64,
-    /// Seconds of load before the measure starts (connections, caches), not counted.
-    #[arg(long, default_value_t = 1.0)]
+    /// Load before the measure starts (connections, caches), not counted: `1`, `1s`, `500ms`.
+    #[arg(long, default_value_t = 1.0, value_parser = super::durata_secondi)]
     pub warmup: f64,
     /// Requests prepared beforehand (each has its own Identificatore). Default: enough for
     /// the run at a generous rate; the run stops early, and says so, if they run out.
@@ -57,8 +57,8 @@ pub struct BenchArgs {
     /// measures on the store the first one filled. Default: a temporary directory, removed.
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// Print one JSON object instead of the text report.
-    #[arg(long)]
+    /// Output: the text report (the default), or one JSON object.
+    #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = super::formato_json, action = clap::ArgAction::Set)]
     pub json: bool,
     /// Run the server under this command, e.g. "perf record -g -o /tmp/perf.data" or
     /// "valgrind --tool=massif" (split at spaces; the server command line follows it).
@@ -422,7 +422,7 @@ timestamp_ttl_secs = {ttl_secs}
 
 [limits]
 # One partner drives every connection of the run.
-partner_concorrenza = {conc}
+partner_concurrency = {conc}
 
 [porta_delegata]
 destinatario = "SPC/MinisteroLavoro"

@@ -17,8 +17,8 @@ pub enum ConfigCommand {
     /// listeners in conflict. Exit 0: no errors (warnings are printed); 1: errors; 2: the file
     /// cannot be read.
     Check {
-        /// Print JSON.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
 }
@@ -150,6 +150,9 @@ pub fn problemi(path: Option<&Path>) -> Result<Vec<Problema>, String> {
         None => Config::default(),
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            for w in crate::config::chiavi_deprecate(&text) {
+                out.push(avviso(p.display().to_string(), w));
+            }
             match Config::parse(&text) {
                 Ok(c) => c,
                 Err(e) => {

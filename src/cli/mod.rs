@@ -138,9 +138,10 @@ pub struct ValidateArgs {
     /// Version of the standard: 2.0 or rev038 (default: detected from the content).
     #[arg(long, value_parser = parse_versione)]
     pub versione: Option<crate::modulo::Versione>,
-    /// Day of receipt (yyyy-MM-dd) for the validity rules; default today.
-    #[arg(long)]
-    pub oggi: Option<chrono::NaiveDate>,
+    /// Judge as of this time (its day is the day of receipt for the validity rules) instead of
+    /// now: RFC 3339, or local yyyy-MM-ddTHH:mm:ss or yyyy-MM-dd.
+    #[arg(long, alias = "oggi", value_parser = istante)]
+    pub now: Option<chrono::DateTime<chrono::FixedOffset>>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -164,11 +165,12 @@ pub struct ServeArgs {
 pub struct CheckArgs {
     /// A SOAP message with a busta e-Gov header.
     pub file: PathBuf,
-    /// Judge as of this local time (yyyy-MM-ddTHH:mm:ss) instead of now; useful for old samples.
-    #[arg(long)]
-    pub now: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long)]
+    /// Judge as of this time instead of now (useful for old samples): RFC 3339, or local
+    /// yyyy-MM-ddTHH:mm:ss or yyyy-MM-dd.
+    #[arg(long, value_parser = istante)]
+    pub now: Option<chrono::DateTime<chrono::FixedOffset>>,
+    /// Output: text (the default) or json.
+    #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
     pub json: bool,
 }
 
@@ -179,15 +181,15 @@ pub enum TraceCommand {
         /// How many.
         #[arg(long, short = 'n', default_value_t = 20)]
         limit: usize,
-        /// Print JSON instead of a table.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
     /// One exchange, by Identificatore (request or response) or by sequence number.
     Show {
         id: String,
-        /// Print JSON instead of text.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
     /// Export traces in the CNIPA form (Tracciamento.xsd), two per exchange (request and
@@ -196,8 +198,89 @@ pub enum TraceCommand {
     Export(tracce::ExportArgs),
 }
 
+/// `--format text|json`, as a flag: whether JSON was asked for.
+pub(crate) fn formato_json(s: &str) -> Result<bool, String> {
+    match s {
+        "json" => Ok(true),
+        "text" => Ok(false),
+        _ => Err(format!("'{s}': use text or json")),
+    }
+}
+
+/// A time given on the command line (every `--now`, `--since`, `--until`): RFC 3339
+/// (`2026-11-27T08:00:00+01:00`, `…Z`), or a local time `yyyy-MM-ddTHH:mm[:ss[.fff]]` (`T` or a
+/// space), or a local day `yyyy-MM-dd` (its midnight).
+pub(crate) fn istante(s: &str) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    use chrono::TimeZone;
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t);
+    }
+    let locale = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+    .or_else(|| {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .map(|d| d.and_time(chrono::NaiveTime::MIN))
+    })
+    .ok_or_else(|| {
+        format!(
+            "'{s}': use RFC 3339 (2026-11-27T08:00:00+01:00), a local time (2026-11-27T08:00) or a day (2026-11-27)"
+        )
+    })?;
+    chrono::Local
+        .from_local_datetime(&locale)
+        .earliest()
+        .map(|t| t.fixed_offset())
+        .ok_or_else(|| format!("'{s}': not a time that exists here (a clock change)"))
+}
+
+/// A duration given on the command line: `10s`, `2m`, `1h`, `500ms`, or seconds (`10`, `2.5`).
+pub(crate) fn durata(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (numero, unita) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: f64 = numero
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}': use a number and s, m, h or ms (10s, 2m, 1h)"))?;
+    let per = match unita {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        u => return Err(format!("'{s}': unknown unit '{u}': use s, m, h or ms")),
+    };
+    std::time::Duration::try_from_secs_f64(n * per).map_err(|_| format!("'{s}': not a duration"))
+}
+
+/// [`durata`] in seconds.
+pub(crate) fn durata_secondi(s: &str) -> Result<f64, String> {
+    durata(s).map(|d| d.as_secs_f64())
+}
+
+/// The arguments as clap reads them: `--json`, the older spelling, is `--format json`.
+fn argomenti(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    args.flat_map(|a| {
+        if a == "--json" {
+            vec!["--format".into(), "json".into()]
+        } else {
+            vec![a]
+        }
+    })
+    .collect()
+}
+
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(argomenti(std::env::args_os()));
     init_logging(cli.log_format);
     match dispatch(cli) {
         Ok(code) => code,
@@ -480,11 +563,11 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
     let registry = config.build_registry().map_err(|e| e.to_string())?;
     let bytes = std::fs::read(&args.file)
         .map_err(|e| format!("cannot read {}: {e}", args.file.display()))?;
-    let now = match &args.now {
-        Some(t) => crate::egov::time::parse(t)
-            .ok_or_else(|| format!("--now '{t}' is not yyyy-MM-ddTHH:mm:ss"))?,
-        None => chrono::Local::now().naive_local(),
-    };
+    // The busta's times are local: the instant as our clock shows it.
+    let now = args
+        .now
+        .map_or_else(chrono::Local::now, |t| t.with_timezone(&chrono::Local))
+        .naive_local();
     let own = config.own();
     let locale = |p: &crate::egov::Parte| {
         (p.tipo == own.tipo && p.nome == own.nome) || registry.soggetto(p).is_some_and(|s| s.locale)
@@ -784,8 +867,8 @@ fn print_exchange(e: &Exchange, json: bool) {
 fn validate(args: ValidateArgs) -> Result<ExitCode, String> {
     use crate::modulo::{self, Contesto};
     let oggi = args
-        .oggi
-        .unwrap_or_else(|| chrono::Local::now().date_naive());
+        .now
+        .map_or_else(|| chrono::Local::now().date_naive(), |t| t.date_naive());
     let ctx = Contesto {
         ricevuto: oggi,
         versione: args.versione,
@@ -854,4 +937,76 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, String> {
         );
     }
     Ok(ExitCode::from(exit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_time_format_and_one_duration_format_for_every_flag() {
+        let rfc = istante("2026-11-27T08:00:00+01:00").unwrap();
+        assert_eq!(rfc.to_rfc3339(), "2026-11-27T08:00:00+01:00");
+        assert_eq!(istante("2026-11-27T07:00:00Z").unwrap(), rfc);
+        let locale = istante("2026-11-27T08:00:00").unwrap();
+        assert_eq!(
+            locale.naive_local().to_string(),
+            "2026-11-27 08:00:00",
+            "a local time stays as written"
+        );
+        assert_eq!(istante("2026-11-27 08:00").unwrap(), locale);
+        assert_eq!(
+            istante("2026-11-27").unwrap().naive_local().to_string(),
+            "2026-11-27 00:00:00"
+        );
+        for bad in ["27/11/2026", "2026-13-01", "ieri", ""] {
+            assert!(istante(bad).is_err(), "{bad}");
+        }
+        for (s, secs) in [
+            ("10s", 10.0),
+            ("2m", 120.0),
+            ("1h", 3600.0),
+            ("500ms", 0.5),
+            ("10", 10.0),
+            ("2.5", 2.5),
+        ] {
+            assert_eq!(durata_secondi(s), Ok(secs), "{s}");
+        }
+        for bad in ["10x", "s", "-", "1d"] {
+            assert!(durata(bad).is_err(), "{bad}");
+        }
+        assert_eq!(formato_json("json"), Ok(true));
+        assert_eq!(formato_json("text"), Ok(false));
+        assert!(formato_json("xml").is_err());
+    }
+
+    #[test]
+    fn every_command_takes_format_json_and_the_older_json_flag() {
+        for args in [
+            vec!["pdd", "check", "f.xml", "--format", "json"],
+            vec!["pdd", "trace", "list", "--format", "json"],
+            vec!["pdd", "trace", "show", "1", "--format", "json"],
+            vec!["pdd", "store", "stats", "--format", "json"],
+            vec!["pdd", "outbox", "list", "--format", "json"],
+            vec!["pdd", "diag", "list", "--format", "json"],
+            vec![
+                "pdd",
+                "validate",
+                "f.xml",
+                "--format",
+                "json",
+                "--now",
+                "2026-11-24",
+            ],
+            vec!["pdd", "bench", "--duration", "10s", "--warmup", "500ms"],
+        ] {
+            assert!(Cli::try_parse_from(&args).is_ok(), "{args:?}");
+        }
+        let vecchi = ["pdd", "trace", "list", "--json"].iter().map(Into::into);
+        let cli = Cli::try_parse_from(argomenti(vecchi)).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Trace(TraceCommand::List { json: true, .. })
+        ));
+    }
 }

@@ -19,8 +19,8 @@ use crate::store::{Forward, ForwardState, SledStore};
 pub enum OutboxCommand {
     /// What waits to be forwarded, and why (last error, attempts, next attempt).
     List {
-        /// Print JSON.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
     /// Queue again the forwards the receiver refused (all, or one by its seq).
@@ -48,7 +48,8 @@ pub enum UsersCommand {
     Add { nome: String },
     /// The registered users.
     List {
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
     /// Remove a user (its token stops working at once).

@@ -38,23 +38,23 @@ pub enum StoreCommand {
     },
     /// Entries and bytes per tree, and the size on disk.
     Stats {
-        /// Print JSON.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
     /// Read back every record: exchanges and all their raw pieces, the ids index, the duplicate
     /// filter, moduli, outbox, partners, counters (exit 0: whole; 1: problems, listed;
     /// 2: the store cannot be opened).
     Check {
-        /// Print JSON.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
     /// Purge now what is past retention (`[store] retention_days`, `duplicate_window_days`);
     /// moduli, outbox entries and partners are never purged.
     Purge {
-        /// Print JSON.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
 }

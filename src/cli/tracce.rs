@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chrono::{Local, NaiveDate, NaiveDateTime, TimeZone};
+use chrono::NaiveDate;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use super::{admin_get, Source};
@@ -66,8 +66,8 @@ pub enum DiagCommand {
         /// At most the last N.
         #[arg(long, short = 'n', default_value_t = 1000)]
         limit: usize,
-        /// Print JSON instead of a table.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
 }
@@ -82,38 +82,19 @@ fn parse_severita(s: &str) -> Result<Severita, String> {
 /// (`yyyy-MM-ddTHH:mm[:ss[.fff]]`, `T` or a space), or a day `yyyy-MM-dd` (its start; with
 /// `fine_giorno`, the start of the next day, so that `--until` a day covers it).
 pub fn istante(s: &str, fine_giorno: bool) -> Result<i64, String> {
-    let s = s.trim();
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_millis());
-    }
-    let locale = |t: NaiveDateTime| {
-        Local
-            .from_local_datetime(&t)
-            .earliest()
-            .map(|t| t.timestamp_millis())
-            .ok_or_else(|| format!("'{s}' does not exist in the local time zone"))
-    };
-    for f in [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
-            return locale(t);
-        }
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let d = if fine_giorno {
-            d.succ_opt().ok_or("date out of range")?
-        } else {
-            d
-        };
-        return locale(d.and_hms_opt(0, 0, 0).ok_or("date out of range")?);
-    }
-    Err(format!(
-        "'{s}': use RFC 3339 (2026-11-27T08:00:00+01:00), a local time (2026-11-27T08:00) or a day (2026-11-27)"
-    ))
+    let t = super::istante(s)?;
+    let giorno = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").is_ok();
+    Ok(if giorno && fine_giorno {
+        super::istante(
+            &t.date_naive()
+                .succ_opt()
+                .ok_or("date out of range")?
+                .to_string(),
+        )?
+        .timestamp_millis()
+    } else {
+        t.timestamp_millis()
+    })
 }
 
 /// The IdentificativoPorta of the porta that traced an exchange: the one in the Identificatore
@@ -368,13 +349,13 @@ pub fn diag(config: &Config, c: DiagCommand) -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<29}  {:<19}  {:<19}  {:<22}  {:>6}  MESSAGGIO",
-        "ORA", "SEVERITA", "FUNZIONE", "CODICE", "SEQ"
+        "{:<29}  {:<19}  {:<19}  {:<22}  {:>6}  MESSAGE",
+        "TIME", "SEVERITY", "FUNCTION", "CODE", "SEQ"
     );
     for d in &list {
         println!(
             "{:<29}  {:<19}  {:<19}  {:<22}  {:>6}  {}{}",
-            d.ora,
+            crate::clock::ora::testo(&d.ora),
             format!("{} ({})", d.severita, d.severita.livello()),
             d.funzione,
             d.codice,

@@ -51,8 +51,8 @@ pub enum PartnerCommand {
     Add(PartnerAdd),
     /// The registered soggetti.
     List {
-        /// Print JSON.
-        #[arg(long)]
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
     /// One soggetto, with its certificate.
@@ -134,9 +134,10 @@ pub struct VerifyArgs {
     /// The certificate the signature must be made with (PEM).
     #[arg(long)]
     pub cert: Option<PathBuf>,
-    /// Judge the Timestamp as of this time (RFC 3339) instead of now.
-    #[arg(long)]
-    pub now: Option<String>,
+    /// Judge the Timestamp as of this time instead of now: RFC 3339, or local
+    /// yyyy-MM-ddTHH:mm:ss or yyyy-MM-dd.
+    #[arg(long, value_parser = super::istante)]
+    pub now: Option<chrono::DateTime<chrono::FixedOffset>>,
     /// Accept a signature over the whole Intestazione only.
     #[arg(long)]
     pub intestazione: bool,
@@ -564,15 +565,10 @@ pub fn verify(config: Config, a: VerifyArgs) -> Result<ExitCode, String> {
             return Ok(ExitCode::from(2));
         }
     };
-    let now = match &a.now {
-        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
-            .map_err(|e| format!("--now '{t}': {e}"))?
-            .with_timezone(&chrono::Utc),
-        None => chrono::Utc::now(),
-    };
+    let now = a.now.map_or_else(chrono::Utc::now, |t| t.to_utc());
     let regole = dsig::Regole {
         now,
-        tolleranza: chrono::Duration::seconds(config.wssec.tolleranza_secs),
+        tolleranza: chrono::Duration::seconds(config.wssec.clock_skew_secs),
         durata_massima: chrono::Duration::seconds(config.wssec.timestamp_ttl_secs),
         copertura: if a.intestazione {
             dsig::Copertura::Intestazione

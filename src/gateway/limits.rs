@@ -1,5 +1,5 @@
 //! The per-partner limit on the porta applicativa: how many exchanges one partner may have in
-//! progress at once (`[limits] partner_concorrenza`). A flood from one partner is answered at
+//! progress at once (`[limits] partner_concurrency`). A flood from one partner is answered at
 //! once with a Fault and never reaches the parser, the store or the services, so the others
 //! keep being served.
 

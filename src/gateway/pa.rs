@@ -25,9 +25,9 @@ use crate::store::{Claim, Direction, Exchange, Outcome};
 /// The porta applicativa, with the limits that protect it.
 pub struct PortaApplicativa {
     s: Arc<Shared>,
-    /// Exchanges in progress, by partner (`[limits] partner_concorrenza`).
+    /// Exchanges in progress, by partner (`[limits] partner_concurrency`).
     pub in_flight: InFlight,
-    /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_corso`).
+    /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_flight`).
     pub body_budget: tokio::sync::Semaphore,
 }
 
@@ -95,7 +95,7 @@ impl PortaApplicativa {
     pub(super) fn new(s: Arc<Shared>) -> PortaApplicativa {
         PortaApplicativa {
             body_budget: tokio::sync::Semaphore::new(
-                s.config.limits.max_bytes_in_corso.div_ceil(1024),
+                s.config.limits.max_bytes_in_flight.div_ceil(1024),
             ),
             in_flight: InFlight::default(),
             s,

@@ -93,10 +93,10 @@ impl Scadenze {
     }
 }
 
-/// Runs the sweeper at start and every `[cliclavoro] scadenze_ogni_secs` until `stop`.
+/// Runs the sweeper at start and every `[cliclavoro] expiry_sweep_every_secs` until `stop`.
 pub async fn worker(sc: Arc<Scadenze>, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
-    let every = Duration::from_secs(sc.s.config.cliclavoro.scadenze_ogni_secs.max(1));
+    let every = Duration::from_secs(sc.s.config.cliclavoro.expiry_sweep_every_secs.max(1));
     loop {
         if let Err(e) = sc.disattiva_scaduti().await {
             warn!(error = %e, "expiry sweep failed");

@@ -125,7 +125,7 @@ impl Shared {
         let now = self.now().to_utc();
         let regole = dsig::Regole {
             now,
-            tolleranza: chrono::Duration::seconds(self.config.wssec.tolleranza_secs),
+            tolleranza: chrono::Duration::seconds(self.config.wssec.clock_skew_secs),
             durata_massima: chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
             copertura: self.config.wssec.copertura,
         };

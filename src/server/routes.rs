@@ -173,9 +173,9 @@ pub(super) async fn handle(
             let partner = chi_e(&gw, &peer_info);
             let Some(_posto) = gw
                 .pa
-                .in_flight.enter(&partner, gw.config.limits.partner_concorrenza)
+                .in_flight.enter(&partner, gw.config.limits.partner_concurrency)
             else {
-                return Ok(troppe(&partner, gw.config.limits.partner_concorrenza));
+                return Ok(troppe(&partner, gw.config.limits.partner_concurrency));
             };
             let tipo = TipoContenuto::di(&req);
             if let TipoContenuto::Altro(ct) = &tipo {
@@ -333,10 +333,10 @@ fn troppe(partner: &str, limite: usize) -> Response<Body> {
 fn senza_spazio(byte: usize) -> Response<Body> {
     warn!(
         bytes = byte,
-        "no room for another request body (limits.max_bytes_in_corso): refused"
+        "no room for another request body (limits.max_bytes_in_flight): refused"
     );
     occupato(&format!(
-        "troppi messaggi in corso: nessuno spazio per altri {byte} byte ora (limits.max_bytes_in_corso): riprovare"
+        "troppi messaggi in corso: nessuno spazio per altri {byte} byte ora (limits.max_bytes_in_flight): riprovare"
     ))
 }
 
