@@ -185,6 +185,107 @@ impl PaError {
     }
 }
 
+/// A request refused before the gateway reads it (by the shell, on the gateway's limits): each
+/// answered with a SOAP Fault saying why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HttpRefusal {
+    /// The body is larger than `max_body_bytes`: 413, EGOV_IT_001's Fault.
+    TooLarge { max: usize },
+    /// The body could not be read: 400.
+    Unreadable(String),
+    /// The body did not arrive within the request timeout: 408.
+    TooSlow,
+    /// Not SOAP 1.1 by its Content-Type (none, or another): 415 (WS-I Basic Profile R1115).
+    NotSoap11 { content_type: Option<String> },
+    /// A partner over its limit of exchanges in progress: 503, Retry-After.
+    PartnerBusy { partner: String, limit: usize },
+    /// No room for the body among the bodies in progress: 503, Retry-After.
+    NoRoom { bytes: usize },
+    /// A porta delegata path without a servizio: 404.
+    PdPath,
+}
+
+impl HttpRefusal {
+    /// The answer: status, the SOAP Fault, and `Retry-After` when trying again helps.
+    pub fn answer(&self) -> super::Answer {
+        let fault = |code, text: &str, detail: Option<&str>| {
+            soap::envelope(&[], &soap::fault(code, text, None, detail))
+        };
+        let occupato = |motivo: String| {
+            let detail = format!(
+                "<pdd:Limite xmlns:pdd=\"urn:pdd:limiti\">{}</pdd:Limite>",
+                crate::xml::escape_text(&motivo)
+            );
+            fault(
+                FaultCode::Server,
+                crate::egov::FAULT_PROCESSAMENTO,
+                Some(&detail),
+            )
+        };
+        let (status, body) = match self {
+            HttpRefusal::TooLarge { max } => (
+                413,
+                fault(
+                    FaultCode::Client,
+                    &format!(
+                        "{} - il messaggio supera il limite di {max} byte",
+                        Codice::FORMATO_BUSTA
+                    ),
+                    None,
+                ),
+            ),
+            HttpRefusal::Unreadable(e) => (
+                400,
+                fault(FaultCode::Client, &format!("body unreadable: {e}"), None),
+            ),
+            HttpRefusal::TooSlow => (
+                408,
+                fault(FaultCode::Client, "body not received in time", None),
+            ),
+            HttpRefusal::NotSoap11 { content_type } => {
+                let ricevuto = match content_type {
+                    Some(ct) => format!("Content-Type '{ct}' non supportato"),
+                    None => "Content-Type assente".to_string(),
+                };
+                let motivo = format!(
+                    "<pdd:ContentType xmlns:pdd=\"urn:pdd:http\">{}: la busta e-Gov viaggia in SOAP 1.1, Content-Type text/xml</pdd:ContentType>",
+                    crate::xml::escape_text(&ricevuto)
+                );
+                (
+                    415,
+                    fault(
+                        FaultCode::Client,
+                        crate::egov::FAULT_VALIDAZIONE,
+                        Some(&motivo),
+                    ),
+                )
+            }
+            HttpRefusal::PartnerBusy { partner, limit } => (
+                503,
+                occupato(format!(
+                    "troppi scambi in corso da {partner} (al più {limit} alla volta): riprovare"
+                )),
+            ),
+            HttpRefusal::NoRoom { bytes } => (
+                503,
+                occupato(format!(
+                    "troppi messaggi in corso: nessuno spazio per altri {bytes} byte ora (limits.max_bytes_in_flight): riprovare"
+                )),
+            ),
+            HttpRefusal::PdPath => (
+                404,
+                fault(FaultCode::Client, "use /pdd/PD/{Servizio}/{Azione}", None),
+            ),
+        };
+        let mut a = super::Answer::soap(status, body);
+        if status == 503 {
+            a.headers.push(("Retry-After".into(), "1".into()));
+        }
+        a
+    }
+}
+
 /// A failure of the porta delegata, as the local system will see it: a Fault with
 /// MessaggioDiErroreApplicativo naming the function that failed and the eccezione.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,7 +32,7 @@ use chrono::{DateTime, FixedOffset};
 
 pub use api::ReadApi;
 pub use care::Care;
-pub use error::{eccezione_firma, GatewayError, PartnerError, PdError};
+pub use error::{eccezione_firma, GatewayError, HttpRefusal, PartnerError, PdError};
 pub use ids::IdGenerator;
 pub use outbox::Outbox;
 pub use pa::PortaApplicativa;

@@ -30,7 +30,6 @@ use crate::config::Config;
 use crate::gateway::diagnostici::{Diagnostico, Severita};
 use crate::gateway::{Answer, Gateway, GatewayError, Listener, Peer};
 use crate::registry::Registry;
-use crate::soap::{self, FaultCode};
 use crate::store::Store;
 
 /// A gateway wired to this shell's outbound HTTP client.
@@ -71,13 +70,6 @@ pub(crate) fn respond(a: Answer) -> Response<Body> {
         }
     }
     r
-}
-
-pub(crate) fn fault(status: u16, code: FaultCode, text: &str) -> Response<Body> {
-    respond(Answer::soap(
-        status,
-        soap::envelope(&[], &soap::fault(code, text, None, None)),
-    ))
 }
 
 pub(crate) fn plain(status: StatusCode, text: &str) -> Response<Body> {

@@ -13,10 +13,9 @@ use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
 
-use super::{fault, json, plain, respond, Body};
-use crate::egov::{Codice, FAULT_PROCESSAMENTO, FAULT_VALIDAZIONE};
-use crate::gateway::{Answer, Gateway, Listener, Peer, RichiestaPd};
-use crate::soap::{self, FaultCode};
+use super::{json, plain, respond, Body};
+use crate::gateway::{Gateway, HttpRefusal, Listener, Peer, RichiestaPd};
+use crate::soap;
 
 /// Reads the whole body, refusing it before reading when Content-Length already says it is too
 /// large, and as soon as it grows past the limit otherwise.
@@ -25,16 +24,7 @@ pub(super) async fn read_body(
     max: usize,
     timeout: Duration,
 ) -> Result<Bytes, Response<Body>> {
-    let too_large = || {
-        fault(
-            413,
-            FaultCode::Client,
-            &format!(
-                "{} - il messaggio supera il limite di {max} byte",
-                Codice::FORMATO_BUSTA
-            ),
-        )
-    };
+    let too_large = || rifiuta(HttpRefusal::TooLarge { max });
     let declared = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -63,12 +53,8 @@ pub(super) async fn read_body(
         {
             Err(too_large())
         }
-        Ok(Err(e)) => Err(fault(
-            400,
-            FaultCode::Client,
-            &format!("body unreadable: {e}"),
-        )),
-        Err(_) => Err(fault(408, FaultCode::Client, "body not received in time")),
+        Ok(Err(e)) => Err(rifiuta(HttpRefusal::Unreadable(e.to_string()))),
+        Err(_) => Err(rifiuta(HttpRefusal::TooSlow)),
     }
 }
 
@@ -115,22 +101,15 @@ fn soap12(body: &[u8], gw: &Gateway) -> bool {
 /// refuses these too (ContentTypeNotSupported, ContentTypeNotProvided); SOAP with Attachments
 /// is not supported.
 fn non_soap11(ct: Option<&str>, peer: &SocketAddr) -> Response<Body> {
-    let ricevuto = match ct {
-        Some(ct) => format!("Content-Type '{ct}' non supportato"),
-        None => "Content-Type assente".to_string(),
-    };
     info!(%peer, content_type = ct.unwrap_or(""), "porta applicativa: not SOAP 1.1 by its Content-Type: 415");
-    let motivo = format!(
-        "<pdd:ContentType xmlns:pdd=\"urn:pdd:http\">{}: la busta e-Gov viaggia in SOAP 1.1, Content-Type text/xml</pdd:ContentType>",
-        crate::xml::escape_text(&ricevuto)
-    );
-    respond(Answer::soap(
-        415,
-        soap::envelope(
-            &[],
-            &soap::fault(FaultCode::Client, FAULT_VALIDAZIONE, None, Some(&motivo)),
-        ),
-    ))
+    rifiuta(HttpRefusal::NotSoap11 {
+        content_type: ct.map(str::to_string),
+    })
+}
+
+/// The answer to a request refused before the gateway reads it.
+fn rifiuta(r: HttpRefusal) -> Response<Body> {
+    respond(r.answer())
 }
 
 pub(super) async fn handle(
@@ -217,7 +196,7 @@ pub(super) async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string);
             if servizio.is_empty() || azione.as_deref().is_some_and(|a| a.contains('/')) {
-                fault(404, FaultCode::Client, "use /pdd/PD/{Servizio}/{Azione}")
+                rifiuta(HttpRefusal::PdPath)
             } else {
                 match read_body(req, max, timeout).await {
                     Ok(body) => respond(
@@ -324,9 +303,10 @@ fn troppe(partner: &str, limite: usize) -> Response<Body> {
         partner,
         limite, "too many exchanges in progress from one partner: refused"
     );
-    occupato(&format!(
-        "troppi scambi in corso da {partner} (al più {limite} alla volta): riprovare"
-    ))
+    rifiuta(HttpRefusal::PartnerBusy {
+        partner: partner.to_string(),
+        limit: limite,
+    })
 }
 
 /// The answer when the bodies in progress leave no room for this one.
@@ -335,30 +315,7 @@ fn senza_spazio(byte: usize) -> Response<Body> {
         bytes = byte,
         "no room for another request body (limits.max_bytes_in_flight): refused"
     );
-    occupato(&format!(
-        "troppi messaggi in corso: nessuno spazio per altri {byte} byte ora (limits.max_bytes_in_flight): riprovare"
-    ))
-}
-
-/// 503 with `Retry-After: 1` and a Fault whose detail says why.
-fn occupato(motivo: &str) -> Response<Body> {
-    let detail = format!(
-        "<pdd:Limite xmlns:pdd=\"urn:pdd:limiti\">{}</pdd:Limite>",
-        crate::xml::escape_text(motivo)
-    );
-    let body = soap::envelope(
-        &[],
-        &soap::fault(FaultCode::Server, FAULT_PROCESSAMENTO, None, Some(&detail)),
-    );
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=utf-8"),
-    );
-    r.headers_mut()
-        .insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    r
+    rifiuta(HttpRefusal::NoRoom { bytes: byte })
 }
 
 /// The read API: anonymous, or registered (a partner's client certificate, or a user's token).
