@@ -129,7 +129,7 @@ fn sign_then_verify_with_pdd_and_with_xmlsec1() {
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
     assert!(stdout(&v).contains("valid: Body, busta and Timestamp signed by CN=EMILIA"));
 
-    if have("xmlsec1") {
+    if have(common::Peer::Xmlsec1) {
         const WSU: &str =
             "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
         let x = std::process::Command::new("xmlsec1")
@@ -197,10 +197,9 @@ fn sign_then_verify_with_pdd_and_with_xmlsec1() {
 }
 
 #[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 fn partners_are_added_and_removed_on_a_running_gateway() {
-    if !have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let dir = TempDir::new("cli-partner");
     let certs = dir.0.join("certs");
     let (mkey, mcert, _) = certs_init(&certs, "ministero", "MinisteroLavoro");
@@ -387,10 +386,9 @@ fn partners_are_added_and_removed_on_a_running_gateway() {
 /// then EMILIA's local system posts to its porta delegata and the Ministry answers, over mTLS
 /// with signatures both ways. (Fixed ports 8740/8742/8743/8744, as in the example.)
 #[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 fn the_tls_example_works_as_documented() {
-    if !have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let dir = TempDir::new("cli-tls-example");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let setup = std::process::Command::new("bash")

@@ -13,10 +13,9 @@ fn copy(from: &Path, to: &Path) {
 }
 
 #[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 fn the_example_network_starts_disseminates_and_stops() {
-    if !common::have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let root = common::TempDir::new("example-network");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     for f in [

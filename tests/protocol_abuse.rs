@@ -433,7 +433,7 @@ async fn chunked_request_bodies_are_accepted() {
     )
     .await;
     assert!(is_ok(&a), "{}", a.body);
-    if have("curl") {
+    if have(common::Peer::Curl) {
         let url = gw.url("/pdd/PA");
         let (rc, status, out) = curl(vec!["-H", "Transfer-Encoding: chunked", &url], valid()).await;
         assert_eq!((rc, status), (0, 200), "{out}");
@@ -474,7 +474,7 @@ async fn expect_100_continue_works() {
     s.write_all(&body).await.unwrap();
     let (a, _) = read_answer(&mut s, Duration::from_secs(10)).await;
     assert!(is_ok(&a.expect("an answer")));
-    if !have("curl") {
+    if !have(common::Peer::Curl) {
         return;
     }
     // curl waits up to a second for the 100 before sending anyway: well under it means the

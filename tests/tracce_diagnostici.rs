@@ -46,14 +46,10 @@ fn documenti(out: &str) -> Vec<String> {
 
 /// Tracciamento.xsd, with xmllint to check against it; None (said once) when either is missing.
 fn schema() -> Option<std::path::PathBuf> {
-    let Some(shared) = common::shared() else {
-        eprintln!("SKIP: ../shared is absent: traces not validated against Tracciamento.xsd");
-        return None;
-    };
-    if !have("xmllint") {
+    if !have(common::Peer::Xsd) || !have(common::Peer::Xmllint) {
         return None;
     }
-    Some(shared.join("reference/xsd/Tracciamento.xsd"))
+    Some(common::xsd().join("Tracciamento.xsd"))
 }
 
 fn valida(docs: &[String], schema: Option<&Path>) {

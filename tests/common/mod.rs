@@ -2,7 +2,11 @@
 #![allow(dead_code)]
 
 pub mod mutator;
+pub mod peers;
 pub mod xmllint_batch;
+
+#[allow(unused_imports, reason = "each test uses some")]
+pub use peers::{govway_testfiles, shared, xsd, Peer};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -176,12 +180,6 @@ pub async fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
     }
 }
 
-/// The shared reference folder beside the project, if present.
-pub fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    p.is_dir().then_some(p)
-}
-
 /// A busta request, written out by hand (independent of the project's writer).
 pub struct Req<'a> {
     pub mittente: &'a str,
@@ -302,22 +300,48 @@ pub fn example(name: &str) -> String {
     .expect("example file")
 }
 
-/// Whether an external tool is installed; when `PDD_REQUIRE_PEERS` is set (CI), its absence fails.
-pub fn have(tool: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("PDD_REQUIRE_PEERS").is_none(),
-            "{tool} is required (PDD_REQUIRE_PEERS is set) but not installed"
-        );
-        eprintln!("SKIP: {tool} is not installed");
+/// Whether build.rs found `peer` missing and left its tests ignored (never a required peer
+/// under `PDD_REQUIRE_PEERS`).
+fn probed_missing(peer: Peer) -> bool {
+    match peer {
+        Peer::Xmllint => cfg!(pdd_no_xmllint),
+        Peer::Xmlsec1 => cfg!(pdd_no_xmlsec1),
+        Peer::Curl => cfg!(pdd_no_curl),
+        Peer::Python => cfg!(pdd_no_python),
+        Peer::Xsd => cfg!(pdd_no_xsd),
+        Peer::Govway => cfg!(pdd_no_govway),
+        Peer::Zsh => cfg!(pdd_no_zsh),
+        Peer::Fish => cfg!(pdd_no_fish),
+        Peer::Groff => cfg!(pdd_no_groff),
+        Peer::Man => cfg!(pdd_no_man),
+        Peer::SystemdAnalyze => cfg!(pdd_no_systemd_analyze),
     }
-    found
+}
+
+/// For a test marked `#[cfg_attr(pdd_no_<peer>, ignore = "...")]`, which runs because the
+/// peer was there at build time or is required: fails, naming it, when it is not here now.
+pub fn require(peer: Peer) {
+    assert!(
+        peer.present(),
+        "{}{}",
+        peer.missing(),
+        if peers::required() && peer.required() {
+            ", and PDD_REQUIRE_PEERS is set"
+        } else {
+            ", though it was there when the tests were built"
+        }
+    );
+}
+
+/// For a test that uses `peer` in one of its parts: whether to run that part. False (said on
+/// stderr) when the build found it missing; otherwise it must be here ([`require`]).
+pub fn have(peer: Peer) -> bool {
+    if probed_missing(peer) {
+        eprintln!("SKIP part of this test: {}", peer.missing());
+        return false;
+    }
+    require(peer);
+    true
 }
 
 /// Validates an XML document against a schema with xmllint; returns xmllint's complaint if any.
