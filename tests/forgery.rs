@@ -388,7 +388,7 @@ fn ec_pair(pki: &Pki, name: &str, cn: &str) -> KeyPair {
         None,
     )
     .unwrap();
-    pki.save(name, &key, &cert)
+    pki.save(name, &key, &cert).unwrap()
 }
 
 /// Every forgery, with the answer it must get. `mtls`: the TLS identity is checked too.

@@ -5,6 +5,9 @@ pub mod mutator;
 pub mod peers;
 pub mod xmllint_batch;
 
+/// Temp dirs, free loopback ports and the throw-away PKI, shared with `pdd bench`.
+#[allow(unused_imports, reason = "each test uses some")]
+pub use pdd::kit::{free_port, free_ports, KeyPair, Pki, TempDir};
 #[allow(unused_imports, reason = "each test uses some")]
 pub use peers::{govway_testfiles, shared, xsd, Peer};
 
@@ -18,29 +21,6 @@ use pdd::config::Config;
 use pdd::gateway::Gateway;
 use pdd::store::SledStore;
 use tokio::sync::oneshot;
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "pdd-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A gateway served on 127.0.0.1:<ephemeral port>.
 pub struct Running {
@@ -392,48 +372,6 @@ pub fn intestazione(xml: &str) -> Option<&str> {
     Some(&xml[s..e])
 }
 
-/// A test PKI written with the project's own PKI helpers: PEM files in a temp directory.
-pub struct Pki {
-    pub dir: TempDir,
-    ca_key: openssl::pkey::PKey<openssl::pkey::Private>,
-    pub ca_cert: openssl::x509::X509,
-}
-
-/// Paths of a key and its certificate.
-#[derive(Clone)]
-pub struct KeyPair {
-    pub key: PathBuf,
-    pub cert: PathBuf,
-}
-
-impl KeyPair {
-    pub fn load(
-        &self,
-    ) -> (
-        openssl::pkey::PKey<openssl::pkey::Private>,
-        openssl::x509::X509,
-    ) {
-        (
-            openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&self.key).unwrap()).unwrap(),
-            openssl::x509::X509::from_pem(&std::fs::read(&self.cert).unwrap()).unwrap(),
-        )
-    }
-
-    /// `msg` signed by pdd with this key (Body, IntestazioneMessaggio, a 5-minute Timestamp).
-    pub fn sign(&self, msg: &str) -> String {
-        let (key, cert) = self.load();
-        pdd::wssec::dsig::firma(
-            msg,
-            &key,
-            &cert,
-            chrono::Utc::now(),
-            chrono::Duration::minutes(5),
-            pdd::wssec::dsig::Copertura::IntestazioneMessaggio,
-        )
-        .unwrap()
-    }
-}
-
 /// The verification rules of the tests, judged at `now`: 60 s of skew, 5-minute Timestamps.
 pub fn regole(now: chrono::DateTime<chrono::Utc>) -> pdd::wssec::dsig::Regole {
     pdd::wssec::dsig::Regole {
@@ -448,73 +386,6 @@ pub fn regole(now: chrono::DateTime<chrono::Utc>) -> pdd::wssec::dsig::Regole {
 pub fn verify_signed(msg: &str) -> Result<pdd::wssec::dsig::Firmato, pdd::wssec::dsig::FirmaError> {
     let env = pdd::soap::Envelope::parse(msg.as_bytes(), pdd::xml::Limits::default()).unwrap();
     pdd::wssec::dsig::verifica(msg, &env, &regole(chrono::Utc::now()))
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        use pdd::wssec::pki;
-        let dir = TempDir::new("pki");
-        let ca_key = pki::rsa_key().unwrap();
-        let ca_cert = pki::certificato(
-            &pki::Richiesta {
-                cn: "Test CA",
-                san: &[],
-                days: 30,
-                from_days: -1,
-                uso: pki::Uso::Ca,
-            },
-            &ca_key,
-            None,
-        )
-        .unwrap();
-        std::fs::write(dir.0.join("ca.crt"), ca_cert.to_pem().unwrap()).unwrap();
-        Pki {
-            dir,
-            ca_key,
-            ca_cert,
-        }
-    }
-
-    pub fn ca_path(&self) -> PathBuf {
-        self.dir.0.join("ca.crt")
-    }
-
-    /// A gateway certificate for `cn` (SAN 127.0.0.1, localhost): self-signed, or issued by the
-    /// test CA; valid `days` from `from_days` (negative: in the past).
-    pub fn make(&self, name: &str, cn: &str, issued: bool, days: u32, from_days: i64) -> KeyPair {
-        use pdd::wssec::pki;
-        let key = pki::rsa_key().unwrap();
-        let san = ["127.0.0.1".to_string(), "localhost".to_string()];
-        let cert = pki::certificato(
-            &pki::Richiesta {
-                cn,
-                san: &san,
-                days,
-                from_days,
-                uso: pki::Uso::Gateway,
-            },
-            &key,
-            issued.then_some((&self.ca_cert, &self.ca_key)),
-        )
-        .unwrap();
-        self.save(name, &key, &cert)
-    }
-
-    /// `key` and `cert` written as `<name>.key` (PKCS#8) and `<name>.crt` beside the test CA.
-    pub fn save(
-        &self,
-        name: &str,
-        key: &openssl::pkey::PKey<openssl::pkey::Private>,
-        cert: &openssl::x509::X509,
-    ) -> KeyPair {
-        let kp = KeyPair {
-            key: self.dir.0.join(format!("{name}.key")),
-            cert: self.dir.0.join(format!("{name}.crt")),
-        };
-        std::fs::write(&kp.key, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        std::fs::write(&kp.cert, cert.to_pem().unwrap()).unwrap();
-        kp
-    }
 }
 
 /// Namespaces of what our signatures cover, written out here (independent of the project's).
@@ -622,15 +493,6 @@ pub fn pdd_cli(on: On, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A loopback port free when asked (nothing holds it after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The Content-Type header of a SOAP 1.1 request, for [`http`].
