@@ -614,12 +614,10 @@ async fn shutdown_finishes_in_flight_exchanges() {
     let body = req.xml().into_bytes();
     let inflight = tokio::spawn(async move { post(&url, body, &[]).await });
     // Wait until the backend holds the request, then stop the gateway.
-    for _ in 0..500 {
-        if be.calls.load(Ordering::SeqCst) > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::eventually("the backend holds the request", async || {
+        be.calls.load(Ordering::SeqCst) > 0
+    })
+    .await;
     assert_eq!(
         be.calls.load(Ordering::SeqCst),
         1,

@@ -102,26 +102,27 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
     }
 }
 
+/// How long [`eventually`] waits, and how often it asks.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Waits until `f` holds, asking every 50 ms, for at most 20 s; then fails naming `what`.
 /// The one polling loop of the tests (integration tests watch real servers and processes).
 pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
     let t = std::time::Instant::now();
     while !f().await {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(t.elapsed() < PATIENCE, "timed out waiting for: {what}");
+        tokio::time::sleep(EVERY).await;
     }
 }
 
-/// [`eventually`] for a test without a runtime of its own.
+/// [`eventually`] for blocking code (it blocks its thread, and so may run inside a runtime).
 pub fn eventually_blocking(what: &str, mut f: impl FnMut() -> bool) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(eventually(what, async || f()));
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed() < PATIENCE, "timed out waiting for: {what}");
+        std::thread::sleep(EVERY);
+    }
 }
 
 pub struct Reply {
@@ -618,15 +619,12 @@ impl PddProcess {
             .status()
             .unwrap();
         assert!(sent.success());
-        let mut waited = 0;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            waited += 1;
-            assert!(waited < 200, "pdd did not stop on SIGTERM");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
+        let mut status = None;
+        eventually_blocking("pdd stops on SIGTERM", || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        let status = status.unwrap();
         while let Ok(l) = self.rx.recv_timeout(std::time::Duration::from_millis(200)) {
             self.log.push(l);
         }
