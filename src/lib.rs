@@ -2,7 +2,7 @@
 //!
 //! Layers (see the README): the protocol core without I/O ([`xml`], [`soap`], [`egov`]), policy
 //! ([`registry`]), state ([`store`]), and a thin shell ([`gateway`], [`server`], [`client`],
-//! [`cli`], [`config`]).
+//! [`cli`], [`config`]). [`kit`] holds what the tests and the load generator share.
 
 // mimalloc: the store keeps many long-lived small values (sled's cache, the moduli index)
 // interleaved with each request's short-lived buffers; glibc's malloc let that fragment resident
