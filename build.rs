@@ -7,12 +7,24 @@
 //! The script runs again only when HEAD, the branch it points to or the index changes (a commit,
 //! a checkout, `git add`), so ordinary builds stay incremental. Editing a tracked file without
 //! `git add` does not rerun it: such a build keeps the `-dirty` state of the last run.
+//!
+//! It also probes the tests' peers (tests/common/peers.rs): each missing one sets the cfg
+//! `pdd_no_<peer>`, so that its tests are reported as ignored with the reason, unless
+//! `PDD_REQUIRE_PEERS` is set and the peer is a required one, when they run and fail. The probe runs again when `PATH`,
+//! `PDD_PYTHON`, `PDD_SHARED`, `PDD_GOVWAY_TESTFILES` or `PDD_REQUIRE_PEERS` change, or a
+//! probed file that was there changes or goes; a peer installed since is seen after
+//! `touch build.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[allow(dead_code, reason = "the tests use more of it")]
+#[path = "tests/common/peers.rs"]
+mod peers;
+
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    probe_peers();
     println!("cargo:rerun-if-env-changed=PDD_GIT_REVISION");
     let revision = match std::env::var("PDD_GIT_REVISION") {
         // A packager building from a tarball may say which revision it is.
@@ -23,6 +35,35 @@ fn main() {
     // The day of the commit, for the man page's date; empty without git.
     let date = git_revision_date().unwrap_or_default();
     println!("cargo:rustc-env=PDD_GIT_DATE={date}");
+}
+
+fn probe_peers() {
+    println!("cargo:rerun-if-changed=tests/common/peers.rs");
+    for v in [
+        "PATH",
+        "PDD_PYTHON",
+        "PDD_SHARED",
+        "PDD_GOVWAY_TESTFILES",
+        "PDD_REQUIRE_PEERS",
+    ] {
+        println!("cargo:rerun-if-env-changed={v}");
+    }
+    let required = peers::required();
+    for peer in peers::Peer::ALL {
+        let cfg = peer.cfg();
+        println!("cargo:rustc-check-cfg=cfg({cfg})");
+        // Under PDD_REQUIRE_PEERS a required peer's tests run, and fail when it is missing.
+        let runs_anyway = peer.required() && required;
+        if !runs_anyway && !peer.present() {
+            println!("cargo:rustc-cfg={cfg}");
+        }
+    }
+    // Cargo reruns the script at every build for a missing path: only existing ones are watched.
+    for p in [peers::python(), peers::xsd(), peers::govway_testfiles()] {
+        if p.exists() {
+            println!("cargo:rerun-if-changed={}", p.display());
+        }
+    }
 }
 
 fn manifest_dir() -> PathBuf {

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 
 use pdd::wssec::{dsig, pki};
 
+#[allow(dead_code, reason = "the tests use more of it")]
+#[path = "../tests/common/peers.rs"]
+mod peers;
+
 /// An InvioCandidatura request whose Candidatura is about `target` bytes: below the sample's
 /// size a compact one (see `compatto`), above it the sample padded with work experiences.
 fn message(target: usize) -> String {
@@ -92,17 +96,11 @@ fn rate(label: &str, bytes: usize, f: impl FnMut()) {
     );
 }
 
-/// The Python with python-xmlsec and lxml, or None after saying how to get one.
+/// The Python with python-xmlsec and lxml (the tests' partner stack), or None after saying how
+/// to get one.
 fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("PDD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python"));
-    let ok = Command::new(&p)
-        .args(["-c", "import xmlsec, lxml"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if ok {
+    let p = peers::python();
+    if peers::Peer::Python.present() {
         return Some(p);
     }
     println!(

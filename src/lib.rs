@@ -7,7 +7,8 @@
 //! - policy data: [`registry`], [`config`], [`clock`];
 //! - state: [`store`], a typed async API over its engines;
 //! - the gateway, transport-free: [`gateway`] (porte, outbox, care, read API) and [`service`];
-//! - the shell: [`server`] (HTTP in and out), [`tls`], [`cli`].
+//! - the shell: [`server`] (HTTP in and out), [`tls`], [`cli`];
+//! - [`kit`]: what the tests and the load generator share (temp dirs, free ports, a PKI).
 
 #[cfg(feature = "mimalloc")]
 extern "C" {
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod egov;
 pub mod gateway;
+pub mod kit;
 pub mod modulo;
 pub mod registry;
 pub mod rete;

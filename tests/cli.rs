@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{have, TempDir};
+use common::TempDir;
 
 fn pdd() -> Command {
     common::pdd_bin()
@@ -49,10 +49,9 @@ fn help_names_the_commands() {
 }
 
 #[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 fn serve_answers_curl_and_stops_on_sigterm() {
-    if !have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let dir = TempDir::new("cli-serve");
     let data = dir.0.join("data");
     let gw = common::PddProcess::serve_data(&data);

@@ -129,7 +129,7 @@ fn sign_then_verify_with_pdd_and_with_xmlsec1() {
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
     assert!(stdout(&v).contains("valid: Body, busta and Timestamp signed by CN=EMILIA"));
 
-    if have("xmlsec1") {
+    if have(common::Peer::Xmlsec1) {
         const WSU: &str =
             "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
         let x = std::process::Command::new("xmlsec1")
@@ -197,10 +197,9 @@ fn sign_then_verify_with_pdd_and_with_xmlsec1() {
 }
 
 #[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 fn partners_are_added_and_removed_on_a_running_gateway() {
-    if !have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let dir = TempDir::new("cli-partner");
     let certs = dir.0.join("certs");
     let (mkey, mcert, _) = certs_init(&certs, "ministero", "MinisteroLavoro");
@@ -385,16 +384,37 @@ fn partners_are_added_and_removed_on_a_running_gateway() {
 
 /// examples/tls as the README runs it: setup.sh makes the keys and exchanges the certificates,
 /// then EMILIA's local system posts to its porta delegata and the Ministry answers, over mTLS
-/// with signatures both ways. (Fixed ports 8740/8742/8743/8744, as in the example.)
+/// with signatures both ways. On a copy of the example whose ports 8740/8742/8743/8744 are
+/// replaced by free ones.
 #[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 fn the_tls_example_works_as_documented() {
-    if !have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let dir = TempDir::new("cli-tls-example");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ports: Vec<(String, String)> = ["8740", "8742", "8743", "8744"]
+        .iter()
+        .zip(common::free_ports(4))
+        .map(|(p, free)| (format!("127.0.0.1:{p}"), format!("127.0.0.1:{free}")))
+        .collect();
+    let example = dir.0.join("examples/tls");
+    std::fs::create_dir_all(&example).unwrap();
+    for f in ["setup.sh", "ministero.toml", "emilia.toml"] {
+        let mut text = std::fs::read_to_string(root.join("examples/tls").join(f)).unwrap();
+        for (from, to) in &ports {
+            text = text.replace(from, to);
+        }
+        std::fs::write(example.join(f), text).unwrap();
+    }
+    let port = |documented: &str| {
+        ports
+            .iter()
+            .find(|(from, _)| from.ends_with(documented))
+            .map(|(_, to)| to.clone())
+            .unwrap()
+    };
     let setup = std::process::Command::new("bash")
-        .arg(root.join("examples/tls/setup.sh"))
+        .arg(example.join("setup.sh"))
         .current_dir(&dir.0)
         .env("PDD", env!("CARGO_BIN_EXE_pdd"))
         .output()
@@ -402,15 +422,15 @@ fn the_tls_example_works_as_documented() {
     assert!(setup.status.success(), "{}", stderr(&setup));
     assert!(stdout(&setup).contains("Ready."), "{}", stdout(&setup));
     let again = std::process::Command::new("bash")
-        .arg(root.join("examples/tls/setup.sh"))
+        .arg(example.join("setup.sh"))
         .current_dir(&dir.0)
         .env("PDD", env!("CARGO_BIN_EXE_pdd"))
         .output()
         .unwrap();
     assert!(!again.status.success(), "setup.sh must not overwrite keys");
 
-    let ministero = root.join("examples/tls/ministero.toml");
-    let emilia = root.join("examples/tls/emilia.toml");
+    let ministero = example.join("ministero.toml");
+    let emilia = example.join("emilia.toml");
     let m = common::PddProcess::spawn_in(
         &dir.0,
         &["--config".as_ref(), ministero.as_os_str(), "serve".as_ref()],
@@ -419,12 +439,13 @@ fn the_tls_example_works_as_documented() {
         &dir.0,
         &["--config".as_ref(), emilia.as_os_str(), "serve".as_ref()],
     );
-    assert_eq!(m.addr, "127.0.0.1:8743");
+    assert_eq!(m.addr, port(":8743"));
     let body = std::fs::read(root.join("examples/invio-candidatura-sil.xml")).unwrap();
-    let (code, status, answer) = curl(
-        &["http://127.0.0.1:8742/pdd/PD/ClicLavoro/InvioCandidatura"],
-        &body,
+    let url = format!(
+        "http://{}/pdd/PD/ClicLavoro/InvioCandidatura",
+        port(":8742")
     );
+    let (code, status, answer) = curl(&[&url], &body);
     assert_eq!((code, status), (0, 200), "{answer}");
     assert_eq!(
         common::text_of(&answer, "Tipo_Risposta"),

@@ -4,9 +4,9 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::TempDir;
+use common::{Peer, TempDir};
 
 fn pdd() -> Command {
     common::pdd_bin()
@@ -29,20 +29,6 @@ const COMMANDS: &[&str] = &[
     "completions",
     "man",
 ];
-
-/// A tool these tests use when present; unlike the protocol peers it is not required in CI.
-fn tool(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("SKIP: {name} is not installed");
-    }
-    found
-}
 
 fn stdout_of(args: &[&str]) -> String {
     let out = pdd().args(args).output().unwrap();
@@ -143,23 +129,37 @@ fn zsh_and_fish_completions() {
         assert!(zsh.contains(&format!("'{c}:")), "zsh lacks {c}");
         assert!(fish.contains(&format!("-a \"{c}\"")), "fish lacks {c}");
     }
-    for (shell, script) in [("zsh", &zsh), ("fish", &fish)] {
-        if !tool(shell) {
-            continue;
-        }
-        let dir = TempDir::new("cli-shell-completions");
-        let f = dir.0.join(format!("pdd.{shell}"));
-        std::fs::write(&f, script).unwrap();
-        let out = Command::new(shell).arg("-n").arg(&f).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{shell} -n refuses the completions: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
     // An unknown shell is a usage error.
     let out = pdd().args(["completions", "tcsh"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `shell -n` accepts pdd's completions for it.
+fn shell_accepts_the_completions(shell: &str) {
+    let script = stdout_of(&["completions", shell]);
+    let dir = TempDir::new("cli-shell-completions");
+    let f = dir.0.join(format!("pdd.{shell}"));
+    std::fs::write(&f, script).unwrap();
+    let out = Command::new(shell).arg("-n").arg(&f).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{shell} -n refuses the completions: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[cfg_attr(pdd_no_zsh, ignore = "zsh is not installed")]
+fn zsh_accepts_the_completions() {
+    common::require(Peer::Zsh);
+    shell_accepts_the_completions("zsh");
+}
+
+#[test]
+#[cfg_attr(pdd_no_fish, ignore = "fish is not installed")]
+fn fish_accepts_the_completions() {
+    common::require(Peer::Fish);
+    shell_accepts_the_completions("fish");
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn completions_and_man_need_no_configuration() {
 }
 
 #[test]
-fn man_page_names_the_commands_and_renders() {
+fn man_page_names_the_commands() {
     let page = stdout_of(&["man"]);
     let th = page
         .lines()
@@ -206,9 +206,13 @@ fn man_page_names_the_commands_and_renders() {
             "the man page lacks {c}"
         );
     }
-    if !tool("groff") {
-        return;
-    }
+}
+
+#[test]
+#[cfg_attr(pdd_no_groff, ignore = "groff is not installed")]
+fn groff_renders_the_man_page_without_warnings() {
+    common::require(Peer::Groff);
+    let page = stdout_of(&["man"]);
     let dir = TempDir::new("cli-shell-man");
     let f = dir.0.join("pdd.1");
     std::fs::write(&f, &page).unwrap();
@@ -367,10 +371,12 @@ fn systemd_unit_is_hardened() {
 }
 
 #[test]
+#[cfg_attr(
+    pdd_no_systemd_analyze,
+    ignore = "systemd-analyze is not installed (Debian systemd)"
+)]
 fn systemd_analyze_verifies_the_unit() {
-    if !tool("systemd-analyze") {
-        return;
-    }
+    common::require(Peer::SystemdAnalyze);
     // Verify checks that ExecStart exists and that Documentation=man:pdd(1) opens: point the
     // first at this build and give the second our man page.
     let dir = TempDir::new("cli-shell-systemd");
@@ -382,7 +388,7 @@ fn systemd_analyze_verifies_the_unit() {
         .replace("/usr/local/bin/pdd", env!("CARGO_BIN_EXE_pdd"));
     let path = dir.0.join("pdd.service");
     std::fs::write(&path, unit).unwrap();
-    let man_ok = tool("man");
+    let man_ok = common::have(Peer::Man);
     let out = Command::new("systemd-analyze")
         .arg("verify")
         .arg(if man_ok { "--man=yes" } else { "--man=no" })

@@ -334,12 +334,13 @@ async fn run(mode: ErroriStruttura, files: &Path, cases: &[Case]) -> (usize, Vec
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    pdd_no_govway,
+    ignore = "GovWay's SPCoop test files are absent (../shared/conformance/spcoop/govway-testfiles; PDD_GOVWAY_TESTFILES, PDD_SHARED)"
+)]
 async fn govway_testfiles() {
-    let Some(shared) = common::shared() else {
-        eprintln!("SKIP conformance: ../shared is absent (it holds GovWay's test files)");
-        return;
-    };
-    let files = shared.join("conformance/spcoop/govway-testfiles");
+    common::require(common::Peer::Govway);
+    let files = common::govway_testfiles();
     let table: Table = toml::from_str(
         &std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/expected.toml"),

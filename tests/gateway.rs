@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{have, intestazione, invio_candidatura, post, start, text_of, xmllint, Req};
+use common::{have, intestazione, invio_candidatura, post, start, text_of, xmllint, Peer, Req};
 use pdd::clock::FixedClock;
 use pdd::config::Config;
 use pdd::egov::{Profilo, FAULT_PROCESSAMENTO, FAULT_VALIDAZIONE};
@@ -48,11 +48,11 @@ async fn cliclavoro_candidatura_round_trip() {
         .unwrap()
         .contains("SILBO26200000000000000042"));
     // The response header is valid against the project's busta schema and the official Busta.xsd.
-    if have("xmllint") {
+    if have(Peer::Xmllint) {
         let own = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xsd/busta-egov-1.1.xsd");
         xmllint(h, &own).expect("response busta valid against xsd/busta-egov-1.1.xsd");
-        if let Some(shared) = common::shared() {
-            xmllint(h, &shared.join("reference/xsd/Busta.xsd"))
+        if have(Peer::Xsd) {
+            xmllint(h, &common::xsd().join("Busta.xsd"))
                 .expect("response busta valid against Busta.xsd");
         }
     }
@@ -511,20 +511,18 @@ async fn remote_error_busta_becomes_messaggio_di_errore_applicativo() {
         text_of(&r.body, "IdentificativoPorta"),
         Some("EMILIASPCoopIT")
     );
-    if let Some(shared) = common::shared() {
-        if have("xmllint") {
-            let s = r
-                .body
-                .find("<eGov_IT_Ecc:MessaggioDiErroreApplicativo")
-                .unwrap();
-            let e = r
-                .body
-                .find("</eGov_IT_Ecc:MessaggioDiErroreApplicativo>")
-                .unwrap();
-            let detail = &r.body[s..e + "</eGov_IT_Ecc:MessaggioDiErroreApplicativo>".len()];
-            xmllint(detail, &shared.join("reference/xsd/EccezioneCNIPA.xsd"))
-                .expect("detail valid against EccezioneCNIPA.xsd");
-        }
+    if have(Peer::Xsd) && have(Peer::Xmllint) {
+        let s = r
+            .body
+            .find("<eGov_IT_Ecc:MessaggioDiErroreApplicativo")
+            .unwrap();
+        let e = r
+            .body
+            .find("</eGov_IT_Ecc:MessaggioDiErroreApplicativo>")
+            .unwrap();
+        let detail = &r.body[s..e + "</eGov_IT_Ecc:MessaggioDiErroreApplicativo>".len()];
+        xmllint(detail, &common::xsd().join("EccezioneCNIPA.xsd"))
+            .expect("detail valid against EccezioneCNIPA.xsd");
     }
 }
 
@@ -616,12 +614,10 @@ async fn shutdown_finishes_in_flight_exchanges() {
     let body = req.xml().into_bytes();
     let inflight = tokio::spawn(async move { post(&url, body, &[]).await });
     // Wait until the backend holds the request, then stop the gateway.
-    for _ in 0..500 {
-        if be.calls.load(Ordering::SeqCst) > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::eventually("the backend holds the request", async || {
+        be.calls.load(Ordering::SeqCst) > 0
+    })
+    .await;
     assert_eq!(
         be.calls.load(Ordering::SeqCst),
         1,

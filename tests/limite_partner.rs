@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::net::SocketAddr;
 
-use common::{start, Reply, Req, Running};
+use common::{eventually, start, Reply, Req, Running};
 use pdd::config::Config;
 
 /// An exchange in progress: the headers of a POST announcing `length` bytes, the body only begun.
@@ -19,15 +19,6 @@ fn hold(addr: SocketAddr, length: usize) -> std::net::TcpStream {
     .unwrap();
     s.flush().unwrap();
     s
-}
-
-/// Waits until `f` holds; after 10 s, fails saying `what`.
-async fn until(what: &str, f: impl Fn() -> bool) {
-    let t = std::time::Instant::now();
-    while !f() {
-        assert!(t.elapsed().as_secs() < 10, "{what}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 /// A valid request to the porta applicativa.
@@ -48,7 +39,7 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     // One exchange in progress: headers sent, the body only begun.
     let held = hold(gw.addr, 100000);
     // Wait until the server counts it.
-    until("the held request was not counted", || {
+    eventually("the held request is counted", async || {
         gw.gw.pa.in_flight.count("127.0.0.1") != 0
     })
     .await;
@@ -72,7 +63,7 @@ async fn a_partner_over_its_limit_is_answered_at_once_and_served_again_after() {
     assert!(gw.gw.store.recent(10).await.unwrap().is_empty());
     // The held exchange ends (its sender goes away): the place comes back.
     drop(held);
-    until("the place did not come back", || {
+    eventually("the place comes back", async || {
         gw.gw.pa.in_flight.count("127.0.0.1") == 0
     })
     .await;
@@ -88,7 +79,7 @@ async fn bodies_in_progress_have_a_memory_budget() {
     let gw = start(c).await;
     // 80 KiB announced and held: 20 KiB of room left.
     let held = hold(gw.addr, 81920);
-    until("the held body was not counted", || {
+    eventually("the held body is counted", async || {
         gw.gw.pa.body_budget.available_permits() <= 20
     })
     .await;
@@ -102,7 +93,7 @@ async fn bodies_in_progress_have_a_memory_budget() {
     let r = candidatura(&gw).await;
     assert_eq!(r.status, 200, "{}", r.body);
     drop(held);
-    until("the room did not come back", || {
+    eventually("the room comes back", async || {
         gw.gw.pa.body_budget.available_permits() >= 100
     })
     .await;

@@ -9,9 +9,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
-use common::{free_port, http, pdd_cli, KeyPair, On, PddProcess, Pki, TempDir, CT_XML};
+use common::{
+    eventually_blocking, free_port, http, pdd_cli, KeyPair, On, PddProcess, Pki, TempDir, CT_XML,
+};
 use pdd::modulo::model::candidatura::{Candidatura, EsperienzeLavorative};
 use pdd::modulo::model::messaggio::Interlocutore;
 use pdd::modulo::{ws, Modulo};
@@ -102,18 +103,6 @@ impl Nodo {
 
     fn cli(&self, args: &[&str]) -> (i32, String, String) {
         pdd_cli(On::Config(&self.config), args)
-    }
-}
-
-/// Waits (20 s at most) until `f` holds.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "timed out waiting for: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -277,7 +266,7 @@ fn cliclavoro_network_end_to_end() {
     let a = emilia.invia("InvioCandidatura", &scrivi(&cv(c1, "02")));
     assert!(esito_ok(&a), "{a:?}");
     assert!(a.1.contains("inoltrata a SPC/LAZIO"), "{}", a.1);
-    eventually("LAZIO publishes the national CV", || {
+    eventually_blocking("LAZIO publishes the national CV", || {
         lazio.codici("candidature").contains(&c1.to_string())
     });
     let pub_lazio = lazio.api("candidature", &[]).to_string();
@@ -312,10 +301,10 @@ fn cliclavoro_network_end_to_end() {
     let c3 = "2026112700000000000000003";
     let a = lazio.invia("InvioCandidatura", &scrivi(&cv(c3, "03")));
     assert!(esito_ok(&a) && a.1.contains("EURES"), "{a:?}");
-    eventually("EMILIA publishes the European CV", || {
+    eventually_blocking("EMILIA publishes the European CV", || {
         emilia.codici("candidature").contains(&c3.to_string())
     });
-    eventually("the NCN's outbox is empty", || ncn.outbox().is_empty());
+    eventually_blocking("the NCN's outbox is empty", || ncn.outbox().is_empty());
     assert!(
         !lazio.codici("candidature").contains(&c2.to_string()),
         "a regional CV was forwarded"
@@ -352,11 +341,11 @@ fn cliclavoro_network_end_to_end() {
     );
     assert!(esito_ok(&a), "{a:?}");
     assert!(a.1.contains("inoltrata a SPC/EMILIA, SPC/LAZIO"), "{}", a.1);
-    eventually("both regions publish the national portal's vacancy", || {
+    eventually_blocking("both regions publish the national portal's vacancy", || {
         emilia.codici("vacancies").contains(&v0.to_string())
             && lazio.codici("vacancies").contains(&v0.to_string())
     });
-    eventually("EMILIA publishes LAZIO's vacancy", || {
+    eventually_blocking("EMILIA publishes LAZIO's vacancy", || {
         emilia.codici("vacancies").contains(&v1.to_string())
     });
 
@@ -397,7 +386,7 @@ fn cliclavoro_network_end_to_end() {
         a.1
     );
     let codice_p = "2026112700000000000000005".to_string();
-    eventually("LAZIO gets the percettore", || {
+    eventually_blocking("LAZIO gets the percettore", || {
         lazio.codici("candidature").contains(&codice_p)
     });
     let scheda = lazio.api("candidature", &[])["risultati"]
@@ -408,7 +397,7 @@ fn cliclavoro_network_end_to_end() {
         .cloned()
         .unwrap();
     assert!(scheda.to_string().contains("5.1.2.2.0.1"), "{scheda}");
-    eventually("the NCN's outbox is empty", || ncn.outbox().is_empty());
+    eventually_blocking("the NCN's outbox is empty", || ncn.outbox().is_empty());
     assert!(!emilia.codici("candidature").contains(&codice_p));
     let (_, recent) = get_json(lazio.locale, "/admin/exchanges?limit=100", &[]);
     let seq = recent
@@ -436,7 +425,7 @@ fn cliclavoro_network_end_to_end() {
         esito_ok(&a) && a.1.contains("segue l'originale: inoltrata a SPC/LAZIO"),
         "{a:?}"
     );
-    eventually("LAZIO replaces C1 with its rettifica", || {
+    eventually_blocking("LAZIO replaces C1 with its rettifica", || {
         let l = lazio.codici("candidature");
         l.contains(&"2026112700000000000000011".to_string()) && !l.contains(&c1.to_string())
     });
@@ -446,7 +435,7 @@ fn cliclavoro_network_end_to_end() {
     ch.dati_sistema.motivochiusura = Some("03".into());
     let a = emilia.invia("InvioCandidatura", &scrivi(&ch));
     assert!(esito_ok(&a), "{a:?}");
-    eventually("the chiusura reaches LAZIO", || {
+    eventually_blocking("the chiusura reaches LAZIO", || {
         !lazio
             .codici("candidature")
             .contains(&"2026112700000000000000011".to_string())
@@ -470,7 +459,7 @@ fn cliclavoro_network_end_to_end() {
     m.dati_sistema.idcomune = Some("A944".into());
     let a = emilia.invia("InvioCandidatura", &scrivi(&m));
     assert!(esito_ok(&a), "{a:?}");
-    eventually("LAZIO publishes the intermediated CV", || {
+    eventually_blocking("LAZIO publishes the intermediated CV", || {
         lazio.codici("candidature").contains(&c4.to_string())
     });
     let mut msg = common::example("moduli/messaggio-rev038.xml");
@@ -485,7 +474,7 @@ fn cliclavoro_network_end_to_end() {
         );
     let a = lazio.invia("InvioMessaggio", &msg);
     assert!(esito_ok(&a), "{a:?}");
-    eventually("EMILIA delivers the contact", || {
+    eventually_blocking("EMILIA delivers the contact", || {
         let (_, v) = get_json(emilia.locale, "/admin/contatti", &[]);
         !v.as_array().unwrap().is_empty()
     });
@@ -534,7 +523,7 @@ fn cliclavoro_network_end_to_end() {
         "{}",
         a.1
     );
-    eventually("LAZIO delivers the risposta", || {
+    eventually_blocking("LAZIO delivers the risposta", || {
         let (_, v) = get_json(lazio.locale, "/admin/contatti", &[]);
         !v.as_array().unwrap().is_empty()
     });
@@ -593,7 +582,7 @@ fn cliclavoro_network_end_to_end() {
     let c6 = "2026112700000000000000006";
     let a = emilia.invia("InvioCandidatura", &scrivi(&cv(c6, "02")));
     assert!(esito_ok(&a), "the NCN accepts while LAZIO is down: {a:?}");
-    eventually("the NCN records a failed attempt", || {
+    eventually_blocking("the NCN records a failed attempt", || {
         ncn.outbox()
             .iter()
             .any(|i| i["codice"] == c6 && i["tentativi"].as_u64() > Some(0))
@@ -604,10 +593,10 @@ fn cliclavoro_network_end_to_end() {
         "{listing}"
     );
     lazio.start();
-    eventually("LAZIO catches up", || {
+    eventually_blocking("LAZIO catches up", || {
         lazio.codici("candidature").contains(&c6.to_string())
     });
-    eventually("the NCN's outbox is empty", || ncn.outbox().is_empty());
+    eventually_blocking("the NCN's outbox is empty", || ncn.outbox().is_empty());
 
     // 9. Expiry: 46 days later LAZIO deactivates the CVs (and the 30-day vacancy is gone too).
     let (s, _) = http(

@@ -1,25 +1,48 @@
 //! The README's "run a ClicLavoro network on one machine", as a new user follows it: up.sh,
 //! send-first-cv.sh, then LAZIO's read API, then down.sh — run on a copy of the example files
-//! with the built binary (the scripts use the fixed ports 8701–8713).
+//! with the built binary, on free ports (`PDD_PORT_BASE`; the scripts' own are 8701–8713).
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(from, to).unwrap();
+use common::TempDir;
+
+/// Offsets from `PDD_PORT_BASE` of the nodes' ports (partners, then local systems).
+const OFFSETS: [u16; 6] = [1, 2, 3, 11, 12, 13];
+
+/// A port base whose six ports are free now.
+fn free_base() -> u16 {
+    for _ in 0..200 {
+        let Some(base) = common::free_port().checked_sub(1) else {
+            continue;
+        };
+        if base.checked_add(13).is_none() {
+            continue;
+        }
+        if OFFSETS
+            .iter()
+            .all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok())
+        {
+            return base;
+        }
+    }
+    panic!("no six free loopback ports found");
 }
 
-#[test]
-fn the_example_network_starts_disseminates_and_stops() {
-    if !common::have("curl") {
-        return;
-    }
-    let root = common::TempDir::new("example-network");
+/// The example's files, copied into a fresh directory laid out as the repository.
+fn copy_example() -> TempDir {
+    let root = TempDir::new("example-network");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(from, to).unwrap();
+    };
     for f in [
+        "lib.sh",
         "up.sh",
         "down.sh",
         "send-first-cv.sh",
@@ -36,32 +59,55 @@ fn the_example_network_starts_disseminates_and_stops() {
         &repo.join("examples/moduli/candidatura-rev038.xml"),
         &root.0.join("examples/moduli/candidatura-rev038.xml"),
     );
-    let run = |script: &str| {
-        let out = Command::new("bash")
-            .arg(root.0.join("examples/network").join(script))
-            .env("PDD", env!("CARGO_BIN_EXE_pdd"))
-            .env("RUST_LOG", "info")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    let up = run("up.sh");
+    root
+}
+
+/// Runs one of the copied scripts: (success, stdout, stderr).
+fn run(root: &TempDir, script: &str, base: u16) -> (bool, String, String) {
+    let out = Command::new("bash")
+        .arg(root.0.join("examples/network").join(script))
+        .env("PDD", env!("CARGO_BIN_EXE_pdd"))
+        .env("PDD_PORT_BASE", base.to_string())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
+fn the_example_network_starts_disseminates_and_stops() {
+    common::require(common::Peer::Curl);
+    let root = copy_example();
+    let base = free_base();
+    let up = run(&root, "up.sh", base);
     let sent = if up.0 {
-        Some(run("send-first-cv.sh"))
+        Some(run(&root, "send-first-cv.sh", base))
     } else {
         None
     };
-    let down = run("down.sh");
+    let down = run(&root, "down.sh", base);
     assert!(up.0, "up.sh failed: {}\n{}", up.1, up.2);
+    assert!(
+        up.1.contains(&format!("https://127.0.0.1:{}/pdd/PA", base + 3)),
+        "LAZIO on the port asked: {}",
+        up.1
+    );
     let sent = sent.unwrap();
     assert!(sent.0, "send-first-cv.sh failed: {}\n{}", sent.1, sent.2);
     assert!(sent.1.contains("NCN answered OK"), "{}", sent.1);
     assert!(sent.1.contains("inoltrata a SPC/LAZIO"), "{}", sent.1);
     assert!(sent.1.contains("LAZIO publishes it"), "{}", sent.1);
+    assert!(
+        sent.1
+            .contains(&format!("http://127.0.0.1:{}/api/candidature", base + 13)),
+        "{}",
+        sent.1
+    );
     // The anonymous view: the CV's profession is there, the worker is not.
     assert!(sent.1.contains("\"risultati\""), "{}", sent.1);
     assert!(
@@ -77,4 +123,39 @@ fn the_example_network_starts_disseminates_and_stops() {
         assert!(data.join(n).is_dir(), "{n}'s store");
         assert!(data.join(format!("pki/{n}.crt")).is_file());
     }
+}
+
+/// Another process already answers `/health` on LAZIO's local port: up.sh says LAZIO did not
+/// start instead of taking that process for LAZIO, and send-first-cv.sh refuses to run.
+#[test]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
+fn up_refuses_a_port_held_by_another_process() {
+    common::require(common::Peer::Curl);
+    let root = copy_example();
+    let base = free_base();
+    let squatter = TcpListener::bind(("127.0.0.1", base + 13)).unwrap();
+    std::thread::spawn(move || {
+        for s in squatter.incoming() {
+            let Ok(mut s) = s else { break };
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n",
+            );
+        }
+    });
+    let up = run(&root, "up.sh", base);
+    let sent = run(&root, "send-first-cv.sh", base);
+    let down = run(&root, "down.sh", base);
+    assert!(!up.0, "up.sh succeeded: {}\n{}", up.1, up.2);
+    assert!(up.2.contains("lazio did not start"), "{}", up.2);
+    assert!(
+        up.2.contains(&format!("127.0.0.1:{}", base + 13)),
+        "LAZIO's log names the port it could not take: {}",
+        up.2
+    );
+    assert!(!sent.0, "{}", sent.1);
+    assert!(sent.2.contains("is not up"), "{}", sent.2);
+    assert!(down.0, "{}", down.2);
+    assert_eq!(down.1.matches("stopped").count(), 2, "{}", down.1);
 }

@@ -256,13 +256,14 @@ async fn slow_loris_headers_are_cut_off_after_the_header_timeout() {
     let gw = start(config()).await;
     let s = TcpStream::connect(gw.addr).await.unwrap();
     let (mut r, mut w) = s.into_split();
+    let head = request(
+        "POST",
+        "HTTP/1.1",
+        &[("Content-Type", "text/xml"), ("Content-Length", "10")],
+        b"",
+    );
+    let total = head.len();
     let writer = tokio::spawn(async move {
-        let head = request(
-            "POST",
-            "HTTP/1.1",
-            &[("Content-Type", "text/xml"), ("Content-Length", "10")],
-            b"",
-        );
         let mut n = 0;
         for b in head {
             if w.write_all(&[b]).await.is_err() {
@@ -276,14 +277,15 @@ async fn slow_loris_headers_are_cut_off_after_the_header_timeout() {
     // Meanwhile a normal request is served.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(is_ok(&exchange(gw.addr, &valid_request()).await));
-    let (closed, after) = closed_within(&mut r, Duration::from_secs(10)).await;
+    let (closed, after) = closed_within(&mut r, Duration::from_secs(30)).await;
     let sent = writer.await.unwrap();
     eprintln!(
-        "headers at one byte a second: closed {closed} after {:.2} s ({sent} bytes sent; header_timeout_secs = 2)",
+        "headers at one byte a second: closed {closed} after {:.2} s ({sent} of {total} bytes sent; header_timeout_secs = 2)",
         after.as_secs_f64()
     );
     assert!(closed, "still open after {after:?}");
-    assert!(after < Duration::from_secs(5), "{after:?}");
+    // Cut off by the header timeout, not after the whole header came.
+    assert!(sent < total, "closed after the whole header ({sent} bytes)");
 }
 
 #[tokio::test]
@@ -292,7 +294,6 @@ async fn a_slow_body_is_answered_after_the_request_timeout() {
     for chunked in [false, true] {
         let s = TcpStream::connect(gw.addr).await.unwrap();
         let (mut r, mut w) = s.into_split();
-        let t = Instant::now();
         let writer = tokio::spawn(async move {
             let te: (&str, &str) = if chunked {
                 ("Transfer-Encoding", "chunked")
@@ -314,6 +315,8 @@ async fn a_slow_body_is_answered_after_the_request_timeout() {
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert!(is_ok(&exchange(gw.addr, &valid_request()).await));
         let (a, took) = read_answer(&mut r, Duration::from_secs(15)).await;
+        // The answer came while the client was still sending its body.
+        let sending = !writer.is_finished();
         writer.abort();
         let a = a.expect("an answer");
         eprintln!(
@@ -324,7 +327,10 @@ async fn a_slow_body_is_answered_after_the_request_timeout() {
         );
         assert_eq!(a.status, 408, "{}", a.body);
         assert_eq!(text_of(&a.body, "faultcode"), Some("soap:Client"));
-        assert!(t.elapsed() < Duration::from_secs(6));
+        assert!(
+            sending,
+            "answered only once the client had sent all it would"
+        );
         let (closed, _) = closed_within(&mut r, Duration::from_secs(5)).await;
         assert!(closed, "the connection stays open after the 408");
     }
@@ -352,10 +358,9 @@ async fn many_idle_connections_do_not_stop_a_normal_request() {
     );
     assert!(is_ok(&a), "{}", a.body);
     // And they do not stay for ever: the header timeout closes them.
-    tokio::time::sleep(Duration::from_secs(4)).await;
     let mut closed = 0;
     for s in idle.iter_mut() {
-        if closed_within(s, Duration::from_millis(20)).await.0 {
+        if closed_within(s, Duration::from_secs(30)).await.0 {
             closed += 1;
         }
     }
@@ -433,7 +438,7 @@ async fn chunked_request_bodies_are_accepted() {
     )
     .await;
     assert!(is_ok(&a), "{}", a.body);
-    if have("curl") {
+    if have(common::Peer::Curl) {
         let url = gw.url("/pdd/PA");
         let (rc, status, out) = curl(vec!["-H", "Transfer-Encoding: chunked", &url], valid()).await;
         assert_eq!((rc, status), (0, 200), "{out}");
@@ -474,21 +479,28 @@ async fn expect_100_continue_works() {
     s.write_all(&body).await.unwrap();
     let (a, _) = read_answer(&mut s, Duration::from_secs(10)).await;
     assert!(is_ok(&a.expect("an answer")));
-    if !have("curl") {
+    if !have(common::Peer::Curl) {
         return;
     }
-    // curl waits up to a second for the 100 before sending anyway: well under it means the
-    // server answered the Expect.
-    let t = Instant::now();
+    // curl waits up to a second for the 100 before sending anyway: its trace says which.
     let url = gw.url("/pdd/PA");
-    let (rc, status, out) = curl(vec!["-H", "Expect: 100-continue", &url], valid()).await;
-    let took = t.elapsed();
-    eprintln!(
-        "curl with Expect: 100-continue: {status} in {:.1} ms",
-        took.as_secs_f64() * 1e3
-    );
+    let dir = common::TempDir::new("curl-trace");
+    let trace = dir.0.join("trace.txt");
+    let (rc, status, out) = curl(
+        vec![
+            "-H",
+            "Expect: 100-continue",
+            "--trace-ascii",
+            trace.to_str().unwrap(),
+            &url,
+        ],
+        valid(),
+    )
+    .await;
     assert_eq!((rc, status), (0, 200), "{out}");
-    assert!(took < Duration::from_millis(900), "{took:?}");
+    let trace = std::fs::read_to_string(&trace).unwrap();
+    assert!(trace.contains("HTTP/1.1 100 Continue"), "{trace}");
+    assert!(!trace.contains("Done waiting for 100-continue"), "{trace}");
     // Too large: refused without the body being sent.
     let big = vec![b'A'; 200 * 1024];
     let t = Instant::now();

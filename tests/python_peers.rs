@@ -3,7 +3,7 @@
 //! with a signed busta; zeep verifies what pdd signs, and pdd verifies what zeep signs.
 //!
 //! Python comes from `PDD_PYTHON`, else `target/pyenv/bin/python` (made by `.ci/run` from
-//! tests/python/requirements.txt); without zeep and xmlsec the tests skip, unless
+//! tests/python/requirements.txt); without zeep and xmlsec the tests are ignored, unless
 //! `PDD_REQUIRE_PEERS` is set.
 
 mod common;
@@ -15,26 +15,11 @@ use common::{Pki, TempDir};
 use pdd::config::Config;
 use pdd::registry::{PoliticaFirma, Soggetto};
 
-fn python() -> Option<PathBuf> {
-    let p = std::env::var_os("PDD_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python"));
-    let ok = Command::new(&p)
-        .args(["-c", "import zeep, xmlsec"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        assert!(
-            std::env::var_os("PDD_REQUIRE_PEERS").is_none(),
-            "{} with zeep and xmlsec is required (PDD_REQUIRE_PEERS is set); \
-             see tests/python/requirements.txt",
-            p.display()
-        );
-        eprintln!("SKIP: no Python with zeep and xmlsec at {}", p.display());
-        return None;
-    }
-    Some(p)
+/// The partner stack's Python, which must be here (the tests are ignored when the build found
+/// it missing).
+fn python() -> PathBuf {
+    common::require(common::Peer::Python);
+    common::peers::python()
 }
 
 /// Runs pdd_peer.py; returns (exit status, stdout, stderr).
@@ -59,8 +44,12 @@ fn request() -> String {
 }
 
 #[test]
+#[cfg_attr(
+    pdd_no_python,
+    ignore = "no Python with zeep and python-xmlsec (PDD_PYTHON, else target/pyenv: see the README)"
+)]
 fn zeep_and_python_xmlsec_verify_what_pdd_signs() {
-    let Some(py) = python() else { return };
+    let py = python();
     let pki = Pki::new();
     let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
     let other = pki.make("lazio", "LAZIO", false, 30, 0);
@@ -94,8 +83,12 @@ fn zeep_and_python_xmlsec_verify_what_pdd_signs() {
 }
 
 #[test]
+#[cfg_attr(
+    pdd_no_python,
+    ignore = "no Python with zeep and python-xmlsec (PDD_PYTHON, else target/pyenv: see the README)"
+)]
 fn pdd_verifies_what_python_xmlsec_signs() {
-    let Some(py) = python() else { return };
+    let py = python();
     let pki = Pki::new();
     let emilia = pki.make("emilia", "EMILIA", false, 30, 0);
     let dir = TempDir::new("pypeer");
@@ -126,8 +119,12 @@ fn pdd_verifies_what_python_xmlsec_signs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    pdd_no_python,
+    ignore = "no Python with zeep and python-xmlsec (PDD_PYTHON, else target/pyenv: see the README)"
+)]
 async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
-    let Some(py) = python() else { return };
+    let py = python();
     let pki = Pki::new();
     let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
     let emilia = pki.make("emilia", "EMILIA", false, 30, 0);

@@ -22,6 +22,8 @@
 //! Cases: 128 buste and 128 moduli (PROPTEST_CASES overrides): 0.2 s in a debug build, xmllint
 //! batch included; PROPTEST_CASES=5000 takes about 4 s.
 
+mod common;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -415,21 +417,14 @@ fn the_samples_round_trip_unchanged() {
 // An independent judge of well-formedness
 
 /// 64 generated buste (as SOAP messages) and 64 moduli, written to files and parsed by xmllint
-/// in one run. Skipped when xmllint is missing, unless PDD_REQUIRE_PEERS is set (CI).
+/// in one run.
 #[test]
+#[cfg_attr(
+    pdd_no_xmllint,
+    ignore = "xmllint is not installed (Debian libxml2-utils)"
+)]
 fn xmllint_finds_the_writers_output_well_formed() {
-    let ok = std::process::Command::new("xmllint")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("PDD_REQUIRE_PEERS").is_none(),
-            "xmllint is required (PDD_REQUIRE_PEERS is set) but not installed"
-        );
-        eprintln!("skipped: xmllint not installed");
-        return;
-    }
+    common::require(common::Peer::Xmllint);
     let dir = std::env::temp_dir().join(format!("pdd-roundtrip-prop-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut runner = TestRunner::deterministic();

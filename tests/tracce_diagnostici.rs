@@ -8,9 +8,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{have, post, start, text_of, Req, Running};
+use common::{eventually, have, post, start, text_of, Req, Running};
 use pdd::config::Config;
 use pdd::registry::Soggetto;
 use pdd::rete::Ruolo;
@@ -46,14 +46,10 @@ fn documenti(out: &str) -> Vec<String> {
 
 /// Tracciamento.xsd, with xmllint to check against it; None (said once) when either is missing.
 fn schema() -> Option<std::path::PathBuf> {
-    let Some(shared) = common::shared() else {
-        eprintln!("SKIP: ../shared is absent: traces not validated against Tracciamento.xsd");
-        return None;
-    };
-    if !have("xmllint") {
+    if !have(common::Peer::Xsd) || !have(common::Peer::Xmllint) {
         return None;
     }
-    Some(shared.join("reference/xsd/Tracciamento.xsd"))
+    Some(common::xsd().join("Tracciamento.xsd"))
 }
 
 fn valida(docs: &[String], schema: Option<&Path>) {
@@ -218,27 +214,26 @@ async fn cnipa_traces_of_a_sync_exchange_an_error_busta_and_a_porta_delegata_exc
     let dir = ministry.stop().await;
     let cartella = dir.0.join("tracce");
     std::fs::create_dir_all(&cartella).unwrap();
-    let t = Instant::now();
-    loop {
-        let (code, _, err) = pdd(
-            &dm,
-            &[
-                "trace",
-                "export",
-                "--since",
-                "2000-01-01",
-                "--out",
-                cartella.to_str().unwrap(),
-            ],
-        )
-        .await;
-        if code == 0 {
-            break;
-        }
-        // The store's lock goes a moment after the gateway.
-        assert!(t.elapsed() < Duration::from_secs(10), "{err}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The store's lock goes a moment after the gateway.
+    eventually(
+        "trace export from the stopped gateway's store",
+        async || {
+            let (code, _, _) = pdd(
+                &dm,
+                &[
+                    "trace",
+                    "export",
+                    "--since",
+                    "2000-01-01",
+                    "--out",
+                    cartella.to_str().unwrap(),
+                ],
+            )
+            .await;
+            code == 0
+        },
+    )
+    .await;
     let mut files: Vec<String> = std::fs::read_dir(&cartella)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -388,17 +383,19 @@ async fn diagnostics_of_refusals_failures_and_retries_with_filters() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let t = Instant::now();
-    let riprova = loop {
+    let mut riprova = None;
+    eventually("an Outbox diagnostic about SPC/LAZIO", async || {
         let l = diag(&dn, &[]).await;
-        if let Some(d) = l.iter().find(|d| {
-            d["funzione"] == "Outbox" && d["messaggio"].as_str().unwrap().contains("SPC/LAZIO")
-        }) {
-            break d.clone();
-        }
-        assert!(t.elapsed() < Duration::from_secs(20), "{l:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+        riprova = l
+            .iter()
+            .find(|d| {
+                d["funzione"] == "Outbox" && d["messaggio"].as_str().unwrap().contains("SPC/LAZIO")
+            })
+            .cloned();
+        riprova.is_some()
+    })
+    .await;
+    let riprova = riprova.unwrap();
     assert_eq!(riprova["severita"], "infoIntegration");
     assert_eq!(riprova["codice"], "EGOV_IT_300");
     let m = riprova["messaggio"].as_str().unwrap();
@@ -410,15 +407,13 @@ async fn diagnostics_of_refusals_failures_and_retries_with_filters() {
 
     // Stopped: the stop is recorded, and read from the store itself.
     let dir = ministry.stop().await;
-    let t = Instant::now();
-    let fine = loop {
-        let (code, out, err) = pdd(&dm, &["diag", "list", "--json", "-n", "1"]).await;
-        if code == 0 {
-            break out;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10), "{err}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let mut fine = String::new();
+    eventually("diag list from the stopped gateway's store", async || {
+        let (code, out, _) = pdd(&dm, &["diag", "list", "--json", "-n", "1"]).await;
+        fine = out;
+        code == 0
+    })
+    .await;
     let v: serde_json::Value = serde_json::from_str(&fine).unwrap();
     assert_eq!(v[0]["codice"], "PDD_ARRESTO", "{v}");
     assert_eq!(v[0]["severita"], "infoIntegration");

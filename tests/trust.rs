@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{curl, have, intestazione, text_of, KeyPair, Pki, Req};
+use common::{curl, intestazione, text_of, KeyPair, Pki, Req};
 use pdd::config::Config;
 use pdd::registry::{PoliticaFirma, Soggetto};
 
@@ -65,10 +65,9 @@ async fn curl_as(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 async fn mutual_tls_admits_partners_and_refuses_strangers() {
-    if !have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let pki = Pki::new();
     let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
     let emilia = pki.make("emilia", "EMILIA", false, 30, 0);
@@ -154,10 +153,9 @@ async fn mutual_tls_admits_partners_and_refuses_strangers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
 async fn signature_policy_and_signed_answers() {
-    if !have("curl") {
-        return;
-    }
+    common::require(common::Peer::Curl);
     let pki = Pki::new();
     let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
     let emilia = pki.make("emilia", "EMILIA", false, 30, 0);

@@ -3,8 +3,8 @@
 # flushes its store). Data, keys and logs stay in examples/network/data/ (remove it to start over).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DATA=examples/network/data
-for name in ncn emilia lazio; do
+. examples/network/lib.sh
+for name in $NODES; do
   pidfile="$DATA/$name.pid"
   [ -e "$pidfile" ] || continue
   pid="$(cat "$pidfile")"

@@ -5,7 +5,6 @@
 //! given concurrency for a given time, and prints throughput, latency, errors, the server's
 //! memory and the store's bytes per exchange, next to the machine's RSA-2048 signing ceiling.
 
-use super::certs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,7 +19,8 @@ use clap::{Args, ValueEnum};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use crate::wssec::{dsig, pki};
+use crate::kit;
+use crate::wssec::dsig;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -122,7 +122,7 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
     let dir = match &a.data {
         Some(d) => d.clone(),
         None => {
-            temp = TempDir::new()?;
+            temp = kit::TempDir::create("bench").map_err(|e| e.to_string())?;
             temp.0.clone()
         }
     };
@@ -164,8 +164,10 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
         prepara(primo, n, a.payload_kb * 1024, signed, &pki, ttl_secs)?;
     let request_bytes = richieste.iter().map(|r| r.len()).sum::<usize>() / richieste.len();
 
-    let listen = free_port()?;
-    let local = free_port()?;
+    let [listen, local] = kit::free_loopbacks(2)
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| "two free ports".to_string())?;
     let store_dir = dir.join("store");
     let conf = dir.join("pdd.toml");
     std::fs::write(
@@ -310,81 +312,31 @@ fn rsa_per_core(key: &PKey<Private>) -> Result<f64, String> {
     Ok(n as f64 / t.elapsed().as_secs_f64())
 }
 
-/// A throw-away PKI: a CA, the gateway's (LAZIO) certificate and the partner's (the Ministry).
+/// The run's keys (a throw-away CA, the gateway's (LAZIO) certificate and the partner's, the
+/// Ministry's), kept in the data directory for later runs.
 struct Pki {
-    dir: PathBuf,
     ca: X509,
+    ca_path: PathBuf,
+    gateway: kit::KeyPair,
+    partner: kit::KeyPair,
     client_key: PKey<Private>,
     client_cert: X509,
 }
 
 impl Pki {
     fn in_dir(dir: &Path) -> Result<Pki, String> {
-        let e = |e: pki::PkiError| e.to_string();
-        let leggi = |nome: &str| std::fs::read(dir.join(nome));
-        if let (Ok(ca), Ok(ck), Ok(cc)) = (
-            leggi("ca.crt"),
-            leggi("ministero.key"),
-            leggi("ministero.crt"),
-        ) {
-            if dir.join("lazio.key").exists() {
-                return Ok(Pki {
-                    dir: dir.to_path_buf(),
-                    ca: X509::from_pem(&ca).map_err(|e| e.to_string())?,
-                    client_key: PKey::private_key_from_pem(&ck).map_err(|e| e.to_string())?,
-                    client_cert: X509::from_pem(&cc).map_err(|e| e.to_string())?,
-                });
-            }
-        }
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let ca_key = certs::rsa_key().map_err(e)?;
-        let ca = certs::certificato(
-            &certs::Richiesta {
-                cn: "pdd bench CA",
-                san: &[],
-                days: 30,
-                from_days: -1,
-                uso: certs::Uso::Ca,
-            },
-            &ca_key,
-            None,
-            chrono::Utc::now(),
-        )
-        .map_err(e)?;
-        let emetti = |cn: &str| -> Result<(PKey<Private>, X509), String> {
-            let k = certs::rsa_key().map_err(e)?;
-            let c = certs::certificato(
-                &certs::Richiesta {
-                    cn,
-                    san: &["127.0.0.1".to_string()],
-                    days: 30,
-                    from_days: -1,
-                    uso: certs::Uso::Gateway,
-                },
-                &k,
-                Some((&ca, &ca_key)),
-                chrono::Utc::now(),
-            )
-            .map_err(e)?;
-            Ok((k, c))
-        };
-        let (sk, sc) = emetti("LAZIO")?;
-        let (ck, cc) = emetti("MinisteroLavoro")?;
-        let scrivi = |nome: &str, b: Vec<u8>| {
-            std::fs::write(dir.join(nome), b).map_err(|e| format!("{nome}: {e}"))
-        };
-        let pem = |c: &X509| c.to_pem().map_err(|e| e.to_string());
-        let kpem = |k: &PKey<Private>| k.private_key_to_pem_pkcs8().map_err(|e| e.to_string());
-        scrivi("ca.crt", pem(&ca)?)?;
-        scrivi("lazio.crt", pem(&sc)?)?;
-        scrivi("lazio.key", kpem(&sk)?)?;
-        scrivi("ministero.crt", pem(&cc)?)?;
-        scrivi("ministero.key", kpem(&ck)?)?;
+        let e = |e: kit::KitError| e.to_string();
+        let ca = kit::Pki::in_dir(dir, "pdd bench CA").map_err(e)?;
+        let gateway = ca.issued_once("lazio", "LAZIO").map_err(e)?;
+        let partner = ca.issued_once("ministero", "MinisteroLavoro").map_err(e)?;
+        let (client_key, client_cert) = partner.read().map_err(e)?;
         Ok(Pki {
-            dir: dir.to_path_buf(),
-            ca,
-            client_key: ck,
-            client_cert: cc,
+            ca: ca.ca_cert.clone(),
+            ca_path: ca.ca_path(),
+            gateway,
+            partner,
+            client_key,
+            client_cert,
         })
     }
 }
@@ -399,7 +351,7 @@ fn configurazione(
     concurrency: usize,
     ttl_secs: i64,
 ) -> String {
-    let p = |f: &str| pki.dir.join(f).display().to_string();
+    let p = |f: &Path| f.display().to_string();
     format!(
         r#"# Written by pdd bench: a regional node receiving the Ministry's CVs.
 listen = "{listen}"
@@ -433,10 +385,10 @@ url = "https://127.0.0.1:9/pdd/PA"
 cert = "{partner}"
 "#,
         store = store.display(),
-        cert = p("lazio.crt"),
-        key = p("lazio.key"),
-        ca = p("ca.crt"),
-        partner = p("ministero.crt"),
+        cert = p(&pki.gateway.cert),
+        key = p(&pki.gateway.key),
+        ca = p(&pki.ca_path),
+        partner = p(&pki.partner.cert),
         verifica = if signed { "required" } else { "off" },
         conc = concurrency.max(64),
     )
@@ -562,11 +514,6 @@ fn prepara(
     Ok((out, payload))
 }
 
-fn free_port() -> Result<SocketAddr, String> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    l.local_addr().map_err(|e| e.to_string())
-}
-
 /// Bytes of the files under `dir`.
 fn dimensione(dir: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
@@ -587,26 +534,6 @@ fn conta_scambi(dir: &Path) -> u64 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(0)
-}
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<TempDir, String> {
-        let p = std::env::temp_dir().join(format!(
-            "pdd-bench-{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis()
-        ));
-        std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// `pdd serve`, run by this very binary.

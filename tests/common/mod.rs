@@ -2,9 +2,15 @@
 #![allow(dead_code)]
 
 pub mod mutator;
+pub mod peers;
 pub mod xmllint_batch;
 
-use pdd::cli::certs;
+/// Temp dirs, free loopback ports and the throw-away PKI, shared with `pdd bench`.
+#[allow(unused_imports, reason = "each test uses some")]
+pub use pdd::kit::{free_port, free_ports, KeyPair, Pki, TempDir};
+#[allow(unused_imports, reason = "each test uses some")]
+pub use peers::{govway_testfiles, shared, xsd, Peer};
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,29 +21,6 @@ use pdd::config::Config;
 use pdd::gateway::Gateway;
 use pdd::store::SledStore;
 use tokio::sync::oneshot;
-
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "pdd-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A gateway served on 127.0.0.1:<ephemeral port>.
 pub struct Running {
@@ -121,26 +104,27 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
     }
 }
 
+/// How long [`eventually`] waits, and how often it asks.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Waits until `f` holds, asking every 50 ms, for at most 20 s; then fails naming `what`.
 /// The one polling loop of the tests (integration tests watch real servers and processes).
 pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
     let t = std::time::Instant::now();
     while !f().await {
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(t.elapsed() < PATIENCE, "timed out waiting for: {what}");
+        tokio::time::sleep(EVERY).await;
     }
 }
 
-/// [`eventually`] for a test without a runtime of its own.
+/// [`eventually`] for blocking code (it blocks its thread, and so may run inside a runtime).
 pub fn eventually_blocking(what: &str, mut f: impl FnMut() -> bool) {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(eventually(what, async || f()));
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed() < PATIENCE, "timed out waiting for: {what}");
+        std::thread::sleep(EVERY);
+    }
 }
 
 pub struct Reply {
@@ -177,12 +161,6 @@ pub async fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
         body: String::from_utf8_lossy(&body).into_owned(),
         headers,
     }
-}
-
-/// The shared reference folder beside the project, if present.
-pub fn shared() -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    p.is_dir().then_some(p)
 }
 
 /// A busta request, written out by hand (independent of the project's writer).
@@ -305,22 +283,48 @@ pub fn example(name: &str) -> String {
     .expect("example file")
 }
 
-/// Whether an external tool is installed; when `PDD_REQUIRE_PEERS` is set (CI), its absence fails.
-pub fn have(tool: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("PDD_REQUIRE_PEERS").is_none(),
-            "{tool} is required (PDD_REQUIRE_PEERS is set) but not installed"
-        );
-        eprintln!("SKIP: {tool} is not installed");
+/// Whether build.rs found `peer` missing and left its tests ignored (never a required peer
+/// under `PDD_REQUIRE_PEERS`).
+fn probed_missing(peer: Peer) -> bool {
+    match peer {
+        Peer::Xmllint => cfg!(pdd_no_xmllint),
+        Peer::Xmlsec1 => cfg!(pdd_no_xmlsec1),
+        Peer::Curl => cfg!(pdd_no_curl),
+        Peer::Python => cfg!(pdd_no_python),
+        Peer::Xsd => cfg!(pdd_no_xsd),
+        Peer::Govway => cfg!(pdd_no_govway),
+        Peer::Zsh => cfg!(pdd_no_zsh),
+        Peer::Fish => cfg!(pdd_no_fish),
+        Peer::Groff => cfg!(pdd_no_groff),
+        Peer::Man => cfg!(pdd_no_man),
+        Peer::SystemdAnalyze => cfg!(pdd_no_systemd_analyze),
     }
-    found
+}
+
+/// For a test marked `#[cfg_attr(pdd_no_<peer>, ignore = "...")]`, which runs because the
+/// peer was there at build time or is required: fails, naming it, when it is not here now.
+pub fn require(peer: Peer) {
+    assert!(
+        peer.present(),
+        "{}{}",
+        peer.missing(),
+        if peers::required() && peer.required() {
+            ", and PDD_REQUIRE_PEERS is set"
+        } else {
+            ", though it was there when the tests were built"
+        }
+    );
+}
+
+/// For a test that uses `peer` in one of its parts: whether to run that part. False (said on
+/// stderr) when the build found it missing; otherwise it must be here ([`require`]).
+pub fn have(peer: Peer) -> bool {
+    if probed_missing(peer) {
+        eprintln!("SKIP part of this test: {}", peer.missing());
+        return false;
+    }
+    require(peer);
+    true
 }
 
 /// Validates an XML document against a schema with xmllint; returns xmllint's complaint if any.
@@ -371,48 +375,6 @@ pub fn intestazione(xml: &str) -> Option<&str> {
     Some(&xml[s..e])
 }
 
-/// A test PKI written with the project's own PKI helpers: PEM files in a temp directory.
-pub struct Pki {
-    pub dir: TempDir,
-    ca_key: openssl::pkey::PKey<openssl::pkey::Private>,
-    pub ca_cert: openssl::x509::X509,
-}
-
-/// Paths of a key and its certificate.
-#[derive(Clone)]
-pub struct KeyPair {
-    pub key: PathBuf,
-    pub cert: PathBuf,
-}
-
-impl KeyPair {
-    pub fn load(
-        &self,
-    ) -> (
-        openssl::pkey::PKey<openssl::pkey::Private>,
-        openssl::x509::X509,
-    ) {
-        (
-            openssl::pkey::PKey::private_key_from_pem(&std::fs::read(&self.key).unwrap()).unwrap(),
-            openssl::x509::X509::from_pem(&std::fs::read(&self.cert).unwrap()).unwrap(),
-        )
-    }
-
-    /// `msg` signed by pdd with this key (Body, IntestazioneMessaggio, a 5-minute Timestamp).
-    pub fn sign(&self, msg: &str) -> String {
-        let (key, cert) = self.load();
-        pdd::wssec::dsig::firma(
-            msg,
-            &key,
-            &cert,
-            chrono::Utc::now(),
-            chrono::Duration::minutes(5),
-            pdd::wssec::dsig::Copertura::IntestazioneMessaggio,
-        )
-        .unwrap()
-    }
-}
-
 /// The verification rules of the tests, judged at `now`: 60 s of skew, 5-minute Timestamps.
 pub fn regole(now: chrono::DateTime<chrono::Utc>) -> pdd::wssec::dsig::Regole {
     pdd::wssec::dsig::Regole {
@@ -427,73 +389,6 @@ pub fn regole(now: chrono::DateTime<chrono::Utc>) -> pdd::wssec::dsig::Regole {
 pub fn verify_signed(msg: &str) -> Result<pdd::wssec::dsig::Firmato, pdd::wssec::dsig::FirmaError> {
     let env = pdd::soap::Envelope::parse(msg.as_bytes(), pdd::xml::Limits::default()).unwrap();
     pdd::wssec::dsig::verifica(msg, &env, &regole(chrono::Utc::now()))
-}
-
-impl Pki {
-    pub fn new() -> Pki {
-        let dir = TempDir::new("pki");
-        let ca_key = certs::rsa_key().unwrap();
-        let ca_cert = certs::certificato(
-            &certs::Richiesta {
-                cn: "Test CA",
-                san: &[],
-                days: 30,
-                from_days: -1,
-                uso: certs::Uso::Ca,
-            },
-            &ca_key,
-            None,
-            chrono::Utc::now(),
-        )
-        .unwrap();
-        std::fs::write(dir.0.join("ca.crt"), ca_cert.to_pem().unwrap()).unwrap();
-        Pki {
-            dir,
-            ca_key,
-            ca_cert,
-        }
-    }
-
-    pub fn ca_path(&self) -> PathBuf {
-        self.dir.0.join("ca.crt")
-    }
-
-    /// A gateway certificate for `cn` (SAN 127.0.0.1, localhost): self-signed, or issued by the
-    /// test CA; valid `days` from `from_days` (negative: in the past).
-    pub fn make(&self, name: &str, cn: &str, issued: bool, days: u32, from_days: i64) -> KeyPair {
-        let key = certs::rsa_key().unwrap();
-        let san = ["127.0.0.1".to_string(), "localhost".to_string()];
-        let cert = certs::certificato(
-            &certs::Richiesta {
-                cn,
-                san: &san,
-                days,
-                from_days,
-                uso: certs::Uso::Gateway,
-            },
-            &key,
-            issued.then_some((&self.ca_cert, &self.ca_key)),
-            chrono::Utc::now(),
-        )
-        .unwrap();
-        self.save(name, &key, &cert)
-    }
-
-    /// `key` and `cert` written as `<name>.key` (PKCS#8) and `<name>.crt` beside the test CA.
-    pub fn save(
-        &self,
-        name: &str,
-        key: &openssl::pkey::PKey<openssl::pkey::Private>,
-        cert: &openssl::x509::X509,
-    ) -> KeyPair {
-        let kp = KeyPair {
-            key: self.dir.0.join(format!("{name}.key")),
-            cert: self.dir.0.join(format!("{name}.crt")),
-        };
-        std::fs::write(&kp.key, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        std::fs::write(&kp.cert, cert.to_pem().unwrap()).unwrap();
-        kp
-    }
 }
 
 /// Namespaces of what our signatures cover, written out here (independent of the project's).
@@ -601,15 +496,6 @@ pub fn pdd_cli(on: On<'_>, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// A loopback port free when asked (nothing holds it after).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The Content-Type header of a SOAP 1.1 request, for [`http`].
@@ -735,15 +621,12 @@ impl PddProcess {
             .status()
             .unwrap();
         assert!(sent.success());
-        let mut waited = 0;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            waited += 1;
-            assert!(waited < 200, "pdd did not stop on SIGTERM");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
+        let mut status = None;
+        eventually_blocking("pdd stops on SIGTERM", || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        let status = status.unwrap();
         while let Ok(l) = self.rx.recv_timeout(std::time::Duration::from_millis(200)) {
             self.log.push(l);
         }

@@ -15,18 +15,6 @@ use std::process::{Command, Stdio};
 /// Files per xmllint process (keeps the command line far below ARG_MAX).
 pub const CHUNK: usize = 500;
 
-/// Whether an `xmllint` binary can be run (tests may skip with a message when it cannot).
-pub fn xmllint_available() -> bool {
-    Command::new("xmllint")
-        .arg("--version")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
-}
-
 /// Validates many files against one schema with a single xmllint process per chunk of ≤500 files;
 /// returns, for each file in order, whether xmllint said it validates.
 ///
