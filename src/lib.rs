@@ -41,5 +41,6 @@ pub mod service;
 pub mod soap;
 pub mod store;
 pub mod tls;
+pub mod transport;
 pub mod wssec;
 pub mod xml;

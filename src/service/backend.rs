@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use super::{Chiamata, Reply, ServiceError};
-use crate::gateway::Transport;
 use crate::soap::Envelope;
+use crate::transport::Transport;
 use crate::xml::Limits;
 
 /// The integration headers carrying the busta to the backend.

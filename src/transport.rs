@@ -1,0 +1,40 @@
+//! Outbound HTTP as the gateway and the services ask for it, without saying how: the server
+//! module implements it over hyper and rustls; tests may implement it over anything.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// Outbound HTTP, as the gateway needs it: a SOAP message posted to a URL, its answer whatever
+/// the status. The shell provides it (over hyper and rustls).
+#[async_trait]
+pub trait Transport: Send + Sync {
+    async fn post_soap(
+        &self,
+        url: &str,
+        body: String,
+        headers: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<TransportResponse, TransportError>;
+}
+
+/// An answer received over a [`Transport`].
+#[derive(Debug, Clone)]
+pub struct TransportResponse {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: bytes::Bytes,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportError {
+    #[error("bad URL '{0}'")]
+    Url(String),
+    #[error("cannot reach {url}: {err}")]
+    Connect { url: String, err: String },
+    #[error("no answer from {0} in time")]
+    Timeout(String),
+    #[error("answer from {url} unreadable: {err}")]
+    Body { url: String, err: String },
+}
