@@ -45,6 +45,7 @@ fn probe_peers() {
         "PDD_SHARED",
         "PDD_GOVWAY_TESTFILES",
         "PDD_REQUIRE_PEERS",
+        "PDD_PG_BIN",
     ] {
         println!("cargo:rerun-if-env-changed={v}");
     }

@@ -14,6 +14,8 @@ use openssl::x509::X509;
 
 use crate::cli::certs::{self, PkiError};
 
+pub mod postgres;
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KitError {

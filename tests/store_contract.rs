@@ -1,5 +1,6 @@
 //! The store contract: what every storage engine must do, written once against `dyn Store` and
-//! run against each engine (`sled::…` on a fresh directory, `memory::…` in memory).
+//! run against each engine (`sled::…` on a fresh directory, `memory::…` in memory,
+//! `postgres::…` in a schema of its own on a private PostgreSQL server the suite starts).
 //!
 //! What is particular to one engine (record layouts, reopening, locks) is tested beside it;
 //! here only the behaviour the `Store` trait documents.
@@ -1459,7 +1460,52 @@ macro_rules! contract {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[cfg_attr(
+                    pdd_no_postgres,
+                    ignore = "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+                )]
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let s = super::pg_store(stringify!($case)).await;
+                    super::$case(&s).await;
+                }
+            )*
+        }
     };
+}
+
+/// One private PostgreSQL server for the whole suite (stopped when the test process ends);
+/// each case gets a schema of its own, so that cases run in parallel on one server.
+fn pg_server() -> &'static pdd::kit::postgres::Postgres {
+    static PG: std::sync::OnceLock<pdd::kit::postgres::Postgres> = std::sync::OnceLock::new();
+    PG.get_or_init(|| {
+        pdd::kit::postgres::Postgres::start(
+            "contract",
+            pdd::kit::postgres::PgSettings {
+                // The contract is about behaviour; durability is the server's own.
+                durable: false,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("a private PostgreSQL for the contract suite: {e}"))
+    })
+}
+
+async fn pg_store(case: &str) -> pdd::store::PgStore {
+    let url = tokio::task::spawn_blocking({
+        let case = case.to_string();
+        move || pg_server().url_in_schema(&case)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
+    let mut o = pdd::store::PgOptions::new(url);
+    o.pool = 4;
+    pdd::store::PgStore::open(&o)
+        .await
+        .unwrap_or_else(|e| panic!("open the PostgreSQL store: {e}"))
 }
 
 contract!(

@@ -36,6 +36,10 @@ pub enum StoreError {
     /// An operation refused as asked (a backup into a directory that is not empty).
     #[error("store: {0}")]
     Invalid(String),
+    /// The store's database cannot be reached now (down, restarting, no connection free in
+    /// time): the operation may succeed later, nothing was written.
+    #[error("store: the database is unavailable: {0}")]
+    Unavailable(String),
     /// The store is closing (the gateway is stopping).
     #[error("store: closing")]
     Closed,

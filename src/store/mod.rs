@@ -7,13 +7,15 @@
 //! table. Every operation is async, so that an engine doing network I/O (a database) does not
 //! block the runtime; the embedded engine answers at once. Errors are a typed [`StoreError`].
 //!
-//! Engines: [`SledStore`], embedded, the default; [`MemoryStore`], in memory, for tests (it is
-//! not durable). `tests/store_contract.rs` runs one contract suite against both.
+//! Engines: [`SledStore`], embedded, the default; [`PgStore`], PostgreSQL, which several nodes
+//! share (a cluster); [`MemoryStore`], in memory, for tests (it is not durable).
+//! `tests/store_contract.rs` runs one contract suite against all three.
 
 pub mod care;
 mod error;
 mod exchange;
 mod memory;
+mod postgres;
 mod record;
 mod sled_store;
 
@@ -31,6 +33,7 @@ use crate::registry::Soggetto;
 pub use error::{Result, StoreError};
 pub use exchange::{Direction, Exchange, Outcome};
 pub use memory::MemoryStore;
+pub use postgres::{url_senza_password, PgOptions, PgStore, MIGRAZIONI};
 pub use record::{Claim, DupEntry, Forward, ForwardState, Sommario, User, Write};
 // ClicLavoro's own records, which the store persists.
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};

@@ -38,11 +38,14 @@ pub enum Claim {
 /// A stored Candidatura or Vacancy without its document: its state and dates (for the
 /// validity sweeper), and its published view without the published fields themselves
 /// (`pubblico` and `contatto` are empty; the read API reads its page's moduli whole).
-#[derive(Debug, Clone, PartialEq)]
+/// Serialisable for engines that keep it beside the modulo (PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sommario {
     pub codice: String,
     pub stato: StatoModulo,
+    #[serde(with = "ora")]
     pub inserita: DateTime<FixedOffset>,
+    #[serde(with = "ora")]
     pub aggiornata: DateTime<FixedOffset>,
     pub scadenza: Option<NaiveDate>,
     /// None when this node does not publish it, or while it is not active.

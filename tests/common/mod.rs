@@ -293,6 +293,7 @@ fn probed_missing(peer: Peer) -> bool {
         Peer::Python => cfg!(pdd_no_python),
         Peer::Xsd => cfg!(pdd_no_xsd),
         Peer::Govway => cfg!(pdd_no_govway),
+        Peer::Postgres => cfg!(pdd_no_postgres),
         Peer::Zsh => cfg!(pdd_no_zsh),
         Peer::Fish => cfg!(pdd_no_fish),
         Peer::Groff => cfg!(pdd_no_groff),

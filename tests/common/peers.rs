@@ -22,6 +22,8 @@ pub enum Peer {
     Xsd,
     /// GovWay's SPCoop test files.
     Govway,
+    /// PostgreSQL's server programs (the tests start private servers with them).
+    Postgres,
     Zsh,
     Fish,
     Groff,
@@ -30,13 +32,14 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 11] = [
+    pub const ALL: [Peer; 12] = [
         Peer::Xmllint,
         Peer::Xmlsec1,
         Peer::Curl,
         Peer::Python,
         Peer::Xsd,
         Peer::Govway,
+        Peer::Postgres,
         Peer::Zsh,
         Peer::Fish,
         Peer::Groff,
@@ -49,7 +52,13 @@ impl Peer {
     pub fn required(self) -> bool {
         matches!(
             self,
-            Peer::Xmllint | Peer::Xmlsec1 | Peer::Curl | Peer::Python | Peer::Xsd | Peer::Govway
+            Peer::Xmllint
+                | Peer::Xmlsec1
+                | Peer::Curl
+                | Peer::Python
+                | Peer::Xsd
+                | Peer::Govway
+                | Peer::Postgres
         )
     }
 
@@ -62,6 +71,7 @@ impl Peer {
             Peer::Python => "pdd_no_python",
             Peer::Xsd => "pdd_no_xsd",
             Peer::Govway => "pdd_no_govway",
+            Peer::Postgres => "pdd_no_postgres",
             Peer::Zsh => "pdd_no_zsh",
             Peer::Fish => "pdd_no_fish",
             Peer::Groff => "pdd_no_groff",
@@ -88,6 +98,10 @@ impl Peer {
                 "GovWay's SPCoop test files are absent: no {} (PDD_GOVWAY_TESTFILES, PDD_SHARED)",
                 govway_testfiles().display()
             ),
+            Peer::Postgres => {
+                "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+                    .into()
+            }
             Peer::Zsh => "zsh is not installed".into(),
             Peer::Fish => "fish is not installed".into(),
             Peer::Groff => "groff is not installed".into(),
@@ -112,6 +126,7 @@ impl Peer {
                 .iter()
                 .all(|f| xsd().join(f).is_file()),
             Peer::Govway => govway_testfiles().join("buste_errate").is_dir(),
+            Peer::Postgres => postgres_bin().is_some(),
         }
     }
 }
@@ -167,4 +182,22 @@ fn runs(program: &Path, args: &[&str]) -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Where PostgreSQL's server programs are (as `pdd::kit::postgres::bin_dir` looks):
+/// `PDD_PG_BIN`, `initdb` on the PATH, or Debian's `/usr/lib/postgresql/<version>/bin`.
+pub fn postgres_bin() -> Option<PathBuf> {
+    if let Some(d) = var("PDD_PG_BIN") {
+        return d.join("initdb").is_file().then_some(d);
+    }
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p).find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
+    });
+    on_path.or_else(|| {
+        std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("initdb").is_file())
+    })
 }
