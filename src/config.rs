@@ -35,14 +35,54 @@ pub struct Config {
     pub cliclavoro: ClicLavoroCfg,
     pub outbox: OutboxCfg,
     pub store: StoreCfg,
+    pub cluster: ClusterCfg,
     pub tls: TlsCfg,
     pub wssec: WssecCfg,
     pub registry: RegistryCfg,
 }
 
+/// The store's engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+impl StoreCfg {
+    /// The database URL: `PDD_STORE_URL`, else `[store] url`.
+    pub fn url(&self) -> Option<String> {
+        std::env::var("PDD_STORE_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| self.url.clone())
+    }
+}
+
+/// This node's identity among the nodes sharing one database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterCfg {
+    /// A name unique in the cluster, in logs, metrics and /health (default: the host name).
+    pub node: Option<String>,
+    /// 0..99, unique among the live nodes: the first two digits of the serial of every
+    /// Identificatore this node issues, so that no two nodes issue the same one. Required
+    /// with the "postgres" engine.
+    pub numero: Option<u8>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreCfg {
+    /// "sled" (embedded, in `data`: one node) or "postgres" (a database several nodes share:
+    /// a cluster, see docs/cluster.md).
+    pub engine: Engine,
+    /// The database of the "postgres" engine, `postgres://user[:password]@host[:port]/db`;
+    /// `PDD_STORE_URL` in the environment overrides it (keep the password out of the file).
+    pub url: Option<String>,
+    /// Connections to the database kept open at most, per node.
+    pub pool: usize,
     /// Exchanges (with their raw messages and ids index entries) older than this are purged;
     /// 0 keeps them for ever. Moduli, outbox entries and partners are never purged.
     pub retention_days: u32,
@@ -60,6 +100,9 @@ pub struct StoreCfg {
 impl Default for StoreCfg {
     fn default() -> Self {
         StoreCfg {
+            engine: Engine::Sled,
+            url: None,
+            pool: 16,
             retention_days: 30,
             duplicate_window_days: 5,
             purge_every_secs: 3600,
@@ -270,6 +313,7 @@ impl Default for Config {
             cliclavoro: ClicLavoroCfg::default(),
             outbox: OutboxCfg::default(),
             store: StoreCfg::default(),
+            cluster: ClusterCfg::default(),
             tls: TlsCfg::default(),
             wssec: WssecCfg::default(),
             registry: RegistryCfg::default(),
@@ -399,6 +443,26 @@ impl Config {
         toml::from_str(text)
     }
 
+    /// The prefix of this node's Identificatore serials: `[cluster] numero` as two digits (so
+    /// that node 1 and node 10 never write the same serial), else `[soggetto] nodo`.
+    pub fn prefisso_id(&self) -> Option<String> {
+        self.cluster
+            .numero
+            .map(|n| format!("{n:02}"))
+            .or_else(|| self.soggetto.nodo.clone())
+    }
+
+    /// This node's name: `[cluster] node`, else the host name.
+    pub fn nome_nodo(&self) -> String {
+        self.cluster.node.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "pdd".into())
+        })
+    }
+
     /// Our soggetto, with the porta defaulted.
     pub fn own(&self) -> Soggetto {
         let mut s = Soggetto::new(&self.soggetto.tipo, &self.soggetto.nome);
@@ -452,6 +516,30 @@ impl Config {
                 "listening on {} without TLS: plain HTTP is for loopback only; set [tls] cert and key (or listen on 127.0.0.1)",
                 self.listen
             )));
+        }
+        if let Some(n) = self.cluster.numero {
+            if n > 99 {
+                return Err(ConfigError::Invalid(format!(
+                    "[cluster] numero must be 0..99, not {n}"
+                )));
+            }
+            if self.soggetto.nodo.is_some() {
+                return Err(ConfigError::Invalid(
+                    "[cluster] numero and [soggetto] nodo both prefix Identificatori: keep [cluster] numero".into(),
+                ));
+            }
+        }
+        if self.store.engine == Engine::Postgres {
+            if self.store.url().is_none() {
+                return Err(ConfigError::Invalid(
+                    "[store] engine = \"postgres\" needs [store] url (or PDD_STORE_URL)".into(),
+                ));
+            }
+            if self.cluster.numero.is_none() {
+                return Err(ConfigError::Invalid(
+                    "[store] engine = \"postgres\" needs [cluster] numero (0..99, unique among the nodes): it keeps the nodes' Identificatori apart".into(),
+                ));
+            }
         }
         if let Some(n) = &self.soggetto.nodo {
             if n.is_empty() || n.len() > 2 || !n.bytes().all(|b| b.is_ascii_digit()) {

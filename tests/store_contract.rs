@@ -194,6 +194,7 @@ fn contatore(minuto: &str) -> Contatore<'_> {
         cod_amm: "EMILIA",
         cod_pdd: "EMILIASPCoopIT",
         minuto,
+        nodo: None,
     }
 }
 
@@ -227,6 +228,12 @@ async fn id_counters_are_independent(s: &dyn Store) {
         ..a
     };
     assert_eq!(s.reserve_ids(porta, 10, CAPACITY).await.unwrap(), 1);
+    // Each node of a cluster counts on its own.
+    let nodo = Contatore {
+        nodo: Some("02"),
+        ..a
+    };
+    assert_eq!(s.reserve_ids(nodo, 10, CAPACITY).await.unwrap(), 1);
     // And none of them moved the first.
     assert_eq!(s.reserve_ids(a, 10, CAPACITY).await.unwrap(), 11);
     assert_eq!(s.reserve_ids(b, 10, CAPACITY).await.unwrap(), 11);

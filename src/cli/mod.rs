@@ -20,7 +20,7 @@ use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::egov::validate::{self, Giudizio};
 use crate::gateway::Gateway;
-use crate::store::{Exchange, SledStore, Store, StoreError};
+use crate::store::{Exchange, PgOptions, PgStore, SledStore, Store, StoreError};
 
 /// `pdd --version`: the crate's version and the git revision it was built from (see build.rs),
 /// e.g. `0.1.0 (git 1a2b3c4d5e6f)`, `-dirty` after it when built with uncommitted changes.
@@ -309,6 +309,22 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The PostgreSQL store's options when the configuration asks for that engine.
+pub(crate) fn pg_options(config: &Config) -> Result<Option<PgOptions>, String> {
+    match config.store.engine {
+        crate::config::Engine::Sled => Ok(None),
+        crate::config::Engine::Postgres => {
+            let url = config
+                .store
+                .url()
+                .ok_or("[store] engine = \"postgres\" needs [store] url (or PDD_STORE_URL)")?;
+            let mut o = PgOptions::new(url);
+            o.pool = config.store.pool.max(1);
+            Ok(Some(o))
+        }
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<Config, String> {
     let mut config = match &cli.config {
         Some(p) => Config::load(p).map_err(|e| e.to_string())?,
@@ -426,21 +442,46 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         config.listen = l;
     }
     // Exit codes an orchestrator can act on: 2 configuration, 3 store, 4 address in use.
-    let store = match SledStore::open_waiting_with(
-        &config.data,
-        std::time::Duration::from_secs(2),
-        config.store.cache_mb.max(1) << 20,
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("pdd: {e} (is another pdd using it?)");
-            return Ok(ExitCode::from(EXIT_STORE));
+    let store: Arc<dyn Store> = match pg_options(&config)? {
+        Some(o) => {
+            // A database several nodes share: this node's number must be its own.
+            let numero = config
+                .cluster
+                .numero
+                .ok_or("[store] engine = \"postgres\" needs [cluster] numero")?;
+            let nome = config.nome_nodo();
+            let aperto = esegui(async {
+                let s = PgStore::open(&o).await?;
+                s.prendi_numero(numero, &nome).await?;
+                Ok::<_, StoreError>(s)
+            })?;
+            match aperto {
+                Ok(s) => {
+                    tracing::info!(node = %nome, numero, "cluster node {nome} (number {numero}) on {}", s.dove());
+                    Arc::new(s)
+                }
+                Err(e) => {
+                    eprintln!("pdd: {e}");
+                    return Ok(ExitCode::from(EXIT_STORE));
+                }
+            }
         }
+        None => match SledStore::open_waiting_with(
+            &config.data,
+            std::time::Duration::from_secs(2),
+            config.store.cache_mb.max(1) << 20,
+        ) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("pdd: {e} (is another pdd using it?)");
+                return Ok(ExitCode::from(EXIT_STORE));
+            }
+        },
     };
     match esegui(store.summary())? {
-        Ok(riepilogo) => tracing::info!("store {}: {riepilogo}", config.data.display()),
+        Ok(riepilogo) => tracing::info!("store ({}): {riepilogo}", store.engine()),
         Err(e) => {
-            eprintln!("pdd: the store {} is damaged: {e}", config.data.display());
+            eprintln!("pdd: the store is damaged or unreachable: {e}");
             return Ok(ExitCode::from(EXIT_STORE));
         }
     }
@@ -514,7 +555,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         if test_clock {
             tracing::warn!("PDD_TEST_CLOCK=1: the clock can be moved through POST /admin/clock");
         }
-        let gw = crate::server::gateway(config, registry, Arc::new(store), clock, test_clock.then_some(offset))
+        let gw = crate::server::gateway(config, registry, store, clock, test_clock.then_some(offset))
             .map_err(|e| e.to_string())?;
         let gw = Arc::new(gw);
         #[cfg(unix)]
@@ -638,13 +679,19 @@ const LISTEN_FILE: &str = "listen.addr";
     reason = "one per command run; boxing would only add an indirection"
 )]
 pub(crate) enum Source {
-    Store(SledStore),
+    Store(Box<dyn Store>),
     Gateway(SocketAddr),
 }
 
 pub(crate) fn open_for_reading(config: &Config) -> Result<Source, String> {
+    if let Some(o) = pg_options(config)? {
+        // A shared database: every node and command reads it directly.
+        return esegui(PgStore::open(&o))?
+            .map(|s| Source::Store(Box::new(s)))
+            .map_err(|e| e.to_string());
+    }
     match SledStore::open(&config.data) {
-        Ok(s) => Ok(Source::Store(s)),
+        Ok(s) => Ok(Source::Store(Box::new(s))),
         Err(StoreError::Locked { .. }) => {
             // sled admits one process: ask the running gateway (loopback admin endpoints).
             let addr = std::fs::read_to_string(config.data.join(LISTEN_FILE))
@@ -733,7 +780,7 @@ fn admin_get(addr: SocketAddr, path: &str) -> Result<Option<serde_json::Value>, 
 }
 
 fn trace(config: Config, t: TraceCommand) -> Result<ExitCode, String> {
-    if !config.data.exists() {
+    if config.store.engine == crate::config::Engine::Sled && !config.data.exists() {
         return Err(format!("no store at {}", config.data.display()));
     }
     let source = open_for_reading(&config)?;

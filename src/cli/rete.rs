@@ -13,7 +13,7 @@ use super::{admin_request, open_for_reading, Source};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::modulo::rapporto::{self, Rapporto};
-use crate::store::{Forward, ForwardState, SledStore};
+use crate::store::{Forward, ForwardState};
 
 #[derive(Subcommand, Debug)]
 pub enum OutboxCommand {
@@ -59,22 +59,20 @@ pub enum UsersCommand {
 /// A gateway over the store, for commands run while no gateway is running.
 fn offline(
     config: &Config,
-    store: SledStore,
+    store: Box<dyn crate::store::Store>,
 ) -> Result<(Gateway, tokio::runtime::Runtime), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
-    let partners = rt
-        .block_on(crate::store::Store::partners(&store))
-        .map_err(|e| e.to_string())?;
+    let partners = rt.block_on(store.partners()).map_err(|e| e.to_string())?;
     let registry = config
         .build_registry_with(&partners)
         .map_err(|e| e.to_string())?;
     let gw = crate::server::gateway(
         config.clone(),
         registry,
-        Arc::new(store),
+        Arc::from(store),
         Arc::new(crate::clock::SystemClock),
         None,
     )
@@ -83,7 +81,7 @@ fn offline(
 }
 
 fn store_needed(config: &Config) -> Result<(), String> {
-    if !config.data.exists() {
+    if config.store.engine == crate::config::Engine::Sled && !config.data.exists() {
         return Err(format!("no store at {}", config.data.display()));
     }
     Ok(())
@@ -252,7 +250,7 @@ pub fn import(config: Config, c: ImportCommand) -> Result<ExitCode, String> {
     let ImportCommand::UltimiRapporti { file } = c;
     let f = std::fs::File::open(&file).map_err(|e| format!("{}: {e}", file.display()))?;
     let size = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if !config.data.exists() {
+    if config.store.engine == crate::config::Engine::Sled && !config.data.exists() {
         std::fs::create_dir_all(&config.data)
             .map_err(|e| format!("{}: {e}", config.data.display()))?;
     }
@@ -334,7 +332,7 @@ fn source_addr(config: &Config) -> Option<std::net::SocketAddr> {
 }
 
 pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
-    if !config.data.exists() {
+    if config.store.engine == crate::config::Engine::Sled && !config.data.exists() {
         std::fs::create_dir_all(&config.data)
             .map_err(|e| format!("{}: {e}", config.data.display()))?;
     }

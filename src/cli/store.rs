@@ -50,6 +50,9 @@ pub enum StoreCommand {
         #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
         json: bool,
     },
+    /// Bring the database's schema up to date (the "postgres" engine; `serve` does it too at
+    /// start, under a lock, so nodes starting together apply each migration once).
+    Migrate,
     /// Purge now what is past retention (`[store] retention_days`, `duplicate_window_days`);
     /// moduli, outbox entries and partners are never purged.
     Purge {
@@ -60,9 +63,44 @@ pub enum StoreCommand {
 }
 
 pub fn store(config: Config, c: StoreCommand) -> Result<ExitCode, String> {
+    let pg = crate::cli::pg_options(&config)?;
+    match (&c, &pg) {
+        (StoreCommand::Restore { .. }, Some(_)) => {
+            return Err(
+                "a PostgreSQL store is restored with pg_restore (see docs/cluster.md), not by pdd"
+                    .into(),
+            )
+        }
+        (StoreCommand::Backup { .. }, Some(_)) => {
+            return Err(
+                "a PostgreSQL store is backed up with pg_dump (see docs/cluster.md), not by pdd"
+                    .into(),
+            )
+        }
+        (StoreCommand::Migrate, None) => {
+            println!("the sled store needs no migration: it brings itself up to date when opened");
+            return Ok(ExitCode::SUCCESS);
+        }
+        (StoreCommand::Migrate, Some(o)) => {
+            let (applicate, versione) = crate::cli::esegui(async {
+                let s = crate::store::PgStore::connect(o)?;
+                let a = s.migrate().await?;
+                Ok::<_, crate::store::StoreError>((a, s.schema_version().await?))
+            })?
+            .map_err(|e| e.to_string())?;
+            if applicate.is_empty() {
+                println!("schema at version {versione}: up to date");
+            } else {
+                println!("applied {applicate:?}: schema at version {versione}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     match c {
         StoreCommand::Restore { dir, force } => restore(&config, &dir, force),
         StoreCommand::Backup { dir } => backup(&config, &dir),
+        StoreCommand::Migrate => Ok(ExitCode::SUCCESS),
         StoreCommand::Stats { json } => stats(&config, json),
         StoreCommand::Check { json } => check(&config, json),
         StoreCommand::Purge { json } => purge(&config, json),
@@ -71,7 +109,7 @@ pub fn store(config: Config, c: StoreCommand) -> Result<ExitCode, String> {
 
 /// The store, or the gateway holding it; never creates a store.
 fn sorgente(config: &Config) -> Result<Source, String> {
-    if !config.data.join("db").exists() {
+    if config.store.engine == crate::config::Engine::Sled && !config.data.join("db").exists() {
         return Err(format!("no store at {}", config.data.display()));
     }
     open_for_reading(config)

@@ -15,7 +15,7 @@ use crate::egov::Parte;
 use crate::gateway::diagnostici::{self, Diagnostico, Filtro, Severita};
 use crate::gateway::tracce;
 use crate::registry::Registry;
-use crate::store::{Direction, Exchange, Store};
+use crate::store::{Direction, Exchange};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatoTracce {
@@ -314,7 +314,7 @@ pub fn diag(config: &Config, c: DiagCommand) -> Result<ExitCode, String> {
         limit,
         json,
     } = c;
-    if !config.data.exists() {
+    if config.store.engine == crate::config::Engine::Sled && !config.data.exists() {
         return Err(format!("no store at {}", config.data.display()));
     }
     let f = Filtro {
@@ -325,7 +325,7 @@ pub fn diag(config: &Config, c: DiagCommand) -> Result<ExitCode, String> {
     };
     let list: Vec<Diagnostico> = match super::open_for_reading(config)? {
         Source::Store(s) => {
-            super::esegui(diagnostici::elenca(&s, &f))?.map_err(|e| e.to_string())?
+            super::esegui(diagnostici::elenca(s.as_ref(), &f))?.map_err(|e| e.to_string())?
         }
         Source::Gateway(a) => {
             let mut q = vec![format!("limit={limit}")];

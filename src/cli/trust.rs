@@ -10,7 +10,6 @@ use super::{admin_request, esegui, open_for_reading, Source};
 use crate::config::Config;
 use crate::egov::{Parte, ProfiloGestione};
 use crate::registry::{PoliticaFirma, Soggetto};
-use crate::store::Store;
 use crate::wssec::{dsig, pki};
 
 #[derive(Subcommand, Debug)]

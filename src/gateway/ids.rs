@@ -51,6 +51,7 @@ impl IdGenerator {
                 cod_amm,
                 cod_pdd,
                 minuto: &minute,
+                nodo: self.node.as_deref(),
             };
             let first = store.reserve_ids(contatore, BLOCK, capacity).await?;
             c.minute = minute;

@@ -211,7 +211,7 @@ impl Gateway {
         };
         let client_tls = crate::tls::client_config(chiave_tls.clone(), &cas, trust.clone())?;
         let shared = Arc::new(Shared {
-            ids: IdGenerator::new(config.soggetto.nodo.clone()),
+            ids: IdGenerator::new(config.prefisso_id()),
             transport: transport(client_tls, config.limits.max_body_bytes),
             registry: RwLock::new(Arc::new(registry)),
             reloadable: RwLock::new((config.clone(), cas.clone())),

@@ -122,7 +122,7 @@ impl PortaApplicativa {
                         "store non disponibile: messaggio respinto con EGOV_IT_300 senza registrarlo",
                     ))
                     .await;
-                return Answer::soap(500, risposte::fault_processamento());
+                return Answer::soap(status_store(&e), risposte::fault_processamento());
             }
         };
         // One span per exchange: every line logged inside carries who and what.
@@ -495,7 +495,7 @@ impl PortaApplicativa {
                     .scambio(ex.seq, ex.request_id.as_deref()),
                 )
                 .await;
-            return Answer::soap(500, risposte::fault_processamento());
+            return Answer::soap(status_store(&e), risposte::fault_processamento());
         }
         if let Some(d) = r.diagnostico {
             self.s
@@ -553,8 +553,14 @@ impl PortaApplicativa {
             }
             _ => None,
         };
+        // The database out of reach is a passing state: 503 tells a load balancer and the
+        // sender to try again (another node, or later); the Fault is the same EGOV_IT_300.
+        let status = match &errore {
+            PaError::Store(e) => status_store(e),
+            _ => 500,
+        };
         Risposta {
-            status: 500,
+            status,
             body: errore.fault().unwrap_or_else(risposte::fault_processamento),
             outcome: errore.outcome(),
             note: errore.nota(),
@@ -563,6 +569,15 @@ impl PortaApplicativa {
             eccezioni: errore.eccezioni(),
             diagnostico,
         }
+    }
+}
+
+/// The HTTP status of a Fault for a store failure: 503 (try again: another node, or later)
+/// while the database is out of reach, 500 otherwise.
+fn status_store(e: &crate::store::StoreError) -> u16 {
+    match e {
+        crate::store::StoreError::Unavailable(_) => 503,
+        _ => 500,
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     as_postgres: bool,
+    /// The server's options (port, sockets, durability), for a restart.
+    opzioni: String,
     dir: TempDir,
 }
 
@@ -169,6 +171,7 @@ impl Postgres {
                         bin,
                         data,
                         as_postgres,
+                        opzioni,
                         dir,
                     };
                     pg.watchdog();
@@ -248,7 +251,16 @@ impl Postgres {
     /// Starts it again after [`Postgres::stop`], on the same port.
     pub fn restart(&self) -> Result<(), PgKitError> {
         let l = self.dir.path().join("server.log");
-        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &l.to_string_lossy()])
+        self.pg_ctl(&[
+            "start",
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &self.opzioni,
+            "-l",
+            &l.to_string_lossy(),
+        ])
     }
 
     fn pg_ctl(&self, args: &[&str]) -> Result<(), PgKitError> {

@@ -257,9 +257,17 @@ pub(super) async fn handle(
                 Ok(_) => gw.store.flush().await,
                 Err(e) => Err(e),
             };
+            // A node of a cluster says which it is (a load balancer's log, an operator).
+            let nodo = match gw.config.store.engine {
+                crate::config::Engine::Postgres => format!("node: {}\n", gw.config.nome_nodo()),
+                crate::config::Engine::Sled => String::new(),
+            };
             match check {
-                Ok(()) => plain(StatusCode::OK, "ok\n"),
-                Err(e) => plain(StatusCode::SERVICE_UNAVAILABLE, &format!("store: {e}\n")),
+                Ok(()) => plain(StatusCode::OK, &format!("ok\n{nodo}")),
+                Err(e) => plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &format!("store: {e}\n{nodo}"),
+                ),
             }
         }
         // RFC 9110 §15.5.6: a 405 says what is allowed.

@@ -86,7 +86,7 @@ impl Store for MemoryStore {
     }
 
     async fn reserve_ids(&self, c: Contatore<'_>, block: u32, capacity: u32) -> Result<u32> {
-        let key = format!("{}_{}_{}", c.cod_amm, c.cod_pdd, c.minuto);
+        let key = c.chiave();
         let mut s = self.stato();
         let used = s.counters.entry(key.clone()).or_insert(0);
         if *used >= capacity {

@@ -46,6 +46,20 @@ pub struct Contatore<'a> {
     pub cod_pdd: &'a str,
     /// `yyyy-MM-dd_HH:mm`.
     pub minuto: &'a str,
+    /// The node's prefix in a cluster: each node counts on its own (its Identificatori
+    /// differ by the prefix), so that every node has a minute's whole capacity.
+    pub nodo: Option<&'a str>,
+}
+
+impl Contatore<'_> {
+    /// The counter's name, as engines key it (`CodAmm_CodPdD_minute`, then `_node` in a
+    /// cluster).
+    pub fn chiave(&self) -> String {
+        match self.nodo {
+            None => format!("{}_{}_{}", self.cod_amm, self.cod_pdd, self.minuto),
+            Some(n) => format!("{}_{}_{}_{n}", self.cod_amm, self.cod_pdd, self.minuto),
+        }
+    }
 }
 
 /// Selects summaries of moduli ([`Store::sommari`]).

@@ -38,9 +38,10 @@ use crate::registry::Soggetto;
 
 /// The schema, in order: a migration is never edited once released, only followed by another.
 /// Text keys sort bytewise (`COLLATE "C"`), as the embedded engine orders them.
-pub const MIGRAZIONI: &[(u32, &str)] = &[(
-    1,
-    r#"
+pub const MIGRAZIONI: &[(u32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE SEQUENCE pdd_seq;
 CREATE TABLE pdd_counters (chiave text COLLATE "C" PRIMARY KEY, used bigint NOT NULL);
 CREATE TABLE pdd_dup (
@@ -87,10 +88,24 @@ CREATE TABLE pdd_partners (
     PRIMARY KEY (tipo, nome)
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE pdd_nodes (
+    numero integer PRIMARY KEY,
+    nome text NOT NULL,
+    avviato timestamptz NOT NULL DEFAULT now(),
+    pdd text NOT NULL
+);
+"#,
+    ),
+];
 
 /// The advisory lock key under which migrations run ("pdd" in ASCII, then 1).
 const LOCK_MIGRAZIONI: i64 = 0x7064_6401;
+/// Node numbers: this key plus the number, held by the live node that has it.
+const LOCK_NODI: i64 = 0x7064_6400_0000;
 
 /// The tables, by the names `pdd store stats` shows (those of the embedded engine's trees).
 const TABELLE: &[(&str, &str)] = &[
@@ -136,7 +151,10 @@ pub struct PgStore {
     /// The URL without its password, for logs and `stats`.
     dove: String,
     /// Where the connections live (see [`Connessioni`]); dropped after the pool.
-    _io: Arc<IoRuntime>,
+    io: Arc<IoRuntime>,
+    cfg: tokio_postgres::Config,
+    /// The connection holding this node's number (its advisory lock lives with it).
+    numero: std::sync::Mutex<Option<tokio_postgres::Client>>,
 }
 
 /// A runtime of the store's own for its connections' sockets. A connection is driven by the
@@ -313,7 +331,7 @@ impl PgStore {
                 .map(|rt| rt.handle().clone())
                 .ok_or(StoreError::Closed)?;
         let mgr = Manager::from_connect(
-            cfg,
+            cfg.clone(),
             Connessioni { handle },
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -330,7 +348,9 @@ impl PgStore {
         Ok(PgStore {
             pool,
             dove: url_senza_password(&o.url),
-            _io: io,
+            io,
+            cfg,
+            numero: std::sync::Mutex::new(None),
         })
     }
 
@@ -386,6 +406,67 @@ impl PgStore {
             tracing::info!(store = %self.dove, "schema migrations applied: {applicate:?}");
         }
         Ok(applicate)
+    }
+
+    /// Takes this node's number for as long as the process lives: refused when a live node
+    /// holds it (two nodes with one number would issue the same Identificatori). The number
+    /// is a session advisory lock on a connection of its own, so it is freed when the node
+    /// dies, however it dies.
+    pub async fn prendi_numero(&self, numero: u8, nome: &str) -> Result<()> {
+        let cfg = self.cfg.clone();
+        let handle = self
+            .io
+            .0
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or(StoreError::Closed)?;
+        let client = handle
+            .spawn(async move {
+                let (client, connection) = cfg.connect(NoTls).await?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::error!(
+                            "store: the connection holding this node's number ended: {e}"
+                        );
+                    }
+                });
+                Ok::<_, tokio_postgres::Error>(client)
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?
+            .map_err(pe)?;
+        let chiave = LOCK_NODI + i64::from(numero);
+        let preso: bool = col(
+            &client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&chiave])
+                .await
+                .map_err(pe)?,
+            0,
+        )?;
+        if !preso {
+            let chi = client
+                .query_opt(
+                    "SELECT nome FROM pdd_nodes WHERE numero = $1",
+                    &[&i32::from(numero)],
+                )
+                .await
+                .map_err(pe)?
+                .and_then(|r| r.try_get::<_, String>(0).ok())
+                .unwrap_or_else(|| "?".into());
+            return Err(StoreError::Conflict(format!(
+                "node number {numero} is held by a live node ({chi}): each node needs its own [cluster] numero"
+            )));
+        }
+        client
+            .execute(
+                "INSERT INTO pdd_nodes (numero, nome, pdd) VALUES ($1, $2, $3)
+                 ON CONFLICT (numero) DO UPDATE SET nome = EXCLUDED.nome, avviato = now(), pdd = EXCLUDED.pdd",
+                &[&i32::from(numero), &nome, &env!("CARGO_PKG_VERSION")],
+            )
+            .await
+            .map_err(pe)?;
+        *self.numero.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        Ok(())
     }
 
     /// The schema version of the database.
@@ -518,7 +599,7 @@ impl Store for PgStore {
     }
 
     async fn reserve_ids(&self, c: Contatore<'_>, block: u32, capacity: u32) -> Result<u32> {
-        let key = format!("{}_{}_{}", c.cod_amm, c.cod_pdd, c.minuto);
+        let key = c.chiave();
         let mut cl = self.client().await?;
         let tx = cl.transaction().await.map_err(pe)?;
         // The row first (two nodes may create it at once: one insert wins, both lock it).

@@ -763,6 +763,7 @@ mod tests {
         cod_amm: "X",
         cod_pdd: "XSPCoopIT",
         minuto: "2024-01-01_00:00",
+        nodo: None,
     };
 
     #[tokio::test]

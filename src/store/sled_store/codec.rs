@@ -56,7 +56,7 @@ pub(super) fn chiave_partner(tipo: &str, nome: &str) -> Vec<u8> {
 
 /// The key of an Identificatore counter.
 pub(super) fn chiave_contatore(c: &crate::store::Contatore<'_>) -> Vec<u8> {
-    format!("{}_{}_{}", c.cod_amm, c.cod_pdd, c.minuto).into_bytes()
+    c.chiave().into_bytes()
 }
 
 /// The key of an EURES document: kind, code, then the forward's seq.

@@ -255,6 +255,7 @@ async fn id_blocks_never_overlap_across_reopen() {
         cod_amm: "A",
         cod_pdd: "ASPCoopIT",
         minuto: m,
+        nodo: None,
     };
     let first = {
         let s = SledStore::open(&p).unwrap();

@@ -1,0 +1,193 @@
+//! Several `pdd serve` on one PostgreSQL database behave as one Porta di Dominio: one
+//! duplicate filter, Identificatori that carry the node number and never repeat, one node
+//! number per live node, the whole cluster's exchanges seen from any node. Real processes, a
+//! real private PostgreSQL server (kit::postgres), real HTTP on loopback.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{http, text_of, PddProcess, Req, CT_XML};
+use pdd::kit::postgres::{PgSettings, Postgres};
+use pdd::kit::TempDir;
+
+fn server(tag: &str) -> Postgres {
+    common::require(common::peers::Peer::Postgres);
+    Postgres::start(
+        tag,
+        PgSettings {
+            durable: false,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("a private PostgreSQL: {e}"))
+}
+
+/// A node's configuration file in `dir`: the default gateway on a free port, its store the
+/// shared database.
+fn node(dir: &Path, url: &str, nome: &str, numero: u8) -> PathBuf {
+    let f = dir.join(format!("{nome}.toml"));
+    std::fs::write(
+        &f,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata = \"{nome}-data\"\n\n[store]\nengine = \"postgres\"\nurl = \"{url}\"\npool = 4\n\n[cluster]\nnode = \"{nome}\"\nnumero = {numero}\n"
+        ),
+    )
+    .unwrap();
+    f
+}
+
+/// The serial of an Identificatore (`CodAmm_CodPdD_serial_date_time`).
+fn serial(id: &str) -> &str {
+    id.split('_').nth(2).unwrap_or("")
+}
+
+fn post(addr: &str, body: &[u8]) -> (u16, String) {
+    http(addr.parse().unwrap(), "POST", "/pdd/PA", &[CT_XML], body).expect("an answer")
+}
+
+#[test]
+#[cfg_attr(
+    pdd_no_postgres,
+    ignore = "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+)]
+fn two_nodes_share_one_duplicate_filter_and_number_their_identificatori() {
+    let pg = server("cluster-dup");
+    let url = pg.url_in_schema("cluster").unwrap();
+    let dir = TempDir::new("cluster");
+    let uno = PddProcess::serve_config(&node(dir.path(), &url, "ncn-1", 1));
+    let due = PddProcess::serve_config(&node(dir.path(), &url, "ncn-2", 2));
+    // Logged before listening (spawning waits for that line).
+    assert!(uno.log.join("\n").contains("cluster node ncn-1 (number 1)"));
+    assert!(due.log.join("\n").contains("cluster node ncn-2 (number 2)"));
+
+    // Accepted by one node: a duplicate at the other.
+    let req = Req::candidatura().xml();
+    let (s1, b1) = post(&uno.addr, req.as_bytes());
+    assert_eq!(s1, 200, "{b1}");
+    assert_eq!(text_of(&b1, "Tipo_Risposta"), Some("OK"), "{b1}");
+    let (s2, b2) = post(&due.addr, req.as_bytes());
+    assert_eq!(s2, 500, "{b2}");
+    assert!(b2.contains("EGOV_IT_110"), "{b2}");
+    // Each node's Identificatori start with its number, two digits.
+    let id1 = text_of(&b1, "Identificatore").unwrap().to_string();
+    let id2 = text_of(&b2, "Identificatore").unwrap().to_string();
+    assert!(serial(&id1).starts_with("01"), "{id1}");
+    assert!(serial(&id2).starts_with("02"), "{id2}");
+
+    // The same busta at both nodes at the same instant: accepted exactly once.
+    let mut ids = std::collections::BTreeSet::from([id1, id2]);
+    for round in 0..10 {
+        let req = Req::candidatura().xml();
+        let barrier = std::sync::Barrier::new(2);
+        let go = |addr: &str| {
+            barrier.wait();
+            post(addr, req.as_bytes())
+        };
+        let (a, b) = std::thread::scope(|sc| {
+            let a = sc.spawn(|| go(&uno.addr));
+            let b = sc.spawn(|| go(&due.addr));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        let ok = |r: &(u16, String)| r.0 == 200 && text_of(&r.1, "Tipo_Risposta") == Some("OK");
+        // The other is refused: a duplicate, or (while the first is being processed) a
+        // processing error asking to retry, as one node answers a concurrent copy.
+        let rifiutata = |r: &(u16, String)| {
+            r.0 == 500
+                && (r.1.contains("EGOV_IT_110")
+                    || (r.1.contains("EGOV_IT_300") && r.1.contains("in elaborazione")))
+        };
+        assert!(
+            (ok(&a) && rifiutata(&b)) || (ok(&b) && rifiutata(&a)),
+            "round {round}: {a:?} {b:?}"
+        );
+        // Retried once the first is answered: a duplicate, at either node.
+        let (s, body) = post(if ok(&a) { &due.addr } else { &uno.addr }, req.as_bytes());
+        assert!(
+            s == 500 && body.contains("EGOV_IT_110"),
+            "round {round}: {body}"
+        );
+        for (_, body) in [&a, &b] {
+            let id = text_of(body, "Identificatore").unwrap().to_string();
+            assert!(ids.insert(id.clone()), "round {round}: {id} issued twice");
+        }
+    }
+
+    // A third node with a number already held is refused at start.
+    let terzo = node(dir.path(), &url, "ncn-3", 1);
+    let out = common::pdd_bin()
+        .current_dir(dir.path())
+        .args(["serve", "--config"])
+        .arg(&terzo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("node number 1 is held by a live node (ncn-1)"),
+        "{err}"
+    );
+
+    // Every node reads the whole cluster's exchanges.
+    let (code, lista, e) = common::pdd_cli(
+        common::On::Config(&dir.path().join("ncn-2.toml")),
+        &["trace", "list", "-n", "100", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{e}");
+    let v: serde_json::Value = serde_json::from_str(&lista).unwrap();
+    assert_eq!(v.as_array().map(|a| a.len()), Some(32), "{lista}");
+
+    // A node that stops frees its number.
+    let (st, _) = uno.terminate();
+    assert!(st.success());
+    let di_nuovo = PddProcess::serve_config(&terzo);
+    assert!(di_nuovo
+        .log
+        .join("\n")
+        .contains("cluster node ncn-3 (number 1)"));
+    let (s, b) = post(&di_nuovo.addr, Req::candidatura().xml().as_bytes());
+    assert_eq!(s, 200, "{b}");
+    let _ = due.terminate();
+    let _ = di_nuovo.terminate();
+}
+
+#[test]
+#[cfg_attr(
+    pdd_no_postgres,
+    ignore = "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+)]
+fn a_database_outage_is_a_503_fault_and_service_resumes_by_itself() {
+    let pg = server("cluster-outage");
+    let url = pg.url_in_schema("outage").unwrap();
+    let dir = TempDir::new("cluster-outage");
+    let uno = PddProcess::serve_config(&node(dir.path(), &url, "ncn-1", 1));
+    let addr: std::net::SocketAddr = uno.addr.parse().unwrap();
+    let (s, b) = post(&uno.addr, Req::candidatura().xml().as_bytes());
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = http(addr, "GET", "/health", &[], b"").unwrap();
+    assert_eq!((s, b.as_str()), (200, "ok\nnode: ncn-1\n"));
+
+    pg.stop().unwrap();
+    // Refused with a processing Fault and 503 (try again), not a hang or a crash.
+    let (s, b) = post(&uno.addr, Req::candidatura().xml().as_bytes());
+    if s != 503 {
+        let (_, log) = uno.terminate();
+        panic!("{s} {b}\n{log}");
+    }
+    assert!(b.contains("EGOV_IT_300"), "{b}");
+    let (s, b) = http(addr, "GET", "/health", &[], b"").unwrap();
+    assert_eq!(s, 503, "{b}");
+    assert!(b.contains("the database is unavailable"), "{b}");
+    assert!(b.contains("node: ncn-1"), "{b}");
+
+    // The database back: service resumes without a restart.
+    pg.restart().unwrap();
+    common::eventually_blocking("the node serves again", || {
+        http(addr, "GET", "/health", &[], b"").is_some_and(|(s, _)| s == 200)
+    });
+    let (s, b) = post(&uno.addr, Req::candidatura().xml().as_bytes());
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(text_of(&b, "Tipo_Risposta"), Some("OK"), "{b}");
+    let (st, _) = uno.terminate();
+    assert!(st.success());
+}
