@@ -61,7 +61,7 @@ impl StoreCfg {
 }
 
 /// This node's identity among the nodes sharing one database.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterCfg {
     /// A name unique in the cluster, in logs, metrics and /health (default: the host name).
@@ -70,6 +70,24 @@ pub struct ClusterCfg {
     /// Identificatore this node issues, so that no two nodes issue the same one. Required
     /// with the "postgres" engine.
     pub numero: Option<u8>,
+    /// How long a node's leases last without renewal (a destination's queue in the outbox,
+    /// the validity sweeper, retention): when a node dies, another takes its work over after
+    /// at most this long.
+    pub lease_secs: u64,
+    /// How often a node reads the partners and users other nodes added (`pdd partner add`
+    /// on a shared database), and rebuilds its registry when they changed.
+    pub poll_secs: u64,
+}
+
+impl Default for ClusterCfg {
+    fn default() -> Self {
+        ClusterCfg {
+            node: None,
+            numero: None,
+            lease_secs: 30,
+            poll_secs: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

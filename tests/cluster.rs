@@ -137,6 +137,46 @@ fn two_nodes_share_one_duplicate_filter_and_number_their_identificatori() {
     let v: serde_json::Value = serde_json::from_str(&lista).unwrap();
     assert_eq!(v.as_array().map(|a| a.len()), Some(32), "{lista}");
 
+    // Each node labels its metrics with its name.
+    let (s, m) = http(due.addr.parse().unwrap(), "GET", "/metrics", &[], b"").unwrap();
+    assert_eq!(s, 200);
+    assert!(m.contains("pdd_exchanges_total{node=\"ncn-2\","), "{m}");
+
+    // A partner added on the shared database is in force on every node (they poll it).
+    let sconosciuto = || {
+        let r = Req::new(
+            "MOLISEBIS",
+            "MinisteroLavoro",
+            "ClicLavoro",
+            Some("InvioCandidatura"),
+            common::invio_candidatura(&common::example("moduli/candidatura-2.0.xml")),
+        );
+        post(&due.addr, r.xml().as_bytes())
+    };
+    let (s, b) = sconosciuto();
+    assert_eq!(s, 500, "{b}");
+    assert!(b.contains("EGOV_IT_1"), "an unknown Mittente: {b}");
+    let pki = pdd::kit::Pki::new();
+    let cert = pki.make("molise", "MOLISEBIS", false, 30, -1);
+    let (code, out, e) = common::pdd_cli(
+        common::On::Config(&dir.path().join("ncn-1.toml")),
+        &[
+            "partner",
+            "add",
+            "--nome",
+            "MOLISEBIS",
+            "--cert",
+            cert.cert.to_str().unwrap(),
+            "--servizi",
+            "ClicLavoro",
+        ],
+    );
+    assert_eq!(code, 0, "{out}{e}");
+    common::eventually_blocking("ncn-2 knows MOLISEBIS", || {
+        let (s, _) = sconosciuto();
+        s == 200
+    });
+
     // A node that stops frees its number.
     let (st, _) = uno.terminate();
     assert!(st.success());

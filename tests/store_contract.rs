@@ -1442,6 +1442,59 @@ async fn a_backup_is_a_new_store_or_unsupported(s: &dyn Store) {
     }
 }
 
+async fn a_lease_is_held_by_one_holder_until_it_expires(s: &dyn Store) {
+    let ora = 1_800_000_000_000i64;
+    assert!(s
+        .lease("outbox/SPC/LAZIO", "ncn-1", ora, 60_000)
+        .await
+        .unwrap());
+    // Another holder waits while it runs; the holder renews it.
+    assert!(!s
+        .lease("outbox/SPC/LAZIO", "ncn-2", ora + 1, 60_000)
+        .await
+        .unwrap());
+    assert!(s
+        .lease("outbox/SPC/LAZIO", "ncn-1", ora + 30_000, 60_000)
+        .await
+        .unwrap());
+    assert!(!s
+        .lease("outbox/SPC/LAZIO", "ncn-2", ora + 60_000, 60_000)
+        .await
+        .unwrap());
+    // Leases are independent.
+    assert!(s.lease("scadenze", "ncn-2", ora, 60_000).await.unwrap());
+    // Expired (its holder died): another takes it, and the first no longer has it.
+    assert!(s
+        .lease("outbox/SPC/LAZIO", "ncn-2", ora + 90_000, 60_000)
+        .await
+        .unwrap());
+    assert!(!s
+        .lease("outbox/SPC/LAZIO", "ncn-1", ora + 90_001, 60_000)
+        .await
+        .unwrap());
+}
+
+async fn a_released_lease_is_free_and_only_its_holder_releases_it(s: &dyn Store) {
+    let ora = 1_800_000_000_000i64;
+    assert!(s.lease("care", "ncn-1", ora, 60_000).await.unwrap());
+    s.release_lease("care", "ncn-2").await.unwrap();
+    assert!(!s.lease("care", "ncn-2", ora + 1, 60_000).await.unwrap());
+    s.release_lease("care", "ncn-1").await.unwrap();
+    assert!(s.lease("care", "ncn-2", ora + 2, 60_000).await.unwrap());
+}
+
+async fn one_of_concurrent_lease_takers_wins(s: &dyn Store) {
+    let ora = 1_800_000_000_000i64;
+    let vinti = on_threads(8, |i| {
+        block_on(async {
+            s.lease("outbox/SPC/EMILIA", &format!("ncn-{i}"), ora, 60_000)
+                .await
+                .unwrap()
+        })
+    });
+    assert_eq!(vinti.iter().filter(|v| **v).count(), 1, "{vinti:?}");
+}
+
 // --- one test per case and engine ---
 
 /// `contract!(case, case [sled: ignore = "…"], …)`: a `#[tokio::test]` per case in `mod sled`
@@ -1552,6 +1605,9 @@ contract!(
     purge_takes_settled_expired_duplicate_entries_only,
     purge_without_limits_keeps_everything,
     a_backup_is_a_new_store_or_unsupported,
+    a_lease_is_held_by_one_holder_until_it_expires,
+    a_released_lease_is_free_and_only_its_holder_releases_it,
+    one_of_concurrent_lease_takers_wins,
 );
 
 /// The in-memory engine has no backup, and says so with a typed error.

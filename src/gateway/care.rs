@@ -153,7 +153,18 @@ pub async fn worker(care: Arc<Care>, stop: impl Future<Output = ()>) {
     }
     tokio::pin!(stop);
     let every = Duration::from_secs(c.purge_every_secs.max(1));
+    // One node of a cluster purges at a time; another takes over when it dies.
+    let ttl = (every.as_millis() as i64 * 3).max(gw.config.cluster.lease_secs as i64 * 1000);
     loop {
+        let now = gw.now().timestamp_millis();
+        if let Ok(false) = gw.store.lease("care", &gw.nodo, now, ttl).await {
+            tracing::debug!("retention: another node purges");
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = &mut stop => return,
+            }
+            continue;
+        }
         if let Err(e) = care.purga().await {
             warn!(error = %e, "store purge failed");
             gw.diagnostica(Diagnostico::new(

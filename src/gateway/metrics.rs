@@ -268,8 +268,42 @@ impl super::Shared {
                 );
             }
         }
+        // A cluster's nodes are told apart on every series.
+        if self.config.store.engine == crate::config::Engine::Postgres {
+            out = con_nodo(&out, &self.nodo);
+        }
         out
     }
+}
+
+/// Adds the label `node` to every sample of a Prometheus text exposition.
+pub fn con_nodo(testo: &str, nodo: &str) -> String {
+    let nodo = format!("node=\"{}\"", etichetta(nodo));
+    let mut out = String::with_capacity(testo.len() + testo.len() / 4);
+    for riga in testo.lines() {
+        if riga.starts_with('#') || riga.is_empty() {
+            out.push_str(riga);
+        } else if let Some(i) = riga.find('{') {
+            // `name{labels} value` (an empty label set takes no comma).
+            let vuote = riga[i + 1..].starts_with('}');
+            out.push_str(&riga[..=i]);
+            out.push_str(&nodo);
+            if !vuote {
+                out.push(',');
+            }
+            out.push_str(&riga[i + 1..]);
+        } else if let Some(i) = riga.find(' ') {
+            out.push_str(&riga[..i]);
+            out.push('{');
+            out.push_str(&nodo);
+            out.push('}');
+            out.push_str(&riga[i..]);
+        } else {
+            out.push_str(riga);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -290,5 +324,14 @@ mod tests {
         assert!(out.contains("pdd_phase_seconds_bucket{phase=\"parse\",le=\"+Inf\"} 3\n"));
         assert!(out.contains("pdd_phase_seconds_count{phase=\"parse\"} 3\n"));
         assert_eq!(etichetta("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn every_sample_gets_the_node_label() {
+        let t = "# HELP x y\n# TYPE x gauge\nx 3\ny{a=\"1\"} 2\nz{} 1\n";
+        assert_eq!(
+            con_nodo(t, "ncn-1"),
+            "# HELP x y\n# TYPE x gauge\nx{node=\"ncn-1\"} 3\ny{node=\"ncn-1\",a=\"1\"} 2\nz{node=\"ncn-1\"} 1\n"
+        );
     }
 }

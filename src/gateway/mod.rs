@@ -17,7 +17,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 mod pa;
-mod partners;
+pub mod partners;
 mod pd;
 pub mod scadenze;
 mod security;
@@ -129,6 +129,9 @@ pub struct Shared {
     pub outbox_notify: tokio::sync::Notify,
     /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
     pub moduli_lock: tokio::sync::Mutex<()>,
+    /// This node's name: the holder of its leases (a cluster runs a destination's queue, the
+    /// sweeper and retention on one node at a time), in logs, metrics and /health.
+    pub nodo: String,
 }
 
 /// A gateway: its parts over their shared state. It dereferences to [`Shared`].
@@ -228,6 +231,7 @@ impl Gateway {
             metrics: Default::default(),
             outbox_notify: tokio::sync::Notify::new(),
             moduli_lock: tokio::sync::Mutex::new(()),
+            nodo: config.nome_nodo(),
             config,
         });
         let pd = Arc::new(PortaDelegata::new(shared.clone()));

@@ -118,22 +118,62 @@ impl Outbox {
             }
         }
         let mut prossimo: Option<i64> = None;
-        let mut attivi = self.attivi.lock().unwrap_or_else(|e| e.into_inner());
-        for (destinatario, coda) in code {
-            if attivi.contains(&destinatario) {
+        let mut pronte = Vec::new();
+        {
+            let attivi = self.attivi.lock().unwrap_or_else(|e| e.into_inner());
+            for (destinatario, coda) in code {
+                if attivi.contains(&destinatario) {
+                    continue;
+                }
+                // Order per node: the head waits, the rest wait behind it.
+                let testa = coda.first().map_or(now, |i| i.prossimo_ms);
+                if testa > now {
+                    prossimo = Some(prossimo.map_or(testa, |p| p.min(testa)));
+                    continue;
+                }
+                pronte.push(destinatario);
+            }
+        }
+        for destinatario in pronte {
+            // Nodes sharing a store: one delivers a destination's queue at a time (its order
+            // kept), and another takes it over when that one dies (its lease expires).
+            let lease = format!("outbox/{destinatario}");
+            if !self
+                .s
+                .store
+                .lease(&lease, &self.s.nodo, now, self.lease_ms())
+                .await?
+            {
                 continue;
             }
-            // Order per node: the head waits, the rest wait behind it.
-            let testa = coda.first().map_or(now, |i| i.prossimo_ms);
-            if testa > now {
-                prossimo = Some(prossimo.map_or(testa, |p| p.min(testa)));
+            if !self
+                .attivi
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(destinatario.clone())
+            {
                 continue;
             }
-            attivi.insert(destinatario.clone());
             let o = self.clone();
             tokio::spawn(async move {
-                if let Err(e) = o.consegna_coda(coda).await {
+                // Read again under the lease: another node may have delivered some of it
+                // since the list above was read.
+                let coda = o.elenco().await.map(|tutte| {
+                    tutte
+                        .into_iter()
+                        .filter(|i| {
+                            i.destinatario == destinatario && i.stato == ForwardState::Pending
+                        })
+                        .collect::<Vec<_>>()
+                });
+                if let Err(e) = match coda {
+                    Ok(coda) => o.consegna_coda(coda).await,
+                    Err(e) => Err(e),
+                } {
                     warn!(error = %e, "outbox: store error");
+                }
+                if let Err(e) = o.s.store.release_lease(&lease, &o.s.nodo).await {
+                    warn!(error = %e, "outbox: lease not released (it expires)");
                 }
                 if let Err(e) = o.s.store.flush().await {
                     warn!(error = %e, "outbox: flush failed");
@@ -148,8 +188,26 @@ impl Outbox {
         Ok(prossimo)
     }
 
+    /// How long an outbox lease lasts without renewal.
+    fn lease_ms(&self) -> i64 {
+        (self.s.config.cluster.lease_secs.max(1) as i64) * 1000
+    }
+
     async fn consegna_coda(&self, coda: Vec<Forward>) -> Result<(), StoreError> {
         for mut i in coda {
+            // Renewed before each forward: a node that lost it (it stalled past the lease)
+            // stops, and the node that took it over goes on in order.
+            let lease = format!("outbox/{}", i.destinatario);
+            let now = self.s.now().timestamp_millis();
+            if !self
+                .s
+                .store
+                .lease(&lease, &self.s.nodo, now, self.lease_ms())
+                .await?
+            {
+                info!(destinatario = %i.destinatario, "outbox: another node delivers this queue now");
+                return Ok(());
+            }
             let esito = self.consegna(&i).await;
             let scrittura = match esito {
                 Tentativo::Consegnato(come) => {

@@ -134,3 +134,40 @@ impl Shared {
         Ok(avvisi)
     }
 }
+
+/// In a cluster, the partners another node (or `pdd partner add` on the shared database)
+/// added or removed reach this node: every `[cluster] poll_secs` it reads them, and rebuilds
+/// its registry and trust when they changed (certificate rotation included). An embedded
+/// store has one process: nothing to poll.
+pub async fn worker(s: Arc<Shared>, stop: impl std::future::Future<Output = ()>) {
+    if s.config.store.engine != crate::config::Engine::Postgres {
+        return;
+    }
+    tokio::pin!(stop);
+    let every = std::time::Duration::from_secs(s.config.cluster.poll_secs.max(1));
+    let mut visti: Option<Vec<Soggetto>> = None;
+    loop {
+        match s.store.partners().await {
+            Ok(p) => {
+                if visti.as_ref().is_some_and(|v| *v != p) {
+                    match s.reload_partners().await {
+                        Ok(()) => tracing::info!(
+                            partners = p.len(),
+                            "partners changed on the shared store: registry rebuilt"
+                        ),
+                        Err(e) => tracing::error!(
+                            error = %e,
+                            "partners changed on the shared store, but the registry cannot be rebuilt: the previous one stays"
+                        ),
+                    }
+                }
+                visti = Some(p);
+            }
+            Err(e) => tracing::debug!(error = %e, "partners not read (the store is unavailable)"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = &mut stop => return,
+        }
+    }
+}

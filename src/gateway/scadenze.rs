@@ -97,7 +97,19 @@ impl Scadenze {
 pub async fn worker(sc: Arc<Scadenze>, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     let every = Duration::from_secs(sc.s.config.cliclavoro.expiry_sweep_every_secs.max(1));
+    // One node of a cluster sweeps at a time; another takes over when it dies.
+    let ttl = (every.as_millis() as i64 * 3).max(sc.s.config.cluster.lease_secs as i64 * 1000);
     loop {
+        let now = sc.s.now().timestamp_millis();
+        // (A store error is met again by the sweep below, which says so.)
+        if let Ok(false) = sc.s.store.lease("scadenze", &sc.s.nodo, now, ttl).await {
+            tracing::debug!("expiry sweep: another node sweeps");
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = &mut stop => return,
+            }
+            continue;
+        }
         if let Err(e) = sc.disattiva_scaduti().await {
             warn!(error = %e, "expiry sweep failed");
             sc.s.diagnostica(super::diagnostici::Diagnostico::new(

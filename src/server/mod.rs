@@ -178,6 +178,10 @@ pub async fn serve(
             gw.care.clone(),
             stop(stop_rx.clone()),
         )),
+        tokio::spawn(crate::gateway::partners::worker(
+            gw.shared.clone(),
+            stop(stop_rx.clone()),
+        )),
     ];
     // The read API alone, for a portal or a proxy that must not reach the porta delegata.
     let api = match gw.config.api_listen {

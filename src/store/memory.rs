@@ -44,6 +44,7 @@ struct Stato {
 #[derive(Default)]
 pub struct MemoryStore {
     s: Mutex<Stato>,
+    leases: super::LeaseLocali,
 }
 
 impl MemoryStore {
@@ -271,6 +272,15 @@ impl Store for MemoryStore {
             .partners
             .remove(&(tipo.to_string(), nome.to_string()))
             .is_some())
+    }
+
+    async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        Ok(self.leases.prendi(nome, holder, now_ms, ttl_ms))
+    }
+
+    async fn release_lease(&self, nome: &str, holder: &str) -> Result<()> {
+        self.leases.rilascia(nome, holder);
+        Ok(())
     }
 
     async fn apply(&self, batch: Vec<Write>) -> Result<()> {

@@ -39,6 +39,30 @@ pub use record::{Claim, DupEntry, Forward, ForwardState, Sommario, User, Write};
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
 pub use sled_store::SledStore;
 
+/// Leases kept in memory, for the engines one process holds.
+#[derive(Default)]
+pub(crate) struct LeaseLocali(std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>);
+
+impl LeaseLocali {
+    pub(crate) fn prendi(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(nome) {
+            Some((h, scade)) if h != holder && *scade > now_ms => false,
+            _ => {
+                m.insert(nome.to_string(), (holder.to_string(), now_ms + ttl_ms));
+                true
+            }
+        }
+    }
+
+    pub(crate) fn rilascia(&self, nome: &str, holder: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(nome).is_some_and(|(h, _)| h == holder) {
+            m.remove(nome);
+        }
+    }
+}
+
 /// Which Identificatore counter: one per soggetto (CodAmm), porta (CodPdD) and minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contatore<'a> {
@@ -145,6 +169,17 @@ pub trait Store: Send + Sync + 'static {
     async fn put_partner(&self, s: &Soggetto) -> Result<()>;
     /// Removes a partner; false when there was none.
     async fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool>;
+
+    // --- leases: what the nodes sharing a store run one at a time ---
+
+    /// Takes or renews the lease `nome` for `holder` until `now_ms + ttl_ms`: true when
+    /// `holder` has it now (it was free, had expired, or was already its own). A destination's
+    /// queue in the outbox, the validity sweeper and retention run under a lease, so that
+    /// one node at a time does them; when that node dies its lease expires and another takes
+    /// over. (One process holds an embedded store: there the lease is in memory.)
+    async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool>;
+    /// Gives a lease back, if `holder` has it.
+    async fn release_lease(&self, nome: &str, holder: &str) -> Result<()>;
 
     // --- writing ---
 

@@ -98,6 +98,11 @@ CREATE TABLE pdd_nodes (
     avviato timestamptz NOT NULL DEFAULT now(),
     pdd text NOT NULL
 );
+CREATE TABLE pdd_leases (
+    nome text COLLATE "C" PRIMARY KEY,
+    holder text NOT NULL,
+    scade_ms bigint NOT NULL
+);
 "#,
     ),
 ];
@@ -975,6 +980,37 @@ impl Store for PgStore {
             .await
             .map_err(pe)?;
         Ok(c.execute(&st, &[&tipo, &nome]).await.map_err(pe)? > 0)
+    }
+
+    async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        let c = self.client().await?;
+        // Taken when free, expired or already ours: one statement, so two nodes asking at
+        // once cannot both win (the row is locked by the first).
+        let st = c
+            .prepare_cached(
+                "INSERT INTO pdd_leases (nome, holder, scade_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (nome) DO UPDATE SET holder = EXCLUDED.holder, scade_ms = EXCLUDED.scade_ms
+                 WHERE pdd_leases.holder = EXCLUDED.holder OR pdd_leases.scade_ms <= $4
+                 RETURNING holder",
+            )
+            .await
+            .map_err(pe)?;
+        Ok(
+            c.query_opt(&st, &[&nome, &holder, &(now_ms + ttl_ms), &now_ms])
+                .await
+                .map_err(pe)?
+                .is_some(),
+        )
+    }
+
+    async fn release_lease(&self, nome: &str, holder: &str) -> Result<()> {
+        let c = self.client().await?;
+        let st = c
+            .prepare_cached("DELETE FROM pdd_leases WHERE nome = $1 AND holder = $2")
+            .await
+            .map_err(pe)?;
+        c.execute(&st, &[&nome, &holder]).await.map_err(pe)?;
+        Ok(())
     }
 
     async fn apply(&self, batch: Vec<Write>) -> Result<()> {

@@ -56,6 +56,8 @@ struct Engine {
     contatti: sled::Tree,
     diagnostici: sled::Tree,
     indice: RwLock<Index>,
+    /// One process holds a sled store: its leases live in memory.
+    leases: crate::store::LeaseLocali,
     /// What backup, check and retention need (see [`care`]).
     cura: care::CareState,
     /// Flushes shared by the writers waiting for them (declared last: dropped after the trees).
@@ -137,6 +139,7 @@ impl SledStore {
             contatti: t(albero::CONTATTI)?,
             diagnostici: t(albero::DIAGNOSTICI)?,
             indice: RwLock::new(Index::new()),
+            leases: Default::default(),
             cura: care::CareState {
                 meta: t(albero::META)?,
                 seq_base: AtomicU64::new(0),
@@ -802,6 +805,15 @@ impl Store for SledStore {
             .remove(codec::chiave_partner(tipo, nome))
             .map_err(be)?
             .is_some())
+    }
+
+    async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
+        Ok(self.m.leases.prendi(nome, holder, now_ms, ttl_ms))
+    }
+
+    async fn release_lease(&self, nome: &str, holder: &str) -> Result<()> {
+        self.m.leases.rilascia(nome, holder);
+        Ok(())
     }
 
     async fn apply(&self, batch: Vec<Write>) -> Result<()> {
