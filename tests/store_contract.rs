@@ -1495,6 +1495,34 @@ async fn one_of_concurrent_lease_takers_wins(s: &dyn Store) {
     assert_eq!(vinti.iter().filter(|v| **v).count(), 1, "{vinti:?}");
 }
 
+async fn commit_exchange_writes_and_settles(s: &dyn Store) {
+    let quando = t("2026-11-27T08:00:00.000+01:00");
+    assert_eq!(
+        s.claim("C-1", quando.timestamp_millis(), None)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    let e = scambio(s.next_seq().await.unwrap(), "C-1", quando);
+    s.commit_exchange(&e, Some("C-1")).await.unwrap();
+    assert_eq!(s.exchange(e.seq).await.unwrap(), Some(e.clone()));
+    match s
+        .claim("C-1", quando.timestamp_millis(), None)
+        .await
+        .unwrap()
+    {
+        Claim::Duplicate(d) => assert_eq!(d.seq, e.seq),
+        c => panic!("{c:?}"),
+    }
+    // Without a claim to settle (an exchange refused before one was made).
+    let f = scambio(s.next_seq().await.unwrap(), "C-2", quando);
+    s.commit_exchange(&f, None).await.unwrap();
+    assert_eq!(
+        s.exchange_by_id("C-2").await.unwrap().map(|x| x.seq),
+        Some(f.seq)
+    );
+}
+
 // --- one test per case and engine ---
 
 /// `contract!(case, case [sled: ignore = "…"], …)`: a `#[tokio::test]` per case in `mod sled`
@@ -1608,6 +1636,7 @@ contract!(
     a_lease_is_held_by_one_holder_until_it_expires,
     a_released_lease_is_free_and_only_its_holder_releases_it,
     one_of_concurrent_lease_takers_wins,
+    commit_exchange_writes_and_settles,
 );
 
 /// The in-memory engine has no backup, and says so with a typed error.

@@ -64,12 +64,27 @@ pub struct BenchArgs {
     /// "valgrind --tool=massif" (split at spaces; the server command line follows it).
     #[arg(long, value_name = "COMMAND")]
     pub server_wrapper: Option<String>,
+    /// The store's engine: sled (embedded, the default) or postgres (a private, durable
+    /// PostgreSQL server the bench starts and stops; needs its server programs installed).
+    #[arg(long, value_enum, default_value_t = BenchStore::Sled)]
+    pub store: BenchStore,
+    /// Gateways sharing the store (postgres only): the connections are spread over them.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchStore {
+    Sled,
+    Postgres,
 }
 
 /// What a run measured.
 #[derive(Debug, serde::Serialize)]
 pub struct Risultato {
     pub scenario: &'static str,
+    pub store: &'static str,
+    pub nodes: usize,
     pub payload_kb: usize,
     pub payload_bytes: usize,
     pub request_bytes: usize,
@@ -95,8 +110,14 @@ pub struct Risultato {
 }
 
 pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
-    if a.concurrency == 0 || a.duration <= 0.0 || a.payload_kb == 0 {
-        return Err("--concurrency, --duration and --payload-kb must be positive".into());
+    if a.concurrency == 0 || a.duration <= 0.0 || a.payload_kb == 0 || a.nodes == 0 {
+        return Err("--concurrency, --duration, --payload-kb and --nodes must be positive".into());
+    }
+    if a.nodes > 1 && a.store != BenchStore::Postgres {
+        return Err("--nodes above 1 needs --store postgres (nodes share one database)".into());
+    }
+    if a.nodes > 99 {
+        return Err("--nodes: at most 99 (node numbers are two digits)".into());
     }
     let r = esegui(&a)?;
     if a.json {
@@ -164,15 +185,36 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
         prepara(primo, n, a.payload_kb * 1024, signed, &pki, ttl_secs)?;
     let request_bytes = richieste.iter().map(|r| r.len()).sum::<usize>() / richieste.len();
 
-    let [listen, local] = kit::free_loopbacks(2)
-        .map_err(|e| e.to_string())?
-        .try_into()
-        .map_err(|_| "two free ports".to_string())?;
+    // With PostgreSQL: a private durable server for this run, in the run's directory.
+    let pg = match a.store {
+        BenchStore::Sled => None,
+        BenchStore::Postgres => {
+            passo(a.json, "starting a private PostgreSQL server");
+            let pg = kit::postgres::Postgres::start(
+                "bench",
+                kit::postgres::PgSettings {
+                    durable: true,
+                    max_connections: 100 + 40 * a.nodes as u32,
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            Some(pg)
+        }
+    };
+    let indirizzi = kit::free_loopbacks(2 * a.nodes).map_err(|e| e.to_string())?;
     let store_dir = dir.join("store");
-    let conf = dir.join("pdd.toml");
-    std::fs::write(
-        &conf,
-        configurazione(
+    let stored_before = conta_scambi(&dir);
+    let misura = |pg: &Option<kit::postgres::Postgres>| match pg {
+        Some(pg) => dimensione(pg.data_dir()),
+        None => dimensione(&store_dir),
+    };
+    let bytes_before = misura(&pg);
+    let mut servers = Vec::with_capacity(a.nodes);
+    let mut listens = Vec::with_capacity(a.nodes);
+    for i in 0..a.nodes {
+        let (listen, local) = (indirizzi[2 * i], indirizzi[2 * i + 1]);
+        let conf = dir.join(format!("pdd-{i}.toml"));
+        let mut testo = configurazione(
             listen,
             local,
             &store_dir,
@@ -180,32 +222,61 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
             signed,
             a.concurrency,
             ttl_secs,
-        ),
-    )
-    .map_err(|e| format!("{}: {e}", conf.display()))?;
-    let stored_before = conta_scambi(&dir);
-    let bytes_before = dimensione(&store_dir);
-    passo(a.json, &format!("starting pdd serve on {listen}"));
-    let server = Server::start(
-        &conf,
-        &dir.join("server.log"),
-        local,
-        a.server_wrapper.as_deref(),
-    )?;
-    let idle_rss = server.rss_kb("VmRSS").unwrap_or(0) as f64 / 1024.0;
+        );
+        if let Some(pg) = &pg {
+            testo.push_str(&format!(
+                "\n[store]\nengine = \"postgres\"\nurl = \"{}\"\npool = {}\n\n[cluster]\nnode = \"bench-{}\"\nnumero = {}\n",
+                pg.url,
+                16,
+                i + 1,
+                i + 1
+            ));
+        }
+        std::fs::write(&conf, testo).map_err(|e| format!("{}: {e}", conf.display()))?;
+        passo(a.json, &format!("starting pdd serve on {listen}"));
+        servers.push(Server::start(
+            &conf,
+            &dir.join(format!("server-{i}.log")),
+            local,
+            a.server_wrapper.as_deref(),
+        )?);
+        listens.push(listen);
+    }
+    let idle_rss = servers
+        .iter()
+        .map(|s| s.rss_kb("VmRSS").unwrap_or(0))
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
 
     passo(
         a.json,
         &format!(
-            "{} connections for {}+{} s (warm-up + measure)",
-            a.concurrency, a.warmup, a.duration
+            "{} connections over {} node(s) for {}+{} s (warm-up + measure)",
+            a.concurrency, a.nodes, a.warmup, a.duration
         ),
     );
-    let carico = carica(&pki, listen, richieste, a)?;
-    let peak_rss = server.rss_kb("VmHWM").unwrap_or(0) as f64 / 1024.0;
-    server.stop()?;
+    let carico = carica(&pki, &listens, richieste, a)?;
+    let peak_rss = servers
+        .iter()
+        .map(|s| s.rss_kb("VmHWM").unwrap_or(0))
+        .max()
+        .unwrap_or(0) as f64
+        / 1024.0;
+    for s in servers {
+        s.stop()?;
+    }
     let stored = carico.risposte;
-    let bytes_after = dimensione(&store_dir);
+    let bytes_after = misura(&pg);
+    if let (Some(pg), true) = (&pg, std::env::var_os("PDD_BENCH_PG_STATS").is_some()) {
+        // Where the database's time went (needs pg_stat_statements loaded: PDD_PG_OPTIONS).
+        let _ = pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+        match pg.psql("SELECT calls, round(total_exec_time::numeric, 1), round((total_exec_time / calls)::numeric * 1000, 1), left(regexp_replace(query, '\\s+', ' ', 'g'), 90) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 20") {
+            Ok(t) => eprintln!("bench: statements (calls | total ms | us per call | query):\n{t}"),
+            Err(e) => eprintln!("bench: no statement statistics: {e}"),
+        }
+    }
+    drop(pg);
     if let Some(_keep) = &a.data {
         // Every request taken may be stored, answered or not: the next run starts after them.
         std::fs::write(dir.join("exchanges"), (primo + carico.presi).to_string())
@@ -224,6 +295,11 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
     let rate = carico.misurati as f64 / carico.finestra;
     Ok(Risultato {
         scenario: if signed { "signed" } else { "unsigned" },
+        store: match a.store {
+            BenchStore::Sled => "sled",
+            BenchStore::Postgres => "postgres",
+        },
+        nodes: a.nodes,
         payload_kb: a.payload_kb,
         payload_bytes,
         request_bytes,
@@ -252,8 +328,16 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
 
 fn stampa(r: &Risultato) {
     println!(
-        "pdd bench: {} exchanges, {} KB Candidatura ({} bytes; requests {} bytes), concurrency {}, {:.1} s",
-        r.scenario, r.payload_kb, r.payload_bytes, r.request_bytes, r.concurrency, r.duration_s
+        "pdd bench: {} exchanges, {} KB Candidatura ({} bytes; requests {} bytes), concurrency {}, {:.1} s, store {} ({} node{})",
+        r.scenario,
+        r.payload_kb,
+        r.payload_bytes,
+        r.request_bytes,
+        r.concurrency,
+        r.duration_s,
+        r.store,
+        r.nodes,
+        if r.nodes == 1 { "" } else { "s" }
     );
     println!(
         "  throughput   {:>10.0} exchanges/s ({} exchanges, {} errors)",
@@ -693,7 +777,7 @@ fn client_tls(pki: &Pki) -> Result<Arc<rustls::ClientConfig>, String> {
 
 fn carica(
     pki: &Pki,
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     richieste: Vec<Bytes>,
     a: &BenchArgs,
 ) -> Result<Carico, String> {
@@ -711,7 +795,9 @@ fn carica(
     let misura_a = misura_da + Duration::from_secs_f64(a.duration);
     let per_conn = rt.block_on(async {
         let mut compiti = Vec::with_capacity(a.concurrency);
-        for _ in 0..a.concurrency {
+        for k in 0..a.concurrency {
+            // Spread over the nodes as a load balancer would, one connection at a time.
+            let addr = addrs[k % addrs.len()];
             let (tls, richieste, prossima, fine, esauriti) = (
                 tls.clone(),
                 richieste.clone(),

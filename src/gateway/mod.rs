@@ -127,8 +127,6 @@ pub struct Shared {
     pub metrics: metrics::Metrics,
     /// Wakes the outbox when forwards are queued.
     pub outbox_notify: tokio::sync::Notify,
-    /// Serializes read-modify-write of stored moduli (acceptance, the sweeper).
-    pub moduli_lock: tokio::sync::Mutex<()>,
     /// This node's name: the holder of its leases (a cluster runs a destination's queue, the
     /// sweeper and retention on one node at a time), in logs, metrics and /health.
     pub nodo: String,
@@ -230,7 +228,6 @@ impl Gateway {
             trust,
             metrics: Default::default(),
             outbox_notify: tokio::sync::Notify::new(),
-            moduli_lock: tokio::sync::Mutex::new(()),
             nodo: config.nome_nodo(),
             config,
         });
@@ -327,7 +324,6 @@ impl Shared {
             own: self.own().parte(),
             ids: self,
             eures_url: self.config.cliclavoro.eures_url.is_some(),
-            lock: &self.moduli_lock,
         }
     }
 
@@ -350,11 +346,7 @@ impl Shared {
     async fn commit(&self, ex: &mut Exchange, dup_id: Option<&str>) -> Result<(), StoreError> {
         ex.answered_at = Some(self.now());
         let t = std::time::Instant::now();
-        self.store.put_exchange(ex).await?;
-        if let Some(id) = dup_id {
-            self.store.settle(id, ex.seq).await?;
-        }
-        self.store.flush().await?;
+        self.store.commit_exchange(ex, dup_id).await?;
         self.metrics.phase(metrics::Phase::Store, t.elapsed());
         self.metrics.exchange(ex);
         Ok(())

@@ -381,7 +381,9 @@ impl PortaApplicativa {
                 let registry = self.s.registry();
                 let esito = service::cliclavoro::handle(c, &self.s.nodo(&registry)).await;
                 // New forwards wait in the outbox: wake it.
-                self.s.outbox_notify.notify_one();
+                if esito.as_ref().is_ok_and(|r| r.inoltri) {
+                    self.s.outbox_notify.notify_one();
+                }
                 esito
             }
             (None, Some("echo")) => Ok(service::echo(c)),

@@ -61,22 +61,20 @@ impl Scadenze {
                 .await?;
             candidati.extend(scaduti.iter().map(|l| (t, l.codice.clone())));
         }
-        let n = {
-            let mut batch = Vec::new();
-            let _stato = self.s.moduli_lock.lock().await;
-            for (t, codice) in &candidati {
-                let Some(mut m) = self.s.store.modulo(*t, codice).await? else {
-                    continue;
-                };
-                if m.stato == StatoModulo::Attivo && scaduto(m.scadenza, m.updated_at, *t) {
-                    m.stato = StatoModulo::Scaduto;
-                    batch.push(Write::Modulo(m));
-                }
+        let mut n = 0;
+        for (t, codice) in &candidati {
+            // Each read again and changed under its lock: an update accepted meanwhile (on
+            // any node) is never overwritten.
+            let _stato = self.s.store.lock_moduli(&[codice.as_str()]).await?;
+            let Some(mut m) = self.s.store.modulo(*t, codice).await? else {
+                continue;
+            };
+            if m.stato == StatoModulo::Attivo && scaduto(m.scadenza, m.updated_at, *t) {
+                m.stato = StatoModulo::Scaduto;
+                self.s.store.apply(vec![Write::Modulo(m)]).await?;
+                n += 1;
             }
-            let n = batch.len();
-            self.s.store.apply(batch).await?;
-            n
-        };
+        }
         if n > 0 {
             self.s.store.flush().await?;
             info!(count = n, oggi = %oggi, "expired moduli deactivated");

@@ -149,13 +149,16 @@ impl Postgres {
         let mut ultimo = String::new();
         for _ in 0..3 {
             let port = free_loopback()?.port();
+            // PDD_PG_OPTIONS: more server options, e.g. to profile
+            // ("-c shared_preload_libraries=pg_stat_statements").
             let opzioni = format!(
-                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections={} -c fsync={} -c synchronous_commit={} -c full_page_writes={}",
+                "-p {port} -c listen_addresses=127.0.0.1 -k {} -c max_connections={} -c fsync={} -c synchronous_commit={} -c full_page_writes={} {}",
                 sock.display(),
                 s.max_connections,
                 on(s.durable),
                 on(s.durable),
                 on(s.durable),
+                std::env::var("PDD_PG_OPTIONS").unwrap_or_default(),
             );
             let l = log.to_string_lossy().into_owned();
             match run(

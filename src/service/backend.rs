@@ -55,6 +55,7 @@ pub async fn call(
         if (200..300).contains(&resp.status) {
             // A oneway backend answers with no body.
             return Ok(Reply {
+                inoltri: false,
                 body: String::new(),
                 body_ns: Vec::new(),
                 fault: false,
@@ -74,6 +75,7 @@ pub async fn call(
     })?;
     let fault = env.fault.is_some();
     Ok(Reply {
+        inoltri: false,
         body: env.body_content_str().to_string(),
         body_ns: env.body_ns.clone(),
         fault,

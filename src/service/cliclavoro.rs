@@ -96,8 +96,6 @@ pub struct Ambiente<'a> {
     pub ids: &'a dyn Identificatori,
     /// EURES delivery is configured (otherwise documents are only kept for export).
     pub eures_url: bool,
-    /// Held from the first read of a modulo's stored state to the write of the new one.
-    pub lock: &'a tokio::sync::Mutex<()>,
 }
 
 pub async fn handle(c: &Chiamata<'_>, n: &Ambiente<'_>) -> Result<Reply, ServiceError> {
@@ -156,6 +154,7 @@ async fn ricevi(
                 op.nome, op.ricevuto
             );
             return Ok(Reply {
+                inoltri: false,
                 body: ws::risposta(op, true, &descr),
                 body_ns: Vec::new(),
                 fault: false,
@@ -182,7 +181,7 @@ async fn ricevi(
         ricevuto: received_at,
         percettore,
     };
-    let acc = match accetta(n, &ricevuto).await? {
+    let (acc, inoltri) = match accetta(n, &ricevuto).await? {
         Ok(a) => a,
         Err(why) => return Ok(ko(op, why)),
     };
@@ -212,6 +211,7 @@ async fn ricevi(
         descr.push_str(&format!("; {r}"));
     }
     Ok(Reply {
+        inoltri,
         body: ws::risposta(op, true, &descr),
         body_ns: Vec::new(),
         fault: false,
@@ -330,15 +330,26 @@ async fn completa_percettore(
 
 /// Accepts a valid modulo: reads what the decision needs, decides
 /// ([`accettazione::decidi`]), and writes the records, the contact and the forwards in one
-/// atomic batch, all under the moduli lock.
+/// atomic batch, all under the locks of the moduli involved.
 async fn accetta(
     n: &Ambiente<'_>,
     r: &accettazione::Ricevuto<'_>,
-) -> Result<Result<Accettazione, Ko>, ServiceError> {
+) -> Result<Result<(Accettazione, bool), Ko>, ServiceError> {
     let m = r.modulo;
     let store = n.store;
-    let _stato = n.lock.lock().await;
     let letture = Letture::di(m);
+    // The moduli this change reads and writes, locked from the reads to the write (also
+    // against the other nodes of a cluster); changes of other moduli go on meanwhile.
+    let codici: Vec<&str> = [Some(letture.esistente.1.as_str())]
+        .into_iter()
+        .chain([
+            letture.originale.as_ref().map(|(_, c)| c.as_str()),
+            letture.riferito.as_deref(),
+            letture.contatto.as_deref(),
+        ])
+        .flatten()
+        .collect();
+    let _stato = store.lock_moduli(&codici).await?;
     let (kind, code) = &letture.esistente;
     // A new code (the common case) is known not to be there without reading the record.
     let esistente = if store.has_modulo(*kind, code).await? {
@@ -387,8 +398,9 @@ async fn accetta(
     let mut batch = inoltri(n, r, &acc.inoltri).await?;
     batch.extend(acc.contatto.clone().map(Write::Contatto));
     batch.extend(acc.moduli.iter().cloned().map(Write::Modulo));
+    let inoltri = batch.iter().any(|w| matches!(w, Write::Forward(_)));
     store.apply(batch).await?;
-    Ok(Ok(acc))
+    Ok(Ok((acc, inoltri)))
 }
 
 /// Outbox entries forwarding a modulo to nodes (and EURES), each with its own Identificatore.
@@ -499,6 +511,7 @@ pub fn risposta_ok(body: &[u8], limits: Limits) -> bool {
 fn ko(op: &Operazione, why: impl Into<Ko>) -> Reply {
     let Ko(why) = why.into();
     Reply {
+        inoltri: false,
         body: ws::risposta(op, false, &why),
         body_ns: Vec::new(),
         fault: false,

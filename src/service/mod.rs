@@ -32,6 +32,8 @@ pub struct Reply {
     pub fault: bool,
     /// A short outcome for the trace (e.g. "OK", "KO: codice mancante").
     pub note: Option<String>,
+    /// Forwards were queued in the outbox (the gateway wakes it).
+    pub inoltri: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,7 @@ pub enum ServiceError {
 /// The built-in `echo` handler: answers with the request's Body content.
 pub fn echo(c: &Chiamata<'_>) -> Reply {
     Reply {
+        inoltri: false,
         body: c.env.body_content_str().to_string(),
         body_ns: c.env.body_ns.clone(),
         fault: false,

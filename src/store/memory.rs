@@ -45,6 +45,7 @@ struct Stato {
 pub struct MemoryStore {
     s: Mutex<Stato>,
     leases: super::LeaseLocali,
+    stripes: super::StripeModuli,
 }
 
 impl MemoryStore {
@@ -272,6 +273,13 @@ impl Store for MemoryStore {
             .partners
             .remove(&(tipo.to_string(), nome.to_string()))
             .is_some())
+    }
+
+    async fn lock_moduli(&self, codici: &[&str]) -> Result<super::ModuliLock> {
+        Ok(super::ModuliLock::new(
+            self.stripes.lock(codici).await,
+            None,
+        ))
     }
 
     async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {

@@ -39,6 +39,65 @@ pub use record::{Claim, DupEntry, Forward, ForwardState, Sommario, User, Write};
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
 pub use sled_store::SledStore;
 
+/// Held while moduli change ([`Store::lock_moduli`]); dropping it releases them.
+pub struct ModuliLock {
+    _locali: Vec<tokio::sync::OwnedMutexGuard<()>>,
+    _remoto: Option<Box<dyn Send + Sync>>,
+}
+
+impl ModuliLock {
+    pub(crate) fn new(
+        locali: Vec<tokio::sync::OwnedMutexGuard<()>>,
+        remoto: Option<Box<dyn Send + Sync>>,
+    ) -> ModuliLock {
+        ModuliLock {
+            _locali: locali,
+            _remoto: remoto,
+        }
+    }
+}
+
+/// The 64-bit key of a modulo's code (FNV-1a: stable across processes and versions, as
+/// locks shared by several nodes need).
+pub(crate) fn chiave_codice(codice: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in codice.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// In-process locks of moduli, by stripes of their codes' keys: taken in stripe order, so
+/// two changes locking several codes cannot deadlock.
+pub(crate) struct StripeModuli(Vec<Arc<tokio::sync::Mutex<()>>>);
+
+impl Default for StripeModuli {
+    fn default() -> Self {
+        StripeModuli(
+            (0..256)
+                .map(|_| Arc::new(tokio::sync::Mutex::new(())))
+                .collect(),
+        )
+    }
+}
+
+impl StripeModuli {
+    pub(crate) async fn lock(&self, codici: &[&str]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut strisce: Vec<usize> = codici
+            .iter()
+            .map(|c| (chiave_codice(c) as u64 % self.0.len() as u64) as usize)
+            .collect();
+        strisce.sort_unstable();
+        strisce.dedup();
+        let mut guardie = Vec::with_capacity(strisce.len());
+        for i in strisce {
+            guardie.push(self.0[i].clone().lock_owned().await);
+        }
+        guardie
+    }
+}
+
 /// Leases kept in memory, for the engines one process holds.
 #[derive(Default)]
 pub(crate) struct LeaseLocali(std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>);
@@ -118,6 +177,16 @@ pub trait Store: Send + Sync + 'static {
     /// across restarts and restores.
     async fn next_seq(&self) -> Result<u64>;
     async fn put_exchange(&self, ex: &Exchange) -> Result<()>;
+    /// What the gateway does before it answers: the exchange written, its duplicate-filter
+    /// claim settled (`settle`), and every write so far durable. An engine may do it in one
+    /// step.
+    async fn commit_exchange(&self, ex: &Exchange, settle: Option<&str>) -> Result<()> {
+        self.put_exchange(ex).await?;
+        if let Some(id) = settle {
+            self.settle(id, ex.seq).await?;
+        }
+        self.flush().await
+    }
     /// An exchange with its raw messages.
     async fn exchange(&self, seq: u64) -> Result<Option<Exchange>>;
     /// The exchange whose request or response carries this Identificatore.
@@ -169,6 +238,14 @@ pub trait Store: Send + Sync + 'static {
     async fn put_partner(&self, s: &Soggetto) -> Result<()>;
     /// Removes a partner; false when there was none.
     async fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool>;
+
+    // --- moduli changing: one change of a modulo at a time ---
+
+    /// Serialises changes of the moduli with these codes among all who share the store (the
+    /// tasks of a node; the nodes of a cluster): a read-decide-write of a modulo holds it
+    /// from its reads to its write. Released when the guard is dropped. Changes of other
+    /// moduli go on meanwhile.
+    async fn lock_moduli(&self, codici: &[&str]) -> Result<ModuliLock>;
 
     // --- leases: what the nodes sharing a store run one at a time ---
 

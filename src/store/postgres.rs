@@ -22,8 +22,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     Connect, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{NoTls, Row};
+use tokio_postgres::{NoTls, Row, Statement};
 
 use super::care::{CheckReport, Manifest, PurgeLimits, PurgeReport, Stats, TreeStats};
 use super::{
@@ -58,6 +59,9 @@ CREATE TABLE pdd_exchanges (
     request bytea NOT NULL,
     response bytea NOT NULL
 );
+-- Raw messages are stored as they are: compressing them costs more CPU than the disk saves.
+ALTER TABLE pdd_exchanges ALTER COLUMN request SET STORAGE EXTERNAL,
+    ALTER COLUMN response SET STORAGE EXTERNAL;
 CREATE INDEX pdd_exchanges_received ON pdd_exchanges (received_ms, seq);
 CREATE TABLE pdd_ids (id text COLLATE "C" PRIMARY KEY, seq bigint NOT NULL);
 CREATE INDEX pdd_ids_seq ON pdd_ids (seq);
@@ -98,6 +102,7 @@ CREATE TABLE pdd_nodes (
     avviato timestamptz NOT NULL DEFAULT now(),
     pdd text NOT NULL
 );
+CREATE TABLE pdd_flush (id integer PRIMARY KEY, n bigint NOT NULL);
 CREATE TABLE pdd_leases (
     nome text COLLATE "C" PRIMARY KEY,
     holder text NOT NULL,
@@ -153,6 +158,8 @@ impl PgOptions {
 /// The PostgreSQL engine.
 pub struct PgStore {
     pool: Pool,
+    pool_lock: Pool,
+    pool_sync: Pool,
     /// The URL without its password, for logs and `stats`.
     dove: String,
     /// Where the connections live (see [`Connessioni`]); dropped after the pool.
@@ -160,6 +167,36 @@ pub struct PgStore {
     cfg: tokio_postgres::Config,
     /// The connection holding this node's number (its advisory lock lives with it).
     numero: std::sync::Mutex<Option<tokio_postgres::Client>>,
+    /// Writes committed without waiting for the disk, counted; and how many of them a
+    /// commit that waited has made durable since (see [`Store::flush`]).
+    scritte: AtomicU64,
+    durevoli: AtomicU64,
+    /// This node's tasks queue here before they ask the database for a modulo's lock.
+    stripes: super::StripeModuli,
+}
+
+/// A connection holding advisory locks of moduli: given back to the pool once they are
+/// released, closed if they cannot be (the server then releases them).
+struct LockRemoto {
+    conn: Option<deadpool_postgres::Object>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Drop for LockRemoto {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.handle.spawn(async move {
+                if conn
+                    .batch_execute("SELECT pg_advisory_unlock_all()")
+                    .await
+                    .is_err()
+                {
+                    // Out of the pool and closed: its session's locks go with it.
+                    drop(deadpool_postgres::Object::take(conn));
+                }
+            });
+        }
+    }
 }
 
 /// A runtime of the store's own for its connections' sockets. A connection is driven by the
@@ -197,7 +234,7 @@ struct Connessioni {
 impl Connect for Connessioni {
     fn connect(&self, cfg: &tokio_postgres::Config) -> Aperta<'_> {
         let cfg = cfg.clone();
-        let aperta = self.handle.spawn(async move {
+        let apri = async move {
             let (client, connection) = cfg.connect(NoTls).await?;
             let guida = tokio::spawn(async move {
                 if let Err(e) = connection.await {
@@ -205,7 +242,8 @@ impl Connect for Connessioni {
                 }
             });
             Ok((client, guida))
-        });
+        };
+        let aperta = self.handle.spawn(apri);
         Box::pin(async move {
             match aperta.await {
                 Ok(r) => r,
@@ -324,6 +362,15 @@ impl PgStore {
         if cfg.get_application_name().is_none() {
             cfg.application_name("pdd");
         }
+        let cfg_durevole = cfg.clone();
+        // Commits do not wait for the WAL flush; `flush` and the exchange's own commit do,
+        // and the WAL is flushed in order, so they make every earlier commit durable too:
+        // what was answered is durable, and concurrent exchanges share their flushes.
+        let opzioni = format!(
+            "{} -c synchronous_commit=off",
+            cfg.get_options().unwrap_or("")
+        );
+        cfg.options(opzioni.trim());
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("pdd-postgres")
@@ -335,27 +382,44 @@ impl PgStore {
             io.0.as_ref()
                 .map(|rt| rt.handle().clone())
                 .ok_or(StoreError::Closed)?;
-        let mgr = Manager::from_connect(
-            cfg.clone(),
-            Connessioni { handle },
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(mgr)
-            .max_size(o.pool.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(o.wait))
-            .create_timeout(Some(o.wait))
-            .recycle_timeout(Some(o.wait))
-            .build()
-            .map_err(|e| StoreError::Invalid(format!("store pool: {e}")))?;
+        let nuovo_pool = |n: usize, cfg: &tokio_postgres::Config| {
+            let mgr = Manager::from_connect(
+                cfg.clone(),
+                Connessioni {
+                    handle: handle.clone(),
+                },
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(mgr)
+                .max_size(n.max(1))
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(o.wait))
+                .create_timeout(Some(o.wait))
+                .recycle_timeout(Some(o.wait))
+                .build()
+                .map_err(|e| StoreError::Invalid(format!("store pool: {e}")))
+        };
+        let pool = nuovo_pool(o.pool, &cfg)?;
+        // Connections holding moduli's locks come from a pool of their own: a change holds one
+        // while it works through the other, so one pool could be all held by changes waiting
+        // for a connection.
+        let pool_lock = nuovo_pool((o.pool / 2).max(2), &cfg)?;
+        // Commits that wait for the WAL flush (an exchange's record, `flush`): their own
+        // connections, whose commits wait, so each is one statement.
+        let pool_sync = nuovo_pool((o.pool / 2).max(2), &cfg_durevole)?;
         Ok(PgStore {
             pool,
+            pool_lock,
+            pool_sync,
             dove: url_senza_password(&o.url),
             io,
             cfg,
             numero: std::sync::Mutex::new(None),
+            scritte: AtomicU64::new(0),
+            durevoli: AtomicU64::new(0),
+            stripes: Default::default(),
         })
     }
 
@@ -518,83 +582,184 @@ impl PgStore {
     }
 }
 
-async fn scrivi(tx: &deadpool_postgres::Transaction<'_>, w: Write) -> Result<()> {
-    let esegui = |sql: &'static str| async move { tx.prepare_cached(sql).await.map_err(pe) };
-    match w {
+/// An exchange and its ids, in one statement (atomic, one round trip); the first exchange
+/// carrying an id keeps it.
+const SQL_PUT_EXCHANGE: &str = "WITH e AS (
+        INSERT INTO pdd_exchanges (seq, received_ms, meta, request, response)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (seq) DO UPDATE SET received_ms = EXCLUDED.received_ms,
+            meta = EXCLUDED.meta, request = EXCLUDED.request, response = EXCLUDED.response
+     )
+     INSERT INTO pdd_ids (id, seq) SELECT x, $1 FROM unnest($6::text[]) AS x
+     ON CONFLICT (id) DO NOTHING";
+
+/// [`SQL_PUT_EXCHANGE`] and the settling of its claim (`$7`, when not null), in one statement.
+const SQL_COMMIT_EXCHANGE: &str = "WITH e AS (
+        INSERT INTO pdd_exchanges (seq, received_ms, meta, request, response)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (seq) DO UPDATE SET received_ms = EXCLUDED.received_ms,
+            meta = EXCLUDED.meta, request = EXCLUDED.request, response = EXCLUDED.response
+     ), i AS (
+        INSERT INTO pdd_ids (id, seq) SELECT x, $1 FROM unnest($6::text[]) AS x
+        ON CONFLICT (id) DO NOTHING
+     )
+     INSERT INTO pdd_dup (id, seq, first_ms, repeats) SELECT $7::text, $1, 0, 0 WHERE $7::text IS NOT NULL
+     ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq";
+
+const SQL_SETTLE: &str = "INSERT INTO pdd_dup (id, seq, first_ms, repeats) VALUES ($1, $2, 0, 0)
+     ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq";
+
+fn params_exchange(ex: &Exchange) -> Result<Params> {
+    let ids: Vec<String> = [&ex.request_id, &ex.response_id]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+    Ok(vec![
+        Box::new(seq_i(ex.seq)?),
+        Box::new(ex.received_ms()),
+        Box::new(json(ex)),
+        Box::new(ex.request.clone()),
+        Box::new(ex.response.clone()),
+        Box::new(ids),
+    ])
+}
+
+/// A statement's parameters, owned (they outlive the pipeline that sends them).
+type Params = Vec<Box<dyn tokio_postgres::types::ToSql + Sync + Send>>;
+
+/// The statement and parameters of one write of a batch.
+async fn preparata(c: &deadpool_postgres::Object, w: Write) -> Result<(Statement, Params)> {
+    let st = |sql: &'static str| async move { c.prepare_cached(sql).await.map_err(pe) };
+    Ok(match w {
         Write::Modulo(m) => {
-            let st = esegui(
-                "INSERT INTO pdd_moduli (kind, codice, doc, sommario) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (kind, codice) DO UPDATE SET doc = EXCLUDED.doc, sommario = EXCLUDED.sommario",
-            )
-            .await?;
             let sommario = Sommario::di(&m).map(|s| json(&s));
-            tx.execute(&st, &[&m.kind.as_str(), &m.code, &json(&m), &sommario])
-                .await
-                .map_err(pe)?;
-        }
-        Write::Forward(f) => {
-            let st = esegui(
-                "INSERT INTO pdd_outbox (seq, doc) VALUES ($1, $2)
-                 ON CONFLICT (seq) DO UPDATE SET doc = EXCLUDED.doc",
+            (
+                st("INSERT INTO pdd_moduli (kind, codice, doc, sommario) VALUES ($1, $2, $3, $4)
+                    ON CONFLICT (kind, codice) DO UPDATE SET doc = EXCLUDED.doc, sommario = EXCLUDED.sommario")
+                .await?,
+                vec![
+                    Box::new(m.kind.as_str()),
+                    Box::new(m.code.clone()),
+                    Box::new(json(&m)),
+                    Box::new(sommario),
+                ],
             )
-            .await?;
-            tx.execute(&st, &[&seq_i(f.seq)?, &json(&f)])
-                .await
-                .map_err(pe)?;
         }
-        Write::ForwardDone(seq) => {
-            let st = esegui("DELETE FROM pdd_outbox WHERE seq = $1").await?;
-            tx.execute(&st, &[&seq_i(seq)?]).await.map_err(pe)?;
-        }
-        Write::Eures(f) => {
-            let st = esegui(
+        Write::Forward(f) => (
+            st("INSERT INTO pdd_outbox (seq, doc) VALUES ($1, $2)
+                ON CONFLICT (seq) DO UPDATE SET doc = EXCLUDED.doc")
+            .await?,
+            vec![Box::new(seq_i(f.seq)?), Box::new(json(&f))],
+        ),
+        Write::ForwardDone(seq) => (
+            st("DELETE FROM pdd_outbox WHERE seq = $1").await?,
+            vec![Box::new(seq_i(seq)?)],
+        ),
+        Write::Eures(f) => (
+            st(
                 "INSERT INTO pdd_eures (kind, codice, seq, doc) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (kind, codice, seq) DO UPDATE SET doc = EXCLUDED.doc",
+                ON CONFLICT (kind, codice, seq) DO UPDATE SET doc = EXCLUDED.doc",
             )
-            .await?;
-            tx.execute(
-                &st,
-                &[&f.kind.as_str(), &f.codice, &seq_i(f.seq)?, &json(&f)],
-            )
-            .await
-            .map_err(pe)?;
-        }
-        Write::Contatto(c) => {
-            let st = esegui(
-                "INSERT INTO pdd_contatti (codice, doc) VALUES ($1, $2)
-                 ON CONFLICT (codice) DO UPDATE SET doc = EXCLUDED.doc",
-            )
-            .await?;
-            tx.execute(&st, &[&c.codice, &json(&c)]).await.map_err(pe)?;
-        }
-        Write::User(u) => {
-            let st = esegui(
-                "INSERT INTO pdd_users (nome, doc) VALUES ($1, $2)
-                 ON CONFLICT (nome) DO UPDATE SET doc = EXCLUDED.doc",
-            )
-            .await?;
-            tx.execute(&st, &[&u.nome, &json(&u)]).await.map_err(pe)?;
-        }
-        Write::RemoveUser(nome) => {
-            let st = esegui("DELETE FROM pdd_users WHERE nome = $1").await?;
-            tx.execute(&st, &[&nome]).await.map_err(pe)?;
-        }
-        Write::Rapporto(cf, r) => {
-            let st = esegui(
-                "INSERT INTO pdd_rapporti (cf, doc) VALUES ($1, $2)
-                 ON CONFLICT (cf) DO UPDATE SET doc = EXCLUDED.doc",
-            )
-            .await?;
-            tx.execute(&st, &[&cf, &json(&r)]).await.map_err(pe)?;
-        }
-        Write::Diagnostico(d) => {
-            let st = esegui("INSERT INTO pdd_diagnostici (ms, doc) VALUES ($1, $2)").await?;
-            tx.execute(&st, &[&d.ora.timestamp_millis(), &json(&d)])
-                .await
-                .map_err(pe)?;
-        }
+            .await?,
+            vec![
+                Box::new(f.kind.as_str()),
+                Box::new(f.codice.clone()),
+                Box::new(seq_i(f.seq)?),
+                Box::new(json(&f)),
+            ],
+        ),
+        Write::Contatto(k) => (
+            st("INSERT INTO pdd_contatti (codice, doc) VALUES ($1, $2)
+                ON CONFLICT (codice) DO UPDATE SET doc = EXCLUDED.doc")
+            .await?,
+            vec![Box::new(k.codice.clone()), Box::new(json(&k))],
+        ),
+        Write::User(u) => (
+            st("INSERT INTO pdd_users (nome, doc) VALUES ($1, $2)
+                ON CONFLICT (nome) DO UPDATE SET doc = EXCLUDED.doc")
+            .await?,
+            vec![Box::new(u.nome.clone()), Box::new(json(&u))],
+        ),
+        Write::RemoveUser(nome) => (
+            st("DELETE FROM pdd_users WHERE nome = $1").await?,
+            vec![Box::new(nome)],
+        ),
+        Write::Rapporto(cf, r) => (
+            st("INSERT INTO pdd_rapporti (cf, doc) VALUES ($1, $2)
+                ON CONFLICT (cf) DO UPDATE SET doc = EXCLUDED.doc")
+            .await?,
+            vec![Box::new(cf), Box::new(json(&r))],
+        ),
+        Write::Diagnostico(d) => (
+            st("INSERT INTO pdd_diagnostici (ms, doc) VALUES ($1, $2)").await?,
+            vec![Box::new(d.ora.timestamp_millis()), Box::new(json(&d))],
+        ),
+    })
+}
+
+/// Sends a transaction (BEGIN, the statements, COMMIT) in one round trip: tokio-postgres
+/// pipelines requests sent before their answers are read, and sends them in the order they
+/// are first polled, which [`in_ordine`] keeps. A failed statement aborts the transaction (the
+/// later ones fail, COMMIT rolls back): the first error is returned, nothing was written.
+async fn transazione(c: &deadpool_postgres::Object, items: &[(Statement, Params)]) -> Result<()> {
+    let begin = "BEGIN";
+    let refs: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> = items
+        .iter()
+        .map(|(_, p)| {
+            p.iter()
+                .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect()
+        })
+        .collect();
+    let mut passi: Vec<Passo<'_>> = Vec::with_capacity(items.len() + 2);
+    passi.push(Box::pin(
+        async move { c.batch_execute(begin).await.map(|_| 0) },
+    ));
+    for ((st, _), r) in items.iter().zip(&refs) {
+        passi.push(Box::pin(c.execute(st, r)));
+    }
+    passi.push(Box::pin(async move {
+        c.batch_execute("COMMIT").await.map(|_| 0)
+    }));
+    for r in in_ordine(passi).await {
+        r.map_err(pe)?;
     }
     Ok(())
+}
+
+type Passo<'a> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<Output = std::result::Result<u64, tokio_postgres::Error>>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// Runs futures together, each first polled in its order (so requests go out in that order),
+/// and returns their outputs in the same order.
+async fn in_ordine<T>(
+    mut passi: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + '_>>>,
+) -> Vec<T> {
+    let mut esiti: Vec<Option<T>> = (0..passi.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut tutti = true;
+        for (f, e) in passi.iter_mut().zip(esiti.iter_mut()) {
+            if e.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *e = Some(v),
+                    std::task::Poll::Pending => tutti = false,
+                }
+            }
+        }
+        if tutti {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    esiti.into_iter().flatten().collect()
 }
 
 #[async_trait]
@@ -607,6 +772,10 @@ impl Store for PgStore {
         let key = c.chiave();
         let mut cl = self.client().await?;
         let tx = cl.transaction().await.map_err(pe)?;
+        // Durable before any of its numbers is used (once per block).
+        tx.batch_execute("SET LOCAL synchronous_commit TO on")
+            .await
+            .map_err(pe)?;
         // The row first (two nodes may create it at once: one insert wins, both lock it).
         let st = tx
             .prepare_cached(
@@ -653,6 +822,7 @@ impl Store for PgStore {
                 .map_err(pe)?
                 == 1
             {
+                self.scritte.fetch_add(1, Ordering::AcqRel);
                 return Ok(Claim::New);
             }
             if let Some(r) = c.query_opt(&sel, &[&id]).await.map_err(pe)? {
@@ -671,14 +841,9 @@ impl Store for PgStore {
 
     async fn settle(&self, id: &str, seq: u64) -> Result<()> {
         let c = self.client().await?;
-        let st = c
-            .prepare_cached(
-                "INSERT INTO pdd_dup (id, seq, first_ms, repeats) VALUES ($1, $2, 0, 0)
-                 ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq",
-            )
-            .await
-            .map_err(pe)?;
+        let st = c.prepare_cached(SQL_SETTLE).await.map_err(pe)?;
         c.execute(&st, &[&id, &seq_i(seq)?]).await.map_err(pe)?;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -689,6 +854,7 @@ impl Store for PgStore {
             .await
             .map_err(pe)?;
         c.execute(&st, &[&id]).await.map_err(pe)?;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -699,6 +865,7 @@ impl Store for PgStore {
             .await
             .map_err(pe)?;
         c.execute(&st, &[&id]).await.map_err(pe)?;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -714,40 +881,14 @@ impl Store for PgStore {
 
     async fn put_exchange(&self, ex: &Exchange) -> Result<()> {
         let c = self.client().await?;
-        // One statement, so one round trip and atomic: the record, then its ids (the first
-        // exchange carrying an id keeps it).
-        let st = c
-            .prepare_cached(
-                "WITH e AS (
-                    INSERT INTO pdd_exchanges (seq, received_ms, meta, request, response)
-                    VALUES ($1, $2, $3, $4, $5)
-                    ON CONFLICT (seq) DO UPDATE SET received_ms = EXCLUDED.received_ms,
-                        meta = EXCLUDED.meta, request = EXCLUDED.request,
-                        response = EXCLUDED.response
-                 )
-                 INSERT INTO pdd_ids (id, seq) SELECT x, $1 FROM unnest($6::text[]) AS x
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .await
-            .map_err(pe)?;
-        let ids: Vec<&str> = [&ex.request_id, &ex.response_id]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
+        let st = c.prepare_cached(SQL_PUT_EXCHANGE).await.map_err(pe)?;
+        let p = params_exchange(ex)?;
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = p
+            .iter()
+            .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect();
-        c.execute(
-            &st,
-            &[
-                &seq_i(ex.seq)?,
-                &ex.received_ms(),
-                &json(ex),
-                &ex.request,
-                &ex.response,
-                &ids,
-            ],
-        )
-        .await
-        .map_err(pe)?;
+        c.execute(&st, &refs).await.map_err(pe)?;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
@@ -970,7 +1111,9 @@ impl Store for PgStore {
         c.execute(&st, &[&s.tipo, &s.nome, &json(s)])
             .await
             .map_err(pe)?;
-        Ok(())
+        self.scritte.fetch_add(1, Ordering::AcqRel);
+        // The command that adds a partner returns when it is durable.
+        self.flush().await
     }
 
     async fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool> {
@@ -979,7 +1122,39 @@ impl Store for PgStore {
             .prepare_cached("DELETE FROM pdd_partners WHERE tipo = $1 AND nome = $2")
             .await
             .map_err(pe)?;
-        Ok(c.execute(&st, &[&tipo, &nome]).await.map_err(pe)? > 0)
+        let tolto = c.execute(&st, &[&tipo, &nome]).await.map_err(pe)? > 0;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
+        self.flush().await?;
+        Ok(tolto)
+    }
+
+    async fn lock_moduli(&self, codici: &[&str]) -> Result<super::ModuliLock> {
+        let locali = self.stripes.lock(codici).await;
+        let mut chiavi: Vec<i64> = codici.iter().map(|c| super::chiave_codice(c)).collect();
+        chiavi.sort_unstable();
+        chiavi.dedup();
+        let handle = self
+            .io
+            .0
+            .as_ref()
+            .map(|rt| rt.handle().clone())
+            .ok_or(StoreError::Closed)?;
+        let c = self.pool_lock.get().await.map_err(pool_err)?;
+        // In key order, in one statement: two nodes locking overlapping sets cannot deadlock.
+        let st = c
+            .prepare_cached(
+                "SELECT count(pg_advisory_lock(k)) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS x",
+            )
+            .await
+            .map_err(pe)?;
+        let remoto = LockRemoto {
+            conn: Some(c),
+            handle,
+        };
+        if let Some(conn) = &remoto.conn {
+            conn.query_one(&st, &[&chiavi]).await.map_err(pe)?;
+        }
+        Ok(super::ModuliLock::new(locali, Some(Box::new(remoto))))
     }
 
     async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
@@ -1017,16 +1192,59 @@ impl Store for PgStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pe)?;
+        let c = self.client().await?;
+        let mut items = Vec::with_capacity(batch.len());
         for w in batch {
-            scrivi(&tx, w).await?;
+            items.push(preparata(&c, w).await?);
         }
-        tx.commit().await.map_err(pe)
+        // Committed without waiting for the disk: durable at the next flush (the contract).
+        // One write is a transaction of its own.
+        if let [(st, p)] = items.as_slice() {
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = p
+                .iter()
+                .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            c.execute(st, &refs).await.map_err(pe)?;
+        } else {
+            transazione(&c, &items).await?;
+        }
+        self.scritte.fetch_add(1, Ordering::AcqRel);
+        Ok(())
     }
 
     async fn flush(&self) -> Result<()> {
-        // Every write committed before it returned.
+        // Writes commit without waiting for the WAL flush; one commit that waits makes the WAL
+        // durable up to it, every earlier commit included. Nothing new since: nothing to do.
+        let fino = self.scritte.load(Ordering::Acquire);
+        if self.durevoli.load(Ordering::Acquire) >= fino {
+            return Ok(());
+        }
+        let c = self.pool_sync.get().await.map_err(pool_err)?;
+        let st = c
+            .prepare_cached(
+                "INSERT INTO pdd_flush (id, n) VALUES (1, 1) ON CONFLICT (id) DO UPDATE SET n = pdd_flush.n + 1",
+            )
+            .await
+            .map_err(pe)?;
+        c.execute(&st, &[]).await.map_err(pe)?;
+        self.durevoli.fetch_max(fino, Ordering::AcqRel);
+        Ok(())
+    }
+
+    async fn commit_exchange(&self, ex: &Exchange, settle: Option<&str>) -> Result<()> {
+        let fino = self.scritte.load(Ordering::Acquire);
+        let c = self.pool_sync.get().await.map_err(pool_err)?;
+        let st = c.prepare_cached(SQL_COMMIT_EXCHANGE).await.map_err(pe)?;
+        let mut p = params_exchange(ex)?;
+        p.push(Box::new(settle.map(str::to_string)));
+        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = p
+            .iter()
+            .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+            .collect();
+        // The record, its ids, its claim settled, in one statement whose commit waits for the
+        // disk, and so makes every earlier write durable too.
+        c.execute(&st, &refs).await.map_err(pe)?;
+        self.durevoli.fetch_max(fino, Ordering::AcqRel);
         Ok(())
     }
 
@@ -1226,6 +1444,7 @@ impl Store for PgStore {
                 .map_err(pe)?;
         }
         tx.commit().await.map_err(pe)?;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
         Ok(r)
     }
 }

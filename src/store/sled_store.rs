@@ -58,6 +58,7 @@ struct Engine {
     indice: RwLock<Index>,
     /// One process holds a sled store: its leases live in memory.
     leases: crate::store::LeaseLocali,
+    stripes: crate::store::StripeModuli,
     /// What backup, check and retention need (see [`care`]).
     cura: care::CareState,
     /// Flushes shared by the writers waiting for them (declared last: dropped after the trees).
@@ -140,6 +141,7 @@ impl SledStore {
             diagnostici: t(albero::DIAGNOSTICI)?,
             indice: RwLock::new(Index::new()),
             leases: Default::default(),
+            stripes: Default::default(),
             cura: care::CareState {
                 meta: t(albero::META)?,
                 seq_base: AtomicU64::new(0),
@@ -805,6 +807,13 @@ impl Store for SledStore {
             .remove(codec::chiave_partner(tipo, nome))
             .map_err(be)?
             .is_some())
+    }
+
+    async fn lock_moduli(&self, codici: &[&str]) -> Result<crate::store::ModuliLock> {
+        Ok(crate::store::ModuliLock::new(
+            self.m.stripes.lock(codici).await,
+            None,
+        ))
     }
 
     async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
