@@ -24,6 +24,8 @@ pub enum Peer {
     Govway,
     /// PostgreSQL's server programs (the tests start private servers with them).
     Postgres,
+    /// HAProxy, the load balancer of the cluster example.
+    Haproxy,
     Zsh,
     Fish,
     Groff,
@@ -32,7 +34,7 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 12] = [
+    pub const ALL: [Peer; 13] = [
         Peer::Xmllint,
         Peer::Xmlsec1,
         Peer::Curl,
@@ -40,6 +42,7 @@ impl Peer {
         Peer::Xsd,
         Peer::Govway,
         Peer::Postgres,
+        Peer::Haproxy,
         Peer::Zsh,
         Peer::Fish,
         Peer::Groff,
@@ -59,6 +62,7 @@ impl Peer {
                 | Peer::Xsd
                 | Peer::Govway
                 | Peer::Postgres
+                | Peer::Haproxy
         )
     }
 
@@ -72,6 +76,7 @@ impl Peer {
             Peer::Xsd => "pdd_no_xsd",
             Peer::Govway => "pdd_no_govway",
             Peer::Postgres => "pdd_no_postgres",
+            Peer::Haproxy => "pdd_no_haproxy",
             Peer::Zsh => "pdd_no_zsh",
             Peer::Fish => "pdd_no_fish",
             Peer::Groff => "pdd_no_groff",
@@ -102,6 +107,7 @@ impl Peer {
                 "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
                     .into()
             }
+            Peer::Haproxy => "haproxy is not installed (Debian haproxy)".into(),
             Peer::Zsh => "zsh is not installed".into(),
             Peer::Fish => "fish is not installed".into(),
             Peer::Groff => "groff is not installed".into(),
@@ -127,6 +133,7 @@ impl Peer {
                 .all(|f| xsd().join(f).is_file()),
             Peer::Govway => govway_testfiles().join("buste_errate").is_dir(),
             Peer::Postgres => postgres_bin().is_some(),
+            Peer::Haproxy => runs(Path::new("haproxy"), &["-v"]),
         }
     }
 }
