@@ -231,3 +231,143 @@ fn a_database_outage_is_a_503_fault_and_service_resumes_by_itself() {
     let (st, _) = uno.terminate();
     assert!(st.success());
 }
+
+/// A valid national Candidatura (the example's) with code `codice`, inserted today.
+fn candidatura(codice: &str) -> String {
+    let oggi = chrono::Local::now().date_naive();
+    common::example("moduli/candidatura-2.0.xml")
+        .replace("SILBO26200000000000000042", codice)
+        .replace(
+            "<cl:datainserimento>2026-11-20<",
+            &format!("<cl:datainserimento>{oggi}<"),
+        )
+        .replace(
+            "<cl:datascadenza>2027-01-04<",
+            &format!("<cl:datascadenza>{}<", oggi + chrono::Duration::days(40)),
+        )
+}
+
+#[test]
+#[cfg_attr(
+    pdd_no_postgres,
+    ignore = "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+)]
+fn three_nodes_one_killed_mid_run_lose_nothing_and_the_survivors_drain_its_outbox() {
+    let pg = server("cluster-kill");
+    let url = pg.url_in_schema("kill").unwrap();
+    let dir = TempDir::new("cluster-kill");
+    let lazio_port = common::free_port();
+    // The NCN's three nodes: they disseminate national CVs to LAZIO (down for now).
+    let ncn = |n: u8| {
+        let f = dir.path().join(format!("ncn-{n}.toml"));
+        std::fs::write(
+            &f,
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata = \"ncn-{n}-data\"\nrole = \"ncn\"\n\n[store]\nengine = \"postgres\"\nurl = \"{url}\"\npool = 4\n\n[cluster]\nnode = \"ncn-{n}\"\nnumero = {n}\nlease_secs = 3\n\n[outbox]\nretry_min_secs = 1\nretry_max_secs = 2\n\n[[registry.soggetti]]\nnome = \"EMILIA\"\n\n[[registry.soggetti]]\nnome = \"LAZIO\"\nurl = \"http://127.0.0.1:{lazio_port}/pdd/PA\"\n"
+            ),
+        )
+        .unwrap();
+        f
+    };
+    let mut nodi: Vec<Option<PddProcess>> = (1..=3)
+        .map(|n| Some(PddProcess::serve_config(&ncn(n))))
+        .collect();
+    let addrs: Vec<String> = nodi
+        .iter()
+        .map(|p| p.as_ref().unwrap().addr.clone())
+        .collect();
+
+    // EMILIA's CVs, spread over the nodes; node 1 is killed a third of the way through.
+    let mut accettate: Vec<(String, String)> = Vec::new(); // (request xml, response id)
+    let mut codici = Vec::new();
+    let mut risposte_id = std::collections::BTreeSet::new();
+    for i in 0..30u32 {
+        if i == 10 {
+            let mut p = nodi[0].take().unwrap();
+            p.child.kill().unwrap();
+            p.child.wait().unwrap();
+        }
+        let codice = format!("SILRM2026{:016}", 7_000_000 + i);
+        let req = Req::invio(common::invio_candidatura(&candidatura(&codice))).xml();
+        // As a balancer would: the live nodes in turn.
+        let vivi: Vec<&String> = addrs
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| nodi[*k].is_some())
+            .map(|(_, a)| a)
+            .collect();
+        let (s, b) = post(vivi[i as usize % vivi.len()], req.as_bytes());
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(text_of(&b, "Tipo_Risposta"), Some("OK"), "{b}");
+        let id = text_of(&b, "Identificatore").unwrap().to_string();
+        assert!(risposte_id.insert(id.clone()), "{id} issued twice");
+        accettate.push((req, id));
+        codici.push(codice);
+    }
+    let serie: std::collections::BTreeSet<&str> =
+        risposte_id.iter().map(|id| &serial(id)[..2]).collect();
+    assert_eq!(serie, ["01", "02", "03"].into_iter().collect());
+
+    // A busta node 1 accepted before it died is a duplicate at the survivors.
+    let (s, b) = post(&addrs[1], accettate[0].0.as_bytes());
+    assert_eq!(s, 500, "{b}");
+    assert!(b.contains("EGOV_IT_110"), "{b}");
+
+    // LAZIO comes up: the survivors deliver every forward, node 1's queue included (its
+    // lease expires), and the outbox empties.
+    let lazio_toml = dir.path().join("lazio.toml");
+    std::fs::write(
+        &lazio_toml,
+        format!(
+            "listen = \"127.0.0.1:{lazio_port}\"\ndata = \"lazio-data\"\nrole = \"nr\"\n\n[soggetto]\nnome = \"LAZIO\"\n\n[porta_delegata]\ndestinatario = \"SPC/MinisteroLavoro\"\n\n[[registry.soggetti]]\nnome = \"MinisteroLavoro\"\n"
+        ),
+    )
+    .unwrap();
+    let lazio = PddProcess::serve_config(&lazio_toml);
+    let lazio_addr: std::net::SocketAddr = lazio.addr.parse().unwrap();
+    common::eventually_blocking("LAZIO publishes all 30 CVs", || {
+        http(
+            lazio_addr,
+            "GET",
+            "/api/candidature?per_pagina=100",
+            &[],
+            b"",
+        )
+        .and_then(|(s, b)| (s == 200).then_some(b))
+        .and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok())
+        .is_some_and(|v| v["totale"].as_u64() == Some(30))
+    });
+    let ncn2 = dir.path().join("ncn-2.toml");
+    common::eventually_blocking("the outbox is empty", || {
+        let (code, out, _) = common::pdd_cli(
+            common::On::Config(&ncn2),
+            &["outbox", "list", "--format", "json"],
+        );
+        code == 0
+            && serde_json::from_str::<serde_json::Value>(&out)
+                .ok()
+                .and_then(|v| v.as_array().map(|a| a.is_empty()))
+                == Some(true)
+    });
+
+    // Every acknowledged exchange is stored exactly once, whichever node took it.
+    let (code, out, e) = common::pdd_cli(
+        common::On::Config(&ncn2),
+        &["trace", "list", "-n", "1000", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{e}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    for (_, id) in &accettate {
+        let n = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["response_id"] == id.as_str())
+            .count();
+        assert_eq!(n, 1, "{id}");
+    }
+    let _ = lazio.terminate();
+    for p in nodi.into_iter().flatten() {
+        let _ = p.terminate();
+    }
+}
