@@ -115,14 +115,14 @@ fn two_nodes_share_one_duplicate_filter_and_number_their_identificatori() {
 
     // A third node with a number already held is refused at start.
     let terzo = node(dir.path(), &url, "ncn-3", 1);
-    let out = common::pdd_bin()
-        .current_dir(dir.path())
-        .args(["serve", "--config"])
-        .arg(&terzo)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let mut p = common::PddProcess::spawn_exiting(dir.path(), &terzo);
+    let mut stato = None;
+    common::eventually_blocking("a node with a held number exits", || {
+        stato = p.child.try_wait().unwrap();
+        stato.is_some()
+    });
+    let (_, err) = p.terminate_exited();
+    assert_eq!(stato.and_then(|s| s.code()), Some(3), "{err}");
     assert!(
         err.contains("node number 1 is held by a live node (ncn-1)"),
         "{err}"
@@ -228,6 +228,22 @@ fn a_database_outage_is_a_503_fault_and_service_resumes_by_itself() {
     let (s, b) = post(&uno.addr, Req::candidatura().xml().as_bytes());
     assert_eq!(s, 200, "{b}");
     assert_eq!(text_of(&b, "Tipo_Risposta"), Some("OK"), "{b}");
+    // The node took its number again: another node with it is still refused.
+    common::eventually_blocking("the node holds its number again", || {
+        pg.psql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            .is_ok_and(|n| n.trim() != "0")
+    });
+    let altro = node(dir.path(), &url, "ncn-9", 1);
+    // Were the number free, this node would serve (and be killed when dropped): never a hang.
+    let mut p = common::PddProcess::spawn_exiting(dir.path(), &altro);
+    let mut stato = None;
+    common::eventually_blocking("a second node with number 1 exits", || {
+        stato = p.child.try_wait().unwrap();
+        stato.is_some()
+    });
+    let (_, log) = p.terminate_exited();
+    assert_eq!(stato.and_then(|s| s.code()), Some(3), "{log}");
+    assert!(log.contains("held by a live node (ncn-1)"), "{log}");
     let (st, _) = uno.terminate();
     assert!(st.success());
 }

@@ -256,7 +256,11 @@ pub(super) async fn handle(
             let check = match gw.store.recent(1).await {
                 Ok(_) => gw.store.flush().await,
                 Err(e) => Err(e),
-            };
+            }
+            .and_then(|()| match gw.store.avviso() {
+                Some(a) => Err(crate::store::StoreError::Invalid(a)),
+                None => Ok(()),
+            });
             // A node of a cluster says which it is (a load balancer's log, an operator).
             let nodo = match gw.config.store.engine {
                 crate::config::Engine::Postgres => format!("node: {}\n", gw.config.nome_nodo()),

@@ -153,6 +153,11 @@ pub trait Store: Send + Sync + 'static {
     /// The engine's name, for logs and `/health`.
     fn engine(&self) -> &'static str;
 
+    /// A problem of the engine that `/health` reports (the node cannot go on as it is).
+    fn avviso(&self) -> Option<String> {
+        None
+    }
+
     // --- Identificatore counters ---
 
     /// Durably reserves `block` values of a counter; returns the first (≥ 1). `capacity` is

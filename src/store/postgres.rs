@@ -166,7 +166,9 @@ pub struct PgStore {
     io: Arc<IoRuntime>,
     cfg: tokio_postgres::Config,
     /// The connection holding this node's number (its advisory lock lives with it).
-    numero: std::sync::Mutex<Option<tokio_postgres::Client>>,
+    numero: Arc<std::sync::Mutex<Option<tokio_postgres::Client>>>,
+    /// A problem /health must report (this node's number taken by another).
+    avviso: Arc<std::sync::Mutex<Option<String>>>,
     /// Writes committed without waiting for the disk, counted; and how many of them a
     /// commit that waited has made durable since (see [`Store::flush`]).
     scritte: AtomicU64,
@@ -416,7 +418,8 @@ impl PgStore {
             dove: url_senza_password(&o.url),
             io,
             cfg,
-            numero: std::sync::Mutex::new(None),
+            numero: Default::default(),
+            avviso: Default::default(),
             scritte: AtomicU64::new(0),
             durevoli: AtomicU64::new(0),
             stripes: Default::default(),
@@ -482,59 +485,68 @@ impl PgStore {
     /// is a session advisory lock on a connection of its own, so it is freed when the node
     /// dies, however it dies.
     pub async fn prendi_numero(&self, numero: u8, nome: &str) -> Result<()> {
-        let cfg = self.cfg.clone();
         let handle = self
             .io
             .0
             .as_ref()
             .map(|rt| rt.handle().clone())
             .ok_or(StoreError::Closed)?;
-        let client = handle
-            .spawn(async move {
-                let (client, connection) = cfg.connect(NoTls).await?;
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::error!(
-                            "store: the connection holding this node's number ended: {e}"
-                        );
-                    }
-                });
-                Ok::<_, tokio_postgres::Error>(client)
-            })
+        let (cfg, nome_s) = (self.cfg.clone(), nome.to_string());
+        let preso = handle
+            .spawn(async move { prendi(&cfg, numero, &nome_s).await })
             .await
-            .map_err(|_| StoreError::Closed)?
-            .map_err(pe)?;
-        let chiave = LOCK_NODI + i64::from(numero);
-        let preso: bool = col(
-            &client
-                .query_one("SELECT pg_try_advisory_lock($1)", &[&chiave])
-                .await
-                .map_err(pe)?,
-            0,
-        )?;
-        if !preso {
-            let chi = client
-                .query_opt(
-                    "SELECT nome FROM pdd_nodes WHERE numero = $1",
-                    &[&i32::from(numero)],
-                )
-                .await
-                .map_err(pe)?
-                .and_then(|r| r.try_get::<_, String>(0).ok())
-                .unwrap_or_else(|| "?".into());
-            return Err(StoreError::Conflict(format!(
+            .map_err(|_| StoreError::Closed)??;
+        let client = preso.map_err(|chi| {
+            StoreError::Conflict(format!(
                 "node number {numero} is held by a live node ({chi}): each node needs its own [cluster] numero"
-            )));
-        }
-        client
-            .execute(
-                "INSERT INTO pdd_nodes (numero, nome, pdd) VALUES ($1, $2, $3)
-                 ON CONFLICT (numero) DO UPDATE SET nome = EXCLUDED.nome, avviato = now(), pdd = EXCLUDED.pdd",
-                &[&i32::from(numero), &nome, &env!("CARGO_PKG_VERSION")],
-            )
-            .await
-            .map_err(pe)?;
+            ))
+        })?;
         *self.numero.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
+        // Kept for the node's life: when its connection ends (the database restarted), the
+        // number is taken again; if another node took it meanwhile, /health says so.
+        let (cfg, nome, tenuto, avviso) = (
+            self.cfg.clone(),
+            nome.to_string(),
+            self.numero.clone(),
+            self.avviso.clone(),
+        );
+        handle.spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let chiuso = tenuto
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                    .is_none_or(|c| c.is_closed());
+                if !chiuso {
+                    continue;
+                }
+                let nuovo = match prendi(&cfg, numero, &nome).await {
+                    Ok(Ok(c)) => {
+                        tracing::info!(numero, "node number taken again");
+                        Some(Ok(c))
+                    }
+                    Ok(Err(chi)) => {
+                        tracing::error!(numero, "node number {numero} is now held by another node ({chi}): stop this node");
+                        Some(Err(format!(
+                            "node number {numero} is now held by another node ({chi}): this node must stop"
+                        )))
+                    }
+                    // The database is out of reach: requests and /health say so already.
+                    Err(_) => None,
+                };
+                match nuovo {
+                    Some(Ok(c)) => {
+                        *tenuto.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+                        *avviso.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    }
+                    Some(Err(a)) => {
+                        *avviso.lock().unwrap_or_else(|e| e.into_inner()) = Some(a);
+                    }
+                    None => {}
+                }
+            }
+        });
         Ok(())
     }
 
@@ -623,6 +635,50 @@ fn params_exchange(ex: &Exchange) -> Result<Params> {
         Box::new(ex.response.clone()),
         Box::new(ids),
     ])
+}
+
+/// Opens a connection of its own and takes node number `numero` on it (a session advisory
+/// lock): the connection, or the name of the node holding the number.
+async fn prendi(
+    cfg: &tokio_postgres::Config,
+    numero: u8,
+    nome: &str,
+) -> Result<std::result::Result<tokio_postgres::Client, String>> {
+    let (client, connection) = cfg.connect(NoTls).await.map_err(pe)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("store: the connection holding this node's number ended: {e}");
+        }
+    });
+    let chiave = LOCK_NODI + i64::from(numero);
+    let preso: bool = col(
+        &client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&chiave])
+            .await
+            .map_err(pe)?,
+        0,
+    )?;
+    if !preso {
+        let chi = client
+            .query_opt(
+                "SELECT nome FROM pdd_nodes WHERE numero = $1",
+                &[&i32::from(numero)],
+            )
+            .await
+            .map_err(pe)?
+            .and_then(|r| r.try_get::<_, String>(0).ok())
+            .unwrap_or_else(|| "?".into());
+        return Ok(Err(chi));
+    }
+    client
+        .execute(
+            "INSERT INTO pdd_nodes (numero, nome, pdd) VALUES ($1, $2, $3)
+             ON CONFLICT (numero) DO UPDATE SET nome = EXCLUDED.nome, avviato = now(), pdd = EXCLUDED.pdd",
+            &[&i32::from(numero), &nome, &env!("CARGO_PKG_VERSION")],
+        )
+        .await
+        .map_err(pe)?;
+    Ok(Ok(client))
 }
 
 /// A statement's parameters, owned (they outlive the pipeline that sends them).
@@ -766,6 +822,13 @@ async fn in_ordine<T>(
 impl Store for PgStore {
     fn engine(&self) -> &'static str {
         "postgres"
+    }
+
+    fn avviso(&self) -> Option<String> {
+        self.avviso
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn reserve_ids(&self, c: Contatore<'_>, block: u32, capacity: u32) -> Result<u32> {

@@ -601,6 +601,43 @@ impl PddProcess {
         p
     }
 
+    /// `pdd serve --config FILE` in `dir`, without waiting for it to listen (for one expected
+    /// to exit); its log is collected as for [`PddProcess::spawn`], and it is killed on drop.
+    pub fn spawn_exiting(dir: &std::path::Path, file: &std::path::Path) -> PddProcess {
+        use std::io::BufRead;
+        let mut child = pdd_bin()
+            .current_dir(dir)
+            .args(["serve".as_ref(), "--config".as_ref(), file.as_os_str()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("pdd runs");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+        PddProcess {
+            child,
+            addr: String::new(),
+            log: Vec::new(),
+            rx,
+        }
+    }
+
+    /// The whole log of a process that has exited (its status from `child.try_wait`).
+    pub fn terminate_exited(mut self) -> (Option<std::process::ExitStatus>, String) {
+        let status = self.child.try_wait().ok().flatten();
+        while let Ok(l) = self.rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            self.log.push(l);
+        }
+        (status, self.log.join("\n"))
+    }
+
     /// The first (further) log line containing `needle`; panics after 20 s.
     pub fn wait_for(&mut self, needle: &str) -> String {
         loop {
