@@ -387,3 +387,67 @@ fn three_nodes_one_killed_mid_run_lose_nothing_and_the_survivors_drain_its_outbo
         let _ = p.terminate();
     }
 }
+
+#[test]
+#[cfg_attr(
+    pdd_no_postgres,
+    ignore = "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+)]
+fn a_node_history_moves_from_sled_into_the_cluster_database() {
+    let pg = server("cluster-copy");
+    let url = pg.url_in_schema("copia").unwrap();
+    let dir = TempDir::new("cluster-copy");
+    // A single node's history, on sled.
+    let sled = dir.path().join("sled");
+    let p = PddProcess::serve_data(&sled);
+    let richieste: Vec<String> = (0..3).map(|_| Req::candidatura().xml()).collect();
+    for r in &richieste {
+        let (s, b) = post(&p.addr, r.as_bytes());
+        assert_eq!(s, 200, "{b}");
+    }
+    let _ = p.terminate();
+
+    let out = common::pdd_bin()
+        .args(["store", "copy", "--from"])
+        .arg(format!("sled:{}", sled.display()))
+        .arg("--to")
+        .arg(format!("postgres:{url}"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("copied and checked"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["exchanges", "3", "3"]),
+        "{stdout}"
+    );
+    // Not twice: the target now holds exchanges.
+    let again = common::pdd_bin()
+        .args(["store", "copy", "--from"])
+        .arg(format!("sled:{}", sled.display()))
+        .arg("--to")
+        .arg(format!("postgres:{url}"))
+        .output()
+        .unwrap();
+    assert_ne!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds exchanges"));
+
+    // A cluster node on the copy: the history is there, and so is the duplicate filter.
+    let nodo = PddProcess::serve_config(&node(dir.path(), &url, "ncn-1", 1));
+    let (s, b) = post(&nodo.addr, richieste[0].as_bytes());
+    assert_eq!(s, 500, "{b}");
+    assert!(b.contains("EGOV_IT_110"), "{b}");
+    let (code, lista, e) = common::pdd_cli(
+        common::On::Config(&dir.path().join("ncn-1.toml")),
+        &["trace", "list", "--format", "json"],
+    );
+    assert_eq!(code, 0, "{e}");
+    let v: serde_json::Value = serde_json::from_str(&lista).unwrap();
+    assert_eq!(v.as_array().map(|a| a.len()), Some(4), "{lista}");
+    let _ = nodo.terminate();
+}

@@ -1523,6 +1523,55 @@ async fn commit_exchange_writes_and_settles(s: &dyn Store) {
     );
 }
 
+async fn an_export_hands_out_every_record(s: &dyn Store) {
+    let quando = t("2026-11-27T08:00:00.000+01:00");
+    s.reserve_ids(contatore("2026-11-27_08:00"), 10, CAPACITY)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim("X-1", quando.timestamp_millis(), None)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    let mut e = scambio(s.next_seq().await.unwrap(), "X-1", quando);
+    e.request = b"<richiesta/>".to_vec();
+    s.commit_exchange(&e, Some("X-1")).await.unwrap();
+    s.apply(vec![Write::Modulo(modulo(
+        Tipo::Candidatura,
+        "C1",
+        StatoModulo::Attivo,
+    ))])
+    .await
+    .unwrap();
+    let visti = std::sync::Mutex::new(Vec::new());
+    s.export(&|r| {
+        visti.lock().unwrap().push(r);
+        true
+    })
+    .await
+    .unwrap();
+    let visti = visti.into_inner().unwrap();
+    let kinds: BTreeSet<&str> = visti.iter().map(|r| r.kind()).collect();
+    assert!(
+        ["id_counters", "dup", "exchanges", "moduli"]
+            .iter()
+            .all(|k| kinds.contains(k)),
+        "{kinds:?}"
+    );
+    // The exchange comes whole, raw messages included.
+    assert!(visti.contains(&pdd::store::Record::Exchange(e)));
+    // A sink that says stop is not called again.
+    let n = std::sync::Mutex::new(0);
+    s.export(&|_| {
+        *n.lock().unwrap() += 1;
+        false
+    })
+    .await
+    .unwrap();
+    assert_eq!(n.into_inner().unwrap(), 1);
+}
+
 // --- one test per case and engine ---
 
 /// `contract!(case, case [sled: ignore = "…"], …)`: a `#[tokio::test]` per case in `mod sled`
@@ -1637,6 +1686,7 @@ contract!(
     a_released_lease_is_free_and_only_its_holder_releases_it,
     one_of_concurrent_lease_takers_wins,
     commit_exchange_writes_and_settles,
+    an_export_hands_out_every_record,
 );
 
 /// The in-memory engine has no backup, and says so with a typed error.

@@ -328,6 +328,34 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn export(&self, sink: &(dyn Fn(super::Record) -> bool + Send + Sync)) -> Result<()> {
+        if !super::esporta_comuni(self, sink).await? {
+            return Ok(());
+        }
+        let (counters, dup, rapporti) = {
+            let s = self.stato();
+            (s.counters.clone(), s.dup.clone(), s.rapporti.clone())
+        };
+        let mut tutti: Vec<super::Record> = Vec::new();
+        tutti.extend(
+            counters
+                .into_iter()
+                .map(|(k, v)| super::Record::Counter(k, u64::from(v))),
+        );
+        tutti.extend(dup.into_iter().map(|(k, d)| super::Record::Dup(k, d)));
+        tutti.extend(
+            rapporti
+                .into_iter()
+                .map(|(k, r)| super::Record::Rapporto(k, r)),
+        );
+        for r in tutti {
+            if !sink(r) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn flush(&self) -> Result<()> {
         // Nothing is durable here; there is nothing to wait for either.
         Ok(())

@@ -34,7 +34,7 @@ pub use error::{Result, StoreError};
 pub use exchange::{Direction, Exchange, Outcome};
 pub use memory::MemoryStore;
 pub use postgres::{url_senza_password, PgOptions, PgStore, MIGRAZIONI};
-pub use record::{Claim, DupEntry, Forward, ForwardState, Sommario, User, Write};
+pub use record::{Claim, DupEntry, Forward, ForwardState, Record, Sommario, User, Write};
 // ClicLavoro's own records, which the store persists.
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
 pub use sled_store::SledStore;
@@ -270,6 +270,18 @@ pub trait Store: Send + Sync + 'static {
     /// Makes every write so far durable.
     async fn flush(&self) -> Result<()>;
 
+    // --- moving a store to another engine ---
+
+    /// Every record, kind by kind, handed to `sink` one at a time (`pdd store copy`); `sink`
+    /// returns false to stop. Meant for a store no gateway is writing.
+    async fn export(&self, sink: &(dyn Fn(Record) -> bool + Send + Sync)) -> Result<()>;
+    /// Writes records exported from another store, keeping their keys and sequence numbers
+    /// (and moving this store's sequence past them).
+    async fn import(&self, records: Vec<Record>) -> Result<()> {
+        let _ = records;
+        Err(StoreError::Unsupported("import into this engine"))
+    }
+
     // --- care ---
 
     /// Reads back what a restart depends on and says what the store holds (at start); an
@@ -285,4 +297,45 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets old exchanges, duplicate-filter entries and diagnostics (never moduli, the
     /// outbox or partners).
     async fn purge(&self, limits: &care::PurgeLimits) -> Result<care::PurgeReport>;
+}
+
+/// The export of the records every engine lists through the contract itself: exchanges (with
+/// their raw messages), moduli, forwards, EURES documents, contacts, users, diagnostics and
+/// partners. Engines add their counters, duplicate-filter entries and rapporti.
+pub(crate) async fn esporta_comuni(
+    s: &dyn Store,
+    sink: &(dyn Fn(Record) -> bool + Send + Sync),
+) -> Result<bool> {
+    for e in s.exchanges_between(None, None).await? {
+        if let Some(e) = s.exchange(e.seq).await? {
+            if !sink(Record::Exchange(e)) {
+                return Ok(false);
+            }
+        }
+    }
+    for t in [Tipo::Candidatura, Tipo::Vacancy, Tipo::Messaggio] {
+        for m in s.moduli(t).await? {
+            if !sink(Record::Modulo(m)) {
+                return Ok(false);
+            }
+        }
+    }
+    let mut tutti: Vec<Record> = Vec::new();
+    tutti.extend(s.outbox().await?.into_iter().map(Record::Forward));
+    tutti.extend(s.eures().await?.into_iter().map(Record::Eures));
+    tutti.extend(s.contatti().await?.into_iter().map(Record::Contatto));
+    tutti.extend(s.users().await?.into_iter().map(Record::User));
+    tutti.extend(
+        s.diagnostici(None, None)
+            .await?
+            .into_iter()
+            .map(Record::Diagnostico),
+    );
+    tutti.extend(s.partners().await?.into_iter().map(Record::Partner));
+    for r in tutti {
+        if !sink(r) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }

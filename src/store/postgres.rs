@@ -1191,6 +1191,141 @@ impl Store for PgStore {
         Ok(tolto)
     }
 
+    async fn export(&self, sink: &(dyn Fn(super::Record) -> bool + Send + Sync)) -> Result<()> {
+        use super::Record;
+        if !super::esporta_comuni(self, sink).await? {
+            return Ok(());
+        }
+        let c = self.client().await?;
+        for r in c
+            .query("SELECT chiave, used FROM pdd_counters ORDER BY chiave", &[])
+            .await
+            .map_err(pe)?
+        {
+            if !sink(Record::Counter(
+                col(&r, 0)?,
+                col::<i64>(&r, 1)?.max(0) as u64,
+            )) {
+                return Ok(());
+            }
+        }
+        for r in c
+            .query(
+                "SELECT id, seq, first_ms, repeats, scade_ms FROM pdd_dup ORDER BY id",
+                &[],
+            )
+            .await
+            .map_err(pe)?
+        {
+            let d = DupEntry {
+                seq: col::<i64>(&r, 1)? as u64,
+                first_ms: col(&r, 2)?,
+                repeats: col::<i64>(&r, 3)?.clamp(0, u32::MAX as i64) as u32,
+                scade_ms: col(&r, 4)?,
+            };
+            if !sink(Record::Dup(col(&r, 0)?, d)) {
+                return Ok(());
+            }
+        }
+        for r in c
+            .query("SELECT cf, doc FROM pdd_rapporti ORDER BY cf", &[])
+            .await
+            .map_err(pe)?
+        {
+            let rapporto = decode("rapporto", col::<&[u8]>(&r, 1)?)?;
+            if !sink(Record::Rapporto(col(&r, 0)?, rapporto)) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn import(&self, records: Vec<super::Record>) -> Result<()> {
+        use super::Record;
+        let c = self.client().await?;
+        let mut items = Vec::with_capacity(records.len() + 1);
+        let mut max_seq = 0i64;
+        for r in records {
+            let item = match r {
+                Record::Counter(k, n) => (
+                    c.prepare_cached(
+                        "INSERT INTO pdd_counters (chiave, used) VALUES ($1, $2)
+                         ON CONFLICT (chiave) DO UPDATE SET used = GREATEST(pdd_counters.used, EXCLUDED.used)",
+                    )
+                    .await
+                    .map_err(pe)?,
+                    vec![
+                        Box::new(k) as Box<dyn tokio_postgres::types::ToSql + Sync + Send>,
+                        Box::new(i64::try_from(n).unwrap_or(i64::MAX)),
+                    ],
+                ),
+                Record::Dup(id, d) => (
+                    c.prepare_cached(
+                        "INSERT INTO pdd_dup (id, seq, first_ms, repeats, scade_ms) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (id) DO NOTHING",
+                    )
+                    .await
+                    .map_err(pe)?,
+                    vec![
+                        Box::new(id) as Box<dyn tokio_postgres::types::ToSql + Sync + Send>,
+                        Box::new(seq_i(d.seq)?),
+                        Box::new(d.first_ms),
+                        Box::new(i64::from(d.repeats)),
+                        Box::new(d.scade_ms),
+                    ],
+                ),
+                Record::Exchange(e) => {
+                    max_seq = max_seq.max(seq_i(e.seq)?);
+                    (
+                        c.prepare_cached(SQL_PUT_EXCHANGE).await.map_err(pe)?,
+                        params_exchange(&e)?,
+                    )
+                }
+                Record::Partner(p) => (
+                    c.prepare_cached(
+                        "INSERT INTO pdd_partners (tipo, nome, doc) VALUES ($1, $2, $3)
+                         ON CONFLICT (tipo, nome) DO UPDATE SET doc = EXCLUDED.doc",
+                    )
+                    .await
+                    .map_err(pe)?,
+                    vec![
+                        Box::new(p.tipo.clone()) as Box<dyn tokio_postgres::types::ToSql + Sync + Send>,
+                        Box::new(p.nome.clone()),
+                        Box::new(json(&p)),
+                    ],
+                ),
+                Record::Modulo(m) => preparata(&c, Write::Modulo(m)).await?,
+                Record::Forward(f) => {
+                    max_seq = max_seq.max(seq_i(f.seq)?);
+                    preparata(&c, Write::Forward(f)).await?
+                }
+                Record::Eures(f) => {
+                    max_seq = max_seq.max(seq_i(f.seq)?);
+                    preparata(&c, Write::Eures(f)).await?
+                }
+                Record::Contatto(k) => preparata(&c, Write::Contatto(k)).await?,
+                Record::User(u) => preparata(&c, Write::User(u)).await?,
+                Record::Rapporto(cf, r) => preparata(&c, Write::Rapporto(cf, r)).await?,
+                Record::Diagnostico(d) => preparata(&c, Write::Diagnostico(d)).await?,
+            };
+            items.push(item);
+        }
+        if max_seq > 0 {
+            // Sequence numbers go on after the ones brought in.
+            items.push((
+                c.prepare_cached(
+                    "SELECT setval('pdd_seq', GREATEST((SELECT last_value FROM pdd_seq), $1))",
+                )
+                .await
+                .map_err(pe)?,
+                vec![Box::new(max_seq)],
+            ));
+        }
+        transazione(&c, &items).await?;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
+        self.flush().await
+    }
+
     async fn lock_moduli(&self, codici: &[&str]) -> Result<super::ModuliLock> {
         let locali = self.stripes.lock(codici).await;
         let mut chiavi: Vec<i64> = codici.iter().map(|c| super::chiave_codice(c)).collect();

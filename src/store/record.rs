@@ -11,6 +11,7 @@ use crate::modulo::rapporto::Rapporto;
 use crate::modulo::scheda::Scheda;
 use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
 use crate::modulo::Tipo;
+use crate::store::Exchange;
 
 /// What the duplicate filter knows of an Identificatore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,4 +160,47 @@ pub enum Write {
     /// A worker's last employment record (by codice fiscale).
     Rapporto(String, Rapporto),
     Diagnostico(Diagnostico),
+}
+
+/// One record of a store, whatever its kind: what `pdd store copy` moves from one engine to
+/// another ([`crate::store::Store::export`], [`crate::store::Store::import`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "records pass one at a time, most of them exchanges and moduli"
+)]
+pub enum Record {
+    /// An Identificatore counter (its engine key) and the numbers it has used.
+    Counter(String, u64),
+    Dup(String, DupEntry),
+    /// An exchange with its raw messages.
+    Exchange(Exchange),
+    Modulo(StoredModulo),
+    Forward(Forward),
+    Eures(Forward),
+    Contatto(Contatto),
+    User(User),
+    Rapporto(String, Rapporto),
+    Diagnostico(Diagnostico),
+    Partner(crate::registry::Soggetto),
+}
+
+impl Record {
+    /// The kind, as `pdd store copy` counts them.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Counter(..) => "id_counters",
+            Record::Dup(..) => "dup",
+            Record::Exchange(_) => "exchanges",
+            Record::Modulo(_) => "moduli",
+            Record::Forward(_) => "outbox",
+            Record::Eures(_) => "eures",
+            Record::Contatto(_) => "contatti",
+            Record::User(_) => "utenti",
+            Record::Rapporto(..) => "rapporti",
+            Record::Diagnostico(_) => "diagnostici",
+            Record::Partner(_) => "partners",
+        }
+    }
 }

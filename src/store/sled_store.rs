@@ -809,6 +809,43 @@ impl Store for SledStore {
             .is_some())
     }
 
+    async fn export(
+        &self,
+        sink: &(dyn Fn(crate::store::Record) -> bool + Send + Sync),
+    ) -> Result<()> {
+        use crate::store::Record;
+        if !crate::store::esporta_comuni(self, sink).await? {
+            return Ok(());
+        }
+        for kv in self.m.counters.iter() {
+            let (k, v) = kv.map_err(be)?;
+            let n = codec::contatore(&v).ok_or_else(|| {
+                StoreError::corrupt(format!("counter {}", String::from_utf8_lossy(&k)))
+            })?;
+            if !sink(Record::Counter(String::from_utf8_lossy(&k).into_owned(), n)) {
+                return Ok(());
+            }
+        }
+        for kv in self.m.dup.iter() {
+            let (k, v) = kv.map_err(be)?;
+            let d = codec::decode_dup(&v)?;
+            if !sink(Record::Dup(String::from_utf8_lossy(&k).into_owned(), d)) {
+                return Ok(());
+            }
+        }
+        for kv in self.m.rapporti.iter() {
+            let (k, v) = kv.map_err(be)?;
+            let r = codec::decodifica("rapporto", &v)?;
+            if !sink(Record::Rapporto(
+                String::from_utf8_lossy(&k).into_owned(),
+                r,
+            )) {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
     async fn lock_moduli(&self, codici: &[&str]) -> Result<crate::store::ModuliLock> {
         Ok(crate::store::ModuliLock::new(
             self.m.stripes.lock(codici).await,
