@@ -101,6 +101,10 @@ pub struct StoreCfg {
     pub url: Option<String>,
     /// Connections to the database kept open at most, per node.
     pub pool: usize,
+    /// The database server's CA (PEM), for TLS to the database: asked by the url's
+    /// `sslmode=require` (or `verify-ca`, `verify-full`); the server's certificate and name are
+    /// checked against it.
+    pub ca: Option<PathBuf>,
     /// Exchanges (with their raw messages and ids index entries) older than this are purged;
     /// 0 keeps them for ever. Moduli, outbox entries and partners are never purged.
     pub retention_days: u32,
@@ -121,6 +125,7 @@ impl Default for StoreCfg {
             engine: Engine::Sled,
             url: None,
             pool: 16,
+            ca: None,
             retention_days: 30,
             duplicate_window_days: 5,
             purge_every_secs: 3600,
@@ -551,6 +556,20 @@ impl Config {
             if self.store.url().is_none() {
                 return Err(ConfigError::Invalid(
                     "[store] engine = \"postgres\" needs [store] url (or PDD_STORE_URL)".into(),
+                ));
+            }
+            let chiede_tls = self.store.url().is_some_and(|u| {
+                [
+                    "sslmode=require",
+                    "sslmode=verify-ca",
+                    "sslmode=verify-full",
+                ]
+                .iter()
+                .any(|m| u.contains(m))
+            });
+            if chiede_tls && self.store.ca.is_none() {
+                return Err(ConfigError::Invalid(
+                    "[store] url asks for TLS (sslmode): set [store] ca, the database server's CA (PEM)".into(),
                 ));
             }
             if self.cluster.numero.is_none() {

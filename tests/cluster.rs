@@ -451,3 +451,70 @@ fn a_node_history_moves_from_sled_into_the_cluster_database() {
     assert_eq!(v.as_array().map(|a| a.len()), Some(4), "{lista}");
     let _ = nodo.terminate();
 }
+
+#[test]
+#[cfg_attr(
+    pdd_no_postgres,
+    ignore = "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+)]
+fn a_node_reaches_its_database_over_tls_when_asked() {
+    common::require(common::peers::Peer::Postgres);
+    let pki = pdd::kit::Pki::new();
+    let db = pki.make("db", "db.example", true, 30, -1);
+    let pg = Postgres::start(
+        "cluster-tls",
+        PgSettings {
+            durable: false,
+            tls: Some((db.cert.clone(), db.key.clone())),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("a private PostgreSQL with TLS: {e}"));
+    let dir = TempDir::new("cluster-tls");
+    let scrivi = |nome: &str, url: &str, ca: Option<&Path>| {
+        let f = node(dir.path(), url, nome, 1);
+        if let Some(ca) = ca {
+            let t = std::fs::read_to_string(&f).unwrap().replace(
+                "pool = 4\n",
+                &format!("pool = 4\nca = \"{}\"\n", ca.display()),
+            );
+            std::fs::write(&f, t).unwrap();
+        }
+        f
+    };
+    // The server takes TCP over TLS only: a node that does not ask for it cannot start.
+    let in_chiaro = scrivi("plain", &format!("{}?sslmode=disable", pg.url), None);
+    let mut p = PddProcess::spawn_exiting(dir.path(), &in_chiaro);
+    let mut stato = None;
+    common::eventually_blocking("a node without TLS exits", || {
+        stato = p.child.try_wait().unwrap();
+        stato.is_some()
+    });
+    let (_, log) = p.terminate_exited();
+    assert_eq!(stato.and_then(|s| s.code()), Some(3), "{log}");
+    // Asking for TLS without saying which CA to trust is a configuration error.
+    let senza_ca = scrivi("noca", &format!("{}?sslmode=require", pg.url), None);
+    let (code, out, err) = common::pdd_cli(common::On::Config(&senza_ca), &["config", "check"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("set [store] ca"),
+        "{out}{err}"
+    );
+    let mut p = PddProcess::spawn_exiting(dir.path(), &senza_ca);
+    common::eventually_blocking("a node without the database's CA exits", || {
+        p.child.try_wait().unwrap().is_some()
+    });
+    let (_, log) = p.terminate_exited();
+    assert!(log.contains("set [store] ca"), "{log}");
+    // With the CA, over TLS: it serves.
+    let tls = scrivi(
+        "tls",
+        &format!("{}?sslmode=require", pg.url),
+        Some(&pki.ca_path()),
+    );
+    let n = PddProcess::serve_config(&tls);
+    let (s, b) = post(&n.addr, Req::candidatura().xml().as_bytes());
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(text_of(&b, "Tipo_Risposta"), Some("OK"), "{b}");
+    let _ = n.terminate();
+}

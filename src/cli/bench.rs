@@ -195,6 +195,7 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
                 kit::postgres::PgSettings {
                     durable: true,
                     max_connections: 100 + 40 * a.nodes as u32,
+                    tls: None,
                 },
             )
             .map_err(|e| e.to_string())?;

@@ -320,6 +320,7 @@ pub(crate) fn pg_options(config: &Config) -> Result<Option<PgOptions>, String> {
                 .ok_or("[store] engine = \"postgres\" needs [store] url (or PDD_STORE_URL)")?;
             let mut o = PgOptions::new(url);
             o.pool = config.store.pool.max(1);
+            o.ca = config.store.ca.clone();
             Ok(Some(o))
         }
     }

@@ -72,11 +72,14 @@ pub enum PgKitError {
 }
 
 /// Options of the server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PgSettings {
     /// Flush the WAL at commit (a durable server). Off makes tests faster; a benchmark keeps it.
     pub durable: bool,
     pub max_connections: u32,
+    /// TLS with this certificate and key (PEM): the server then accepts TCP connections over
+    /// TLS only (`hostssl` in pg_hba.conf).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for PgSettings {
@@ -84,6 +87,7 @@ impl Default for PgSettings {
         PgSettings {
             durable: true,
             max_connections: 200,
+            tls: None,
         }
     }
 }
@@ -145,6 +149,41 @@ impl Postgres {
                 "--no-instructions",
             ],
         )?;
+        let mut ssl = String::new();
+        if let Some((cert, key)) = &s.tls {
+            let (c, k) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::copy(cert, &c).map_err(io(&c))?;
+            std::fs::copy(key, &k).map_err(io(&k))?;
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io(&k))?;
+            }
+            if as_postgres {
+                for p in [&c, &k] {
+                    let st = Command::new("chown")
+                        .arg("postgres:postgres")
+                        .arg(p)
+                        .status()
+                        .map_err(|e| fallito("chown", e.to_string()))?;
+                    if !st.success() {
+                        return Err(fallito("chown", format!("{} {st}", p.display())));
+                    }
+                }
+            }
+            // TCP over TLS only; the socket for the kit's own psql.
+            let hba = data.join("pg_hba.conf");
+            std::fs::write(
+                &hba,
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n",
+            )
+            .map_err(io(&hba))?;
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            );
+        }
         // A port free when asked can be taken before the server binds it: try a few.
         let mut ultimo = String::new();
         for _ in 0..3 {
@@ -159,7 +198,7 @@ impl Postgres {
                 on(s.durable),
                 on(s.durable),
                 std::env::var("PDD_PG_OPTIONS").unwrap_or_default(),
-            );
+            ) + &ssl;
             let l = log.to_string_lossy().into_owned();
             match run(
                 "pg_ctl",

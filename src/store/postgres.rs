@@ -143,6 +143,10 @@ pub struct PgOptions {
     /// How long an operation waits for a connection (from the pool, or a new one) before it
     /// fails as [`StoreError::Unavailable`]: an outage answers quickly instead of hanging.
     pub wait: Duration,
+    /// The CA of the database server's certificate (PEM), for TLS: the URL's `sslmode`
+    /// (`require`, `verify-full`…) asks for TLS, and then the server's certificate is checked
+    /// against this CA and its name (rustls).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl PgOptions {
@@ -151,8 +155,87 @@ impl PgOptions {
             url: url.into(),
             pool: 16,
             wait: Duration::from_secs(3),
+            ca: None,
         }
     }
+}
+
+type Tls = Option<tokio_postgres_rustls::MakeRustlsConnect>;
+
+/// TLS to the database when the URL's `sslmode` asks for it.
+fn tls(cfg: &tokio_postgres::Config, ca: Option<&Path>) -> Result<Tls> {
+    if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+        return Ok(None);
+    }
+    let Some(ca) = ca else {
+        if cfg.get_ssl_mode() == tokio_postgres::config::SslMode::Prefer {
+            // The driver's default: plain unless asked (`sslmode=require` asks).
+            return Ok(None);
+        }
+        return Err(StoreError::Invalid(
+            "the store url asks for TLS (sslmode): set [store] ca, the database server's CA (PEM)"
+                .into(),
+        ));
+    };
+    let pem = std::fs::read(ca).map_err(|e| StoreError::io(format!("{}", ca.display()), e))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile_certs(&pem) {
+        roots
+            .add(c)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", ca.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "{}: no PEM certificate",
+            ca.display()
+        )));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| StoreError::Invalid(format!("TLS to the database: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Some(tokio_postgres_rustls::MakeRustlsConnect::new(config)))
+}
+
+/// The certificates of a PEM file.
+fn rustls_pemfile_certs(pem: &[u8]) -> Vec<rustls_pki_types::CertificateDer<'static>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(|c| c.ok())
+        .collect()
+}
+
+/// Opens a connection (TLS when `tls`), its driver spawned on the current runtime.
+async fn connetti(
+    cfg: &tokio_postgres::Config,
+    tls: &Tls,
+) -> std::result::Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), tokio_postgres::Error>
+{
+    let guida =
+        |e: tokio_postgres::Error| tracing::warn!("store: a database connection ended: {e}");
+    Ok(match tls {
+        None => {
+            let (client, connection) = cfg.connect(NoTls).await?;
+            let t = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    guida(e);
+                }
+            });
+            (client, t)
+        }
+        Some(t) => {
+            let (client, connection) = cfg.connect(t.clone()).await?;
+            let t = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    guida(e);
+                }
+            });
+            (client, t)
+        }
+    })
 }
 
 /// The PostgreSQL engine.
@@ -165,6 +248,7 @@ pub struct PgStore {
     /// Where the connections live (see [`Connessioni`]); dropped after the pool.
     io: Arc<IoRuntime>,
     cfg: tokio_postgres::Config,
+    tls: Tls,
     /// The connection holding this node's number (its advisory lock lives with it).
     numero: Arc<std::sync::Mutex<Option<tokio_postgres::Client>>>,
     /// A problem /health must report (this node's number taken by another).
@@ -231,20 +315,13 @@ type Aperta<'a> = std::pin::Pin<
 /// Opens connections on the [`IoRuntime`].
 struct Connessioni {
     handle: tokio::runtime::Handle,
+    tls: Tls,
 }
 
 impl Connect for Connessioni {
     fn connect(&self, cfg: &tokio_postgres::Config) -> Aperta<'_> {
-        let cfg = cfg.clone();
-        let apri = async move {
-            let (client, connection) = cfg.connect(NoTls).await?;
-            let guida = tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!("store: a database connection ended: {e}");
-                }
-            });
-            Ok((client, guida))
-        };
+        let (cfg, tls) = (cfg.clone(), self.tls.clone());
+        let apri = async move { connetti(&cfg, &tls).await };
         let aperta = self.handle.spawn(apri);
         Box::pin(async move {
             match aperta.await {
@@ -364,6 +441,7 @@ impl PgStore {
         if cfg.get_application_name().is_none() {
             cfg.application_name("pdd");
         }
+        let tls = tls(&cfg, o.ca.as_deref())?;
         let cfg_durevole = cfg.clone();
         // Commits do not wait for the WAL flush; `flush` and the exchange's own commit do,
         // and the WAL is flushed in order, so they make every earlier commit durable too:
@@ -389,6 +467,7 @@ impl PgStore {
                 cfg.clone(),
                 Connessioni {
                     handle: handle.clone(),
+                    tls: tls.clone(),
                 },
                 ManagerConfig {
                     recycling_method: RecyclingMethod::Fast,
@@ -418,6 +497,7 @@ impl PgStore {
             dove: url_senza_password(&o.url),
             io,
             cfg,
+            tls,
             numero: Default::default(),
             avviso: Default::default(),
             scritte: AtomicU64::new(0),
@@ -491,9 +571,9 @@ impl PgStore {
             .as_ref()
             .map(|rt| rt.handle().clone())
             .ok_or(StoreError::Closed)?;
-        let (cfg, nome_s) = (self.cfg.clone(), nome.to_string());
+        let (cfg, nome_s, tls) = (self.cfg.clone(), nome.to_string(), self.tls.clone());
         let preso = handle
-            .spawn(async move { prendi(&cfg, numero, &nome_s).await })
+            .spawn(async move { prendi(&cfg, &tls, numero, &nome_s).await })
             .await
             .map_err(|_| StoreError::Closed)??;
         let client = preso.map_err(|chi| {
@@ -504,11 +584,12 @@ impl PgStore {
         *self.numero.lock().unwrap_or_else(|e| e.into_inner()) = Some(client);
         // Kept for the node's life: when its connection ends (the database restarted), the
         // number is taken again; if another node took it meanwhile, /health says so.
-        let (cfg, nome, tenuto, avviso) = (
+        let (cfg, nome, tenuto, avviso, tls) = (
             self.cfg.clone(),
             nome.to_string(),
             self.numero.clone(),
             self.avviso.clone(),
+            self.tls.clone(),
         );
         handle.spawn(async move {
             loop {
@@ -521,7 +602,7 @@ impl PgStore {
                 if !chiuso {
                     continue;
                 }
-                let nuovo = match prendi(&cfg, numero, &nome).await {
+                let nuovo = match prendi(&cfg, &tls, numero, &nome).await {
                     Ok(Ok(c)) => {
                         tracing::info!(numero, "node number taken again");
                         Some(Ok(c))
@@ -641,15 +722,11 @@ fn params_exchange(ex: &Exchange) -> Result<Params> {
 /// lock): the connection, or the name of the node holding the number.
 async fn prendi(
     cfg: &tokio_postgres::Config,
+    tls: &Tls,
     numero: u8,
     nome: &str,
 ) -> Result<std::result::Result<tokio_postgres::Client, String>> {
-    let (client, connection) = cfg.connect(NoTls).await.map_err(pe)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!("store: the connection holding this node's number ended: {e}");
-        }
-    });
+    let (client, _) = connetti(cfg, tls).await.map_err(pe)?;
     let chiave = LOCK_NODI + i64::from(numero);
     let preso: bool = col(
         &client
