@@ -1363,7 +1363,8 @@ async fn purge_takes_settled_expired_duplicate_entries_only(s: &dyn Store) {
         ("VECCHIO", true),
         ("SCADUTO", true),
         ("LUNGA", false),
-        ("IN-VOLO", false),
+        // Kept by the purge, but left in flight for days: a new claim takes it over.
+        ("IN-VOLO", true),
         ("RECENTE", false),
         ("ORA-SCADE", false),
     ] {
@@ -1572,6 +1573,32 @@ async fn an_export_hands_out_every_record(s: &dyn Store) {
     assert_eq!(n.into_inner().unwrap(), 1);
 }
 
+async fn a_claim_left_in_flight_is_taken_over_after_a_while(s: &dyn Store) {
+    let t0 = 1_800_000_000_000i64;
+    assert_eq!(s.claim("X", t0, None).await.unwrap(), Claim::New);
+    match s.claim("X", t0 + 60_000, None).await.unwrap() {
+        Claim::Duplicate(d) => assert_eq!(d.seq, 0),
+        c => panic!("{c:?}"),
+    }
+    let dopo = t0 + pdd::store::ABBANDONO_MS + 1;
+    assert_eq!(s.claim("X", dopo, None).await.unwrap(), Claim::New);
+    // Taken over, it is in flight anew (for the new claimant).
+    match s.claim("X", dopo + 1, None).await.unwrap() {
+        Claim::Duplicate(d) => assert_eq!((d.seq, d.first_ms), (0, dopo)),
+        c => panic!("{c:?}"),
+    }
+    // Settled, it is a duplicate for ever after.
+    s.settle("X", 7).await.unwrap();
+    match s
+        .claim("X", dopo + 2 * pdd::store::ABBANDONO_MS, None)
+        .await
+        .unwrap()
+    {
+        Claim::Duplicate(d) => assert_eq!(d.seq, 7),
+        c => panic!("{c:?}"),
+    }
+}
+
 // --- one test per case and engine ---
 
 /// `contract!(case, case [sled: ignore = "…"], …)`: a `#[tokio::test]` per case in `mod sled`
@@ -1687,6 +1714,7 @@ contract!(
     one_of_concurrent_lease_takers_wins,
     commit_exchange_writes_and_settles,
     an_export_hands_out_every_record,
+    a_claim_left_in_flight_is_taken_over_after_a_while,
 );
 
 /// The in-memory engine has no backup, and says so with a typed error.

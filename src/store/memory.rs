@@ -102,7 +102,10 @@ impl Store for MemoryStore {
     async fn claim(&self, id: &str, now_ms: i64, scade_ms: Option<i64>) -> Result<Claim> {
         let mut s = self.stato();
         if let Some(d) = s.dup.get(id) {
-            return Ok(Claim::Duplicate(d.clone()));
+            // Left in flight by a process that died: taken over.
+            if !(d.seq == 0 && d.first_ms < now_ms - super::ABBANDONO_MS) {
+                return Ok(Claim::Duplicate(d.clone()));
+            }
         }
         s.dup.insert(
             id.to_string(),

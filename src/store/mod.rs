@@ -122,6 +122,11 @@ impl LeaseLocali {
     }
 }
 
+/// A claim in flight for longer than this was left by a process that died while processing
+/// (10 minutes: far beyond any request's time limit); [`Store::claim`] takes it over, so that
+/// the sender's resend is processed instead of being told to retry until retention.
+pub const ABBANDONO_MS: i64 = 10 * 60 * 1000;
+
 /// Which Identificatore counter: one per soggetto (CodAmm), porta (CodPdD) and minute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Contatore<'a> {
@@ -167,7 +172,8 @@ pub trait Store: Send + Sync + 'static {
     // --- the duplicate filter ---
 
     /// Claims an incoming Identificatore for processing (atomic: one claimant wins);
-    /// `scade_ms`: when its busta expires (see [`DupEntry::scade_ms`]).
+    /// `scade_ms`: when its busta expires (see [`DupEntry::scade_ms`]). A claim still in
+    /// flight [`ABBANDONO_MS`] after it was made is taken over.
     async fn claim(&self, id: &str, now_ms: i64, scade_ms: Option<i64>) -> Result<Claim>;
     /// Records that the claimed id was processed by exchange `seq`.
     async fn settle(&self, id: &str, seq: u64) -> Result<()>;

@@ -947,7 +947,8 @@ impl Store for PgStore {
         let ins = c
             .prepare_cached(
                 "INSERT INTO pdd_dup (id, seq, first_ms, repeats, scade_ms) VALUES ($1, 0, $2, 0, $3)
-                 ON CONFLICT (id) DO NOTHING",
+                 ON CONFLICT (id) DO UPDATE SET first_ms = EXCLUDED.first_ms, scade_ms = EXCLUDED.scade_ms
+                 WHERE pdd_dup.seq = 0 AND pdd_dup.first_ms < $4",
             )
             .await
             .map_err(pe)?;
@@ -957,9 +958,15 @@ impl Store for PgStore {
             .map_err(pe)?;
         // An entry released between the insert and the select: claim again.
         for _ in 0..3 {
-            if c.execute(&ins, &[&id, &now_ms, &scade_ms])
-                .await
-                .map_err(pe)?
+            // A claim still in flight after [`super::ABBANDONO_MS`] belonged to a node that died
+            // while processing (no request lasts that long): taken over, so that the sender's
+            // resend is processed instead of being told "retry" until retention.
+            if c.execute(
+                &ins,
+                &[&id, &now_ms, &scade_ms, &(now_ms - super::ABBANDONO_MS)],
+            )
+            .await
+            .map_err(pe)?
                 == 1
             {
                 self.scritte.fetch_add(1, Ordering::AcqRel);

@@ -471,21 +471,36 @@ impl Engine {
             repeats: 0,
             scade_ms,
         };
-        match self
-            .dup
-            .compare_and_swap(
-                id.as_bytes(),
-                None as Option<&[u8]>,
-                Some(codec::encode_dup(&fresh)),
-            )
-            .map_err(be)?
-        {
-            Ok(()) => Ok(Claim::New),
-            Err(cas) => match cas.current {
-                Some(v) => Ok(Claim::Duplicate(codec::decode_dup(&v)?)),
-                None => Ok(Claim::New),
-            },
+        let mut atteso: Option<sled::IVec> = None;
+        // A few tries: each lost race re-reads what won it.
+        for _ in 0..8 {
+            match self
+                .dup
+                .compare_and_swap(
+                    id.as_bytes(),
+                    atteso.as_ref(),
+                    Some(codec::encode_dup(&fresh)),
+                )
+                .map_err(be)?
+            {
+                Ok(()) => return Ok(Claim::New),
+                Err(cas) => match cas.current {
+                    Some(v) => {
+                        let d = codec::decode_dup(&v)?;
+                        // Left in flight by a process that died: taken over.
+                        if d.seq == 0 && d.first_ms < now_ms - crate::store::ABBANDONO_MS {
+                            atteso = Some(v);
+                            continue;
+                        }
+                        return Ok(Claim::Duplicate(d));
+                    }
+                    None => atteso = None,
+                },
+            }
         }
+        Err(StoreError::Conflict(format!(
+            "the claim of {id} kept racing with other claims"
+        )))
     }
 
     fn settle(&self, id: &str, seq: u64) -> Result<()> {

@@ -908,7 +908,8 @@ mod tests {
         for (id, atteso) in [
             ("E2", false),
             ("LUNGA", false),
-            ("INFLIGHT", false),
+            // Not purged, but left in flight for days: a new claim takes it over.
+            ("INFLIGHT", true),
             ("E0", true),
         ] {
             assert_eq!(
