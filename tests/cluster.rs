@@ -115,14 +115,9 @@ fn two_nodes_share_one_duplicate_filter_and_number_their_identificatori() {
 
     // A third node with a number already held is refused at start.
     let terzo = node(dir.path(), &url, "ncn-3", 1);
-    let mut p = common::PddProcess::spawn_exiting(dir.path(), &terzo);
-    let mut stato = None;
-    common::eventually_blocking("a node with a held number exits", || {
-        stato = p.child.try_wait().unwrap();
-        stato.is_some()
-    });
-    let (_, err) = p.terminate_exited();
-    assert_eq!(stato.and_then(|s| s.code()), Some(3), "{err}");
+    let (code, err) =
+        PddProcess::spawn_exiting(dir.path(), &terzo).wait_exit("a node with a held number exits");
+    assert_eq!(code, Some(3), "{err}");
     assert!(
         err.contains("node number 1 is held by a live node (ncn-1)"),
         "{err}"
@@ -235,14 +230,9 @@ fn a_database_outage_is_a_503_fault_and_service_resumes_by_itself() {
     });
     let altro = node(dir.path(), &url, "ncn-9", 1);
     // Were the number free, this node would serve (and be killed when dropped): never a hang.
-    let mut p = common::PddProcess::spawn_exiting(dir.path(), &altro);
-    let mut stato = None;
-    common::eventually_blocking("a second node with number 1 exits", || {
-        stato = p.child.try_wait().unwrap();
-        stato.is_some()
-    });
-    let (_, log) = p.terminate_exited();
-    assert_eq!(stato.and_then(|s| s.code()), Some(3), "{log}");
+    let (code, log) = PddProcess::spawn_exiting(dir.path(), &altro)
+        .wait_exit("a second node with number 1 exits");
+    assert_eq!(code, Some(3), "{log}");
     assert!(log.contains("held by a live node (ncn-1)"), "{log}");
     let (st, _) = uno.terminate();
     assert!(st.success());
@@ -484,14 +474,9 @@ fn a_node_reaches_its_database_over_tls_when_asked() {
     };
     // The server takes TCP over TLS only: a node that does not ask for it cannot start.
     let in_chiaro = scrivi("plain", &format!("{}?sslmode=disable", pg.url), None);
-    let mut p = PddProcess::spawn_exiting(dir.path(), &in_chiaro);
-    let mut stato = None;
-    common::eventually_blocking("a node without TLS exits", || {
-        stato = p.child.try_wait().unwrap();
-        stato.is_some()
-    });
-    let (_, log) = p.terminate_exited();
-    assert_eq!(stato.and_then(|s| s.code()), Some(3), "{log}");
+    let (code, log) =
+        PddProcess::spawn_exiting(dir.path(), &in_chiaro).wait_exit("a node without TLS exits");
+    assert_eq!(code, Some(3), "{log}");
     // Asking for TLS without saying which CA to trust is a configuration error.
     let senza_ca = scrivi("noca", &format!("{}?sslmode=require", pg.url), None);
     let (code, out, err) = common::pdd_cli(common::On::Config(&senza_ca), &["config", "check"]);
@@ -500,11 +485,8 @@ fn a_node_reaches_its_database_over_tls_when_asked() {
         format!("{out}{err}").contains("set [store] ca"),
         "{out}{err}"
     );
-    let mut p = PddProcess::spawn_exiting(dir.path(), &senza_ca);
-    common::eventually_blocking("a node without the database's CA exits", || {
-        p.child.try_wait().unwrap().is_some()
-    });
-    let (_, log) = p.terminate_exited();
+    let (_, log) = PddProcess::spawn_exiting(dir.path(), &senza_ca)
+        .wait_exit("a node without the database's CA exits");
     assert!(log.contains("set [store] ca"), "{log}");
     // With the CA, over TLS: it serves.
     let tls = scrivi(

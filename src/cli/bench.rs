@@ -243,12 +243,16 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
         )?);
         listens.push(listen);
     }
-    let idle_rss = servers
-        .iter()
-        .map(|s| s.rss_kb("VmRSS").unwrap_or(0))
-        .max()
-        .unwrap_or(0) as f64
-        / 1024.0;
+    // The largest of the nodes, in MB.
+    let rss_mb = |campo: &str| {
+        servers
+            .iter()
+            .map(|s| s.rss_kb(campo).unwrap_or(0))
+            .max()
+            .unwrap_or(0) as f64
+            / 1024.0
+    };
+    let idle_rss = rss_mb("VmRSS");
 
     passo(
         a.json,
@@ -258,12 +262,7 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
         ),
     );
     let carico = carica(&pki, &listens, richieste, a)?;
-    let peak_rss = servers
-        .iter()
-        .map(|s| s.rss_kb("VmHWM").unwrap_or(0))
-        .max()
-        .unwrap_or(0) as f64
-        / 1024.0;
+    let peak_rss = rss_mb("VmHWM");
     for s in servers {
         s.stop()?;
     }

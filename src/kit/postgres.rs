@@ -106,14 +106,7 @@ impl Postgres {
         if as_postgres {
             // The server's user must own its folders and its log.
             for p in [dir.path(), &sock, &log] {
-                let st = Command::new("chown")
-                    .arg("postgres:postgres")
-                    .arg(p)
-                    .status()
-                    .map_err(|e| fallito("chown", e.to_string()))?;
-                if !st.success() {
-                    return Err(fallito("chown", format!("{} {st}", p.display())));
-                }
+                al_server(p)?;
             }
         }
         let run = |prog: &str, args: &[&str]| -> Result<(), PgKitError> {
@@ -161,14 +154,7 @@ impl Postgres {
             }
             if as_postgres {
                 for p in [&c, &k] {
-                    let st = Command::new("chown")
-                        .arg("postgres:postgres")
-                        .arg(p)
-                        .status()
-                        .map_err(|e| fallito("chown", e.to_string()))?;
-                    if !st.success() {
-                        return Err(fallito("chown", format!("{} {st}", p.display())));
-                    }
+                    al_server(p)?;
                 }
             }
             // TCP over TLS only; the socket for the kit's own psql.
@@ -331,6 +317,19 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         let _ = self.pg_ctl(&["stop", "-m", "immediate"]);
     }
+}
+
+/// Gives a file to the server's user (as root, the server runs as `postgres`).
+fn al_server(p: &Path) -> Result<(), PgKitError> {
+    let st = Command::new("chown")
+        .arg("postgres:postgres")
+        .arg(p)
+        .status()
+        .map_err(|e| fallito("chown", e.to_string()))?;
+    if !st.success() {
+        return Err(fallito("chown", format!("{} {st}", p.display())));
+    }
+    Ok(())
 }
 
 fn comando(bin: &Path, as_postgres: bool, prog: &str) -> Command {

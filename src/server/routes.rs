@@ -263,7 +263,7 @@ pub(super) async fn handle(
             });
             // A node of a cluster says which it is (a load balancer's log, an operator).
             let nodo = match gw.config.store.engine {
-                crate::config::Engine::Postgres => format!("node: {}\n", gw.config.nome_nodo()),
+                crate::config::Engine::Postgres => format!("node: {}\n", gw.nodo),
                 crate::config::Engine::Sled => String::new(),
             };
             match check {

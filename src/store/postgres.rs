@@ -510,6 +510,20 @@ impl PgStore {
         self.pool.get().await.map_err(pool_err)
     }
 
+    /// One write statement, committed without waiting (durable at the next flush); the rows
+    /// it touched.
+    async fn scrivi(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<u64> {
+        let c = self.client().await?;
+        let st = c.prepare_cached(sql).await.map_err(pe)?;
+        let n = c.execute(&st, params).await.map_err(pe)?;
+        self.scritte.fetch_add(1, Ordering::AcqRel);
+        Ok(n)
+    }
+
     /// Applies the migrations not yet applied, under an advisory lock; returns those applied.
     pub async fn migrate(&self) -> Result<Vec<u32>> {
         let mut c = self.client().await?;
@@ -831,20 +845,21 @@ async fn preparata(c: &deadpool_postgres::Object, w: Write) -> Result<(Statement
     })
 }
 
+/// Borrowed views of owned parameters, as the driver takes them.
+fn riferimenti(p: &Params) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    p.iter()
+        .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
+        .collect()
+}
+
 /// Sends a transaction (BEGIN, the statements, COMMIT) in one round trip: tokio-postgres
 /// pipelines requests sent before their answers are read, and sends them in the order they
 /// are first polled, which [`in_ordine`] keeps. A failed statement aborts the transaction (the
 /// later ones fail, COMMIT rolls back): the first error is returned, nothing was written.
 async fn transazione(c: &deadpool_postgres::Object, items: &[(Statement, Params)]) -> Result<()> {
     let begin = "BEGIN";
-    let refs: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> = items
-        .iter()
-        .map(|(_, p)| {
-            p.iter()
-                .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect()
-        })
-        .collect();
+    let refs: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> =
+        items.iter().map(|(_, p)| riferimenti(p)).collect();
     let mut passi: Vec<Passo<'_>> = Vec::with_capacity(items.len() + 2);
     passi.push(Box::pin(
         async move { c.batch_execute(begin).await.map(|_| 0) },
@@ -987,32 +1002,22 @@ impl Store for PgStore {
     }
 
     async fn settle(&self, id: &str, seq: u64) -> Result<()> {
-        let c = self.client().await?;
-        let st = c.prepare_cached(SQL_SETTLE).await.map_err(pe)?;
-        c.execute(&st, &[&id, &seq_i(seq)?]).await.map_err(pe)?;
-        self.scritte.fetch_add(1, Ordering::AcqRel);
+        self.scrivi(SQL_SETTLE, &[&id, &seq_i(seq)?]).await?;
         Ok(())
     }
 
     async fn release(&self, id: &str) -> Result<()> {
-        let c = self.client().await?;
-        let st = c
-            .prepare_cached("DELETE FROM pdd_dup WHERE id = $1")
-            .await
-            .map_err(pe)?;
-        c.execute(&st, &[&id]).await.map_err(pe)?;
-        self.scritte.fetch_add(1, Ordering::AcqRel);
+        self.scrivi("DELETE FROM pdd_dup WHERE id = $1", &[&id])
+            .await?;
         Ok(())
     }
 
     async fn count_repeat(&self, id: &str) -> Result<()> {
-        let c = self.client().await?;
-        let st = c
-            .prepare_cached("UPDATE pdd_dup SET repeats = repeats + 1 WHERE id = $1")
-            .await
-            .map_err(pe)?;
-        c.execute(&st, &[&id]).await.map_err(pe)?;
-        self.scritte.fetch_add(1, Ordering::AcqRel);
+        self.scrivi(
+            "UPDATE pdd_dup SET repeats = repeats + 1 WHERE id = $1",
+            &[&id],
+        )
+        .await?;
         Ok(())
     }
 
@@ -1027,15 +1032,8 @@ impl Store for PgStore {
     }
 
     async fn put_exchange(&self, ex: &Exchange) -> Result<()> {
-        let c = self.client().await?;
-        let st = c.prepare_cached(SQL_PUT_EXCHANGE).await.map_err(pe)?;
         let p = params_exchange(ex)?;
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = p
-            .iter()
-            .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
-        c.execute(&st, &refs).await.map_err(pe)?;
-        self.scritte.fetch_add(1, Ordering::AcqRel);
+        self.scrivi(SQL_PUT_EXCHANGE, &riferimenti(&p)).await?;
         Ok(())
     }
 
@@ -1247,30 +1245,24 @@ impl Store for PgStore {
     }
 
     async fn put_partner(&self, s: &Soggetto) -> Result<()> {
-        let c = self.client().await?;
-        let st = c
-            .prepare_cached(
-                "INSERT INTO pdd_partners (tipo, nome, doc) VALUES ($1, $2, $3)
-                 ON CONFLICT (tipo, nome) DO UPDATE SET doc = EXCLUDED.doc",
-            )
-            .await
-            .map_err(pe)?;
-        c.execute(&st, &[&s.tipo, &s.nome, &json(s)])
-            .await
-            .map_err(pe)?;
-        self.scritte.fetch_add(1, Ordering::AcqRel);
+        self.scrivi(
+            "INSERT INTO pdd_partners (tipo, nome, doc) VALUES ($1, $2, $3)
+             ON CONFLICT (tipo, nome) DO UPDATE SET doc = EXCLUDED.doc",
+            &[&s.tipo, &s.nome, &json(s)],
+        )
+        .await?;
         // The command that adds a partner returns when it is durable.
         self.flush().await
     }
 
     async fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool> {
-        let c = self.client().await?;
-        let st = c
-            .prepare_cached("DELETE FROM pdd_partners WHERE tipo = $1 AND nome = $2")
-            .await
-            .map_err(pe)?;
-        let tolto = c.execute(&st, &[&tipo, &nome]).await.map_err(pe)? > 0;
-        self.scritte.fetch_add(1, Ordering::AcqRel);
+        let tolto = self
+            .scrivi(
+                "DELETE FROM pdd_partners WHERE tipo = $1 AND nome = $2",
+                &[&tipo, &nome],
+            )
+            .await?
+            > 0;
         self.flush().await?;
         Ok(tolto)
     }
@@ -1461,12 +1453,11 @@ impl Store for PgStore {
     }
 
     async fn release_lease(&self, nome: &str, holder: &str) -> Result<()> {
-        let c = self.client().await?;
-        let st = c
-            .prepare_cached("DELETE FROM pdd_leases WHERE nome = $1 AND holder = $2")
-            .await
-            .map_err(pe)?;
-        c.execute(&st, &[&nome, &holder]).await.map_err(pe)?;
+        self.scrivi(
+            "DELETE FROM pdd_leases WHERE nome = $1 AND holder = $2",
+            &[&nome, &holder],
+        )
+        .await?;
         Ok(())
     }
 
@@ -1482,10 +1473,7 @@ impl Store for PgStore {
         // Committed without waiting for the disk: durable at the next flush (the contract).
         // One write is a transaction of its own.
         if let [(st, p)] = items.as_slice() {
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = p
-                .iter()
-                .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-                .collect();
+            let refs = riferimenti(p);
             c.execute(st, &refs).await.map_err(pe)?;
         } else {
             transazione(&c, &items).await?;
@@ -1519,10 +1507,7 @@ impl Store for PgStore {
         let st = c.prepare_cached(SQL_COMMIT_EXCHANGE).await.map_err(pe)?;
         let mut p = params_exchange(ex)?;
         p.push(Box::new(settle.map(str::to_string)));
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = p
-            .iter()
-            .map(|b| b.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
-            .collect();
+        let refs = riferimenti(&p);
         // The record, its ids, its claim settled, in one statement whose commit waits for the
         // disk, and so makes every earlier write durable too.
         c.execute(&st, &refs).await.map_err(pe)?;

@@ -571,29 +571,7 @@ impl PddProcess {
 
     /// The same, in working directory `dir` (relative paths of a config resolve there).
     pub fn spawn_in(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> PddProcess {
-        use std::io::BufRead;
-        let mut child = pdd_bin()
-            .current_dir(dir)
-            .args(args)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("pdd runs");
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        let mut p = PddProcess {
-            child,
-            addr: String::new(),
-            log: Vec::new(),
-            rx,
-        };
+        let mut p = Self::avvia(dir, args);
         let line = p.wait_for("pdd listening on ");
         let rest = &line[line.find("pdd listening on ").unwrap() + "pdd listening on ".len()..];
         let url = rest.split_whitespace().next().unwrap();
@@ -601,13 +579,12 @@ impl PddProcess {
         p
     }
 
-    /// `pdd serve --config FILE` in `dir`, without waiting for it to listen (for one expected
-    /// to exit); its log is collected as for [`PddProcess::spawn`], and it is killed on drop.
-    pub fn spawn_exiting(dir: &std::path::Path, file: &std::path::Path) -> PddProcess {
+    /// `pdd <args>` in `dir`, its log collected line by line; nothing waited for.
+    fn avvia(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> PddProcess {
         use std::io::BufRead;
         let mut child = pdd_bin()
             .current_dir(dir)
-            .args(["serve".as_ref(), "--config".as_ref(), file.as_os_str()])
+            .args(args)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("pdd runs");
@@ -629,13 +606,27 @@ impl PddProcess {
         }
     }
 
-    /// The whole log of a process that has exited (its status from `child.try_wait`).
-    pub fn terminate_exited(mut self) -> (Option<std::process::ExitStatus>, String) {
-        let status = self.child.try_wait().ok().flatten();
+    /// `pdd serve --config FILE` in `dir`, without waiting for it to listen (for one expected
+    /// to exit); its log is collected as for [`PddProcess::spawn`], and it is killed on drop.
+    pub fn spawn_exiting(dir: &std::path::Path, file: &std::path::Path) -> PddProcess {
+        Self::avvia(
+            dir,
+            &["serve".as_ref(), "--config".as_ref(), file.as_os_str()],
+        )
+    }
+
+    /// Waits (as [`eventually_blocking`]) until the process exits: its exit code and its
+    /// whole log. One that keeps running fails the test (and is killed when dropped).
+    pub fn wait_exit(mut self, what: &str) -> (Option<i32>, String) {
+        let mut stato = None;
+        eventually_blocking(what, || {
+            stato = self.child.try_wait().unwrap();
+            stato.is_some()
+        });
         while let Ok(l) = self.rx.recv_timeout(std::time::Duration::from_millis(200)) {
             self.log.push(l);
         }
-        (status, self.log.join("\n"))
+        (stato.and_then(|s| s.code()), self.log.join("\n"))
     }
 
     /// The first (further) log line containing `needle`; panics after 20 s.
