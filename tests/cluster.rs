@@ -356,6 +356,31 @@ fn three_nodes_one_killed_mid_run_lose_nothing_and_the_survivors_drain_its_outbo
                 == Some(true)
     });
 
+    // The publication API reads the database: a page read from one node continues on the
+    // other (keyset paging), and together the pages are every CV, once each.
+    let mut pubblicati = std::collections::BTreeSet::new();
+    let mut dopo: Option<String> = None;
+    for k in 0.. {
+        let q = match &dopo {
+            Some(c) => format!("/api/candidature?per_pagina=7&dopo={c}"),
+            None => "/api/candidature?per_pagina=7".to_string(),
+        };
+        let a: std::net::SocketAddr = addrs[1 + k % 2].parse().unwrap();
+        let (s, b) = http(a, "GET", &q, &[], b"").unwrap();
+        assert_eq!(s, 200, "{b}");
+        let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+        assert_eq!(v["totale"], 30, "{b}");
+        for r in v["risultati"].as_array().unwrap() {
+            let codice = r["codice"].as_str().unwrap().to_string();
+            assert!(pubblicati.insert(codice), "a CV on two pages: {b}");
+        }
+        match v["successiva"].as_str() {
+            Some(c) => dopo = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pubblicati, codici.iter().cloned().collect());
+
     // Every acknowledged exchange is stored exactly once, whichever node took it.
     let (code, out, e) = common::pdd_cli(
         common::On::Config(&ncn2),

@@ -16,8 +16,8 @@ use pdd::modulo::Tipo;
 use pdd::registry::Soggetto;
 use pdd::store::care::PurgeLimits;
 use pdd::store::{
-    Claim, Contatore, Contatto, Direction, Exchange, Forward, ForwardState, Outcome, StatoModulo,
-    Store, StoreError, StoredModulo, User, Write,
+    Claim, Contatore, Contatto, Criteri, Direction, Exchange, Forward, ForwardState, Outcome,
+    Pagina, StatoModulo, Store, StoreError, StoredModulo, User, Write,
 };
 
 // --- fixtures ---
@@ -1601,6 +1601,152 @@ async fn a_claim_left_in_flight_is_taken_over_after_a_while(s: &dyn Store) {
 
 // --- one test per case and engine ---
 
+/// A Candidatura published with these search fields, last updated at `aggiornata`.
+fn pubblicato(
+    code: &str,
+    professione: &str,
+    dove: Option<(&str, &str, &str)>,
+    testo: &str,
+    aggiornata: &str,
+) -> StoredModulo {
+    let mut m = modulo(Tipo::Candidatura, code, StatoModulo::Attivo);
+    m.updated_at = t(aggiornata);
+    let s = m.scheda.as_mut().unwrap();
+    s.professioni = vec![professione.to_string()];
+    (s.comune, s.provincia, s.regione) = match dove {
+        Some((c, p, r)) => (Some(c.into()), Some(p.into()), Some(r.into())),
+        None => (None, None, None),
+    };
+    s.testo = testo.into();
+    m
+}
+
+/// The search of the read API: every filter, the order (newest update first, then code),
+/// pages by number and by cursor, the same on every engine.
+async fn published_moduli_are_searched_ordered_and_paged(s: &dyn Store) {
+    let mut chiuso = pubblicato("E", "2.1.1", None, "cuoco", "2026-11-30T10:00:00+01:00");
+    chiuso.stato = StatoModulo::Chiuso;
+    let mut senza = pubblicato("F", "2.1.1", None, "cuoco", "2026-11-30T10:00:00+01:00");
+    senza.scheda = None;
+    let mut vacancy = pubblicato("V", "2.1.1", None, "cuoco", "2026-11-30T10:00:00+01:00");
+    vacancy.kind = Tipo::Vacancy;
+    s.apply(vec![
+        Write::Modulo(pubblicato(
+            "A",
+            "2.1.1.4.1",
+            Some(("A944", "BO", "08")),
+            "cuoco esperto java",
+            "2026-11-27T10:00:00+01:00",
+        )),
+        Write::Modulo(pubblicato(
+            "B",
+            "2.10.1",
+            Some(("H501", "RM", "12")),
+            "programmatore java",
+            "2026-11-26T23:30:00+01:00",
+        )),
+        Write::Modulo(pubblicato(
+            "C",
+            "2.1",
+            Some(("F205", "MI", "03")),
+            "cameriere",
+            "2026-11-27T10:00:00+01:00",
+        )),
+        // The 28th where it was updated, the 27th in UTC.
+        Write::Modulo(pubblicato(
+            "D",
+            "5.2.2",
+            None,
+            "cuoco",
+            "2026-11-28T00:30:00+02:00",
+        )),
+        Write::Modulo(chiuso),
+        Write::Modulo(senza),
+        Write::Modulo(vacancy),
+    ])
+    .await
+    .unwrap();
+    let cerca = |c: Criteri, pagina: Pagina, misura: usize| async move {
+        let r = s
+            .pubblicati(Tipo::Candidatura, &c, &pagina, misura)
+            .await
+            .unwrap();
+        let codici: Vec<String> = r.pagina.iter().map(|m| m.code.clone()).collect();
+        (r.totale, codici, r.successivo)
+    };
+    let tutte = |c: Criteri| async move {
+        let (n, v, _) = cerca(c, Pagina::Numero(1), 100).await;
+        assert_eq!(n, v.len());
+        v
+    };
+    let c = |f: fn(&mut Criteri)| {
+        let mut c = Criteri::default();
+        f(&mut c);
+        c
+    };
+    assert_eq!(tutte(Criteri::default()).await, ["D", "A", "C", "B"]);
+    assert_eq!(
+        tutte(c(|c| c.professione = Some("2.1".into()))).await,
+        ["A", "C"],
+        "a prefix by whole segments: 2.1 is not a prefix of 2.10.1"
+    );
+    assert_eq!(tutte(c(|c| c.comune = Some("A944".into()))).await, ["A"]);
+    assert_eq!(tutte(c(|c| c.provincia = Some("RM".into()))).await, ["B"]);
+    assert_eq!(tutte(c(|c| c.regione = Some("08".into()))).await, ["A"]);
+    assert_eq!(
+        tutte(c(|c| c.regione = Some("lombardia".into()))).await,
+        ["C"],
+        "by name: the region of the comune"
+    );
+    assert_eq!(
+        tutte(c(|c| {
+            c.dal = NaiveDate::from_ymd_opt(2026, 11, 27);
+            c.al = NaiveDate::from_ymd_opt(2026, 11, 27);
+        }))
+        .await,
+        ["A", "C"],
+        "the day of the update where it was made"
+    );
+    assert_eq!(tutte(c(|c| c.q = Some("JAVA  cuoco".into()))).await, ["A"]);
+    assert!(tutte(c(|c| c.q = Some("100%_".into()))).await.is_empty());
+    // Pages by number and by cursor.
+    let (n, p1, dopo) = cerca(Criteri::default(), Pagina::Numero(1), 3).await;
+    assert_eq!((n, p1), (4, vec!["D".into(), "A".into(), "C".into()]));
+    let dopo = dopo.expect("more follow");
+    assert_eq!(dopo.codice, "C");
+    assert_eq!(
+        cerca(Criteri::default(), Pagina::Dopo(dopo), 3).await,
+        (4, vec!["B".into()], None)
+    );
+    assert_eq!(
+        cerca(Criteri::default(), Pagina::Numero(2), 3).await,
+        (4, vec!["B".into()], None)
+    );
+    assert_eq!(
+        cerca(Criteri::default(), Pagina::Numero(3), 3).await,
+        (4, vec![], None)
+    );
+    let (_, p1, dopo) = cerca(Criteri::default(), Pagina::Numero(1), 2).await;
+    let (_, p2, fine) = cerca(Criteri::default(), Pagina::Dopo(dopo.unwrap()), 2).await;
+    assert_eq!(
+        (p1, p2, fine),
+        (
+            vec!["D".into(), "A".into()],
+            vec!["C".into(), "B".into()],
+            None
+        )
+    );
+    // A modulo closed since is no longer found; one updated moves to the front.
+    let mut a = s.modulo(Tipo::Candidatura, "A").await.unwrap().unwrap();
+    a.stato = StatoModulo::Chiuso;
+    let mut b = s.modulo(Tipo::Candidatura, "B").await.unwrap().unwrap();
+    b.updated_at = t("2026-12-01T08:00:00+01:00");
+    s.apply(vec![Write::Modulo(a), Write::Modulo(b)])
+        .await
+        .unwrap();
+    assert_eq!(tutte(Criteri::default()).await, ["B", "D", "C"]);
+}
+
 /// `contract!(case, case [sled: ignore = "…"], …)`: a `#[tokio::test]` per case in `mod sled`
 /// and `mod memory`; attributes in `[sled: …]` go on the sled test only.
 macro_rules! contract {
@@ -1715,7 +1861,107 @@ contract!(
     commit_exchange_writes_and_settles,
     an_export_hands_out_every_record,
     a_claim_left_in_flight_is_taken_over_after_a_while,
+    published_moduli_are_searched_ordered_and_paged,
 );
+
+/// A database of schema 2 (before the search columns) answers searches alike once migrated:
+/// the columns are filled from the summaries it stored.
+#[cfg_attr(
+    pdd_no_postgres,
+    ignore = "PostgreSQL's server programs are not installed (Debian postgresql; or PDD_PG_BIN)"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_search_columns_are_filled_when_migrating() {
+    let s = pg_store("migrazione_3").await;
+    let mut chiuso = pubblicato("X", "2.1", None, "cuoco", "2026-11-29T10:00:00+01:00");
+    chiuso.stato = StatoModulo::Chiuso;
+    s.apply(vec![
+        Write::Modulo(pubblicato(
+            "A",
+            "2.1.1",
+            Some(("A944", "BO", "08")),
+            "cuoco java",
+            "2026-11-27T10:00:00+01:00",
+        )),
+        Write::Modulo(pubblicato(
+            "D",
+            "2.1",
+            None,
+            "cuoco",
+            "2026-11-28T00:30:00.250+02:00",
+        )),
+        Write::Modulo(chiuso),
+    ])
+    .await
+    .unwrap();
+    drop(s);
+    // Back to schema 2, as a database written by an earlier pdd.
+    tokio::task::spawn_blocking(|| {
+        pg_server().psql(
+            "SET search_path TO migrazione_3;
+             ALTER TABLE pdd_moduli DROP COLUMN attivo, DROP COLUMN agg_ms, DROP COLUMN giorno,
+                 DROP COLUMN professioni, DROP COLUMN comune, DROP COLUMN provincia,
+                 DROP COLUMN regione, DROP COLUMN testo;
+             DELETE FROM pdd_schema WHERE versione >= 3;",
+        )
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let s = pg_store("migrazione_3").await;
+    let cerca = |c: Criteri| {
+        let s = &s;
+        async move {
+            let r = s
+                .pubblicati(Tipo::Candidatura, &c, &Pagina::Numero(1), 10)
+                .await
+                .unwrap();
+            r.pagina.into_iter().map(|m| m.code).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(cerca(Criteri::default()).await, ["D", "A"]);
+    let mut c = Criteri {
+        regione: Some("emilia-romagna".into()),
+        ..Criteri::default()
+    };
+    assert_eq!(cerca(c.clone()).await, ["A"]);
+    c.regione = None;
+    c.dal = NaiveDate::from_ymd_opt(2026, 11, 28);
+    assert_eq!(
+        cerca(c.clone()).await,
+        ["D"],
+        "the local day, from the stored time"
+    );
+    c.dal = None;
+    c.q = Some("java".into());
+    c.professione = Some("2.1".into());
+    assert_eq!(cerca(c).await, ["A"]);
+    // The cursor of the first page is the stored time, to the millisecond.
+    let r = s
+        .pubblicati(
+            Tipo::Candidatura,
+            &Criteri::default(),
+            &Pagina::Numero(1),
+            1,
+        )
+        .await
+        .unwrap();
+    let dopo = r.successivo.unwrap();
+    assert_eq!(
+        dopo.aggiornata_ms,
+        t("2026-11-28T00:30:00.250+02:00").timestamp_millis()
+    );
+    let r = s
+        .pubblicati(
+            Tipo::Candidatura,
+            &Criteri::default(),
+            &Pagina::Dopo(dopo),
+            1,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.pagina[0].code, "A");
+}
 
 /// The in-memory engine has no backup, and says so with a typed error.
 #[tokio::test]

@@ -443,8 +443,14 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         config.listen = l;
     }
     // Exit codes an orchestrator can act on: 2 configuration, 3 store, 4 address in use.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let store: Arc<dyn Store> = match pg_options(&config)? {
-        Some(o) => {
+        Some(mut o) => {
+            // The server's runtime lives as long as the store: it drives the connections.
+            o.runtime = Some(rt.handle().clone());
             // A database several nodes share: this node's number must be its own.
             let numero = config
                 .cluster
@@ -492,10 +498,6 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
     let registry = config
         .build_registry_with(&partners)
         .map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
     let esito = rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,

@@ -8,17 +8,7 @@ use super::Shared;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::Tipo;
 use crate::rete::scheda::{self, Filtro, Voce};
-use crate::store::{Contatto, Forward, Sommario, StatoModulo, Store, StoreError, User, Write};
-
-/// A summary as a [`Voce`] of the read API, if it is published here.
-fn voce(l: &Sommario) -> Option<Voce<'_>> {
-    Some(Voce {
-        scheda: l.scheda.as_ref()?,
-        inserita: l.inserita,
-        aggiornata: l.aggiornata,
-        scadenza: l.scadenza,
-    })
-}
+use crate::store::{Contatto, Forward, Store, StoreError, User, Write};
 
 /// SHA-256 of a token, hex.
 pub fn impronta(token: &str) -> String {
@@ -74,25 +64,13 @@ impl ReadApi {
         registrato: bool,
     ) -> Result<serde_json::Value, ApiError> {
         let f = Filtro::da_query(query)?;
-        // Filter on the summaries (no document read), then read the page's moduli whole.
-        let ammessi = self
+        let scelta = self
             .s
             .store
-            .sommari(t, &|l: &Sommario| {
-                l.stato == StatoModulo::Attivo && voce(l).is_some_and(|v| scheda::ammessa(&v, &f))
-            })
+            .pubblicati(t, &f.criteri, &f.pagina(), f.misura())
             .await?;
-        let (totale, scelti) = scheda::seleziona(ammessi.iter().filter_map(|l| voce(l)), &f);
-        let mut pagina = Vec::with_capacity(scelti.len());
-        for v in &scelti {
-            if let Some(m) = self.s.store.modulo(t, &v.scheda.codice).await? {
-                // Closed or expired since the index was read: not published any more.
-                if m.stato == StatoModulo::Attivo {
-                    pagina.push(m);
-                }
-            }
-        }
-        let voci: Vec<Voce<'_>> = pagina
+        let voci: Vec<Voce<'_>> = scelta
+            .pagina
             .iter()
             .filter_map(|m| {
                 Some(Voce {
@@ -103,7 +81,13 @@ impl ReadApi {
                 })
             })
             .collect();
-        Ok(scheda::pagina(&voci, totale, &f, registrato))
+        Ok(scheda::pagina(
+            &voci,
+            scelta.totale,
+            scelta.successivo.as_ref(),
+            &f,
+            registrato,
+        ))
     }
 
     /// Whether a bearer token belongs to a registered user.

@@ -11,6 +11,7 @@ pub mod cf;
 pub mod model;
 pub mod rapporto;
 mod regole;
+pub mod ricerca;
 pub mod scheda;
 pub mod stato;
 pub mod tabelle;

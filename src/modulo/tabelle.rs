@@ -169,6 +169,11 @@ impl Tabelle {
         self.valori.contains(&(table.to_string(), code.to_string()))
     }
 
+    /// The current comuni by Belfiore code, in no order.
+    pub fn comuni(&self) -> impl Iterator<Item = (&str, &Comune)> {
+        self.comuni.iter().map(|(k, c)| (k.as_str(), c))
+    }
+
     pub fn numero_comuni(&self) -> usize {
         self.comuni.len()
     }

@@ -6,8 +6,8 @@
 use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde_json::{Map, Value};
 
+use crate::modulo::ricerca::{scegli, Criteri, Cursore, Pagina, Scelta};
 use crate::modulo::scheda::Scheda;
-use crate::modulo::tabelle::tabelle;
 
 /// A query the read API refuses: the message names the parameter, in Italian and English.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,26 +23,18 @@ impl From<String> for QueryError {
 /// Query of the read API.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filtro {
-    /// Prefix of the ISTAT code, by whole segments ("2.1.1" matches "2.1.1.4.1").
-    pub professione: Option<String>,
-    /// Belfiore code.
-    pub comune: Option<String>,
-    /// Sigla, case-insensitive.
-    pub provincia: Option<String>,
-    /// ISTAT code "08" or name "Emilia-Romagna", case-insensitive.
-    pub regione: Option<String>,
-    /// On the date of last update (inclusive).
-    pub dal: Option<NaiveDate>,
-    pub al: Option<NaiveDate>,
-    /// Every word must appear in `testo`, case-insensitive.
-    pub q: Option<String>,
+    pub criteri: Criteri,
     /// 1-based; 0 (as in `Filtro::default()`) means 1.
     pub pagina: usize,
     /// At most 100; 0 (as in `Filtro::default()`) means 20.
     pub per_pagina: usize,
+    /// Keyset paging: the page after this cursor (the `successiva` of the previous answer),
+    /// instead of a page number.
+    pub dopo: Option<Cursore>,
 }
 
-const PARAMETRI: &str = "professione, comune, provincia, regione, dal, al, q, pagina, per_pagina";
+const PARAMETRI: &str =
+    "professione, comune, provincia, regione, dal, al, q, pagina, per_pagina, dopo";
 const PER_PAGINA: usize = 20;
 const PER_PAGINA_MAX: usize = 100;
 
@@ -75,15 +67,6 @@ fn decodifica(s: &str, nome: &str) -> Result<String, QueryError> {
             "parametro `{nome}`: UTF-8 non valido / parameter `{nome}`: invalid UTF-8"
         ))
     })
-}
-
-/// A region name reduced to letters and digits, so that "Emilia Romagna", "emilia-romagna"
-/// and "Valle d'Aosta" match the ISTAT spelling.
-fn norma_regione(s: &str) -> String {
-    s.chars()
-        .filter(|c| c.is_alphanumeric())
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 fn numero(nome: &str, v: &str, min: usize, max: usize) -> Result<usize, QueryError> {
@@ -156,7 +139,7 @@ impl Filtro {
                              such as `2.1.1`, not `{v}`"
                         )));
                     }
-                    f.professione = Some(p.to_string());
+                    f.criteri.professione = Some(p.to_string());
                 }
                 "comune" => {
                     let b = v.as_bytes();
@@ -170,7 +153,7 @@ impl Filtro {
                              `A944`, not `{v}`"
                         )));
                     }
-                    f.comune = Some(v.to_ascii_uppercase());
+                    f.criteri.comune = Some(v.to_ascii_uppercase());
                 }
                 "provincia" => {
                     if v.len() != 2 || !v.bytes().all(|b| b.is_ascii_alphabetic()) {
@@ -179,25 +162,41 @@ impl Filtro {
                              parameter `provincia`: expected a sigla such as `BO`, not `{v}`"
                         )));
                     }
-                    f.provincia = Some(v.to_ascii_uppercase());
+                    f.criteri.provincia = Some(v.to_ascii_uppercase());
                 }
                 "regione" => {
                     if v.bytes().all(|b| b.is_ascii_digit()) {
                         let n = numero("regione", v, 1, 20)?;
-                        f.regione = Some(format!("{n:02}"));
+                        f.criteri.regione = Some(format!("{n:02}"));
                     } else {
-                        f.regione = Some(v.to_string());
+                        f.criteri.regione = Some(v.to_string());
                     }
                 }
-                "dal" => f.dal = Some(data(v)?),
-                "al" => f.al = Some(data(v)?),
-                "q" => f.q = Some(v.to_string()),
+                "dal" => f.criteri.dal = Some(data(v)?),
+                "al" => f.criteri.al = Some(data(v)?),
+                "q" => f.criteri.q = Some(v.to_string()),
                 "pagina" => f.pagina = numero("pagina", v, 1, usize::MAX)?,
+                "dopo" => {
+                    f.dopo = Some(Cursore::da_testo(v).ok_or_else(|| {
+                        QueryError(format!(
+                            "parametro `dopo`: atteso il valore `successiva` di una risposta, \
+                             non `{v}` / parameter `dopo`: expected the `successiva` of an \
+                             answer, not `{v}`"
+                        ))
+                    })?)
+                }
                 "per_pagina" => f.per_pagina = numero("per_pagina", v, 1, PER_PAGINA_MAX)?,
                 _ => unreachable!("checked against PARAMETRI"),
             }
         }
-        if let (Some(dal), Some(al)) = (f.dal, f.al) {
+        if f.dopo.is_some() && visti.iter().any(|k| k == "pagina") {
+            return Err(QueryError(
+                "parametri `pagina` e `dopo`: uno solo dei due / \
+                 parameters `pagina` and `dopo`: one or the other"
+                    .into(),
+            ));
+        }
+        if let (Some(dal), Some(al)) = (f.criteri.dal, f.criteri.al) {
             if dal > al {
                 return Err(QueryError(format!(
                     "parametri `dal` e `al`: {dal} è dopo {al} / \
@@ -208,57 +207,17 @@ impl Filtro {
         Ok(f)
     }
 
-    /// Whether a modulo, last updated on `aggiornata`, answers the query (paging aside).
-    pub fn ammette(&self, s: &Scheda, aggiornata: NaiveDate) -> bool {
-        if let Some(p) = &self.professione {
-            // By whole segments: "2.1" is a prefix of "2.1.1.4.1" but not of "2.10.1".
-            let p = p.trim_end_matches('.');
-            let ok = s
-                .professioni
-                .iter()
-                .any(|c| c == p || c.strip_prefix(p).is_some_and(|r| r.starts_with('.')));
-            if !ok {
-                return false;
-            }
+    /// The page asked for.
+    pub fn pagina(&self) -> Pagina {
+        match &self.dopo {
+            Some(c) => Pagina::Dopo(c.clone()),
+            None => Pagina::Numero(self.pagina.max(1)),
         }
-        // Codes, case-insensitive.
-        let stesso = |filtro: &Option<String>, campo: &Option<String>| {
-            filtro
-                .as_deref()
-                .is_none_or(|f| campo.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(f)))
-        };
-        if !stesso(&self.comune, &s.comune) || !stesso(&self.provincia, &s.provincia) {
-            return false;
-        }
-        if let Some(r) = &self.regione {
-            let ok = if r.bytes().all(|b| b.is_ascii_digit()) {
-                s.regione.as_deref() == Some(r.as_str())
-            } else {
-                // By name: the region of the scheda's comune; bilingual names ("Valle
-                // d'Aosta/Vallée d'Aoste") match by either part or whole.
-                let r = norma_regione(r);
-                s.comune
-                    .as_deref()
-                    .and_then(|c| tabelle().comune(c))
-                    .is_some_and(|c| {
-                        norma_regione(&c.regione) == r
-                            || c.regione.split('/').any(|n| norma_regione(n) == r)
-                    })
-            };
-            if !ok {
-                return false;
-            }
-        }
-        if self.dal.is_some_and(|d| aggiornata < d) || self.al.is_some_and(|d| aggiornata > d) {
-            return false;
-        }
-        if let Some(q) = &self.q {
-            let q = q.to_lowercase();
-            if !q.split_whitespace().all(|w| s.testo.contains(w)) {
-                return false;
-            }
-        }
-        true
+    }
+
+    /// Moduli per page.
+    pub fn misura(&self) -> usize {
+        pagina_e_misura(self).1
     }
 }
 
@@ -272,36 +231,30 @@ pub struct Voce<'a> {
     pub scadenza: Option<NaiveDate>,
 }
 
-/// The JSON answer: {"totale": N (matches before paging), "pagina": p, "per_pagina": k,
-/// "risultati": [ {"codice", "tipo", "inserita", "aggiornata", "scadenza", ...the fields of
-/// `pubblico`..., "contatto": {...} only when `registrato`} ]}, newest `aggiornata` first.
+/// The JSON answer: {"totale": N (matches before paging), "pagina": p (unless paged by
+/// cursor), "per_pagina": k, "successiva": cursor (when more follow), "risultati": [ {"codice",
+/// "tipo", "inserita", "aggiornata", "scadenza", ...the fields of `pubblico`..., "contatto":
+/// {...} only when `registrato`} ]}, newest `aggiornata` first.
 pub fn risposta<'a>(voci: impl Iterator<Item = Voce<'a>>, f: &Filtro, registrato: bool) -> Value {
-    let (totale, scelte) = seleziona(voci, f);
-    pagina(&scelte, totale, f, registrato)
+    let s = seleziona(voci, f);
+    pagina(&s.pagina, s.totale, s.successivo.as_ref(), f, registrato)
 }
 
 /// Whether a query admits a modulo (dates are the day of the update, local to its offset).
 pub fn ammessa(v: &Voce<'_>, f: &Filtro) -> bool {
-    f.ammette(v.scheda, v.aggiornata.date_naive())
+    f.criteri.ammette(v.scheda, v.aggiornata.date_naive())
 }
 
-/// The moduli a query admits, counted, and the page of them it asks for (newest first).
-pub fn seleziona<'a>(voci: impl Iterator<Item = Voce<'a>>, f: &Filtro) -> (usize, Vec<Voce<'a>>) {
-    let mut scelte: Vec<Voce<'a>> = voci.filter(|v| ammessa(v, f)).collect();
-    // Newest first by instant (offsets compared properly); ties by code, for stable pages.
-    scelte.sort_by(|a, b| {
-        b.aggiornata
-            .cmp(&a.aggiornata)
-            .then_with(|| a.scheda.codice.cmp(&b.scheda.codice))
-    });
-    let (pagina, per_pagina) = pagina_e_misura(f);
-    let totale = scelte.len();
-    let page = scelte
-        .into_iter()
-        .skip((pagina - 1).saturating_mul(per_pagina))
-        .take(per_pagina)
-        .collect();
-    (totale, page)
+/// The moduli a query admits, counted, and the page of them it asks for (newest first, ties
+/// by code, for stable pages).
+pub fn seleziona<'a>(voci: impl Iterator<Item = Voce<'a>>, f: &Filtro) -> Scelta<Voce<'a>> {
+    let ammesse: Vec<Voce<'a>> = voci.filter(|v| ammessa(v, f)).collect();
+    scegli(
+        ammesse,
+        |v| (v.aggiornata.timestamp_millis(), v.scheda.codice.as_str()),
+        &f.pagina(),
+        f.misura(),
+    )
 }
 
 fn pagina_e_misura(f: &Filtro) -> (usize, usize) {
@@ -312,16 +265,28 @@ fn pagina_e_misura(f: &Filtro) -> (usize, usize) {
     (f.pagina.max(1), per_pagina)
 }
 
-/// The JSON answer for one page of moduli (whole schede) out of `totale` admitted.
-pub fn pagina(voci: &[Voce<'_>], totale: usize, f: &Filtro, registrato: bool) -> Value {
+/// The JSON answer for one page of moduli (whole schede) out of `totale` admitted;
+/// `successiva` is the cursor of the next page, when more follow.
+pub fn pagina(
+    voci: &[Voce<'_>],
+    totale: usize,
+    successiva: Option<&Cursore>,
+    f: &Filtro,
+    registrato: bool,
+) -> Value {
     let (pagina, per_pagina) = pagina_e_misura(f);
     let risultati: Vec<Value> = voci.iter().map(|v| voce_json(v, registrato)).collect();
-    serde_json::json!({
-        "totale": totale,
-        "pagina": pagina,
-        "per_pagina": per_pagina,
-        "risultati": risultati,
-    })
+    let mut o = Map::new();
+    o.insert("totale".into(), totale.into());
+    if f.dopo.is_none() {
+        o.insert("pagina".into(), pagina.into());
+    }
+    o.insert("per_pagina".into(), per_pagina.into());
+    if let Some(c) = successiva {
+        o.insert("successiva".into(), c.testo().into());
+    }
+    o.insert("risultati".into(), risultati.into());
+    Value::Object(o)
 }
 
 fn voce_json(v: &Voce<'_>, registrato: bool) -> Value {
@@ -729,9 +694,9 @@ mod tests {
         s.professioni = vec!["2.1.10.1".into()];
         let d = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
         let f = |q| Filtro::da_query(Some(q)).unwrap();
-        assert!(!f("professione=2.1.1").ammette(&s, d));
-        assert!(f("professione=2.1").ammette(&s, d));
-        assert!(f("professione=2.1.10").ammette(&s, d));
+        assert!(!f("professione=2.1.1").criteri.ammette(&s, d));
+        assert!(f("professione=2.1").criteri.ammette(&s, d));
+        assert!(f("professione=2.1.10").criteri.ammette(&s, d));
     }
 
     #[test]
@@ -760,24 +725,64 @@ mod tests {
     }
 
     #[test]
+    fn paginazione_per_cursore() {
+        let a = archivio();
+        // Following `successiva` gives the pages by number, in order, and then stops.
+        let mut query = "per_pagina=1".to_string();
+        let mut visti = Vec::new();
+        for numero in 1.. {
+            let r = risposta(voci(&a), &Filtro::da_query(Some(&query)).unwrap(), false);
+            let per_numero = risposta(
+                voci(&a),
+                &Filtro::da_query(Some(&format!("per_pagina=1&pagina={numero}"))).unwrap(),
+                false,
+            );
+            assert_eq!(r["risultati"], per_numero["risultati"], "page {numero}");
+            assert_eq!(r["totale"], 4);
+            visti.extend(r["risultati"].as_array().unwrap().iter().cloned());
+            match r["successiva"].as_str() {
+                Some(c) => query = format!("per_pagina=1&dopo={c}"),
+                None => break,
+            }
+        }
+        assert_eq!(visti.len(), 4);
+        // Paged by cursor, the answer has no page number.
+        assert!(r_senza_pagina(&a));
+        assert!(Filtro::da_query(Some("dopo=xyz")).is_err());
+        assert!(Filtro::da_query(Some("pagina=2&dopo=MTA6QQ")).is_err());
+    }
+
+    fn r_senza_pagina(a: &[(Scheda, &'static str)]) -> bool {
+        let r = risposta(
+            voci(a),
+            &Filtro::da_query(Some("dopo=MTA6QQ")).unwrap(),
+            false,
+        );
+        r.get("pagina").is_none() && r["risultati"].as_array().is_some_and(|v| v.is_empty())
+    }
+
+    #[test]
     fn query() {
         let f = Filtro::da_query(None).unwrap();
         assert_eq!((f.pagina, f.per_pagina), (1, 20));
         assert_eq!(f, Filtro::da_query(Some("")).unwrap());
         let f = Filtro::da_query(Some("q=sviluppatore%20java")).unwrap();
-        assert_eq!(f.q.as_deref(), Some("sviluppatore java"));
+        assert_eq!(f.criteri.q.as_deref(), Some("sviluppatore java"));
         let f = Filtro::da_query(Some("?q=a+b&regione=Emilia%2DRomagna&per_pagina=100")).unwrap();
-        assert_eq!(f.q.as_deref(), Some("a b"));
-        assert_eq!(f.regione.as_deref(), Some("Emilia-Romagna"));
+        assert_eq!(f.criteri.q.as_deref(), Some("a b"));
+        assert_eq!(f.criteri.regione.as_deref(), Some("Emilia-Romagna"));
         assert_eq!(f.per_pagina, 100);
         let f =
             Filtro::da_query(Some("q=caff%C3%A8&dal=2026-11-01&al=2026-11-30&pagina=3")).unwrap();
-        assert_eq!(f.q.as_deref(), Some("caffè"));
-        assert_eq!(f.dal, NaiveDate::from_ymd_opt(2026, 11, 1));
-        assert_eq!(f.al, NaiveDate::from_ymd_opt(2026, 11, 30));
+        assert_eq!(f.criteri.q.as_deref(), Some("caffè"));
+        assert_eq!(f.criteri.dal, NaiveDate::from_ymd_opt(2026, 11, 1));
+        assert_eq!(f.criteri.al, NaiveDate::from_ymd_opt(2026, 11, 30));
         assert_eq!(f.pagina, 3);
         // An empty field is an absent one.
-        assert_eq!(Filtro::da_query(Some("q=&comune=")).unwrap().q, None);
+        assert_eq!(
+            Filtro::da_query(Some("q=&comune=")).unwrap().criteri.q,
+            None
+        );
 
         let errore = |q: &str, parola: &str| {
             let e = Filtro::da_query(Some(q)).unwrap_err();
@@ -987,6 +992,33 @@ mod tests {
             let schema = serde_json::json!({"$ref": format!("#/components/schemas/{item}")});
             verifica(&doc, &schema, &r["risultati"][0], item, &mut visti);
         }
+        // A page that more follow: with `successiva`; and the next one, by cursor.
+        let voci: Vec<Voce<'_>> = schede
+            .iter()
+            .map(|s| Voce {
+                scheda: s,
+                inserita: t("2026-11-20T10:00:00+01:00"),
+                aggiornata: t("2026-11-21T10:00:00+01:00"),
+                scadenza: None,
+            })
+            .collect();
+        let pagina = serde_json::json!({"$ref": "#/components/schemas/Pagina"});
+        let mut prima = risposta(
+            voci.iter().copied(),
+            &Filtro::da_query(Some("per_pagina=1")).unwrap(),
+            false,
+        );
+        let dopo = prima["successiva"].as_str().unwrap().to_string();
+        prima["risultati"] = Value::Array(vec![]);
+        verifica(&doc, &pagina, &prima, "", &mut visti);
+        let q = format!("per_pagina=1&dopo={dopo}");
+        let mut seconda = risposta(
+            voci.into_iter(),
+            &Filtro::da_query(Some(&q)).unwrap(),
+            false,
+        );
+        seconda["risultati"] = Value::Array(vec![]);
+        verifica(&doc, &pagina, &seconda, "", &mut visti);
         // And the other way: nothing documented that the code no longer emits.
         let mut dich = BTreeSet::new();
         for n in ["Pagina", "Candidatura", "Vacancy"] {

@@ -27,6 +27,8 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::egov::diagnostico::Diagnostico;
 use crate::modulo::rapporto::Rapporto;
+use crate::modulo::ricerca::scegli;
+pub use crate::modulo::ricerca::{Criteri, Cursore, Pagina, Scelta};
 use crate::modulo::Tipo;
 use crate::registry::Soggetto;
 
@@ -150,6 +152,45 @@ impl Contatore<'_> {
     }
 }
 
+/// [`Store::pubblicati`] from the summaries: filtered and paged in memory, then the page's
+/// moduli read whole.
+async fn pubblicati_da_sommari<S: Store + ?Sized>(
+    store: &S,
+    kind: Tipo,
+    criteri: &Criteri,
+    pagina: &Pagina,
+    misura: usize,
+) -> Result<Scelta<StoredModulo>> {
+    let ammessi = store
+        .sommari(kind, &|l: &Sommario| {
+            l.stato == StatoModulo::Attivo
+                && l.scheda
+                    .as_ref()
+                    .is_some_and(|s| criteri.ammette(s, l.aggiornata.date_naive()))
+        })
+        .await?;
+    let scelta = scegli(
+        ammessi,
+        |l| (l.aggiornata.timestamp_millis(), l.codice.as_str()),
+        pagina,
+        misura,
+    );
+    let mut moduli = Vec::with_capacity(scelta.pagina.len());
+    for l in &scelta.pagina {
+        // Closed or expired since the summaries were read: not published any more.
+        if let Some(m) = store.modulo(kind, &l.codice).await? {
+            if m.stato == StatoModulo::Attivo {
+                moduli.push(m);
+            }
+        }
+    }
+    Ok(Scelta {
+        totale: scelta.totale,
+        pagina: moduli,
+        successivo: scelta.successivo,
+    })
+}
+
 /// Selects summaries of moduli ([`Store::sommari`]).
 pub type FiltroSommari<'a> = &'a (dyn Fn(&Sommario) -> bool + Send + Sync);
 
@@ -222,6 +263,19 @@ pub trait Store: Send + Sync + 'static {
     /// The summaries of the Candidature or Vacancies that `filtro` selects: what the read API
     /// filters and pages on, and the validity sweeper checks, without reading documents.
     async fn sommari(&self, kind: Tipo, filtro: FiltroSommari<'_>) -> Result<Vec<Arc<Sommario>>>;
+    /// The active Candidature or Vacancies a search admits, newest update first (then by
+    /// code): how many in all, and one page of them, whole, with the cursor of the next page
+    /// when more follow. The embedded engines filter their in-memory summaries; a database
+    /// answers in SQL, so that every node of a cluster answers the same.
+    async fn pubblicati(
+        &self,
+        kind: Tipo,
+        criteri: &Criteri,
+        pagina: &Pagina,
+        misura: usize,
+    ) -> Result<Scelta<StoredModulo>> {
+        pubblicati_da_sommari(self, kind, criteri, pagina, misura).await
+    }
 
     // --- the outbox, EURES, contacts, users, rapporti, diagnostics ---
 

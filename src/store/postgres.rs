@@ -18,6 +18,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod gruppo;
+
 use async_trait::async_trait;
 use deadpool_postgres::{
     Connect, Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime,
@@ -28,12 +30,13 @@ use tokio_postgres::{NoTls, Row, Statement};
 
 use super::care::{CheckReport, Manifest, PurgeLimits, PurgeReport, Stats, TreeStats};
 use super::{
-    Claim, Contatore, Contatto, DupEntry, Exchange, FiltroSommari, Forward, Result, Sommario,
-    Store, StoreError, StoredModulo, User, Write,
+    Claim, Contatore, Contatto, Criteri, Cursore, DupEntry, Exchange, FiltroSommari, Forward,
+    Pagina, Result, Scelta, Sommario, StatoModulo, Store, StoreError, StoredModulo, User, Write,
 };
 use crate::clock::Clock;
 use crate::egov::diagnostico::Diagnostico;
 use crate::modulo::rapporto::Rapporto;
+use crate::modulo::scheda::Scheda;
 use crate::modulo::Tipo;
 use crate::registry::Soggetto;
 
@@ -110,6 +113,37 @@ CREATE TABLE pdd_leases (
 );
 "#,
     ),
+    (
+        3,
+        r#"
+-- What the read API searches and orders on, as columns of the modulo's row (set with every
+-- write of the modulo, from its published scheda; filled here from the stored summaries).
+ALTER TABLE pdd_moduli
+    ADD COLUMN attivo boolean NOT NULL DEFAULT false,
+    ADD COLUMN agg_ms bigint,
+    ADD COLUMN giorno date,
+    ADD COLUMN professioni text[] COLLATE "C",
+    ADD COLUMN comune text COLLATE "C",
+    ADD COLUMN provincia text COLLATE "C",
+    ADD COLUMN regione text COLLATE "C",
+    ADD COLUMN testo text COLLATE "C";
+UPDATE pdd_moduli m SET
+    attivo = s.j->>'stato' = 'attivo' AND jsonb_typeof(s.j->'scheda') = 'object',
+    agg_ms = round(extract(epoch FROM (s.j->>'aggiornata')::timestamptz) * 1000)::bigint,
+    giorno = left(s.j->>'aggiornata', 10)::date,
+    professioni = ARRAY(SELECT jsonb_array_elements_text(
+        CASE WHEN jsonb_typeof(s.j->'scheda'->'professioni') = 'array'
+             THEN s.j->'scheda'->'professioni' ELSE '[]'::jsonb END)),
+    comune = s.j->'scheda'->>'comune',
+    provincia = s.j->'scheda'->>'provincia',
+    regione = s.j->'scheda'->>'regione',
+    testo = s.j->'scheda'->>'testo'
+FROM (SELECT kind, codice, convert_from(sommario, 'UTF8')::jsonb AS j
+      FROM pdd_moduli WHERE sommario IS NOT NULL) s
+WHERE m.kind = s.kind AND m.codice = s.codice;
+CREATE INDEX pdd_moduli_pubblicati ON pdd_moduli (kind, agg_ms DESC, codice) WHERE attivo;
+"#,
+    ),
 ];
 
 /// The advisory lock key under which migrations run ("pdd" in ASCII, then 1).
@@ -147,6 +181,10 @@ pub struct PgOptions {
     /// (`require`, `verify-full`…) asks for TLS, and then the server's certificate is checked
     /// against this CA and its name (rustls).
     pub ca: Option<std::path::PathBuf>,
+    /// The runtime that drives the connections, when the caller's lives as long as the store
+    /// (the server's): its tasks then reach the database without crossing to threads of the
+    /// store's own (see [`IoRuntime`]). None: the store starts a runtime of its own.
+    pub runtime: Option<tokio::runtime::Handle>,
 }
 
 impl PgOptions {
@@ -156,6 +194,7 @@ impl PgOptions {
             pool: 16,
             wait: Duration::from_secs(3),
             ca: None,
+            runtime: None,
         }
     }
 }
@@ -246,7 +285,10 @@ pub struct PgStore {
     /// The URL without its password, for logs and `stats`.
     dove: String,
     /// Where the connections live (see [`Connessioni`]); dropped after the pool.
-    io: Arc<IoRuntime>,
+    /// Kept for the store's life (None when the server's runtime drives the connections).
+    _io: Arc<IoRuntime>,
+    /// The runtime that drives the connections (the store's own, or the server's).
+    handle: tokio::runtime::Handle,
     cfg: tokio_postgres::Config,
     tls: Tls,
     /// The connection holding this node's number (its advisory lock lives with it).
@@ -259,6 +301,8 @@ pub struct PgStore {
     durevoli: AtomicU64,
     /// This node's tasks queue here before they ask the database for a modulo's lock.
     stripes: super::StripeModuli,
+    /// Exchanges' records, committed in groups.
+    gruppo: gruppo::Gruppo,
 }
 
 /// A connection holding advisory locks of moduli: given back to the pool once they are
@@ -451,17 +495,19 @@ impl PgStore {
             cfg.get_options().unwrap_or("")
         );
         cfg.options(opzioni.trim());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("pdd-postgres")
-            .enable_all()
-            .build()
-            .map_err(|e| StoreError::io("start the database connections' runtime", e))?;
-        let io = Arc::new(IoRuntime(Some(rt)));
-        let handle =
-            io.0.as_ref()
-                .map(|rt| rt.handle().clone())
-                .ok_or(StoreError::Closed)?;
+        let (io, handle) = match &o.runtime {
+            Some(h) => (Arc::new(IoRuntime(None)), h.clone()),
+            None => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("pdd-postgres")
+                    .enable_all()
+                    .build()
+                    .map_err(|e| StoreError::io("start the database connections' runtime", e))?;
+                let h = rt.handle().clone();
+                (Arc::new(IoRuntime(Some(rt))), h)
+            }
+        };
         let nuovo_pool = |n: usize, cfg: &tokio_postgres::Config| {
             let mgr = Manager::from_connect(
                 cfg.clone(),
@@ -490,12 +536,15 @@ impl PgStore {
         // Commits that wait for the WAL flush (an exchange's record, `flush`): their own
         // connections, whose commits wait, so each is one statement.
         let pool_sync = nuovo_pool((o.pool / 2).max(2), &cfg_durevole)?;
+        let gruppo = gruppo::Gruppo::avvia(pool_sync.clone(), &handle);
         Ok(PgStore {
+            gruppo,
+            handle: handle.clone(),
             pool,
             pool_lock,
             pool_sync,
             dove: url_senza_password(&o.url),
-            io,
+            _io: io,
             cfg,
             tls,
             numero: Default::default(),
@@ -579,12 +628,7 @@ impl PgStore {
     /// is a session advisory lock on a connection of its own, so it is freed when the node
     /// dies, however it dies.
     pub async fn prendi_numero(&self, numero: u8, nome: &str) -> Result<()> {
-        let handle = self
-            .io
-            .0
-            .as_ref()
-            .map(|rt| rt.handle().clone())
-            .ok_or(StoreError::Closed)?;
+        let handle = self.handle.clone();
         let (cfg, nome_s, tls) = (self.cfg.clone(), nome.to_string(), self.tls.clone());
         let preso = handle
             .spawn(async move { prendi(&cfg, &tls, numero, &nome_s).await })
@@ -700,21 +744,40 @@ const SQL_PUT_EXCHANGE: &str = "WITH e AS (
      INSERT INTO pdd_ids (id, seq) SELECT x, $1 FROM unnest($6::text[]) AS x
      ON CONFLICT (id) DO NOTHING";
 
-/// [`SQL_PUT_EXCHANGE`] and the settling of its claim (`$7`, when not null), in one statement.
-const SQL_COMMIT_EXCHANGE: &str = "WITH e AS (
-        INSERT INTO pdd_exchanges (seq, received_ms, meta, request, response)
-        VALUES ($1, $2, $3, $4, $5)
-        ON CONFLICT (seq) DO UPDATE SET received_ms = EXCLUDED.received_ms,
-            meta = EXCLUDED.meta, request = EXCLUDED.request, response = EXCLUDED.response
-     ), i AS (
-        INSERT INTO pdd_ids (id, seq) SELECT x, $1 FROM unnest($6::text[]) AS x
-        ON CONFLICT (id) DO NOTHING
-     )
-     INSERT INTO pdd_dup (id, seq, first_ms, repeats) SELECT $7::text, $1, 0, 0 WHERE $7::text IS NOT NULL
-     ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq";
-
 const SQL_SETTLE: &str = "INSERT INTO pdd_dup (id, seq, first_ms, repeats) VALUES ($1, $2, 0, 0)
      ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq";
+
+/// The conditions of a search of published moduli ([`Criteri::ammette`] in SQL): `$1` the
+/// kind, then professione (a prefix by whole segments), comune, provincia, regione by code,
+/// regione by name (its comuni), dal, al (the day of the update), the words of `q`.
+macro_rules! where_pubblicati {
+    () => {
+        "kind = $1 AND attivo
+    AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM unnest(professioni) AS p
+        WHERE p = $2 OR starts_with(p, $2 || '.')))
+    AND ($3::text IS NULL OR upper(comune) = $3)
+    AND ($4::text IS NULL OR upper(provincia) = $4)
+    AND ($5::text IS NULL OR regione = $5)
+    AND ($6::text[] IS NULL OR comune = ANY($6))
+    AND ($7::date IS NULL OR giorno >= $7)
+    AND ($8::date IS NULL OR giorno <= $8)
+    AND ($9::text[] IS NULL OR NOT EXISTS (SELECT 1 FROM unnest($9::text[]) AS w
+        WHERE strpos(testo, w) = 0))"
+    };
+}
+
+const SQL_CONTA_PUBBLICATI: &str = concat!(
+    "SELECT count(*) FROM pdd_moduli WHERE ",
+    where_pubblicati!()
+);
+
+/// A page: after the cursor (`$10`, `$11`) or from an offset (`$12`), `$13` rows at most.
+const SQL_PAGINA_PUBBLICATI: &str = concat!(
+    "SELECT doc, agg_ms, codice FROM pdd_moduli WHERE ",
+    where_pubblicati!(),
+    " AND ($10::bigint IS NULL OR agg_ms < $10 OR (agg_ms = $10 AND codice > $11::text))
+     ORDER BY agg_ms DESC, codice OFFSET $12 LIMIT $13"
+);
 
 fn params_exchange(ex: &Exchange) -> Result<Params> {
     let ids: Vec<String> = [&ex.request_id, &ex.response_id]
@@ -780,16 +843,39 @@ async fn preparata(c: &deadpool_postgres::Object, w: Write) -> Result<(Statement
     let st = |sql: &'static str| async move { c.prepare_cached(sql).await.map_err(pe) };
     Ok(match w {
         Write::Modulo(m) => {
-            let sommario = Sommario::di(&m).map(|s| json(&s));
+            let sommario = Sommario::di(&m);
+            // The published scheda (active moduli only): what the read API's SQL searches.
+            let scheda = sommario
+                .as_ref()
+                .filter(|l| l.stato == StatoModulo::Attivo)
+                .and_then(|l| l.scheda.as_ref());
+            let campo = |f: fn(&Scheda) -> Option<String>| scheda.and_then(f);
             (
-                st("INSERT INTO pdd_moduli (kind, codice, doc, sommario) VALUES ($1, $2, $3, $4)
-                    ON CONFLICT (kind, codice) DO UPDATE SET doc = EXCLUDED.doc, sommario = EXCLUDED.sommario")
+                st(
+                    "INSERT INTO pdd_moduli (kind, codice, doc, sommario, attivo, agg_ms, giorno,
+                        professioni, comune, provincia, regione, testo)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                    ON CONFLICT (kind, codice) DO UPDATE SET doc = EXCLUDED.doc,
+                        sommario = EXCLUDED.sommario, attivo = EXCLUDED.attivo,
+                        agg_ms = EXCLUDED.agg_ms, giorno = EXCLUDED.giorno,
+                        professioni = EXCLUDED.professioni, comune = EXCLUDED.comune,
+                        provincia = EXCLUDED.provincia, regione = EXCLUDED.regione,
+                        testo = EXCLUDED.testo",
+                )
                 .await?,
                 vec![
                     Box::new(m.kind.as_str()),
                     Box::new(m.code.clone()),
                     Box::new(json(&m)),
-                    Box::new(sommario),
+                    Box::new(sommario.as_ref().map(json)),
+                    Box::new(scheda.is_some()),
+                    Box::new(m.updated_at.timestamp_millis()),
+                    Box::new(m.updated_at.date_naive()),
+                    Box::new(scheda.map(|s| s.professioni.clone())),
+                    Box::new(campo(|s| s.comune.clone())),
+                    Box::new(campo(|s| s.provincia.clone())),
+                    Box::new(campo(|s| s.regione.clone())),
+                    Box::new(scheda.map(|s| s.testo.clone())),
                 ],
             )
         }
@@ -1144,6 +1230,74 @@ impl Store for PgStore {
             .collect())
     }
 
+    async fn pubblicati(
+        &self,
+        kind: Tipo,
+        criteri: &Criteri,
+        pagina: &Pagina,
+        misura: usize,
+    ) -> Result<Scelta<StoredModulo>> {
+        let c = self.client().await?;
+        let conta = c.prepare_cached(SQL_CONTA_PUBBLICATI).await.map_err(pe)?;
+        let pagina_st = c.prepare_cached(SQL_PAGINA_PUBBLICATI).await.map_err(pe)?;
+        let professione = criteri
+            .professione
+            .as_deref()
+            .map(|p| p.trim_end_matches('.').to_string());
+        let comune = criteri.comune.as_deref().map(str::to_ascii_uppercase);
+        let provincia = criteri.provincia.as_deref().map(str::to_ascii_uppercase);
+        let regione = criteri.regione_codice();
+        let comuni = criteri.comuni_della_regione();
+        let parole = criteri.parole();
+        let parole = (!parole.is_empty()).then_some(parole);
+        let filtri: [&(dyn tokio_postgres::types::ToSql + Sync); 9] = [
+            &kind.as_str(),
+            &professione,
+            &comune,
+            &provincia,
+            &regione,
+            &comuni,
+            &criteri.dal,
+            &criteri.al,
+            &parole,
+        ];
+        let (dopo_ms, dopo_codice, salta) = match pagina {
+            Pagina::Dopo(k) => (Some(k.aggiornata_ms), Some(k.codice.as_str()), 0i64),
+            Pagina::Numero(n) => (
+                None,
+                None,
+                i64::try_from(n.saturating_sub(1).saturating_mul(misura)).unwrap_or(i64::MAX),
+            ),
+        };
+        // One more than the page: whether another follows.
+        let quanti = i64::try_from(misura.saturating_add(1)).unwrap_or(i64::MAX);
+        let mut tutti: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = filtri.to_vec();
+        tutti.extend_from_slice(&[&dopo_ms, &dopo_codice, &salta, &quanti]);
+        // Both in one round trip (pipelined).
+        let (totale, righe) = futures_util::future::try_join(
+            c.query_one(&conta, &filtri),
+            c.query(&pagina_st, &tutti),
+        )
+        .await
+        .map_err(pe)?;
+        let totale = usize::try_from(col::<i64>(&totale, 0)?).unwrap_or(0);
+        let mut moduli = Vec::with_capacity(righe.len());
+        let mut ultimo = None;
+        for r in righe.iter().take(misura) {
+            let m: StoredModulo = decode("modulo", col::<&[u8]>(r, 0)?)?;
+            ultimo = Some(Cursore {
+                aggiornata_ms: col(r, 1)?,
+                codice: col(r, 2)?,
+            });
+            moduli.push(m);
+        }
+        Ok(Scelta {
+            totale,
+            pagina: moduli,
+            successivo: if righe.len() > misura { ultimo } else { None },
+        })
+    }
+
     async fn outbox(&self) -> Result<Vec<Forward>> {
         let c = self.client().await?;
         let st = c
@@ -1407,12 +1561,7 @@ impl Store for PgStore {
         let mut chiavi: Vec<i64> = codici.iter().map(|c| super::chiave_codice(c)).collect();
         chiavi.sort_unstable();
         chiavi.dedup();
-        let handle = self
-            .io
-            .0
-            .as_ref()
-            .map(|rt| rt.handle().clone())
-            .ok_or(StoreError::Closed)?;
+        let handle = self.handle.clone();
         let c = self.pool_lock.get().await.map_err(pool_err)?;
         // In key order, in one statement: two nodes locking overlapping sets cannot deadlock.
         let st = c
@@ -1503,14 +1652,9 @@ impl Store for PgStore {
 
     async fn commit_exchange(&self, ex: &Exchange, settle: Option<&str>) -> Result<()> {
         let fino = self.scritte.load(Ordering::Acquire);
-        let c = self.pool_sync.get().await.map_err(pool_err)?;
-        let st = c.prepare_cached(SQL_COMMIT_EXCHANGE).await.map_err(pe)?;
-        let mut p = params_exchange(ex)?;
-        p.push(Box::new(settle.map(str::to_string)));
-        let refs = riferimenti(&p);
-        // The record, its ids, its claim settled, in one statement whose commit waits for the
-        // disk, and so makes every earlier write durable too.
-        c.execute(&st, &refs).await.map_err(pe)?;
+        // The record, its ids, its claim settled, with those of concurrent exchanges, in one
+        // commit that waits for the disk, and so makes every earlier write durable too.
+        self.gruppo.commit(ex, settle).await?;
         self.durevoli.fetch_max(fino, Ordering::AcqRel);
         Ok(())
     }
