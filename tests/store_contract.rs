@@ -1747,6 +1747,65 @@ async fn published_moduli_are_searched_ordered_and_paged(s: &dyn Store) {
     assert_eq!(tutte(Criteri::default()).await, ["B", "D", "C"]);
 }
 
+/// A change of moduli holds their codes: a second change of one of them waits until the first
+/// writes (or gives up); what is stored is known under the lock; the write is visible at once.
+async fn a_change_of_moduli_holds_their_codes_until_it_writes(s: &dyn Store) {
+    use std::time::Duration as D;
+    s.apply(vec![Write::Modulo(modulo(
+        Tipo::Candidatura,
+        "L1",
+        StatoModulo::Attivo,
+    ))])
+    .await
+    .unwrap();
+    let mut primo = s.lock_moduli(&["L1", "L2"]).await.unwrap();
+    assert!(primo.has_modulo(s, Tipo::Candidatura, "L1").await.unwrap());
+    assert!(!primo.has_modulo(s, Tipo::Vacancy, "L1").await.unwrap());
+    assert!(!primo.has_modulo(s, Tipo::Candidatura, "L2").await.unwrap());
+    // Another change of L2 waits; one of other codes does not.
+    assert!(
+        tokio::time::timeout(D::from_millis(300), s.lock_moduli(&["L9", "L2"]))
+            .await
+            .is_err(),
+        "a held code was locked again"
+    );
+    drop(
+        tokio::time::timeout(D::from_secs(5), s.lock_moduli(&["L3"]))
+            .await
+            .expect("a free code waits for nothing")
+            .unwrap(),
+    );
+    let mut nuovo = modulo(Tipo::Candidatura, "L2", StatoModulo::Attivo);
+    nuovo.versione = "scritto sotto il lock".into();
+    primo
+        .apply(
+            s,
+            vec![Write::Modulo(nuovo), Write::Forward(forward(7, "L2"))],
+        )
+        .await
+        .unwrap();
+    let letto = s.modulo(Tipo::Candidatura, "L2").await.unwrap().unwrap();
+    assert_eq!(letto.versione, "scritto sotto il lock");
+    assert_eq!(s.outbox().await.unwrap().len(), 1);
+    drop(primo);
+    let secondo = tokio::time::timeout(D::from_secs(5), s.lock_moduli(&["L2"]))
+        .await
+        .expect("released once written and dropped")
+        .unwrap();
+    assert!(secondo
+        .has_modulo(s, Tipo::Candidatura, "L2")
+        .await
+        .unwrap());
+    // Given up without a write: nothing written, released.
+    drop(secondo);
+    drop(
+        tokio::time::timeout(D::from_secs(5), s.lock_moduli(&["L2"]))
+            .await
+            .expect("released when given up")
+            .unwrap(),
+    );
+}
+
 /// `contract!(case, case [sled: ignore = "…"], …)`: a `#[tokio::test]` per case in `mod sled`
 /// and `mod memory`; attributes in `[sled: …]` go on the sled test only.
 macro_rules! contract {
@@ -1862,6 +1921,7 @@ contract!(
     an_export_hands_out_every_record,
     a_claim_left_in_flight_is_taken_over_after_a_while,
     published_moduli_are_searched_ordered_and_paged,
+    a_change_of_moduli_holds_their_codes_until_it_writes,
 );
 
 /// A database of schema 2 (before the search columns) answers searches alike once migrated:

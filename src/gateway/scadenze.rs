@@ -65,13 +65,15 @@ impl Scadenze {
         for (t, codice) in &candidati {
             // Each read again and changed under its lock: an update accepted meanwhile (on
             // any node) is never overwritten.
-            let _stato = self.s.store.lock_moduli(&[codice.as_str()]).await?;
+            let mut stato = self.s.store.lock_moduli(&[codice.as_str()]).await?;
             let Some(mut m) = self.s.store.modulo(*t, codice).await? else {
                 continue;
             };
             if m.stato == StatoModulo::Attivo && scaduto(m.scadenza, m.updated_at, *t) {
                 m.stato = StatoModulo::Scaduto;
-                self.s.store.apply(vec![Write::Modulo(m)]).await?;
+                stato
+                    .apply(self.s.store.as_ref(), vec![Write::Modulo(m)])
+                    .await?;
                 n += 1;
             }
         }

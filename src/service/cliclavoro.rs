@@ -349,10 +349,10 @@ async fn accetta(
         ])
         .flatten()
         .collect();
-    let _stato = store.lock_moduli(&codici).await?;
+    let mut stato = store.lock_moduli(&codici).await?;
     let (kind, code) = &letture.esistente;
     // A new code (the common case) is known not to be there without reading the record.
-    let esistente = if store.has_modulo(*kind, code).await? {
+    let esistente = if stato.has_modulo(store, *kind, code).await? {
         store.modulo(*kind, code).await?
     } else {
         None
@@ -399,7 +399,7 @@ async fn accetta(
     batch.extend(acc.contatto.clone().map(Write::Contatto));
     batch.extend(acc.moduli.iter().cloned().map(Write::Modulo));
     let inoltri = batch.iter().any(|w| matches!(w, Write::Forward(_)));
-    store.apply(batch).await?;
+    stato.apply(store, batch).await?;
     Ok(Ok((acc, inoltri)))
 }
 

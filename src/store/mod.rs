@@ -44,17 +44,48 @@ pub use sled_store::SledStore;
 /// Held while moduli change ([`Store::lock_moduli`]); dropping it releases them.
 pub struct ModuliLock {
     _locali: Vec<tokio::sync::OwnedMutexGuard<()>>,
-    _remoto: Option<Box<dyn Send + Sync>>,
+    remoto: Option<Box<dyn Modifica>>,
+}
+
+/// What an engine shared by several processes holds for a change besides the node's own locks:
+/// its locks in a transaction of the database, which can also write the change (and then
+/// releases them with its commit) and tell which of the locked codes are stored (read in the
+/// round trip that took the locks).
+#[async_trait]
+pub(crate) trait Modifica: Send + Sync {
+    /// Whether a modulo of a locked code is stored; None when not read.
+    fn presente(&self, kind: Tipo, code: &str) -> Option<bool>;
+    /// Writes the batch in the locks' transaction and commits it, releasing the locks.
+    async fn apply(&mut self, batch: Vec<Write>) -> Result<()>;
 }
 
 impl ModuliLock {
     pub(crate) fn new(
         locali: Vec<tokio::sync::OwnedMutexGuard<()>>,
-        remoto: Option<Box<dyn Send + Sync>>,
+        remoto: Option<Box<dyn Modifica>>,
     ) -> ModuliLock {
         ModuliLock {
             _locali: locali,
-            _remoto: remoto,
+            remoto,
+        }
+    }
+
+    /// Whether a modulo of one of the locked codes is stored: what the engine read with the
+    /// locks (no other change can alter it while they are held), else asked of `store`.
+    pub async fn has_modulo(&self, store: &dyn Store, kind: Tipo, code: &str) -> Result<bool> {
+        match self.remoto.as_ref().and_then(|r| r.presente(kind, code)) {
+            Some(p) => Ok(p),
+            None => store.has_modulo(kind, code).await,
+        }
+    }
+
+    /// Writes the change: in the locks' own transaction where the engine has one (the
+    /// locks are released by its commit: nothing can come between the write and the
+    /// release), else by [`Store::apply`]. The node's own locks are held until the guard goes.
+    pub async fn apply(&mut self, store: &dyn Store, batch: Vec<Write>) -> Result<()> {
+        match self.remoto.as_mut() {
+            Some(r) => r.apply(batch).await,
+            None => store.apply(batch).await,
         }
     }
 }

@@ -297,7 +297,7 @@ pub struct PgStore {
     avviso: Arc<std::sync::Mutex<Option<String>>>,
     /// Writes committed without waiting for the disk, counted; and how many of them a
     /// commit that waited has made durable since (see [`Store::flush`]).
-    scritte: AtomicU64,
+    scritte: Arc<AtomicU64>,
     durevoli: AtomicU64,
     /// This node's tasks queue here before they ask the database for a modulo's lock.
     stripes: super::StripeModuli,
@@ -305,23 +305,65 @@ pub struct PgStore {
     gruppo: gruppo::Gruppo,
 }
 
-/// A connection holding advisory locks of moduli: given back to the pool once they are
-/// released, closed if they cannot be (the server then releases them).
+/// A connection in a transaction holding advisory locks of moduli (released when it ends),
+/// and which of the locked codes are stored. Given back to the pool once its transaction is
+/// committed or rolled back; closed if it cannot be (the server then ends the transaction).
 struct LockRemoto {
     conn: Option<deadpool_postgres::Object>,
     handle: tokio::runtime::Handle,
+    /// (kind, code) of the stored moduli among the locked codes.
+    presenti: Vec<(String, String)>,
+    /// Committed (or failed and rolled back): nothing left to end.
+    finita: bool,
+    scritte: Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl super::Modifica for LockRemoto {
+    fn presente(&self, kind: Tipo, code: &str) -> Option<bool> {
+        Some(
+            self.presenti
+                .iter()
+                .any(|(k, c)| k == kind.as_str() && c == code),
+        )
+    }
+
+    async fn apply(&mut self, batch: Vec<Write>) -> Result<()> {
+        let c = self.conn.as_ref().ok_or(StoreError::Closed)?;
+        let mut items = Vec::with_capacity(batch.len());
+        for w in batch {
+            items.push(preparata(c, w).await?);
+        }
+        // The writes and the COMMIT in one round trip; a failed write aborts the transaction
+        // (COMMIT then rolls back): the first error is returned, nothing was written.
+        let refs: Vec<Vec<&(dyn tokio_postgres::types::ToSql + Sync)>> =
+            items.iter().map(|(_, p)| riferimenti(p)).collect();
+        let mut passi: Vec<Passo<'_>> = Vec::with_capacity(items.len() + 1);
+        for ((st, _), r) in items.iter().zip(&refs) {
+            passi.push(Box::pin(c.execute(st, r)));
+        }
+        passi.push(Box::pin(async move {
+            c.batch_execute("COMMIT").await.map(|_| 0)
+        }));
+        let esiti = in_ordine(passi).await;
+        self.finita = true;
+        for r in esiti {
+            r.map_err(pe)?;
+        }
+        self.scritte.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
 }
 
 impl Drop for LockRemoto {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
+            if self.finita {
+                return;
+            }
             self.handle.spawn(async move {
-                if conn
-                    .batch_execute("SELECT pg_advisory_unlock_all()")
-                    .await
-                    .is_err()
-                {
-                    // Out of the pool and closed: its session's locks go with it.
+                if conn.batch_execute("ROLLBACK").await.is_err() {
+                    // Out of the pool and closed: its transaction and locks go with it.
                     drop(deadpool_postgres::Object::take(conn));
                 }
             });
@@ -549,7 +591,7 @@ impl PgStore {
             tls,
             numero: Default::default(),
             avviso: Default::default(),
-            scritte: AtomicU64::new(0),
+            scritte: Arc::new(AtomicU64::new(0)),
             durevoli: AtomicU64::new(0),
             stripes: Default::default(),
         })
@@ -1561,21 +1603,62 @@ impl Store for PgStore {
         let mut chiavi: Vec<i64> = codici.iter().map(|c| super::chiave_codice(c)).collect();
         chiavi.sort_unstable();
         chiavi.dedup();
-        let handle = self.handle.clone();
         let c = self.pool_lock.get().await.map_err(pool_err)?;
         // In key order, in one statement: two nodes locking overlapping sets cannot deadlock.
-        let st = c
+        // Transaction locks: the change's write commits the transaction and so releases them.
+        let lock = c
             .prepare_cached(
-                "SELECT count(pg_advisory_lock(k)) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS x",
+                "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT unnest($1::bigint[]) AS k ORDER BY 1) AS x",
             )
             .await
             .map_err(pe)?;
-        let remoto = LockRemoto {
+        let presenti = c
+            // One probe of the primary key per (kind, code): a plan that cannot turn into a
+            // scan of the table, whatever the planner guesses of the arrays.
+            .prepare_cached(
+                "SELECT k, c FROM unnest($2::text[]) AS k, unnest($1::text[]) AS c
+                 WHERE (SELECT true FROM pdd_moduli WHERE kind = k AND codice = c)",
+            )
+            .await
+            .map_err(pe)?;
+        let mut remoto = LockRemoto {
             conn: Some(c),
-            handle,
+            handle: self.handle.clone(),
+            presenti: Vec::new(),
+            finita: false,
+            scritte: self.scritte.clone(),
         };
-        if let Some(conn) = &remoto.conn {
-            conn.query_one(&st, &[&chiavi]).await.map_err(pe)?;
+        let codici: Vec<&str> = codici.to_vec();
+        let esiti = {
+            let Some(c) = remoto.conn.as_ref() else {
+                return Err(StoreError::Closed);
+            };
+            // BEGIN, the locks, and what is stored once they are held: one round trip.
+            let p_lock: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&chiavi];
+            let tipi: Vec<&str> = Tipo::ALL.iter().map(|t| t.as_str()).collect();
+            let p_presenti: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&codici, &tipi];
+            let passi: Vec<
+                std::pin::Pin<
+                    Box<
+                        dyn std::future::Future<
+                                Output = std::result::Result<Vec<Row>, tokio_postgres::Error>,
+                            > + Send
+                            + '_,
+                    >,
+                >,
+            > = vec![
+                Box::pin(async move { c.batch_execute("BEGIN").await.map(|_| Vec::new()) }),
+                Box::pin(c.query(&lock, &p_lock)),
+                Box::pin(c.query(&presenti, &p_presenti)),
+            ];
+            in_ordine(passi).await
+        };
+        let mut esiti = esiti.into_iter();
+        for _ in 0..2 {
+            esiti.next().ok_or(StoreError::Closed)?.map_err(pe)?;
+        }
+        for r in esiti.next().ok_or(StoreError::Closed)?.map_err(pe)? {
+            remoto.presenti.push((col(&r, 0)?, col(&r, 1)?));
         }
         Ok(super::ModuliLock::new(locali, Some(Box::new(remoto))))
     }
