@@ -523,6 +523,11 @@ fn cliclavoro_network_end_to_end() {
         "{}",
         a.1
     );
+    assert!(
+        a.1.contains("risposta al contatto") && !a.1.contains("rettifica"),
+        "worded as a risposta: {}",
+        a.1
+    );
     eventually_blocking("LAZIO delivers the risposta", || {
         let (_, v) = get_json(lazio.locale, "/admin/contatti", &[]);
         !v.as_array().unwrap().is_empty()
@@ -575,6 +580,66 @@ fn cliclavoro_network_end_to_end() {
         let (s, _) = http(api_lazio, method, path, &[], b"").unwrap();
         assert_eq!(s, 404, "{method} {path} on the API listener");
     }
+
+    // 7b. Only who published a modulo changes it: LAZIO's chiusura of EMILIA's CV is refused,
+    //     saying why, and the CV stays published everywhere.
+    let mut ch = cv("2026112700000000000000021", "02");
+    ch.dati_sistema.codicecandidaturaprecedente = Some(c4.into());
+    ch.dati_sistema.tipocandidatura = "02".into();
+    ch.dati_sistema.motivochiusura = Some("03".into());
+    let a = lazio.invia("InvioCandidatura", &scrivi(&ch));
+    assert!(!esito_ok(&a), "{a:?}");
+    assert!(
+        a.1.contains("chiusura rifiutata") && a.1.contains("pubblicata da SPC/EMILIA"),
+        "{}",
+        a.1
+    );
+    for n in [&*ncn, &*emilia, &*lazio] {
+        assert!(
+            n.codici("candidature").contains(&c4.to_string()),
+            "{} dropped EMILIA's CV",
+            n.nome
+        );
+    }
+    // 7c. percettore=SI is the Ministry's to set: from a region it is refused, naming it.
+    let mut si = cv("2026112700000000000000022", "02");
+    si.dati_sistema.percettore = Some("SI".into());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&si));
+    assert!(!esito_ok(&a) && a.1.contains("campo percettore"), "{a:?}");
+    // 7d. A datascadenza beyond the 45 days is capped, and the capped date is written into
+    //     the modulo stored and forwarded.
+    let lontano = "2026112700000000000000023";
+    let mut c = cv(lontano, "02");
+    let oggi = chrono::Local::now().date_naive();
+    c.dati_sistema.datascadenza = Some((oggi + chrono::Days::new(365)).to_string());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&c));
+    assert!(esito_ok(&a), "{a:?}");
+    let fissata =
+        a.1.split("scadenza fissata al ")
+            .nth(1)
+            .map(|r| r[..10].to_string())
+            .unwrap_or_else(|| panic!("no capped date: {}", a.1));
+    eventually_blocking("LAZIO publishes the capped CV", || {
+        lazio.codici("candidature").contains(&lontano.to_string())
+    });
+    let (_, recent) = get_json(lazio.locale, "/admin/exchanges?limit=100", &[]);
+    let seq = recent
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["note"].as_str().is_some_and(|n| n.contains(lontano)))
+        .unwrap()["seq"]
+        .as_u64()
+        .unwrap();
+    let (_, ex) = get_json(lazio.locale, &format!("/admin/exchanges/{seq}"), &[]);
+    let req = ex["request"].as_str().unwrap();
+    assert!(
+        req.contains(&format!("datascadenza&gt;{fissata}&lt;")),
+        "LAZIO got the capped date {fissata}: {req}"
+    );
+    // A redelivery of the same document is still recognised as such.
+    let a = emilia.invia("InvioCandidatura", &scrivi(&c));
+    assert!(esito_ok(&a) && a.1.contains("identica"), "{a:?}");
 
     // 8. LAZIO is down while EMILIA publishes a national CV: the NCN keeps the forward and
     //    delivers it when LAZIO is back.

@@ -24,6 +24,7 @@ use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 pub use model::{Modulo, Tipo};
+pub use regole::data;
 
 use crate::xml::{self, Element, Limits};
 

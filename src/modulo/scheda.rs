@@ -210,6 +210,8 @@ struct Intermediario<'a> {
     telefono: &'a Option<String>,
     fax: &'a Option<String>,
     email: &'a Option<String>,
+    /// `visibilita` (§2.2, §2.3): whether the intermediary's contact data may be shown.
+    visibilita: &'a Option<String>,
 }
 
 /// The [`Intermediario`] of a Candidatura's or a Vacancy's DatiSistema, whose intermediary code
@@ -226,6 +228,7 @@ macro_rules! intermediario {
             telefono: &$ds.telefono,
             fax: &$ds.fax,
             email: &$ds.email,
+            visibilita: &$ds.visibilita,
         }
     };
 }
@@ -248,8 +251,13 @@ impl Intermediario<'_> {
             diretto(&mut o);
             return (false, o);
         }
-        o.testo("tramite", Some("intermediario"))
-            .opt("codice_intermediario", self.codice)
+        o.testo("tramite", Some("intermediario"));
+        // Not visible: no contact data for anyone; contact goes through a Messaggio, which
+        // the network delivers to the intermediary.
+        if pieno(self.visibilita.as_deref()).is_some_and(|v| v.eq_ignore_ascii_case("NO")) {
+            return (true, o);
+        }
+        o.opt("codice_intermediario", self.codice)
             .opt("codice_fiscale", self.codice_fiscale)
             .opt("denominazione", self.denominazione)
             .opt("indirizzo", self.indirizzo)

@@ -104,6 +104,8 @@ pub enum Effetto {
     Aggiornato,
     Rettifica(String),
     Chiusura(String),
+    /// A risposta (Messaggio tipo 04) to the contatto of this code.
+    Risposta(String),
 }
 
 /// Where the accepted modulo goes: to these nodes, and to EURES.
@@ -159,6 +161,54 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
         riferito,
         contatto,
     } = a;
+    let risposta =
+        matches!(m, Modulo::Messaggio(msg) if msg.dati_sistema.tipocomunicazione.trim() == "04");
+    // Only who published a CV or vacancy changes it (document §4.1, §4.3): a rettifica, a
+    // chiusura or a same-code update from anyone else changes nothing. Who published it is
+    // the sender of its stored version (for what a node received from the NCN, the NCN).
+    if m.tipo() != Tipo::Messaggio {
+        for prima in [&originale, &attuale, &esistente].into_iter().flatten() {
+            let Some(di) = prima.mittente.as_deref().and_then(Parte::parse) else {
+                continue;
+            };
+            if !di.same(mittente) {
+                let cosa = if chiusura {
+                    "chiusura rifiutata"
+                } else if precedente.is_some() {
+                    "rettifica rifiutata"
+                } else {
+                    "aggiornamento rifiutato"
+                };
+                return Err(Rifiuto::Ko(format!(
+                    "{cosa}: {} {} è stata pubblicata da {di}, e solo chi l'ha \
+                     pubblicata può rettificarla, chiuderla o aggiornarla (non {mittente})",
+                    if m.tipo() == Tipo::Vacancy {
+                        "l'offerta"
+                    } else {
+                        "la candidatura"
+                    },
+                    prima.code
+                )));
+            }
+        }
+    }
+    // The income-support flag is the Ministry's to set, on INPS's records (§2.2, §3): at the
+    // NCN only on what came through the percettori's service, at a regional node only on what
+    // the NCN sent.
+    if let Modulo::Candidatura(c) = m {
+        let si = c.dati_sistema.percettore.as_deref().map(str::trim) == Some("SI");
+        let ammesso = match n.ruolo {
+            Ruolo::Ncn => r.percettore,
+            Ruolo::Nr => !mittente.same(n.own),
+            Ruolo::None => true,
+        };
+        if si && !ammesso {
+            return Err(Rifiuto::Ko(format!(
+                "campo percettore: SI è impostato solo dal Ministero per i percettori \
+                 comunicati dall'INPS, non da {mittente}"
+            )));
+        }
+    }
     let mut record = StoredModulo {
         kind: m.tipo(),
         code: m.codice().to_string(),
@@ -198,6 +248,8 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
         moduli.push(x);
     };
     let effetto = match (&precedente, chiusura) {
+        // A risposta names the contatto it answers, which it leaves as it is.
+        (Some(p), _) if risposta => Effetto::Risposta(p.clone()),
         // Rev.038: the communication names the original it rectifies or closes.
         (Some(p), _) => {
             let stato = if chiusura {
@@ -243,7 +295,6 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
                     "Messaggio: la candidatura o offerta {rif} non è nota a questo nodo"
                 )));
             };
-            let risposta = msg.dati_sistema.tipocomunicazione.trim() == "04";
             // A risposta goes back to the node its contatto came from; a contatto to the node
             // that answers for the modulo.
             let verso = if risposta {
@@ -542,5 +593,118 @@ mod tests {
             a.rotta.as_deref(),
             Some("inoltrato a SPC/EMILIA, titolare di C1")
         );
+    }
+
+    #[test]
+    fn only_who_published_a_modulo_changes_it() {
+        let (own, emilia, lazio) = (p("MinisteroLavoro"), p("EMILIA"), p("LAZIO"));
+        let nodi = [p("EMILIA"), p("LAZIO")];
+        let n = Nodo {
+            ruolo: Ruolo::Ncn,
+            own: &own,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        let originale = decidi(&n, &ricevuto(&cv("C1", "02"), &emilia), Archivio::default())
+            .unwrap()
+            .moduli
+            .pop()
+            .unwrap();
+        // A rettifica, a chiusura and a same-code update from LAZIO: refused, saying why.
+        let mut r = cv("C2", "02");
+        if let Modulo::Candidatura(c) = &mut r {
+            c.dati_sistema.codicecandidaturaprecedente = Some("C1".into());
+        }
+        let mut ch = r.clone();
+        if let Modulo::Candidatura(c) = &mut ch {
+            c.dati_sistema.tipocandidatura = "02".into();
+        }
+        let stesso = cv("C1", "02");
+        for (m, arch, cosa) in [
+            (&r, "originale", "rettifica rifiutata"),
+            (&ch, "originale", "chiusura rifiutata"),
+            (&stesso, "esistente", "aggiornamento rifiutato"),
+        ] {
+            let a = if arch == "originale" {
+                Archivio {
+                    originale: Some(originale.clone()),
+                    ..Default::default()
+                }
+            } else {
+                Archivio {
+                    esistente: Some(originale.clone()),
+                    ..Default::default()
+                }
+            };
+            match decidi(&n, &ricevuto(m, &lazio), a) {
+                Err(Rifiuto::Ko(k)) => {
+                    assert!(k.starts_with(cosa), "{k}");
+                    assert!(
+                        k.contains("pubblicata da SPC/EMILIA") && k.contains("C1"),
+                        "{k}"
+                    );
+                }
+                other => panic!("{cosa}: {other:?}"),
+            }
+        }
+        // From EMILIA, the same rettifica is accepted.
+        let a = decidi(
+            &n,
+            &ricevuto(&r, &emilia),
+            Archivio {
+                originale: Some(originale),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.effetto, Effetto::Rettifica("C1".into()));
+    }
+
+    #[test]
+    fn percettore_si_is_the_ministrys_to_set() {
+        let (own, emilia, ncn) = (p("MinisteroLavoro"), p("EMILIA"), p("MinisteroLavoro"));
+        let nodi = [p("EMILIA"), p("LAZIO")];
+        let mut m = cv("C1", "02");
+        if let Modulo::Candidatura(c) = &mut m {
+            c.dati_sistema.percettore = Some("SI".into());
+        }
+        let nodo = |ruolo, own| Nodo {
+            ruolo,
+            own,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        // At the NCN, from a region: refused, naming the field.
+        let r = decidi(
+            &nodo(Ruolo::Ncn, &own),
+            &ricevuto(&m, &emilia),
+            Archivio::default(),
+        );
+        assert!(
+            matches!(&r, Err(Rifiuto::Ko(k)) if k.starts_with("campo percettore")),
+            "{r:?}"
+        );
+        // Through the percettori's service (INPS): accepted.
+        let mut inps = ricevuto(&m, &ncn);
+        inps.percettore = true;
+        assert!(decidi(&nodo(Ruolo::Ncn, &own), &inps, Archivio::default()).is_ok());
+        // At a region: from the NCN accepted, from its own local system refused.
+        let emilia_nodo = p("EMILIA");
+        let nr = nodo(Ruolo::Nr, &emilia_nodo);
+        assert!(decidi(&nr, &ricevuto(&m, &ncn), Archivio::default()).is_ok());
+        assert!(matches!(
+            decidi(&nr, &ricevuto(&m, &emilia), Archivio::default()),
+            Err(Rifiuto::Ko(_))
+        ));
+        // NO is anyone's.
+        if let Modulo::Candidatura(c) = &mut m {
+            c.dati_sistema.percettore = Some("NO".into());
+        }
+        assert!(decidi(
+            &nodo(Ruolo::Ncn, &own),
+            &ricevuto(&m, &emilia),
+            Archivio::default()
+        )
+        .is_ok());
     }
 }

@@ -606,6 +606,33 @@ mod tests {
         assert!(!reg.contains("OFFICINE ZANARDI"));
     }
 
+    #[test]
+    fn visibilita_no_non_pubblica_alcun_recapito() {
+        let mut c = cand("candidatura-rev038.xml");
+        intermedia!(c.dati_sistema, idintermediario);
+        c.dati_sistema.visibilita = Some("NO".into());
+        let s = candidatura(&c);
+        let (reg, ct) = registrata(&s, "intermediario");
+        // Only that contact goes through the intermediary: none of its data, nor the worker's.
+        assert_eq!(ct, serde_json::json!({"tramite": "intermediario"}), "{reg}");
+        assenti(&reg, &personali_candidatura(&c), "candidatura");
+        assenti(&reg, &[Some(EMAIL_AGENZIA), Some("AG0042")], "candidatura");
+        let mut v = vac("vacancy-2.0.xml");
+        intermedia!(v.dati_sistema, intermediario);
+        v.dati_sistema.visibilita = Some("no".into());
+        let (reg, ct) = registrata(&vacancy(&v), "intermediario");
+        // The intermediary's own reference of the offer stays (what a Messaggio names).
+        assert_eq!(
+            ct,
+            serde_json::json!({"tramite": "intermediario", "codice_offerta_intermediario": "ZAN-2026-0007"}),
+            "{reg}"
+        );
+        // SI (or absent) shows the intermediary's, as before.
+        c.dati_sistema.visibilita = Some("SI".into());
+        let (_, ct) = registrata(&candidatura(&c), "intermediario");
+        assert_eq!(ct["email"], EMAIL_AGENZIA);
+    }
+
     /// The four examples, each with its own update time.
     fn archivio() -> Vec<(Scheda, &'static str)> {
         vec![

@@ -168,6 +168,17 @@ async fn ricevi(
         },
         Ok(e) => (testo, e, None),
     };
+    // The expiry the node applies, when it is not the modulo's own, is written into the
+    // modulo (the system "valorizza il campo", §2.2, §2.3): stored and forwarded so.
+    let fissata = esito
+        .scadenza
+        .as_ref()
+        .filter(|s| s.corretta)
+        .map(|s| s.applicata);
+    let (testo, esito) = match fissata {
+        Some(d) => fissa_scadenza(n, op, testo, esito, d, received_at).await?,
+        None => (testo, esito),
+    };
     let Some(m) = esito.modulo.as_ref() else {
         return Ok(ko(op, Ko(format!("{} non leggibile", op.nome))));
     };
@@ -196,13 +207,11 @@ async fn ricevi(
         Effetto::Aggiornato => descr.push_str(", aggiornamento"),
         Effetto::Rettifica(p) => descr.push_str(&format!(", rettifica di {p}")),
         Effetto::Chiusura(p) => descr.push_str(&format!(", chiusura di {p}")),
+        Effetto::Risposta(p) => descr.push_str(&format!(", risposta al contatto {p}")),
     }
     descr.push(')');
-    if let Some(s) = esito.scadenza.as_ref().filter(|s| s.corretta) {
-        descr.push_str(&format!(
-            "; scadenza fissata al {}, la massima consentita",
-            s.applicata
-        ));
+    if let Some(d) = fissata {
+        descr.push_str(&format!("; scadenza fissata al {d}, la massima consentita"));
     }
     if let Some(p) = nota_percettore {
         descr.push_str(&format!("; {p}"));
@@ -227,10 +236,28 @@ async fn gia_ricevuto(n: &Ambiente<'_>, testo: &str) -> Result<bool, ServiceErro
     else {
         return Ok(false);
     };
-    Ok(n.store
-        .modulo(m.tipo(), m.codice())
-        .await?
-        .is_some_and(|r| r.xml == testo))
+    let Some(r) = n.store.modulo(m.tipo(), m.codice()).await? else {
+        return Ok(false);
+    };
+    if r.xml == testo {
+        return Ok(true);
+    }
+    // Stored with the expiry the node applied written in: the same document if its own date
+    // was missing or beyond that expiry (and so was capped to it).
+    let (Some(applicata), mut m) = (r.scadenza, m) else {
+        return Ok(false);
+    };
+    let data = match &mut m {
+        Modulo::Candidatura(c) => &mut c.dati_sistema.datascadenza,
+        Modulo::Vacancy(v) => &mut v.richiesta.durata_richiesta.datascadenza,
+        Modulo::Messaggio(_) => return Ok(false),
+    };
+    let oltre = data
+        .as_deref()
+        .and_then(modulo::data)
+        .is_none_or(|d| d > applicata);
+    *data = Some(applicata.to_string());
+    Ok(oltre && m.scrivi() == r.xml)
 }
 
 /// Validates a modulo for an operation, with what the store knows of its codes: the verdict,
@@ -275,6 +302,39 @@ async fn valuta(
         .replace("Messaggio non valida", "Messaggio non valido"))));
     }
     Ok(Ok(esito))
+}
+
+/// The modulo with `datascadenza` set to the expiry applied, judged again: its text and
+/// verdict; the modulo as received when the rewritten one would not be valid (it is then
+/// stored with the expiry applied all the same).
+async fn fissa_scadenza(
+    n: &Ambiente<'_>,
+    op: &Operazione,
+    testo: String,
+    esito: modulo::Verdetto,
+    data: chrono::NaiveDate,
+    ricevuto: DateTime<FixedOffset>,
+) -> Result<(String, modulo::Verdetto), ServiceError> {
+    let mut m = match &esito.modulo {
+        Some(m @ (Modulo::Candidatura(_) | Modulo::Vacancy(_))) => m.clone(),
+        _ => return Ok((testo, esito)),
+    };
+    match &mut m {
+        Modulo::Candidatura(c) => c.dati_sistema.datascadenza = Some(data.to_string()),
+        Modulo::Vacancy(v) => v.richiesta.durata_richiesta.datascadenza = Some(data.to_string()),
+        Modulo::Messaggio(_) => {}
+    }
+    let nuovo = m.scrivi();
+    match valuta(n, op, &nuovo, ricevuto).await? {
+        Ok(e) => Ok((nuovo, e)),
+        Err(why) => {
+            tracing::warn!(
+                why = %why.0,
+                "the modulo with its expiry written would not be valid: kept as received"
+            );
+            Ok((testo, esito))
+        }
+    }
 }
 
 /// A percettore's CV completed by the NCN (flag, qualifica), validated again: the new text,
