@@ -348,6 +348,28 @@ fn cliclavoro_network_end_to_end() {
     eventually_blocking("EMILIA publishes LAZIO's vacancy", || {
         emilia.codici("vacancies").contains(&v1.to_string())
     });
+    // A regional CV from the national portal belongs to the region of the worker's domicile
+    // (Roma: LAZIO): it goes there only, and the NCN does not publish it nationally.
+    let c7 = "2026112700000000000000007";
+    let mut c = cv(c7, "01");
+    c.lavoratore.domicilio.idcomune = "H501".into();
+    c.lavoratore.domicilio.cap = Some("00100".into());
+    let a = ncn.invia_a(
+        "InvioCandidatura",
+        &scrivi(&c),
+        &[("X-PDD-Destinatario", "SPC/MinisteroLavoro")],
+    );
+    assert!(esito_ok(&a), "{a:?}");
+    assert!(
+        a.1.contains("ambito regionale con domicilio in H501: inoltrata a SPC/LAZIO"),
+        "{}",
+        a.1
+    );
+    eventually_blocking("LAZIO publishes the portal's regional CV", || {
+        lazio.codici("candidature").contains(&c7.to_string())
+    });
+    assert!(!ncn.codici("candidature").contains(&c7.to_string()));
+    assert!(!emilia.codici("candidature").contains(&c7.to_string()));
 
     // 5. A percettore from INPS: flagged, its qualifica filled from the last employment record,
     //    routed to the region of the domicile (Roma: LAZIO), not to EMILIA.

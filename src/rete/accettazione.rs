@@ -363,8 +363,15 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
             }
         }
         (Ruolo::Ncn, _) => {
+            // A regional CV belongs to the region of the worker's domicile (§4.1): one that
+            // did not come from a region (the national portal, an intermediary) goes there.
+            let regionale_da_fuori = matches!(m, Modulo::Candidatura(c) if super::ambito(c) == super::Ambito::Regionale)
+                && !e_nodo(mittente)
+                && !r.percettore;
             let mut i = if r.percettore {
-                instrada_percettore(m, &e_nodo)
+                instrada_domicilio(m, &e_nodo, "percettore")
+            } else if regionale_da_fuori && precedente.is_none() && !chiusura {
+                instrada_domicilio(m, &e_nodo, "ambito regionale")
             } else {
                 let com = if precedente.is_some() || chiusura {
                     Comunicazione::Seguito
@@ -386,7 +393,7 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
             i.nodi.retain(|p| !p.same(mittente));
             // Who answers for it: the region that sent it, or for a percettore the region of
             // the worker's domicile; none (us) for intermediaries and the national portal.
-            record.titolare = if r.percettore {
+            record.titolare = if r.percettore || (regionale_da_fuori && !i.nodi.is_empty()) {
                 i.nodi.first().map(|p| p.to_string())
             } else if e_nodo(mittente) {
                 Some(mittente.to_string())
@@ -399,10 +406,10 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
                     record.destinazioni.push(s);
                 }
             }
-            // A CV of regional scope from a region is that region's to publish, not the
-            // NCN's (document §4.1).
+            // A CV of regional scope is its region's to publish, not the NCN's (document
+            // §4.1): the region that sent it, or the region of the worker's domicile.
             if let Modulo::Candidatura(c) = m {
-                if super::ambito(c) == super::Ambito::Regionale && !mittente.same(n.own) {
+                if super::ambito(c) == super::Ambito::Regionale {
                     record.scheda = None;
                 }
             }
@@ -451,9 +458,10 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
     })
 }
 
-/// A percettore's CV goes to the region of the worker's domicile, when that region is in the
-/// network; else it stays at the NCN.
-fn instrada_percettore(m: &Modulo, e_nodo: &dyn Fn(&Parte) -> bool) -> Instradamento {
+/// A CV that belongs to the region of the worker's domicile (a percettore's; a regional CV
+/// from outside the regions) goes there, when that region is in the network; else it stays
+/// at the NCN. `chi` says which, in the reason.
+fn instrada_domicilio(m: &Modulo, e_nodo: &dyn Fn(&Parte) -> bool, chi: &str) -> Instradamento {
     let domicilio = match m {
         Modulo::Candidatura(c) => c.lavoratore.domicilio.idcomune.trim().to_string(),
         _ => String::new(),
@@ -465,12 +473,12 @@ fn instrada_percettore(m: &Modulo, e_nodo: &dyn Fn(&Parte) -> bool) -> Instradam
                 Instradamento {
                     nodi: vec![p],
                     eures: false,
-                    motivo: format!("percettore con domicilio in {domicilio}"),
+                    motivo: format!("{chi} con domicilio in {domicilio}"),
                 }
             } else {
                 Instradamento {
                     motivo: format!(
-                        "percettore con domicilio in {domicilio}: il nodo regionale {nome} non è nella rete, conservata al nodo nazionale"
+                        "{chi} con domicilio in {domicilio}: il nodo regionale {nome} non è nella rete, conservata al nodo nazionale"
                     ),
                     ..Default::default()
                 }
@@ -478,7 +486,7 @@ fn instrada_percettore(m: &Modulo, e_nodo: &dyn Fn(&Parte) -> bool) -> Instradam
         }
         None => Instradamento {
             motivo: format!(
-                "percettore: domicilio '{domicilio}' fuori dalle regioni, conservata al nodo nazionale"
+                "{chi}: domicilio '{domicilio}' fuori dalle regioni, conservata al nodo nazionale"
             ),
             ..Default::default()
         },
@@ -706,5 +714,45 @@ mod tests {
             Archivio::default()
         )
         .is_ok());
+    }
+
+    #[test]
+    fn a_regional_cv_from_the_portal_goes_to_the_region_of_domicile_only() {
+        let own = p("MinisteroLavoro");
+        let nodi = [p("EMILIA"), p("LAZIO")];
+        let n = Nodo {
+            ruolo: Ruolo::Ncn,
+            own: &own,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        let mut m = cv("C1", "01");
+        if let Modulo::Candidatura(c) = &mut m {
+            c.lavoratore.domicilio.idcomune = "H501".into(); // Roma
+        }
+        let a = decidi(&n, &ricevuto(&m, &own), Archivio::default()).unwrap();
+        assert_eq!(a.inoltri.nodi, vec![p("LAZIO")]);
+        let record = a.moduli.last().unwrap();
+        assert_eq!(record.titolare.as_deref(), Some("SPC/LAZIO"));
+        assert_eq!(record.scheda, None, "not published nationally");
+        assert!(
+            a.rotta
+                .as_deref()
+                .unwrap()
+                .contains("ambito regionale con domicilio in H501"),
+            "{:?}",
+            a.rotta
+        );
+        // From a region, a regional CV stays with that region, as before.
+        let a = decidi(&n, &ricevuto(&m, &p("EMILIA")), Archivio::default()).unwrap();
+        assert!(a.inoltri.nodi.is_empty());
+        assert_eq!(a.moduli.last().unwrap().scheda, None);
+        // A domicile whose region is not in the network: kept, and said so.
+        if let Modulo::Candidatura(c) = &mut m {
+            c.lavoratore.domicilio.idcomune = "F205".into(); // Milano
+        }
+        let a = decidi(&n, &ricevuto(&m, &own), Archivio::default()).unwrap();
+        assert!(a.inoltri.nodi.is_empty());
+        assert!(a.rotta.unwrap().contains("non è nella rete"));
     }
 }
