@@ -444,7 +444,7 @@ fn cliclavoro_network_end_to_end() {
     r.dati_sistema.codicecandidaturaprecedente = Some(c1.into());
     let a = emilia.invia("InvioCandidatura", &scrivi(&r));
     assert!(
-        esito_ok(&a) && a.1.contains("segue l'originale: inoltrata a SPC/LAZIO"),
+        esito_ok(&a) && a.1.contains("ambito nazionale: inoltrata a SPC/LAZIO"),
         "{a:?}"
     );
     eventually_blocking("LAZIO replaces C1 with its rettifica", || {
@@ -470,6 +470,41 @@ fn cliclavoro_network_end_to_end() {
             n.nome
         );
     }
+
+    // 6b. A rettifica goes by its new ambito: 02 → 01 withdraws the CV from LAZIO; a later
+    //     01 → 02 brings it back there.
+    let c8 = "2026112700000000000000008";
+    let a = emilia.invia("InvioCandidatura", &scrivi(&cv(c8, "02")));
+    assert!(esito_ok(&a), "{a:?}");
+    eventually_blocking("LAZIO publishes C8", || {
+        lazio.codici("candidature").contains(&c8.to_string())
+    });
+    let mut r = cv("2026112700000000000000018", "01");
+    r.dati_sistema.codicecandidaturaprecedente = Some(c8.into());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&r));
+    assert!(
+        esito_ok(&a) && a.1.contains("ritirata da SPC/LAZIO"),
+        "{a:?}"
+    );
+    eventually_blocking("LAZIO withdraws C8", || {
+        let l = lazio.codici("candidature");
+        !l.contains(&c8.to_string()) && !l.contains(&"2026112700000000000000018".to_string())
+    });
+    assert!(emilia
+        .codici("candidature")
+        .contains(&"2026112700000000000000018".to_string()));
+    let mut r = cv("2026112700000000000000028", "02");
+    r.dati_sistema.codicecandidaturaprecedente = Some(c8.into());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&r));
+    assert!(
+        esito_ok(&a) && a.1.contains("inoltrata a SPC/LAZIO"),
+        "{a:?}"
+    );
+    eventually_blocking("LAZIO publishes the rettifica now national", || {
+        lazio
+            .codici("candidature")
+            .contains(&"2026112700000000000000028".to_string())
+    });
 
     // 7. A contact about an intermediated CV reaches the intermediary, through the NCN.
     let c4 = "2026112700000000000000004";

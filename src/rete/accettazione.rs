@@ -113,6 +113,10 @@ pub enum Effetto {
 pub struct Inoltri {
     pub nodi: Vec<Parte>,
     pub eures: bool,
+    /// Where earlier versions went and this one no longer goes (a rettifica or update that
+    /// narrowed its ambito): they receive its withdrawal ([`super::ritiro`]).
+    pub ritiri: Vec<Parte>,
+    pub ritiro_eures: bool,
     /// A forward of a new modulo (not of its rettifica or chiusura): dropped if the modulo
     /// expires before it is delivered.
     pub invio: bool,
@@ -314,8 +318,8 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
                     });
                     inoltri = Inoltri {
                         nodi: vec![t],
-                        eures: false,
                         invio: true,
+                        ..Default::default()
                     };
                 }
                 None => {
@@ -373,7 +377,9 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
             } else if regionale_da_fuori && precedente.is_none() && !chiusura {
                 instrada_domicilio(m, &e_nodo, "ambito regionale")
             } else {
-                let com = if precedente.is_some() || chiusura {
+                // A chiusura follows the original's routes; a rettifica or an update is
+                // disseminated by its own (perhaps new) ambito.
+                let com = if chiusura {
                     Comunicazione::Seguito
                 } else {
                     Comunicazione::Invio
@@ -391,6 +397,20 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
             }
             // Never back to the node it came from.
             i.nodi.retain(|p| !p.same(mittente));
+            // Where earlier versions went and this one does not: withdrawn there (§4.1: a
+            // rettifica is disseminated by its new ambito).
+            let (mut ritiri, mut ritiro_eures) = (Vec::new(), false);
+            if !chiusura && !r.percettore {
+                for g in &gia {
+                    if g == super::EURES {
+                        ritiro_eures = !i.eures;
+                    } else if let Some(p) = Parte::parse(g) {
+                        if !p.same(mittente) && !i.nodi.iter().any(|x| x.same(&p)) {
+                            ritiri.push(p);
+                        }
+                    }
+                }
+            }
             // Who answers for it: the region that sent it, or for a percettore the region of
             // the worker's domicile; none (us) for intermediaries and the national portal.
             record.titolare = if r.percettore || (regionale_da_fuori && !i.nodi.is_empty()) {
@@ -429,10 +449,32 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
             if i.eures {
                 t.push_str("; in coda per EURES");
             }
+            if !ritiri.is_empty() || ritiro_eures {
+                let da: Vec<String> = ritiri
+                    .iter()
+                    .map(|p| p.to_string())
+                    .chain(ritiro_eures.then(|| super::EURES.to_string()))
+                    .collect();
+                t.push_str(&format!("; ritirata da {}", da.join(", ")));
+            }
+            // The original's routes become this version's, so that a later chiusura of it
+            // reaches where it is now (and, harmlessly, where it was withdrawn).
+            if let Some(o) = moduli
+                .first_mut()
+                .filter(|o| Some(&o.code) == precedente.as_ref())
+            {
+                for d in &record.destinazioni {
+                    if !o.destinazioni.contains(d) {
+                        o.destinazioni.push(d.clone());
+                    }
+                }
+            }
             rotta = Some(t);
             inoltri = Inoltri {
                 nodi: i.nodi,
                 eures: i.eures,
+                ritiri,
+                ritiro_eures,
                 invio: precedente.is_none() && !chiusura,
             };
         }
@@ -754,5 +796,76 @@ mod tests {
         let a = decidi(&n, &ricevuto(&m, &own), Archivio::default()).unwrap();
         assert!(a.inoltri.nodi.is_empty());
         assert!(a.rotta.unwrap().contains("non è nella rete"));
+    }
+
+    #[test]
+    fn a_rettifica_goes_by_its_new_ambito_and_is_withdrawn_where_it_no_longer_goes() {
+        let (own, emilia) = (p("MinisteroLavoro"), p("EMILIA"));
+        let nodi = [p("EMILIA"), p("LAZIO"), p("VENETO")];
+        let n = Nodo {
+            ruolo: Ruolo::Ncn,
+            own: &own,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        let rettifica = |ambito: &str| {
+            let mut m = cv("C2", ambito);
+            if let Modulo::Candidatura(c) = &mut m {
+                c.dati_sistema.codicecandidaturaprecedente = Some("C1".into());
+            }
+            m
+        };
+        let originale = |ambito: &str| {
+            decidi(
+                &n,
+                &ricevuto(&cv("C1", ambito), &emilia),
+                Archivio::default(),
+            )
+            .unwrap()
+            .moduli
+            .pop()
+            .unwrap()
+        };
+        let decidi_su = |m: &Modulo, o: StoredModulo| {
+            decidi(
+                &n,
+                &ricevuto(m, &emilia),
+                Archivio {
+                    originale: Some(o),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+        };
+        // 02 → 01: withdrawn from the other regions.
+        let a = decidi_su(&rettifica("01"), originale("02"));
+        assert!(a.inoltri.nodi.is_empty());
+        assert_eq!(a.inoltri.ritiri, vec![p("LAZIO"), p("VENETO")]);
+        assert!(a
+            .rotta
+            .unwrap()
+            .contains("ritirata da SPC/LAZIO, SPC/VENETO"));
+        // 01 → 02: it reaches them now.
+        let a = decidi_su(&rettifica("02"), originale("01"));
+        assert_eq!(a.inoltri.nodi, vec![p("LAZIO"), p("VENETO")]);
+        assert!(a.inoltri.ritiri.is_empty() && !a.inoltri.ritiro_eures);
+        // The original's routes become the rettifica's, for a later chiusura.
+        assert_eq!(a.moduli[0].destinazioni, vec!["SPC/LAZIO", "SPC/VENETO"]);
+        // 02 → 03: EURES added; 03 → 02: withdrawn from EURES.
+        let a = decidi_su(&rettifica("03"), originale("02"));
+        assert!(a.inoltri.eures && !a.inoltri.ritiro_eures);
+        let a = decidi_su(&rettifica("02"), originale("03"));
+        assert!(!a.inoltri.eures && a.inoltri.ritiro_eures);
+        assert_eq!(a.inoltri.nodi, vec![p("LAZIO"), p("VENETO")]);
+        // The withdrawal is the modulo's chiusura ("03", ritiro) under the same codes.
+        let Some(Modulo::Candidatura(c)) = super::super::ritiro(&rettifica("01")) else {
+            panic!()
+        };
+        assert_eq!(c.dati_sistema.tipocandidatura, "02");
+        assert_eq!(c.dati_sistema.motivochiusura.as_deref(), Some("03"));
+        assert_eq!(
+            c.dati_sistema.codicecandidaturaprecedente.as_deref(),
+            Some("C1")
+        );
     }
 }

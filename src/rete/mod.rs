@@ -140,9 +140,9 @@ pub struct Instradamento {
 /// What kind of communication a modulo is, for routing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Comunicazione {
-    /// A new modulo, or (2.0) an update under the same code.
+    /// A new modulo, (2.0) an update under the same code, or a rettifica: by its ambito.
     Invio,
-    /// A rettifica or chiusura of an earlier modulo: it follows the original's routes.
+    /// A chiusura of an earlier modulo: it follows the original's routes.
     Seguito,
 }
 
@@ -165,20 +165,16 @@ pub fn instrada(
             motivo: "segue l'originale".into(),
         },
         (Modulo::Candidatura(c), Comunicazione::Invio) => {
+            // By its own ambito, also when it updates or rectifies an earlier version (where
+            // that went and this does not, it is withdrawn: see `accettazione`).
             let a = ambito(c);
-            let mut nodi = match a {
+            let nodi = match a {
                 Ambito::Regionale => Vec::new(),
                 Ambito::Nazionale | Ambito::Europeo => altri(),
             };
-            // An update reaches at least where the first version went.
-            for p in seguito() {
-                if !nodi.iter().any(|n| n.same(&p)) {
-                    nodi.push(p);
-                }
-            }
             Instradamento {
                 nodi,
-                eures: a == Ambito::Europeo || gia.iter().any(|g| g == EURES),
+                eures: a == Ambito::Europeo,
                 motivo: format!("ambito {}", a.as_str()),
             }
         }
@@ -189,6 +185,25 @@ pub fn instrada(
             motivo: "offerta: massima circolazione".into(),
         },
     }
+}
+
+/// The withdrawal of a modulo from where it no longer goes: its chiusura on the publisher's
+/// behalf ("03", ritiro), under the same codes (a Rev.038 rettifica closes the original it
+/// names, a 2.0 update its own code). None for a Messaggio.
+pub fn ritiro(m: &Modulo) -> Option<Modulo> {
+    let mut m = m.clone();
+    match &mut m {
+        Modulo::Candidatura(c) => {
+            c.dati_sistema.tipocandidatura = "02".into();
+            c.dati_sistema.motivochiusura = Some("03".into());
+        }
+        Modulo::Vacancy(v) => {
+            v.dati_sistema.tipoofferta = "02".into();
+            v.dati_sistema.motivochiusura = Some("03".into());
+        }
+        Modulo::Messaggio(_) => return None,
+    }
+    Some(m)
 }
 
 /// The code of the candidatura or offerta a Messaggio is about.
@@ -301,7 +316,8 @@ mod tests {
         );
         assert_eq!(r.nodi, vec![p("EMILIA"), p("VENETO")]);
         assert!(r.eures);
-        // An update of a national CV turned regional still reaches where it went before.
+        // An update (or rettifica) of a national CV turned regional goes by its new ambito:
+        // nowhere (where it went before, it is withdrawn: see `accettazione`).
         let r = instrada(
             &cv(&["01"]),
             Comunicazione::Invio,
@@ -309,8 +325,8 @@ mod tests {
             &nodi,
             &["SPC/LAZIO".into()],
         );
-        assert_eq!(r.nodi, vec![p("LAZIO")]);
-        // Rettifiche and chiusure follow the original, whatever they say, EURES included.
+        assert!(r.nodi.is_empty() && !r.eures, "{r:?}");
+        // Chiusure follow the original, whatever they say, EURES included.
         let r = instrada(
             &cv(&["03"]),
             Comunicazione::Seguito,

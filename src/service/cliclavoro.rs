@@ -471,7 +471,7 @@ async fn inoltri(
 ) -> Result<Vec<Write>, ServiceError> {
     let m = r.modulo;
     let mut out = Vec::new();
-    if piano.nodi.is_empty() && !piano.eures {
+    if piano.nodi.is_empty() && !piano.eures && piano.ritiri.is_empty() && !piano.ritiro_eures {
         return Ok(out);
     }
     let op = ws::OPERAZIONI
@@ -524,6 +524,29 @@ async fn inoltri(
             out.push(Write::Forward(i.clone()));
         }
         out.push(Write::Eures(i));
+    }
+    if !piano.ritiri.is_empty() || piano.ritiro_eures {
+        // Its withdrawal, where it no longer goes.
+        let Some(chiusura) = rete::ritiro(m).map(|c| c.scrivi()) else {
+            return Ok(out);
+        };
+        let corpo = ws::richiesta(op, &chiusura);
+        for p in &piano.ritiri {
+            let (id, ora) = n.ids.nuovo().await?;
+            let seq = n.store.next_seq().await?;
+            let mut i = voce(seq, p.to_string(), id, ora, corpo.clone());
+            i.invio = false;
+            out.push(Write::Forward(i));
+        }
+        if piano.ritiro_eures {
+            let seq = n.store.next_seq().await?;
+            let mut i = voce(seq, rete::EURES.into(), String::new(), now, chiusura);
+            i.invio = false;
+            if n.eures_url {
+                out.push(Write::Forward(i.clone()));
+            }
+            out.push(Write::Eures(i));
+        }
     }
     Ok(out)
 }
