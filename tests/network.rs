@@ -421,6 +421,33 @@ fn cliclavoro_network_end_to_end() {
     assert!(scheda.to_string().contains("5.1.2.2.0.1"), "{scheda}");
     eventually_blocking("the NCN's outbox is empty", || ncn.outbox().is_empty());
     assert!(!emilia.codici("candidature").contains(&codice_p));
+    // A percettore whose region has no node (Milano: LOMBARDIA) stays at the NCN, and the
+    // operator sees it in `pdd outbox trattenuti`.
+    let (code, out, _) = ncn.cli(&["outbox", "trattenuti"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("no percettore kept here"), "{out}");
+    let mut q = p.clone();
+    q.dati_sistema.codicecandidatura = "2026112700000000000000015".into();
+    q.lavoratore.domicilio.idcomune = "F205".into();
+    q.lavoratore.domicilio.cap = Some("20121".into());
+    let a = inps.invia("InvioPercettore", &scrivi(&q));
+    assert!(
+        esito_ok(&a) && a.1.contains("LOMBARDIA non è nella rete"),
+        "{a:?}"
+    );
+    let (code, out, err) = ncn.cli(&["outbox", "trattenuti"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("2026112700000000000000015")
+            && out.contains("F205")
+            && out.contains("LOMBARDIA is not in the network")
+            && !out.contains(&codice_p),
+        "{out}"
+    );
+    let (_, out, _) = ncn.cli(&["outbox", "trattenuti", "--format", "json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["codice"], "2026112700000000000000015", "{v}");
+    assert_eq!(v[0]["regione"], "LOMBARDIA");
     let (_, recent) = get_json(lazio.locale, "/admin/exchanges?limit=100", &[]);
     let seq = recent
         .as_array()

@@ -25,6 +25,13 @@ pub enum OutboxCommand {
     },
     /// Queue again the forwards the receiver refused (all, or one by its seq).
     Retry { seq: Option<u64> },
+    /// The percettori kept at the NCN and forwarded nowhere, because the region of the
+    /// worker's domicile has no node in the network (or the domicile is in no region).
+    Trattenuti {
+        /// Output: text (the default) or json.
+        #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -181,6 +188,51 @@ pub fn outbox(config: Config, c: OutboxCommand) -> Result<ExitCode, String> {
                 } else {
                     ""
                 }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        OutboxCommand::Trattenuti { json } => {
+            let list: Vec<crate::gateway::outbox::Trattenuto> = match open_for_reading(&config)? {
+                Source::Store(s) => {
+                    let (gw, rt) = offline(&config, s)?;
+                    rt.block_on(gw.outbox.trattenuti())
+                        .map_err(|e| e.to_string())?
+                }
+                Source::Gateway(addr) => serde_json::from_value(admin_json(
+                    addr,
+                    "GET",
+                    "/admin/outbox/trattenuti",
+                    None,
+                )?)
+                .map_err(|e| e.to_string())?,
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).unwrap_or_default()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            if list.is_empty() {
+                println!("no percettore kept here: every one reached the region of its domicile");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!("{:<26} {:<29} {:<9} why", "codice", "received", "domicile");
+            for t in &list {
+                println!(
+                    "{:<26} {:<29} {:<9} {}",
+                    t.codice,
+                    t.ricevuto,
+                    t.domicilio,
+                    match &t.regione {
+                        Some(r) => format!("the regional node {r} is not in the network"),
+                        None => "the domicile is in no region".into(),
+                    }
+                );
+            }
+            println!(
+                "{} percettori kept here, forwarded nowhere until their region joins",
+                list.len()
             );
             Ok(ExitCode::SUCCESS)
         }

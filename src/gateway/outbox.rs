@@ -19,6 +19,17 @@ use crate::rete::attesa;
 use crate::store::{Forward, ForwardState, StatoModulo, StoreError, Write};
 
 /// The outbox: its deliveries go through the porta delegata.
+/// A percettore kept at this node, forwarded nowhere ([`Outbox::trattenuti`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Trattenuto {
+    pub codice: String,
+    pub ricevuto: String,
+    /// The Belfiore code of the worker's domicile.
+    pub domicilio: String,
+    /// The regional node it belongs to (not in the network), if the domicile is in a region.
+    pub regione: Option<String>,
+}
+
 pub struct Outbox {
     s: Arc<Shared>,
     pd: Arc<PortaDelegata>,
@@ -75,6 +86,43 @@ impl Outbox {
     /// Every entry of the outbox, in order.
     pub async fn elenco(&self) -> Result<Vec<Forward>, StoreError> {
         self.s.store.outbox().await
+    }
+
+    /// The active percettori this node keeps without forwarding them: the region of the
+    /// worker's domicile has no node in the network (or the domicile is in none), so nobody
+    /// follows them until it has. Oldest first.
+    pub async fn trattenuti(&self) -> Result<Vec<Trattenuto>, StoreError> {
+        let mut out = Vec::new();
+        for m in self
+            .s
+            .store
+            .moduli(crate::modulo::Tipo::Candidatura)
+            .await?
+        {
+            if m.stato != StatoModulo::Attivo || !m.destinazioni.is_empty() || m.titolare.is_some()
+            {
+                continue;
+            }
+            let Some(crate::modulo::Modulo::Candidatura(c)) =
+                crate::xml::parse_document(m.xml.as_bytes(), self.s.limits)
+                    .ok()
+                    .and_then(|d| crate::modulo::Modulo::leggi(&d))
+            else {
+                continue;
+            };
+            if c.dati_sistema.percettore.as_deref().map(str::trim) != Some("SI") {
+                continue;
+            }
+            let domicilio = c.lavoratore.domicilio.idcomune.trim().to_string();
+            out.push(Trattenuto {
+                regione: crate::rete::nodo_del_comune(&domicilio).map(String::from),
+                domicilio,
+                codice: m.code,
+                ricevuto: crate::clock::ora::testo(&m.received_at),
+            });
+        }
+        out.sort_by(|a, b| a.ricevuto.cmp(&b.ricevuto));
+        Ok(out)
     }
 
     /// Puts refused entries (all, or the one with this seq) back in the queue, each under a new

@@ -154,7 +154,7 @@ async fn admin_store(
     })
 }
 
-/// The network's admin endpoints: `GET /admin/outbox`, `POST /admin/outbox/retry[?seq=N]`,
+/// The network's admin endpoints: `GET /admin/outbox`, `GET /admin/outbox/trattenuti`, `POST /admin/outbox/retry[?seq=N]`,
 /// `GET /admin/eures`, `GET /admin/contatti`, `GET|POST /admin/users`, `DELETE /admin/users/{NOME}`,
 /// `POST /admin/rapporti` (JSON `[[cf, rapporto], …]`), `POST /admin/scadenze` (sweep now),
 /// `POST /admin/clock` (`{"offset_secs": N}`, only with `PDD_TEST_CLOCK=1`).
@@ -184,6 +184,12 @@ async fn admin_rete(
         (&Method::GET, "/admin/outbox") => to_json(
             gw.outbox
                 .elenco()
+                .await
+                .map(|l| serde_json::to_value(l).unwrap_or_default()),
+        ),
+        (&Method::GET, "/admin/outbox/trattenuti") => to_json(
+            gw.outbox
+                .trattenuti()
                 .await
                 .map(|l| serde_json::to_value(l).unwrap_or_default()),
         ),
