@@ -239,6 +239,9 @@ pub enum VersioneModuli {
     V2_0,
     #[serde(rename = "rev038")]
     Rev038,
+    /// Rev.064 for vacancies (Rev.038 for the other moduli).
+    #[serde(rename = "rev064")]
+    Rev064,
 }
 
 impl VersioneModuli {
@@ -247,6 +250,7 @@ impl VersioneModuli {
             VersioneModuli::Auto => None,
             VersioneModuli::V2_0 => Some(crate::modulo::Versione::V2_0),
             VersioneModuli::Rev038 => Some(crate::modulo::Versione::Rev038),
+            VersioneModuli::Rev064 => Some(crate::modulo::Versione::Rev064),
         }
     }
 }

@@ -14,7 +14,7 @@ use common::xmllint_batch::validate_many;
 use common::TempDir;
 use pdd::modulo::{self, Contesto, Livello, Tipo, Versione};
 
-/// Variants per sample: 7 samples × 800 = 5,600.
+/// Variants per sample: 8 samples × 800 = 6,400.
 const PER_SAMPLE: u64 = 800;
 
 struct Sample {
@@ -67,6 +67,13 @@ const SAMPLES: &[Sample] = &[
         versione: Versione::Rev038,
         official: "CL_Rev038_Allegato4_RicercaPersonale.xsd",
         own: "cliclavoro-vacancy-rev038.xsd",
+    },
+    Sample {
+        file: "vacancy-rev064.xml",
+        tipo: Tipo::Vacancy,
+        versione: Versione::Rev064,
+        official: "CL_Rev064_Allegato4_RicercaPersonale.xsd",
+        own: "cliclavoro-vacancy-rev064.xsd",
     },
     Sample {
         file: "messaggio-rev038.xml",

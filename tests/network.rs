@@ -348,6 +348,31 @@ fn cliclavoro_network_end_to_end() {
     eventually_blocking("EMILIA publishes LAZIO's vacancy", || {
         emilia.codici("vacancies").contains(&v1.to_string())
     });
+    // A Rev.064 vacancy (with its nulla osta) is accepted and circulates as such.
+    let v64 = "2026112710000000000000064";
+    let xml = common::example("moduli/vacancy-rev064.xml");
+    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
+    let Some(Modulo::Vacancy(mut v)) = Modulo::leggi(&root) else {
+        panic!()
+    };
+    v.dati_sistema.codiceofferta = v64.into();
+    let ora = chrono::Local::now();
+    v.richiesta.durata_richiesta.datapubblicazione = ora.format("%Y-%m-%dT%H:%M:%S").to_string();
+    v.richiesta.durata_richiesta.datascadenza =
+        Some((ora.date_naive() + chrono::Days::new(20)).to_string());
+    let a = emilia.invia("InvioVacancy", &Modulo::Vacancy(v).scrivi());
+    assert!(esito_ok(&a), "{a:?}");
+    eventually_blocking("LAZIO publishes the Rev.064 vacancy", || {
+        lazio.codici("vacancies").contains(&v64.to_string())
+    });
+    let pubblicata = lazio.api("vacancies", &[])["risultati"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["codice"] == v64)
+        .cloned()
+        .unwrap();
+    assert_eq!(pubblicata["nulla_osta"], true, "{pubblicata}");
     // A regional CV from the national portal belongs to the region of the worker's domicile
     // (Roma: LAZIO): it goes there only, and the NCN does not publish it nationally.
     let c7 = "2026112700000000000000007";

@@ -135,7 +135,8 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Version of the standard: 2.0 or rev038 (default: detected from the content).
+    /// Version of the standard: 2.0, rev038 or rev064 (vacancies; the others follow rev038
+    /// under it). Default: detected from the content.
     #[arg(long, value_parser = parse_versione)]
     pub versione: Option<crate::modulo::Versione>,
     /// Judge as of this time (its day is the day of receipt for the validity rules) instead of
@@ -151,7 +152,7 @@ pub enum Format {
 }
 
 fn parse_versione(s: &str) -> Result<crate::modulo::Versione, String> {
-    crate::modulo::Versione::parse(s).ok_or_else(|| format!("'{s}': use 2.0 or rev038"))
+    crate::modulo::Versione::parse(s).ok_or_else(|| format!("'{s}': use 2.0, rev038 or rev064"))
 }
 
 #[derive(Args, Debug)]

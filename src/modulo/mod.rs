@@ -37,6 +37,10 @@ pub enum Versione {
     /// January 2012: rettifica by `codice…precedente`, 25-character codes, 6-segment professions.
     #[serde(rename = "rev038")]
     Rev038,
+    /// January 2014, Vacancy only: Rev.038 with a mandatory `AltreInformazioni/N.O.` (nulla
+    /// osta). A Candidatura or Messaggio under it follows Rev.038.
+    #[serde(rename = "rev064")]
+    Rev064,
 }
 
 impl Versione {
@@ -44,13 +48,30 @@ impl Versione {
         match self {
             Versione::V2_0 => "2.0",
             Versione::Rev038 => "rev038",
+            Versione::Rev064 => "rev064",
         }
     }
     pub fn parse(s: &str) -> Option<Versione> {
         match s {
             "2.0" | "2" => Some(Versione::V2_0),
             "rev038" | "Rev.038" | "038" => Some(Versione::Rev038),
+            "rev064" | "Rev.064" | "064" => Some(Versione::Rev064),
             _ => None,
+        }
+    }
+
+    /// Whether the January 2012 rules hold (rettifica by `codice…precedente`, 25-character
+    /// codes, 6-segment professions): Rev.038 and what followed it.
+    pub fn dal_2012(self) -> bool {
+        self != Versione::V2_0
+    }
+
+    /// The version a kind actually follows under this one (Rev.064 changed the Vacancy only).
+    pub fn per(self, t: Tipo) -> Versione {
+        match (self, t) {
+            (_, Tipo::Messaggio) => Versione::Rev038,
+            (Versione::Rev064, Tipo::Candidatura) => Versione::Rev038,
+            (v, _) => v,
         }
     }
 }
@@ -153,7 +174,7 @@ pub fn validita(t: Tipo) -> Option<u64> {
     }
 }
 
-const XSD_FILES: [(Tipo, Versione, &str); 5] = [
+const XSD_FILES: [(Tipo, Versione, &str); 6] = [
     (
         Tipo::Candidatura,
         Versione::V2_0,
@@ -173,6 +194,11 @@ const XSD_FILES: [(Tipo, Versione, &str); 5] = [
         Tipo::Vacancy,
         Versione::Rev038,
         include_str!("../../xsd/cliclavoro-vacancy-rev038.xsd"),
+    ),
+    (
+        Tipo::Vacancy,
+        Versione::Rev064,
+        include_str!("../../xsd/cliclavoro-vacancy-rev064.xsd"),
     ),
     (
         Tipo::Messaggio,
@@ -196,11 +222,7 @@ pub fn schema(t: Tipo, v: Versione) -> &'static xsd::Schema {
             })
             .collect()
     });
-    let v = if t == Tipo::Messaggio {
-        Versione::Rev038
-    } else {
-        v
-    };
+    let v = v.per(t);
     all.iter()
         .find(|(a, b, _)| *a == t && *b == v)
         .map(|(_, _, s)| s)
@@ -232,6 +254,10 @@ pub fn rileva_versione(t: Tipo, root: &Element) -> Versione {
         Tipo::Vacancy => {
             let ds = child(root, "DatiSistema").unwrap_or_default();
             let richiesta = child(root, "Richiesta").unwrap_or_default();
+            // Only Rev.064 has AltreInformazioni.
+            if child(root, "AltreInformazioni").is_some() {
+                return Versione::Rev064;
+            }
             let rev = child(&ds, "codiceoffertaprecedente").is_some()
                 || child(&richiesta, "DurataRichiesta")
                     .and_then(|d| child(&d, "datapubblicazione"))
@@ -376,7 +402,7 @@ pub fn valida(bytes: &[u8], ctx: &Contesto) -> Verdetto {
     };
     let versione = match (tipo, ctx.versione) {
         (Tipo::Messaggio, _) => Versione::Rev038,
-        (_, Some(v)) => v,
+        (_, Some(v)) => v.per(tipo),
         (_, None) => rileva_versione(tipo, &root),
     };
     esito.tipo = Some(tipo);
@@ -442,7 +468,7 @@ pub fn estrai_da_soap(bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    const SAMPLES: [&str; 7] = [
+    const SAMPLES: [&str; 8] = [
         include_str!("../../examples/moduli/candidatura-2.0.xml"),
         include_str!("../../examples/moduli/candidatura-rev038.xml"),
         include_str!("../../examples/moduli/candidatura-rev038-rettifica.xml"),
@@ -450,6 +476,7 @@ mod tests {
         include_str!("../../examples/moduli/vacancy-2.0.xml"),
         include_str!("../../examples/moduli/vacancy-rev038.xml"),
         include_str!("../../examples/moduli/messaggio-rev038.xml"),
+        include_str!("../../examples/moduli/vacancy-rev064.xml"),
     ];
 
     fn ctx() -> Contesto {
@@ -489,6 +516,35 @@ mod tests {
             },
         );
         assert!(!forced.valido_schema());
+        // Rev.064 (vacancies): told by its AltreInformazioni; a Rev.038 vacancy stays Rev.038.
+        assert_eq!(v(SAMPLES[7]), Some(Versione::Rev064));
+        let m = valida(SAMPLES[7].as_bytes(), &ctx()).modulo.unwrap();
+        let Modulo::Vacancy(x) = &m else { panic!() };
+        assert_eq!(x.altre_informazioni.as_ref().unwrap().nulla_osta, "SI");
+        // A Rev.038 vacancy judged as Rev.064 lacks the mandatory section; a Rev.064 one
+        // judged as Rev.038 has an element too many.
+        let judged = |s: &str, v| {
+            valida(
+                s.as_bytes(),
+                &Contesto {
+                    versione: Some(v),
+                    ..ctx()
+                },
+            )
+        };
+        let e = judged(SAMPLES[5], Versione::Rev064);
+        assert!(
+            e.problemi
+                .iter()
+                .any(|p| p.path.ends_with("AltreInformazioni")),
+            "{:?}",
+            e.problemi
+        );
+        assert!(!judged(SAMPLES[7], Versione::Rev038).valido_schema());
+        // A Candidatura under Rev.064 follows Rev.038.
+        let c = judged(SAMPLES[1], Versione::Rev064);
+        assert!(c.valido(), "{:?}", c.problemi);
+        assert_eq!(c.versione, Some(Versione::Rev038));
     }
 
     #[test]

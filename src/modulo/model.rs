@@ -288,14 +288,23 @@ pub mod candidatura {
 }
 
 pub mod vacancy {
-    //! The Vacancy ("Azienda alla ricerca di personale"), versions 2.0 and Rev.038.
+    //! The Vacancy ("Azienda alla ricerca di personale"), versions 2.0, Rev.038 and Rev.064.
     use super::*;
 
+    // `altre_informazioni`: Rev.064 only.
     gruppo! {
         Vacancy {
             datore_lavoro: DatoreLavoro = "DatoreLavoro",
             richiesta: Richiesta = "Richiesta",
+            altre_informazioni: Option<AltreInformazioni> = "AltreInformazioni",
             dati_sistema: DatiSistema = "DatiSistema",
+        }
+    }
+
+    gruppo! {
+        /// Rev.064: the nulla osta (SI/NO).
+        AltreInformazioni {
+            nulla_osta: String = "N.O.",
         }
     }
 

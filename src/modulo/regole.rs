@@ -167,7 +167,7 @@ impl Regole<'_> {
                 "una chiusura (tipo 02) deve indicare il motivo di chiusura",
             );
         }
-        if versione == Versione::Rev038 && m.tipo() != Tipo::Messaggio {
+        if versione.dal_2012() && m.tipo() != Tipo::Messaggio {
             match precedente {
                 Some(p) if p == m.codice() => {
                     self.p(
@@ -193,7 +193,7 @@ impl Regole<'_> {
 /// says whether a code of a kind is stored.
 pub fn esistenza(m: &Modulo, versione: Versione, esiste: &Esiste<'_>) -> Vec<Problema> {
     let mut out = Vec::new();
-    if versione != Versione::Rev038 || m.tipo() == Tipo::Messaggio {
+    if !versione.dal_2012() || m.tipo() == Tipo::Messaggio {
         return out;
     }
     let (base, campo, campo_prec, cosa) = match m.tipo() {

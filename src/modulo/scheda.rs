@@ -426,6 +426,11 @@ pub fn vacancy(v: &Vacancy) -> Scheda {
     .testo("descrizione_ricerca", Some(&pr.descrizionericerca))
     .si_no("esperienza_richiesta", &pr.esperienzarichiesta)
     .opt("descrizione_esperienza", &pr.descrizioneesperienza)
+    // Rev.064's nulla osta.
+    .si_no(
+        "nulla_osta",
+        &v.altre_informazioni.as_ref().map(|a| a.nulla_osta.clone()),
+    )
     // The sector tells a job seeker what the employer does without naming it; size, name,
     // codice fiscale and web site are the employer's anagrafica.
     .oggetto("settore", |o| {

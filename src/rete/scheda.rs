@@ -350,7 +350,11 @@ mod tests {
         }
     }
     const CANDIDATURE: [&str; 2] = ["candidatura-2.0.xml", "candidatura-rev038.xml"];
-    const VACANCIES: [&str; 2] = ["vacancy-2.0.xml", "vacancy-rev038.xml"];
+    const VACANCIES: [&str; 3] = [
+        "vacancy-2.0.xml",
+        "vacancy-rev038.xml",
+        "vacancy-rev064.xml",
+    ];
 
     /// The answer for one scheda.
     fn risposta_una(s: &Scheda, registrato: bool) -> Value {
@@ -967,6 +971,8 @@ mod tests {
         for nome in VACANCIES {
             let mut v = vac(nome);
             out.push(vacancy(&v));
+            // Rev.064's section, so that its field is filled too (null would not be).
+            v.altre_informazioni.get_or_insert_with(Default::default);
             let isf = &mut v.richiesta.istruzione_formazione;
             if isf.lingua.is_empty() {
                 isf.lingua.push(Default::default());

@@ -356,7 +356,7 @@ async fn completa_percettore(
         .to_ascii_uppercase();
     let rapporto = n.store.rapporto(&cf).await?;
     let segmenti = match e.versione {
-        Some(Versione::Rev038) => 6,
+        Some(v) if v.dal_2012() => 6,
         _ => 5,
     };
     let op = ws::operazione("InvioCandidatura").unwrap_or(&ws::OPERAZIONI[0]);
