@@ -134,7 +134,12 @@ fn scrivi(c: &Candidatura) -> String {
 }
 
 fn vacancy(codice: &str) -> String {
-    let xml = common::example("moduli/vacancy-rev038.xml");
+    vacancy_da("vacancy-rev038.xml", codice)
+}
+
+/// A vacancy from the example `file`, with its own code, published today for 20 days.
+fn vacancy_da(file: &str, codice: &str) -> String {
+    let xml = common::example(&format!("moduli/{file}"));
     let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
     let Some(Modulo::Vacancy(mut v)) = Modulo::leggi(&root) else {
         panic!()
@@ -350,17 +355,7 @@ fn cliclavoro_network_end_to_end() {
     });
     // A Rev.064 vacancy (with its nulla osta) is accepted and circulates as such.
     let v64 = "2026112710000000000000064";
-    let xml = common::example("moduli/vacancy-rev064.xml");
-    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
-    let Some(Modulo::Vacancy(mut v)) = Modulo::leggi(&root) else {
-        panic!()
-    };
-    v.dati_sistema.codiceofferta = v64.into();
-    let ora = chrono::Local::now();
-    v.richiesta.durata_richiesta.datapubblicazione = ora.format("%Y-%m-%dT%H:%M:%S").to_string();
-    v.richiesta.durata_richiesta.datascadenza =
-        Some((ora.date_naive() + chrono::Days::new(20)).to_string());
-    let a = emilia.invia("InvioVacancy", &Modulo::Vacancy(v).scrivi());
+    let a = emilia.invia("InvioVacancy", &vacancy_da("vacancy-rev064.xml", v64));
     assert!(esito_ok(&a), "{a:?}");
     eventually_blocking("LAZIO publishes the Rev.064 vacancy", || {
         lazio.codici("vacancies").contains(&v64.to_string())
