@@ -518,6 +518,15 @@ fn cliclavoro_network_end_to_end() {
         );
     }
 
+    // A chiusura ends it: a later rettifica does not reopen it.
+    let mut riapre = cv("2026112700000000000000013", "02");
+    riapre.dati_sistema.codicecandidaturaprecedente = Some(c1.into());
+    let a = emilia.invia("InvioCandidatura", &scrivi(&riapre));
+    assert!(
+        !esito_ok(&a) && a.1.contains(&format!("{c1} è chiusa")),
+        "{a:?}"
+    );
+
     // 6b. A rettifica goes by its new ambito: 02 → 01 withdraws the CV from LAZIO; a later
     //     01 → 02 brings it back there.
     let c8 = "2026112700000000000000008";

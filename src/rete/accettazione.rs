@@ -196,6 +196,28 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
             }
         }
     }
+    // A chiusura ends a modulo (§4.1): a later rettifica or same-code update does not reopen
+    // it (a new modulo does). Judged at the NCN, which knows whether its publisher closed it;
+    // a region also holds as closed what the NCN withdrew from it, and may get it back.
+    if n.ruolo == Ruolo::Ncn && !chiusura && m.tipo() != Tipo::Messaggio {
+        let chiuso = if precedente.is_some() {
+            originale.as_ref()
+        } else {
+            esistente.as_ref()
+        };
+        if let Some(c) = chiuso.filter(|c| c.stato == StatoModulo::Chiuso) {
+            return Err(Rifiuto::Ko(format!(
+                "{} {} è chiusa: una rettifica o un aggiornamento non la riapre; se ne invii \
+                 una nuova",
+                if m.tipo() == Tipo::Vacancy {
+                    "l'offerta"
+                } else {
+                    "la candidatura"
+                },
+                c.code
+            )));
+        }
+    }
     // The income-support flag is the Ministry's to set, on INPS's records (§2.2, §3): at the
     // NCN only on what came through the percettori's service, at a regional node only on what
     // the NCN sent.
@@ -867,5 +889,65 @@ mod tests {
             c.dati_sistema.codicecandidaturaprecedente.as_deref(),
             Some("C1")
         );
+    }
+
+    #[test]
+    fn a_closed_modulo_is_not_reopened_at_the_ncn() {
+        let (own, emilia) = (p("MinisteroLavoro"), p("EMILIA"));
+        let nodi = [p("EMILIA"), p("LAZIO")];
+        let nodo = |ruolo| Nodo {
+            ruolo,
+            own: &own,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        let mut chiuso = decidi(
+            &nodo(Ruolo::Ncn),
+            &ricevuto(&cv("C1", "02"), &emilia),
+            Archivio::default(),
+        )
+        .unwrap()
+        .moduli
+        .pop()
+        .unwrap();
+        chiuso.stato = StatoModulo::Chiuso;
+        let mut r = cv("C2", "02");
+        if let Modulo::Candidatura(c) = &mut r {
+            c.dati_sistema.codicecandidaturaprecedente = Some("C1".into());
+        }
+        let archivio = |o: &StoredModulo| Archivio {
+            originale: Some(o.clone()),
+            ..Default::default()
+        };
+        let esito = decidi(&nodo(Ruolo::Ncn), &ricevuto(&r, &emilia), archivio(&chiuso));
+        assert!(
+            matches!(&esito, Err(Rifiuto::Ko(k)) if k.contains("C1 è chiusa")),
+            "{esito:?}"
+        );
+        // A 2.0 update under the closed code: the same.
+        let esito = decidi(
+            &nodo(Ruolo::Ncn),
+            &ricevuto(&cv("C1", "02"), &emilia),
+            Archivio {
+                esistente: Some(chiuso.clone()),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(esito, Err(Rifiuto::Ko(_))), "{esito:?}");
+        // At a region, what the NCN sends is taken (a withdrawn CV may come back).
+        let ncn = p("MinisteroLavoro");
+        let emilia_nodo = p("EMILIA");
+        let mut da_ncn = chiuso.clone();
+        da_ncn.mittente = Some("SPC/MinisteroLavoro".into());
+        let nr = Nodo {
+            ruolo: Ruolo::Nr,
+            own: &emilia_nodo,
+            nodi: &nodi,
+            limits: Limits::default(),
+        };
+        assert!(decidi(&nr, &ricevuto(&r, &ncn), archivio(&da_ncn)).is_ok());
+        // A rettifica of a rectified (not closed) original is fine.
+        chiuso.stato = StatoModulo::Rettificato;
+        assert!(decidi(&nodo(Ruolo::Ncn), &ricevuto(&r, &emilia), archivio(&chiuso)).is_ok());
     }
 }
