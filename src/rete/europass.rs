@@ -230,6 +230,13 @@ fn contatti(c: &Candidatura) -> Node {
     let r = &l.recapiti;
     if crate::rete::intermediato(&crate::modulo::Modulo::Candidatura(c.clone())) {
         let d = &c.dati_sistema;
+        // `visibilita` NO: no contact data for anyone, EURES included (docs/cliclavoro.md).
+        if d.visibilita
+            .as_deref()
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("NO"))
+        {
+            return Node::el("ContactInfo", vec![]);
+        }
         let email = pulito_opt(&d.email).filter(|e| email_valida(e));
         return Node::el(
             "ContactInfo",
@@ -1008,6 +1015,13 @@ mod tests {
             assert!(!xml.contains(proprio), "{proprio} in {xml}");
         }
         assert!(xml.contains("MARINELLI"));
+        // With visibilita NO, not even the intermediary's.
+        c.dati_sistema.visibilita = Some("NO".into());
+        let (xml, _) = converti(&c);
+        for dato in ["cpi.bologna@example.it", "Via del Lavoro 1", "0510000001"] {
+            assert!(!xml.contains(dato), "{dato} in {xml}");
+        }
+        assert!(xml.contains("MARINELLI"), "the CV itself is still sent");
     }
 
     #[test]
