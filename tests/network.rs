@@ -95,6 +95,21 @@ impl Nodo {
             .collect()
     }
 
+    /// The raw request of the exchange that delivered modulo `codice` here.
+    fn richiesta_di(&self, codice: &str) -> String {
+        let (_, recent) = get_json(self.locale, "/admin/exchanges?limit=100", &[]);
+        let seq = recent
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["note"].as_str().is_some_and(|n| n.contains(codice)))
+            .unwrap_or_else(|| panic!("{}: no exchange of {codice}", self.nome))["seq"]
+            .as_u64()
+            .unwrap();
+        let (_, ex) = get_json(self.locale, &format!("/admin/exchanges/{seq}"), &[]);
+        ex["request"].as_str().unwrap().to_string()
+    }
+
     fn outbox(&self) -> Vec<Value> {
         let (s, v) = get_json(self.locale, "/admin/outbox", &[]);
         assert_eq!(s, 200);
@@ -468,23 +483,8 @@ fn cliclavoro_network_end_to_end() {
     let v: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v[0]["codice"], "2026112700000000000000015", "{v}");
     assert_eq!(v[0]["regione"], "LOMBARDIA");
-    let (_, recent) = get_json(lazio.locale, "/admin/exchanges?limit=100", &[]);
-    let seq = recent
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["note"].as_str().is_some_and(|n| n.contains(&codice_p)))
-        .unwrap()["seq"]
-        .as_u64()
-        .unwrap();
-    let (_, ex) = get_json(lazio.locale, &format!("/admin/exchanges/{seq}"), &[]);
-    assert!(
-        ex["request"]
-            .as_str()
-            .unwrap()
-            .contains("percettore&gt;SI&lt;"),
-        "{ex}"
-    );
+    let req = lazio.richiesta_di(&codice_p);
+    assert!(req.contains("percettore&gt;SI&lt;"), "{req}");
 
     // 6. A rettifica and then a chiusura of C1 reach LAZIO and update every node.
     let mut r = cv("2026112700000000000000011", "02");
@@ -735,17 +735,7 @@ fn cliclavoro_network_end_to_end() {
     eventually_blocking("LAZIO publishes the capped CV", || {
         lazio.codici("candidature").contains(&lontano.to_string())
     });
-    let (_, recent) = get_json(lazio.locale, "/admin/exchanges?limit=100", &[]);
-    let seq = recent
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["note"].as_str().is_some_and(|n| n.contains(lontano)))
-        .unwrap()["seq"]
-        .as_u64()
-        .unwrap();
-    let (_, ex) = get_json(lazio.locale, &format!("/admin/exchanges/{seq}"), &[]);
-    let req = ex["request"].as_str().unwrap();
+    let req = lazio.richiesta_di(lontano);
     assert!(
         req.contains(&format!("datascadenza&gt;{fissata}&lt;")),
         "LAZIO got the capped date {fissata}: {req}"

@@ -116,6 +116,11 @@ fn modulo(kind: Tipo, code: &str, stato: StatoModulo) -> StoredModulo {
     }
 }
 
+/// Writes one modulo.
+async fn salva(s: &dyn Store, m: StoredModulo) {
+    s.apply(vec![Write::Modulo(m)]).await.unwrap();
+}
+
 fn forward(seq: u64, codice: &str) -> Forward {
     Forward {
         seq,
@@ -1128,13 +1133,7 @@ async fn flush_summary_and_stats(s: &dyn Store) {
         let e = scambio(s.next_seq().await.unwrap(), &format!("S{i}"), quando);
         s.put_exchange(&e).await.unwrap();
     }
-    s.apply(vec![Write::Modulo(modulo(
-        Tipo::Candidatura,
-        "C1",
-        StatoModulo::Attivo,
-    ))])
-    .await
-    .unwrap();
+    salva(s, modulo(Tipo::Candidatura, "C1", StatoModulo::Attivo)).await;
     s.flush().await.unwrap();
     // Many waiting at once.
     let (a, b, c) = tokio::join!(s.flush(), s.flush(), s.flush());
@@ -1225,13 +1224,7 @@ async fn purge_takes_old_exchanges_their_ids_and_diagnostics(s: &dyn Store) {
         .await
         .unwrap();
     }
-    s.apply(vec![Write::Modulo(modulo(
-        Tipo::Candidatura,
-        "C1",
-        StatoModulo::Scaduto,
-    ))])
-    .await
-    .unwrap();
+    salva(s, modulo(Tipo::Candidatura, "C1", StatoModulo::Scaduto)).await;
     let r = s
         .purge(&PurgeLimits {
             exchanges_before_ms: Some(limite),
@@ -1538,13 +1531,7 @@ async fn an_export_hands_out_every_record(s: &dyn Store) {
     let mut e = scambio(s.next_seq().await.unwrap(), "X-1", quando);
     e.request = b"<richiesta/>".to_vec();
     s.commit_exchange(&e, Some("X-1")).await.unwrap();
-    s.apply(vec![Write::Modulo(modulo(
-        Tipo::Candidatura,
-        "C1",
-        StatoModulo::Attivo,
-    ))])
-    .await
-    .unwrap();
+    salva(s, modulo(Tipo::Candidatura, "C1", StatoModulo::Attivo)).await;
     let visti = std::sync::Mutex::new(Vec::new());
     s.export(&|r| {
         visti.lock().unwrap().push(r);
@@ -1751,13 +1738,7 @@ async fn published_moduli_are_searched_ordered_and_paged(s: &dyn Store) {
 /// writes (or gives up); what is stored is known under the lock; the write is visible at once.
 async fn a_change_of_moduli_holds_their_codes_until_it_writes(s: &dyn Store) {
     use std::time::Duration as D;
-    s.apply(vec![Write::Modulo(modulo(
-        Tipo::Candidatura,
-        "L1",
-        StatoModulo::Attivo,
-    ))])
-    .await
-    .unwrap();
+    salva(s, modulo(Tipo::Candidatura, "L1", StatoModulo::Attivo)).await;
     let mut primo = s.lock_moduli(&["L1", "L2"]).await.unwrap();
     assert!(primo.has_modulo(s, Tipo::Candidatura, "L1").await.unwrap());
     assert!(!primo.has_modulo(s, Tipo::Vacancy, "L1").await.unwrap());

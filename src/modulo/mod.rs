@@ -433,11 +433,7 @@ pub fn valida(bytes: &[u8], ctx: &Contesto) -> Verdetto {
 pub fn scadenza(m: &Modulo, ricevuto: NaiveDate) -> Option<Scadenza> {
     let days = validita(m.tipo())?;
     let massima = ricevuto.checked_add_days(Days::new(days))?;
-    let indicata = match m {
-        Modulo::Candidatura(c) => c.dati_sistema.datascadenza.clone(),
-        Modulo::Vacancy(v) => v.richiesta.durata_richiesta.datascadenza.clone(),
-        Modulo::Messaggio(_) => None,
-    };
+    let indicata = m.validita().and_then(|(_, s)| s).map(str::to_string);
     let parsed = indicata.as_deref().and_then(regole::data);
     Some(match parsed {
         Some(d) if d <= massima => Scadenza {

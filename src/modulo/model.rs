@@ -522,6 +522,15 @@ impl Tipo {
         }
     }
 
+    /// The kind with its article, as an answer names it ("la candidatura …").
+    pub fn con_articolo(self) -> &'static str {
+        match self {
+            Tipo::Candidatura => "la candidatura",
+            Tipo::Vacancy => "l'offerta",
+            Tipo::Messaggio => "il messaggio",
+        }
+    }
+
     /// The kind of a document, from its root element.
     pub fn di(root: &Element) -> Option<Tipo> {
         Tipo::ALL
@@ -579,6 +588,31 @@ impl Modulo {
         }
         .map(str::trim)
         .filter(|s| !s.is_empty())
+    }
+
+    /// Its validity's dates as written: the start (`datainserimento`, `datapubblicazione`) and
+    /// the expiry (`datascadenza`); None for a Messaggio.
+    pub fn validita(&self) -> Option<(&str, Option<&str>)> {
+        match self {
+            Modulo::Candidatura(c) => Some((
+                c.dati_sistema.datainserimento.as_str(),
+                c.dati_sistema.datascadenza.as_deref(),
+            )),
+            Modulo::Vacancy(v) => {
+                let d = &v.richiesta.durata_richiesta;
+                Some((d.datapubblicazione.as_str(), d.datascadenza.as_deref()))
+            }
+            Modulo::Messaggio(_) => None,
+        }
+    }
+
+    /// The expiry field, to write it; None for a Messaggio.
+    pub fn datascadenza_mut(&mut self) -> Option<&mut Option<String>> {
+        match self {
+            Modulo::Candidatura(c) => Some(&mut c.dati_sistema.datascadenza),
+            Modulo::Vacancy(v) => Some(&mut v.richiesta.durata_richiesta.datascadenza),
+            Modulo::Messaggio(_) => None,
+        }
     }
 
     /// The whole document, with the `cl:` prefix.

@@ -42,6 +42,11 @@ pub struct Scheda {
     pub testo: String,
 }
 
+/// Whether `visibilita` (§2.2, §2.3) hides an intermediary's contact data: NO, in any case.
+pub fn contatti_nascosti(visibilita: Option<&str>) -> bool {
+    pieno(visibilita).is_some_and(|v| v.eq_ignore_ascii_case("NO"))
+}
+
 /// A value worth publishing: trimmed, not empty.
 fn pieno(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|s| !s.is_empty())
@@ -254,7 +259,7 @@ impl Intermediario<'_> {
         o.testo("tramite", Some("intermediario"));
         // Not visible: no contact data for anyone; contact goes through a Messaggio, which
         // the network delivers to the intermediary.
-        if pieno(self.visibilita.as_deref()).is_some_and(|v| v.eq_ignore_ascii_case("NO")) {
+        if contatti_nascosti(self.visibilita.as_deref()) {
             return (true, o);
         }
         o.opt("codice_intermediario", self.codice)

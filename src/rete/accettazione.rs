@@ -186,11 +186,7 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
                 return Err(Rifiuto::Ko(format!(
                     "{cosa}: {} {} è stata pubblicata da {di}, e solo chi l'ha \
                      pubblicata può rettificarla, chiuderla o aggiornarla (non {mittente})",
-                    if m.tipo() == Tipo::Vacancy {
-                        "l'offerta"
-                    } else {
-                        "la candidatura"
-                    },
+                    m.tipo().con_articolo(),
                     prima.code
                 )));
             }
@@ -209,11 +205,7 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
             return Err(Rifiuto::Ko(format!(
                 "{} {} è chiusa: una rettifica o un aggiornamento non la riapre; se ne invii \
                  una nuova",
-                if m.tipo() == Tipo::Vacancy {
-                    "l'offerta"
-                } else {
-                    "la candidatura"
-                },
+                m.tipo().con_articolo(),
                 c.code
             )));
         }
@@ -667,47 +659,81 @@ mod tests {
         );
     }
 
+    fn nodo<'a>(ruolo: Ruolo, own: &'a Parte, nodi: &'a [Parte]) -> Nodo<'a> {
+        Nodo {
+            ruolo,
+            own,
+            nodi,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The record node `n` keeps of `m`, sent by `da` with nothing stored before.
+    fn registrato(n: &Nodo<'_>, m: &Modulo, da: &Parte) -> StoredModulo {
+        decidi(n, &ricevuto(m, da), Archivio::default())
+            .unwrap()
+            .moduli
+            .pop()
+            .unwrap()
+    }
+
+    /// What is stored when a modulo names `originale` as its precedente.
+    fn dopo(originale: &StoredModulo) -> Archivio {
+        Archivio {
+            originale: Some(originale.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// What is stored when a modulo comes again under the code of `esistente`.
+    fn sopra(esistente: &StoredModulo) -> Archivio {
+        Archivio {
+            esistente: Some(esistente.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// CV `codice` of `ambito`, rectifying `di` (or closing it, with `chiusura`).
+    fn rettifica(codice: &str, di: &str, ambito: &str, chiusura: bool) -> Modulo {
+        let mut m = cv(codice, ambito);
+        if let Modulo::Candidatura(c) = &mut m {
+            c.dati_sistema.codicecandidaturaprecedente = Some(di.into());
+            if chiusura {
+                c.dati_sistema.tipocandidatura = "02".into();
+            }
+        }
+        m
+    }
+
+    fn con(m: &Modulo, f: impl FnOnce(&mut Candidatura)) -> Modulo {
+        let mut m = m.clone();
+        if let Modulo::Candidatura(c) = &mut m {
+            f(c);
+        }
+        m
+    }
+
     #[test]
     fn only_who_published_a_modulo_changes_it() {
         let (own, emilia, lazio) = (p("MinisteroLavoro"), p("EMILIA"), p("LAZIO"));
         let nodi = [p("EMILIA"), p("LAZIO")];
-        let n = Nodo {
-            ruolo: Ruolo::Ncn,
-            own: &own,
-            nodi: &nodi,
-            limits: Limits::default(),
-        };
-        let originale = decidi(&n, &ricevuto(&cv("C1", "02"), &emilia), Archivio::default())
-            .unwrap()
-            .moduli
-            .pop()
-            .unwrap();
+        let n = nodo(Ruolo::Ncn, &own, &nodi);
+        let originale = registrato(&n, &cv("C1", "02"), &emilia);
         // A rettifica, a chiusura and a same-code update from LAZIO: refused, saying why.
-        let mut r = cv("C2", "02");
-        if let Modulo::Candidatura(c) = &mut r {
-            c.dati_sistema.codicecandidaturaprecedente = Some("C1".into());
-        }
-        let mut ch = r.clone();
-        if let Modulo::Candidatura(c) = &mut ch {
-            c.dati_sistema.tipocandidatura = "02".into();
-        }
-        let stesso = cv("C1", "02");
-        for (m, arch, cosa) in [
-            (&r, "originale", "rettifica rifiutata"),
-            (&ch, "originale", "chiusura rifiutata"),
-            (&stesso, "esistente", "aggiornamento rifiutato"),
+        let r = rettifica("C2", "C1", "02", false);
+        for (m, a, cosa) in [
+            (&r, dopo(&originale), "rettifica rifiutata"),
+            (
+                &rettifica("C2", "C1", "02", true),
+                dopo(&originale),
+                "chiusura rifiutata",
+            ),
+            (
+                &cv("C1", "02"),
+                sopra(&originale),
+                "aggiornamento rifiutato",
+            ),
         ] {
-            let a = if arch == "originale" {
-                Archivio {
-                    originale: Some(originale.clone()),
-                    ..Default::default()
-                }
-            } else {
-                Archivio {
-                    esistente: Some(originale.clone()),
-                    ..Default::default()
-                }
-            };
             match decidi(&n, &ricevuto(m, &lazio), a) {
                 Err(Rifiuto::Ko(k)) => {
                     assert!(k.starts_with(cosa), "{k}");
@@ -720,80 +746,49 @@ mod tests {
             }
         }
         // From EMILIA, the same rettifica is accepted.
-        let a = decidi(
-            &n,
-            &ricevuto(&r, &emilia),
-            Archivio {
-                originale: Some(originale),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let a = decidi(&n, &ricevuto(&r, &emilia), dopo(&originale)).unwrap();
         assert_eq!(a.effetto, Effetto::Rettifica("C1".into()));
     }
 
     #[test]
     fn percettore_si_is_the_ministrys_to_set() {
-        let (own, emilia, ncn) = (p("MinisteroLavoro"), p("EMILIA"), p("MinisteroLavoro"));
+        let (own, emilia) = (p("MinisteroLavoro"), p("EMILIA"));
         let nodi = [p("EMILIA"), p("LAZIO")];
-        let mut m = cv("C1", "02");
-        if let Modulo::Candidatura(c) = &mut m {
-            c.dati_sistema.percettore = Some("SI".into());
-        }
-        let nodo = |ruolo, own| Nodo {
-            ruolo,
-            own,
-            nodi: &nodi,
-            limits: Limits::default(),
-        };
+        let ncn = nodo(Ruolo::Ncn, &own, &nodi);
+        let si = con(&cv("C1", "02"), |c| {
+            c.dati_sistema.percettore = Some("SI".into())
+        });
         // At the NCN, from a region: refused, naming the field.
-        let r = decidi(
-            &nodo(Ruolo::Ncn, &own),
-            &ricevuto(&m, &emilia),
-            Archivio::default(),
-        );
+        let r = decidi(&ncn, &ricevuto(&si, &emilia), Archivio::default());
         assert!(
             matches!(&r, Err(Rifiuto::Ko(k)) if k.starts_with("campo percettore")),
             "{r:?}"
         );
         // Through the percettori's service (INPS): accepted.
-        let mut inps = ricevuto(&m, &ncn);
+        let mut inps = ricevuto(&si, &own);
         inps.percettore = true;
-        assert!(decidi(&nodo(Ruolo::Ncn, &own), &inps, Archivio::default()).is_ok());
+        assert!(decidi(&ncn, &inps, Archivio::default()).is_ok());
         // At a region: from the NCN accepted, from its own local system refused.
-        let emilia_nodo = p("EMILIA");
-        let nr = nodo(Ruolo::Nr, &emilia_nodo);
-        assert!(decidi(&nr, &ricevuto(&m, &ncn), Archivio::default()).is_ok());
+        let nr = nodo(Ruolo::Nr, &emilia, &nodi);
+        assert!(decidi(&nr, &ricevuto(&si, &own), Archivio::default()).is_ok());
         assert!(matches!(
-            decidi(&nr, &ricevuto(&m, &emilia), Archivio::default()),
+            decidi(&nr, &ricevuto(&si, &emilia), Archivio::default()),
             Err(Rifiuto::Ko(_))
         ));
         // NO is anyone's.
-        if let Modulo::Candidatura(c) = &mut m {
-            c.dati_sistema.percettore = Some("NO".into());
-        }
-        assert!(decidi(
-            &nodo(Ruolo::Ncn, &own),
-            &ricevuto(&m, &emilia),
-            Archivio::default()
-        )
-        .is_ok());
+        let no = con(&si, |c| c.dati_sistema.percettore = Some("NO".into()));
+        assert!(decidi(&ncn, &ricevuto(&no, &emilia), Archivio::default()).is_ok());
     }
 
     #[test]
     fn a_regional_cv_from_the_portal_goes_to_the_region_of_domicile_only() {
         let own = p("MinisteroLavoro");
         let nodi = [p("EMILIA"), p("LAZIO")];
-        let n = Nodo {
-            ruolo: Ruolo::Ncn,
-            own: &own,
-            nodi: &nodi,
-            limits: Limits::default(),
-        };
-        let mut m = cv("C1", "01");
-        if let Modulo::Candidatura(c) = &mut m {
-            c.lavoratore.domicilio.idcomune = "H501".into(); // Roma
-        }
+        let n = nodo(Ruolo::Ncn, &own, &nodi);
+        // Roma.
+        let m = con(&cv("C1", "01"), |c| {
+            c.lavoratore.domicilio.idcomune = "H501".into()
+        });
         let a = decidi(&n, &ricevuto(&m, &own), Archivio::default()).unwrap();
         assert_eq!(a.inoltri.nodi, vec![p("LAZIO")]);
         let record = a.moduli.last().unwrap();
@@ -811,10 +806,8 @@ mod tests {
         let a = decidi(&n, &ricevuto(&m, &p("EMILIA")), Archivio::default()).unwrap();
         assert!(a.inoltri.nodi.is_empty());
         assert_eq!(a.moduli.last().unwrap().scheda, None);
-        // A domicile whose region is not in the network: kept, and said so.
-        if let Modulo::Candidatura(c) = &mut m {
-            c.lavoratore.domicilio.idcomune = "F205".into(); // Milano
-        }
+        // A domicile whose region is not in the network (Milano): kept, and said so.
+        let m = con(&m, |c| c.lavoratore.domicilio.idcomune = "F205".into());
         let a = decidi(&n, &ricevuto(&m, &own), Archivio::default()).unwrap();
         assert!(a.inoltri.nodi.is_empty());
         assert!(a.rotta.unwrap().contains("non è nella rete"));
@@ -824,43 +817,15 @@ mod tests {
     fn a_rettifica_goes_by_its_new_ambito_and_is_withdrawn_where_it_no_longer_goes() {
         let (own, emilia) = (p("MinisteroLavoro"), p("EMILIA"));
         let nodi = [p("EMILIA"), p("LAZIO"), p("VENETO")];
-        let n = Nodo {
-            ruolo: Ruolo::Ncn,
-            own: &own,
-            nodi: &nodi,
-            limits: Limits::default(),
-        };
-        let rettifica = |ambito: &str| {
-            let mut m = cv("C2", ambito);
-            if let Modulo::Candidatura(c) = &mut m {
-                c.dati_sistema.codicecandidaturaprecedente = Some("C1".into());
-            }
-            m
-        };
-        let originale = |ambito: &str| {
-            decidi(
-                &n,
-                &ricevuto(&cv("C1", ambito), &emilia),
-                Archivio::default(),
-            )
-            .unwrap()
-            .moduli
-            .pop()
-            .unwrap()
-        };
-        let decidi_su = |m: &Modulo, o: StoredModulo| {
-            decidi(
-                &n,
-                &ricevuto(m, &emilia),
-                Archivio {
-                    originale: Some(o),
-                    ..Default::default()
-                },
-            )
-            .unwrap()
+        let n = nodo(Ruolo::Ncn, &own, &nodi);
+        // The rettifica of ambito `nuovo` of a CV first published with ambito `prima`.
+        let decidi_su = |nuovo: &str, prima: &str| {
+            let originale = registrato(&n, &cv("C1", prima), &emilia);
+            let r = rettifica("C2", "C1", nuovo, false);
+            decidi(&n, &ricevuto(&r, &emilia), dopo(&originale)).unwrap()
         };
         // 02 → 01: withdrawn from the other regions.
-        let a = decidi_su(&rettifica("01"), originale("02"));
+        let a = decidi_su("01", "02");
         assert!(a.inoltri.nodi.is_empty());
         assert_eq!(a.inoltri.ritiri, vec![p("LAZIO"), p("VENETO")]);
         assert!(a
@@ -868,19 +833,21 @@ mod tests {
             .unwrap()
             .contains("ritirata da SPC/LAZIO, SPC/VENETO"));
         // 01 → 02: it reaches them now.
-        let a = decidi_su(&rettifica("02"), originale("01"));
+        let a = decidi_su("02", "01");
         assert_eq!(a.inoltri.nodi, vec![p("LAZIO"), p("VENETO")]);
         assert!(a.inoltri.ritiri.is_empty() && !a.inoltri.ritiro_eures);
         // The original's routes become the rettifica's, for a later chiusura.
         assert_eq!(a.moduli[0].destinazioni, vec!["SPC/LAZIO", "SPC/VENETO"]);
         // 02 → 03: EURES added; 03 → 02: withdrawn from EURES.
-        let a = decidi_su(&rettifica("03"), originale("02"));
+        let a = decidi_su("03", "02");
         assert!(a.inoltri.eures && !a.inoltri.ritiro_eures);
-        let a = decidi_su(&rettifica("02"), originale("03"));
+        let a = decidi_su("02", "03");
         assert!(!a.inoltri.eures && a.inoltri.ritiro_eures);
         assert_eq!(a.inoltri.nodi, vec![p("LAZIO"), p("VENETO")]);
         // The withdrawal is the modulo's chiusura ("03", ritiro) under the same codes.
-        let Some(Modulo::Candidatura(c)) = super::super::ritiro(&rettifica("01")) else {
+        let Some(Modulo::Candidatura(c)) =
+            super::super::ritiro(&rettifica("C2", "C1", "01", false))
+        else {
             panic!()
         };
         assert_eq!(c.dati_sistema.tipocandidatura, "02");
@@ -895,59 +862,25 @@ mod tests {
     fn a_closed_modulo_is_not_reopened_at_the_ncn() {
         let (own, emilia) = (p("MinisteroLavoro"), p("EMILIA"));
         let nodi = [p("EMILIA"), p("LAZIO")];
-        let nodo = |ruolo| Nodo {
-            ruolo,
-            own: &own,
-            nodi: &nodi,
-            limits: Limits::default(),
-        };
-        let mut chiuso = decidi(
-            &nodo(Ruolo::Ncn),
-            &ricevuto(&cv("C1", "02"), &emilia),
-            Archivio::default(),
-        )
-        .unwrap()
-        .moduli
-        .pop()
-        .unwrap();
+        let ncn = nodo(Ruolo::Ncn, &own, &nodi);
+        let mut chiuso = registrato(&ncn, &cv("C1", "02"), &emilia);
         chiuso.stato = StatoModulo::Chiuso;
-        let mut r = cv("C2", "02");
-        if let Modulo::Candidatura(c) = &mut r {
-            c.dati_sistema.codicecandidaturaprecedente = Some("C1".into());
-        }
-        let archivio = |o: &StoredModulo| Archivio {
-            originale: Some(o.clone()),
-            ..Default::default()
-        };
-        let esito = decidi(&nodo(Ruolo::Ncn), &ricevuto(&r, &emilia), archivio(&chiuso));
+        let r = rettifica("C2", "C1", "02", false);
+        let esito = decidi(&ncn, &ricevuto(&r, &emilia), dopo(&chiuso));
         assert!(
             matches!(&esito, Err(Rifiuto::Ko(k)) if k.contains("C1 è chiusa")),
             "{esito:?}"
         );
         // A 2.0 update under the closed code: the same.
-        let esito = decidi(
-            &nodo(Ruolo::Ncn),
-            &ricevuto(&cv("C1", "02"), &emilia),
-            Archivio {
-                esistente: Some(chiuso.clone()),
-                ..Default::default()
-            },
-        );
+        let esito = decidi(&ncn, &ricevuto(&cv("C1", "02"), &emilia), sopra(&chiuso));
         assert!(matches!(esito, Err(Rifiuto::Ko(_))), "{esito:?}");
         // At a region, what the NCN sends is taken (a withdrawn CV may come back).
-        let ncn = p("MinisteroLavoro");
-        let emilia_nodo = p("EMILIA");
         let mut da_ncn = chiuso.clone();
         da_ncn.mittente = Some("SPC/MinisteroLavoro".into());
-        let nr = Nodo {
-            ruolo: Ruolo::Nr,
-            own: &emilia_nodo,
-            nodi: &nodi,
-            limits: Limits::default(),
-        };
-        assert!(decidi(&nr, &ricevuto(&r, &ncn), archivio(&da_ncn)).is_ok());
+        let nr = nodo(Ruolo::Nr, &emilia, &nodi);
+        assert!(decidi(&nr, &ricevuto(&r, &own), dopo(&da_ncn)).is_ok());
         // A rettifica of a rectified (not closed) original is fine.
         chiuso.stato = StatoModulo::Rettificato;
-        assert!(decidi(&nodo(Ruolo::Ncn), &ricevuto(&r, &emilia), archivio(&chiuso)).is_ok());
+        assert!(decidi(&ncn, &ricevuto(&r, &emilia), dopo(&chiuso)).is_ok());
     }
 }

@@ -231,10 +231,7 @@ fn contatti(c: &Candidatura) -> Node {
     if crate::rete::intermediato(&crate::modulo::Modulo::Candidatura(c.clone())) {
         let d = &c.dati_sistema;
         // `visibilita` NO: no contact data for anyone, EURES included (docs/cliclavoro.md).
-        if d.visibilita
-            .as_deref()
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("NO"))
-        {
+        if crate::modulo::scheda::contatti_nascosti(d.visibilita.as_deref()) {
             return Node::el("ContactInfo", vec![]);
         }
         let email = pulito_opt(&d.email).filter(|e| email_valida(e));

@@ -176,7 +176,7 @@ async fn ricevi(
         .filter(|s| s.corretta)
         .map(|s| s.applicata);
     let (testo, esito) = match fissata {
-        Some(d) => fissa_scadenza(n, op, testo, esito, d, received_at).await?,
+        Some(d) => fissa_scadenza(testo, esito, d),
         None => (testo, esito),
     };
     let Some(m) = esito.modulo.as_ref() else {
@@ -247,10 +247,8 @@ async fn gia_ricevuto(n: &Ambiente<'_>, testo: &str) -> Result<bool, ServiceErro
     let (Some(applicata), mut m) = (r.scadenza, m) else {
         return Ok(false);
     };
-    let data = match &mut m {
-        Modulo::Candidatura(c) => &mut c.dati_sistema.datascadenza,
-        Modulo::Vacancy(v) => &mut v.richiesta.durata_richiesta.datascadenza,
-        Modulo::Messaggio(_) => return Ok(false),
+    let Some(data) = m.datascadenza_mut() else {
+        return Ok(false);
     };
     let oltre = data
         .as_deref()
@@ -304,37 +302,30 @@ async fn valuta(
     Ok(Ok(esito))
 }
 
-/// The modulo with `datascadenza` set to the expiry applied, judged again: its text and
-/// verdict; the modulo as received when the rewritten one would not be valid (it is then
-/// stored with the expiry applied all the same).
-async fn fissa_scadenza(
-    n: &Ambiente<'_>,
-    op: &Operazione,
+/// The modulo with `datascadenza` set to the expiry applied: its text, and the verdict with
+/// that modulo. Not judged again: a date of the schema's type in place of another changes no
+/// verdict, but for the rule that the expiry may not precede the start — a start further ahead
+/// than the maximum validity, where the modulo is kept as received (and stored with the expiry
+/// applied all the same).
+fn fissa_scadenza(
     testo: String,
-    esito: modulo::Verdetto,
+    mut esito: modulo::Verdetto,
     data: chrono::NaiveDate,
-    ricevuto: DateTime<FixedOffset>,
-) -> Result<(String, modulo::Verdetto), ServiceError> {
-    let mut m = match &esito.modulo {
-        Some(m @ (Modulo::Candidatura(_) | Modulo::Vacancy(_))) => m.clone(),
-        _ => return Ok((testo, esito)),
+) -> (String, modulo::Verdetto) {
+    let Some(mut m) = esito.modulo.clone() else {
+        return (testo, esito);
     };
-    match &mut m {
-        Modulo::Candidatura(c) => c.dati_sistema.datascadenza = Some(data.to_string()),
-        Modulo::Vacancy(v) => v.richiesta.durata_richiesta.datascadenza = Some(data.to_string()),
-        Modulo::Messaggio(_) => {}
+    let prima_dell_inizio = m
+        .validita()
+        .and_then(|(inizio, _)| modulo::data(inizio))
+        .is_some_and(|inizio| data < inizio);
+    match m.datascadenza_mut() {
+        Some(campo) if !prima_dell_inizio => *campo = Some(data.to_string()),
+        _ => return (testo, esito),
     }
     let nuovo = m.scrivi();
-    match valuta(n, op, &nuovo, ricevuto).await? {
-        Ok(e) => Ok((nuovo, e)),
-        Err(why) => {
-            tracing::warn!(
-                why = %why.0,
-                "the modulo with its expiry written would not be valid: kept as received"
-            );
-            Ok((testo, esito))
-        }
-    }
+    esito.modulo = Some(m);
+    (nuovo, esito)
 }
 
 /// A percettore's CV completed by the NCN (flag, qualifica), validated again: the new text,

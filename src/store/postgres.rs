@@ -821,12 +821,17 @@ const SQL_PAGINA_PUBBLICATI: &str = concat!(
      ORDER BY agg_ms DESC, codice OFFSET $12 LIMIT $13"
 );
 
-fn params_exchange(ex: &Exchange) -> Result<Params> {
-    let ids: Vec<String> = [&ex.request_id, &ex.response_id]
+/// The Identificatori an exchange is found by (`pdd_ids`): its request's and its answer's.
+fn ids_di(ex: &Exchange) -> Vec<String> {
+    [&ex.request_id, &ex.response_id]
         .into_iter()
         .flatten()
         .cloned()
-        .collect();
+        .collect()
+}
+
+fn params_exchange(ex: &Exchange) -> Result<Params> {
+    let ids = ids_di(ex);
     Ok(vec![
         Box::new(seq_i(ex.seq)?),
         Box::new(ex.received_ms()),

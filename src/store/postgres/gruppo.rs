@@ -75,11 +75,7 @@ impl Gruppo {
             meta: super::json(ex),
             request: ex.request.clone(),
             response: ex.response.clone(),
-            ids: [&ex.request_id, &ex.response_id]
-                .into_iter()
-                .flatten()
-                .cloned()
-                .collect(),
+            ids: super::ids_di(ex),
             settle: settle.map(str::to_string),
         };
         let (esito, ricevuto) = oneshot::channel();
@@ -146,13 +142,18 @@ async fn scrivi<'a>(pool: &Pool, righe: impl Iterator<Item = &'a Riga>) -> Resul
     let mut response = Vec::new();
     let mut ids = Vec::new();
     let mut ids_seq = Vec::new();
-    let mut dup: Vec<(&str, i64)> = Vec::new();
+    // A claim settled twice in one group: by the later record.
+    let mut dup: std::collections::HashMap<&str, i64> = Default::default();
+    // A later record of the same seq replaces an earlier one: the last of each, in order.
     let righe: Vec<&Riga> = righe.collect();
-    for (n, r) in righe.iter().enumerate() {
-        // A later record of the same seq replaces this one.
-        if righe[n + 1..].iter().any(|d| d.seq == r.seq) {
-            continue;
-        }
+    let mut visti = std::collections::HashSet::new();
+    let ultime: Vec<&Riga> = righe
+        .iter()
+        .rev()
+        .filter(|r| visti.insert(r.seq))
+        .copied()
+        .collect();
+    for r in ultime.into_iter().rev() {
         seq.push(r.seq);
         ricevuto.push(r.received_ms);
         meta.push(r.meta.as_slice());
@@ -163,8 +164,7 @@ async fn scrivi<'a>(pool: &Pool, righe: impl Iterator<Item = &'a Riga>) -> Resul
             ids_seq.push(r.seq);
         }
         if let Some(id) = &r.settle {
-            dup.retain(|(d, _)| *d != id.as_str());
-            dup.push((id.as_str(), r.seq));
+            dup.insert(id.as_str(), r.seq);
         }
     }
     let (dup_id, dup_seq): (Vec<&str>, Vec<i64>) = dup.into_iter().unzip();
