@@ -132,6 +132,48 @@ impl Regole<'_> {
         self.email_presente(&ps("email"), email, chi);
     }
 
+    /// A citizenship: `000` or an ISTAT code of a state (`data/stati_istat.csv`).
+    fn cittadinanza(&mut self, path: &str, v: &str) {
+        let code = v.trim();
+        if !code.is_empty() && tabelle().cittadinanza(code).is_none() {
+            self.p(
+                path,
+                "CITTADINANZA_SCONOSCIUTA",
+                format!("la cittadinanza '{code}' non è 000 (italiana) né il codice ISTAT di uno stato estero"),
+            );
+        }
+    }
+
+    /// A profession, from Rev.038 on: an ISTAT CP2011 unità professionale (its six-segment form
+    /// extends one). The 2.0 schema names the 2001 classification, whose table is not shipped:
+    /// there the pattern alone judges.
+    fn professione(&mut self, path: &str, v: &str, versione: Versione) {
+        let code = v.trim();
+        if versione.dal_2012() && !code.is_empty() && tabelle().professione(code).is_none() {
+            self.p(
+                path,
+                "PROFESSIONE_SCONOSCIUTA",
+                format!("la professione '{code}' non è un'unità professionale della classificazione ISTAT CP2011"),
+            );
+        }
+    }
+
+    /// A language in its ISO 639-2 form (three letters). The numeric ClicLavoro codes and `WU`
+    /// have no published table: the pattern alone judges them.
+    fn lingua(&mut self, path: &str, v: &str) {
+        let code = v.trim();
+        if code.len() == 3
+            && code.bytes().all(|b| b.is_ascii_uppercase())
+            && !tabelle().lingua(code)
+        {
+            self.p(
+                path,
+                "LINGUA_SCONOSCIUTA",
+                format!("la lingua '{code}' non è un codice ISO 639-2"),
+            );
+        }
+    }
+
     fn valore_noto(&mut self, path: &str, table: &str, v: &str, code: &str, cosa: &str) {
         if !vuoto(v) && !tabelle().valore(table, v.trim()) {
             self.p(
@@ -304,6 +346,7 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
         }
     }
     r.luogo(&pa("idcomune"), &da.idcomune, nascita, false);
+    r.cittadinanza(&pa("idcittadinanza"), &da.idcittadinanza);
     r.luogo(
         &format!("{base}/Lavoratore/Domicilio/idcomune"),
         &c.lavoratore.domicilio.idcomune,
@@ -326,6 +369,9 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
     let dc = &c.dati_curriculari;
     for (i, e) in dc.esperienze_lavorative.iter().enumerate() {
         let p = format!("{base}/DatiCurriculari/EsperienzeLavorative[{}]", i + 1);
+        if let Some(q) = &e.qualificasvolta {
+            r.professione(&format!("{p}/qualificasvolta"), q, versione);
+        }
         let (inizio, fine) = (
             e.datainizio.as_deref().and_then(data),
             e.datafine.as_deref().and_then(data),
@@ -349,7 +395,32 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
             }
         }
     }
+    for (i, l) in dc.lingue.iter().enumerate() {
+        if let Some(code) = &l.idlingua {
+            r.lingua(
+                &format!("{base}/DatiCurriculari/Lingue[{}]/idlingua", i + 1),
+                code,
+            );
+        }
+    }
+    for (i, p) in dc.professione_desiderata_disponibilita.iter().enumerate() {
+        r.professione(
+            &format!(
+                "{base}/DatiCurriculari/ProfessioneDesiderataDisponibilita[{}]/idprofessione",
+                i + 1
+            ),
+            &p.idprofessione,
+            versione,
+        );
+    }
     for (i, f) in dc.formazione.iter().enumerate() {
+        if let Some(q) = &f.idqualifica {
+            r.professione(
+                &format!("{base}/DatiCurriculari/Formazione[{}]/idqualifica", i + 1),
+                q,
+                versione,
+            );
+        }
         if let Some(sede) = &f.idsede {
             r.luogo(
                 &format!("{base}/DatiCurriculari/Formazione[{}]/idsede", i + 1),
@@ -449,6 +520,21 @@ fn vacancy_(r: &mut Regole<'_>, m: &Modulo, v: &vacancy::Vacancy, versione: Vers
         "del datore di lavoro",
     );
 
+    let pr = &v.richiesta.profilo_richiesto;
+    r.professione(
+        &format!("{base}/Richiesta/ProfiloRichiesto/idprofessione"),
+        &pr.idprofessione,
+        versione,
+    );
+    for (i, l) in v.richiesta.istruzione_formazione.lingua.iter().enumerate() {
+        r.lingua(
+            &format!(
+                "{base}/Richiesta/IstruzioneFormazione/Lingua[{}]/idlingua",
+                i + 1
+            ),
+            &l.idlingua,
+        );
+    }
     let co = &v.richiesta.condizioni_offerte;
     let pco = |f: &str| format!("{base}/Richiesta/CondizioniOfferte/{f}");
     r.luogo(&pco("idcomune"), &co.idcomune, None, false);
@@ -562,6 +648,83 @@ mod tests {
     fn one(xml: &str, from: &str, to: &str) -> Vec<String> {
         assert!(xml.contains(from), "{from}");
         codes(&xml.replacen(from, to, 1), None)
+    }
+
+    #[test]
+    fn code_tables_judge_citizenship_professions_and_languages() {
+        let got = |xml: &str, from: &str, to: &str| one(xml, from, to);
+        const V38: &str = include_str!("../../examples/moduli/vacancy-rev038.xml");
+        assert_eq!(codes(C38, None), Vec::<String>::new());
+        assert_eq!(codes(V38, None), Vec::<String>::new());
+        for (xml, from, to, code) in [
+            (
+                C38,
+                ">000</cl:idcittadinanza>",
+                ">999</cl:idcittadinanza>",
+                "CITTADINANZA_SCONOSCIUTA",
+            ),
+            (
+                C20,
+                ">000</cl:idcittadinanza>",
+                ">999</cl:idcittadinanza>",
+                "CITTADINANZA_SCONOSCIUTA",
+            ),
+            (
+                C38,
+                "<cl:qualificasvolta>6.5.1.1.1.0<",
+                "<cl:qualificasvolta>9.9.9.9.9.9<",
+                "PROFESSIONE_SCONOSCIUTA",
+            ),
+            (
+                C38,
+                "<cl:idprofessione>6.5.1.1.1.0<",
+                "<cl:idprofessione>6.5.1.1.9.0<",
+                "PROFESSIONE_SCONOSCIUTA",
+            ),
+            (
+                V38,
+                "<cl:idprofessione>6.5.1.1.1.0<",
+                "<cl:idprofessione>9.9.9.9.9.9<",
+                "PROFESSIONE_SCONOSCIUTA",
+            ),
+            (
+                C38,
+                "<cl:idlingua>003<",
+                "<cl:idlingua>XYZ<",
+                "LINGUA_SCONOSCIUTA",
+            ),
+            (
+                V38,
+                "<cl:idlingua>003<",
+                "<cl:idlingua>QQQ<",
+                "LINGUA_SCONOSCIUTA",
+            ),
+        ] {
+            assert_eq!(got(xml, from, to), vec![code.to_string()], "{from} → {to}");
+        }
+        // Known values pass: an ISTAT state code, an ISO 639-2 code in either form, another
+        // unità professionale.
+        for (xml, from, to) in [
+            (C38, ">000</cl:idcittadinanza>", ">330</cl:idcittadinanza>"),
+            (C38, "<cl:idlingua>003<", "<cl:idlingua>FRE<"),
+            (C38, "<cl:idlingua>003<", "<cl:idlingua>FRA<"),
+            (
+                V38,
+                "<cl:idprofessione>6.5.1.1.1.0<",
+                "<cl:idprofessione>2.1.1.4.1.0<",
+            ),
+        ] {
+            assert_eq!(got(xml, from, to), Vec::<String>::new(), "{to}");
+        }
+        // Under 2.0 the schema names the 2001 classification, which is not shipped.
+        assert_eq!(
+            got(
+                C20,
+                "<cl:idprofessione>3.3.1.2.1<",
+                "<cl:idprofessione>9.9.9.9.9<"
+            ),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Code tables the moduli refer to, shipped in `data/` (see `data/README.md` for origins and
-//! licences: ISTAT data under CC-BY 4.0). Parsed once, on first use; every lookup is a hash.
+//! licences: ISTAT data under CC-BY 4.0, ISO 639-2 from Debian's iso-codes under LGPL-2.1+).
+//! Parsed once, on first use; every lookup is a hash.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::OnceLock;
@@ -11,6 +12,12 @@ const STORICI: &str = include_str!("../../data/comuni_belfiore_storici.csv");
 const STATI: &str = include_str!("../../data/stati_esteri_belfiore.csv");
 const ATECO: &str = include_str!("../../data/ateco2007.csv");
 const VALORI: &str = include_str!("../../data/cliclavoro_valori_noti.csv");
+const STATI_ISTAT: &str = include_str!("../../data/stati_istat.csv");
+const PROFESSIONI: &str = include_str!("../../data/professioni_cp2011.csv");
+const LINGUE: &str = include_str!("../../data/lingue_iso639.csv");
+
+/// ClicLavoro's code of Italian citizenship (ISTAT's own code of Italy is 100).
+pub const CITTADINANZA_ITALIANA: &str = "000";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comune {
@@ -42,6 +49,12 @@ pub struct Tabelle {
     stati: HashMap<String, Stato>,
     ateco: HashMap<String, String>,
     valori: HashSet<(String, String)>,
+    /// ISTAT 3-digit codes of states and territories (and the older codes of territories).
+    cittadinanze: HashMap<String, String>,
+    /// CP2011, every level: code → (level, title).
+    professioni: HashMap<String, (u8, String)>,
+    /// ISO 639-2 alpha-3 (terminological and bibliographic), upper case.
+    lingue: HashSet<String>,
 }
 
 /// Splits one CSV line (RFC 4180 quoting, no embedded newlines in these files).
@@ -117,6 +130,27 @@ impl Tabelle {
                 t.ateco.insert(r[0].clone(), r[2].clone());
             }
         }
+        for r in rows(STATI_ISTAT) {
+            if r.len() >= 9 {
+                for code in [&r[0], &r[8]] {
+                    if !code.is_empty() {
+                        t.cittadinanze
+                            .entry(code.clone())
+                            .or_insert_with(|| r[2].clone());
+                    }
+                }
+            }
+        }
+        for r in rows(PROFESSIONI) {
+            if let (3.., Ok(livello)) = (r.len(), r[1].parse::<u8>()) {
+                t.professioni.insert(r[0].clone(), (livello, r[2].clone()));
+            }
+        }
+        for r in rows(LINGUE) {
+            if let Some(code) = r.first() {
+                t.lingue.insert(code.clone());
+            }
+        }
         for r in rows(VALORI) {
             if r.len() >= 2 {
                 // "Tabella(campi…)" → "Tabella"; "A|B|C" lists several codes.
@@ -169,6 +203,30 @@ impl Tabelle {
         self.valori.contains(&(table.to_string(), code.to_string()))
     }
 
+    /// The state of a citizenship code: `000` (Italian, ClicLavoro's code) or an ISTAT code of
+    /// a state or territory.
+    pub fn cittadinanza(&self, code: &str) -> Option<&str> {
+        if code == CITTADINANZA_ITALIANA {
+            return Some("Italia");
+        }
+        self.cittadinanze.get(code).map(String::as_str)
+    }
+
+    /// The CP2011 unità professionale (level 5) a profession code falls in: its own code, or
+    /// the first five segments of a six-segment one (Rev.038); its title.
+    pub fn professione(&self, code: &str) -> Option<&str> {
+        let cinque: Vec<&str> = code.split('.').take(5).collect();
+        match self.professioni.get(&cinque.join(".")) {
+            Some((5, titolo)) if cinque.len() == 5 => Some(titolo),
+            _ => None,
+        }
+    }
+
+    /// An ISO 639-2 alpha-3 code (upper case, as ClicLavoro writes it).
+    pub fn lingua(&self, code: &str) -> bool {
+        self.lingue.contains(code)
+    }
+
     /// The current comuni by Belfiore code, in no order.
     pub fn comuni(&self) -> impl Iterator<Item = (&str, &Comune)> {
         self.comuni.iter().map(|(k, c)| (k.as_str(), c))
@@ -213,5 +271,19 @@ mod tests {
         assert!(t.valore("LivelloLingua", "B2"));
         assert!(!t.valore("AmbitoDiffusione", "04"));
         assert_eq!(csv_line(r#"A,"x, ""y""",z"#), vec!["A", "x, \"y\"", "z"]);
+        assert_eq!(t.cittadinanza("000"), Some("Italia"));
+        assert_eq!(t.cittadinanza("330"), Some("India"));
+        assert_eq!(t.cittadinanza("215"), Some("Francia"));
+        assert_eq!(t.cittadinanza("999"), None);
+        assert_eq!(
+            t.professione("2.1.1.4.1"),
+            Some("Analisti e progettisti di software")
+        );
+        assert!(t.professione("6.5.1.1.1.0").is_some());
+        // A categoria is not an unità professionale; nor is a code that does not exist.
+        assert_eq!(t.professione("2.1.1.4"), None);
+        assert_eq!(t.professione("9.9.9.9.9.9"), None);
+        assert!(t.lingua("ITA") && t.lingua("FRE") && t.lingua("FRA"));
+        assert!(!t.lingua("XYZ"));
     }
 }
