@@ -744,6 +744,146 @@ fn cliclavoro_network_end_to_end() {
     let a = emilia.invia("InvioCandidatura", &scrivi(&c));
     assert!(esito_ok(&a) && a.1.contains("identica"), "{a:?}");
 
+    // 7e. The register of intermediaries: EMILIA's own intermediaries publish with the data
+    //     of their accreditation; an unknown one, or a codice offerta from a non-agenzia, is
+    //     refused at EMILIA with its own code and never leaves it.
+    let registro = dir.0.join("intermediari-emilia.csv");
+    std::fs::write(
+        &registro,
+        "codice_fiscale,denominazione,tipo,codice,indirizzo,comune,cap,telefono,fax,email\n\
+         80213330584,CPI di Bologna (accreditato),cpi,CPI0001,Via Finelli 9/a,A944,40126,0510000000,,cpi.bologna@example.it\n\
+         01234560017,\"Agenzia Esempio, Spa\",agenzia,AG0042,Via Roma 1,A944,40121,051111111,,sede@agenzia.example\n",
+    )
+    .unwrap();
+    let (code, out, err) = emilia.cli(&["intermediari", "import", registro.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("2 stored"), "{out}");
+    let (code, out, _) = emilia.cli(&["intermediari", "show", "80213330584"]);
+    assert!(
+        code == 0 && out.contains("CPI di Bologna (accreditato)"),
+        "{out}"
+    );
+    let intermediata = |codice: &str, cf: &str| {
+        let mut m = cv(codice, "02");
+        m.dati_sistema.codicefiscaleintermediario = Some(cf.into());
+        m.dati_sistema.denominazioneintermediario = Some("CPI BO".into());
+        m
+    };
+    let ignoto = "2026112700000000000000024";
+    let a = emilia.invia(
+        "InvioCandidatura",
+        &scrivi(&intermediata(ignoto, "09876540379")),
+    );
+    assert!(
+        !esito_ok(&a) && a.1.contains("[INTERMEDIARIO_SCONOSCIUTO]") && a.1.contains("09876540379"),
+        "{a:?}"
+    );
+    let noto = "2026112700000000000000025";
+    let a = emilia.invia(
+        "InvioCandidatura",
+        &scrivi(&intermediata(noto, "80213330584")),
+    );
+    // (The answer is the NCN's; what EMILIA filled in shows in what the network received.)
+    assert!(esito_ok(&a), "{a:?}");
+    eventually_blocking(
+        "LAZIO publishes the CV of the accredited intermediary",
+        || lazio.codici("candidature").contains(&noto.to_string()),
+    );
+    let req = lazio.richiesta_di(noto);
+    assert!(
+        req.contains("CPI di Bologna (accreditato)")
+            && req.contains("Via Finelli 9/a")
+            && !req.contains("CPI BO&lt;"),
+        "LAZIO got the register's data: {req}"
+    );
+    assert!(
+        !ncn.codici("candidature").contains(&ignoto.to_string()),
+        "the refused CV never left EMILIA"
+    );
+    // A codice offerta intermediario belongs to an agenzia per il lavoro.
+    let con_codice = |codice: &str, cf: &str| {
+        vacancy(codice).replace(
+            "</cl:codiceofferta>",
+            "</cl:codiceofferta><cl:codiceoffertaintermediario>OFF-77</cl:codiceoffertaintermediario>",
+        ).replace("<cl:DatiSistema>", &format!("<cl:DatiSistema><cl:codicefiscaleintermediario>{cf}</cl:codicefiscaleintermediario>"))
+    };
+    let a = emilia.invia(
+        "InvioVacancy",
+        &con_codice("2026112700000000000000026", "80213330584"),
+    );
+    assert!(
+        !esito_ok(&a) && a.1.contains("[CODICE_OFFERTA_INTERMEDIARIO]") && a.1.contains("cpi"),
+        "{a:?}"
+    );
+    let a = emilia.invia(
+        "InvioVacancy",
+        &con_codice("2026112700000000000000027", "01234560017"),
+    );
+    assert!(esito_ok(&a), "{a:?}");
+    eventually_blocking("LAZIO publishes the agenzia's vacancy", || {
+        lazio
+            .codici("vacancies")
+            .contains(&"2026112700000000000000027".to_string())
+    });
+    let req = lazio.richiesta_di("2026112700000000000000027");
+    assert!(
+        req.contains("Agenzia Esempio, Spa") && req.contains("AG0042"),
+        "{req}"
+    );
+    // At the NCN, the national portal's intermediaries are the NCN's register.
+    let (code, _, err) = ncn.cli(&["intermediari", "import", registro.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let a = ncn.invia_a(
+        "InvioVacancy",
+        &con_codice("2026112700000000000000029", "09876540379"),
+        &[("X-PDD-Destinatario", "SPC/MinisteroLavoro")],
+    );
+    assert!(
+        !esito_ok(&a) && a.1.contains("[INTERMEDIARIO_SCONOSCIUTO]"),
+        "{a:?}"
+    );
+    let a = ncn.invia_a(
+        "InvioVacancy",
+        &con_codice("2026112700000000000000030", "01234560017"),
+        &[("X-PDD-Destinatario", "SPC/MinisteroLavoro")],
+    );
+    assert!(
+        esito_ok(&a)
+            && a.1
+                .contains("intermediario Agenzia Esempio, Spa (01234560017)")
+            && a.1.contains("dal registro degli intermediari"),
+        "{a:?}"
+    );
+    for n in [&*ncn, &*emilia] {
+        for cf in ["80213330584", "01234560017"] {
+            let (code, _, err) = n.cli(&["intermediari", "remove", cf]);
+            assert_eq!(code, 0, "{}: {err}", n.nome);
+        }
+        let (_, out, _) = n.cli(&["intermediari", "list"]);
+        assert!(out.contains("register is empty"), "{out}");
+    }
+
+    // 7f. Code tables: a citizenship, a profession and a language that are in no table are
+    //     refused by the NCN, each with its code, and reach no region.
+    let fuori = "2026112700000000000000031";
+    let testo = scrivi(&cv(fuori, "02"))
+        .replacen(">000</cl:idcittadinanza>", ">999</cl:idcittadinanza>", 1)
+        .replacen(
+            "<cl:idprofessione>6.5.1.1.1.0<",
+            "<cl:idprofessione>9.9.9.9.9.9<",
+            1,
+        )
+        .replacen("<cl:idlingua>003<", "<cl:idlingua>XYZ<", 1);
+    let a = emilia.invia("InvioCandidatura", &testo);
+    for code in [
+        "[CITTADINANZA_SCONOSCIUTA]",
+        "[PROFESSIONE_SCONOSCIUTA]",
+        "[LINGUA_SCONOSCIUTA]",
+    ] {
+        assert!(!esito_ok(&a) && a.1.contains(code), "{code}: {a:?}");
+    }
+    assert!(!ncn.codici("candidature").contains(&fuori.to_string()));
+
     // 8. LAZIO is down while EMILIA publishes a national CV: the NCN keeps the forward and
     //    delivers it when LAZIO is back.
     lazio.stop();

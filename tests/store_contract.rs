@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDate};
 use pdd::egov::diagnostico::{Diagnostico, Severita};
+use pdd::modulo::intermediario::{Intermediario, TipoIntermediario};
 use pdd::modulo::rapporto::Rapporto;
 use pdd::modulo::Tipo;
 use pdd::registry::Soggetto;
@@ -1023,6 +1024,82 @@ async fn rapporti_by_codice_fiscale(s: &dyn Store) {
     assert_eq!(s.rapporto("RSSMRA80A01H501U").await.unwrap(), Some(nuovo));
 }
 
+fn intermediario(cf: &str, nome: &str, tipo: TipoIntermediario) -> Intermediario {
+    Intermediario {
+        codice_fiscale: cf.into(),
+        denominazione: nome.into(),
+        tipo,
+        codice: Some("AG1".into()),
+        indirizzo: Some("Via Roma 1".into()),
+        comune: Some("A944".into()),
+        cap: Some("40121".into()),
+        telefono: None,
+        fax: None,
+        email: Some("info@example.it".into()),
+    }
+}
+
+async fn intermediari_are_put_listed_replaced_and_removed(s: &dyn Store) {
+    assert!(!s.ha_intermediari().await.unwrap());
+    assert!(s.intermediari().await.unwrap().is_empty());
+    let a = intermediario("80213330584", "CPI Bologna", TipoIntermediario::Cpi);
+    let b = intermediario("01234567897", "Agenzia", TipoIntermediario::Agenzia);
+    s.apply(vec![
+        Write::Intermediario(b.clone()),
+        Write::Intermediario(a.clone()),
+    ])
+    .await
+    .unwrap();
+    assert!(s.ha_intermediari().await.unwrap());
+    assert_eq!(
+        s.intermediario("80213330584").await.unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(s.intermediario("00000000000").await.unwrap(), None);
+    // Listed by codice fiscale.
+    let cfs: Vec<String> = s
+        .intermediari()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.codice_fiscale)
+        .collect();
+    assert_eq!(cfs, ["01234567897", "80213330584"]);
+    // Imported again: replaced.
+    let a2 = Intermediario {
+        telefono: Some("051000000".into()),
+        ..a.clone()
+    };
+    s.apply(vec![Write::Intermediario(a2.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.intermediario("80213330584").await.unwrap(), Some(a2));
+    s.apply(vec![
+        Write::RemoveIntermediario("80213330584".into()),
+        Write::RemoveIntermediario("99999999999".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(s.intermediario("80213330584").await.unwrap(), None);
+    assert_eq!(s.intermediari().await.unwrap(), vec![b.clone()]);
+    // Exported with the rest.
+    let visti = std::sync::Mutex::new(Vec::new());
+    s.export(&|r| {
+        visti.lock().unwrap().push(r);
+        true
+    })
+    .await
+    .unwrap();
+    assert!(visti
+        .into_inner()
+        .unwrap()
+        .contains(&pdd::store::Record::Intermediario(b)));
+    s.apply(vec![Write::RemoveIntermediario("01234567897".into())])
+        .await
+        .unwrap();
+    assert!(!s.ha_intermediari().await.unwrap());
+}
+
 async fn contatti_are_listed(s: &dyn Store) {
     assert!(s.contatti().await.unwrap().is_empty());
     let a = contatto("K2", "primo");
@@ -1885,6 +1962,7 @@ contract!(
     eures_documents_are_kept_apart_from_the_outbox,
     users_are_put_listed_and_removed,
     rapporti_by_codice_fiscale,
+    intermediari_are_put_listed_replaced_and_removed,
     contatti_are_listed,
     diagnostici_are_half_open_and_oldest_first,
     partners_are_put_listed_replaced_and_removed,
@@ -1943,6 +2021,7 @@ async fn postgres_search_columns_are_filled_when_migrating() {
              ALTER TABLE pdd_moduli DROP COLUMN attivo, DROP COLUMN agg_ms, DROP COLUMN giorno,
                  DROP COLUMN professioni, DROP COLUMN comune, DROP COLUMN provincia,
                  DROP COLUMN regione, DROP COLUMN testo;
+             DROP TABLE pdd_intermediari;
              DELETE FROM pdd_schema WHERE versione >= 3;",
         )
     })

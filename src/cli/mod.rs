@@ -3,6 +3,7 @@
 mod bench;
 pub mod certs;
 mod config;
+mod intermediari;
 mod rete;
 mod shell;
 mod store;
@@ -110,6 +111,10 @@ pub enum Command {
     /// Users of the read API (/api/candidature, /api/vacancies), who see contact data.
     #[command(subcommand)]
     Users(rete::UsersCommand),
+    /// The register of the intermediaries accredited with this node: the moduli its local
+    /// systems publish name one of them (their DatiSistema are filled from it), or are refused.
+    #[command(subcommand)]
+    Intermediari(intermediari::IntermediariCommand),
     /// The store: backup (also while the gateway runs), restore, stats, check, purge.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -381,6 +386,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Eures(c) => rete::eures(config, c),
         Command::Import(c) => rete::import(config, c),
         Command::Users(c) => rete::users(config, c),
+        Command::Intermediari(c) => intermediari::intermediari(config, c),
         Command::Store(c) => store::store(config, c),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),

@@ -64,7 +64,7 @@ pub enum UsersCommand {
 }
 
 /// A gateway over the store, for commands run while no gateway is running.
-fn offline(
+pub(super) fn offline(
     config: &Config,
     store: Box<dyn crate::store::Store>,
 ) -> Result<(Gateway, tokio::runtime::Runtime), String> {
@@ -94,7 +94,7 @@ fn store_needed(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn admin_json(
+pub(super) fn admin_json(
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
@@ -377,7 +377,7 @@ pub fn import(config: Config, c: ImportCommand) -> Result<ExitCode, String> {
 }
 
 /// The running gateway's admin address, when it holds the store.
-fn source_addr(config: &Config) -> Option<std::net::SocketAddr> {
+pub(super) fn source_addr(config: &Config) -> Option<std::net::SocketAddr> {
     std::fs::read_to_string(config.data.join(super::LISTEN_FILE))
         .ok()
         .and_then(|a| a.trim().parse().ok())

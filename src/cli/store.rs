@@ -53,7 +53,7 @@ pub enum StoreCommand {
     /// Copy a store into another engine's: a node's sled store into the cluster's PostgreSQL
     /// database (`--from sled:DIR --to postgres:URL`). Everything moves: exchanges with their
     /// raw messages, the duplicate filter, Identificatore counters, moduli, the outbox, EURES
-    /// documents, contacts, users, rapporti, diagnostics, partners; then the copy is checked
+    /// documents, contacts, users, rapporti, intermediaries, diagnostics, partners; then the copy is checked
     /// (records per kind counted on both sides, a sample of exchanges and moduli compared).
     /// The source is only read (stop its gateway first); the target must hold no exchange.
     /// Exit 0: copied and checked; 1: the check found a difference.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::Shared;
+use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::Tipo;
 use crate::rete::scheda::{self, Filtro, Voce};
@@ -30,6 +31,8 @@ pub enum ApiError {
     UtenteEsiste(String),
     #[error("token: {0}")]
     Token(String),
+    #[error("intermediario {0}")]
+    Intermediario(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -38,7 +41,7 @@ impl ApiError {
     /// The HTTP status that says it.
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::Query(_) | ApiError::NomeUtente(_) => 400,
+            ApiError::Query(_) | ApiError::NomeUtente(_) | ApiError::Intermediario(_) => 400,
             ApiError::UtenteEsiste(_) => 409,
             _ => 500,
         }
@@ -153,6 +156,58 @@ impl ReadApi {
         self.s.store.apply(batch).await?;
         self.s.store.flush().await?;
         Ok(n)
+    }
+
+    /// The register of accredited intermediaries.
+    pub async fn intermediari(&self) -> Result<Vec<Intermediario>, StoreError> {
+        self.s.store.intermediari().await
+    }
+
+    pub async fn intermediario(&self, cf: &str) -> Result<Option<Intermediario>, StoreError> {
+        self.s
+            .store
+            .intermediario(&cf.trim().to_ascii_uppercase())
+            .await
+    }
+
+    /// Adds intermediaries to the register, replacing those of the same codice fiscale (a
+    /// later line of the same import wins). Each is checked again: a node's admin endpoint
+    /// takes JSON from anyone on loopback, not only from the CLI that read the CSV.
+    pub async fn importa_intermediari(&self, righe: &[Intermediario]) -> Result<usize, ApiError> {
+        let mut batch = Vec::with_capacity(righe.len());
+        for i in righe {
+            let mut i = i.clone();
+            i.codice_fiscale = i.codice_fiscale.trim().to_ascii_uppercase();
+            crate::modulo::cf::verifica(&i.codice_fiscale).map_err(|e| {
+                ApiError::Intermediario(format!("{}: codice fiscale: {e}", i.codice_fiscale))
+            })?;
+            i.verifica()
+                .map_err(|e| ApiError::Intermediario(format!("{}: {e}", i.codice_fiscale)))?;
+            batch.push(Write::Intermediario(i));
+        }
+        let n = batch.len();
+        self.s.store.apply(batch).await?;
+        self.s.store.flush().await?;
+        tracing::info!(
+            intermediari = n,
+            "intermediaries imported into the register"
+        );
+        Ok(n)
+    }
+
+    /// Removes an intermediary from the register; false when there was none.
+    pub async fn rimuovi_intermediario(&self, cf: &str) -> Result<bool, StoreError> {
+        let cf = cf.trim().to_ascii_uppercase();
+        if self.s.store.intermediario(&cf).await?.is_none() {
+            return Ok(false);
+        }
+        self.s
+            .store
+            .apply(vec![Write::RemoveIntermediario(cf.clone())])
+            .await?;
+        self.s.store.flush().await?;
+        tracing::info!(intermediario = cf, "intermediary removed from the register");
+        Ok(true)
     }
 
     pub async fn contatti(&self) -> Result<Vec<Contatto>, StoreError> {

@@ -19,6 +19,7 @@ use crate::egov::{
     self, writer, Busta, Codice, Inoltro, Ora, Parte, Profilo, Servizio, Trasmissione,
 };
 use crate::registry::Registry;
+use crate::service::cliclavoro::Preparata;
 use crate::soap::{self, Envelope};
 use crate::store::{Direction, Exchange, Outcome};
 
@@ -96,7 +97,29 @@ impl PortaDelegata {
         };
         let span = info_span!("pd", seq = ex.seq, id = tracing::field::Empty);
         async {
-            let esito = self.elabora(&r, &mut ex).await;
+            // The register's rules for what the node's own intermediaries publish, before it
+            // leaves (a regional node; the NCN applies them as it handles the modulo).
+            let riscritta: Vec<u8>;
+            let mut r = r;
+            let esito = match self.prepara(&r, received).await {
+                Ok(Preparata::Invariata) => self.elabora(&r, &mut ex).await,
+                Ok(Preparata::Riscritta(body)) => {
+                    riscritta = body;
+                    r.body = &riscritta;
+                    self.elabora(&r, &mut ex).await
+                }
+                Ok(Preparata::Rifiutata(reply)) => {
+                    ex.servizio = Some(format!("SPC/{}", r.servizio));
+                    ex.azione = r.azione.clone();
+                    ex.outcome = Outcome::Ok;
+                    ex.note = reply.note.clone();
+                    Ok(Answer::soap(
+                        200,
+                        soap::envelope_ns(&[], &reply.body, &reply.body_ns),
+                    ))
+                }
+                Err(e) => Err(e),
+            };
             let (answer, errore) = self.chiudi(&r, &mut ex, esito).await;
             if errore.is_none() {
                 self.tieni_copia(&r, &answer, received).await;
@@ -105,6 +128,30 @@ impl PortaDelegata {
         }
         .instrument(span)
         .await
+    }
+
+    /// The register of intermediaries applied to a CV or vacancy of a regional node's local
+    /// systems ([`crate::service::cliclavoro::prepara_locale`]).
+    async fn prepara(
+        &self,
+        r: &RichiestaPd<'_>,
+        received: chrono::DateTime<chrono::FixedOffset>,
+    ) -> Result<Preparata, PdError> {
+        if self.s.config.role != crate::rete::Ruolo::Nr
+            || r.fisso.is_some()
+            || r.servizio != "ClicLavoro"
+        {
+            return Ok(Preparata::Invariata);
+        }
+        let registry = self.s.registry();
+        crate::service::cliclavoro::prepara_locale(
+            &self.s.nodo(&registry),
+            r.azione.as_deref().unwrap_or(""),
+            r.body,
+            received,
+        )
+        .await
+        .map_err(|e| PdError::processamento(Funzione::Imbustamento, e.to_string()))
     }
 
     /// The steps, one a line.

@@ -8,6 +8,7 @@
 //! "ClicLavoro — Modelli e regole".
 
 pub mod cf;
+pub mod intermediario;
 pub mod model;
 pub mod rapporto;
 mod regole;
@@ -272,6 +273,15 @@ pub fn rileva_versione(t: Tipo, root: &Element) -> Versione {
             }
         }
     }
+}
+
+/// A problem of the document's rules (level `rule`), for rules judged outside [`valida`].
+pub fn problema_regola(
+    path: impl Into<String>,
+    code: &str,
+    message: impl Into<String>,
+) -> Problema {
+    problema(path, code, message, Livello::Rule)
 }
 
 fn problema(

@@ -4,6 +4,7 @@
 
 pub mod accettazione;
 pub mod europass;
+pub mod intermediari;
 pub mod percettori;
 pub mod scheda;
 

@@ -156,7 +156,8 @@ async fn admin_store(
 
 /// The network's admin endpoints: `GET /admin/outbox`, `GET /admin/outbox/trattenuti`, `POST /admin/outbox/retry[?seq=N]`,
 /// `GET /admin/eures`, `GET /admin/contatti`, `GET|POST /admin/users`, `DELETE /admin/users/{NOME}`,
-/// `POST /admin/rapporti` (JSON `[[cf, rapporto], …]`), `POST /admin/scadenze` (sweep now),
+/// `POST /admin/rapporti` (JSON `[[cf, rapporto], …]`), `GET|POST /admin/intermediari`,
+/// `GET|DELETE /admin/intermediari/{CF}`, `POST /admin/scadenze` (sweep now),
 /// `POST /admin/clock` (`{"offset_secs": N}`, only with `PDD_TEST_CLOCK=1`).
 async fn admin_rete(
     gw: &Gateway,
@@ -255,6 +256,40 @@ async fn admin_rete(
                         .map(|n| serde_json::json!({ "stored": n })),
                 ),
                 Err(e) => bad(StatusCode::BAD_REQUEST, format!("rapporti: {e}")),
+            }
+        }
+        (&Method::GET, "/admin/intermediari") => to_json(
+            gw.api
+                .intermediari()
+                .await
+                .map(|l| serde_json::to_value(l).unwrap_or_default()),
+        ),
+        (&Method::GET, p) if p.starts_with("/admin/intermediari/") => {
+            let cf = percent_decode(&p["/admin/intermediari/".len()..]);
+            match gw.api.intermediario(&cf).await {
+                Ok(Some(i)) => ok(serde_json::to_value(i).unwrap_or_default()),
+                Ok(None) => bad(StatusCode::NOT_FOUND, format!("no intermediary '{cf}'")),
+                Err(e) => store_err(e),
+            }
+        }
+        (&Method::POST, "/admin/intermediari") => {
+            match serde_json::from_slice::<Vec<crate::modulo::intermediario::Intermediario>>(body) {
+                Ok(righe) => match gw.api.importa_intermediari(&righe).await {
+                    Ok(n) => ok(serde_json::json!({ "stored": n })),
+                    Err(e) => bad(
+                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                        e.to_string(),
+                    ),
+                },
+                Err(e) => bad(StatusCode::BAD_REQUEST, format!("intermediari: {e}")),
+            }
+        }
+        (&Method::DELETE, p) if p.starts_with("/admin/intermediari/") => {
+            let cf = percent_decode(&p["/admin/intermediari/".len()..]);
+            match gw.api.rimuovi_intermediario(&cf).await {
+                Ok(true) => ok(serde_json::json!({ "removed": cf })),
+                Ok(false) => bad(StatusCode::NOT_FOUND, format!("no intermediary '{cf}'")),
+                Err(e) => store_err(e),
             }
         }
         (&Method::POST, "/admin/scadenze") => to_json(

@@ -14,6 +14,7 @@ use crate::modulo::ws::{self, Operazione, NS_TYPES};
 use crate::modulo::{self, Contesto, Modulo, Tipo, Versione};
 use crate::registry::Registry;
 use crate::rete::accettazione::{self, Accettazione, Archivio, Effetto, Letture, Rifiuto};
+use crate::rete::intermediari::{self, Chi};
 use crate::rete::{self, europass, percettori, Ruolo};
 use crate::store::{Forward, ForwardState, Store, StoreError, Write};
 use crate::xml::{Element, Limits};
@@ -179,6 +180,15 @@ async fn ricevi(
         Some(d) => fissa_scadenza(testo, esito, d),
         None => (testo, esito),
     };
+    // What this node's own local systems publish: their intermediary as the register has it.
+    let (testo, esito, nota_intermediario) = if *mittente == n.own {
+        match registro(n, op, testo, esito, received_at).await? {
+            Ok(x) => x,
+            Err(why) => return Ok(ko(op, why)),
+        }
+    } else {
+        (testo, esito, None)
+    };
     let Some(m) = esito.modulo.as_ref() else {
         return Ok(ko(op, Ko(format!("{} non leggibile", op.nome))));
     };
@@ -216,6 +226,9 @@ async fn ricevi(
     if let Some(p) = nota_percettore {
         descr.push_str(&format!("; {p}"));
     }
+    if let Some(i) = nota_intermediario {
+        descr.push_str(&format!("; {i}"));
+    }
     if let Some(r) = &acc.rotta {
         descr.push_str(&format!("; {r}"));
     }
@@ -225,6 +238,103 @@ async fn ricevi(
         body_ns: Vec::new(),
         fault: false,
         note: Some(format!("OK {descr}")),
+    })
+}
+
+/// The register's rules ([`intermediari`]) for a modulo of this node's own local systems: the
+/// modulo with its intermediary's accreditation data written in (its text, verdict, and a note
+/// when something was written), or why it is refused. Nothing applies while the register is
+/// empty (a node that keeps none).
+async fn registro(
+    n: &Ambiente<'_>,
+    op: &Operazione,
+    testo: String,
+    esito: modulo::Verdetto,
+    ricevuto: DateTime<FixedOffset>,
+) -> Result<Result<(String, modulo::Verdetto, Option<String>), Ko>, ServiceError> {
+    let Some(m) = esito.modulo.as_ref() else {
+        return Ok(Ok((testo, esito, None)));
+    };
+    if m.tipo() == Tipo::Messaggio || !n.store.ha_intermediari().await? {
+        return Ok(Ok((testo, esito, None)));
+    }
+    let trovato = match intermediari::chi(m) {
+        Some(Chi::CodiceFiscale(cf)) => n.store.intermediario(&cf).await?,
+        Some(Chi::Codice(c)) => n
+            .store
+            .intermediari()
+            .await?
+            .into_iter()
+            .find(|i| i.codice.as_deref() == Some(c.as_str())),
+        _ => None,
+    };
+    let mut compilato = m.clone();
+    let scritti = match intermediari::applica(&mut compilato, esito.versione, trovato.as_ref()) {
+        Ok(s) => s,
+        Err(p) => return Ok(Err(Ko(format!("{} non valida: 1 problemi: {p}", op.nome)))),
+    };
+    let Some(i) = trovato.filter(|_| !scritti.is_empty()) else {
+        return Ok(Ok((testo, esito, None)));
+    };
+    let testo = compilato.scrivi();
+    let nota = format!(
+        "intermediario {} ({}): {} dal registro degli intermediari",
+        i.denominazione,
+        i.codice_fiscale,
+        scritti.join(", ")
+    );
+    // Judged again as it now is (the register's data were checked at import).
+    Ok(valuta(n, op, &testo, ricevuto)
+        .await?
+        .map(|e| (testo, e, Some(nota))))
+}
+
+/// A request of a regional node's local systems on its way to the NCN, after the register's
+/// rules ([`registro`]).
+pub enum Preparata {
+    /// Sent as it is (nothing to fill, no register, or not a modulo this node judges).
+    Invariata,
+    /// Sent with the intermediary's data written into the modulo.
+    Riscritta(Vec<u8>),
+    /// Not sent: the answer the local system gets.
+    Rifiutata(Reply),
+}
+
+/// Applies the register to a CV or vacancy a regional node's local system publishes through
+/// the NCN, before it leaves. A request this node cannot read, or a modulo that is not valid,
+/// goes on unchanged: the NCN answers for it as before.
+pub async fn prepara_locale(
+    n: &Ambiente<'_>,
+    azione: &str,
+    richiesta: &[u8],
+    received_at: DateTime<FixedOffset>,
+) -> Result<Preparata, ServiceError> {
+    let Some(op) = ws::operazione(azione).filter(|o| o.tipo != Tipo::Messaggio) else {
+        return Ok(Preparata::Invariata);
+    };
+    let Ok(env) = crate::soap::Envelope::parse(richiesta, n.limits) else {
+        return Ok(Preparata::Invariata);
+    };
+    let tree = env.body_tree(n.limits).ok().flatten();
+    let Ok(testo) = modulo_della_richiesta(op, tree.as_ref()) else {
+        return Ok(Preparata::Invariata);
+    };
+    let Ok(esito) = valuta(n, op, &testo, received_at).await? else {
+        return Ok(Preparata::Invariata);
+    };
+    Ok(match registro(n, op, testo, esito, received_at).await? {
+        Err(why) => Preparata::Rifiutata(ko(op, why)),
+        Ok((_, _, None)) => Preparata::Invariata,
+        Ok((nuovo, _, Some(_))) => {
+            let blocks: Vec<&str> = env
+                .header_blocks
+                .iter()
+                .map(|b| &env.src[b.span.clone()])
+                .collect();
+            Preparata::Riscritta(
+                crate::soap::envelope_ns(&blocks, &ws::richiesta(op, &nuovo), &[]).into_bytes(),
+            )
+        }
     })
 }
 

@@ -15,6 +15,7 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::egov::diagnostico::Diagnostico;
+use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::Tipo;
 use crate::registry::Soggetto;
@@ -35,6 +36,7 @@ struct Stato {
     contatti: BTreeMap<String, Contatto>,
     users: BTreeMap<String, User>,
     rapporti: HashMap<String, Rapporto>,
+    intermediari: BTreeMap<String, Intermediario>,
     /// (ms, n): n keeps apart those of the same millisecond.
     diagnostici: BTreeMap<(i64, u64), Diagnostico>,
     partners: BTreeMap<(String, String), Soggetto>,
@@ -246,6 +248,18 @@ impl Store for MemoryStore {
         Ok(self.stato().rapporti.get(cf).cloned())
     }
 
+    async fn intermediari(&self) -> Result<Vec<Intermediario>> {
+        Ok(self.stato().intermediari.values().cloned().collect())
+    }
+
+    async fn intermediario(&self, cf: &str) -> Result<Option<Intermediario>> {
+        Ok(self.stato().intermediari.get(cf).cloned())
+    }
+
+    async fn ha_intermediari(&self) -> Result<bool> {
+        Ok(!self.stato().intermediari.is_empty())
+    }
+
     async fn diagnostici(
         &self,
         from_ms: Option<i64>,
@@ -320,6 +334,12 @@ impl Store for MemoryStore {
                 }
                 Write::Rapporto(cf, r) => {
                     s.rapporti.insert(cf, r);
+                }
+                Write::Intermediario(i) => {
+                    s.intermediari.insert(i.codice_fiscale.clone(), i);
+                }
+                Write::RemoveIntermediario(cf) => {
+                    s.intermediari.remove(&cf);
                 }
                 Write::Diagnostico(d) => {
                     let t = d.ora.timestamp_millis();

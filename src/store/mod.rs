@@ -1,7 +1,7 @@
 //! State: one typed API over every kind of state the gateway keeps, one family of operations
 //! per kind: exchanges, the duplicate filter, Identificatore counters, moduli and their
 //! summaries, the outbox, EURES documents, contacts, API users, last-employment records
-//! (rapporti), diagnostics and partners.
+//! (rapporti), accredited intermediaries, diagnostics and partners.
 //!
 //! Keys and encodings live in the engines; nothing above this module names a tree, a key or a
 //! table. Every operation is async, so that an engine doing network I/O (a database) does not
@@ -26,6 +26,7 @@ use async_trait::async_trait;
 
 use crate::clock::Clock;
 use crate::egov::diagnostico::Diagnostico;
+use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::ricerca::scegli;
 pub use crate::modulo::ricerca::{Criteri, Cursore, Pagina, Scelta};
@@ -308,7 +309,7 @@ pub trait Store: Send + Sync + 'static {
         pubblicati_da_sommari(self, kind, criteri, pagina, misura).await
     }
 
-    // --- the outbox, EURES, contacts, users, rapporti, diagnostics ---
+    // --- the outbox, EURES, contacts, users, rapporti, intermediaries, diagnostics ---
 
     /// Every forward in the outbox, in order. An entry that does not decode is logged and left
     /// out, so that one bad record does not stop every delivery.
@@ -320,6 +321,13 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, nome: &str) -> Result<Option<User>>;
     /// A worker's last employment record, by codice fiscale.
     async fn rapporto(&self, cf: &str) -> Result<Option<Rapporto>>;
+    /// The register of accredited intermediaries, by codice fiscale.
+    async fn intermediari(&self) -> Result<Vec<Intermediario>>;
+    async fn intermediario(&self, cf: &str) -> Result<Option<Intermediario>>;
+    /// Whether the register holds anyone (its rules apply only then).
+    async fn ha_intermediari(&self) -> Result<bool> {
+        Ok(!self.intermediari().await?.is_empty())
+    }
     /// The diagnostics of `[from_ms, to_ms)`, oldest first (indexed by time). Unreadable
     /// entries are left out.
     async fn diagnostici(
@@ -391,8 +399,8 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// The export of the records every engine lists through the contract itself: exchanges (with
-/// their raw messages), moduli, forwards, EURES documents, contacts, users, diagnostics and
-/// partners. Engines add their counters, duplicate-filter entries and rapporti.
+/// their raw messages), moduli, forwards, EURES documents, contacts, users, diagnostics,
+/// partners and intermediaries. Engines add their counters, duplicate-filter entries and rapporti.
 pub(crate) async fn esporta_comuni(
     s: &dyn Store,
     sink: &(dyn Fn(Record) -> bool + Send + Sync),
@@ -423,6 +431,12 @@ pub(crate) async fn esporta_comuni(
             .map(Record::Diagnostico),
     );
     tutti.extend(s.partners().await?.into_iter().map(Record::Partner));
+    tutti.extend(
+        s.intermediari()
+            .await?
+            .into_iter()
+            .map(Record::Intermediario),
+    );
     for r in tutti {
         if !sink(r) {
             return Ok(false);

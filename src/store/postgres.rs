@@ -35,6 +35,7 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::egov::diagnostico::Diagnostico;
+use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::scheda::Scheda;
 use crate::modulo::Tipo;
@@ -144,6 +145,13 @@ WHERE m.kind = s.kind AND m.codice = s.codice;
 CREATE INDEX pdd_moduli_pubblicati ON pdd_moduli (kind, agg_ms DESC, codice) WHERE attivo;
 "#,
     ),
+    (
+        4,
+        r#"
+-- The register of accredited intermediaries (`pdd intermediari import`).
+CREATE TABLE pdd_intermediari (cf text COLLATE "C" PRIMARY KEY, doc bytea NOT NULL);
+"#,
+    ),
 ];
 
 /// The advisory lock key under which migrations run ("pdd" in ASCII, then 1).
@@ -163,6 +171,7 @@ const TABELLE: &[(&str, &str)] = &[
     ("contatti", "pdd_contatti"),
     ("utenti", "pdd_users"),
     ("rapporti", "pdd_rapporti"),
+    ("intermediari", "pdd_intermediari"),
     ("diagnostici", "pdd_diagnostici"),
     ("partners", "pdd_partners"),
 ];
@@ -971,6 +980,16 @@ async fn preparata(c: &deadpool_postgres::Object, w: Write) -> Result<(Statement
             .await?,
             vec![Box::new(cf), Box::new(json(&r))],
         ),
+        Write::Intermediario(i) => (
+            st("INSERT INTO pdd_intermediari (cf, doc) VALUES ($1, $2)
+                ON CONFLICT (cf) DO UPDATE SET doc = EXCLUDED.doc")
+            .await?,
+            vec![Box::new(i.codice_fiscale.clone()), Box::new(json(&i))],
+        ),
+        Write::RemoveIntermediario(cf) => (
+            st("DELETE FROM pdd_intermediari WHERE cf = $1").await?,
+            vec![Box::new(cf)],
+        ),
         Write::Diagnostico(d) => (
             st("INSERT INTO pdd_diagnostici (ms, doc) VALUES ($1, $2)").await?,
             vec![Box::new(d.ora.timestamp_millis()), Box::new(json(&d))],
@@ -1405,6 +1424,33 @@ impl Store for PgStore {
         .await
     }
 
+    async fn intermediari(&self) -> Result<Vec<Intermediario>> {
+        self.docs(
+            "intermediario",
+            "SELECT doc FROM pdd_intermediari ORDER BY cf",
+            &[],
+        )
+        .await
+    }
+
+    async fn intermediario(&self, cf: &str) -> Result<Option<Intermediario>> {
+        self.doc(
+            "intermediario",
+            "SELECT doc FROM pdd_intermediari WHERE cf = $1",
+            &[&cf],
+        )
+        .await
+    }
+
+    async fn ha_intermediari(&self) -> Result<bool> {
+        let c = self.client().await?;
+        let row = c
+            .query_one("SELECT EXISTS (SELECT 1 FROM pdd_intermediari)", &[])
+            .await
+            .map_err(pe)?;
+        col(&row, 0)
+    }
+
     async fn diagnostici(
         &self,
         from_ms: Option<i64>,
@@ -1583,6 +1629,7 @@ impl Store for PgStore {
                 Record::Contatto(k) => preparata(&c, Write::Contatto(k)).await?,
                 Record::User(u) => preparata(&c, Write::User(u)).await?,
                 Record::Rapporto(cf, r) => preparata(&c, Write::Rapporto(cf, r)).await?,
+                Record::Intermediario(i) => preparata(&c, Write::Intermediario(i)).await?,
                 Record::Diagnostico(d) => preparata(&c, Write::Diagnostico(d)).await?,
             };
             items.push(item);
@@ -1874,6 +1921,7 @@ impl Store for PgStore {
             ("contatti", "pdd_contatti", "codice"),
             ("utenti", "pdd_users", "nome"),
             ("rapporti", "pdd_rapporti", "cf"),
+            ("intermediari", "pdd_intermediari", "cf"),
             ("diagnostici", "pdd_diagnostici", "n::text"),
             ("partners", "pdd_partners", "nome"),
         ] {
@@ -1890,6 +1938,7 @@ impl Store for PgStore {
                     "contatti" => decode::<Contatto>(nome, v).map(|_| ()),
                     "utenti" => decode::<User>(nome, v).map(|_| ()),
                     "rapporti" => decode::<Rapporto>(nome, v).map(|_| ()),
+                    "intermediari" => decode::<Intermediario>(nome, v).map(|_| ()),
                     "diagnostici" => decode::<Diagnostico>(nome, v).map(|_| ()),
                     _ => decode::<Soggetto>(nome, v).map(|_| ()),
                 };

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::ora;
 use crate::egov::diagnostico::Diagnostico;
+use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::scheda::Scheda;
 use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
@@ -160,6 +161,10 @@ pub enum Write {
     /// A worker's last employment record (by codice fiscale).
     Rapporto(String, Rapporto),
     Diagnostico(Diagnostico),
+    /// An accredited intermediary (by codice fiscale), new or replaced.
+    Intermediario(Intermediario),
+    /// An intermediary out of the register (by codice fiscale).
+    RemoveIntermediario(String),
 }
 
 /// One record of a store, whatever its kind: what `pdd store copy` moves from one engine to
@@ -184,6 +189,7 @@ pub enum Record {
     Rapporto(String, Rapporto),
     Diagnostico(Diagnostico),
     Partner(crate::registry::Soggetto),
+    Intermediario(Intermediario),
 }
 
 impl Record {
@@ -201,6 +207,7 @@ impl Record {
             Record::Rapporto(..) => "rapporti",
             Record::Diagnostico(_) => "diagnostici",
             Record::Partner(_) => "partners",
+            Record::Intermediario(_) => "intermediari",
         }
     }
 }

@@ -23,6 +23,7 @@ use super::{
 };
 use crate::clock::Clock;
 use crate::egov::diagnostico::Diagnostico;
+use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::Tipo;
 use crate::registry::Soggetto;
@@ -53,6 +54,7 @@ struct Engine {
     eures: sled::Tree,
     users: sled::Tree,
     rapporti: sled::Tree,
+    intermediari: sled::Tree,
     contatti: sled::Tree,
     diagnostici: sled::Tree,
     indice: RwLock<Index>,
@@ -137,6 +139,7 @@ impl SledStore {
             eures: t(albero::EURES)?,
             users: t(albero::USERS)?,
             rapporti: t(albero::RAPPORTI)?,
+            intermediari: t(albero::INTERMEDIARI)?,
             contatti: t(albero::CONTATTI)?,
             diagnostici: t(albero::DIAGNOSTICI)?,
             indice: RwLock::new(Index::new()),
@@ -573,6 +576,12 @@ impl Engine {
             Write::User(u) => (&self.users, u.nome.as_bytes().to_vec(), Some(codifica(u))),
             Write::RemoveUser(nome) => (&self.users, nome.as_bytes().to_vec(), None),
             Write::Rapporto(cf, r) => (&self.rapporti, cf.as_bytes().to_vec(), Some(codifica(r))),
+            Write::Intermediario(i) => (
+                &self.intermediari,
+                i.codice_fiscale.as_bytes().to_vec(),
+                Some(codifica(i)),
+            ),
+            Write::RemoveIntermediario(cf) => (&self.intermediari, cf.as_bytes().to_vec(), None),
             Write::Diagnostico(d) => (
                 &self.diagnostici,
                 codec::chiave_diagnostico(d.ora.timestamp_millis()),
@@ -781,6 +790,21 @@ impl Store for SledStore {
             Some(v) => Ok(Some(decodifica("rapporto", &v)?)),
             None => Ok(None),
         }
+    }
+
+    async fn intermediari(&self) -> Result<Vec<Intermediario>> {
+        self.m.tutti(&self.m.intermediari, "intermediario", false)
+    }
+
+    async fn intermediario(&self, cf: &str) -> Result<Option<Intermediario>> {
+        match self.m.intermediari.get(cf.as_bytes()).map_err(be)? {
+            Some(v) => Ok(Some(decodifica("intermediario", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn ha_intermediari(&self) -> Result<bool> {
+        Ok(!self.m.intermediari.is_empty())
     }
 
     async fn diagnostici(

@@ -36,7 +36,7 @@ const DEFAULT_TREE: &[u8] = b"__sled__default";
 
 /// The order a backup reads the trees in: the reverse of the order an exchange writes them
 /// (see [`crate::store::care`]). Other trees follow, `meta` is written by the copy itself.
-const ORDINE: [&str; 15] = [
+const ORDINE: [&str; 16] = [
     albero::DUP,
     albero::IDS,
     albero::RECEIVED,
@@ -49,6 +49,7 @@ const ORDINE: [&str; 15] = [
     albero::EURES,
     albero::USERS,
     albero::RAPPORTI,
+    albero::INTERMEDIARI,
     albero::DIAGNOSTICI,
     albero::PARTNERS,
     albero::COUNTERS,
@@ -522,6 +523,7 @@ impl Engine {
             ("eures", &self.eures),
             ("utenti", &self.users),
             ("rapporti", &self.rapporti),
+            ("intermediari", &self.intermediari),
             ("diagnostici", &self.diagnostici),
         ] {
             for kv in albero.iter() {

@@ -22,6 +22,7 @@ pub(super) mod albero {
     pub const EURES: &str = "eures";
     pub const USERS: &str = "utenti";
     pub const RAPPORTI: &str = "rapporti";
+    pub const INTERMEDIARI: &str = "intermediari";
     pub const CONTATTI: &str = "contatti";
     pub const DIAGNOSTICI: &str = "diagnostici";
     /// The store's own settings (`seq_base`, index versions).
