@@ -201,19 +201,9 @@ fn import(config: &Config, file: &PathBuf) -> Result<ExitCode, String> {
                 .unwrap_or(0) as usize
         }
     };
-    for r in rifiutate.iter().take(20) {
-        eprintln!("{r}");
-    }
-    if rifiutate.len() > 20 {
-        eprintln!("… and {} more refused lines", rifiutate.len() - 20);
-    }
-    println!(
-        "{lette} intermediaries read, {salvate} stored, {} refused (a codice fiscale already in the register is replaced)",
-        rifiutate.len()
-    );
-    Ok(if rifiutate.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(super::rete::esito_import(
+        &rifiutate,
+        &format!("{lette} intermediaries read, {salvate} stored"),
+        "a codice fiscale already in the register is replaced",
+    ))
 }

@@ -359,21 +359,28 @@ pub fn import(config: Config, c: ImportCommand) -> Result<ExitCode, String> {
         salvate += invia(&lotto)?;
     }
     bar.finish_and_clear();
+    Ok(esito_import(
+        &rifiutate,
+        &format!("{lette} records read, {salvate} stored"),
+        "a worker's later record wins over an earlier one",
+    ))
+}
+
+/// The end of an import: the refused lines (the first 20), the counts, and the exit status
+/// (0: all stored; 1: some lines refused).
+pub(super) fn esito_import(rifiutate: &[String], conti: &str, nota: &str) -> ExitCode {
     for r in rifiutate.iter().take(20) {
         eprintln!("{r}");
     }
     if rifiutate.len() > 20 {
         eprintln!("… and {} more refused lines", rifiutate.len() - 20);
     }
-    println!(
-        "{lette} records read, {salvate} stored, {} refused (a worker's later record wins over an earlier one)",
-        rifiutate.len()
-    );
-    Ok(if rifiutate.is_empty() {
+    println!("{conti}, {} refused ({nota})", rifiutate.len());
+    if rifiutate.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 /// The running gateway's admin address, when it holds the store.
