@@ -1594,6 +1594,70 @@ async fn commit_exchange_writes_and_settles(s: &dyn Store) {
     );
 }
 
+async fn an_exchange_and_its_effects_are_one_write(s: &dyn Store) {
+    let quando = t("2026-11-27T08:00:00.000+01:00");
+    assert_eq!(
+        s.claim("E-1", quando.timestamp_millis(), None)
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    let mut e = scambio(s.next_seq().await.unwrap(), "E-1", quando);
+    // Raw messages large enough to be kept in pieces by an engine that does so.
+    e.request = vec![b'r'; 300_000];
+    e.response = b"<risposta/>".to_vec();
+    let m = modulo(Tipo::Candidatura, "EFF1", StatoModulo::Attivo);
+    let f = forward(s.next_seq().await.unwrap(), "EFF1");
+    // Under the moduli's lock, as the gateway writes it.
+    let lock = s.lock_moduli(&["EFF1"]).await.unwrap();
+    pdd::store::Effetti::new(
+        lock,
+        vec![Write::Modulo(m.clone()), Write::Forward(f.clone())],
+    )
+    .commit(s, &e, Some("E-1"))
+    .await
+    .unwrap();
+    assert_eq!(s.exchange(e.seq).await.unwrap(), Some(e.clone()));
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "EFF1").await.unwrap(),
+        Some(m.clone())
+    );
+    assert!(s.outbox().await.unwrap().contains(&f));
+    assert_eq!(
+        s.exchange_by_id("E-1").await.unwrap().map(|x| x.seq),
+        Some(e.seq)
+    );
+    match s
+        .claim("E-1", quando.timestamp_millis(), None)
+        .await
+        .unwrap()
+    {
+        Claim::Duplicate(d) => assert_eq!(d.seq, e.seq),
+        c => panic!("{c:?}"),
+    }
+    // The locks were released by the write: the code can be locked again.
+    drop(s.lock_moduli(&["EFF1"]).await.unwrap());
+    // Without a lock (the engine's own transaction), and without a claim.
+    let g = scambio(s.next_seq().await.unwrap(), "E-2", quando);
+    let m2 = modulo(Tipo::Vacancy, "EFF2", StatoModulo::Attivo);
+    s.commit_exchange_with(&g, None, vec![Write::Modulo(m2.clone())])
+        .await
+        .unwrap();
+    assert_eq!(s.exchange(g.seq).await.unwrap(), Some(g));
+    assert_eq!(s.modulo(Tipo::Vacancy, "EFF2").await.unwrap(), Some(m2));
+    // Effects dropped unwritten (the exchange failed before its record): nothing of them.
+    let lock = s.lock_moduli(&["EFF3"]).await.unwrap();
+    drop(pdd::store::Effetti::new(
+        lock,
+        vec![Write::Modulo(modulo(
+            Tipo::Candidatura,
+            "EFF3",
+            StatoModulo::Attivo,
+        ))],
+    ));
+    assert_eq!(s.modulo(Tipo::Candidatura, "EFF3").await.unwrap(), None);
+}
+
 async fn an_export_hands_out_every_record(s: &dyn Store) {
     let quando = t("2026-11-27T08:00:00.000+01:00");
     s.reserve_ids(contatore("2026-11-27_08:00"), 10, CAPACITY)
@@ -1977,6 +2041,7 @@ contract!(
     a_released_lease_is_free_and_only_its_holder_releases_it,
     one_of_concurrent_lease_takers_wins,
     commit_exchange_writes_and_settles,
+    an_exchange_and_its_effects_are_one_write,
     an_export_hands_out_every_record,
     a_claim_left_in_flight_is_taken_over_after_a_while,
     published_moduli_are_searched_ordered_and_paged,

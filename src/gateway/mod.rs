@@ -343,10 +343,19 @@ impl Shared {
 
     /// Writes the exchange (and settles its duplicate-filter claim) and waits until it is
     /// durable. Nothing is answered before this.
-    async fn commit(&self, ex: &mut Exchange, dup_id: Option<&str>) -> Result<(), StoreError> {
+    /// Records an exchange durably, with what it changed (one atomic write).
+    async fn commit(
+        &self,
+        ex: &mut Exchange,
+        dup_id: Option<&str>,
+        effetti: Option<crate::store::Effetti>,
+    ) -> Result<(), StoreError> {
         ex.answered_at = Some(self.now());
         let t = std::time::Instant::now();
-        self.store.commit_exchange(ex, dup_id).await?;
+        match effetti {
+            Some(e) => e.commit(self.store.as_ref(), ex, dup_id).await?,
+            None => self.store.commit_exchange(ex, dup_id).await?,
+        }
         self.metrics.phase(metrics::Phase::Store, t.elapsed());
         self.metrics.exchange(ex);
         Ok(())

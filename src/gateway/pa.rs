@@ -60,6 +60,8 @@ struct Risposta {
     eccezioni: Vec<Eccezione>,
     /// A diagnostic to record after the exchange.
     diagnostico: Option<Diagnostico>,
+    /// What the service changed, written with the exchange's record.
+    effetti: Option<crate::store::Effetti>,
 }
 
 impl Risposta {
@@ -73,6 +75,7 @@ impl Risposta {
             response_id: None,
             eccezioni: Vec::new(),
             diagnostico: None,
+            effetti: None,
         }
     }
 }
@@ -195,7 +198,7 @@ impl PortaApplicativa {
             servizio,
             received_at: received,
         };
-        let esito = match self.chiama(servizio, &chiamata).await {
+        let mut esito = match self.chiama(servizio, &chiamata).await {
             Ok(e) => e,
             Err(e) => {
                 warn!(error = %e, "service failed: EGOV_IT_300");
@@ -209,6 +212,7 @@ impl PortaApplicativa {
             note: esito.note.clone(),
             dup_id,
             eccezioni: giudicata.info.clone(),
+            effetti: esito.effetti.take(),
             ..Risposta::vuota(Outcome::Ok, None)
         };
         if sync {
@@ -379,12 +383,7 @@ impl PortaApplicativa {
             }
             (None, Some("cliclavoro")) => {
                 let registry = self.s.registry();
-                let esito = service::cliclavoro::handle(c, &self.s.nodo(&registry)).await;
-                // New forwards wait in the outbox: wake it.
-                if esito.as_ref().is_ok_and(|r| r.inoltri) {
-                    self.s.outbox_notify.notify_one();
-                }
-                esito
+                service::cliclavoro::handle(c, &self.s.nodo(&registry)).await
             }
             (None, Some("echo")) => Ok(service::echo(c)),
             (None, Some(other)) => Err(ServiceError::UnknownHandler(other.to_string())),
@@ -483,7 +482,8 @@ impl PortaApplicativa {
             ex.note = r.note;
         }
         ex.response = r.body.as_bytes().to_vec();
-        if let Err(e) = self.s.commit(ex, r.dup_id.as_deref()).await {
+        let inoltri = r.effetti.as_ref().is_some_and(|e| e.inoltri());
+        if let Err(e) = self.s.commit(ex, r.dup_id.as_deref(), r.effetti).await {
             warn!(error = %e, "exchange not stored: answering EGOV_IT_300");
             self.rilascia(r.dup_id.as_deref()).await;
             self.s
@@ -498,6 +498,10 @@ impl PortaApplicativa {
                 )
                 .await;
             return Answer::soap(status_store(&e), risposte::fault_processamento());
+        }
+        if inoltri {
+            // New forwards wait in the outbox: wake it.
+            self.s.outbox_notify.notify_one();
         }
         if let Some(d) = r.diagnostico {
             self.s
@@ -533,6 +537,7 @@ impl PortaApplicativa {
                         response_id: Some(id),
                         eccezioni: errore.eccezioni(),
                         diagnostico: None,
+                        effetti: None,
                     }
                 }
                 Err(e) => e,
@@ -570,6 +575,7 @@ impl PortaApplicativa {
             response_id: None,
             eccezioni: errore.eccezioni(),
             diagnostico,
+            effetti: None,
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::egov::{
 };
 use crate::registry::Registry;
 use crate::service::cliclavoro::Preparata;
+use crate::service::Reply;
 use crate::soap::{self, Envelope};
 use crate::store::{Direction, Exchange, Outcome};
 
@@ -382,7 +383,7 @@ impl PortaDelegata {
                 )
             })?;
         let azione = r.azione.as_deref().unwrap_or("");
-        let esito = crate::service::cliclavoro::ricevi_locale(
+        let mut esito = crate::service::cliclavoro::ricevi_locale(
             &self.s.nodo(&registry),
             azione,
             r.body,
@@ -396,6 +397,13 @@ impl PortaDelegata {
                 format!("azione {azione} non prevista dal servizio {}", locale.nome),
             )
         })?;
+        // Written (durably) before the local system is answered; the porta delegata's own
+        // record follows.
+        if let Some(e) = esito.effetti.take() {
+            e.apply(self.s.store.as_ref())
+                .await
+                .map_err(|e| PdError::processamento(Funzione::Imbustamento, e.to_string()))?;
+        }
         self.s.outbox_notify.notify_one();
         ex.outcome = Outcome::Ok;
         ex.note = esito.note.clone();
@@ -576,7 +584,7 @@ impl PortaDelegata {
         if ex.response.is_empty() {
             ex.response = answer.body.as_bytes().to_vec();
         }
-        if let Err(e) = self.s.commit(ex, None).await {
+        if let Err(e) = self.s.commit(ex, None, None).await {
             warn!(error = %e, "exchange not stored");
             self.s
                 .diagnostica(
@@ -629,11 +637,14 @@ impl PortaDelegata {
             Ok(Some(e)) if !e.note.as_deref().unwrap_or("").starts_with("OK") => {
                 warn!(note = ?e.note, "own modulo accepted by the NCN but not kept here")
             }
-            Ok(_) => {
-                if let Err(e) = self.s.store.flush().await {
-                    warn!(error = %e, "own modulo not flushed");
+            Ok(Some(Reply {
+                effetti: Some(e), ..
+            })) => {
+                if let Err(e) = e.apply(self.s.store.as_ref()).await {
+                    warn!(error = %e, "own modulo not stored");
                 }
             }
+            Ok(_) => {}
             Err(e) => warn!(error = %e, "own modulo not stored"),
         }
     }

@@ -55,7 +55,7 @@ pub async fn call(
         if (200..300).contains(&resp.status) {
             // A oneway backend answers with no body.
             return Ok(Reply {
-                inoltri: false,
+                effetti: None,
                 body: String::new(),
                 body_ns: Vec::new(),
                 fault: false,
@@ -75,7 +75,7 @@ pub async fn call(
     })?;
     let fault = env.fault.is_some();
     Ok(Reply {
-        inoltri: false,
+        effetti: None,
         body: env.body_content_str().to_string(),
         body_ns: env.body_ns.clone(),
         fault,

@@ -16,7 +16,7 @@ use crate::registry::Registry;
 use crate::rete::accettazione::{self, Accettazione, Archivio, Effetto, Letture, Rifiuto};
 use crate::rete::intermediari::{self, Chi};
 use crate::rete::{self, europass, percettori, Ruolo};
-use crate::store::{Forward, ForwardState, Store, StoreError, Write};
+use crate::store::{Effetti, Forward, ForwardState, Store, StoreError, Write};
 use crate::xml::{Element, Limits};
 
 /// The modulo string carried by the request, or why the request is refused.
@@ -155,7 +155,7 @@ async fn ricevi(
                 op.nome, op.ricevuto
             );
             return Ok(Reply {
-                inoltri: false,
+                effetti: None,
                 body: ws::risposta(op, true, &descr),
                 body_ns: Vec::new(),
                 fault: false,
@@ -202,7 +202,7 @@ async fn ricevi(
         ricevuto: received_at,
         percettore,
     };
-    let (acc, inoltri) = match accetta(n, &ricevuto).await? {
+    let (acc, effetti) = match accetta(n, &ricevuto).await? {
         Ok(a) => a,
         Err(why) => return Ok(ko(op, why)),
     };
@@ -233,7 +233,7 @@ async fn ricevi(
         descr.push_str(&format!("; {r}"));
     }
     Ok(Reply {
-        inoltri,
+        effetti: Some(effetti),
         body: ws::risposta(op, true, &descr),
         body_ns: Vec::new(),
         fault: false,
@@ -490,12 +490,13 @@ async fn completa_percettore(
 }
 
 /// Accepts a valid modulo: reads what the decision needs, decides
-/// ([`accettazione::decidi`]), and writes the records, the contact and the forwards in one
-/// atomic batch, all under the locks of the moduli involved.
+/// ([`accettazione::decidi`]), and returns the records, the contact and the forwards as one
+/// batch under the locks of the moduli involved, held until the gateway writes it with the
+/// exchange's record ([`Effetti::commit`]).
 async fn accetta(
     n: &Ambiente<'_>,
     r: &accettazione::Ricevuto<'_>,
-) -> Result<Result<(Accettazione, bool), Ko>, ServiceError> {
+) -> Result<Result<(Accettazione, Effetti), Ko>, ServiceError> {
     let m = r.modulo;
     let store = n.store;
     let letture = Letture::di(m);
@@ -510,7 +511,7 @@ async fn accetta(
         ])
         .flatten()
         .collect();
-    let mut stato = store.lock_moduli(&codici).await?;
+    let stato = store.lock_moduli(&codici).await?;
     let (kind, code) = &letture.esistente;
     // A new code (the common case) is known not to be there without reading the record.
     let esistente = if stato.has_modulo(store, *kind, code).await? {
@@ -559,9 +560,7 @@ async fn accetta(
     let mut batch = inoltri(n, r, &acc.inoltri).await?;
     batch.extend(acc.contatto.clone().map(Write::Contatto));
     batch.extend(acc.moduli.iter().cloned().map(Write::Modulo));
-    let inoltri = batch.iter().any(|w| matches!(w, Write::Forward(_)));
-    stato.apply(store, batch).await?;
-    Ok(Ok((acc, inoltri)))
+    Ok(Ok((acc, Effetti::new(stato, batch))))
 }
 
 /// Outbox entries forwarding a modulo to nodes (and EURES), each with its own Identificatore.
@@ -695,7 +694,7 @@ pub fn risposta_ok(body: &[u8], limits: Limits) -> bool {
 fn ko(op: &Operazione, why: impl Into<Ko>) -> Reply {
     let Ko(why) = why.into();
     Reply {
-        inoltri: false,
+        effetti: None,
         body: ws::risposta(op, false, &why),
         body_ns: Vec::new(),
         fault: false,

@@ -23,7 +23,7 @@ pub struct Chiamata<'a> {
 }
 
 /// The service's answer: the content of the response Body.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Reply {
     pub body: String,
     /// Namespace declarations the body content relies on (see [`crate::soap::envelope_ns`]).
@@ -32,8 +32,9 @@ pub struct Reply {
     pub fault: bool,
     /// A short outcome for the trace (e.g. "OK", "KO: codice mancante").
     pub note: Option<String>,
-    /// Forwards were queued in the outbox (the gateway wakes it).
-    pub inoltri: bool,
+    /// What the exchange changes in the store (moduli, forwards…), written with its record
+    /// ([`crate::store::Effetti::commit`]).
+    pub effetti: Option<crate::store::Effetti>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +53,7 @@ pub enum ServiceError {
 /// The built-in `echo` handler: answers with the request's Body content.
 pub fn echo(c: &Chiamata<'_>) -> Reply {
     Reply {
-        inoltri: false,
+        effetti: None,
         body: c.env.body_content_str().to_string(),
         body_ns: c.env.body_ns.clone(),
         fault: false,

@@ -69,6 +69,65 @@ fn senza_raw(e: &Exchange) -> Exchange {
 }
 
 impl Stato {
+    fn metti_exchange(&mut self, ex: &Exchange) {
+        for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
+            self.ids.entry(id.clone()).or_insert(ex.seq);
+        }
+        if let Some(old) = self.exchanges.insert(ex.seq, ex.clone()) {
+            self.received.remove(&(old.received_ms(), old.seq));
+        }
+        self.received.insert((ex.received_ms(), ex.seq), ());
+    }
+
+    fn salda(&mut self, id: &str, seq: u64) {
+        let d = self.dup.entry(id.to_string()).or_insert(DupEntry {
+            seq: 0,
+            first_ms: 0,
+            repeats: 0,
+            scade_ms: None,
+        });
+        d.seq = seq;
+    }
+
+    fn scrivi(&mut self, w: Write) {
+        let s = self;
+        match w {
+            Write::Modulo(m) => s.metti_modulo(m),
+            Write::Forward(f) => {
+                s.outbox.insert(f.seq, f);
+            }
+            Write::ForwardDone(seq) => {
+                s.outbox.remove(&seq);
+            }
+            Write::Eures(f) => {
+                s.eures.insert((f.kind, f.codice.clone(), f.seq), f);
+            }
+            Write::Contatto(c) => {
+                s.contatti.insert(c.codice.clone(), c);
+            }
+            Write::User(u) => {
+                s.users.insert(u.nome.clone(), u);
+            }
+            Write::RemoveUser(nome) => {
+                s.users.remove(&nome);
+            }
+            Write::Rapporto(cf, r) => {
+                s.rapporti.insert(cf, r);
+            }
+            Write::Intermediario(i) => {
+                s.intermediari.insert(i.codice_fiscale.clone(), i);
+            }
+            Write::RemoveIntermediario(cf) => {
+                s.intermediari.remove(&cf);
+            }
+            Write::Diagnostico(d) => {
+                let t = d.ora.timestamp_millis();
+                let n = s.diagnostici.range((t, 0)..(t + 1, 0)).count() as u64;
+                s.diagnostici.insert((t, n), d);
+            }
+        }
+    }
+
     fn metti_modulo(&mut self, m: StoredModulo) {
         let sommari = self.sommari.entry(m.kind).or_default();
         match Sommario::di(&m) {
@@ -122,14 +181,7 @@ impl Store for MemoryStore {
     }
 
     async fn settle(&self, id: &str, seq: u64) -> Result<()> {
-        let mut s = self.stato();
-        let d = s.dup.entry(id.to_string()).or_insert(DupEntry {
-            seq: 0,
-            first_ms: 0,
-            repeats: 0,
-            scade_ms: None,
-        });
-        d.seq = seq;
+        self.stato().salda(id, seq);
         Ok(())
     }
 
@@ -152,14 +204,25 @@ impl Store for MemoryStore {
     }
 
     async fn put_exchange(&self, ex: &Exchange) -> Result<()> {
+        self.stato().metti_exchange(ex);
+        Ok(())
+    }
+
+    async fn commit_exchange_with(
+        &self,
+        ex: &Exchange,
+        settle: Option<&str>,
+        batch: Vec<Write>,
+    ) -> Result<()> {
+        // One lock: the exchange and its effects are seen together, or not at all.
         let mut s = self.stato();
-        for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
-            s.ids.entry(id.clone()).or_insert(ex.seq);
+        for w in batch {
+            s.scrivi(w);
         }
-        if let Some(old) = s.exchanges.insert(ex.seq, ex.clone()) {
-            s.received.remove(&(old.received_ms(), old.seq));
+        s.metti_exchange(ex);
+        if let Some(id) = settle {
+            s.salda(id, ex.seq);
         }
-        s.received.insert((ex.received_ms(), ex.seq), ());
         Ok(())
     }
 
@@ -312,41 +375,7 @@ impl Store for MemoryStore {
         // One lock for the whole batch: all of it is seen, or none.
         let mut s = self.stato();
         for w in batch {
-            match w {
-                Write::Modulo(m) => s.metti_modulo(m),
-                Write::Forward(f) => {
-                    s.outbox.insert(f.seq, f);
-                }
-                Write::ForwardDone(seq) => {
-                    s.outbox.remove(&seq);
-                }
-                Write::Eures(f) => {
-                    s.eures.insert((f.kind, f.codice.clone(), f.seq), f);
-                }
-                Write::Contatto(c) => {
-                    s.contatti.insert(c.codice.clone(), c);
-                }
-                Write::User(u) => {
-                    s.users.insert(u.nome.clone(), u);
-                }
-                Write::RemoveUser(nome) => {
-                    s.users.remove(&nome);
-                }
-                Write::Rapporto(cf, r) => {
-                    s.rapporti.insert(cf, r);
-                }
-                Write::Intermediario(i) => {
-                    s.intermediari.insert(i.codice_fiscale.clone(), i);
-                }
-                Write::RemoveIntermediario(cf) => {
-                    s.intermediari.remove(&cf);
-                }
-                Write::Diagnostico(d) => {
-                    let t = d.ora.timestamp_millis();
-                    let n = s.diagnostici.range((t, 0)..(t + 1, 0)).count() as u64;
-                    s.diagnostici.insert((t, n), d);
-                }
-            }
+            s.scrivi(w);
         }
         Ok(())
     }

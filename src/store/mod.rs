@@ -14,6 +14,7 @@
 pub mod care;
 mod error;
 mod exchange;
+pub mod guasti;
 mod memory;
 mod postgres;
 mod record;
@@ -35,6 +36,7 @@ use crate::registry::Soggetto;
 
 pub use error::{Result, StoreError};
 pub use exchange::{Direction, Exchange, Outcome};
+pub use guasti::Guasti;
 pub use memory::MemoryStore;
 pub use postgres::{url_senza_password, PgOptions, PgStore, MIGRAZIONI};
 pub use record::{Claim, DupEntry, Forward, ForwardState, Record, Sommario, User, Write};
@@ -56,9 +58,14 @@ pub struct ModuliLock {
 pub(crate) trait Modifica: Send + Sync {
     /// Whether a modulo of a locked code is stored; None when not read.
     fn presente(&self, kind: Tipo, code: &str) -> Option<bool>;
-    /// Writes the batch in the locks' transaction and commits it, releasing the locks.
-    async fn apply(&mut self, batch: Vec<Write>) -> Result<()>;
+    /// Writes the batch in the locks' transaction — with the exchange that caused it, its
+    /// ids and its settled claim, when given — and commits it, releasing the locks.
+    async fn apply(&mut self, batch: Vec<Write>, scambio: Option<Scambio<'_>>) -> Result<()>;
 }
+
+/// An exchange to record with the effects it caused, and the duplicate-filter claim it
+/// settles.
+pub type Scambio<'a> = (&'a Exchange, Option<&'a str>);
 
 impl ModuliLock {
     pub(crate) fn new(
@@ -85,9 +92,68 @@ impl ModuliLock {
     /// release), else by [`Store::apply`]. The node's own locks are held until the guard goes.
     pub async fn apply(&mut self, store: &dyn Store, batch: Vec<Write>) -> Result<()> {
         match self.remoto.as_mut() {
-            Some(r) => r.apply(batch).await,
+            Some(r) => r.apply(batch, None).await,
             None => store.apply(batch).await,
         }
+    }
+
+    /// Writes the change with the exchange that caused it, as one atomic and durable write
+    /// ([`Store::commit_exchange_with`]): in the locks' own transaction where the engine has
+    /// one.
+    pub async fn commit(
+        &mut self,
+        store: &dyn Store,
+        batch: Vec<Write>,
+        ex: &Exchange,
+        settle: Option<&str>,
+    ) -> Result<()> {
+        match self.remoto.as_mut() {
+            Some(r) => r.apply(batch, Some((ex, settle))).await,
+            None => store.commit_exchange_with(ex, settle, batch).await,
+        }
+    }
+}
+
+/// What an exchange changed besides its own record (moduli, outbox, contacts…), held under the
+/// locks of the moduli it changes until it is written — with the exchange's record, as one
+/// atomic write ([`Effetti::commit`]): an exchange whose record is not written leaves none of
+/// its effects behind, so that the sender, told it failed, may send it again.
+pub struct Effetti {
+    lock: ModuliLock,
+    batch: Vec<Write>,
+}
+
+impl std::fmt::Debug for Effetti {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Effetti({} writes)", self.batch.len())
+    }
+}
+
+impl Effetti {
+    pub fn new(lock: ModuliLock, batch: Vec<Write>) -> Effetti {
+        Effetti { lock, batch }
+    }
+
+    /// Forwards were queued (the outbox is to be woken once they are written).
+    pub fn inoltri(&self) -> bool {
+        self.batch.iter().any(|w| matches!(w, Write::Forward(_)))
+    }
+
+    /// The effects, the exchange and its settled claim, in one atomic write made durable;
+    /// the locks are released after it.
+    pub async fn commit(
+        mut self,
+        store: &dyn Store,
+        ex: &Exchange,
+        settle: Option<&str>,
+    ) -> Result<()> {
+        self.lock.commit(store, self.batch, ex, settle).await
+    }
+
+    /// The effects alone (an exchange recorded elsewhere), made durable.
+    pub async fn apply(mut self, store: &dyn Store) -> Result<()> {
+        self.lock.apply(store, self.batch).await?;
+        store.flush().await
     }
 }
 
@@ -270,6 +336,18 @@ pub trait Store: Send + Sync + 'static {
             self.settle(id, ex.seq).await?;
         }
         self.flush().await
+    }
+    /// [`Store::commit_exchange`] with the writes the exchange caused, all of them one atomic
+    /// write: after a failure none of them is there. The default is not atomic (two writes);
+    /// every engine of the contract overrides it.
+    async fn commit_exchange_with(
+        &self,
+        ex: &Exchange,
+        settle: Option<&str>,
+        batch: Vec<Write>,
+    ) -> Result<()> {
+        self.apply(batch).await?;
+        self.commit_exchange(ex, settle).await
     }
     /// An exchange with its raw messages.
     async fn exchange(&self, seq: u64) -> Result<Option<Exchange>>;

@@ -337,11 +337,29 @@ impl super::Modifica for LockRemoto {
         )
     }
 
-    async fn apply(&mut self, batch: Vec<Write>) -> Result<()> {
+    async fn apply(
+        &mut self,
+        batch: Vec<Write>,
+        scambio: Option<super::Scambio<'_>>,
+    ) -> Result<()> {
         let c = self.conn.as_ref().ok_or(StoreError::Closed)?;
-        let mut items = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(batch.len() + 2);
         for w in batch {
             items.push(preparata(c, w).await?);
+        }
+        if let Some((ex, settle)) = scambio {
+            // The exchange in the same transaction: its record and its effects commit together
+            // (a synchronous commit: durable when it returns).
+            items.push((
+                c.prepare_cached(SQL_PUT_EXCHANGE).await.map_err(pe)?,
+                params_exchange(ex)?,
+            ));
+            if let Some(id) = settle {
+                items.push((
+                    c.prepare_cached(SQL_SETTLE).await.map_err(pe)?,
+                    vec![Box::new(id.to_string()), Box::new(seq_i(ex.seq)?)],
+                ));
+            }
         }
         // The writes and the COMMIT in one round trip; a failed write aborts the transaction
         // (COMMIT then rolls back): the first error is returned, nothing was written.
@@ -1783,6 +1801,20 @@ impl Store for PgStore {
         c.execute(&st, &[]).await.map_err(pe)?;
         self.durevoli.fetch_max(fino, Ordering::AcqRel);
         Ok(())
+    }
+
+    async fn commit_exchange_with(
+        &self,
+        ex: &Exchange,
+        settle: Option<&str>,
+        batch: Vec<Write>,
+    ) -> Result<()> {
+        if batch.is_empty() {
+            return self.commit_exchange(ex, settle).await;
+        }
+        // A transaction of no locks: the writes, the exchange and the COMMIT.
+        let mut t = self.lock_moduli(&[]).await?;
+        t.commit(self, batch, ex, settle).await
     }
 
     async fn commit_exchange(&self, ex: &Exchange, settle: Option<&str>) -> Result<()> {

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use self::codec::{albero, be, decodifica, PEZZO};
 use super::{
     care as cura, Claim, Contatore, Contatto, DupEntry, Exchange, FiltroSommari, Forward, Result,
-    Sommario, Store, StoreError, StoredModulo, User, Write,
+    Scambio, Sommario, Store, StoreError, StoredModulo, User, Write,
 };
 use crate::clock::Clock;
 use crate::egov::diagnostico::Diagnostico;
@@ -590,10 +590,12 @@ impl Engine {
         }
     }
 
-    fn apply(&self, batch: &[Write]) -> Result<()> {
+    /// Writes a batch atomically; with `scambio`, the exchange's record, its ids, its time
+    /// index entry and its settled claim in the same transaction (its raw pieces too).
+    fn apply<'a>(&'a self, batch: &[Write], scambio: Option<Scambio<'_>>) -> Result<()> {
         use sled::Transactional;
         // sled's transaction over no tree panics on commit.
-        if batch.is_empty() {
+        if batch.is_empty() && scambio.is_none() {
             return Ok(());
         }
         let scritture: Vec<_> = batch.iter().map(|w| self.dove(w)).collect();
@@ -618,7 +620,7 @@ impl Engine {
                 v => v.clone(),
             });
         }
-        if let ([(t, k, _)], [v]) = (scritture.as_slice(), valori.as_slice()) {
+        if let (([(t, k, _)], [v]), None) = ((scritture.as_slice(), valori.as_slice()), scambio) {
             // One write is atomic by itself. sled's transactions (and batches) roll its log
             // buffer twice each, a write and two thread hand-offs: this is the common case
             // (a modulo with no forwards), and it costs a plain insert.
@@ -630,16 +632,23 @@ impl Engine {
         } else {
             // The trees the batch touches, each once, and where each write goes among them.
             let mut alberi: Vec<&sled::Tree> = Vec::new();
-            let mut posto = Vec::with_capacity(scritture.len());
-            for (t, _, _) in &scritture {
-                match alberi.iter().position(|x| std::ptr::eq(*x, *t)) {
-                    Some(i) => posto.push(i),
+            let mut posto_di =
+                |t: &'a sled::Tree| match alberi.iter().position(|x| std::ptr::eq(*x, t)) {
+                    Some(i) => i,
                     None => {
-                        posto.push(alberi.len());
                         alberi.push(t);
+                        alberi.len() - 1
                     }
-                }
-            }
+                };
+            let posto: Vec<usize> = scritture.iter().map(|(t, _, _)| posto_di(t)).collect();
+            let [raw, exchanges, received, ids, dup] = [
+                &self.raw,
+                &self.exchanges,
+                &self.received,
+                &self.ids,
+                &self.dup,
+            ]
+            .map(&mut posto_di);
             alberi
                 .as_slice()
                 .transaction(|tx| {
@@ -648,6 +657,51 @@ impl Engine {
                             Some(v) => tx[*i].insert(k.as_slice(), v.as_slice())?,
                             None => tx[*i].remove(k.as_slice())?,
                         };
+                    }
+                    if let Some((ex, settle)) = scambio {
+                        let key = ex.seq.to_be_bytes();
+                        if !codec::in_linea(ex) {
+                            for (parte, msg) in [(0u8, &ex.request), (1, &ex.response)] {
+                                for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
+                                    tx[raw].insert(
+                                        &codec::chiave_pezzo(ex.seq, parte, n as u32)[..],
+                                        pezzo,
+                                    )?;
+                                }
+                            }
+                        }
+                        let prima = tx[exchanges].insert(&key[..], codec::encode_exchange(ex))?;
+                        tx[received].insert(
+                            &codec::chiave_ricevuto(ex.received_ms(), ex.seq)[..],
+                            &[][..],
+                        )?;
+                        if let Some(Ok((vecchio, _))) = prima.as_deref().map(codec::decode_exchange)
+                        {
+                            if vecchio.received_ms() != ex.received_ms() {
+                                tx[received].remove(
+                                    &codec::chiave_ricevuto(vecchio.received_ms(), ex.seq)[..],
+                                )?;
+                            }
+                        }
+                        for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
+                            // The first exchange carrying an id keeps it.
+                            if tx[ids].get(id.as_bytes())?.is_none() {
+                                tx[ids].insert(id.as_bytes(), &key[..])?;
+                            }
+                        }
+                        if let Some(id) = settle {
+                            let mut d = tx[dup]
+                                .get(id.as_bytes())?
+                                .and_then(|o| codec::decode_dup(&o).ok())
+                                .unwrap_or(DupEntry {
+                                    seq: 0,
+                                    first_ms: 0,
+                                    repeats: 0,
+                                    scade_ms: None,
+                                });
+                            d.seq = ex.seq;
+                            tx[dup].insert(id.as_bytes(), codec::encode_dup(&d))?;
+                        }
                     }
                     Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
                 })
@@ -902,7 +956,17 @@ impl Store for SledStore {
     }
 
     async fn apply(&self, batch: Vec<Write>) -> Result<()> {
-        self.m.apply(&batch)
+        self.m.apply(&batch, None)
+    }
+
+    async fn commit_exchange_with(
+        &self,
+        ex: &Exchange,
+        settle: Option<&str>,
+        batch: Vec<Write>,
+    ) -> Result<()> {
+        self.m.apply(&batch, Some((ex, settle)))?;
+        self.m.commit.durevole().await
     }
 
     async fn flush(&self) -> Result<()> {

@@ -65,7 +65,17 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
     config.data = dir.0.join("data");
     let store =
         SledStore::open_waiting(&config.data, std::time::Duration::from_secs(5)).expect("store");
-    let partners = pdd::store::Store::partners(&store).await.expect("partners");
+    start_on(config, Arc::new(store), clock, dir).await
+}
+
+/// Starts on a store of the caller's (an engine wrapped to fail on request).
+pub async fn start_on(
+    config: Config,
+    store: Arc<dyn pdd::store::Store>,
+    clock: Arc<dyn Clock>,
+    dir: TempDir,
+) -> Running {
+    let partners = store.partners().await.expect("partners");
     let registry = config.build_registry_with(&partners).expect("registry");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -83,9 +93,7 @@ pub async fn start_in(mut config: Config, clock: Arc<dyn Clock>, dir: TempDir) -
     let local = local_listener
         .as_ref()
         .map(|l| l.local_addr().expect("addr"));
-    let gw = Arc::new(
-        pdd::server::gateway(config, registry, Arc::new(store), clock, None).expect("gateway"),
-    );
+    let gw = Arc::new(pdd::server::gateway(config, registry, store, clock, None).expect("gateway"));
     let (tx, rx) = oneshot::channel();
     let g = gw.clone();
     let task = tokio::spawn(async move {

@@ -1,0 +1,127 @@
+//! Faults of the store in the middle of an exchange (a full disk): an engine that fails on
+//! request wraps the real sled store of an NCN, and each write or flush an exchange makes is
+//! failed in turn. The sender, told the exchange failed (EGOV_IT_300), finds nothing of it
+//! left — no modulo, no forward, no accepted exchange, no duplicate-filter entry — and its
+//! resend of the same bytes is accepted.
+
+mod common;
+
+use std::sync::Arc;
+
+use pdd::clock::SystemClock;
+use pdd::config::Config;
+use pdd::modulo::Tipo;
+use pdd::registry::Soggetto;
+use pdd::rete::Ruolo;
+use pdd::store::{Guasti, SledStore, Store};
+
+fn ncn() -> Config {
+    let mut c = Config {
+        role: Ruolo::Ncn,
+        ..Default::default()
+    };
+    // LAZIO is unreachable: the forward waits in the outbox, where the test can see it.
+    let mut s = Soggetto::new("SPC", "LAZIO");
+    s.url = Some("http://127.0.0.1:9/pdd/PA".into());
+    c.registry.soggetti.push(s);
+    c.outbox.retry_min_secs = 3600;
+    c.outbox.retry_max_secs = 3600;
+    c
+}
+
+fn cv() -> (String, String) {
+    let xml = common::example("moduli/candidatura-2.0.xml");
+    let codice = common::text_of(&xml, "codicecandidatura")
+        .unwrap()
+        .to_string();
+    (
+        common::Req::invio(common::invio_candidatura(&xml)).xml(),
+        codice,
+    )
+}
+
+async fn gateway() -> (common::Running, Arc<Guasti>) {
+    let dir = common::TempDir::new("guasti");
+    let mut config = ncn();
+    config.data = dir.0.join("data");
+    let sled = SledStore::open(&config.data).expect("store");
+    let g = Arc::new(Guasti::new(Arc::new(sled)));
+    let gw = common::start_on(config, g.clone(), Arc::new(SystemClock), dir).await;
+    // What the gateway writes as it starts is done before the exchange.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    (gw, g)
+}
+
+/// Nothing of the exchange is in the store.
+async fn niente(store: &dyn Store, codice: &str, id: &str) {
+    assert_eq!(store.modulo(Tipo::Candidatura, codice).await.unwrap(), None);
+    assert!(store.outbox().await.unwrap().is_empty());
+    // The failed exchange may be recorded as what it was (refused, EGOV_IT_300), never as
+    // accepted.
+    for e in store.recent(10).await.unwrap() {
+        assert_ne!(e.outcome, pdd::store::Outcome::Ok, "{e:?}");
+    }
+    assert_eq!(
+        store.claim(id, 0, None).await.unwrap(),
+        pdd::store::Claim::New,
+        "the Identificatore is free again"
+    );
+    store.release(id).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_exchange_its_store_failed_leaves_nothing_and_its_resend_is_accepted() {
+    let (richiesta, codice) = cv();
+    let id = common::text_of(&richiesta, "Identificatore")
+        .unwrap()
+        .to_string();
+    // How many writes and flushes an accepted exchange makes.
+    let (gw, g) = gateway().await;
+    let prima = g.visti().len();
+    let r = common::post(&gw.url("/pdd/PA"), richiesta.clone().into_bytes(), &[]).await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
+        "{}",
+        r.body
+    );
+    // Up to the exchange's record: what comes after (a diagnostic, the outbox's attempt) is
+    // not the exchange's.
+    let mut passi = g.visti().split_off(prima);
+    let fine = passi
+        .iter()
+        .position(|p| p.starts_with("commit_exchange"))
+        .unwrap_or_else(|| panic!("{passi:?}"));
+    passi.truncate(fine + 1);
+    gw.stop().await;
+    for (n, passo) in passi.iter().enumerate() {
+        let (gw, g) = gateway().await;
+        g.fallisci(n, false);
+        let r = common::post(&gw.url("/pdd/PA"), richiesta.clone().into_bytes(), &[]).await;
+        assert!(
+            r.status >= 500 && r.body.contains("EGOV_IT_300"),
+            "failing {} ({n}): {} {}",
+            passo,
+            r.status,
+            r.body
+        );
+        niente(gw.gw.store.as_ref(), &codice, &id).await;
+        let r = common::post(&gw.url("/pdd/PA"), richiesta.clone().into_bytes(), &[]).await;
+        assert_eq!(
+            common::text_of(&r.body, "Tipo_Risposta"),
+            Some("OK"),
+            "the resend after a failed {}: {}",
+            passo,
+            r.body
+        );
+        assert!(gw
+            .gw
+            .store
+            .modulo(Tipo::Candidatura, &codice)
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(gw.gw.store.outbox().await.unwrap().len(), 1);
+        gw.stop().await;
+    }
+}
