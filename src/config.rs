@@ -117,6 +117,13 @@ pub struct StoreCfg {
     /// Memory for sled's cache of store pages, in MiB. What is hot (recent ids, the newest
     /// moduli, counters) is small; more cache costs resident memory, not speed.
     pub cache_mb: u64,
+    /// Under this much free space (MiB) on the file system of `data`, the log warns and
+    /// `/health` says so (`/metrics`: `pdd_store_free_bytes`); 0: no warning.
+    pub min_free_mb: u64,
+    /// After a failed write (a full disk) the embedded store reopens itself as soon as it can;
+    /// if it cannot within this many seconds, `pdd serve` exits with status 3 for its
+    /// supervisor to restart it (and `/health` says why meanwhile).
+    pub recover_within_secs: u64,
 }
 
 impl Default for StoreCfg {
@@ -130,6 +137,8 @@ impl Default for StoreCfg {
             duplicate_window_days: 5,
             purge_every_secs: 3600,
             cache_mb: 32,
+            min_free_mb: 200,
+            recover_within_secs: 300,
         }
     }
 }
@@ -290,6 +299,18 @@ pub struct Limits {
     /// copies processing makes (about 5 × the body), this bounds the memory bodies can take.
     #[serde(alias = "max_bytes_in_corso")]
     pub max_bytes_in_flight: usize,
+    /// The most of `max_bytes_in_flight` one partner's bodies may hold (never less than
+    /// `max_body_bytes`); more is refused at once with 503, so one partner exhausts its own
+    /// share, not the others'. Local systems each have their share too (see README, "local
+    /// systems").
+    pub partner_bytes_in_flight: usize,
+    /// Bytes of `max_bytes_in_flight` kept for partners with nothing in progress: a partner
+    /// with a body in progress may not take them.
+    pub reserve_bytes_in_flight: usize,
+    /// A request body arriving slower than this (bytes per second, on average since its
+    /// headers) is cut with 408 once `min_body_rate_after_secs` have passed. 0: no minimum.
+    pub min_body_rate: u64,
+    pub min_body_rate_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -369,6 +390,10 @@ impl Default for Limits {
             max_xml_depth: 256,
             partner_concurrency: 64,
             max_bytes_in_flight: 128 * 1024 * 1024,
+            partner_bytes_in_flight: 32 * 1024 * 1024,
+            reserve_bytes_in_flight: 16 * 1024 * 1024,
+            min_body_rate: 1024,
+            min_body_rate_after_secs: 5,
         }
     }
 }

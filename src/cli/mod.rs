@@ -485,7 +485,12 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
             std::time::Duration::from_secs(2),
             config.store.cache_mb.max(1) << 20,
         ) {
-            Ok(s) => Arc::new(s),
+            Ok(s) => {
+                s.arrenditi_dopo(std::time::Duration::from_secs(
+                    config.store.recover_within_secs.max(1),
+                ));
+                Arc::new(s)
+            }
             Err(e) => {
                 eprintln!("pdd: {e} (is another pdd using it?)");
                 return Ok(ExitCode::from(EXIT_STORE));
@@ -508,7 +513,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
     let esito = rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,
-            Err(e) => return Ok(Some(format!("cannot listen on {}: {e}", config.listen))),
+            Err(e) => return Ok(Some((format!("cannot listen on {}: {e}", config.listen), EXIT_ADDRESS))),
         };
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // With TLS (client certificates), the CLI and health checks use a plain loopback listener.
@@ -516,7 +521,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
             let a = config.local_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
             match tokio::net::TcpListener::bind(a).await {
                 Ok(l) => Some(l),
-                Err(e) => return Ok(Some(format!("cannot listen on {a} (local_listen): {e}"))),
+                Err(e) => return Ok(Some((format!("cannot listen on {a} (local_listen): {e}"), EXIT_ADDRESS))),
             }
         } else {
             None
@@ -570,16 +575,23 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         let gw = Arc::new(gw);
         #[cfg(unix)]
         su_sighup(gw.clone(), ricarica);
-        crate::server::serve(gw, listener, admin, shutdown_signal())
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok::<_, String>(None)
+        match crate::server::serve(gw, listener, admin, shutdown_signal()).await {
+            Ok(()) => Ok::<_, String>(None),
+            // The final flush failed: say so with the store's exit status.
+            Err(e) if e
+                .get_ref()
+                .is_some_and(|x| x.is::<crate::server::FlushFinale>()) =>
+            {
+                Ok(Some((e.to_string(), EXIT_STORE)))
+            }
+            Err(e) => Err(e.to_string()),
+        }
     })?;
     match esito {
         None => Ok(ExitCode::SUCCESS),
-        Some(e) => {
+        Some((e, codice)) => {
             eprintln!("pdd: {e}");
-            Ok(ExitCode::from(EXIT_ADDRESS))
+            Ok(ExitCode::from(codice))
         }
     }
 }

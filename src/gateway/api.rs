@@ -93,6 +93,19 @@ impl ReadApi {
         ))
     }
 
+    /// The registered user a bearer token belongs to.
+    pub async fn utente_del_token(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let h = impronta(token.trim());
+        Ok(self
+            .s
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .find(|u| u.sha256 == h)
+            .map(|u| u.nome))
+    }
+
     /// Whether a bearer token belongs to a registered user.
     pub async fn token_valido(&self, token: &str) -> Result<bool, StoreError> {
         let h = impronta(token.trim());

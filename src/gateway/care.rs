@@ -57,6 +57,78 @@ fn finestra_duplicati_minuti(config: &Config) -> Option<i64> {
     })
 }
 
+/// Free bytes, for an unprivileged process, of the file system holding `path` (None: unknown).
+pub fn spazio_libero(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a zeroed struct statvfs writes into.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+/// The free space of the data folder under `[store] min_free_mb`: the warning that says so.
+pub fn avviso_spazio(config: &Config) -> Option<String> {
+    if config.store.engine != crate::config::Engine::Sled || config.store.min_free_mb == 0 {
+        return None;
+    }
+    let libero = spazio_libero(&config.data)?;
+    let soglia = config.store.min_free_mb << 20;
+    (libero < soglia).then(|| {
+        format!(
+            "free space for the store is low: {} MiB left in {} ([store] min_free_mb = {})",
+            libero >> 20,
+            config.data.display(),
+            config.store.min_free_mb
+        )
+    })
+}
+
+/// Under this much free space the embedded store cannot take an exchange (one exchange with
+/// its raw messages, a log buffer of sled's): `/health` answers 503.
+const SPAZIO_MINIMO: u64 = 1 << 20;
+
+/// The data folder's file system is (all but) full: what `/health` says, with 503.
+pub fn spazio_esaurito(config: &Config) -> Option<String> {
+    if config.store.engine != crate::config::Engine::Sled {
+        return None;
+    }
+    let libero = spazio_libero(&config.data)?;
+    (libero < SPAZIO_MINIMO).then(|| {
+        format!(
+            "no space left for the store: {} KiB free in {}",
+            libero >> 10,
+            config.data.display()
+        )
+    })
+}
+
+/// Watches the data folder's free space: warns in the log when it falls under
+/// `[store] min_free_mb`, and says when it is back.
+pub async fn sorveglia_spazio(s: Arc<Shared>, stop: impl Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut basso = false;
+    loop {
+        match avviso_spazio(&s.config) {
+            Some(a) if !basso => {
+                warn!("{a}");
+                basso = true;
+            }
+            None if basso => {
+                info!("free space for the store is above [store] min_free_mb again");
+                basso = false;
+            }
+            _ => {}
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+            _ = &mut stop => return,
+        }
+    }
+}
+
 /// What retention removes at `now`.
 pub fn limiti(config: &Config, now: DateTime<FixedOffset>) -> PurgeLimits {
     let ora = now.timestamp_millis();

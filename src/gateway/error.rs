@@ -196,12 +196,20 @@ pub enum HttpRefusal {
     Unreadable(String),
     /// The body did not arrive within the request timeout: 408.
     TooSlow,
+    /// The body arrived slower than `min_body_rate`: 408.
+    TooSlowRate { min: u64 },
     /// Not SOAP 1.1 by its Content-Type (none, or another): 415 (WS-I Basic Profile R1115).
     NotSoap11 { content_type: Option<String> },
     /// A partner over its limit of exchanges in progress: 503, Retry-After.
     PartnerBusy { partner: String, limit: usize },
     /// No room for the body among the bodies in progress: 503, Retry-After.
     NoRoom { bytes: usize },
+    /// The partner's bodies in progress hold its whole share: 503, Retry-After.
+    ShareFull {
+        partner: String,
+        used: u64,
+        share: u64,
+    },
     /// A porta delegata path without a servizio: 404.
     PdPath,
 }
@@ -243,6 +251,14 @@ impl HttpRefusal {
                 408,
                 fault(FaultCode::Client, "body not received in time", None),
             ),
+            HttpRefusal::TooSlowRate { min } => (
+                408,
+                fault(
+                    FaultCode::Client,
+                    &format!("body arriving slower than {min} bytes/s (limits.min_body_rate)"),
+                    None,
+                ),
+            ),
             HttpRefusal::NotSoap11 { content_type } => {
                 let ricevuto = match content_type {
                     Some(ct) => format!("Content-Type '{ct}' non supportato"),
@@ -271,6 +287,12 @@ impl HttpRefusal {
                 503,
                 occupato(format!(
                     "troppi messaggi in corso: nessuno spazio per altri {bytes} byte ora (limits.max_bytes_in_flight): riprovare"
+                )),
+            ),
+            HttpRefusal::ShareFull { partner, used, share } => (
+                503,
+                occupato(format!(
+                    "{partner} ha già {used} byte di messaggi in corso, la sua quota è {share} (limits.partner_bytes_in_flight): riprovare"
                 )),
             ),
             HttpRefusal::PdPath => (

@@ -200,6 +200,20 @@ impl super::Shared {
             out,
             "# HELP pdd_outbox_entries Forwards in the outbox, by state (pending: to be delivered; refused: kept for the operator).\n# TYPE pdd_outbox_entries gauge\npdd_outbox_entries{{state=\"pending\"}} {in_attesa}\npdd_outbox_entries{{state=\"refused\"}} {respinti}\n# HELP pdd_outbox_oldest_pending_seconds Age of the oldest forward not yet delivered (0: none).\n# TYPE pdd_outbox_oldest_pending_seconds gauge\npdd_outbox_oldest_pending_seconds {eta}"
         );
+        // The embedded store's disk, and whether the store is in service.
+        if self.config.store.engine == crate::config::Engine::Sled {
+            if let Some(libero) = super::care::spazio_libero(&self.config.data) {
+                let _ = writeln!(
+                    out,
+                    "# HELP pdd_store_free_bytes Free space of the file system holding the store (see [store] min_free_mb).\n# TYPE pdd_store_free_bytes gauge\npdd_store_free_bytes {libero}"
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP pdd_store_in_service 1 when the store takes writes; 0 while it is out of service (reopening after a failed write).\n# TYPE pdd_store_in_service gauge\npdd_store_in_service {}",
+            u8::from(self.store.avviso().is_none())
+        );
         // Moduli by kind and state.
         let _ = writeln!(
             out,

@@ -27,8 +27,9 @@ pub struct PortaApplicativa {
     s: Arc<Shared>,
     /// Exchanges in progress, by partner (`[limits] partner_concurrency`).
     pub in_flight: InFlight,
-    /// Room for request bodies in progress, in KiB (`[limits] max_bytes_in_flight`).
-    pub body_budget: tokio::sync::Semaphore,
+    /// Room for request bodies in progress (`[limits] max_bytes_in_flight`), shared among
+    /// partners and local systems.
+    pub body_budget: Arc<super::limits::BudgetCorpi>,
 }
 
 /// A busta that could not be processed: the request busta when one was read, and why.
@@ -97,9 +98,12 @@ enum ClaimOutcome {
 impl PortaApplicativa {
     pub(super) fn new(s: Arc<Shared>) -> PortaApplicativa {
         PortaApplicativa {
-            body_budget: tokio::sync::Semaphore::new(
-                s.config.limits.max_bytes_in_flight.div_ceil(1024),
-            ),
+            body_budget: Arc::new(super::limits::BudgetCorpi::new(
+                s.config.limits.max_bytes_in_flight as u64,
+                s.config.limits.partner_bytes_in_flight as u64,
+                s.config.limits.reserve_bytes_in_flight as u64,
+                s.config.limits.max_body_bytes as u64,
+            )),
             in_flight: InFlight::default(),
             s,
         }

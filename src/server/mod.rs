@@ -182,6 +182,10 @@ pub async fn serve(
             gw.shared.clone(),
             stop(stop_rx.clone()),
         )),
+        tokio::spawn(crate::gateway::care::sorveglia_spazio(
+            gw.shared.clone(),
+            stop(stop_rx.clone()),
+        )),
     ];
     // The read API alone, for a portal or a proxy that must not reach the porta delegata.
     let api = match gw.config.api_listen {
@@ -282,11 +286,18 @@ pub async fn serve(
     ))
     .await;
     if let Err(e) = gw.store.flush().await {
-        warn!(error = %e, "final store flush failed");
+        tracing::error!(error = %e, "final store flush failed");
+        return Err(std::io::Error::other(FlushFinale(e.to_string())));
     }
     info!("stopped");
     Ok(())
 }
+
+/// The store's last flush at shutdown failed: what was written since the last durable point
+/// may be lost, and the process says so with its exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("final store flush failed: {0}")]
+pub struct FlushFinale(pub String);
 
 /// Serves HTTP/1.1 on one connection (plain or TLS), watched for graceful shutdown.
 async fn serve_io<I>(

@@ -14,15 +14,26 @@ use hyper::{Method, Request, Response, StatusCode};
 use tracing::{debug, info, warn};
 
 use super::{json, plain, respond, Body};
+use crate::gateway::limits::Negato;
 use crate::gateway::{Gateway, HttpRefusal, Listener, Peer, RichiestaPd};
 use crate::soap;
 
+/// How slow a body may arrive: at least `minimo` bytes a second on average, once `dopo` has
+/// passed since its headers (0: no minimum).
+#[derive(Clone, Copy)]
+pub(super) struct Ritmo {
+    pub minimo: u64,
+    pub dopo: Duration,
+}
+
 /// Reads the whole body, refusing it before reading when Content-Length already says it is too
-/// large, and as soon as it grows past the limit otherwise.
+/// large, and as soon as it grows past the limit otherwise; cut with 408 when it arrives slower
+/// than `ritmo` or is not whole within `timeout`.
 pub(super) async fn read_body(
     req: Request<Incoming>,
     max: usize,
     timeout: Duration,
+    ritmo: Ritmo,
 ) -> Result<Bytes, Response<Body>> {
     let too_large = || rifiuta(HttpRefusal::TooLarge { max });
     let declared = req
@@ -35,18 +46,44 @@ pub(super) async fn read_body(
     }
     // One buffer, sized by Content-Length when there is one: the body is held once, not as a
     // list of chunks and then again as their contiguous copy.
+    let inizio = tokio::time::Instant::now();
     let read = async {
         let mut body = Limited::new(req.into_body(), max);
         let mut buf = Vec::with_capacity(declared.unwrap_or(0) as usize);
-        while let Some(frame) = body.frame().await {
-            if let Ok(data) = frame?.into_data() {
-                buf.extend_from_slice(&data);
+        // Checked twice a second, also while nothing arrives.
+        let mut controllo = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                frame = body.frame() => match frame {
+                    Some(frame) => {
+                        if let Ok(data) = frame?.into_data() {
+                            buf.extend_from_slice(&data);
+                        }
+                    }
+                    None => break,
+                },
+                _ = controllo.tick() => {
+                    let t = inizio.elapsed();
+                    if ritmo.minimo > 0
+                        && t > ritmo.dopo
+                        && (buf.len() as f64) < ritmo.minimo as f64 * t.as_secs_f64()
+                    {
+                        return Err(Box::new(Lento) as Box<dyn std::error::Error + Send + Sync>);
+                    }
+                }
             }
         }
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Bytes::from(buf))
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) if e.is::<Lento>() => {
+            warn!(
+                min_body_rate = ritmo.minimo,
+                "request body slower than the minimum rate: cut with 408"
+            );
+            Err(rifiuta(HttpRefusal::TooSlowRate { min: ritmo.minimo }))
+        }
         Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
@@ -57,6 +94,11 @@ pub(super) async fn read_body(
         Err(_) => Err(rifiuta(HttpRefusal::TooSlow)),
     }
 }
+
+/// A body slower than the minimum rate.
+#[derive(Debug, thiserror::Error)]
+#[error("body slower than the minimum rate")]
+struct Lento;
 
 /// The media type of a porta applicativa request, as SOAP 1.1's HTTP binding sees it.
 #[derive(Debug, PartialEq)]
@@ -123,6 +165,10 @@ pub(super) async fn handle(
     debug!(%method, %path, %peer, "request");
     let max = gw.config.limits.max_body_bytes;
     let timeout = Duration::from_secs(gw.config.limits.request_timeout_secs);
+    let ritmo = Ritmo {
+        minimo: gw.config.limits.min_body_rate,
+        dopo: Duration::from_secs(gw.config.limits.min_body_rate_after_secs),
+    };
     let not_here = (peer_info.listener == Listener::Local)
         && !(path.starts_with("/admin/")
             || path.starts_with("/pdd/PD/")
@@ -168,14 +214,17 @@ pub(super) async fn handle(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<usize>().ok())
                 .map_or(max, |n| n.min(max));
-            let kib = u32::try_from(dichiarati.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
             let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
-            let Ok(Ok(_spazio)) =
-                tokio::time::timeout(header_timeout, gw.pa.body_budget.acquire_many(kib)).await
-            else {
-                return Ok(senza_spazio(dichiarati));
+            let _spazio = match gw
+                .pa
+                .body_budget
+                .prenota(&partner, dichiarati as u64, header_timeout)
+                .await
+            {
+                Ok(p) => p,
+                Err(n) => return Ok(negato(&partner, dichiarati, n)),
             };
-            match read_body(req, max, timeout).await {
+            match read_body(req, max, timeout, ritmo).await {
                 // application/soap+xml is SOAP 1.2's: its envelope gets the VersionMismatch
                 // Fault (from the gateway), a SOAP 1.1 envelope under it is refused.
                 Ok(body) if tipo == TipoContenuto::Soap12 && !soap12(&body, &gw) => {
@@ -198,7 +247,33 @@ pub(super) async fn handle(
             if servizio.is_empty() || azione.as_deref().is_some_and(|a| a.contains('/')) {
                 rifiuta(HttpRefusal::PdPath)
             } else {
-                match read_body(req, max, timeout).await {
+                // Each local system has its own places and share of the memory for bodies,
+                // as partners do: one cannot starve the others.
+                let sistema = sistema_locale(&gw, &req, &peer).await;
+                let Some(_posto) = gw
+                    .pa
+                    .in_flight
+                    .enter(&sistema, gw.config.limits.partner_concurrency)
+                else {
+                    return Ok(troppe(&sistema, gw.config.limits.partner_concurrency));
+                };
+                let dichiarati = req
+                    .headers()
+                    .get(hyper::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok())
+                    .map_or(max, |n| n.min(max));
+                let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
+                let _spazio = match gw
+                    .pa
+                    .body_budget
+                    .prenota(&sistema, dichiarati as u64, header_timeout)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(n) => return Ok(negato(&sistema, dichiarati, n)),
+                };
+                match read_body(req, max, timeout, ritmo).await {
                     Ok(body) => respond(
                         gw.pd.invia(RichiestaPd {
                             servizio,
@@ -218,7 +293,7 @@ pub(super) async fn handle(
             if peer.ip().is_loopback() {
                 let query = req.uri().query().map(str::to_string);
                 let p = p.to_string();
-                match read_body(req, max, timeout).await {
+                match read_body(req, max, timeout, ritmo).await {
                     Ok(body) => super::admin::admin(&gw, &m, &p, query.as_deref(), &body).await,
                     Err(r) => r,
                 }
@@ -260,14 +335,21 @@ pub(super) async fn handle(
             .and_then(|()| match gw.store.avviso() {
                 Some(a) => Err(crate::store::StoreError::Invalid(a)),
                 None => Ok(()),
+            })
+            .and_then(|()| match crate::gateway::care::spazio_esaurito(&gw.config) {
+                Some(a) => Err(crate::store::StoreError::Invalid(a)),
+                None => Ok(()),
             });
             // A node of a cluster says which it is (a load balancer's log, an operator).
             let nodo = match gw.config.store.engine {
                 crate::config::Engine::Postgres => format!("node: {}\n", gw.nodo),
                 crate::config::Engine::Sled => String::new(),
             };
+            let spazio = crate::gateway::care::avviso_spazio(&gw.config)
+                .map(|a| format!("warning: {a}\n"))
+                .unwrap_or_default();
             match check {
-                Ok(()) => plain(StatusCode::OK, &format!("ok\n{nodo}")),
+                Ok(()) => plain(StatusCode::OK, &format!("ok\n{nodo}{spazio}")),
                 Err(e) => plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     &format!("store: {e}\n{nodo}"),
@@ -309,6 +391,27 @@ fn chi_e(gw: &Gateway, peer: &Peer) -> String {
         .unwrap_or_else(|| peer.addr.ip().to_string())
 }
 
+/// Who a local system is, for its limits: the registered user whose token it sends
+/// (`Authorization: Bearer`, `pdd users add`), else its address. Local systems on one host
+/// without tokens share one allowance.
+async fn sistema_locale(gw: &Gateway, req: &Request<Incoming>, peer: &SocketAddr) -> String {
+    let token = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+                .map(|(_, t)| t.trim().to_string())
+        });
+    if let Some(t) = token {
+        if let Ok(Some(nome)) = gw.api.utente_del_token(&t).await {
+            return format!("locale:{nome}");
+        }
+    }
+    format!("locale:{}", peer.ip())
+}
+
 /// The answer to a partner over its limit.
 fn troppe(partner: &str, limite: usize) -> Response<Body> {
     warn!(
@@ -321,13 +424,33 @@ fn troppe(partner: &str, limite: usize) -> Response<Body> {
     })
 }
 
-/// The answer when the bodies in progress leave no room for this one.
-fn senza_spazio(byte: usize) -> Response<Body> {
-    warn!(
-        bytes = byte,
-        "no room for another request body (limits.max_bytes_in_flight): refused"
-    );
-    rifiuta(HttpRefusal::NoRoom { bytes: byte })
+/// The answer when the bodies in progress leave no room for this one: the partner holds its
+/// share, or there is none left.
+fn negato(partner: &str, byte: usize, n: Negato) -> Response<Body> {
+    match n {
+        Negato::Quota { usati, quota } => {
+            warn!(
+                partner,
+                bytes = byte,
+                used = usati,
+                share = quota,
+                "a partner's bodies in progress hold its share (limits.partner_bytes_in_flight): refused"
+            );
+            rifiuta(HttpRefusal::ShareFull {
+                partner: partner.to_string(),
+                used: usati,
+                share: quota,
+            })
+        }
+        Negato::Pieno => {
+            warn!(
+                partner,
+                bytes = byte,
+                "no room for another request body (limits.max_bytes_in_flight): refused"
+            );
+            rifiuta(HttpRefusal::NoRoom { bytes: byte })
+        }
+    }
 }
 
 /// The read API: anonymous, or registered (a partner's client certificate, or a user's token).

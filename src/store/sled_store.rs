@@ -11,7 +11,7 @@ mod tests;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -33,10 +33,36 @@ use crate::registry::Soggetto;
 type Index = HashMap<Tipo, BTreeMap<String, Arc<Sommario>>>;
 
 /// The sled store. Cheap to clone (one shared engine).
+///
+/// After a write or a flush fails on I/O (a full disk), sled refuses every later write until
+/// it is opened again, and what it holds in memory is no longer what is on disk. The store then
+/// puts its engine aside and opens the files again, retrying until it can (the disk has room
+/// again): what was made durable is all there, what was not — the exchanges told they failed —
+/// is gone, and the node goes on by itself. Meanwhile every operation fails as unavailable
+/// (EGOV_IT_300, HTTP 503) and [`Store::avviso`] says why.
 #[derive(Clone)]
 pub struct SledStore {
-    m: Arc<Engine>,
+    c: Arc<Custode>,
 }
+
+/// The engine in service (none while it is reopened), and what reopening needs.
+struct Custode {
+    motore: RwLock<Option<Arc<Engine>>>,
+    path: std::path::PathBuf,
+    cache: u64,
+    /// Why the engine is out of service, while it is.
+    guasto: Mutex<Option<String>>,
+    /// A thread is reopening the engine.
+    in_ripresa: std::sync::atomic::AtomicBool,
+    /// How long to keep trying before the process gives up (exits for its supervisor to
+    /// restart it); None: keep trying.
+    entro: Mutex<Option<std::time::Duration>>,
+    /// Reopenings done (for `/metrics` and tests).
+    riaperture: AtomicU64,
+}
+
+/// The exit status of a process whose store could not be reopened in time.
+pub const EXIT_STORE_PERDUTO: i32 = 3;
 
 /// The engine behind [`SledStore`].
 struct Engine {
@@ -101,7 +127,8 @@ impl SledStore {
         }
     }
 
-    fn open_with(path: &Path, cache: u64) -> Result<SledStore> {
+    /// Opens the files: the engine, with its indexes rebuilt.
+    fn engine_at(path: &Path, cache: u64) -> Result<Engine> {
         let db = sled::Config::new()
             .path(path)
             .mode(sled::Mode::HighThroughput)
@@ -178,19 +205,91 @@ impl SledStore {
                 }
             }
         }
-        Ok(SledStore { m: Arc::new(m) })
+        Ok(m)
+    }
+
+    fn open_with(path: &Path, cache: u64) -> Result<SledStore> {
+        let m = SledStore::engine_at(path, cache)?;
+        Ok(SledStore {
+            c: Arc::new(Custode {
+                motore: RwLock::new(Some(Arc::new(m))),
+                path: path.to_path_buf(),
+                cache,
+                guasto: Mutex::new(None),
+                in_ripresa: Default::default(),
+                entro: Mutex::new(None),
+                riaperture: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The engine in service, or why there is none now.
+    fn m(&self) -> Result<Arc<Engine>> {
+        match &*self.c.motore.read().unwrap_or_else(|e| e.into_inner()) {
+            Some(m) => Ok(m.clone()),
+            None => Err(StoreError::Unavailable(format!(
+                "the store is being reopened after a failed write ({})",
+                self.c
+                    .guasto
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_deref()
+                    .unwrap_or("?")
+            ))),
+        }
+    }
+
+    /// How long the store keeps trying to reopen itself after a failed write before the
+    /// process exits with [`EXIT_STORE_PERDUTO`] (`pdd serve`: `[store] recover_within_secs`).
+    pub fn arrenditi_dopo(&self, entro: std::time::Duration) {
+        *self.c.entro.lock().unwrap_or_else(|e| e.into_inner()) = Some(entro);
+    }
+
+    /// How many times the engine was reopened after a failure.
+    pub fn riaperture(&self) -> u64 {
+        self.c.riaperture.load(Ordering::Relaxed)
+    }
+
+    /// A write's result: an I/O failure puts the engine out of service and starts reopening
+    /// it (sled refuses every write after one failed).
+    fn esito<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e @ (StoreError::StorageFull(_) | StoreError::Io { .. })) = &r {
+            self.guasto(e.to_string());
+        }
+        r
+    }
+
+    fn guasto(&self, why: String) {
+        {
+            let mut g = self.c.guasto.lock().unwrap_or_else(|e| e.into_inner());
+            if g.is_none() {
+                tracing::error!(error = %why, "store write failed: reopening the store");
+                *g = Some(why);
+            }
+        }
+        if self.c.in_ripresa.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let c = self.c.clone();
+        let avviato = std::thread::Builder::new()
+            .name("pdd-ripresa".into())
+            .spawn(move || riprendi(&c));
+        if let Err(e) = avviato {
+            tracing::error!(error = %e, "cannot start the thread that reopens the store");
+            self.c.in_ripresa.store(false, Ordering::SeqCst);
+        }
     }
 
     /// Bytes sled counts as its files' size.
     pub fn size_on_disk(&self) -> u64 {
-        self.m.db.size_on_disk().unwrap_or(0)
+        self.m().map_or(0, |m| m.db.size_on_disk().unwrap_or(0))
     }
 
     /// Takes over what must never be reused from the store this one replaces (`pdd store
     /// restore`): its Identificatore counters, where higher, and its sequence numbers. Returns
     /// how many counters were raised.
     pub fn eredita_da(&self, vecchio: &SledStore) -> Result<usize> {
-        self.m.eredita_da(&vecchio.m)
+        self.m()?.eredita_da(&*vecchio.m()?)
     }
 
     /// Runs a long operation (a backup, a check, a purge) on a blocking thread when there is a
@@ -199,13 +298,67 @@ impl SledStore {
         &self,
         f: impl FnOnce(&Engine) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let m = self.m.clone();
+        let m = self.m()?;
         match tokio::runtime::Handle::try_current() {
             Ok(h) => h
                 .spawn_blocking(move || f(&m))
                 .await
                 .map_err(|e| StoreError::Engine(format!("blocking task: {e}")))?,
             Err(_) => f(&m),
+        }
+    }
+}
+
+/// Reopens a store whose engine failed: puts the engine aside (new operations wait outside),
+/// lets those in flight finish, drops it — what sled had not made durable goes with it — and
+/// opens the files again until it can. Gives up, exiting the process, after the time set by
+/// [`SledStore::arrenditi_dopo`].
+fn riprendi(c: &Custode) {
+    let iniziata = std::time::Instant::now();
+    let vecchio = c.motore.write().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(v) = vecchio {
+        let fino = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&v) > 1 && std::time::Instant::now() < fino {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        drop(v);
+    }
+    let mut tentativi = 0u32;
+    loop {
+        match SledStore::engine_at(&c.path, c.cache) {
+            Ok(m) => {
+                *c.motore.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
+                let why = c.guasto.lock().unwrap_or_else(|e| e.into_inner()).take();
+                c.riaperture.fetch_add(1, Ordering::Relaxed);
+                c.in_ripresa.store(false, Ordering::SeqCst);
+                tracing::warn!(
+                    after_ms = iniziata.elapsed().as_millis() as u64,
+                    tentativi,
+                    was = why.as_deref().unwrap_or(""),
+                    "store reopened: in service again"
+                );
+                return;
+            }
+            Err(e) => {
+                tentativi += 1;
+                if !matches!(e, StoreError::Locked { .. }) {
+                    *c.guasto.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some(format!("reopening: {e}"));
+                    if tentativi == 1 || tentativi % 30 == 0 {
+                        tracing::warn!(error = %e, tentativi, "store not reopened yet: retrying every second");
+                    }
+                }
+                let entro = *c.entro.lock().unwrap_or_else(|e| e.into_inner());
+                if entro.is_some_and(|d| iniziata.elapsed() > d) {
+                    tracing::error!(error = %e, "the store could not be reopened in time: exiting for the supervisor to restart pdd");
+                    std::process::exit(EXIT_STORE_PERDUTO);
+                }
+                std::thread::sleep(if matches!(e, StoreError::Locked { .. }) {
+                    std::time::Duration::from_millis(50)
+                } else {
+                    std::time::Duration::from_secs(1)
+                });
+            }
         }
     }
 }
@@ -726,44 +879,44 @@ impl Store for SledStore {
     }
 
     async fn reserve_ids(&self, c: Contatore<'_>, block: u32, capacity: u32) -> Result<u32> {
-        self.m.reserve_ids(c, block, capacity)
+        self.esito(self.m()?.reserve_ids(c, block, capacity))
     }
 
     async fn claim(&self, id: &str, now_ms: i64, scade_ms: Option<i64>) -> Result<Claim> {
-        self.m.claim(id, now_ms, scade_ms)
+        self.esito(self.m()?.claim(id, now_ms, scade_ms))
     }
 
     async fn settle(&self, id: &str, seq: u64) -> Result<()> {
-        self.m.settle(id, seq)
+        self.esito(self.m()?.settle(id, seq))
     }
 
     async fn release(&self, id: &str) -> Result<()> {
-        self.m.dup.remove(id.as_bytes()).map_err(be)?;
+        self.esito(self.m()?.dup.remove(id.as_bytes()).map_err(be))?;
         Ok(())
     }
 
     async fn count_repeat(&self, id: &str) -> Result<()> {
-        self.m.count_repeat(id)
+        self.esito(self.m()?.count_repeat(id))
     }
 
     async fn next_seq(&self) -> Result<u64> {
         // sled's generate_id is monotonic and never reused, also across crashes; the base lifts
         // it above what a copy of another store holds.
-        self.m.seq_base_libero()
+        self.esito(self.m()?.seq_base_libero())
     }
 
     async fn put_exchange(&self, ex: &Exchange) -> Result<()> {
-        self.m.put_exchange(ex)
+        self.esito(self.m()?.put_exchange(ex))
     }
 
     async fn exchange(&self, seq: u64) -> Result<Option<Exchange>> {
-        self.m.exchange(seq)
+        self.m()?.exchange(seq)
     }
 
     async fn exchange_by_id(&self, id: &str) -> Result<Option<Exchange>> {
-        match self.m.ids.get(id.as_bytes()).map_err(be)? {
+        match self.m()?.ids.get(id.as_bytes()).map_err(be)? {
             Some(k) => match codec::seq_di(&k).filter(|_| k.len() == 8) {
-                Some(seq) => self.m.exchange(seq),
+                Some(seq) => self.m()?.exchange(seq),
                 None => Err(StoreError::corrupt("id index")),
             },
             None => Ok(None),
@@ -772,9 +925,9 @@ impl Store for SledStore {
 
     async fn recent(&self, limit: usize) -> Result<Vec<Exchange>> {
         let mut out = Vec::new();
-        for kv in self.m.exchanges.iter().rev().take(limit) {
+        for kv in self.m()?.exchanges.iter().rev().take(limit) {
             let (_, v) = kv.map_err(be)?;
-            out.push(self.m.leggi_exchange(&v, false)?);
+            out.push(self.m()?.leggi_exchange(&v, false)?);
         }
         Ok(out)
     }
@@ -784,29 +937,30 @@ impl Store for SledStore {
         from_ms: Option<i64>,
         to_ms: Option<i64>,
     ) -> Result<Vec<Exchange>> {
-        self.m.exchanges_between(from_ms, to_ms)
+        self.m()?.exchanges_between(from_ms, to_ms)
     }
 
     async fn modulo(&self, kind: Tipo, code: &str) -> Result<Option<StoredModulo>> {
-        self.m.leggi_modulo(kind, code)
+        self.m()?.leggi_modulo(kind, code)
     }
 
     async fn has_modulo(&self, kind: Tipo, code: &str) -> Result<bool> {
-        self.m.has_modulo(kind, code)
+        self.m()?.has_modulo(kind, code)
     }
 
     async fn moduli(&self, kind: Tipo) -> Result<Vec<StoredModulo>> {
         let mut out = Vec::new();
         let prefisso = format!("{}/", kind.as_str());
-        for kv in self.m.moduli.scan_prefix(prefisso.as_bytes()) {
+        for kv in self.m()?.moduli.scan_prefix(prefisso.as_bytes()) {
             let (k, v) = kv.map_err(be)?;
-            out.push(decodifica("modulo", &self.m.modulo_intero(&k, &v)?)?);
+            out.push(decodifica("modulo", &self.m()?.modulo_intero(&k, &v)?)?);
         }
         Ok(out)
     }
 
     async fn sommari(&self, kind: Tipo, filtro: FiltroSommari<'_>) -> Result<Vec<Arc<Sommario>>> {
-        let indice = self.m.indice.read().unwrap_or_else(|e| e.into_inner());
+        let m = self.m()?;
+        let indice = m.indice.read().unwrap_or_else(|e| e.into_inner());
         Ok(indice
             .get(&kind)
             .into_iter()
@@ -817,48 +971,49 @@ impl Store for SledStore {
     }
 
     async fn outbox(&self) -> Result<Vec<Forward>> {
-        self.m.tutti(&self.m.outbox, "outbox entry", true)
+        self.m()?.tutti(&self.m()?.outbox, "outbox entry", true)
     }
 
     async fn eures(&self) -> Result<Vec<Forward>> {
-        self.m.tutti(&self.m.eures, "EURES document", false)
+        self.m()?.tutti(&self.m()?.eures, "EURES document", false)
     }
 
     async fn contatti(&self) -> Result<Vec<Contatto>> {
-        self.m.tutti(&self.m.contatti, "contatto", false)
+        self.m()?.tutti(&self.m()?.contatti, "contatto", false)
     }
 
     async fn users(&self) -> Result<Vec<User>> {
-        self.m.tutti(&self.m.users, "user", false)
+        self.m()?.tutti(&self.m()?.users, "user", false)
     }
 
     async fn user(&self, nome: &str) -> Result<Option<User>> {
-        match self.m.users.get(nome.as_bytes()).map_err(be)? {
+        match self.m()?.users.get(nome.as_bytes()).map_err(be)? {
             Some(v) => Ok(Some(decodifica("user", &v)?)),
             None => Ok(None),
         }
     }
 
     async fn rapporto(&self, cf: &str) -> Result<Option<Rapporto>> {
-        match self.m.rapporti.get(cf.as_bytes()).map_err(be)? {
+        match self.m()?.rapporti.get(cf.as_bytes()).map_err(be)? {
             Some(v) => Ok(Some(decodifica("rapporto", &v)?)),
             None => Ok(None),
         }
     }
 
     async fn intermediari(&self) -> Result<Vec<Intermediario>> {
-        self.m.tutti(&self.m.intermediari, "intermediario", false)
+        self.m()?
+            .tutti(&self.m()?.intermediari, "intermediario", false)
     }
 
     async fn intermediario(&self, cf: &str) -> Result<Option<Intermediario>> {
-        match self.m.intermediari.get(cf.as_bytes()).map_err(be)? {
+        match self.m()?.intermediari.get(cf.as_bytes()).map_err(be)? {
             Some(v) => Ok(Some(decodifica("intermediario", &v)?)),
             None => Ok(None),
         }
     }
 
     async fn ha_intermediari(&self) -> Result<bool> {
-        Ok(!self.m.intermediari.is_empty())
+        Ok(!self.m()?.intermediari.is_empty())
     }
 
     async fn diagnostici(
@@ -868,7 +1023,7 @@ impl Store for SledStore {
     ) -> Result<Vec<Diagnostico>> {
         let inizio = codec::inizio_diagnostici(from_ms.unwrap_or(0));
         let mut out = Vec::new();
-        for kv in self.m.diagnostici.range(inizio..) {
+        for kv in self.m()?.diagnostici.range(inizio..) {
             let (k, v) = kv.map_err(be)?;
             let t = codec::ms_del_diagnostico(&k).unwrap_or(0);
             if to_ms.is_some_and(|to| t >= to) {
@@ -882,23 +1037,27 @@ impl Store for SledStore {
     }
 
     async fn partners(&self) -> Result<Vec<Soggetto>> {
-        self.m.tutti(&self.m.partners, "partner", false)
+        self.m()?.tutti(&self.m()?.partners, "partner", false)
     }
 
     async fn put_partner(&self, s: &Soggetto) -> Result<()> {
-        self.m
-            .partners
-            .insert(codec::chiave_partner(&s.tipo, &s.nome), codec::codifica(s))
-            .map_err(be)?;
+        self.esito(
+            self.m()?
+                .partners
+                .insert(codec::chiave_partner(&s.tipo, &s.nome), codec::codifica(s))
+                .map_err(be),
+        )?;
         Ok(())
     }
 
     async fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool> {
         Ok(self
-            .m
-            .partners
-            .remove(codec::chiave_partner(tipo, nome))
-            .map_err(be)?
+            .esito(
+                self.m()?
+                    .partners
+                    .remove(codec::chiave_partner(tipo, nome))
+                    .map_err(be),
+            )?
             .is_some())
     }
 
@@ -910,7 +1069,7 @@ impl Store for SledStore {
         if !crate::store::esporta_comuni(self, sink).await? {
             return Ok(());
         }
-        for kv in self.m.counters.iter() {
+        for kv in self.m()?.counters.iter() {
             let (k, v) = kv.map_err(be)?;
             let n = codec::contatore(&v).ok_or_else(|| {
                 StoreError::corrupt(format!("counter {}", String::from_utf8_lossy(&k)))
@@ -919,14 +1078,14 @@ impl Store for SledStore {
                 return Ok(());
             }
         }
-        for kv in self.m.dup.iter() {
+        for kv in self.m()?.dup.iter() {
             let (k, v) = kv.map_err(be)?;
             let d = codec::decode_dup(&v)?;
             if !sink(Record::Dup(String::from_utf8_lossy(&k).into_owned(), d)) {
                 return Ok(());
             }
         }
-        for kv in self.m.rapporti.iter() {
+        for kv in self.m()?.rapporti.iter() {
             let (k, v) = kv.map_err(be)?;
             let r = codec::decodifica("rapporto", &v)?;
             if !sink(Record::Rapporto(
@@ -941,22 +1100,22 @@ impl Store for SledStore {
 
     async fn lock_moduli(&self, codici: &[&str]) -> Result<crate::store::ModuliLock> {
         Ok(crate::store::ModuliLock::new(
-            self.m.stripes.lock(codici).await,
+            self.m()?.stripes.lock(codici).await,
             None,
         ))
     }
 
     async fn lease(&self, nome: &str, holder: &str, now_ms: i64, ttl_ms: i64) -> Result<bool> {
-        Ok(self.m.leases.prendi(nome, holder, now_ms, ttl_ms))
+        Ok(self.m()?.leases.prendi(nome, holder, now_ms, ttl_ms))
     }
 
     async fn release_lease(&self, nome: &str, holder: &str) -> Result<()> {
-        self.m.leases.rilascia(nome, holder);
+        self.m()?.leases.rilascia(nome, holder);
         Ok(())
     }
 
     async fn apply(&self, batch: Vec<Write>) -> Result<()> {
-        self.m.apply(&batch, None)
+        self.esito(self.m()?.apply(&batch, None))
     }
 
     async fn commit_exchange_with(
@@ -965,12 +1124,24 @@ impl Store for SledStore {
         settle: Option<&str>,
         batch: Vec<Write>,
     ) -> Result<()> {
-        self.m.apply(&batch, Some((ex, settle)))?;
-        self.m.commit.durevole().await
+        let m = self.m()?;
+        self.esito(m.apply(&batch, Some((ex, settle))))?;
+        let r = m.commit.durevole().await;
+        self.esito(r)
     }
 
     async fn flush(&self) -> Result<()> {
-        self.m.commit.durevole().await
+        let r = self.m()?.commit.durevole().await;
+        self.esito(r)
+    }
+
+    fn avviso(&self) -> Option<String> {
+        self.c
+            .guasto
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|g| format!("out of service after a failed write, reopening: {g}"))
     }
 
     async fn summary(&self) -> Result<String> {

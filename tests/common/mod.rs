@@ -308,6 +308,7 @@ fn probed_missing(peer: Peer) -> bool {
         Peer::Groff => cfg!(pdd_no_groff),
         Peer::Man => cfg!(pdd_no_man),
         Peer::SystemdAnalyze => cfg!(pdd_no_systemd_analyze),
+        Peer::Tmpfs => cfg!(pdd_no_tmpfs),
     }
 }
 

@@ -31,10 +31,12 @@ pub enum Peer {
     Groff,
     Man,
     SystemdAnalyze,
+    /// Mounting a small tmpfs (root, and `mount`): a disk that fills up for real.
+    Tmpfs,
 }
 
 impl Peer {
-    pub const ALL: [Peer; 13] = [
+    pub const ALL: [Peer; 14] = [
         Peer::Xmllint,
         Peer::Xmlsec1,
         Peer::Curl,
@@ -48,6 +50,7 @@ impl Peer {
         Peer::Groff,
         Peer::Man,
         Peer::SystemdAnalyze,
+        Peer::Tmpfs,
     ];
 
     /// A protocol peer or reference corpus, which `PDD_REQUIRE_PEERS` (CI) requires; the
@@ -82,6 +85,7 @@ impl Peer {
             Peer::Groff => "pdd_no_groff",
             Peer::Man => "pdd_no_man",
             Peer::SystemdAnalyze => "pdd_no_systemd_analyze",
+            Peer::Tmpfs => "pdd_no_tmpfs",
         }
     }
 
@@ -113,6 +117,7 @@ impl Peer {
             Peer::Groff => "groff is not installed".into(),
             Peer::Man => "man is not installed".into(),
             Peer::SystemdAnalyze => "systemd-analyze is not installed (Debian systemd)".into(),
+            Peer::Tmpfs => "a tmpfs cannot be mounted here (needs root and mount)".into(),
         }
     }
 
@@ -134,8 +139,30 @@ impl Peer {
             Peer::Govway => govway_testfiles().join("buste_errate").is_dir(),
             Peer::Postgres => postgres_bin().is_some(),
             Peer::Haproxy => runs(Path::new("haproxy"), &["-v"]),
+            Peer::Tmpfs => tmpfs_mounts(),
         }
     }
+}
+
+/// Whether a 1 MiB tmpfs can be mounted (and unmounted) in a folder of the temp dir.
+fn tmpfs_mounts() -> bool {
+    let dir = std::env::temp_dir().join(format!("pdd-tmpfs-probe-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
+    }
+    let ok = runs(
+        Path::new("mount"),
+        &[
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=1m",
+            "tmpfs",
+            &dir.to_string_lossy(),
+        ],
+    ) && runs(Path::new("umount"), &[&dir.to_string_lossy()]);
+    let _ = std::fs::remove_dir(&dir);
+    ok
 }
 
 fn root() -> PathBuf {

@@ -826,7 +826,7 @@ mod tests {
         let e = tmp("export");
         {
             let raw = sled::open(&e).unwrap();
-            raw.import(s.m.db.export());
+            raw.import(s.m().unwrap().db.export());
             raw.flush().unwrap();
         }
         let r = SledStore::open_waiting(&e, std::time::Duration::from_secs(5)).unwrap();
@@ -863,7 +863,9 @@ mod tests {
             recente = seq;
         }
         // Orphan pieces of an exchange cut short before the recent one.
-        s.m.raw
+        s.m()
+            .unwrap()
+            .raw
             .insert(super::super::codec::chiave_pezzo(1, 0, 0), &b"x"[..])
             .unwrap();
         // Seen 10 days ago, but its busta has a Scadenza next month: kept.

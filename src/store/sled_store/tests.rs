@@ -70,7 +70,7 @@ async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
         s.put_exchange(&e).await.unwrap();
         assert_eq!(s.exchange(seq).await.unwrap().unwrap(), e, "seq {seq}");
         // Messages that fit in one piece together stay in the record.
-        let pezzi = s.m.raw.scan_prefix(seq.to_be_bytes()).count();
+        let pezzi = s.m().unwrap().raw.scan_prefix(seq.to_be_bytes()).count();
         assert_eq!(pezzi == 0, lr + ls <= PEZZO, "seq {seq}: {pezzi} pieces");
     }
     // A record written whole by an earlier version still reads.
@@ -83,10 +83,14 @@ async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
     v.extend_from_slice(&(old.request.len() as u32).to_le_bytes());
     v.extend_from_slice(&old.request);
     v.extend_from_slice(&old.response);
-    s.m.exchanges.insert(9u64.to_be_bytes(), v).unwrap();
+    s.m()
+        .unwrap()
+        .exchanges
+        .insert(9u64.to_be_bytes(), v)
+        .unwrap();
     assert_eq!(s.exchange(9).await.unwrap().unwrap(), old);
     // A missing piece is named, not silently shortened.
-    s.m.raw.remove(chiave_pezzo(1, 0, 1)).unwrap();
+    s.m().unwrap().raw.remove(chiave_pezzo(1, 0, 1)).unwrap();
     assert!(matches!(s.exchange(1).await, Err(StoreError::Corrupt(_))));
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
@@ -134,22 +138,24 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
         ..candidatura("BIG", StatoModulo::Attivo)
     };
     let purga = |s: &SledStore| {
-        s.m.purga(&PurgeLimits {
-            exchanges_before_ms: None,
-            dup_before_ms: None,
-            expired_before_ms: 0,
-        })
-        .unwrap()
-        .moduli_pieces
+        s.m()
+            .unwrap()
+            .purga(&PurgeLimits {
+                exchanges_before_ms: None,
+                dup_before_ms: None,
+                expired_before_ms: 0,
+            })
+            .unwrap()
+            .moduli_pieces
     };
     let chiave = codec::chiave_modulo("candidatura", "BIG");
     let s = SledStore::open(&dir).unwrap();
     let v1 = m("<a>".repeat(20_000));
     s.apply(vec![Write::Modulo(v1.clone())]).await.unwrap();
-    let pezzi = s.m.moduli_pezzi.len();
+    let pezzi = s.m().unwrap().moduli_pezzi.len();
     assert!(pezzi >= 7, "{pezzi} pieces");
     assert!(
-        s.m.moduli.get(&chiave).unwrap().unwrap().len() < 64,
+        s.m().unwrap().moduli.get(&chiave).unwrap().unwrap().len() < 64,
         "a marker"
     );
     assert_eq!(
@@ -194,11 +200,19 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
         v3
     );
     assert!(purga(&s) > 0);
-    assert_eq!(s.m.moduli_pezzi.len(), 0);
+    assert_eq!(s.m().unwrap().moduli_pezzi.len(), 0);
     // A missing piece is named.
     s.apply(vec![Write::Modulo(v1)]).await.unwrap();
-    let k = s.m.moduli_pezzi.iter().nth(3).unwrap().unwrap().0;
-    s.m.moduli_pezzi.remove(k).unwrap();
+    let k = s
+        .m()
+        .unwrap()
+        .moduli_pezzi
+        .iter()
+        .nth(3)
+        .unwrap()
+        .unwrap()
+        .0;
+    s.m().unwrap().moduli_pezzi.remove(k).unwrap();
     assert!(matches!(
         s.modulo(Tipo::Candidatura, "BIG").await,
         Err(StoreError::Corrupt(_))
@@ -295,8 +309,8 @@ async fn a_store_of_an_earlier_version_gets_its_time_index_at_open() {
             s.put_exchange(&e).await.unwrap();
         }
         // As a store written before the index existed.
-        s.m.received.clear().unwrap();
-        s.m.cura.meta.remove(b"indice_ricevuti").unwrap();
+        s.m().unwrap().received.clear().unwrap();
+        s.m().unwrap().cura.meta.remove(b"indice_ricevuti").unwrap();
         s.flush().await.unwrap();
     }
     let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
@@ -304,6 +318,46 @@ async fn a_store_of_an_earlier_version_gets_its_time_index_at_open() {
     let v = s.exchanges_between(Some(dal), None).await.unwrap();
     assert_eq!(v.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
     assert!(s.check().await.unwrap().ok());
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+#[tokio::test]
+async fn after_a_failed_write_the_store_reopens_itself_with_what_was_durable() {
+    let p = tmp("ripresa");
+    let s = SledStore::open(&p).unwrap();
+    s.apply(vec![Write::Modulo(candidatura(
+        "DUREVOLE",
+        StatoModulo::Attivo,
+    ))])
+    .await
+    .unwrap();
+    s.flush().await.unwrap();
+    // An I/O failure as a full disk gives it: the engine goes out of service and is reopened.
+    let e = s.esito::<()>(Err(StoreError::io(
+        "flush",
+        std::io::Error::new(std::io::ErrorKind::StorageFull, "No space left on device"),
+    )));
+    assert!(matches!(e, Err(StoreError::StorageFull(_))));
+    let t = std::time::Instant::now();
+    while s.riaperture() == 0 {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "not reopened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(s.avviso(), None, "in service again");
+    // What was durable is there, the index rebuilt; the store takes writes again.
+    assert!(s.has_modulo(Tipo::Candidatura, "DUREVOLE").await.unwrap());
+    s.apply(vec![Write::Modulo(candidatura(
+        "DOPO",
+        StatoModulo::Attivo,
+    ))])
+    .await
+    .unwrap();
+    s.flush().await.unwrap();
+    assert!(s.modulo(Tipo::Candidatura, "DOPO").await.unwrap().is_some());
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
