@@ -35,6 +35,9 @@ pub enum TransportError {
     Connect { url: String, err: String },
     #[error("no answer from {0} in time")]
     Timeout(String),
+    /// The request went out (or may have), and its answer did not come back whole.
+    #[error("answer from {url} lost: {err}")]
+    Lost { url: String, err: String },
     #[error("answer from {url} unreadable: {err}")]
     Body { url: String, err: String },
 }

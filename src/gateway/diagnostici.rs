@@ -70,7 +70,8 @@ fn da(ex: &Exchange) -> String {
 pub fn porta_applicativa(ex: &Exchange) -> Option<Diagnostico> {
     let principale = crate::egov::risposte::principale(&ex.eccezioni);
     let (severita, codice, messaggio) = match ex.outcome {
-        Outcome::Ok => return None,
+        // Not a porta applicativa's outcome.
+        Outcome::Ok | Outcome::Sconosciuto => return None,
         Outcome::Duplicato if ex.http_status < 300 => (
             Severita::InfoProtocol,
             Codice::ID_NON_VALIDO,

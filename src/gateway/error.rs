@@ -352,7 +352,20 @@ impl PdError {
 
 impl From<super::TransportError> for PdError {
     fn from(e: super::TransportError) -> PdError {
-        PdError::processamento(Funzione::InoltroBuste, e.to_string())
+        use super::TransportError as T;
+        let sconosciuto = matches!(e, T::Lost { .. } | T::Timeout(_));
+        let mut p = PdError::processamento(
+            Funzione::InoltroBuste,
+            if sconosciuto {
+                format!("{e}: il destinatario potrebbe averla elaborata; reinviare la stessa richiesta (un reinvio identico è risposto OK)")
+            } else {
+                e.to_string()
+            },
+        );
+        if sconosciuto {
+            p.outcome = Outcome::Sconosciuto;
+        }
+        p
     }
 }
 

@@ -30,6 +30,10 @@ pub struct PortaApplicativa {
     /// Room for request bodies in progress (`[limits] max_bytes_in_flight`), shared among
     /// partners and local systems.
     pub body_budget: Arc<super::limits::BudgetCorpi>,
+    /// Tests of lost answers only (`PDD_TEST_KILL_AFTER_COMMIT=N`): the process kills itself
+    /// (SIGKILL) once the N-th exchange is durable, before its answer leaves.
+    uccidi_dopo: Option<u64>,
+    registrati: std::sync::atomic::AtomicU64,
 }
 
 /// A busta that could not be processed: the request busta when one was read, and why.
@@ -105,6 +109,10 @@ impl PortaApplicativa {
                 s.config.limits.max_body_bytes as u64,
             )),
             in_flight: InFlight::default(),
+            uccidi_dopo: std::env::var("PDD_TEST_KILL_AFTER_COMMIT")
+                .ok()
+                .and_then(|v| v.parse().ok()),
+            registrati: Default::default(),
             s,
         }
     }
@@ -502,6 +510,19 @@ impl PortaApplicativa {
                 )
                 .await;
             return Answer::soap(status_store(&e), risposte::fault_processamento());
+        }
+        if let Some(n) = self.uccidi_dopo {
+            let fatti = self
+                .registrati
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            if fatti == n {
+                warn!("PDD_TEST_KILL_AFTER_COMMIT: exchange durable, dying before its answer");
+                // SAFETY: sends a signal to this very process.
+                unsafe {
+                    libc::kill(libc::getpid(), libc::SIGKILL);
+                }
+            }
         }
         if inoltri {
             // New forwards wait in the outbox: wake it.

@@ -177,6 +177,16 @@ impl PortaDelegata {
         let d = self.destinazione(r, destinatario, &registry)?;
         let imbustata = self.imbusta(r, &d, &env, ex).await?;
         ex.request = imbustata.messaggio.as_bytes().to_vec();
+        // Recorded before it leaves: if the answer never comes (the partner or this process
+        // dies), the record says the outcome is unknown.
+        ex.outcome = Outcome::Sconosciuto;
+        ex.note = Some(format!("inviata a {}: risposta non ancora ricevuta", d.url));
+        self.s
+            .store
+            .commit_exchange(ex, None)
+            .await
+            .map_err(|e| PdError::processamento(Funzione::Imbustamento, e.to_string()))?;
+        ex.note = None;
         let resp = self
             .s
             .transport

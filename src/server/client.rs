@@ -73,14 +73,21 @@ impl Transport for HttpClient {
             }
         }
         let call = async {
-            let resp = self
-                .inner
-                .request(req)
-                .await
-                .map_err(|e| ClientError::Connect {
-                    url: url.to_string(),
-                    err: error_chain(&e),
-                })?;
+            let resp = self.inner.request(req).await.map_err(|e| {
+                // Failing to connect sends nothing; any later failure may come after the
+                // partner got the request.
+                if e.is_connect() {
+                    ClientError::Connect {
+                        url: url.to_string(),
+                        err: error_chain(&e),
+                    }
+                } else {
+                    ClientError::Lost {
+                        url: url.to_string(),
+                        err: error_chain(&e),
+                    }
+                }
+            })?;
             let status = resp.status().as_u16();
             let content_type = resp
                 .headers()
@@ -90,7 +97,7 @@ impl Transport for HttpClient {
             let body = Limited::new(resp.into_body(), self.max_body)
                 .collect()
                 .await
-                .map_err(|e| ClientError::Body {
+                .map_err(|e| ClientError::Lost {
                     url: url.to_string(),
                     err: e.to_string(),
                 })?

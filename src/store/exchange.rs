@@ -27,6 +27,10 @@ pub enum Outcome {
     ErroreProcessamento,
     /// A repeated Identificatore, refused (sync) or absorbed (oneway).
     Duplicato,
+    /// Sent by the porta delegata, and its answer never came (the partner died, the
+    /// connection broke, the time ran out): the partner may or may not have processed it. The
+    /// local system was told EGOV_IT_300 and resends; an identical resend is answered OK.
+    Sconosciuto,
 }
 
 impl Outcome {
@@ -37,6 +41,7 @@ impl Outcome {
             Outcome::Fault => "fault",
             Outcome::ErroreProcessamento => "errore_processamento",
             Outcome::Duplicato => "duplicato",
+            Outcome::Sconosciuto => "sconosciuto",
         }
     }
 }

@@ -578,21 +578,48 @@ impl PddProcess {
         )
     }
 
+    /// `pdd serve --config FILE` with variables set in its environment.
+    pub fn serve_config_env(file: &std::path::Path, env: &[(&str, &str)]) -> PddProcess {
+        let dir = file.parent().expect("a config file in a directory");
+        let mut p = Self::avvia_env(
+            dir,
+            &["serve".as_ref(), "--config".as_ref(), file.as_os_str()],
+            env,
+        );
+        p.ascolta();
+        p
+    }
+
     /// The same, in working directory `dir` (relative paths of a config resolve there).
     pub fn spawn_in(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> PddProcess {
         let mut p = Self::avvia(dir, args);
+        p.ascolta();
+        p
+    }
+
+    /// Waits until it listens, and takes the address it logs.
+    fn ascolta(&mut self) {
+        let p = self;
         let line = p.wait_for("pdd listening on ");
         let rest = &line[line.find("pdd listening on ").unwrap() + "pdd listening on ".len()..];
         let url = rest.split_whitespace().next().unwrap();
         p.addr = url.split("://").nth(1).unwrap_or(url).to_string();
-        p
     }
 
     /// `pdd <args>` in `dir`, its log collected line by line; nothing waited for.
     fn avvia(dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> PddProcess {
+        Self::avvia_env(dir, args, &[])
+    }
+
+    fn avvia_env(
+        dir: &std::path::Path,
+        args: &[&std::ffi::OsStr],
+        env: &[(&str, &str)],
+    ) -> PddProcess {
         use std::io::BufRead;
         let mut child = pdd_bin()
             .current_dir(dir)
+            .envs(env.iter().copied())
             .args(args)
             .stderr(std::process::Stdio::piped())
             .spawn()
