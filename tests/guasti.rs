@@ -93,7 +93,6 @@ async fn an_exchange_its_store_failed_leaves_nothing_and_its_resend_is_accepted(
         .position(|p| p.starts_with("commit_exchange"))
         .unwrap_or_else(|| panic!("{passi:?}"));
     passi.truncate(fine + 1);
-    eprintln!("guasti: {} calls: {passi:?}", passi.len());
     gw.stop().await;
     for (n, passo) in passi.iter().enumerate() {
         let (gw, g) = gateway().await;
@@ -125,4 +124,48 @@ async fn an_exchange_its_store_failed_leaves_nothing_and_its_resend_is_accepted(
         assert_eq!(gw.gw.store.outbox().await.unwrap().len(), 1);
         gw.stop().await;
     }
+}
+
+/// Every write and flush failing for a while (a disk that is full), then working again: the
+/// gateway refuses cleanly meanwhile, says so on /health, and serves again by itself.
+#[tokio::test]
+async fn a_store_failing_for_a_while_is_refused_cleanly_and_served_again_after() {
+    let (gw, g) = gateway().await;
+    g.fallisci(0, true);
+    let (richiesta, codice) = cv();
+    let r = common::post(&gw.url("/pdd/PA"), richiesta.clone().into_bytes(), &[]).await;
+    assert!(
+        r.status >= 500 && r.body.contains("EGOV_IT_300"),
+        "{} {}",
+        r.status,
+        r.body
+    );
+    let addr = gw.addr;
+    let salute = || async move {
+        tokio::task::spawn_blocking(move || common::http(addr, "GET", "/health", &[], b""))
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let (s, h) = salute().await;
+    assert_eq!(s, 503, "{h}");
+    assert!(h.contains("No space left on device"), "{h}");
+    g.ripara();
+    let (s, h) = salute().await;
+    assert_eq!(s, 200, "{h}");
+    let r = common::post(&gw.url("/pdd/PA"), richiesta.into_bytes(), &[]).await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
+        "{}",
+        r.body
+    );
+    assert!(gw
+        .gw
+        .store
+        .modulo(Tipo::Candidatura, &codice)
+        .await
+        .unwrap()
+        .is_some());
+    gw.stop().await;
 }
