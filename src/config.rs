@@ -402,7 +402,7 @@ impl Default for BustaCfg {
     fn default() -> Self {
         BustaCfg {
             scadenza_minuti: 7200,
-            tolleranza_futuro_minuti: 0,
+            tolleranza_futuro_minuti: 5,
             tempo: Tempo::Spc,
             profilo: ProfiloGestione::LineeGuida11,
             errori_struttura: ErroriStruttura::Fault,

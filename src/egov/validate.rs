@@ -236,13 +236,31 @@ fn scadenza(b: &Busta, ctx: &Contesto<'_>, e: &mut Vec<Eccezione>) {
             }
         }
     }
+    // Dates in the future beyond the tolerance, with the codes GovWay answers when its own
+    // check is on: the OraRegistrazione (108), the Identificatore's date (110), a
+    // Trasmissione's (116).
     if ctx.tolleranza_futuro_minuti > 0 {
+        let limite = ctx.now + Duration::minutes(ctx.tolleranza_futuro_minuti);
         if let Some(o) = b.ora_registrazione {
-            if o.ora > ctx.now + Duration::minutes(ctx.tolleranza_futuro_minuti) {
+            if o.ora > limite {
                 e.push(grave(
                     Codice::ORA_REGISTRAZIONE,
                     "Messaggio/OraRegistrazione",
                 ));
+            }
+        }
+        if let Some(id) = b.id.as_deref().and_then(|i| Identificatore::parse(i).ok()) {
+            if id.minute() > limite {
+                e.push(grave(Codice::ID_NON_VALIDO, "Messaggio/Identificatore"));
+            }
+        }
+        for t in b.trasmissioni.iter().flatten() {
+            if t.ora.ora > limite {
+                e.push(grave(
+                    Codice::LISTA_TRASMISSIONI,
+                    "ListaTrasmissioni/Trasmissione/OraRegistrazione",
+                ));
+                break;
             }
         }
     }

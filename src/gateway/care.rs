@@ -57,17 +57,8 @@ fn finestra_duplicati_minuti(config: &Config) -> Option<i64> {
     })
 }
 
-/// Free bytes, for an unprivileged process, of the file system holding `path` (None: unknown).
-pub fn spazio_libero(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: a NUL-terminated path and a zeroed struct statvfs writes into.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return None;
-    }
-    Some(s.f_bavail as u64 * s.f_frsize as u64)
-}
+/// Free bytes of the file system holding `path` (None: unknown).
+pub use crate::store::spazio_libero;
 
 /// The free space of the data folder under `[store] min_free_mb`: the warning that says so.
 pub fn avviso_spazio(config: &Config) -> Option<String> {

@@ -71,6 +71,9 @@ pub fn eccezione_firmatario(e: &SignerError) -> Eccezione {
 pub enum PaError {
     /// A SOAP 1.2 envelope: a VersionMismatch Fault.
     Soap12,
+    /// A header entry for us with `mustUnderstand="1"` that we do not understand (its
+    /// `{namespace}name`): a MustUnderstand Fault (SOAP 1.1 §4.2.3).
+    MustUnderstand(String),
     /// No busta could be read, or its structure is broken: a bare Fault EGOV_IT_001.
     Fault001 {
         motivo: String,
@@ -112,7 +115,9 @@ impl PaError {
     /// How the exchange is recorded.
     pub fn outcome(&self) -> Outcome {
         match self {
-            PaError::Soap12 | PaError::Fault001 { .. } => Outcome::Fault,
+            PaError::Soap12 | PaError::MustUnderstand(_) | PaError::Fault001 { .. } => {
+                Outcome::Fault
+            }
             PaError::Busta { eccezioni, .. }
                 if eccezioni.iter().all(|e| e.codice == Codice::PROCESSAMENTO) =>
             {
@@ -142,6 +147,9 @@ impl PaError {
     pub fn nota(&self) -> Option<String> {
         match self {
             PaError::Soap12 => Some("SOAP 1.2 envelope".into()),
+            PaError::MustUnderstand(h) => {
+                Some(format!("mustUnderstand header not understood: {h}"))
+            }
             PaError::Fault001 { motivo, .. } => Some(motivo.clone()),
             PaError::Busta {
                 dettaglio: Some(d), ..
@@ -161,6 +169,15 @@ impl PaError {
                 &soap::fault(
                     FaultCode::VersionMismatch,
                     "SOAP 1.2 non supportato: la busta e-Gov richiede SOAP 1.1",
+                    None,
+                    None,
+                ),
+            )),
+            PaError::MustUnderstand(h) => Some(soap::envelope(
+                &[],
+                &soap::fault(
+                    FaultCode::MustUnderstand,
+                    &format!("header non compreso: {h} (mustUnderstand=\"1\")"),
                     None,
                     None,
                 ),

@@ -120,6 +120,12 @@ impl PortaApplicativa {
     /// A message posted to the porta applicativa by `peer`: its answer, after the exchange is
     /// recorded durably.
     pub async fn ricevi(&self, raw: &[u8], peer: &Peer) -> Answer {
+        self.ricevi_in(raw, None, peer).await
+    }
+
+    /// [`PortaApplicativa::ricevi`] for a message in the encoding `charset` (the HTTP
+    /// Content-Type's) or its XML declaration names: processed as UTF-8, recorded as received.
+    pub async fn ricevi_in(&self, raw: &[u8], charset: Option<&str>, peer: &Peer) -> Answer {
         let received = self.s.now();
         let mut ex = match self
             .s
@@ -150,7 +156,16 @@ impl PortaApplicativa {
             azione = tracing::field::Empty
         );
         async {
-            let esito = self.elabora(raw, peer, &mut ex, received).await;
+            let esito = match crate::xml::codifica::in_utf8(raw, charset) {
+                Ok(testo) => self.elabora(&testo, peer, &mut ex, received).await,
+                Err(e) => {
+                    info!(error = %e, "unreadable encoding: Fault EGOV_IT_001");
+                    Err(Refusal::from(PaError::Fault001 {
+                        motivo: e.to_string(),
+                        eccezioni: Vec::new(),
+                    }))
+                }
+            };
             self.chiudi(&mut ex, esito).await
         }
         .instrument(span)
@@ -166,6 +181,7 @@ impl PortaApplicativa {
         received: chrono::DateTime<chrono::FixedOffset>,
     ) -> Result<Risposta, Refusal> {
         let env = self.leggi(raw)?;
+        non_compresi(&env)?;
         let trovata = cerca_busta(&env)?;
         let busta = trovata.busta.clone();
         annota(ex, &busta);
@@ -612,6 +628,33 @@ fn status_store(e: &crate::store::StoreError) -> u16 {
         crate::store::StoreError::Unavailable(_) => 503,
         _ => 500,
     }
+}
+
+/// Step: SOAP 1.1 §4.2.3: a header entry meant for us (no actor, or the `next` actor) with
+/// `mustUnderstand="1"` must be one we process: the busta e-Gov and WS-Security. Any other is
+/// answered with a MustUnderstand Fault, and the message is not processed. Entries for the
+/// porta di dominio's actor are the busta reader's to judge (a wrong namespace there is
+/// EGOV_IT_002, as GovWay answers); entries for other actors are not ours.
+fn non_compresi(env: &Envelope<'_>) -> Result<(), PaError> {
+    const NEXT: &str = "http://schemas.xmlsoap.org/soap/actor/next";
+    for h in &env.header_blocks {
+        let mu = h
+            .attr_ns(soap::SOAP11_NS, "mustUnderstand")
+            .map(str::trim)
+            .is_some_and(|v| v == "1" || v == "true");
+        let per_noi = h
+            .attr_ns(soap::SOAP11_NS, "actor")
+            .map(str::trim)
+            .is_none_or(|a| a.is_empty() || a == NEXT);
+        let compreso = h.is(crate::egov::NS_BUSTA, "Intestazione")
+            || h.is(crate::wssec::dsig::NS_WSSE, "Security");
+        if mu && per_noi && !compreso {
+            let nome = format!("{{{}}}{}", h.ns.as_deref().unwrap_or(""), h.local);
+            info!(header = %nome, "mustUnderstand header not understood: MustUnderstand Fault");
+            return Err(PaError::MustUnderstand(nome));
+        }
+    }
+    Ok(())
 }
 
 /// Step: the busta e-Gov among the header blocks.

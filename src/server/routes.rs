@@ -100,6 +100,17 @@ pub(super) async fn read_body(
 #[error("body slower than the minimum rate")]
 struct Lento;
 
+/// The `charset` parameter of the Content-Type, if any.
+fn charset_di(req: &Request<Incoming>) -> Option<String> {
+    let v = req.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    v.split(';').skip(1).find_map(|p| {
+        let (k, val) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| val.trim().trim_matches('"').to_string())
+    })
+}
+
 /// The media type of a porta applicativa request, as SOAP 1.1's HTTP binding sees it.
 #[derive(Debug, PartialEq)]
 enum TipoContenuto {
@@ -224,13 +235,16 @@ pub(super) async fn handle(
                 Ok(p) => p,
                 Err(n) => return Ok(negato(&partner, dichiarati, n)),
             };
+            let charset = charset_di(&req);
             match read_body(req, max, timeout, ritmo).await {
                 // application/soap+xml is SOAP 1.2's: its envelope gets the VersionMismatch
                 // Fault (from the gateway), a SOAP 1.1 envelope under it is refused.
                 Ok(body) if tipo == TipoContenuto::Soap12 && !soap12(&body, &gw) => {
                     non_soap11(Some("application/soap+xml"), &peer)
                 }
-                Ok(body) => respond(gw.pa.ricevi(&body, &peer_info).await),
+                Ok(body) => {
+                    respond(gw.pa.ricevi_in(&body, charset.as_deref(), &peer_info).await)
+                }
                 Err(r) => r,
             }
         }
@@ -273,18 +287,27 @@ pub(super) async fn handle(
                     Ok(p) => p,
                     Err(n) => return Ok(negato(&sistema, dichiarati, n)),
                 };
+                let charset = charset_di(&req);
                 match read_body(req, max, timeout, ritmo).await {
-                    Ok(body) => respond(
-                        gw.pd.invia(RichiestaPd {
-                            servizio,
-                            azione,
-                            destinatario,
-                            body: &body,
-                            peer: Some(peer.to_string()),
-                            fisso: None,
-                        })
-                        .await,
-                    ),
+                    Ok(body) => {
+                        // A local system writing ISO-8859-1 (or another encoding read): the
+                        // busta is built around its content as UTF-8.
+                        let body = crate::xml::codifica::in_utf8(&body, charset.as_deref())
+                            .unwrap_or(std::borrow::Cow::Borrowed(&body[..]))
+                            .into_owned();
+                        respond(
+                            gw.pd
+                                .invia(RichiestaPd {
+                                    servizio,
+                                    azione,
+                                    destinatario,
+                                    body: &body,
+                                    peer: Some(peer.to_string()),
+                                    fisso: None,
+                                })
+                                .await,
+                        )
+                    }
                     Err(r) => r,
                 }
             }

@@ -325,6 +325,21 @@ fn riprendi(c: &Custode) {
     }
     let mut tentativi = 0u32;
     loop {
+        // Opening writes (sled's recovery leaves a new snapshot): on a disk still full it
+        // would leave torn files behind. Wait for room first.
+        if let Some(libero) = spazio_libero(&c.path).filter(|l| *l < SPAZIO_PER_APRIRE) {
+            *c.guasto.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                "waiting for free space to reopen: {} KiB free",
+                libero >> 10
+            ));
+            let entro = *c.entro.lock().unwrap_or_else(|e| e.into_inner());
+            if entro.is_some_and(|d| iniziata.elapsed() > d) {
+                tracing::error!("no room to reopen the store in time: exiting for the supervisor to restart pdd");
+                std::process::exit(EXIT_STORE_PERDUTO);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            continue;
+        }
         match SledStore::engine_at(&c.path, c.cache) {
             Ok(m) => {
                 *c.motore.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
@@ -361,6 +376,22 @@ fn riprendi(c: &Custode) {
             }
         }
     }
+}
+
+/// Free space the store needs before it opens its files again after a failure (sled writes a
+/// snapshot as it opens, and a log segment soon after).
+const SPAZIO_PER_APRIRE: u64 = 8 << 20;
+
+/// Free bytes, for an unprivileged process, of the file system holding `path` (None: unknown).
+pub fn spazio_libero(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a zeroed struct statvfs writes into.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return None;
+    }
+    Some(s.f_bavail as u64 * s.f_frsize as u64)
 }
 
 /// Puts (or, with None, takes out) a modulo's summary.

@@ -2,6 +2,7 @@
 //! must inspect closely (SOAP header blocks, a Fault, a modulo). Every node keeps the byte range
 //! it came from, so callers can always go back to the exact bytes received.
 
+pub mod codifica;
 pub mod tree;
 
 use std::borrow::Cow;
