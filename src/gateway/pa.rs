@@ -646,8 +646,14 @@ fn non_compresi(env: &Envelope<'_>) -> Result<(), PaError> {
             .attr_ns(soap::SOAP11_NS, "actor")
             .map(str::trim)
             .is_none_or(|a| a.is_empty() || a == NEXT);
+        // WS-Security of any version is ours to judge: an older draft's header is refused by
+        // the signature policy (EGOV_IT_200), as a partner expects, not as not understood.
         let compreso = h.is(crate::egov::NS_BUSTA, "Intestazione")
-            || h.is(crate::wssec::dsig::NS_WSSE, "Security");
+            || (h.local == "Security"
+                && h.ns.as_deref().is_some_and(|n| {
+                    n == crate::wssec::dsig::NS_WSSE
+                        || n.starts_with("http://schemas.xmlsoap.org/ws/200")
+                }));
         if mu && per_noi && !compreso {
             let nome = format!("{{{}}}{}", h.ns.as_deref().unwrap_or(""), h.local);
             info!(header = %nome, "mustUnderstand header not understood: MustUnderstand Fault");
