@@ -175,7 +175,10 @@ pub struct WssecCfg {
     /// Sign outgoing buste (requests and responses); needs `[tls] cert` and `key`.
     /// Default: on when they are set.
     pub firma: Option<bool>,
-    /// What of the busta is signed: "intestazione_messaggio" or "intestazione".
+    /// What of the busta is signed: "intestazione" (the whole eGov_IT:Intestazione, the
+    /// default) or "intestazione_messaggio"; a partner may have its own (`copertura` in its
+    /// registry entry). On receipt either is accepted, unless the partner's entry asks for the
+    /// whole Intestazione.
     pub copertura: crate::wssec::dsig::Copertura,
     /// Verification for partners that set none: "required", "optional" or "off".
     pub verifica: crate::registry::PoliticaFirma,
@@ -190,7 +193,7 @@ impl Default for WssecCfg {
     fn default() -> Self {
         WssecCfg {
             firma: None,
-            copertura: crate::wssec::dsig::Copertura::IntestazioneMessaggio,
+            copertura: crate::wssec::dsig::Copertura::Intestazione,
             verifica: crate::registry::PoliticaFirma::Off,
             timestamp_ttl_secs: 300,
             clock_skew_secs: 60,

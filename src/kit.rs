@@ -142,9 +142,15 @@ impl KeyPair {
         self.read().unwrap_or_else(|e| panic!("key pair: {e}"))
     }
 
-    /// `msg` signed by pdd with this key (Body, IntestazioneMessaggio, a 5-minute Timestamp
-    /// from now); panics (for tests).
+    /// `msg` signed by pdd with this key (Body, the whole Intestazione as pdd signs by
+    /// default, a 5-minute Timestamp from now); panics (for tests).
     pub fn sign(&self, msg: &str) -> String {
+        self.sign_covering(msg, crate::wssec::dsig::Copertura::default())
+    }
+
+    /// [`KeyPair::sign`] covering this part of the busta (a partner signing only the
+    /// IntestazioneMessaggio, as many do).
+    pub fn sign_covering(&self, msg: &str, copertura: crate::wssec::dsig::Copertura) -> String {
         let (key, cert) = self.load();
         crate::wssec::dsig::firma(
             msg,
@@ -152,7 +158,7 @@ impl KeyPair {
             &cert,
             chrono::Utc::now(),
             chrono::Duration::minutes(5),
-            crate::wssec::dsig::Copertura::IntestazioneMessaggio,
+            copertura,
         )
         .unwrap_or_else(|e| panic!("signing: {e}"))
     }

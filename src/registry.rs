@@ -40,6 +40,10 @@ pub struct Soggetto {
     /// Whether its buste must carry a WS-Security signature; default from `[wssec]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firma: Option<PoliticaFirma>,
+    /// What of the busta our signatures cover in what we send it, and what its signatures
+    /// must cover; default: `[wssec] copertura` when signing, either form on receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copertura: Option<crate::wssec::dsig::Copertura>,
     /// Services it may call on us (`ClicLavoro`, …); empty: every service that admits it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servizi: Vec<String>,
@@ -78,6 +82,7 @@ impl Soggetto {
             locale: false,
             cert: None,
             firma: None,
+            copertura: None,
             servizi: Vec::new(),
         }
     }

@@ -129,10 +129,12 @@ fn sign_then_verify_with_pdd_and_with_xmlsec1() {
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
     assert!(stdout(&v).contains("valid: Body, busta and Timestamp signed by CN=EMILIA"));
 
-    if have(common::Peer::Xmlsec1) {
+    // By default the whole eGov_IT:Intestazione is signed: what a WSS4J peer requiring the
+    // `Intestazione` header checks. xmlsec1 finds the signed busta only as that element.
+    let xmlsec1 = |file: &std::path::Path, busta: &str| {
         const WSU: &str =
             "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
-        let x = std::process::Command::new("xmlsec1")
+        std::process::Command::new("xmlsec1")
             .args(["--verify", "--pubkey-cert-pem", s(&cert)])
             .args([
                 "--id-attr:Id",
@@ -140,17 +142,48 @@ fn sign_then_verify_with_pdd_and_with_xmlsec1() {
             ])
             .args([
                 "--id-attr:Id",
-                "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/:IntestazioneMessaggio",
+                &format!("http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/:{busta}"),
             ])
             .args(["--id-attr:Id", &format!("{WSU}:Timestamp")])
-            .arg(&signed)
+            .arg(file)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let testo = String::from_utf8_lossy(&o.stdout).to_string();
+    let id_busta = testo
+        .split("<eGov_IT:Intestazione ")
+        .nth(1)
+        .and_then(|t| t.split("wsu:Id=\"").nth(1))
+        .and_then(|t| t.split('"').next())
+        .expect("the Intestazione carries the signed id");
+    assert!(testo.contains(&format!("URI=\"#{id_busta}\"")), "{testo}");
+    if have(common::Peer::Xmlsec1) {
+        let x = xmlsec1(&signed, "Intestazione");
         assert!(
             x.status.success(),
             "xmlsec1: {}",
             String::from_utf8_lossy(&x.stderr)
         );
+    }
+    // The narrower form, for the partners that use it, verifies with pdd too.
+    let o = run(&[
+        "sign",
+        s(&req),
+        "--key",
+        s(&key),
+        "--cert",
+        s(&cert),
+        "--intestazione-messaggio",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let stretta = dir.0.join("stretta.xml");
+    std::fs::write(&stretta, &o.stdout).unwrap();
+    let v = run(&["verify", s(&stretta), "--cert", s(&cert)]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    let v = run(&["verify", s(&stretta), "--cert", s(&cert), "--intestazione"]);
+    assert_eq!(v.status.code(), Some(1), "{}", stdout(&v));
+    if have(common::Peer::Xmlsec1) {
+        assert!(xmlsec1(&stretta, "IntestazioneMessaggio").status.success());
     }
 
     // Signed by someone else than expected: exit 1, saying whose signature it is.

@@ -28,6 +28,18 @@ use pdd::registry::{PoliticaFirma, Soggetto};
 use pdd::store::Outcome;
 use pdd::wssec::{c14n, dsig};
 
+/// The wrapping attacks below are built on the form many partners sign: the Body and the
+/// busta's IntestazioneMessaggio (pdd signs the whole Intestazione by default, and accepts both).
+trait FirmaStretta {
+    fn firma_stretta(&self, msg: &str) -> String;
+}
+
+impl FirmaStretta for KeyPair {
+    fn firma_stretta(&self, msg: &str) -> String {
+        self.sign_covering(msg, dsig::Copertura::IntestazioneMessaggio)
+    }
+}
+
 const DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 
 /// The modulo the partner signed, and the one a forger wants in.
@@ -395,7 +407,7 @@ fn ec_pair(pki: &Pki, name: &str, cn: &str) -> KeyPair {
 /// Every forgery, with the answer it must get. `mtls`: the TLS identity is checked too.
 fn casi(p: &Parti, mtls: bool) -> Vec<Caso> {
     let emilia = &p.emilia;
-    let firmato = || emilia.sign(&richiesta("EMILIA"));
+    let firmato = || emilia.firma_stretta(&richiesta("EMILIA"));
     let ke = p.chiave_emilia();
     let kpriv = p.privata_emilia();
     let dir = &p.dir.0;
@@ -761,7 +773,10 @@ fn casi(p: &Parti, mtls: bool) -> Vec<Caso> {
         dentro(
             &s,
             "<soapenv:Header",
-            testo(&p.lazio.sign(&richiesta("EMILIA")), "<wsse:Security"),
+            testo(
+                &p.lazio.firma_stretta(&richiesta("EMILIA")),
+                "<wsse:Security",
+            ),
         ),
         "EGOV_IT_200",
     ));
@@ -926,7 +941,7 @@ fn casi(p: &Parti, mtls: bool) -> Vec<Caso> {
     v.push(
         caso(
             "ECDSA signature labelled RSA-SHA256 (registered EC certificate)",
-            p.toscana.sign(&richiesta("TOSCANA")),
+            p.toscana.firma_stretta(&richiesta("TOSCANA")),
             "EGOV_IT_202",
         )
         .da(Da::Toscana)
@@ -1052,17 +1067,17 @@ fn casi(p: &Parti, mtls: bool) -> Vec<Caso> {
             "EGOV_IT_201",
         ),
     ] {
-        v.push(caso(nome, kp.sign(&richiesta("EMILIA")), codice));
+        v.push(caso(nome, kp.firma_stretta(&richiesta("EMILIA")), codice));
     }
     v.push(caso(
         "EMILIA signs a busta whose Mittente is LAZIO (sent as EMILIA)",
-        emilia.sign(&richiesta("LAZIO")),
+        emilia.firma_stretta(&richiesta("LAZIO")),
         "EGOV_IT_201",
     ));
     v.push(
         caso(
             "EMILIA signs a busta whose Mittente is LAZIO (sent as LAZIO)",
-            emilia.sign(&richiesta("LAZIO")),
+            emilia.firma_stretta(&richiesta("LAZIO")),
             "EGOV_IT_201",
         )
         .da(Da::Lazio),
@@ -1270,7 +1285,7 @@ async fn tutte_rifiutate(mtls: bool) {
 
     // Controls: a genuine signed busta carrying the forger's modulo is accepted (so the refusals
     // above were the signature's doing), and its replay is refused by the duplicate filter.
-    let genuino = p.emilia.sign(
+    let genuino = p.emilia.firma_stretta(
         &Req::new(
             "EMILIA",
             "MinisteroLavoro",
@@ -1319,7 +1334,7 @@ async fn tutte_rifiutate(mtls: bool) {
 
     // Not forgeries: variants a standard partner may send, with the signed content intact. They
     // are accepted, so the refusals above are not a matter of the exact bytes pdd writes.
-    let firmato = || p.emilia.sign(&richiesta("EMILIA"));
+    let firmato = || p.emilia.firma_stretta(&richiesta("EMILIA"));
     let s = firmato();
     let buone = [
         (

@@ -298,3 +298,70 @@ fn plain_http_off_loopback_is_refused() {
         .to_string()
         .contains("cert and key go together"));
 }
+
+/// What the busta's signature covers: the whole Intestazione by default, the narrower
+/// IntestazioneMessaggio for a partner whose entry says so; on receipt either, unless the
+/// partner's entry asks for the whole Intestazione.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
+async fn what_the_signature_covers_by_default_and_per_partner() {
+    use pdd::wssec::dsig::Copertura;
+    common::require(common::Peer::Curl);
+    let pki = Pki::new();
+    let me = pki.make("ministero", "MinisteroLavoro", false, 30, 0);
+    let emilia = pki.make("emilia", "EMILIA", false, 30, 0);
+    let lazio = pki.make("lazio", "LAZIO", false, 30, 0);
+    let mut c = ministry(&pki, &me, &emilia, &lazio, PoliticaFirma::Required);
+    for s in c.registry.soggetti.iter_mut() {
+        s.copertura = Some(if s.nome == "EMILIA" {
+            Copertura::IntestazioneMessaggio
+        } else {
+            Copertura::Intestazione
+        });
+    }
+    let gw = common::start(c).await;
+    let url = format!("https://127.0.0.1:{}/pdd/PA", gw.addr.port());
+    let send = |kp: &KeyPair, body: String| {
+        curl_as(
+            url.clone(),
+            Some(kp.clone()),
+            me.cert.clone(),
+            body.into_bytes(),
+        )
+    };
+    // The element whose wsu:Id the signature references for the busta.
+    let firmato = |msg: &str| -> &'static str {
+        for el in ["Intestazione", "IntestazioneMessaggio"] {
+            if let Some(id) = msg
+                .split(&format!("<eGov_IT:{el} "))
+                .nth(1)
+                .and_then(|t| t.split('>').next())
+                .and_then(|t| t.split("wsu:Id=\"").nth(1))
+                .and_then(|t| t.split('"').next())
+            {
+                if msg.contains(&format!("URI=\"#{id}\"")) {
+                    return if el == "Intestazione" {
+                        "Intestazione"
+                    } else {
+                        "IntestazioneMessaggio"
+                    };
+                }
+            }
+        }
+        "nothing"
+    };
+    // EMILIA signs the narrow form and is answered in it.
+    let msg = emilia.sign_covering(&request("EMILIA").xml(), Copertura::IntestazioneMessaggio);
+    assert_eq!(firmato(&msg), "IntestazioneMessaggio");
+    let (_, status, body) = send(&emilia, msg).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(firmato(&body), "IntestazioneMessaggio", "{body}");
+    // LAZIO's entry asks for the whole Intestazione: the narrow form is refused.
+    let msg = lazio.sign_covering(&request("LAZIO").xml(), Copertura::IntestazioneMessaggio);
+    let (_, status, body) = send(&lazio, msg).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains(r#"codiceEccezione="EGOV_IT_117""#), "{body}");
+    let (_, status, body) = send(&lazio, lazio.sign(&request("LAZIO").xml())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(firmato(&body), "Intestazione", "{body}");
+}

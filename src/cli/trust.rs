@@ -121,9 +121,12 @@ pub struct SignArgs {
     /// Our certificate (PEM); default: the configuration's [tls] cert.
     #[arg(long)]
     pub cert: Option<PathBuf>,
-    /// Sign the whole Intestazione instead of the IntestazioneMessaggio.
-    #[arg(long)]
+    /// Sign the whole Intestazione (the default, `[wssec] copertura`).
+    #[arg(long, conflicts_with = "intestazione_messaggio")]
     pub intestazione: bool,
+    /// Sign only the IntestazioneMessaggio (the narrower form some partners use).
+    #[arg(long)]
+    pub intestazione_messaggio: bool,
 }
 
 #[derive(Args, Debug)]
@@ -527,6 +530,8 @@ pub fn sign(config: Config, a: SignArgs) -> Result<ExitCode, String> {
         .map_err(|e| format!("cannot read {}: {e}", a.file.display()))?;
     let copertura = if a.intestazione {
         dsig::Copertura::Intestazione
+    } else if a.intestazione_messaggio {
+        dsig::Copertura::IntestazioneMessaggio
     } else {
         config.wssec.copertura
     };

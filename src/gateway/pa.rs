@@ -452,7 +452,10 @@ impl PortaApplicativa {
         }
         let header = crate::egov::writer::write(&h);
         let msg = soap::envelope_ns(&[&header], &esito.body, &esito.body_ns);
-        let firmato = self.s.firma(msg).map_err(PaError::Firma)?;
+        let firmato = self
+            .s
+            .firma(msg, req.mittente.as_ref())
+            .map_err(PaError::Firma)?;
         Ok((id, firmato))
     }
 
@@ -490,7 +493,11 @@ impl PortaApplicativa {
             self.s.config.busta.tempo,
         );
         let body = risposte::busta_errore(h, e.eccezioni(), e.dettaglio_xml().as_deref());
-        Ok((id, self.s.firma(body).map_err(PaError::Firma)?))
+        let verso = req.mittente.clone();
+        Ok((
+            id,
+            self.s.firma(body, verso.as_ref()).map_err(PaError::Firma)?,
+        ))
     }
 
     /// Records the exchange durably, then answers: the service's answer, or the answer an

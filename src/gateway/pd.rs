@@ -359,7 +359,7 @@ impl PortaDelegata {
         blocks.insert(0, &header);
         let messaggio = soap::envelope_ns(&blocks, env.body_content_str(), &env.body_ns);
         // Never sent unsigned when signing is on.
-        let messaggio = self.s.firma(messaggio).map_err(|e| {
+        let messaggio = self.s.firma(messaggio, Some(&d.parte)).map_err(|e| {
             warn!(error = %e, "busta not signed: not sent");
             PdError::processamento(Funzione::Imbustamento, e.to_string())
         })?;

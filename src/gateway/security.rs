@@ -127,7 +127,11 @@ impl Shared {
             now,
             tolleranza: chrono::Duration::seconds(self.config.wssec.clock_skew_secs),
             durata_massima: chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
-            copertura: self.config.wssec.copertura,
+            // Either form, unless the partner's entry asks for the whole Intestazione.
+            copertura: registry
+                .soggetto(parte)
+                .and_then(|s| s.copertura)
+                .unwrap_or(dsig::Copertura::IntestazioneMessaggio),
         };
         let firmato = dsig::verifica(env.src, env, &regole).map_err(|e| Violation {
             eccezione: eccezione_firma(&e),
@@ -148,7 +152,7 @@ impl Shared {
 
     /// Signs an outgoing message when signing is on. It fails closed: a message that cannot
     /// be signed is not sent unsigned.
-    pub(super) fn firma(&self, msg: String) -> Result<String, FirmaError> {
+    pub(super) fn firma(&self, msg: String, verso: Option<&Parte>) -> Result<String, FirmaError> {
         if !self.config.firma_on() {
             return Ok(msg);
         }
@@ -162,7 +166,9 @@ impl Shared {
             &me.cert,
             self.now().to_utc(),
             chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
-            self.config.wssec.copertura,
+            verso
+                .and_then(|p| self.registry().soggetto(p).and_then(|s| s.copertura))
+                .unwrap_or(self.config.wssec.copertura),
         );
         self.metrics.phase(Phase::Sign, t.elapsed());
         firmato

@@ -59,10 +59,11 @@ pub enum FirmaError {
 #[serde(rename_all = "lowercase")]
 pub enum Copertura {
     /// `eGov_IT:IntestazioneMessaggio` (as the GovWay test suite signs).
-    #[default]
     #[serde(rename = "intestazione_messaggio")]
     IntestazioneMessaggio,
-    /// The whole `eGov_IT:Intestazione`, lists included.
+    /// The whole `eGov_IT:Intestazione`, lists included: what a WSS4J peer requiring the
+    /// `Intestazione` header checks for, and what covers Trasmissioni and Eccezioni too.
+    #[default]
     Intestazione,
 }
 

@@ -108,9 +108,10 @@ class FirmaBusta:
             ctx.register_id(found[0], "Id", WSU)
             covered.add(found[0])
         body = envelope.find("{%s}Body" % SOAP)
-        busta = envelope.find("{%s}Header/{%s}Intestazione/{%s}IntestazioneMessaggio" % (SOAP, EGOV, EGOV))
+        # As a WSS4J peer requiring the eGov Intestazione header: the whole element is signed.
+        busta = envelope.find("{%s}Header/{%s}Intestazione" % (SOAP, EGOV))
         ts = sec.find("{%s}Timestamp" % WSU)
-        for name, el in (("Body", body), ("IntestazioneMessaggio", busta), ("Timestamp", ts)):
+        for name, el in (("Body", body), ("Intestazione", busta), ("Timestamp", ts)):
             if el is None or el not in covered:
                 raise Rifiutata("%s is not signed" % name)
         expires = datetime.datetime.strptime(ts.findtext("{%s}Expires" % WSU)[:19], "%Y-%m-%dT%H:%M:%S")
