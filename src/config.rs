@@ -323,6 +323,10 @@ pub struct BustaCfg {
     pub scadenza_minuti: i64,
     /// Tolerance for dates in the future, in minutes; 0 accepts any future date.
     pub tolleranza_futuro_minuti: i64,
+    /// Under Linee Guida 1.1, answer the INFO eccezioni together with the GRAVE ones, as the
+    /// DigitPA qualification expects every fault listed; false (the default): INFO only when
+    /// nothing is GRAVE, as GovWay answers (and its test corpus asserts).
+    pub info_con_gravi: bool,
     /// Clock kind written in our buste.
     pub tempo: Tempo,
     /// Profile of partners that do not set one.
@@ -406,6 +410,7 @@ impl Default for BustaCfg {
         BustaCfg {
             scadenza_minuti: 7200,
             tolleranza_futuro_minuti: 5,
+            info_con_gravi: false,
             tempo: Tempo::Spc,
             profilo: ProfiloGestione::LineeGuida11,
             errori_struttura: ErroriStruttura::Fault,

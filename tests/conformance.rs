@@ -388,3 +388,45 @@ fn codes_and_levels_parse() {
     );
     assert_eq!(Rilevanza::parse("LIEVE"), Some(Rilevanza::Lieve));
 }
+
+/// With `[busta] info_con_gravi` (the DigitPA qualification lists every fault), the INFO
+/// eccezione of the ListaRiscontri rides beside the GRAVE one that GovWay answers alone.
+#[tokio::test]
+#[cfg_attr(
+    pdd_no_govway,
+    ignore = "GovWay's SPCoop test files are absent (PDD_GOVWAY_TESTFILES, PDD_SHARED)"
+)]
+async fn qualification_mode_reports_info_beside_grave() {
+    common::require(common::Peer::Govway);
+    let files = common::govway_testfiles();
+    let table: Table = toml::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/expected.toml"),
+        )
+        .expect("expected.toml"),
+    )
+    .expect("expected.toml parses");
+    let file = "buste_linee_guida_1.1/bustaRiscontroTempoDiversoSPC.xml";
+    let c = table
+        .case
+        .iter()
+        .find(|c| c.file == file)
+        .expect("its case");
+    let mut config = config(ErroriStruttura::Busta);
+    config.busta.info_con_gravi = true;
+    let gw = common::start(config).await;
+    let src = std::fs::read_to_string(files.join(file)).expect("test file");
+    let reply = common::post(&gw.url("/pdd/PA"), prepare(&src, c, 1).into_bytes(), &[]).await;
+    let Got::Busta(got) = classify(reply.status, &reply.body) else {
+        panic!("{}", reply.body)
+    };
+    let codici: Vec<(String, String)> = got
+        .iter()
+        .map(|e| (e.codice.to_string(), format!("{:?}", e.rilevanza)))
+        .collect();
+    assert!(
+        codici.contains(&("EGOV_IT_115".into(), "Grave".into()))
+            && codici.contains(&("EGOV_IT_115".into(), "Info".into())),
+        "{codici:?}"
+    );
+}

@@ -640,6 +640,7 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
         errori_struttura: config.busta.errori_struttura,
         scadenza_minuti: config.busta.scadenza_minuti,
         tolleranza_futuro_minuti: config.busta.tolleranza_futuro_minuti,
+        info_con_gravi: config.busta.info_con_gravi,
     };
     let g = validate::giudica_messaggio(
         &bytes,

@@ -74,6 +74,9 @@ pub struct Contesto<'a> {
     pub tolleranza_futuro_minuti: i64,
     /// Check that identifiers belong to their owners.
     pub validazione_id_completa: bool,
+    /// Under Linee Guida 1.1, report the INFO eccezioni beside GRAVE ones (the DigitPA
+    /// qualification lists every fault); otherwise only when nothing is GRAVE (GovWay).
+    pub info_con_gravi: bool,
 }
 
 fn grave(c: Codice, p: &str) -> Eccezione {
@@ -194,7 +197,7 @@ pub fn valida(b: &Busta, ctx: &Contesto<'_>) -> Vec<Eccezione> {
     scadenza(b, ctx, &mut e);
 
     if lg {
-        linee_guida(b, &mut e);
+        linee_guida(b, ctx.info_con_gravi, &mut e);
     } else {
         // Riscontri and in-order delivery are not offered: said, not refused (busta-egov.md §3.3).
         if !e.iter().any(Eccezione::is_grave) {
@@ -266,8 +269,9 @@ fn scadenza(b: &Busta, ctx: &Contesto<'_>, e: &mut Vec<Eccezione>) {
     }
 }
 
-/// The DigitPA Linee Guida 1.1 profile: GRAVE deviations, and INFO ones only when nothing is GRAVE.
-fn linee_guida(b: &Busta, e: &mut Vec<Eccezione>) {
+/// The DigitPA Linee Guida 1.1 profile: GRAVE deviations, and the INFO ones — beside GRAVE
+/// ones only with `info_con_gravi`.
+fn linee_guida(b: &Busta, info_con_gravi: bool, e: &mut Vec<Eccezione>) {
     let mut g = Vec::new();
     let spc = |p: &Parte| p.tipo == "SPC";
     if b.mittente.as_ref().is_some_and(|m| !spc(m)) {
@@ -340,7 +344,7 @@ fn linee_guida(b: &Busta, e: &mut Vec<Eccezione>) {
             e.push(x);
         }
     }
-    if e.iter().any(Eccezione::is_grave) {
+    if !info_con_gravi && e.iter().any(Eccezione::is_grave) {
         return;
     }
     let info = |c, p: &str| Eccezione::info(c, p);
@@ -467,6 +471,7 @@ pub struct Regole {
     pub errori_struttura: ErroriStruttura,
     pub scadenza_minuti: i64,
     pub tolleranza_futuro_minuti: i64,
+    pub info_con_gravi: bool,
 }
 
 /// The whole verdict on a message's bytes, as the porta applicativa would give it (without the
@@ -501,6 +506,7 @@ pub fn giudica_messaggio(
         scadenza_minuti: regole.scadenza_minuti,
         tolleranza_futuro_minuti: regole.tolleranza_futuro_minuti,
         validazione_id_completa: pol.validazione_id_completa,
+        info_con_gravi: regole.info_con_gravi,
     };
     giudica(&t, &ctx, pol.errori_struttura)
 }
