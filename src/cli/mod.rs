@@ -4,6 +4,7 @@ mod bench;
 pub mod certs;
 mod config;
 mod intermediari;
+mod probe;
 mod rete;
 mod shell;
 mod store;
@@ -115,6 +116,11 @@ pub enum Command {
     /// systems publish name one of them (their DatiSistema are filled from it), or are refused.
     #[command(subcommand)]
     Intermediari(intermediari::IntermediariCommand),
+    /// Probe a partner's porta applicativa with a battery of buste — a valid exchange, a
+    /// duplicate, an expired busta, an unknown Mittente, a bad date, no busta, SOAP 1.2, a broken
+    /// signature — and report, case by case, whether it answers as the standard asks
+    /// (exit 0: all; 1: some did not; 2: unreachable or bad arguments).
+    Probe(probe::ProbeArgs),
     /// The store: backup (also while the gateway runs), restore, stats, check, purge.
     #[command(subcommand)]
     Store(store::StoreCommand),
@@ -387,6 +393,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Import(c) => rete::import(config, c),
         Command::Users(c) => rete::users(config, c),
         Command::Intermediari(c) => intermediari::intermediari(config, c),
+        Command::Probe(a) => probe::probe(config, a),
         Command::Store(c) => store::store(config, c),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
