@@ -333,6 +333,17 @@ async fn run(mode: ErroriStruttura, files: &Path, cases: &[Case]) -> (usize, Vec
     (n, failures)
 }
 
+/// The expected answers (`tests/conformance/expected.toml`).
+fn tabella() -> Table {
+    toml::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/expected.toml"),
+        )
+        .expect("expected.toml"),
+    )
+    .expect("expected.toml parses")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     pdd_no_govway,
@@ -341,13 +352,7 @@ async fn run(mode: ErroriStruttura, files: &Path, cases: &[Case]) -> (usize, Vec
 async fn govway_testfiles() {
     common::require(common::Peer::Govway);
     let files = common::govway_testfiles();
-    let table: Table = toml::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/expected.toml"),
-        )
-        .expect("expected.toml"),
-    )
-    .expect("expected.toml parses");
+    let table = tabella();
     // Every file of the four folders has an entry, and every entry a file.
     for dir in [
         "buste_errate",
@@ -399,13 +404,7 @@ fn codes_and_levels_parse() {
 async fn qualification_mode_reports_info_beside_grave() {
     common::require(common::Peer::Govway);
     let files = common::govway_testfiles();
-    let table: Table = toml::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance/expected.toml"),
-        )
-        .expect("expected.toml"),
-    )
-    .expect("expected.toml parses");
+    let table = tabella();
     let file = "buste_linee_guida_1.1/bustaRiscontroTempoDiversoSPC.xml";
     let c = table
         .case

@@ -69,6 +69,24 @@ async fn niente(store: &dyn Store, codice: &str, id: &str) {
     store.release(id).await.unwrap();
 }
 
+/// The request is answered OK and its CV is stored.
+async fn accettata(gw: &common::Running, richiesta: &str, codice: &str, quando: &str) {
+    let r = common::post(&gw.url("/pdd/PA"), richiesta.as_bytes().to_vec(), &[]).await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
+        "{quando}: {}",
+        r.body
+    );
+    assert!(gw
+        .gw
+        .store
+        .modulo(Tipo::Candidatura, codice)
+        .await
+        .unwrap()
+        .is_some());
+}
+
 #[tokio::test]
 async fn an_exchange_its_store_failed_leaves_nothing_and_its_resend_is_accepted() {
     let (richiesta, codice) = cv();
@@ -106,21 +124,13 @@ async fn an_exchange_its_store_failed_leaves_nothing_and_its_resend_is_accepted(
             r.body
         );
         niente(gw.gw.store.as_ref(), &codice, &id).await;
-        let r = common::post(&gw.url("/pdd/PA"), richiesta.clone().into_bytes(), &[]).await;
-        assert_eq!(
-            common::text_of(&r.body, "Tipo_Risposta"),
-            Some("OK"),
-            "the resend after a failed {}: {}",
-            passo,
-            r.body
-        );
-        assert!(gw
-            .gw
-            .store
-            .modulo(Tipo::Candidatura, &codice)
-            .await
-            .unwrap()
-            .is_some());
+        accettata(
+            &gw,
+            &richiesta,
+            &codice,
+            &format!("the resend after a failed {passo}"),
+        )
+        .await;
         assert_eq!(gw.gw.store.outbox().await.unwrap().len(), 1);
         gw.stop().await;
     }
@@ -153,19 +163,6 @@ async fn a_store_failing_for_a_while_is_refused_cleanly_and_served_again_after()
     g.ripara();
     let (s, h) = salute().await;
     assert_eq!(s, 200, "{h}");
-    let r = common::post(&gw.url("/pdd/PA"), richiesta.into_bytes(), &[]).await;
-    assert_eq!(
-        common::text_of(&r.body, "Tipo_Risposta"),
-        Some("OK"),
-        "{}",
-        r.body
-    );
-    assert!(gw
-        .gw
-        .store
-        .modulo(Tipo::Candidatura, &codice)
-        .await
-        .unwrap()
-        .is_some());
+    accettata(&gw, &richiesta, &codice, "served again").await;
     gw.stop().await;
 }

@@ -12,7 +12,19 @@ fn casi(out: &str) -> serde_json::Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-async fn probe(args: Vec<String>) -> (i32, String, String) {
+/// `pdd probe URL` from EMILIA to the Ministry, in JSON, with `extra` arguments.
+async fn probe(url: String, extra: &[String]) -> (i32, String, String) {
+    let mut args: Vec<String> = vec![
+        "probe".into(),
+        url,
+        "--mittente".into(),
+        "SPC/EMILIA".into(),
+        "--destinatario".into(),
+        "SPC/MinisteroLavoro".into(),
+        "--format".into(),
+        "json".into(),
+    ];
+    args.extend_from_slice(extra);
     let dir = TempDir::new("probe-cli");
     tokio::task::spawn_blocking(move || {
         let a: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -25,17 +37,7 @@ async fn probe(args: Vec<String>) -> (i32, String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_case_passes_against_pdd_itself() {
     let gw = common::start(Config::default()).await;
-    let (code, out, err) = probe(vec![
-        "probe".into(),
-        gw.url("/pdd/PA"),
-        "--mittente".into(),
-        "SPC/EMILIA".into(),
-        "--destinatario".into(),
-        "SPC/MinisteroLavoro".into(),
-        "--format".into(),
-        "json".into(),
-    ])
-    .await;
+    let (code, out, err) = probe(gw.url("/pdd/PA"), &[]).await;
     assert_eq!(code, 0, "{out}{err}");
     let v = casi(&out);
     assert_eq!(v["failed"], 0, "{out}");
@@ -72,23 +74,18 @@ async fn over_mutual_tls_with_signatures_a_broken_signature_is_caught_too() {
     s.firma = Some(PoliticaFirma::Required);
     c.registry.soggetti.push(s);
     let gw = common::start(c).await;
-    let (code, out, err) = probe(vec![
-        "probe".into(),
+    let (code, out, err) = probe(
         format!("https://127.0.0.1:{}/pdd/PA", gw.addr.port()),
-        "--mittente".into(),
-        "SPC/EMILIA".into(),
-        "--destinatario".into(),
-        "SPC/MinisteroLavoro".into(),
-        "--cert".into(),
-        emilia.cert.display().to_string(),
-        "--key".into(),
-        emilia.key.display().to_string(),
-        "--ca".into(),
-        pki.ca_path().display().to_string(),
-        "--firma".into(),
-        "--format".into(),
-        "json".into(),
-    ])
+        &[
+            "--cert".into(),
+            emilia.cert.display().to_string(),
+            "--key".into(),
+            emilia.key.display().to_string(),
+            "--ca".into(),
+            pki.ca_path().display().to_string(),
+            "--firma".into(),
+        ],
+    )
     .await;
     assert_eq!(code, 0, "{out}{err}");
     let v = casi(&out);
@@ -152,17 +149,7 @@ async fn a_stand_in_that_answers_ok_to_everything_is_found_out() {
             });
         }
     });
-    let (code, out, err) = probe(vec![
-        "probe".into(),
-        format!("http://{addr}/pdd/PA"),
-        "--mittente".into(),
-        "SPC/EMILIA".into(),
-        "--destinatario".into(),
-        "SPC/MinisteroLavoro".into(),
-        "--format".into(),
-        "json".into(),
-    ])
-    .await;
+    let (code, out, err) = probe(format!("http://{addr}/pdd/PA"), &[]).await;
     assert_eq!(code, 1, "{out}{err}");
     let v = casi(&out);
     let falliti: Vec<&str> = v["cases"]

@@ -217,23 +217,9 @@ pub(super) async fn handle(
             if let TipoContenuto::Altro(ct) = &tipo {
                 return Ok(non_soap11(ct.as_deref(), &peer));
             }
-            // Room for the body among all bodies in progress: its Content-Length, or the most
-            // a chunked body may grow to.
-            let dichiarati = req
-                .headers()
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok())
-                .map_or(max, |n| n.min(max));
-            let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
-            let _spazio = match gw
-                .pa
-                .body_budget
-                .prenota(&partner, dichiarati as u64, header_timeout)
-                .await
-            {
+            let _spazio = match spazio_per(&gw, &req, &partner).await {
                 Ok(p) => p,
-                Err(n) => return Ok(negato(&partner, dichiarati, n)),
+                Err(r) => return Ok(r),
             };
             let charset = charset_di(&req);
             match read_body(req, max, timeout, ritmo).await {
@@ -271,21 +257,9 @@ pub(super) async fn handle(
                 else {
                     return Ok(troppe(&sistema, gw.config.limits.partner_concurrency));
                 };
-                let dichiarati = req
-                    .headers()
-                    .get(hyper::header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .map_or(max, |n| n.min(max));
-                let header_timeout = Duration::from_secs(gw.config.limits.header_timeout_secs);
-                let _spazio = match gw
-                    .pa
-                    .body_budget
-                    .prenota(&sistema, dichiarati as u64, header_timeout)
-                    .await
-                {
+                let _spazio = match spazio_per(&gw, &req, &sistema).await {
                     Ok(p) => p,
-                    Err(n) => return Ok(negato(&sistema, dichiarati, n)),
+                    Err(r) => return Ok(r),
                 };
                 let charset = charset_di(&req);
                 match read_body(req, max, timeout, ritmo).await {
@@ -412,6 +386,28 @@ fn chi_e(gw: &Gateway, peer: &Peer) -> String {
         })
         .map(|p| p.to_string())
         .unwrap_or_else(|| peer.addr.ip().to_string())
+}
+
+/// Room for a request's body among the bodies in progress, in `chi`'s share: its
+/// Content-Length, or the most a chunked body may grow to; waits up to the header timeout.
+async fn spazio_per(
+    gw: &Gateway,
+    req: &Request<Incoming>,
+    chi: &str,
+) -> Result<crate::gateway::limits::Prenotazione, Response<Body>> {
+    let max = gw.config.limits.max_body_bytes;
+    let dichiarati = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(max, |n| n.min(max));
+    let attesa = Duration::from_secs(gw.config.limits.header_timeout_secs);
+    gw.pa
+        .body_budget
+        .prenota(chi, dichiarati as u64, attesa)
+        .await
+        .map_err(|n| negato(chi, dichiarati, n))
 }
 
 /// Who a local system is, for its limits: the registered user whose token it sends
