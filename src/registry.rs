@@ -107,6 +107,11 @@ pub struct Azione {
     /// Overrides the service's profilo for this azione.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profilo: Option<Profilo>,
+    /// The azione this one is correlated to (an asynchronous exchange's status request, or
+    /// its risposta): its buste must refer (RiferimentoMessaggio) to a message of that azione
+    /// received here, in the same conversation (Collaborazione).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlata: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -351,6 +356,7 @@ pub fn demo(own: &Soggetto) -> (Vec<Soggetto>, Vec<Servizio>) {
                 .map(|a| Azione {
                     nome: a.to_string(),
                     profilo: None,
+                    correlata: None,
                 })
                 .collect(),
             fruitori,

@@ -100,6 +100,7 @@ fn config(mode: ErroriStruttura) -> Config {
                 .map(|a| Azione {
                     nome: s(a, "nome").unwrap(),
                     profilo: profilo(a),
+                    correlata: None,
                 })
                 .collect(),
             fruitori: Vec::new(),

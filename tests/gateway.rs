@@ -215,6 +215,7 @@ fn oneway_config() -> Config {
         azioni: vec![Azione {
             nome: "notifica".into(),
             profilo: None,
+            correlata: None,
         }],
         fruitori: vec![],
         filtro_duplicati: true,
@@ -487,6 +488,7 @@ async fn remote_error_busta_becomes_messaggio_di_errore_applicativo() {
     servizi[0].azioni.push(Azione {
         nome: "InvioBozza".into(),
         profilo: None,
+        correlata: None,
     });
     cfg.registry.servizi = servizi;
     let region = start(cfg).await;

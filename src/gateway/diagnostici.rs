@@ -206,6 +206,7 @@ mod tests {
             servizio: None,
             azione: None,
             profilo: None,
+            collaborazione: None,
             outcome,
             http_status: status,
             eccezioni,

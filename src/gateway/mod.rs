@@ -382,6 +382,7 @@ fn describe(ex: &mut Exchange, b: &Busta) {
         .map(|s| format!("{}/{}", s.tipo, s.nome));
     ex.azione = b.azione.clone();
     ex.profilo = b.profilo.map(|p| p.as_str().to_string());
+    ex.collaborazione = b.collaborazione.clone();
 }
 
 /// Every eccezione, one per line, for logs and traces.

@@ -367,6 +367,8 @@ impl Outbox {
                 body: body.as_bytes(),
                 peer: None,
                 fisso: Some((i.id.clone(), i.ora)),
+                riferimento: None,
+                collaborazione: None,
             })
             .await;
         match errore {

@@ -202,6 +202,9 @@ impl PortaApplicativa {
             return Ok(errore_ricevuto(&trovata, &env, ricevute, ex));
         }
         let servizio = servizio_di(&busta, &registry).map_err(&rifiuto)?;
+        self.correlazione(&busta, servizio)
+            .await
+            .map_err(&rifiuto)?;
         let sync = busta
             .profilo
             .unwrap_or_else(|| servizio.profilo_per(busta.azione.as_deref()))
@@ -714,6 +717,52 @@ fn servizio_di<'r>(busta: &Busta, registry: &'r Registry) -> Result<&'r Servizio
                 .and_then(|d| registry.servizio(d, &s.tipo, &s.nome))
         })
         .ok_or_else(|| PaError::processamento("Servizio", "servizio non registrato"))
+}
+
+impl PortaApplicativa {
+    /// Step: an asynchronous exchange's second message (an azione declared `correlata` to
+    /// another) must refer to a message of that azione received here (EGOV_IT_109 without a
+    /// RiferimentoMessaggio, EGOV_IT_111 when it names none or another azione's), in the same
+    /// conversation (EGOV_IT_104).
+    async fn correlazione(&self, b: &Busta, servizio: &Servizio) -> Result<(), PaError> {
+        let Some(correlata) = b
+            .azione
+            .as_deref()
+            .and_then(|a| servizio.azioni.iter().find(|x| x.nome == a))
+            .and_then(|a| a.correlata.as_deref())
+        else {
+            return Ok(());
+        };
+        let errore =
+            |c: Codice, p: &str| PaError::busta(vec![Eccezione::grave(c, p)], None::<String>);
+        let Some(rif) = b.riferimento_messaggio.as_deref() else {
+            return Err(errore(
+                Codice::RIFERIMENTO_NON_DEFINITO,
+                "Messaggio/RiferimentoMessaggio",
+            ));
+        };
+        let primo = self
+            .s
+            .store
+            .exchange_by_id(rif)
+            .await
+            .map_err(PaError::Store)?
+            .filter(|e| {
+                e.direction == crate::store::Direction::In
+                    && e.outcome == Outcome::Ok
+                    && e.azione.as_deref() == Some(correlata)
+            });
+        let Some(primo) = primo else {
+            return Err(errore(
+                Codice::RIFERIMENTO_NON_VALIDO,
+                "Messaggio/RiferimentoMessaggio",
+            ));
+        };
+        if primo.collaborazione.is_some() && b.collaborazione != primo.collaborazione {
+            return Err(errore(Codice::COLLABORAZIONE, "Collaborazione"));
+        }
+        Ok(())
+    }
 }
 
 /// Sbustamento removes the busta and the WS-Security header we processed.

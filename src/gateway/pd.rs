@@ -16,7 +16,8 @@ use super::{describe, elenco, Answer, Shared};
 use crate::egov::reader::{self, Lettura};
 use crate::egov::risposte::{principale, EccezioneApplicativa, Funzione};
 use crate::egov::{
-    self, writer, Busta, Codice, Inoltro, Ora, Parte, Profilo, Servizio, Trasmissione,
+    self, writer, Busta, Codice, Identificatore, Inoltro, Ora, Parte, Profilo, Servizio,
+    Trasmissione,
 };
 use crate::registry::Registry;
 use crate::service::cliclavoro::Preparata;
@@ -35,6 +36,10 @@ pub struct RichiestaPd<'a> {
     /// A forward from the outbox: the Identificatore and time it keeps across retries, so that
     /// the partner's duplicate filter recognises a redelivery.
     pub fisso: Option<(String, chrono::DateTime<chrono::FixedOffset>)>,
+    /// The correlation the local system gives (`X-PDD-RiferimentoMessaggio`,
+    /// `X-PDD-Collaborazione`): the message this one answers or follows, and the conversation.
+    pub riferimento: Option<String>,
+    pub collaborazione: Option<String>,
 }
 
 /// The porta delegata.
@@ -326,10 +331,29 @@ impl PortaDelegata {
             ora: now.naive_local(),
             tempo: self.s.config.busta.tempo,
         };
+        // The correlation, as the local system gives it; an asynchronous conversation it does
+        // not name begins here: its Collaborazione is this message's Identificatore.
+        for (h, v) in [
+            ("X-PDD-RiferimentoMessaggio", &r.riferimento),
+            ("X-PDD-Collaborazione", &r.collaborazione),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| Identificatore::parse(v).is_err()) {
+                return Err(PdError::processamento(
+                    Funzione::Imbustamento,
+                    format!("{h} '{v}' non è un Identificatore e-Gov"),
+                ));
+            }
+        }
+        let collaborazione = r
+            .collaborazione
+            .clone()
+            .or_else(|| d.profilo.is_async().then(|| id.clone()));
         let busta = Busta {
             mittente: Some(own.parte()),
             destinatario: Some(d.parte.clone()),
             profilo: Some(d.profilo),
+            riferimento_messaggio: r.riferimento.clone(),
+            collaborazione,
             servizio: Some(Servizio {
                 tipo: d.servizio.tipo.clone(),
                 nome: d.servizio.nome.clone(),
@@ -542,6 +566,13 @@ impl PortaDelegata {
         for (nome, valore) in [
             ("X-PDD-Identificatore", risposta.id.clone()),
             ("X-PDD-RiferimentoMessaggio", req.id.clone()),
+            (
+                "X-PDD-Collaborazione",
+                risposta
+                    .collaborazione
+                    .clone()
+                    .or(req.collaborazione.clone()),
+            ),
             (
                 "X-PDD-Mittente",
                 risposta.mittente.as_ref().map(|m| m.to_string()),

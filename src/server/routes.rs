@@ -239,11 +239,16 @@ pub(super) async fn handle(
             let mut parts = rest.trim_end_matches('/').splitn(2, '/');
             let servizio = parts.next().unwrap_or("").to_string();
             let azione = parts.next().map(str::to_string);
-            let destinatario = req
-                .headers()
-                .get("X-PDD-Destinatario")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
+            let intestazione = |nome: &str| {
+                req.headers()
+                    .get(nome)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+            };
+            let destinatario = intestazione("X-PDD-Destinatario");
+            let riferimento = intestazione("X-PDD-RiferimentoMessaggio");
+            let collaborazione = intestazione("X-PDD-Collaborazione");
             if servizio.is_empty() || azione.as_deref().is_some_and(|a| a.contains('/')) {
                 rifiuta(HttpRefusal::PdPath)
             } else {
@@ -278,6 +283,8 @@ pub(super) async fn handle(
                                     body: &body,
                                     peer: Some(peer.to_string()),
                                     fisso: None,
+                                    riferimento,
+                                    collaborazione,
                                 })
                                 .await,
                         )

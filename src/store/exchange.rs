@@ -64,6 +64,9 @@ pub struct Exchange {
     pub servizio: Option<String>,
     pub azione: Option<String>,
     pub profilo: Option<String>,
+    /// The conversation (Collaborazione) of an asynchronous exchange.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collaborazione: Option<String>,
     pub outcome: Outcome,
     pub http_status: u16,
     #[serde(default)]
@@ -96,6 +99,7 @@ impl Exchange {
             servizio: None,
             azione: None,
             profilo: None,
+            collaborazione: None,
             outcome: Outcome::Fault,
             http_status: 500,
             eccezioni: Vec::new(),
