@@ -141,6 +141,10 @@ pub struct Servizio {
     /// A built-in handler (`cliclavoro`, `echo`); used when no backend is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handler: Option<String>,
+    /// Asynchronous symmetric profile: the servizio the fruitore offers for the risposta,
+    /// named in the request's busta (`ProfiloCollaborazione/@servizioCorrelato`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlato: Option<String>,
 }
 
 impl Servizio {
@@ -363,6 +367,7 @@ pub fn demo(own: &Soggetto) -> (Vec<Soggetto>, Vec<Servizio>) {
             filtro_duplicati: true,
             backend: None,
             handler: Some("cliclavoro".into()),
+            correlato: None,
         };
     // The NCN takes moduli from every registered soggetto; each regional node takes what the
     // NCN disseminates; INPS alone sends the percettori.
@@ -463,6 +468,7 @@ mod tests {
             filtro_duplicati: true,
             backend: None,
             handler: None,
+            correlato: None,
         };
         assert!(matches!(
             Registry::new(vec![a], vec![s]),

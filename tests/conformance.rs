@@ -107,6 +107,7 @@ fn config(mode: ErroriStruttura) -> Config {
             filtro_duplicati: true,
             backend: None,
             handler: Some("echo".into()),
+            correlato: None,
         });
     }
     c

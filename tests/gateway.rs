@@ -221,6 +221,7 @@ fn oneway_config() -> Config {
         filtro_duplicati: true,
         backend: None,
         handler: Some("echo".into()),
+        correlato: None,
     });
     let mut lazio = Soggetto::new("SPC", "LAZIO");
     lazio.profilo = pdd::egov::ProfiloGestione::EGov11;
@@ -346,6 +347,7 @@ fn backend_config(url: &str) -> Config {
         filtro_duplicati: true,
         backend: Some(url.to_string()),
         handler: None,
+        correlato: None,
     });
     c
 }

@@ -721,9 +721,10 @@ fn servizio_di<'r>(busta: &Busta, registry: &'r Registry) -> Result<&'r Servizio
 
 impl PortaApplicativa {
     /// Step: an asynchronous exchange's second message (an azione declared `correlata` to
-    /// another) must refer to a message of that azione received here (EGOV_IT_109 without a
-    /// RiferimentoMessaggio, EGOV_IT_111 when it names none or another azione's), in the same
-    /// conversation (EGOV_IT_104).
+    /// another) must refer to a message of that azione exchanged here — received (the
+    /// asymmetric status request) or sent (the symmetric risposta, at the fruitore) —
+    /// (EGOV_IT_109 without a RiferimentoMessaggio, EGOV_IT_111 when it names none or another
+    /// azione's), in the same conversation (EGOV_IT_104).
     async fn correlazione(&self, b: &Busta, servizio: &Servizio) -> Result<(), PaError> {
         let Some(correlata) = b
             .azione
@@ -747,11 +748,7 @@ impl PortaApplicativa {
             .exchange_by_id(rif)
             .await
             .map_err(PaError::Store)?
-            .filter(|e| {
-                e.direction == crate::store::Direction::In
-                    && e.outcome == Outcome::Ok
-                    && e.azione.as_deref() == Some(correlata)
-            });
+            .filter(|e| e.outcome == Outcome::Ok && e.azione.as_deref() == Some(correlata));
         let Some(primo) = primo else {
             return Err(errore(
                 Codice::RIFERIMENTO_NON_VALIDO,

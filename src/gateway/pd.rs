@@ -354,6 +354,18 @@ impl PortaDelegata {
             profilo: Some(d.profilo),
             riferimento_messaggio: r.riferimento.clone(),
             collaborazione,
+            // A symmetric request names the servizio its risposta comes back to.
+            servizio_correlato: d
+                .servizio
+                .correlato
+                .clone()
+                .filter(|_| d.profilo == Profilo::AsincronoSimmetrico),
+            tipo_servizio_correlato: d
+                .servizio
+                .correlato
+                .as_ref()
+                .filter(|_| d.profilo == Profilo::AsincronoSimmetrico)
+                .map(|_| d.servizio.tipo.clone()),
             servizio: Some(Servizio {
                 tipo: d.servizio.tipo.clone(),
                 nome: d.servizio.nome.clone(),
