@@ -323,10 +323,12 @@ pub struct BustaCfg {
     pub scadenza_minuti: i64,
     /// Tolerance for dates in the future, in minutes; 0 accepts any future date.
     pub tolleranza_futuro_minuti: i64,
-    /// Under Linee Guida 1.1, answer the INFO eccezioni together with the GRAVE ones, as the
-    /// DigitPA qualification expects every fault listed; false (the default): INFO only when
-    /// nothing is GRAVE, as GovWay answers (and its test corpus asserts).
-    pub info_con_gravi: bool,
+    /// Answer as the DigitPA qualification expects, every fault of a busta in one answer: the
+    /// registry's and the profile's beside the value errors the reader found, and under Linee
+    /// Guida 1.1 the INFO eccezioni beside the GRAVE ones. False (the default): as GovWay
+    /// answers, and its test corpus asserts — the first stage that fails, INFO only when nothing
+    /// is GRAVE. A broken structure is answered alone either way.
+    pub qualificazione: bool,
     /// Clock kind written in our buste.
     pub tempo: Tempo,
     /// Profile of partners that do not set one.
@@ -410,7 +412,7 @@ impl Default for BustaCfg {
         BustaCfg {
             scadenza_minuti: 7200,
             tolleranza_futuro_minuti: 5,
-            info_con_gravi: false,
+            qualificazione: false,
             tempo: Tempo::Spc,
             profilo: ProfiloGestione::LineeGuida11,
             errori_struttura: ErroriStruttura::Fault,

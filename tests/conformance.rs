@@ -396,7 +396,7 @@ fn codes_and_levels_parse() {
     assert_eq!(Rilevanza::parse("LIEVE"), Some(Rilevanza::Lieve));
 }
 
-/// With `[busta] info_con_gravi` (the DigitPA qualification lists every fault), the INFO
+/// With `[busta] qualificazione` (the DigitPA qualification lists every fault), the INFO
 /// eccezione of the ListaRiscontri rides beside the GRAVE one that GovWay answers alone.
 #[tokio::test]
 #[cfg_attr(
@@ -414,7 +414,7 @@ async fn qualification_mode_reports_info_beside_grave() {
         .find(|c| c.file == file)
         .expect("its case");
     let mut config = config(ErroriStruttura::Busta);
-    config.busta.info_con_gravi = true;
+    config.busta.qualificazione = true;
     let gw = common::start(config).await;
     let src = std::fs::read_to_string(files.join(file)).expect("test file");
     let reply = common::post(&gw.url("/pdd/PA"), prepare(&src, c, 1).into_bytes(), &[]).await;

@@ -708,3 +708,48 @@ async fn an_answer_that_cannot_be_signed_is_a_fault_not_sent_unsigned() {
     let _ = tx.send(());
     let _ = server.await;
 }
+
+/// The DigitPA qualification lists every fault of a busta: with `[busta] qualificazione` a
+/// doubled Mittente (a value error the reader finds) and an unknown Destinatario (the
+/// registry's) come in one answer; by default, as GovWay, only the first stage's.
+#[tokio::test]
+async fn in_qualification_mode_every_fault_is_in_one_answer() {
+    let busta = || {
+        Req::candidatura()
+            .xml()
+            .replacen(
+                r#"<eGov_IT:IdentificativoParte tipo="SPC">EMILIA</eGov_IT:IdentificativoParte>"#,
+                r#"<eGov_IT:IdentificativoParte tipo="SPC">EMILIA</eGov_IT:IdentificativoParte><eGov_IT:IdentificativoParte tipo="SPC">LAZIO</eGov_IT:IdentificativoParte>"#,
+                1,
+            )
+            .replacen(
+                r#"<eGov_IT:IdentificativoParte tipo="SPC">MinisteroLavoro</eGov_IT:IdentificativoParte>"#,
+                r#"<eGov_IT:IdentificativoParte tipo="SPC">Sconosciuto</eGov_IT:IdentificativoParte>"#,
+                1,
+            )
+    };
+    let codici = |body: &str| -> Vec<String> {
+        body.match_indices("codiceEccezione=\"")
+            .map(|(i, m)| body[i + m.len()..i + m.len() + 11].to_string())
+            .collect()
+    };
+    let mut c = Config::default();
+    c.busta.errori_struttura = pdd::egov::validate::ErroriStruttura::Busta;
+    let gw = start(c.clone()).await;
+    let r = post(&gw.url("/pdd/PA"), busta().into_bytes(), &[]).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let prima = codici(&r.body);
+    assert!(
+        prima.contains(&"EGOV_IT_101".into()) && !prima.contains(&"EGOV_IT_102".into()),
+        "{prima:?}"
+    );
+    c.busta.qualificazione = true;
+    let gw = start(c).await;
+    let r = post(&gw.url("/pdd/PA"), busta().into_bytes(), &[]).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let tutte = codici(&r.body);
+    assert!(
+        tutte.contains(&"EGOV_IT_101".into()) && tutte.contains(&"EGOV_IT_102".into()),
+        "{tutte:?}"
+    );
+}

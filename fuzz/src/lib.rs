@@ -101,7 +101,7 @@ pub fn busta(data: &[u8]) {
         scadenza_minuti: g.config.busta.scadenza_minuti,
         tolleranza_futuro_minuti: g.config.busta.tolleranza_futuro_minuti,
         validazione_id_completa: pol.validazione_id_completa,
-        info_con_gravi: g.config.busta.info_con_gravi,
+        qualificazione: g.config.busta.qualificazione,
     };
     let giudizio = validate::giudica(&t, &ctx, pol.errori_struttura);
     // Both policies for structural errors.

@@ -647,7 +647,7 @@ fn check(config: Config, args: CheckArgs) -> Result<ExitCode, String> {
         errori_struttura: config.busta.errori_struttura,
         scadenza_minuti: config.busta.scadenza_minuti,
         tolleranza_futuro_minuti: config.busta.tolleranza_futuro_minuti,
-        info_con_gravi: config.busta.info_con_gravi,
+        qualificazione: config.busta.qualificazione,
     };
     let g = validate::giudica_messaggio(
         &bytes,

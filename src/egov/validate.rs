@@ -74,9 +74,9 @@ pub struct Contesto<'a> {
     pub tolleranza_futuro_minuti: i64,
     /// Check that identifiers belong to their owners.
     pub validazione_id_completa: bool,
-    /// Under Linee Guida 1.1, report the INFO eccezioni beside GRAVE ones (the DigitPA
-    /// qualification lists every fault); otherwise only when nothing is GRAVE (GovWay).
-    pub info_con_gravi: bool,
+    /// Every fault in one answer, as the DigitPA qualification expects (see
+    /// `[busta] qualificazione`); otherwise GovWay's stages.
+    pub qualificazione: bool,
 }
 
 fn grave(c: Codice, p: &str) -> Eccezione {
@@ -197,7 +197,7 @@ pub fn valida(b: &Busta, ctx: &Contesto<'_>) -> Vec<Eccezione> {
     scadenza(b, ctx, &mut e);
 
     if lg {
-        linee_guida(b, ctx.info_con_gravi, &mut e);
+        linee_guida(b, ctx.qualificazione, &mut e);
     } else {
         // Riscontri and in-order delivery are not offered: said, not refused (busta-egov.md §3.3).
         if !e.iter().any(Eccezione::is_grave) {
@@ -270,8 +270,8 @@ fn scadenza(b: &Busta, ctx: &Contesto<'_>, e: &mut Vec<Eccezione>) {
 }
 
 /// The DigitPA Linee Guida 1.1 profile: GRAVE deviations, and the INFO ones — beside GRAVE
-/// ones only with `info_con_gravi`.
-fn linee_guida(b: &Busta, info_con_gravi: bool, e: &mut Vec<Eccezione>) {
+/// ones only with `qualificazione`.
+fn linee_guida(b: &Busta, qualificazione: bool, e: &mut Vec<Eccezione>) {
     let mut g = Vec::new();
     let spc = |p: &Parte| p.tipo == "SPC";
     if b.mittente.as_ref().is_some_and(|m| !spc(m)) {
@@ -344,7 +344,7 @@ fn linee_guida(b: &Busta, info_con_gravi: bool, e: &mut Vec<Eccezione>) {
             e.push(x);
         }
     }
-    if !info_con_gravi && e.iter().any(Eccezione::is_grave) {
+    if !qualificazione && e.iter().any(Eccezione::is_grave) {
         return;
     }
     let info = |c, p: &str| Eccezione::info(c, p);
@@ -442,12 +442,24 @@ pub fn politica(
 /// semantic checks.
 pub fn giudica(t: &Trovata<'_>, ctx: &Contesto<'_>, errori: ErroriStruttura) -> Giudizio {
     if !t.problemi.is_empty() {
-        let eccezioni: Vec<Eccezione> = t.problemi.iter().map(|p| p.eccezione.clone()).collect();
-        if errori == ErroriStruttura::Fault && t.problemi.iter().any(|p| p.strutturale) {
+        let mut eccezioni: Vec<Eccezione> =
+            t.problemi.iter().map(|p| p.eccezione.clone()).collect();
+        let strutturale = t.problemi.iter().any(|p| p.strutturale);
+        if errori == ErroriStruttura::Fault && strutturale {
             return Giudizio::Fault001 {
                 eccezioni,
                 reason: "struttura dell'intestazione non corretta".into(),
             };
+        }
+        // The qualification's rule: after value errors (the header read whole), what the
+        // registry, the clock and the profile say joins them, but for a code the reader gave.
+        if ctx.qualificazione && !strutturale {
+            let dal_lettore: Vec<Codice> = eccezioni.iter().map(|e| e.codice).collect();
+            eccezioni.extend(
+                valida(&t.busta, ctx)
+                    .into_iter()
+                    .filter(|x| !dal_lettore.contains(&x.codice)),
+            );
         }
         return Giudizio::Errore { eccezioni };
     }
@@ -471,7 +483,7 @@ pub struct Regole {
     pub errori_struttura: ErroriStruttura,
     pub scadenza_minuti: i64,
     pub tolleranza_futuro_minuti: i64,
-    pub info_con_gravi: bool,
+    pub qualificazione: bool,
 }
 
 /// The whole verdict on a message's bytes, as the porta applicativa would give it (without the
@@ -506,7 +518,7 @@ pub fn giudica_messaggio(
         scadenza_minuti: regole.scadenza_minuti,
         tolleranza_futuro_minuti: regole.tolleranza_futuro_minuti,
         validazione_id_completa: pol.validazione_id_completa,
-        info_con_gravi: regole.info_con_gravi,
+        qualificazione: regole.qualificazione,
     };
     giudica(&t, &ctx, pol.errori_struttura)
 }

@@ -306,7 +306,7 @@ impl PortaApplicativa {
             scadenza_minuti: c.busta.scadenza_minuti,
             tolleranza_futuro_minuti: c.busta.tolleranza_futuro_minuti,
             validazione_id_completa: pol.validazione_id_completa,
-            info_con_gravi: c.busta.info_con_gravi,
+            qualificazione: c.busta.qualificazione,
         };
         let t = std::time::Instant::now();
         let giudizio = validate::giudica(trovata, &ctx, pol.errori_struttura);
