@@ -145,11 +145,30 @@ async fn a_redelivery_is_absorbed_by_the_receivers_duplicate_filter() {
         .map(|e| e.outcome)
         .collect();
     assert_eq!(seen, vec![Outcome::Duplicato, Outcome::Ok]);
-    // The same answer to a first attempt means the receiver refuses the Identificatore itself
-    // (nothing of ours reached it): kept as refused, for the operator.
+    // An attempt never counted (the NCN died before learning its outcome) but recorded before
+    // it was sent: the receiver's duplicate answer means it got through.
+    let non_contato = Forward {
+        seq: ncn.gw.store.next_seq().await.unwrap(),
+        tentativi: 0,
+        ..again.clone()
+    };
+    ncn.gw
+        .store
+        .apply(vec![Write::Forward(non_contato)])
+        .await
+        .unwrap();
+    ncn.gw.outbox_notify.notify_one();
+    eventually("the uncounted redelivery counts as delivered", async || {
+        ncn.gw.outbox.elenco().await.unwrap().is_empty()
+    })
+    .await;
+    // The same answer to a first attempt of an Identificatore never sent from here means the
+    // receiver refuses the Identificatore itself: kept as refused, for the operator.
+    let estraneo = format!("EMILIA_EMILIASPCoopIT_0000042_{}", &id[id.len() - 16..]);
     let first = Forward {
         seq: ncn.gw.store.next_seq().await.unwrap(),
         tentativi: 0,
+        id: estraneo,
         ..again
     };
     ncn.gw

@@ -357,6 +357,11 @@ impl Outbox {
         if i.destinatario == crate::rete::EURES {
             return self.consegna_eures(i).await;
         }
+        // An earlier attempt may have gone out although it was never counted (this process
+        // died before learning its outcome): the porta delegata records every attempt before
+        // sending it, so a record carrying this Identificatore tells.
+        let tentato =
+            i.tentativi > 0 || matches!(self.s.store.exchange_by_id(&i.id).await, Ok(Some(_)));
         let body = crate::soap::envelope(&[], &i.corpo);
         let (answer, errore) = self
             .pd
@@ -387,7 +392,7 @@ impl Outbox {
             // Identificatore, that attempt got through and its answer was lost. On a first
             // attempt the receiver refuses the Identificatore itself (not ours to it): refused.
             Some(EccezioneApplicativa::Busta(c, d)) if c == Codice::ID_NON_VALIDO => {
-                if i.tentativi > 0 {
+                if tentato {
                     Tentativo::Consegnato("già ricevuto")
                 } else {
                     Tentativo::Respinto {
