@@ -342,6 +342,17 @@ impl Outbox {
         Ok(())
     }
 
+    /// Whether an attempt with this Identificatore went out before `inizio` although it was
+    /// never counted (this process died before learning its outcome): the porta delegata
+    /// records every attempt before sending it, and the first record of an id keeps it.
+    async fn tentato_prima(&self, id: &str, inizio: chrono::DateTime<chrono::FixedOffset>) -> bool {
+        matches!(
+            self.s.store.exchange_by_id(id).await,
+            // Records keep milliseconds: this attempt's own is never earlier than its start.
+            Ok(Some(e)) if e.received_at.timestamp_millis() < inizio.timestamp_millis()
+        )
+    }
+
     async fn consegna(&self, i: &Forward) -> Tentativo {
         if i.invio {
             if let Ok(Some(m)) = self.s.store.modulo(i.kind, &i.codice).await {
@@ -357,11 +368,7 @@ impl Outbox {
         if i.destinatario == crate::rete::EURES {
             return self.consegna_eures(i).await;
         }
-        // An earlier attempt may have gone out although it was never counted (this process
-        // died before learning its outcome): the porta delegata records every attempt before
-        // sending it, so a record carrying this Identificatore tells.
-        let tentato =
-            i.tentativi > 0 || matches!(self.s.store.exchange_by_id(&i.id).await, Ok(Some(_)));
+        let inizio = self.s.now();
         let body = crate::soap::envelope(&[], &i.corpo);
         let (answer, errore) = self
             .pd
@@ -392,7 +399,7 @@ impl Outbox {
             // Identificatore, that attempt got through and its answer was lost. On a first
             // attempt the receiver refuses the Identificatore itself (not ours to it): refused.
             Some(EccezioneApplicativa::Busta(c, d)) if c == Codice::ID_NON_VALIDO => {
-                if tentato {
+                if i.tentativi > 0 || self.tentato_prima(&i.id, inizio).await {
                     Tentativo::Consegnato("già ricevuto")
                 } else {
                     Tentativo::Respinto {

@@ -272,8 +272,7 @@ pub(super) async fn handle(
                         // A local system writing ISO-8859-1 (or another encoding read): the
                         // busta is built around its content as UTF-8.
                         let body = crate::xml::codifica::in_utf8(&body, charset.as_deref())
-                            .unwrap_or(std::borrow::Cow::Borrowed(&body[..]))
-                            .into_owned();
+                            .unwrap_or(std::borrow::Cow::Borrowed(&body[..]));
                         respond(
                             gw.pd
                                 .invia(RichiestaPd {
