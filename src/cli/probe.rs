@@ -12,7 +12,7 @@ use clap::Args;
 
 use crate::config::Config;
 use crate::egov::reader::{self, Lettura};
-use crate::egov::{writer, Busta, Inoltro, Ora, Parte, Profilo, Servizio, Tempo, Trasmissione};
+use crate::egov::{writer, Busta, Ora, Parte, Profilo, Servizio, Tempo};
 use crate::wssec::dsig;
 
 #[derive(Args, Debug)]
@@ -193,27 +193,18 @@ fn busta(a: &ProbeArgs, mittente: &Parte, destinatario: &Parte, n: u32) -> Busta
         ora,
         tempo: Tempo::Spc,
     };
-    Busta {
-        mittente: Some(mittente.clone()),
-        destinatario: Some(destinatario.clone()),
-        profilo: Some(Profilo::Sincrono),
-        servizio: Some(Servizio {
+    Busta::richiesta(
+        mittente.clone(),
+        destinatario.clone(),
+        Profilo::Sincrono,
+        Servizio {
             tipo: destinatario.tipo.clone(),
             nome: a.servizio.clone(),
-        }),
-        azione: Some(a.azione.clone()),
-        id: Some(id),
-        ora_registrazione: Some(ora),
-        profilo_trasmissione: true,
-        inoltro: Some(Inoltro::AlPiuUnaVolta),
-        conferma_ricezione: Some(false),
-        trasmissioni: Some(vec![Trasmissione {
-            origine: mittente.clone(),
-            destinazione: destinatario.clone(),
-            ora,
-        }]),
-        ..Busta::default()
-    }
+        },
+        Some(a.azione.clone()),
+        id,
+        ora,
+    )
 }
 
 pub fn probe(config: Config, a: ProbeArgs) -> Result<ExitCode, String> {

@@ -424,6 +424,37 @@ pub struct Busta {
 }
 
 impl Busta {
+    /// A request from `mittente` to `destinatario`, as a porta delegata writes it: sent at
+    /// most once, no confirmation asked, one Trasmissione of its own.
+    pub fn richiesta(
+        mittente: Parte,
+        destinatario: Parte,
+        profilo: Profilo,
+        servizio: Servizio,
+        azione: Option<String>,
+        id: String,
+        ora: Ora,
+    ) -> Busta {
+        Busta {
+            trasmissioni: Some(vec![Trasmissione {
+                origine: mittente.clone(),
+                destinazione: destinatario.clone(),
+                ora,
+            }]),
+            mittente: Some(mittente),
+            destinatario: Some(destinatario),
+            profilo: Some(profilo),
+            servizio: Some(servizio),
+            azione,
+            id: Some(id),
+            ora_registrazione: Some(ora),
+            profilo_trasmissione: true,
+            inoltro: Some(Inoltro::AlPiuUnaVolta),
+            conferma_ricezione: Some(false),
+            ..Busta::default()
+        }
+    }
+
     /// Whether the busta asks for at-most-once delivery (duplicate filter).
     pub fn inoltro_al_piu_una_volta(&self) -> bool {
         self.inoltro == Some(Inoltro::AlPiuUnaVolta)

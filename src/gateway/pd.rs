@@ -15,10 +15,7 @@ use super::error::PdError;
 use super::{describe, elenco, Answer, Shared};
 use crate::egov::reader::{self, Lettura};
 use crate::egov::risposte::{principale, EccezioneApplicativa, Funzione};
-use crate::egov::{
-    self, writer, Busta, Codice, Identificatore, Inoltro, Ora, Parte, Profilo, Servizio,
-    Trasmissione,
-};
+use crate::egov::{self, writer, Busta, Codice, Identificatore, Ora, Parte, Profilo, Servizio};
 use crate::registry::Registry;
 use crate::service::cliclavoro::Preparata;
 use crate::service::Reply;
@@ -348,41 +345,30 @@ impl PortaDelegata {
             .collaborazione
             .clone()
             .or_else(|| d.profilo.is_async().then(|| id.clone()));
-        let busta = Busta {
-            mittente: Some(own.parte()),
-            destinatario: Some(d.parte.clone()),
-            profilo: Some(d.profilo),
-            riferimento_messaggio: r.riferimento.clone(),
-            collaborazione,
-            // A symmetric request names the servizio its risposta comes back to.
-            servizio_correlato: d
-                .servizio
-                .correlato
-                .clone()
-                .filter(|_| d.profilo == Profilo::AsincronoSimmetrico),
-            tipo_servizio_correlato: d
-                .servizio
-                .correlato
-                .as_ref()
-                .filter(|_| d.profilo == Profilo::AsincronoSimmetrico)
-                .map(|_| d.servizio.tipo.clone()),
-            servizio: Some(Servizio {
+        let mut busta = Busta::richiesta(
+            own.parte(),
+            d.parte.clone(),
+            d.profilo,
+            Servizio {
                 tipo: d.servizio.tipo.clone(),
                 nome: d.servizio.nome.clone(),
-            }),
-            azione: r.azione.clone(),
-            id: Some(id),
-            ora_registrazione: Some(ora),
-            profilo_trasmissione: true,
-            inoltro: Some(Inoltro::AlPiuUnaVolta),
-            conferma_ricezione: Some(false),
-            trasmissioni: Some(vec![Trasmissione {
-                origine: own.parte(),
-                destinazione: d.parte.clone(),
-                ora,
-            }]),
-            ..Busta::default()
-        };
+            },
+            r.azione.clone(),
+            id,
+            ora,
+        );
+        busta.riferimento_messaggio = r.riferimento.clone();
+        busta.collaborazione = collaborazione;
+        // A symmetric request names the servizio its risposta comes back to.
+        if let Some(c) = d
+            .servizio
+            .correlato
+            .as_ref()
+            .filter(|_| d.profilo == Profilo::AsincronoSimmetrico)
+        {
+            busta.servizio_correlato = Some(c.clone());
+            busta.tipo_servizio_correlato = Some(d.servizio.tipo.clone());
+        }
         describe(ex, &busta);
         ex.peer = Some(d.url.clone());
         let header = writer::write(&busta);
