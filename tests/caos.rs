@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,42 +13,9 @@ use std::time::Duration;
 use common::{eventually_blocking, free_port, http, PddProcess, TempDir, CT_XML};
 use pdd::modulo::{ws, Modulo};
 
-fn config(
-    dir: &Path,
-    nome: &str,
-    soggetto: &str,
-    role: &str,
-    porta: u16,
-    partners: &[(&str, u16)],
-) {
-    let mut c = format!(
-        "listen = \"127.0.0.1:{porta}\"\ndata = \"{}\"\nrole = \"{role}\"\n\n\
-         [soggetto]\nnome = \"{soggetto}\"\n\n\
-         [outbox]\nretry_min_secs = 1\nretry_max_secs = 1\n",
-        dir.join(format!("{nome}-data")).display(),
-    );
-    for (nome, p) in partners {
-        c.push_str(&format!(
-            "\n[[registry.soggetti]]\nnome = \"{nome}\"\nurl = \"http://127.0.0.1:{p}/pdd/PA\"\n"
-        ));
-    }
-    std::fs::write(dir.join(format!("{nome}.toml")), c).unwrap();
-}
-
 /// A national Rev.038 CV of its own code, dated today.
 fn cv(codice: &str) -> String {
-    let xml = common::example("moduli/candidatura-rev038.xml");
-    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
-    let Some(Modulo::Candidatura(mut c)) = Modulo::leggi(&root) else {
-        panic!()
-    };
-    let oggi = chrono::Local::now();
-    let d = &mut c.dati_sistema;
-    d.codicecandidatura = codice.into();
-    d.ambitodiffusione = vec!["02".into()];
-    d.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string();
-    d.datascadenza = Some((oggi.date_naive() + chrono::Days::new(40)).to_string());
-    Modulo::Candidatura(c).scrivi()
+    Modulo::Candidatura(common::cv_di_oggi(codice, "02")).scrivi()
 }
 
 fn get(porta: u16, path: &str) -> Option<serde_json::Value> {
@@ -85,7 +51,7 @@ fn pubblicati(porta: u16) -> Vec<String> {
 fn acknowledged_cvs_survive_nodes_killed_during_a_stream() {
     let dir = TempDir::new("caos");
     let (p_ncn, p_emilia, p_lazio) = (free_port(), free_port(), free_port());
-    config(
+    common::config_nodo(
         &dir.0,
         "ncn",
         "MinisteroLavoro",
@@ -93,7 +59,7 @@ fn acknowledged_cvs_survive_nodes_killed_during_a_stream() {
         p_ncn,
         &[("EMILIA", p_emilia), ("LAZIO", p_lazio)],
     );
-    config(
+    common::config_nodo(
         &dir.0,
         "emilia",
         "EMILIA",
@@ -101,7 +67,7 @@ fn acknowledged_cvs_survive_nodes_killed_during_a_stream() {
         p_emilia,
         &[("MinisteroLavoro", p_ncn)],
     );
-    config(
+    common::config_nodo(
         &dir.0,
         "lazio",
         "LAZIO",

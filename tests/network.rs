@@ -130,18 +130,7 @@ fn esito_ok(answer: &(u16, String)) -> bool {
 
 /// A Rev.038 Candidatura from the sample, with its own 25-digit code, ambito and dates of today.
 fn cv(codice: &str, ambito: &str) -> Candidatura {
-    let xml = common::example("moduli/candidatura-rev038.xml");
-    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
-    let Some(Modulo::Candidatura(mut c)) = Modulo::leggi(&root) else {
-        panic!()
-    };
-    let oggi = chrono::Local::now();
-    let d = &mut c.dati_sistema;
-    d.codicecandidatura = codice.into();
-    d.ambitodiffusione = vec![ambito.into()];
-    d.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string();
-    d.datascadenza = Some((oggi.date_naive() + chrono::Days::new(40)).to_string());
-    c
+    common::cv_di_oggi(codice, ambito)
 }
 
 fn scrivi(c: &Candidatura) -> String {

@@ -6,23 +6,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::{eventually_blocking, free_port, http, pdd_cli, On, PddProcess, TempDir, CT_XML};
 use pdd::modulo::ws;
-
-fn config(dir: &Path, nome: &str, soggetto: &str, role: &str, porta: u16, partner: (&str, u16)) {
-    let c = format!(
-        "listen = \"127.0.0.1:{porta}\"\ndata = \"{}\"\nrole = \"{role}\"\n\n\
-         [soggetto]\nnome = \"{soggetto}\"\n\n\
-         [outbox]\nretry_min_secs = 1\nretry_max_secs = 1\n\n\
-         [[registry.soggetti]]\nnome = \"{}\"\nurl = \"http://127.0.0.1:{}/pdd/PA\"\n",
-        dir.join(format!("{nome}-data")).display(),
-        partner.0,
-        partner.1
-    );
-    std::fs::write(dir.join(format!("{nome}.toml")), c).unwrap();
-}
 
 fn codici(porta: u16) -> Vec<String> {
     let (s, body) = http(
@@ -47,23 +32,22 @@ fn codici(porta: u16) -> Vec<String> {
 fn an_answer_lost_to_a_dying_receiver_is_recorded_as_unknown_and_a_resend_completes_it() {
     let dir = TempDir::new("risposta-persa");
     let (p_ncn, p_emilia) = (free_port(), free_port());
-    config(
+    let f_ncn = common::config_nodo(
         &dir.0,
         "ncn",
         "MinisteroLavoro",
         "ncn",
         p_ncn,
-        ("EMILIA", p_emilia),
+        &[("EMILIA", p_emilia)],
     );
-    config(
+    let f_emilia = common::config_nodo(
         &dir.0,
         "emilia",
         "EMILIA",
         "nr",
         p_emilia,
-        ("MinisteroLavoro", p_ncn),
+        &[("MinisteroLavoro", p_ncn)],
     );
-    let (f_ncn, f_emilia) = (dir.0.join("ncn.toml"), dir.0.join("emilia.toml"));
     // The NCN dies right after its first exchange is durable, before answering it.
     let ncn = PddProcess::serve_config_env(&f_ncn, &[("PDD_TEST_KILL_AFTER_COMMIT", "1")]);
     let emilia = PddProcess::serve_config(&f_emilia);

@@ -708,3 +708,48 @@ impl Drop for PddProcess {
         }
     }
 }
+
+/// A Rev.038 Candidatura from the sample, with its own code, ambito and dates of today.
+#[allow(dead_code, reason = "not every test binary uses every helper")]
+pub fn cv_di_oggi(codice: &str, ambito: &str) -> pdd::modulo::model::candidatura::Candidatura {
+    use pdd::modulo::Modulo;
+    let xml = example("moduli/candidatura-rev038.xml");
+    let root = pdd::xml::parse_document(xml.as_bytes(), pdd::xml::Limits::default()).unwrap();
+    let Some(Modulo::Candidatura(mut c)) = Modulo::leggi(&root) else {
+        panic!("the sample is a Candidatura")
+    };
+    let oggi = chrono::Local::now();
+    let d = &mut c.dati_sistema;
+    d.codicecandidatura = codice.into();
+    d.ambitodiffusione = vec![ambito.into()];
+    d.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string();
+    d.datascadenza = Some((oggi.date_naive() + chrono::Days::new(40)).to_string());
+    c
+}
+
+/// `DIR/NOME.toml` for a node on plain HTTP (loopback): its listener, store, role and
+/// soggetto, a fast outbox, and its partners by name and port.
+#[allow(dead_code, reason = "not every test binary uses every helper")]
+pub fn config_nodo(
+    dir: &std::path::Path,
+    nome: &str,
+    soggetto: &str,
+    role: &str,
+    porta: u16,
+    partners: &[(&str, u16)],
+) -> std::path::PathBuf {
+    let mut c = format!(
+        "listen = \"127.0.0.1:{porta}\"\ndata = \"{}\"\nrole = \"{role}\"\n\n\
+         [soggetto]\nnome = \"{soggetto}\"\n\n\
+         [outbox]\nretry_min_secs = 1\nretry_max_secs = 1\n",
+        dir.join(format!("{nome}-data")).display(),
+    );
+    for (partner, p) in partners {
+        c.push_str(&format!(
+            "\n[[registry.soggetti]]\nnome = \"{partner}\"\nurl = \"http://127.0.0.1:{p}/pdd/PA\"\n"
+        ));
+    }
+    let f = dir.join(format!("{nome}.toml"));
+    std::fs::write(&f, c).unwrap();
+    f
+}
