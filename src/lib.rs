@@ -33,6 +33,7 @@ pub mod config;
 pub mod egov;
 pub mod gateway;
 pub mod kit;
+pub mod mime;
 pub mod modulo;
 pub mod registry;
 pub mod rete;

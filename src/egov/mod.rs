@@ -3,6 +3,7 @@
 
 pub mod diagnostico;
 pub mod id;
+pub mod manifest;
 pub mod reader;
 pub mod risposte;
 pub mod time;

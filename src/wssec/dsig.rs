@@ -21,6 +21,7 @@ use quick_xml::reader::Reader;
 
 use super::c14n::{self, Target};
 use crate::egov::{NS_BUSTA, NS_WSU};
+use crate::mime::Parte;
 use crate::soap::{Envelope, SOAP11_NS};
 use crate::xml::{Element, Limits};
 
@@ -30,6 +31,9 @@ pub const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
 pub const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
 pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 pub const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+/// The WS-Security SwA profile's transform over an attachment's content (SwA 1.1 §5.3.2).
+pub const SWA_CONTENT: &str =
+    "http://docs.oasis-open.org/wss/oasis-wss-SwAProfile-1.1#Attachment-Content-Signature-Transform";
 pub const X509V3: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3";
 pub const BASE64_BINARY: &str =
@@ -116,6 +120,83 @@ pub fn firma(
     ttl: Duration,
     copertura: Copertura,
 ) -> Result<String, FirmaError> {
+    firma_con_allegati(msg, key, cert, now, ttl, copertura, &[])
+}
+
+/// The digest input of an attachment under the SwA profile's content transform (SwA 1.1
+/// §5.4): XML content canonicalised (exclusive C14N of its root element), other text with its
+/// line ends made CRLF, anything else as it is.
+pub fn contenuto_allegato(p: &Parte) -> Result<Vec<u8>, String> {
+    let media = p.media();
+    if media == "text/xml" || media == "application/xml" || media.ends_with("+xml") {
+        let testo = std::str::from_utf8(&p.contenuto)
+            .map_err(|_| format!("allegato {} XML non UTF-8", p.nome(0)))?;
+        let radice = radice_xml(testo)
+            .ok_or_else(|| format!("allegato {}: nessun elemento XML", p.nome(0)))?;
+        return c14n::canonicalize_one(testo, radice, &[])
+            .map(String::into_bytes)
+            .map_err(|e| format!("allegato {}: {e}", p.nome(0)));
+    }
+    if media.starts_with("text/") {
+        let mut out = Vec::with_capacity(p.contenuto.len() + 16);
+        let c = &p.contenuto;
+        for (i, &b) in c.iter().enumerate() {
+            match b {
+                b'\r' => {
+                    out.extend_from_slice(b"\r\n");
+                }
+                b'\n' if i > 0 && c[i - 1] == b'\r' => {}
+                b'\n' => out.extend_from_slice(b"\r\n"),
+                _ => out.push(b),
+            }
+        }
+        return Ok(out);
+    }
+    Ok(p.contenuto.clone())
+}
+
+/// Where the root element of a document starts: past its declaration, comments, processing
+/// instructions and DOCTYPE.
+fn radice_xml(t: &str) -> Option<usize> {
+    let mut i = 0;
+    loop {
+        let lt = i + t[i..].find('<')?;
+        let resto = &t[lt..];
+        if resto.starts_with("<?") {
+            i = lt + resto.find("?>")? + 2;
+        } else if resto.starts_with("<!--") {
+            i = lt + resto.find("-->")? + 3;
+        } else if resto.starts_with("<!") {
+            i = lt + resto.find('>')? + 1;
+        } else {
+            return Some(lt);
+        }
+    }
+}
+
+/// [`firma`], the signature also covering `allegati` (the SOAP with Attachments parts) by
+/// `cid:` references with the SwA profile's content transform. Each must have a Content-ID.
+pub fn firma_con_allegati(
+    msg: &str,
+    key: &PKey<Private>,
+    cert: &X509,
+    now: DateTime<Utc>,
+    ttl: Duration,
+    copertura: Copertura,
+    allegati: &[Parte],
+) -> Result<String, FirmaError> {
+    let mut rif_allegati = String::new();
+    for a in allegati {
+        let id = a.content_id.as_deref().ok_or_else(|| {
+            FirmaError::Firma(format!("l'allegato {} non ha Content-ID", a.nome(0)))
+        })?;
+        let d = openssl::sha::sha256(&contenuto_allegato(a).map_err(FirmaError::Firma)?);
+        rif_allegati.push_str(&format!(
+            "<ds:Reference URI=\"cid:{}\"><ds:Transforms><ds:Transform Algorithm=\"{SWA_CONTENT}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{SHA256}\"/><ds:DigestValue>{}</ds:DigestValue></ds:Reference>",
+            crate::xml::escape_attr(id),
+            B64.encode(d)
+        ));
+    }
     let env = Envelope::parse(msg.as_bytes(), Limits::default()).map_err(err_firma)?;
     let header = env
         .header
@@ -159,7 +240,7 @@ pub fn firma(
         "<wsse:Security xmlns:wsse=\"{NS_WSSE}\" xmlns:wsu=\"{NS_WSU}\" xmlns:pddsoap=\"{SOAP11_NS}\" pddsoap:mustUnderstand=\"1\">\
 <wsse:BinarySecurityToken EncodingType=\"{BASE64_BINARY}\" ValueType=\"{X509V3}\" wsu:Id=\"pdd-token\">{token}</wsse:BinarySecurityToken>\
 <wsu:Timestamp wsu:Id=\"pdd-ts\"><wsu:Created>{created}</wsu:Created><wsu:Expires>{expires}</wsu:Expires></wsu:Timestamp>\
-<ds:Signature xmlns:ds=\"{NS_DS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/><ds:SignatureMethod Algorithm=\"{RSA_SHA256}\"/>{}{}{}</ds:SignedInfo>\
+<ds:Signature xmlns:ds=\"{NS_DS}\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/><ds:SignatureMethod Algorithm=\"{RSA_SHA256}\"/>{}{}{}{rif_allegati}</ds:SignedInfo>\
 <ds:SignatureValue>@@SIGNATURE@@</ds:SignatureValue><ds:KeyInfo><wsse:SecurityTokenReference><wsse:Reference URI=\"#pdd-token\" ValueType=\"{X509V3}\"/></wsse:SecurityTokenReference></ds:KeyInfo></ds:Signature></wsse:Security>",
         reference(&scelti[0], 0),
         reference(&scelti[1], 1),
@@ -331,6 +412,9 @@ pub struct Firmato {
     pub cert: X509,
     pub created: Option<DateTime<Utc>>,
     pub expires: Option<DateTime<Utc>>,
+    /// The attachments the signature covers (indices into those given to
+    /// [`verifica_con_allegati`]).
+    pub allegati: Vec<usize>,
 }
 
 /// How strictly to check.
@@ -380,6 +464,17 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 
 /// Verifies the WS-Security signature of a message whose envelope has been parsed.
 pub fn verifica(src: &str, env: &Envelope<'_>, r: &Regole) -> Result<Firmato, FirmaError> {
+    verifica_con_allegati(src, env, r, &[])
+}
+
+/// [`verifica`] for a SOAP with Attachments message: `cid:` references are checked against
+/// `allegati` (SwA profile, content transform); which ones are covered is in the answer.
+pub fn verifica_con_allegati(
+    src: &str,
+    env: &Envelope<'_>,
+    r: &Regole,
+    allegati: &[Parte],
+) -> Result<Firmato, FirmaError> {
     let pol = |m: &str| FirmaError::Politica(m.to_string());
     let xmlerr = |m: String| FirmaError::Xml(m);
     // Exactly one Security header, a direct child of the Header.
@@ -425,8 +520,13 @@ pub fn verifica(src: &str, env: &Envelope<'_>, r: &Regole) -> Result<Firmato, Fi
     // Resolve every reference to exactly one element.
     let all_ids = ids(src)?;
     let mut refs: Vec<(usize, Vec<String>, Vec<u8>)> = Vec::new();
+    let mut coperti: Vec<usize> = Vec::new();
     for rf in children(si, NS_DS, "Reference") {
         let uri = rf.attr("URI").unwrap_or("");
+        if uri.starts_with("cid:") {
+            coperti.push(verifica_allegato(rf, uri, allegati)?);
+            continue;
+        }
         let id = uri
             .strip_prefix('#')
             .filter(|i| !i.is_empty())
@@ -588,7 +688,45 @@ pub fn verifica(src: &str, env: &Envelope<'_>, r: &Regole) -> Result<Firmato, Fi
         cert,
         created,
         expires,
+        allegati: coperti,
     })
+}
+
+/// One `cid:` reference: the attachment it names, its transform and digest.
+fn verifica_allegato(rf: &Element, uri: &str, allegati: &[Parte]) -> Result<usize, FirmaError> {
+    let xmlerr = |m: String| FirmaError::Xml(m);
+    let i = allegati
+        .iter()
+        .position(|p| p.indicata_da(uri))
+        .ok_or_else(|| xmlerr(format!("il riferimento {uri} non indica alcun allegato")))?;
+    let transforms: Vec<&Element> = child(rf, NS_DS, "Transforms")
+        .map(|t| children(t, NS_DS, "Transform").collect())
+        .unwrap_or_default();
+    match transforms.as_slice() {
+        [t] if algorithm(Some(t)) == SWA_CONTENT => {}
+        _ => {
+            return Err(xmlerr(format!(
+                "il riferimento {uri} deve avere la sola trasformazione {SWA_CONTENT}"
+            )))
+        }
+    }
+    let dm = algorithm(child(rf, NS_DS, "DigestMethod"));
+    if dm != SHA256 {
+        return Err(xmlerr(format!("algoritmo di digest non ammesso: '{dm}'")));
+    }
+    let dv = child(rf, NS_DS, "DigestValue")
+        .map(|d| d.text.split_whitespace().collect::<String>())
+        .unwrap_or_default();
+    let atteso = B64
+        .decode(dv)
+        .map_err(|_| xmlerr(format!("DigestValue del riferimento {uri} non è base64")))?;
+    let contenuto = contenuto_allegato(&allegati[i]).map_err(xmlerr)?;
+    if openssl::sha::sha256(&contenuto).as_slice() != atteso.as_slice() {
+        return Err(xmlerr(format!(
+            "il digest dell'allegato {uri} non corrisponde"
+        )));
+    }
+    Ok(i)
 }
 
 fn token(security: &Element, signature: &Element) -> Result<X509, FirmaError> {
@@ -717,6 +855,54 @@ mod tests {
     fn check(msg: &str) -> Result<Firmato, FirmaError> {
         let env = Envelope::parse(msg.as_bytes(), Limits::default()).unwrap();
         verifica(msg, &env, &rules())
+    }
+
+    #[test]
+    fn attachments_signed_by_cid_then_checked() {
+        let f = signer();
+        let allegati = vec![
+            Parte::nuova("pdf@x", "application/pdf", b"%PDF-1.4 \x00\xff".to_vec()),
+            Parte::nuova(
+                "doc@x",
+                "text/xml",
+                b"<?xml version=\"1.0\"?>\n<a  b='1'/>".to_vec(),
+            ),
+            Parte::nuova("txt@x", "text/plain", b"riga\nriga".to_vec()),
+        ];
+        let signed = firma_con_allegati(
+            REQ,
+            &f.key,
+            &f.cert,
+            now(),
+            Duration::minutes(5),
+            Copertura::Intestazione,
+            &allegati,
+        )
+        .unwrap();
+        let env = Envelope::parse(signed.as_bytes(), Limits::default()).unwrap();
+        let ok = verifica_con_allegati(&signed, &env, &rules(), &allegati).unwrap();
+        assert_eq!(ok.allegati, [0, 1, 2]);
+        // The same XML differently written, and the text with CRLF, digest the same.
+        let mut uguali = allegati.clone();
+        uguali[1].contenuto = b"<a b=\"1\"></a>".to_vec();
+        uguali[2].contenuto = b"riga\r\nriga".to_vec();
+        verifica_con_allegati(&signed, &env, &rules(), &uguali).unwrap();
+        // One octet changed, or a part missing: EGOV_IT_202's error.
+        let mut cambiato = allegati.clone();
+        cambiato[0].contenuto[0] = b'X';
+        let e = verifica_con_allegati(&signed, &env, &rules(), &cambiato).unwrap_err();
+        assert!(
+            matches!(&e, FirmaError::Xml(m) if m.contains("cid:pdf@x")),
+            "{e}"
+        );
+        let e = verifica_con_allegati(&signed, &env, &rules(), &allegati[1..]).unwrap_err();
+        assert!(
+            matches!(&e, FirmaError::Xml(m) if m.contains("non indica")),
+            "{e}"
+        );
+        // Without attachments given, a message signed without any verifies as before.
+        let plain = sign(REQ, &f, Copertura::Intestazione);
+        assert!(check(&plain).unwrap().allegati.is_empty());
     }
 
     #[test]
