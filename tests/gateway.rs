@@ -753,3 +753,37 @@ async fn in_qualification_mode_every_fault_is_in_one_answer() {
         "{tutte:?}"
     );
 }
+
+/// `indirizzoTelematico` is an xsd:anyURI: under Linee Guida 1.1 the qualification answers a
+/// value such as `http://` with INFO 101 and processes the busta; GovWay (the default) refuses it.
+#[tokio::test]
+async fn in_qualification_mode_a_bare_indirizzo_telematico_is_info() {
+    let busta = || {
+        Req::candidatura().xml().replacen(
+            r#"<eGov_IT:IdentificativoParte tipo="SPC">EMILIA</eGov_IT:IdentificativoParte>"#,
+            r#"<eGov_IT:IdentificativoParte tipo="SPC" indirizzoTelematico="http://">EMILIA</eGov_IT:IdentificativoParte>"#,
+            1,
+        )
+    };
+    let mut c = Config::default();
+    let gw = start(c.clone()).await;
+    let r = post(&gw.url("/pdd/PA"), busta().into_bytes(), &[]).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body
+            .contains(r#"codiceEccezione="EGOV_IT_101" rilevanza="GRAVE""#),
+        "{}",
+        r.body
+    );
+    c.busta.qualificazione = true;
+    let gw = start(c).await;
+    let r = post(&gw.url("/pdd/PA"), busta().into_bytes(), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains(r#"codiceEccezione="EGOV_IT_101" rilevanza="INFO""#),
+        "{}",
+        r.body
+    );
+    assert!(text_of(&r.body, "Tipo_Risposta").is_some(), "{}", r.body);
+}

@@ -441,10 +441,24 @@ pub fn politica(
 /// The verdict on a busta that was found: syntax problems first (one stage only), then the
 /// semantic checks.
 pub fn giudica(t: &Trovata<'_>, ctx: &Contesto<'_>, errori: ErroriStruttura) -> Giudizio {
-    if !t.problemi.is_empty() {
-        let mut eccezioni: Vec<Eccezione> =
-            t.problemi.iter().map(|p| p.eccezione.clone()).collect();
-        let strutturale = t.problemi.iter().any(|p| p.strutturale);
+    // The qualification reads `indirizzoTelematico` as Linee Guida 1.1 says: whatever its
+    // value (an xsd:anyURI such as `http://`), INFO 101/102 and the busta is processed; GovWay
+    // refuses a value that is not a URL.
+    let indirizzo_info = ctx.qualificazione && ctx.profilo == ProfiloGestione::LineeGuida11;
+    let problemi: Vec<&super::reader::Problema> = t
+        .problemi
+        .iter()
+        .filter(|p| {
+            !(indirizzo_info
+                && !p.strutturale
+                && (p.eccezione.posizione.starts_with("Mittente/")
+                    || p.eccezione.posizione.starts_with("Destinatario/"))
+                && p.eccezione.posizione.ends_with("/indirizzoTelematico"))
+        })
+        .collect();
+    if !problemi.is_empty() {
+        let mut eccezioni: Vec<Eccezione> = problemi.iter().map(|p| p.eccezione.clone()).collect();
+        let strutturale = problemi.iter().any(|p| p.strutturale);
         if errori == ErroriStruttura::Fault && strutturale {
             return Giudizio::Fault001 {
                 eccezioni,
