@@ -314,6 +314,21 @@ pub struct Limits {
     /// headers) is cut with 408 once `min_body_rate_after_secs` have passed. 0: no minimum.
     pub min_body_rate: u64,
     pub min_body_rate_after_secs: u64,
+    /// SOAP with Attachments: the most parts a message may carry besides its envelope, and
+    /// the largest one (decoded), in bytes. A message over them is refused with EGOV_IT_003;
+    /// the whole message stays within `max_body_bytes`.
+    pub max_allegati: usize,
+    pub max_allegato_bytes: usize,
+}
+
+impl Limits {
+    /// The limits on a multipart message.
+    pub fn mime(&self) -> crate::mime::Limiti {
+        crate::mime::Limiti {
+            max_allegati: self.max_allegati,
+            max_allegato_bytes: self.max_allegato_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -403,6 +418,8 @@ impl Default for Limits {
             reserve_bytes_in_flight: 16 * 1024 * 1024,
             min_body_rate: 1024,
             min_body_rate_after_secs: 5,
+            max_allegati: 100,
+            max_allegato_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! MIME `multipart/related` as SOAP with Attachments 1.0 uses it: the SOAP envelope in the root
 //! part, attachments in the others, each named by its Content-ID. Read strictly (a missing
 //! boundary, an unterminated body or a doubled Content-ID is an error that names itself, never a
-//! guess) and written with a boundary the caller draws. Pure: no I/O.
+//! guess) and written with a boundary drawn at random and checked absent from the contents.
 //!
 //! Written by hand: the crates for multipart parse `multipart/form-data` for web forms, and the
 //! porte need the raw octets of each part (the WS-Security SwA profile digests them) and the
@@ -291,12 +291,6 @@ pub fn leggi(content_type: &str, body: &[u8], limiti: Limiti) -> Result<Multipar
             }
             visti.push(id);
         }
-        if p.content_id.is_none() && p.content_location.is_none() {
-            difetti.push(format!(
-                "l'allegato {} non ha Content-ID né Content-Location",
-                n + 1
-            ));
-        }
         if p.contenuto.len() > limiti.max_allegato_bytes {
             difetti.push(format!(
                 "l'allegato {} è di {} byte, oltre il limite di {} (limits.max_allegato_bytes)",
@@ -446,6 +440,46 @@ pub fn boundary_libero(boundary: &str, radice: &[u8], allegati: &[Parte]) -> boo
         && allegati
             .iter()
             .all(|a| trova(&a.contenuto, d.as_bytes(), 0).is_none())
+}
+
+/// A `multipart/related` body written once, so that what is recorded is what is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Corpo {
+    pub content_type: String,
+    pub corpo: bytes::Bytes,
+}
+
+/// A fresh Content-ID for a part we write (the original Body under a Manifest).
+pub fn content_id(ruolo: &str) -> String {
+    let mut r = [0u8; 10];
+    let _ = openssl::rand::rand_bytes(&mut r);
+    format!(
+        "{ruolo}-{}@pdd",
+        r.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+impl Corpo {
+    /// The envelope `radice` and its attachments as one SwA body, with a fresh boundary.
+    pub fn scrivi(radice: &str, allegati: &[Parte]) -> Corpo {
+        let boundary = loop {
+            let mut r = [0u8; 12];
+            // The boundary only has to be absent from the contents: a weak draw is checked.
+            let _ = openssl::rand::rand_bytes(&mut r);
+            let b = format!(
+                "MIMEBoundary_pdd_{}",
+                r.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            );
+            if boundary_libero(&b, radice.as_bytes(), allegati) {
+                break b;
+            }
+        };
+        let (content_type, corpo) = scrivi(&boundary, radice.as_bytes(), allegati);
+        Corpo {
+            content_type,
+            corpo: corpo.into(),
+        }
+    }
 }
 
 #[cfg(test)]

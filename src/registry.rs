@@ -44,6 +44,11 @@ pub struct Soggetto {
     /// must cover; default: `[wssec] copertura` when signing, either form on receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copertura: Option<crate::wssec::dsig::Copertura>,
+    /// SOAP with Attachments: our signatures cover the attachments we send it (WS-Security
+    /// SwA profile, `cid:` references), and its signed buste must cover every attachment.
+    /// Off by default: a WSS4J peer without an attachment callback cannot resolve `cid:`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub firma_allegati: bool,
     /// Services it may call on us (`ClicLavoro`, …); empty: every service that admits it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub servizi: Vec<String>,
@@ -83,6 +88,7 @@ impl Soggetto {
             cert: None,
             firma: None,
             copertura: None,
+            firma_allegati: false,
             servizi: Vec::new(),
         }
     }

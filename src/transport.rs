@@ -9,10 +9,11 @@ use async_trait::async_trait;
 /// the status. The shell provides it (over hyper and rustls).
 #[async_trait]
 pub trait Transport: Send + Sync {
+    /// A `Content-Type` among `headers` replaces the SOAP 1.1 one (SOAP with Attachments).
     async fn post_soap(
         &self,
         url: &str,
-        body: String,
+        body: bytes::Bytes,
         headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<TransportResponse, TransportError>;

@@ -1,6 +1,6 @@
 //! The layering rules of `src/`, checked on the source (see `docs/glossary.md` for the layers):
 //!
-//! - the protocol core (`xml`, `soap`, `egov`, `wssec`, `modulo`, `rete`) does no I/O and reads
+//! - the protocol core (`xml`, `soap`, `mime`, `egov`, `wssec`, `modulo`, `rete`) does no I/O and reads
 //!   no clock: no tokio, hyper, sled, `std::fs`, `std::net`, no wall clock, and none of the
 //!   gateway, server, store, services or CLI;
 //! - only the server speaks HTTP: nothing else imports hyper (or its companions);
@@ -25,7 +25,7 @@ struct Regola {
     vietati: &'static [&'static str],
 }
 
-const CORE: &[&str] = &["xml", "soap", "egov", "wssec", "modulo", "rete"];
+const CORE: &[&str] = &["xml", "soap", "mime", "egov", "wssec", "modulo", "rete"];
 
 const REGOLE: &[Regola] = &[
     Regola {
@@ -54,6 +54,7 @@ const REGOLE: &[Regola] = &[
         moduli: &[
             "xml",
             "soap",
+            "mime",
             "egov",
             "wssec",
             "modulo",

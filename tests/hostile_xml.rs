@@ -378,9 +378,15 @@ fn cases() -> Vec<(&'static str, Option<&'static str>, Vec<u8>, Expect)> {
             Expect::Fault001,
         ),
         (
-            "multipart/related (SwA)",
+            "multipart/related (SwA) with no Manifest",
             Some(multipart_ct),
             multipart.into_bytes(),
+            Expect::ErrorBusta("EGOV_IT_003"),
+        ),
+        (
+            "a valid busta as application/json",
+            Some("application/json"),
+            v.clone().into_bytes(),
             Expect::Unsupported,
         ),
         ("empty body", TEXT_XML, Vec::new(), Expect::Fault001),

@@ -117,8 +117,8 @@ pub enum Command {
     #[command(subcommand)]
     Intermediari(intermediari::IntermediariCommand),
     /// Probe a partner's porta applicativa with a battery of buste (a valid exchange, a
-    /// duplicate, an expired busta, an unknown Mittente, a bad date, no busta, SOAP 1.2, a broken
-    /// signature) and report, case by case, whether it answers as the standard asks
+    /// duplicate, an expired busta, an unknown Mittente, a bad date, no busta, SOAP 1.2, a wrong
+    /// Manifest, a broken signature) and report, case by case, whether it answers as the standard asks
     /// (exit 0: all; 1: some did not; 2: unreachable or bad arguments).
     Probe(probe::ProbeArgs),
     /// The store: backup (also while the gateway runs), restore, stats, check, purge.

@@ -254,6 +254,8 @@ pub fn probe(config: Config, a: ProbeArgs) -> Result<ExitCode, String> {
 
     // The cases, built on the valid busta.
     let mut casi: Vec<(&str, &str, Atteso, String)> = Vec::new();
+    // Content types other than text/xml, by case (SOAP with Attachments).
+    let mut tipi: Vec<(&str, String, bytes::Bytes)> = Vec::new();
     let valida = firma(messaggio(&busta(&a, &mittente, &destinatario, 1)))?;
     casi.push((
         "valid",
@@ -322,6 +324,31 @@ pub fn probe(config: Config, a: ProbeArgs) -> Result<ExitCode, String> {
             alterata,
         ));
     }
+    // SOAP with Attachments whose Manifest names a part the message lacks (and leaves out
+    // the one it carries).
+    {
+        let b = busta(&a, &mittente, &destinatario, 7);
+        let allegato =
+            crate::mime::Parte::nuova("allegato@probe", "text/plain", b"pdd probe".to_vec());
+        let (descrizione, mut parti) = crate::egov::manifest::imbusta(
+            &corpo,
+            &[],
+            vec![allegato],
+            crate::egov::manifest::Ruolo::Richiesta,
+            "corpo@probe",
+        );
+        parti.pop();
+        let descrizione = descrizione.replace("cid:allegato@probe", "cid:assente@probe");
+        let msg = firma(crate::soap::envelope(&[&writer::write(&b)], &descrizione))?;
+        let m = crate::mime::Corpo::scrivi(&msg, &parti);
+        tipi.push(("wrong-manifest", m.content_type, m.corpo));
+        casi.push((
+            "wrong-manifest",
+            "attachments whose Manifest names a part that is missing",
+            Atteso::Errore(&[119, 120, 118]),
+            msg,
+        ));
+    }
 
     let client = crate::server::client::HttpClient::transport(tls(&a, &config)?, 16 << 20);
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -331,7 +358,16 @@ pub fn probe(config: Config, a: ProbeArgs) -> Result<ExitCode, String> {
     let mut righe = Vec::new();
     let mut falliti = 0;
     for (nome, cosa, atteso, msg) in casi {
-        let esito = match rt.block_on(client.post_soap(&a.url, msg, &[], Duration::from_secs(30))) {
+        let (corpo, intestazioni) = match tipi.iter().find(|(n, _, _)| *n == nome) {
+            Some((_, ct, c)) => (c.clone(), vec![("Content-Type".to_string(), ct.clone())]),
+            None => (bytes::Bytes::from(msg), Vec::new()),
+        };
+        let esito = match rt.block_on(client.post_soap(
+            &a.url,
+            corpo,
+            &intestazioni,
+            Duration::from_secs(30),
+        )) {
             Ok(r) => leggi_risposta(r.status, &r.body),
             Err(e) => {
                 if nome == "valid" {

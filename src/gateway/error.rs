@@ -182,6 +182,19 @@ impl PaError {
                     None,
                 ),
             )),
+            // Why, for the sender's operator: the faultstring stays the standard's.
+            PaError::Fault001 { motivo, .. } if !motivo.is_empty() => Some(soap::envelope(
+                &[],
+                &soap::fault(
+                    FaultCode::Client,
+                    crate::egov::FAULT_VALIDAZIONE,
+                    None,
+                    Some(&format!(
+                        "<pdd:dettaglio xmlns:pdd=\"urn:pdd:errore\">{}</pdd:dettaglio>",
+                        crate::xml::escape_text(motivo)
+                    )),
+                ),
+            )),
             PaError::Fault001 { .. } => Some(risposte::fault_001()),
             PaError::Store(_) | PaError::Firma(_) => Some(risposte::fault_processamento()),
             PaError::Busta { .. } | PaError::Duplicato { .. } => None,

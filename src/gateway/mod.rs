@@ -55,6 +55,9 @@ pub struct Answer {
     pub body: String,
     /// Extra HTTP headers (integration headers towards a local system).
     pub headers: Vec<(String, String)>,
+    /// A SOAP with Attachments message: what goes on the wire instead of `body` (which stays
+    /// the root part, the envelope).
+    pub mime: Option<crate::mime::Corpo>,
 }
 
 impl Answer {
@@ -63,6 +66,24 @@ impl Answer {
             status,
             body,
             headers: Vec::new(),
+            mime: None,
+        }
+    }
+
+    /// An envelope with attachments (none: a plain SOAP answer).
+    pub fn con_allegati(status: u16, body: String, allegati: &[crate::mime::Parte]) -> Answer {
+        let mime = (!allegati.is_empty()).then(|| crate::mime::Corpo::scrivi(&body, allegati));
+        Answer {
+            mime,
+            ..Answer::soap(status, body)
+        }
+    }
+
+    /// The octets that go on the wire.
+    pub fn octets(&self) -> &[u8] {
+        match &self.mime {
+            Some(m) => &m.corpo,
+            None => self.body.as_bytes(),
         }
     }
     pub fn empty() -> Answer {

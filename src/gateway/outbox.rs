@@ -381,6 +381,7 @@ impl Outbox {
                 fisso: Some((i.id.clone(), i.ora)),
                 riferimento: None,
                 collaborazione: None,
+                allegati: &[],
             })
             .await;
         match errore {
@@ -440,7 +441,7 @@ impl Outbox {
         match self
             .s
             .transport
-            .post_soap(url, i.corpo.clone(), &headers, timeout)
+            .post_soap(url, i.corpo.clone().into(), &headers, timeout)
             .await
         {
             Ok(r) if (200..300).contains(&r.status) => Tentativo::Consegnato("EURES"),

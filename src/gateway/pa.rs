@@ -16,7 +16,7 @@ use super::{describe, elenco, Answer, Peer, Shared};
 use crate::egov::reader::{self, Lettura, Trovata};
 use crate::egov::risposte::{self, mittente_sconosciuto};
 use crate::egov::validate::{self, Contesto, Giudizio};
-use crate::egov::{Busta, Codice, Eccezione, Profilo, ProfiloGestione};
+use crate::egov::{manifest, Busta, Codice, Eccezione, Profilo, ProfiloGestione};
 use crate::registry::{Registry, Servizio};
 use crate::service::{self, Chiamata, Reply, ServiceError};
 use crate::soap::{self, Envelope, SoapError};
@@ -56,6 +56,8 @@ struct Risposta {
     status: u16,
     /// A SOAP message, or empty (oneway, and a received error busta).
     body: String,
+    /// The SOAP with Attachments message around `body`, when the service answered with parts.
+    mime: Option<crate::mime::Corpo>,
     outcome: Outcome,
     note: Option<String>,
     /// The Identificatore claimed in the duplicate filter, settled with the record.
@@ -74,6 +76,7 @@ impl Risposta {
         Risposta {
             status: 200,
             body: String::new(),
+            mime: None,
             outcome,
             note,
             dup_id: None,
@@ -83,6 +86,13 @@ impl Risposta {
             effetti: None,
         }
     }
+}
+
+/// A message taken apart: the envelope as UTF-8, the attachments, and what is wrong with them.
+struct Scomposto<'r> {
+    testo: std::borrow::Cow<'r, [u8]>,
+    allegati: Vec<crate::mime::Parte>,
+    difetti: Vec<String>,
 }
 
 /// The busta judged acceptable: the eccezioni that ride along, and the sender's profile.
@@ -123,9 +133,10 @@ impl PortaApplicativa {
         self.ricevi_in(raw, None, peer).await
     }
 
-    /// [`PortaApplicativa::ricevi`] for a message in the encoding `charset` (the HTTP
-    /// Content-Type's) or its XML declaration names: processed as UTF-8, recorded as received.
-    pub async fn ricevi_in(&self, raw: &[u8], charset: Option<&str>, peer: &Peer) -> Answer {
+    /// [`PortaApplicativa::ricevi`] for a message with its HTTP Content-Type: SOAP 1.1 in the
+    /// encoding its `charset` or XML declaration names (processed as UTF-8, recorded as
+    /// received), or SOAP with Attachments (`multipart/related`).
+    pub async fn ricevi_in(&self, raw: &[u8], content_type: Option<&str>, peer: &Peer) -> Answer {
         let received = self.s.now();
         let mut ex = match self
             .s
@@ -156,15 +167,12 @@ impl PortaApplicativa {
             azione = tracing::field::Empty
         );
         async {
-            let esito = match crate::xml::codifica::in_utf8(raw, charset) {
-                Ok(testo) => self.elabora(&testo, peer, &mut ex, received).await,
-                Err(e) => {
-                    info!(error = %e, "unreadable encoding: Fault EGOV_IT_001");
-                    Err(Refusal::from(PaError::Fault001 {
-                        motivo: e.to_string(),
-                        eccezioni: Vec::new(),
-                    }))
+            let esito = match self.scomponi(raw, content_type) {
+                Ok(m) => {
+                    self.elabora(&m.testo, &m.allegati, &m.difetti, peer, &mut ex, received)
+                        .await
                 }
+                Err(e) => Err(Refusal::from(e)),
             };
             self.chiudi(&mut ex, esito).await
         }
@@ -172,10 +180,49 @@ impl PortaApplicativa {
         .await
     }
 
+    /// Step: the envelope's text as UTF-8 and, for SOAP with Attachments, the other parts.
+    fn scomponi<'r>(
+        &self,
+        raw: &'r [u8],
+        content_type: Option<&str>,
+    ) -> Result<Scomposto<'r>, PaError> {
+        let illeggibile = |motivo: String| {
+            info!(motivo, "unreadable message: Fault EGOV_IT_001");
+            PaError::Fault001 {
+                motivo,
+                eccezioni: Vec::new(),
+            }
+        };
+        let ct = content_type.unwrap_or("");
+        if crate::mime::is_multipart_related(ct) {
+            let m = crate::mime::leggi(ct, raw, self.s.config.limits.mime())
+                .map_err(|e| illeggibile(format!("SOAP with Attachments: {e}")))?;
+            let charset = crate::mime::parametro(&m.radice.content_type, "charset");
+            let testo = crate::xml::codifica::in_utf8(&m.radice.contenuto, charset.as_deref())
+                .map_err(|e| illeggibile(e.to_string()))?
+                .into_owned();
+            return Ok(Scomposto {
+                testo: std::borrow::Cow::Owned(testo),
+                allegati: m.allegati,
+                difetti: m.difetti,
+            });
+        }
+        let charset = crate::mime::parametro(ct, "charset");
+        let testo = crate::xml::codifica::in_utf8(raw, charset.as_deref())
+            .map_err(|e| illeggibile(e.to_string()))?;
+        Ok(Scomposto {
+            testo,
+            allegati: Vec::new(),
+            difetti: Vec::new(),
+        })
+    }
+
     /// The pipeline, one step a line.
     async fn elabora(
         &self,
         raw: &[u8],
+        allegati: &[crate::mime::Parte],
+        difetti: &[String],
         peer: &Peer,
         ex: &mut Exchange,
         received: chrono::DateTime<chrono::FixedOffset>,
@@ -193,8 +240,11 @@ impl PortaApplicativa {
         let giudicata = self
             .giudica(&trovata, &registry, received)
             .map_err(&rifiuto)?;
+        // SOAP with Attachments: the parts well formed and the Manifest right, the original
+        // Body taken back from its part.
+        let sbustato = self.manifest(&env, allegati, difetti).map_err(&rifiuto)?;
         self.s
-            .autentica(&busta, &env, peer, &registry)
+            .autentica(&busta, &env, peer, &registry, allegati)
             .map_err(&rifiuto)?;
         // A busta with a ListaEccezioni is an error notification from the partner: recorded
         // with what is wrong in it, not handed to a service (busta-egov.md §2.2.5).
@@ -222,12 +272,29 @@ impl PortaApplicativa {
                 ))
             }
         };
+        // The service sees the original Body where a Manifest stood; the header blocks keep
+        // their places (the Body comes after them).
+        let env_sbustato;
+        let (env_servizio, altri): (&Envelope<'_>, Vec<crate::mime::Parte>) = match &sbustato {
+            Some((testo, principale)) => {
+                env_sbustato = self.leggi(testo.as_bytes()).map_err(&rifiuto)?;
+                let altri = allegati
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| i != principale)
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                (&env_sbustato, altri)
+            }
+            None => (&env, Vec::new()),
+        };
         let chiamata = Chiamata {
-            env: &env,
+            env: env_servizio,
             rimuovi: consumati(&trovata, &env),
             busta: &busta,
             servizio,
             received_at: received,
+            allegati: &altri,
         };
         let mut esito = match self.chiama(servizio, &chiamata).await {
             Ok(e) => e,
@@ -250,8 +317,9 @@ impl PortaApplicativa {
             // Every profile but oneway answers with a busta (sync: the response; async: the
             // ricevuta).
             match self.risposta(&busta, giudicata.info, &esito).await {
-                Ok((id, body)) => {
+                Ok((id, body, parti)) => {
                     r.response_id = Some(id);
+                    r.mime = (!parti.is_empty()).then(|| crate::mime::Corpo::scrivi(&body, &parti));
                     r.body = body;
                 }
                 Err(e) => {
@@ -280,6 +348,57 @@ impl PortaApplicativa {
                 }
             }
         })
+    }
+
+    /// Step (SOAP with Attachments only): defects of the parts (EGOV_IT_003) and the Manifest
+    /// against them (003, 118, 119, 120). The envelope with the original Body put back, and
+    /// which part held it.
+    fn manifest(
+        &self,
+        env: &Envelope<'_>,
+        allegati: &[crate::mime::Parte],
+        difetti: &[String],
+    ) -> Result<Option<(String, usize)>, PaError> {
+        if !difetti.is_empty() {
+            info!(difetti = %difetti.join("; "), "attachments refused: EGOV_IT_003");
+            let eccezioni = difetti
+                .iter()
+                .map(|d| Eccezione::grave(Codice::FORMATO_CORPO, format!("Allegati: {d}")))
+                .collect();
+            return Err(PaError::busta(eccezioni, Some(difetti.join("; "))));
+        }
+        if allegati.is_empty() {
+            return Ok(None);
+        }
+        let prima = env
+            .body_tree(self.s.limits)
+            .map_err(|e| PaError::Fault001 {
+                motivo: e.to_string(),
+                eccezioni: Vec::new(),
+            })?;
+        let altri = prima
+            .as_ref()
+            .is_some_and(|p| !env.src[p.span.end..env.body_content.end].trim().is_empty());
+        let v = manifest::controlla(prima.as_ref(), altri, allegati).map_err(|eccezioni| {
+            info!(eccezioni = %elenco(&eccezioni), "Manifest refused");
+            PaError::busta(eccezioni, None)
+        })?;
+        let corpo = manifest::sbusta(&allegati[v.principale]).map_err(|m| {
+            PaError::busta(
+                vec![Eccezione::grave(
+                    Codice::FORMATO_CORPO,
+                    "SOAPBody/Descrizione/DescrizioneMessaggio/Riferimento",
+                )],
+                Some(m),
+            )
+        })?;
+        let testo = format!(
+            "{}{}{}",
+            &env.src[..env.body_content.start],
+            corpo,
+            &env.src[env.body_content.end..]
+        );
+        Ok(Some((testo, v.principale)))
     }
 
     /// Step: the busta judged against the registry, the clock and the sender's profile.
@@ -429,13 +548,14 @@ impl PortaApplicativa {
     }
 
     /// Step: the response busta of a synchronous exchange around the service's answer,
-    /// signed when signing is on: its Identificatore and the message.
+    /// signed when signing is on: its Identificatore, the message, and its attachments (with
+    /// a Manifest in the Body when the service answered with any).
     async fn risposta(
         &self,
         req: &Busta,
         info: Vec<Eccezione>,
         esito: &Reply,
-    ) -> Result<(String, String), PaError> {
+    ) -> Result<(String, String, Vec<crate::mime::Parte>), PaError> {
         let now = self.s.now();
         let responder = self.responder(req);
         let id = self
@@ -455,12 +575,26 @@ impl PortaApplicativa {
             h.eccezioni = Some(info);
         }
         let header = crate::egov::writer::write(&h);
-        let msg = soap::envelope_ns(&[&header], &esito.body, &esito.body_ns);
+        let (msg, parti) = if esito.allegati.is_empty() {
+            (
+                soap::envelope_ns(&[&header], &esito.body, &esito.body_ns),
+                Vec::new(),
+            )
+        } else {
+            let (descrizione, parti) = manifest::imbusta(
+                &esito.body,
+                &esito.body_ns,
+                esito.allegati.clone(),
+                manifest::Ruolo::Risposta,
+                &crate::mime::content_id("risposta"),
+            );
+            (soap::envelope(&[&header], &descrizione), parti)
+        };
         let firmato = self
             .s
-            .firma(msg, req.mittente.as_ref())
+            .firma_con_allegati(msg, req.mittente.as_ref(), &parti)
             .map_err(PaError::Firma)?;
-        Ok((id, firmato))
+        Ok((id, firmato, parti))
     }
 
     /// The soggetto that answers a busta: its destinatario when hosted here, else our own.
@@ -520,7 +654,10 @@ impl PortaApplicativa {
         if ex.note.is_none() {
             ex.note = r.note;
         }
-        ex.response = r.body.as_bytes().to_vec();
+        ex.response = match &r.mime {
+            Some(m) => m.corpo.to_vec(),
+            None => r.body.as_bytes().to_vec(),
+        };
         let inoltri = r.effetti.as_ref().is_some_and(|e| e.inoltri());
         if let Err(e) = self.s.commit(ex, r.dup_id.as_deref(), r.effetti).await {
             warn!(error = %e, "exchange not stored: answering EGOV_IT_300");
@@ -571,7 +708,10 @@ impl PortaApplicativa {
             azione = ex.azione.as_deref().unwrap_or("-"),
             "exchange"
         );
-        Answer::soap(r.status, r.body)
+        Answer {
+            mime: r.mime,
+            ..Answer::soap(r.status, r.body)
+        }
     }
 
     /// What an error answers: a bare Fault, or an error busta when a busta was read. Our
@@ -583,6 +723,7 @@ impl PortaApplicativa {
                     return Risposta {
                         status: 500,
                         body,
+                        mime: None,
                         outcome: errore.outcome(),
                         note: errore.nota(),
                         dup_id: None,
@@ -621,6 +762,7 @@ impl PortaApplicativa {
         Risposta {
             status,
             body: errore.fault().unwrap_or_else(risposte::fault_processamento),
+            mime: None,
             outcome: errore.outcome(),
             note: errore.nota(),
             dup_id: None,

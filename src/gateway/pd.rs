@@ -37,6 +37,9 @@ pub struct RichiestaPd<'a> {
     /// `X-PDD-Collaborazione`): the message this one answers or follows, and the conversation.
     pub riferimento: Option<String>,
     pub collaborazione: Option<String>,
+    /// SOAP with Attachments: the local system's parts besides its envelope, sent with a
+    /// Manifest.
+    pub allegati: &'a [crate::mime::Parte],
 }
 
 /// The porta delegata.
@@ -56,6 +59,8 @@ struct Destinazione {
 struct Imbustata {
     busta: Busta,
     messaggio: String,
+    /// The parts sent with it (the original Body last), when the local system gave any.
+    allegati: Vec<crate::mime::Parte>,
 }
 
 impl PortaDelegata {
@@ -178,7 +183,13 @@ impl PortaDelegata {
         }
         let d = self.destinazione(r, destinatario, &registry)?;
         let imbustata = self.imbusta(r, &d, &env, ex).await?;
-        ex.request = imbustata.messaggio.as_bytes().to_vec();
+        let (corpo, intestazioni) = if imbustata.allegati.is_empty() {
+            (bytes::Bytes::from(imbustata.messaggio.clone()), Vec::new())
+        } else {
+            let m = crate::mime::Corpo::scrivi(&imbustata.messaggio, &imbustata.allegati);
+            (m.corpo, vec![("Content-Type".to_string(), m.content_type)])
+        };
+        ex.request = corpo.to_vec();
         // Recorded before it leaves: if the answer never comes (the partner or this process
         // dies), the record says the outcome is unknown.
         ex.outcome = Outcome::Sconosciuto;
@@ -192,7 +203,7 @@ impl PortaDelegata {
         let resp = self
             .s
             .transport
-            .post_soap(&d.url, imbustata.messaggio, &[], self.timeout())
+            .post_soap(&d.url, corpo, &intestazioni, self.timeout())
             .await?;
         ex.response = resp.body.to_vec();
         if d.profilo == Profilo::OneWay && resp.body.iter().all(u8::is_ascii_whitespace) {
@@ -205,7 +216,33 @@ impl PortaDelegata {
                 format!("{} ha risposto HTTP {} senza contenuto", d.url, resp.status),
             ));
         }
-        self.sbusta(&resp.body, resp.status, &imbustata.busta, &d.parte, ex)
+        // The partner's answer may come with attachments (and a Manifest).
+        let ct = resp.content_type.as_deref().unwrap_or("");
+        if crate::mime::is_multipart_related(ct) {
+            let m =
+                crate::mime::leggi(ct, &resp.body, self.s.config.limits.mime()).map_err(|e| {
+                    PdError::processamento(
+                        Funzione::SbustamentoRisposte,
+                        format!("risposta del partner con allegati illeggibile: {e}"),
+                    )
+                })?;
+            if let Some(d) = m.difetti.first() {
+                return Err(PdError::busta(
+                    Funzione::SbustamentoRisposte,
+                    Codice::FORMATO_CORPO,
+                    format!("allegati della risposta: {d}"),
+                ));
+            }
+            return self.sbusta(
+                &m.radice.contenuto,
+                resp.status,
+                &imbustata.busta,
+                &d.parte,
+                ex,
+                &m.allegati,
+            );
+        }
+        self.sbusta(&resp.body, resp.status, &imbustata.busta, &d.parte, ex, &[])
     }
 
     /// Step: the destinatario: the header, else the configured default, else the only
@@ -379,13 +416,47 @@ impl PortaDelegata {
             .map(|b| &env.src[b.span.clone()])
             .collect();
         blocks.insert(0, &header);
-        let messaggio = soap::envelope_ns(&blocks, env.body_content_str(), &env.body_ns);
+        let (messaggio, allegati) = if r.allegati.is_empty() {
+            (
+                soap::envelope_ns(&blocks, env.body_content_str(), &env.body_ns),
+                Vec::new(),
+            )
+        } else {
+            // Every part named in the Manifest by its Content-ID: one is given where the local
+            // system left it out.
+            let parti: Vec<crate::mime::Parte> = r
+                .allegati
+                .iter()
+                .map(|p| {
+                    let mut p = p.clone();
+                    if p.content_id.is_none() {
+                        p.content_id = Some(crate::mime::content_id("allegato"));
+                    }
+                    p
+                })
+                .collect();
+            let (descrizione, parti) = crate::egov::manifest::imbusta(
+                env.body_content_str(),
+                &env.body_ns,
+                parti,
+                crate::egov::manifest::Ruolo::Richiesta,
+                &crate::mime::content_id("richiesta"),
+            );
+            (soap::envelope(&blocks, &descrizione), parti)
+        };
         // Never sent unsigned when signing is on.
-        let messaggio = self.s.firma(messaggio, Some(&d.parte)).map_err(|e| {
-            warn!(error = %e, "busta not signed: not sent");
-            PdError::processamento(Funzione::Imbustamento, e.to_string())
-        })?;
-        Ok(Imbustata { busta, messaggio })
+        let messaggio = self
+            .s
+            .firma_con_allegati(messaggio, Some(&d.parte), &allegati)
+            .map_err(|e| {
+                warn!(error = %e, "busta not signed: not sent");
+                PdError::processamento(Funzione::Imbustamento, e.to_string())
+            })?;
+        Ok(Imbustata {
+            busta,
+            messaggio,
+            allegati,
+        })
     }
 
     /// A request for a service of our own (the NCN's national portal publishing through its
@@ -454,6 +525,7 @@ impl PortaDelegata {
         req: &Busta,
         destinatario: &Parte,
         ex: &mut Exchange,
+        allegati: &[crate::mime::Parte],
     ) -> Result<Answer, PdError> {
         let sbustamento = |msg: String| PdError::processamento(Funzione::SbustamentoRisposte, msg);
         let env = Envelope::parse(raw, self.s.limits).map_err(|e| {
@@ -519,7 +591,7 @@ impl PortaDelegata {
             .unwrap_or(self.s.config.wssec.verifica);
         if let Err(v) = self
             .s
-            .verifica_firma(&env, destinatario, &registry, politica)
+            .verifica_firma(&env, destinatario, &registry, politica, allegati)
         {
             info!(eccezione = %v.eccezione, "partner's answer refused: {}", v.motivo);
             return Err(PdError::busta(
@@ -556,11 +628,41 @@ impl PortaDelegata {
             ));
         }
         ex.outcome = Outcome::Ok;
-        // Sbustamento: the local system gets the partner's Body, with the busta in headers.
-        let mut answer = Answer::soap(
-            if env.fault.is_some() { 500 } else { 200 },
-            soap::envelope_ns(&[], env.body_content_str(), &env.body_ns),
-        );
+        // Sbustamento: the local system gets the partner's Body, with the busta in headers;
+        // under a Manifest, the Body from its part and the other parts as attachments.
+        let status = if env.fault.is_some() { 500 } else { 200 };
+        let mut answer = if allegati.is_empty() {
+            Answer::soap(
+                status,
+                soap::envelope_ns(&[], env.body_content_str(), &env.body_ns),
+            )
+        } else {
+            let prima = env
+                .body_tree(self.s.limits)
+                .map_err(|e| sbustamento(e.to_string()))?;
+            let altri = prima
+                .as_ref()
+                .is_some_and(|p| !env.src[p.span.end..env.body_content.end].trim().is_empty());
+            let v = crate::egov::manifest::controlla(prima.as_ref(), altri, allegati).map_err(
+                |eccezioni| {
+                    let e = &eccezioni[0];
+                    PdError::busta(
+                        Funzione::SbustamentoRisposte,
+                        e.codice,
+                        format!("Manifest della risposta: {}", elenco(&eccezioni)),
+                    )
+                },
+            )?;
+            let corpo =
+                crate::egov::manifest::sbusta(&allegati[v.principale]).map_err(sbustamento)?;
+            let altri: Vec<crate::mime::Parte> = allegati
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| *i != v.principale)
+                .map(|(_, p)| p.clone())
+                .collect();
+            Answer::con_allegati(status, soap::envelope(&[], &corpo), &altri)
+        };
         for (nome, valore) in [
             ("X-PDD-Identificatore", risposta.id.clone()),
             ("X-PDD-RiferimentoMessaggio", req.id.clone()),
@@ -581,6 +683,13 @@ impl PortaDelegata {
             }
         }
         Ok(answer)
+    }
+
+    /// The Fault for a local system's request that could not be read as a message (a broken
+    /// multipart body): nothing was sent.
+    pub fn illeggibile(&self, motivo: String) -> Answer {
+        info!(motivo, "porta delegata: request unreadable");
+        self.fault(&PdError::processamento(Funzione::Imbustamento, motivo))
     }
 
     /// The Fault a local system receives for an error.

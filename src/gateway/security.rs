@@ -6,6 +6,7 @@ use super::error::{eccezione_firma, eccezione_firmatario, PaError};
 use super::metrics::Phase;
 use super::{Peer, Shared};
 use crate::egov::{Busta, Codice, Eccezione, Parte};
+use crate::mime::Parte as Parte_;
 use crate::registry::{PoliticaFirma, Registry};
 use crate::soap::Envelope;
 use crate::wssec::dsig::{self, FirmaError};
@@ -41,9 +42,10 @@ impl Shared {
         env: &Envelope<'_>,
         peer: &Peer,
         registry: &Registry,
+        allegati: &[Parte_],
     ) -> Result<(), PaError> {
         let t = std::time::Instant::now();
-        let esito = self.autentica_(b, env, peer, registry);
+        let esito = self.autentica_(b, env, peer, registry, allegati);
         self.metrics.phase(Phase::Verify, t.elapsed());
         esito.map_err(PaError::from)
     }
@@ -54,6 +56,7 @@ impl Shared {
         env: &Envelope<'_>,
         peer: &Peer,
         registry: &Registry,
+        allegati: &[Parte_],
     ) -> Result<(), Violation> {
         let Some(mittente) = b.mittente.as_ref() else {
             return Ok(());
@@ -103,7 +106,7 @@ impl Shared {
         let politica = partner
             .and_then(|p| p.firma)
             .unwrap_or(self.config.wssec.verifica);
-        self.verifica_firma(env, mittente, registry, politica)
+        self.verifica_firma(env, mittente, registry, politica, allegati)
     }
 
     /// Checks a busta's WS-Security signature by policy, and that its certificate may sign for
@@ -114,6 +117,7 @@ impl Shared {
         parte: &Parte,
         registry: &Registry,
         politica: PoliticaFirma,
+        allegati: &[Parte_],
     ) -> Result<(), Violation> {
         let firmata = env
             .header_blocks
@@ -133,10 +137,27 @@ impl Shared {
                 .and_then(|s| s.copertura)
                 .unwrap_or(dsig::Copertura::IntestazioneMessaggio),
         };
-        let firmato = dsig::verifica(env.src, env, &regole).map_err(|e| Violation {
-            eccezione: eccezione_firma(&e),
-            motivo: e.to_string(),
-        })?;
+        let firmato =
+            dsig::verifica_con_allegati(env.src, env, &regole, allegati).map_err(|e| {
+                Violation {
+                    eccezione: eccezione_firma(&e),
+                    motivo: e.to_string(),
+                }
+            })?;
+        // A partner that signs its attachments signs all of them: with a Manifest the Body is
+        // only the list, and the content travels as a part.
+        if registry.soggetto(parte).is_some_and(|s| s.firma_allegati) {
+            if let Some((i, a)) = allegati
+                .iter()
+                .enumerate()
+                .find(|(i, _)| !firmato.allegati.contains(i))
+            {
+                return Err(Violation {
+                    eccezione: eccezione_firma(&FirmaError::Xml(String::new())),
+                    motivo: format!("l'allegato {} non è coperto dalla firma", a.nome(i + 1)),
+                });
+            }
+        }
         let trust = self.trust.get();
         let firmatari = crate::tls::PartnerSigners {
             trust: &trust,
@@ -153,6 +174,17 @@ impl Shared {
     /// Signs an outgoing message when signing is on. It fails closed: a message that cannot
     /// be signed is not sent unsigned.
     pub(super) fn firma(&self, msg: String, verso: Option<&Parte>) -> Result<String, FirmaError> {
+        self.firma_con_allegati(msg, verso, &[])
+    }
+
+    /// [`Shared::firma`] for a message with attachments: they are covered too when the
+    /// partner's entry asks (`firma_allegati`).
+    pub(super) fn firma_con_allegati(
+        &self,
+        msg: String,
+        verso: Option<&Parte>,
+        allegati: &[Parte_],
+    ) -> Result<String, FirmaError> {
         if !self.config.firma_on() {
             return Ok(msg);
         }
@@ -160,15 +192,23 @@ impl Shared {
             FirmaError::Firma("signing is on but no key and certificate are loaded".into())
         })?;
         let t = std::time::Instant::now();
-        let firmato = dsig::firma(
+        let registry = self.registry();
+        let partner = verso.and_then(|p| registry.soggetto(p));
+        let coperti = if partner.is_some_and(|s| s.firma_allegati) {
+            allegati
+        } else {
+            &[]
+        };
+        let firmato = dsig::firma_con_allegati(
             &msg,
             &me.key,
             &me.cert,
             self.now().to_utc(),
             chrono::Duration::seconds(self.config.wssec.timestamp_ttl_secs),
-            verso
-                .and_then(|p| self.registry().soggetto(p).and_then(|s| s.copertura))
+            partner
+                .and_then(|s| s.copertura)
                 .unwrap_or(self.config.wssec.copertura),
+            coperti,
         );
         self.metrics.phase(Phase::Sign, t.elapsed());
         firmato

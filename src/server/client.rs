@@ -51,7 +51,7 @@ impl Transport for HttpClient {
     async fn post_soap(
         &self,
         url: &str,
-        body: String,
+        body: Bytes,
         headers: &[(String, String)],
         timeout: Duration,
     ) -> Result<Response, ClientError> {
@@ -62,7 +62,7 @@ impl Transport for HttpClient {
         let mut req = Request::post(uri)
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("SOAPAction", "\"\"")
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| ClientError::Url(format!("{url}: {e}")))?;
         for (k, v) in headers {
             if let (Ok(k), Ok(v)) = (

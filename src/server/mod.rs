@@ -53,9 +53,17 @@ pub fn gateway(
 type Body = Full<Bytes>;
 
 pub(crate) fn respond(a: Answer) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(a.body.clone())));
+    let corpo = match &a.mime {
+        Some(m) => m.corpo.clone(),
+        None => Bytes::from(a.body.clone()),
+    };
+    let mut r = Response::new(Full::new(corpo));
     *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if !a.body.is_empty() {
+    if let Some(m) = &a.mime {
+        if let Ok(v) = HeaderValue::try_from(m.content_type.as_str()) {
+            r.headers_mut().insert(CONTENT_TYPE, v);
+        }
+    } else if !a.body.is_empty() {
         r.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/xml; charset=utf-8"),

@@ -100,15 +100,13 @@ pub(super) async fn read_body(
 #[error("body slower than the minimum rate")]
 struct Lento;
 
-/// The `charset` parameter of the Content-Type, if any.
-fn charset_di(req: &Request<Incoming>) -> Option<String> {
-    let v = req.headers().get(CONTENT_TYPE)?.to_str().ok()?;
-    v.split(';').skip(1).find_map(|p| {
-        let (k, val) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("charset")
-            .then(|| val.trim().trim_matches('"').to_string())
-    })
+/// The Content-Type, if any and readable.
+fn content_type_di(req: &Request<Incoming>) -> Option<String> {
+    req.headers()
+        .get(CONTENT_TYPE)?
+        .to_str()
+        .ok()
+        .map(str::to_string)
 }
 
 /// The media type of a porta applicativa request, as SOAP 1.1's HTTP binding sees it.
@@ -118,6 +116,8 @@ enum TipoContenuto {
     Soap11,
     /// `application/soap+xml`: SOAP 1.2's.
     Soap12,
+    /// `multipart/related`: SOAP with Attachments (its root part SOAP 1.1).
+    Allegati,
     /// Anything else, or none (the value, if any).
     Altro(Option<String>),
 }
@@ -133,6 +133,8 @@ impl TipoContenuto {
             TipoContenuto::Soap11
         } else if media.eq_ignore_ascii_case("application/soap+xml") {
             TipoContenuto::Soap12
+        } else if media.eq_ignore_ascii_case("multipart/related") {
+            TipoContenuto::Allegati
         } else {
             TipoContenuto::Altro(Some(v.chars().take(100).collect()))
         }
@@ -149,10 +151,10 @@ fn soap12(body: &[u8], gw: &Gateway) -> bool {
 }
 
 /// The answer to a porta applicativa request that is not SOAP 1.1 by its Content-Type (none,
-/// application/json, multipart/related…): HTTP 415 (WS-I Basic Profile 1.1 R1115) with a
+/// application/json…): HTTP 415 (WS-I Basic Profile 1.1 R1115) with a
 /// `soap:Client` Fault EGOV_IT_001 saying what is expected, before the body is read. GovWay
-/// refuses these too (ContentTypeNotSupported, ContentTypeNotProvided); SOAP with Attachments
-/// is not supported.
+/// refuses these too (ContentTypeNotSupported, ContentTypeNotProvided). SOAP with Attachments
+/// (`multipart/related`) is read.
 fn non_soap11(ct: Option<&str>, peer: &SocketAddr) -> Response<Body> {
     info!(%peer, content_type = ct.unwrap_or(""), "porta applicativa: not SOAP 1.1 by its Content-Type: 415");
     rifiuta(HttpRefusal::NotSoap11 {
@@ -221,7 +223,7 @@ pub(super) async fn handle(
                 Ok(p) => p,
                 Err(r) => return Ok(r),
             };
-            let charset = charset_di(&req);
+            let content_type = content_type_di(&req);
             match read_body(req, max, timeout, ritmo).await {
                 // application/soap+xml is SOAP 1.2's: its envelope gets the VersionMismatch
                 // Fault (from the gateway), a SOAP 1.1 envelope under it is refused.
@@ -229,7 +231,7 @@ pub(super) async fn handle(
                     non_soap11(Some("application/soap+xml"), &peer)
                 }
                 Ok(body) => {
-                    respond(gw.pa.ricevi_in(&body, charset.as_deref(), &peer_info).await)
+                    respond(gw.pa.ricevi_in(&body, content_type.as_deref(), &peer_info).await)
                 }
                 Err(r) => r,
             }
@@ -266,13 +268,26 @@ pub(super) async fn handle(
                     Ok(p) => p,
                     Err(r) => return Ok(r),
                 };
-                let charset = charset_di(&req);
+                let content_type = content_type_di(&req).unwrap_or_default();
                 match read_body(req, max, timeout, ritmo).await {
                     Ok(body) => {
+                        // SOAP with Attachments: the envelope is the root part.
+                        let (radice, allegati, charset) = if crate::mime::is_multipart_related(&content_type) {
+                            match crate::mime::leggi(&content_type, &body, gw.config.limits.mime()) {
+                                Ok(m) if m.difetti.is_empty() => {
+                                    let charset = crate::mime::parametro(&m.radice.content_type, "charset");
+                                    (Bytes::from(m.radice.contenuto), m.allegati, charset)
+                                }
+                                Ok(m) => return Ok(respond(gw.pd.illeggibile(format!("allegati: {}", m.difetti.join("; "))))),
+                                Err(e) => return Ok(respond(gw.pd.illeggibile(format!("SOAP with Attachments: {e}")))),
+                            }
+                        } else {
+                            (body, Vec::new(), crate::mime::parametro(&content_type, "charset"))
+                        };
                         // A local system writing ISO-8859-1 (or another encoding read): the
                         // busta is built around its content as UTF-8.
-                        let body = crate::xml::codifica::in_utf8(&body, charset.as_deref())
-                            .unwrap_or(std::borrow::Cow::Borrowed(&body[..]));
+                        let body = crate::xml::codifica::in_utf8(&radice, charset.as_deref())
+                            .unwrap_or(std::borrow::Cow::Borrowed(&radice[..]));
                         respond(
                             gw.pd
                                 .invia(RichiestaPd {
@@ -284,6 +299,7 @@ pub(super) async fn handle(
                                     fisso: None,
                                     riferimento,
                                     collaborazione,
+                                    allegati: &allegati,
                                 })
                                 .await,
                         )

@@ -47,14 +47,36 @@ pub async fn call(
     limits: Limits,
 ) -> Result<Reply, ServiceError> {
     let message = c.env.without_all(&c.rimuovi);
+    let mut headers = integration_headers(c);
+    // Attachments go on as SOAP with Attachments, without the Manifest (already undone).
+    let corpo = if c.allegati.is_empty() {
+        bytes::Bytes::from(message)
+    } else {
+        let m = crate::mime::Corpo::scrivi(&message, c.allegati);
+        headers.push(("Content-Type".into(), m.content_type));
+        m.corpo
+    };
     let resp = client
-        .post_soap(url, message, &integration_headers(c), timeout)
+        .post_soap(url, corpo, &headers, timeout)
         .await
         .map_err(|e| ServiceError::Backend(e.to_string()))?;
+    // A backend answering with attachments: its envelope is the root part.
+    let ct = resp.content_type.as_deref().unwrap_or("");
+    let (radice, allegati) = if crate::mime::is_multipart_related(ct) {
+        let m = crate::mime::leggi(ct, &resp.body, crate::mime::Limiti::default())
+            .map_err(|e| ServiceError::Backend(format!("{url}: {e}")))?;
+        if let Some(d) = m.difetti.first() {
+            return Err(ServiceError::Backend(format!("{url}: {d}")));
+        }
+        (bytes::Bytes::from(m.radice.contenuto), m.allegati)
+    } else {
+        (resp.body.clone(), Vec::new())
+    };
     if resp.body.iter().all(u8::is_ascii_whitespace) {
         if (200..300).contains(&resp.status) {
             // A oneway backend answers with no body.
             return Ok(Reply {
+                allegati: Vec::new(),
                 effetti: None,
                 body: String::new(),
                 body_ns: Vec::new(),
@@ -67,7 +89,7 @@ pub async fn call(
             resp.status
         )));
     }
-    let env = Envelope::parse(&resp.body, limits).map_err(|e| {
+    let env = Envelope::parse(&radice, limits).map_err(|e| {
         ServiceError::Backend(format!(
             "{url} answered HTTP {} with no SOAP message: {e}",
             resp.status
@@ -79,6 +101,7 @@ pub async fn call(
         body: env.body_content_str().to_string(),
         body_ns: env.body_ns.clone(),
         fault,
+        allegati,
         note: Some(match &env.fault {
             Some(f) => format!("backend fault {}: {}", f.code, f.string),
             None => format!("backend HTTP {}", resp.status),

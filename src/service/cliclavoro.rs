@@ -155,6 +155,7 @@ async fn ricevi(
                 op.nome, op.ricevuto
             );
             return Ok(Reply {
+                allegati: Vec::new(),
                 effetti: None,
                 body: ws::risposta(op, true, &descr),
                 body_ns: Vec::new(),
@@ -233,6 +234,7 @@ async fn ricevi(
         descr.push_str(&format!("; {r}"));
     }
     Ok(Reply {
+        allegati: Vec::new(),
         effetti: Some(effetti),
         body: ws::risposta(op, true, &descr),
         body_ns: Vec::new(),
@@ -694,6 +696,7 @@ pub fn risposta_ok(body: &[u8], limits: Limits) -> bool {
 fn ko(op: &Operazione, why: impl Into<Ko>) -> Reply {
     let Ko(why) = why.into();
     Reply {
+        allegati: Vec::new(),
         effetti: None,
         body: ws::risposta(op, false, &why),
         body_ns: Vec::new(),

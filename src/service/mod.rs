@@ -20,6 +20,8 @@ pub struct Chiamata<'a> {
     pub busta: &'a Busta,
     pub servizio: &'a Servizio,
     pub received_at: DateTime<FixedOffset>,
+    /// The SOAP with Attachments parts besides the Body (the Manifest already undone).
+    pub allegati: &'a [crate::mime::Parte],
 }
 
 /// The service's answer: the content of the response Body.
@@ -35,6 +37,8 @@ pub struct Reply {
     /// What the exchange changes in the store (moduli, forwards…), written with its record
     /// ([`crate::store::Effetti::commit`]).
     pub effetti: Option<crate::store::Effetti>,
+    /// Attachments of the answer (SOAP with Attachments).
+    pub allegati: Vec<crate::mime::Parte>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +54,10 @@ pub enum ServiceError {
     UnknownHandler(String),
 }
 
-/// The built-in `echo` handler: answers with the request's Body content.
+/// The built-in `echo` handler: answers with the request's Body content and attachments.
 pub fn echo(c: &Chiamata<'_>) -> Reply {
     Reply {
+        allegati: c.allegati.to_vec(),
         effetti: None,
         body: c.env.body_content_str().to_string(),
         body_ns: c.env.body_ns.clone(),

@@ -139,17 +139,33 @@ pub struct Reply {
     pub status: u16,
     pub body: String,
     pub headers: Vec<(String, String)>,
+    /// The body as received (`body` is its lossy text).
+    pub octets: bytes::Bytes,
 }
 
-/// POSTs raw bytes with a text/xml content type, over a fresh HTTP/1.1 connection.
+impl Reply {
+    pub fn header(&self, nome: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(nome))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// POSTs raw bytes with a text/xml content type (unless `headers` give one), over a fresh
+/// HTTP/1.1 connection.
 pub async fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
     use http_body_util::{BodyExt, Full};
     use hyper_util::client::legacy::Client;
     use hyper_util::rt::TokioExecutor;
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let mut req = hyper::Request::post(url)
-        .header("Content-Type", "text/xml; charset=utf-8")
-        .header("SOAPAction", "\"\"");
+    let mut req = hyper::Request::post(url).header("SOAPAction", "\"\"");
+    if !headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("Content-Type"))
+    {
+        req = req.header("Content-Type", "text/xml; charset=utf-8");
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -168,6 +184,7 @@ pub async fn post(url: &str, body: Vec<u8>, headers: &[(&str, &str)]) -> Reply {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
         headers,
+        octets: body,
     }
 }
 
