@@ -25,6 +25,32 @@ fn num(v: &serde_json::Value, k: &str) -> f64 {
 }
 
 #[test]
+fn the_echo_scenario_measures_the_transport_alone() {
+    let (code, v, err) = bench(
+        &[
+            "--scenario",
+            "echo",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--concurrency",
+            "4",
+            "--requests",
+            "300",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}\n{v}");
+    assert_eq!(v["scenario"], "echo");
+    assert_eq!(num(&v, "errors"), 0.0, "{v}");
+    assert!(num(&v, "exchanges") > 0.0, "{v}");
+    assert!(num(&v, "server_cpu_us_per_exchange") > 0.0, "{v}");
+    // Nothing is stored by the echo.
+    assert!(v["store_bytes_per_exchange"].is_null(), "{v}");
+}
+
+#[test]
 fn signed_and_unsigned_runs_report_what_they_measured() {
     let dir = TempDir::new("bench");
     let data = dir.0.join("kept");
@@ -64,12 +90,30 @@ fn signed_and_unsigned_runs_report_what_they_measured() {
         let payload = num(&v, "payload_bytes");
         assert!((900.0..2100.0).contains(&payload), "{v}");
         assert!(num(&v, "request_bytes") > payload, "{v}");
+        // CPU per exchange, the server's and the client's, sampled over the window: each
+        // answer cost the server something (at least a parse and a store write).
+        let server = num(&v, "server_cpu_us_per_exchange");
+        assert!(server > 0.0, "{v}");
+        assert!(num(&v, "client_cpu_us_per_exchange") > 0.0, "{v}");
+        let rsa = num(&v, "rsa_sign_us");
+        assert!(
+            (rsa - 1e6 / num(&v, "rsa_sign_per_core_per_s")).abs() < 1e-6,
+            "{v}"
+        );
         if signed {
             let r = num(&v, "ratio_to_ceiling");
             let expect = num(&v, "exchanges_per_s") / num(&v, "rsa_sign_ceiling_per_s");
             assert!((r - expect).abs() < 1e-9, "{v}");
+            assert!((num(&v, "efficiency") - rsa / server).abs() < 1e-9, "{v}");
         } else {
             assert!(v["ratio_to_ceiling"].is_null(), "{v}");
+            assert!(v["efficiency"].is_null(), "{v}");
+            // The echo server, the transport alone, measured on the same requests.
+            let eco = num(&v, "echo_exchanges_per_s");
+            assert!(eco > 0.0, "{v}");
+            assert!(num(&v, "echo_server_cpu_us_per_request") > 0.0, "{v}");
+            let r = num(&v, "ratio_to_echo");
+            assert!((r - num(&v, "exchanges_per_s") / eco).abs() < 1e-9, "{v}");
         }
     }
     // The kept store holds both runs' exchanges, and the second run numbered after the first

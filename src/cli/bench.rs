@@ -27,8 +27,52 @@ pub enum Scenario {
     /// The partner signs its requests (WS-Security); the gateway verifies them and signs its
     /// answers.
     Signed,
-    /// Mutual TLS only: no signature either way.
+    /// Mutual TLS only: no signature either way. The run also measures the echo server on the
+    /// same requests (`ratio_to_echo`).
     Unsigned,
+    /// The transport alone: the same client against a server of the same TLS set-up that reads
+    /// each body and answers a fixed 1 KB SOAP message.
+    Echo,
+}
+
+/// What a successful answer contains, by server.
+const OK_GATEWAY: &[u8] = b"<types:Tipo_Risposta>OK</types:Tipo_Risposta>";
+const OK_ECO: &[u8] = b"<e:Eco xmlns:e=\"urn:pdd:bench\">";
+
+/// The echo server of `--scenario echo` (`pdd bench-eco`, hidden): the configuration's
+/// listeners and TLS, nothing else.
+pub fn eco(config: crate::config::Config) -> Result<ExitCode, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let registry = config.build_registry().map_err(|e| e.to_string())?;
+        let gw = crate::server::gateway(
+            config.clone(),
+            registry,
+            Arc::new(crate::store::MemoryStore::new()),
+            Arc::new(crate::clock::SystemClock),
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        let tls = gw.server_tls().map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| format!("{}: {e}", config.listen))?;
+        let locale = match config.local_listen.filter(|_| tls.is_some()) {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .map_err(|e| format!("{a}: {e}"))?,
+            ),
+            None => None,
+        };
+        crate::server::eco::serve(tls, listener, locale)
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args, Debug)]
@@ -107,6 +151,20 @@ pub struct Risultato {
     pub rsa_sign_ceiling_per_s: f64,
     pub ratio_to_ceiling: Option<f64>,
     pub ran_out_of_requests: bool,
+    /// The server processes' user + system CPU time over the measured window, per exchange.
+    pub server_cpu_us_per_exchange: Option<f64>,
+    /// This load generator's, the same way.
+    pub client_cpu_us_per_exchange: Option<f64>,
+    /// One RSA-2048 signature on one core (1e6 / rsa_sign_per_core_per_s).
+    pub rsa_sign_us: f64,
+    /// Signed runs: rsa_sign_us ÷ server_cpu_us_per_exchange, the share of the server's work
+    /// that is the one signature an answer needs.
+    pub efficiency: Option<f64>,
+    /// Unsigned runs: the echo server on the same requests, in the same run.
+    pub echo_exchanges_per_s: Option<f64>,
+    pub echo_server_cpu_us_per_request: Option<f64>,
+    /// exchanges_per_s ÷ echo_exchanges_per_s.
+    pub ratio_to_echo: Option<f64>,
 }
 
 pub fn bench(a: BenchArgs) -> Result<ExitCode, String> {
@@ -159,6 +217,8 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let signed = a.scenario == Scenario::Signed;
+    let eco_solo = a.scenario == Scenario::Echo;
+    let comando = if eco_solo { "bench-eco" } else { "serve" };
     let n = a.requests.unwrap_or_else(|| {
         // Generous: a little more than the rates seen on a 2-core machine, per second run.
         let rate = if signed { 4_000.0 } else { 20_000.0 } / (1.0 + a.payload_kb as f64 / 16.0);
@@ -240,6 +300,7 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
             &dir.join(format!("server-{i}.log")),
             local,
             a.server_wrapper.as_deref(),
+            comando,
         )?);
         listens.push(listen);
     }
@@ -261,11 +322,30 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
             a.concurrency, a.nodes, a.warmup, a.duration
         ),
     );
-    let carico = carica(&pki, &listens, richieste, a)?;
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    // An unsigned run measures the echo server afterwards, with the same requests.
+    let per_eco = (a.scenario == Scenario::Unsigned && a.nodes == 1).then(|| richieste.clone());
+    let ok = if eco_solo { OK_ECO } else { OK_GATEWAY };
+    let carico = carica(&pki, &listens, richieste, a, &pids, ok)?;
     let peak_rss = rss_mb("VmHWM");
     for s in servers {
         s.stop()?;
     }
+    let eco = match per_eco {
+        Some(richieste) => {
+            passo(
+                a.json,
+                "the same requests against the echo server (the transport alone)",
+            );
+            let conf = dir.join("pdd-0.toml");
+            let s = Server::start(&conf, &dir.join("eco.log"), indirizzi[1], None, "bench-eco")?;
+            let pid = [s.child.id()];
+            let c = carica(&pki, &listens[..1], richieste, a, &pid, OK_ECO)?;
+            s.stop()?;
+            Some(c)
+        }
+        None => None,
+    };
     let stored = carico.risposte;
     let bytes_after = misura(&pg);
     if let (Some(pg), true) = (&pg, std::env::var_os("PDD_BENCH_PG_STATS").is_some()) {
@@ -293,8 +373,24 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
         lat[i] as f64 / 1000.0
     };
     let rate = carico.misurati as f64 / carico.finestra;
+    let per_scambio = |cpu: Option<f64>| {
+        cpu.filter(|_| carico.misurati > 0)
+            .map(|s| s * 1e6 / carico.misurati as f64)
+    };
+    let server_cpu = per_scambio(carico.cpu_server);
+    let rsa_sign_us = 1e6 / per_core;
+    let eco_rate = eco.as_ref().map(|c| c.misurati as f64 / c.finestra);
+    let eco_cpu = eco.as_ref().and_then(|c| {
+        c.cpu_server
+            .filter(|_| c.misurati > 0)
+            .map(|s| s * 1e6 / c.misurati as f64)
+    });
     Ok(Risultato {
-        scenario: if signed { "signed" } else { "unsigned" },
+        scenario: match a.scenario {
+            Scenario::Signed => "signed",
+            Scenario::Unsigned => "unsigned",
+            Scenario::Echo => "echo",
+        },
         store: match a.store {
             BenchStore::Sled => "sled",
             BenchStore::Postgres => "postgres",
@@ -323,6 +419,13 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
         rsa_sign_ceiling_per_s: ceiling,
         ratio_to_ceiling: signed.then(|| rate / ceiling),
         ran_out_of_requests: carico.esauriti,
+        server_cpu_us_per_exchange: server_cpu,
+        client_cpu_us_per_exchange: per_scambio(carico.cpu_client),
+        rsa_sign_us,
+        efficiency: server_cpu.filter(|_| signed).map(|c| rsa_sign_us / c),
+        echo_exchanges_per_s: eco_rate,
+        echo_server_cpu_us_per_request: eco_cpu,
+        ratio_to_echo: eco_rate.filter(|r| *r > 0.0).map(|r| rate / r),
     })
 }
 
@@ -364,6 +467,23 @@ fn stampa(r: &Risultato) {
     );
     if let Some(x) = r.ratio_to_ceiling {
         println!("  ratio        {:.1} % of the RSA-sign ceiling", x * 100.0);
+    }
+    let us = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} µs"));
+    println!(
+        "  CPU          server {} per exchange, client {} per exchange, one RSA signature {:.0} µs",
+        us(r.server_cpu_us_per_exchange),
+        us(r.client_cpu_us_per_exchange),
+        r.rsa_sign_us
+    );
+    if let Some(e) = r.efficiency {
+        println!("  efficiency   {e:.2} (one RSA signature ÷ server CPU per exchange)");
+    }
+    if let (Some(e), Some(x)) = (r.echo_exchanges_per_s, r.ratio_to_echo) {
+        println!(
+            "  echo         {e:.0} requests/s, server {} per request: this run is {:.2} of it",
+            us(r.echo_server_cpu_us_per_request),
+            x
+        );
     }
     if let Some(e) = &r.first_error {
         println!("  first error  {e}");
@@ -631,6 +751,7 @@ impl Server {
         log: &Path,
         local: SocketAddr,
         wrapper: Option<&str>,
+        comando: &str,
     ) -> Result<Server, String> {
         let exe = std::env::current_exe().map_err(|e| e.to_string())?;
         let log_file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
@@ -645,7 +766,7 @@ impl Server {
         let child = cmd
             .arg("--config")
             .arg(conf)
-            .arg("serve")
+            .arg(comando)
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
             .stderr(log_file)
@@ -656,7 +777,7 @@ impl Server {
         loop {
             if let Ok(Some(st)) = s.child.try_wait() {
                 let log = std::fs::read_to_string(log).unwrap_or_default();
-                return Err(format!("pdd serve exited ({st}):\n{log}"));
+                return Err(format!("pdd {comando} exited ({st}):\n{log}"));
             }
             if salute(local) {
                 return Ok(s);
@@ -738,6 +859,31 @@ struct Carico {
     esauriti: bool,
     /// Requests taken from the prepared ones.
     presi: usize,
+    /// CPU seconds (user + system) over the window: the servers', this process's.
+    cpu_server: Option<f64>,
+    cpu_client: Option<f64>,
+}
+
+/// User + system CPU seconds a process has used so far (`/proc/PID/stat`, fields 14 and 15).
+fn cpu_secondi(pid: &str) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces: fields count from after its closing parenthesis.
+    let dopo = &s[s.rfind(')')? + 2..];
+    let campi: Vec<&str> = dopo.split_whitespace().collect();
+    let utime: f64 = campi.get(11)?.parse().ok()?;
+    let stime: f64 = campi.get(12)?.parse().ok()?;
+    // SAFETY: sysconf reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (tick > 0).then(|| (utime + stime) / tick as f64)
+}
+
+/// The CPU seconds of the servers (summed) and of this process, now.
+fn campione_cpu(pids: &[u32]) -> (Option<f64>, Option<f64>) {
+    let server = pids
+        .iter()
+        .map(|p| cpu_secondi(&p.to_string()))
+        .sum::<Option<f64>>();
+    (server, cpu_secondi("self"))
 }
 
 #[derive(Default)]
@@ -780,6 +926,8 @@ fn carica(
     addrs: &[SocketAddr],
     richieste: Vec<Bytes>,
     a: &BenchArgs,
+    pids: &[u32],
+    ok: &'static [u8],
 ) -> Result<Carico, String> {
     let tls = client_tls(pki)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -807,22 +955,47 @@ fn carica(
             );
             compiti.push(tokio::spawn(async move {
                 connessione(
-                    tls, addr, richieste, prossima, fine, esauriti, misura_da, misura_a,
+                    tls, addr, richieste, prossima, fine, esauriti, misura_da, misura_a, ok,
                 )
                 .await
             }));
         }
+        // CPU sampled at the window's edges (its end: when it closes, or when the requests ran
+        // out before).
+        let pids_cpu = pids.to_vec();
+        let inizio_cpu = tokio::spawn(async move {
+            tokio::time::sleep_until(misura_da.into()).await;
+            campione_cpu(&pids_cpu)
+        });
         let stop = fine.clone();
-        tokio::spawn(async move {
+        let pids_cpu = pids.to_vec();
+        let fine_cpu = tokio::spawn(async move {
             tokio::time::sleep_until(misura_a.into()).await;
+            let c = campione_cpu(&pids_cpu);
             stop.store(true, Ordering::Relaxed);
+            c
         });
         let mut tutti = Vec::with_capacity(compiti.len());
         for c in compiti {
             tutti.push(c.await.unwrap_or_default());
         }
-        tutti
+        let fine_cpu = if fine_cpu.is_finished() {
+            fine_cpu.await.unwrap_or((None, None))
+        } else {
+            fine_cpu.abort();
+            campione_cpu(pids)
+        };
+        let inizio_cpu = if inizio_cpu.is_finished() {
+            inizio_cpu.await.unwrap_or((None, None))
+        } else {
+            // The requests ran out within the warm-up: no window.
+            inizio_cpu.abort();
+            (None, None)
+        };
+        (tutti, inizio_cpu, fine_cpu)
     });
+    let (per_conn, (srv0, cli0), (srv1, cli1)) = per_conn;
+    let delta = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
     // The window is shorter when the requests ran out.
     let finito = Instant::now().min(misura_a);
     let finestra = finito.saturating_duration_since(misura_da).as_secs_f64();
@@ -835,6 +1008,8 @@ fn carica(
         finestra: finestra.max(1e-3),
         esauriti: esauriti.load(Ordering::Relaxed),
         presi: prossima.load(Ordering::Relaxed).min(richieste.len()),
+        cpu_server: delta(srv0, srv1),
+        cpu_client: delta(cli0, cli1),
     };
     for p in per_conn {
         c.misurati += p.latenze.len() as u64;
@@ -863,6 +1038,7 @@ async fn connessione(
     esauriti: Arc<AtomicBool>,
     misura_da: Instant,
     misura_a: Instant,
+    atteso: &'static [u8],
 ) -> PerConnessione {
     let mut p = PerConnessione::default();
     let errore = |p: &mut PerConnessione, e: String| {
@@ -898,8 +1074,7 @@ async fn connessione(
         match esito {
             Ok((status, body)) => {
                 p.risposte += 1;
-                let ok = status == 200
-                    && memmem(&body, b"<types:Tipo_Risposta>OK</types:Tipo_Risposta>");
+                let ok = status == 200 && memmem(&body, atteso);
                 if !ok {
                     let testo = String::from_utf8_lossy(&body);
                     errore(

@@ -130,6 +130,9 @@ pub enum Command {
     /// bytes per exchange and the machine's RSA-2048 signing ceiling (exit 1 if any exchange
     /// failed). See docs/performance.md.
     Bench(bench::BenchArgs),
+    /// The echo server `pdd bench` measures the transport with (not for operators).
+    #[command(hide = true)]
+    BenchEco,
     /// Print the completion script for a shell, e.g.
     /// `pdd completions bash > /etc/bash_completion.d/pdd`.
     Completions(shell::CompletionsArgs),
@@ -398,6 +401,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
         Command::Bench(a) => bench::bench(a),
+        Command::BenchEco => bench::eco(config),
     }
 }
 

@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod client;
+pub mod eco;
 mod routes;
 
 use std::future::Future;

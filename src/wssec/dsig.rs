@@ -555,16 +555,7 @@ pub fn verifica_con_allegati(
                 algorithm(Some(t))
             )));
         }
-        let dm = algorithm(child(rf, NS_DS, "DigestMethod"));
-        if dm != SHA256 {
-            return Err(xmlerr(format!("algoritmo di digest non ammesso: '{dm}'")));
-        }
-        let dv = child(rf, NS_DS, "DigestValue")
-            .map(|d| d.text.split_whitespace().collect::<String>())
-            .unwrap_or_default();
-        let digest = B64
-            .decode(dv)
-            .map_err(|_| xmlerr(format!("DigestValue del riferimento #{id} non è base64")))?;
+        let digest = digest_atteso(rf, &format!("#{id}"))?;
         refs.push((start, inclusive(t), digest));
     }
 
@@ -692,6 +683,21 @@ pub fn verifica_con_allegati(
     })
 }
 
+/// The digest a reference declares (SHA-256 only), `nome` naming it in errors.
+fn digest_atteso(rf: &Element, nome: &str) -> Result<Vec<u8>, FirmaError> {
+    let dm = algorithm(child(rf, NS_DS, "DigestMethod"));
+    if dm != SHA256 {
+        return Err(FirmaError::Xml(format!(
+            "algoritmo di digest non ammesso: '{dm}'"
+        )));
+    }
+    let dv = child(rf, NS_DS, "DigestValue")
+        .map(|d| d.text.split_whitespace().collect::<String>())
+        .unwrap_or_default();
+    B64.decode(dv)
+        .map_err(|_| FirmaError::Xml(format!("DigestValue del riferimento {nome} non è base64")))
+}
+
 /// One `cid:` reference: the attachment it names, its transform and digest.
 fn verifica_allegato(rf: &Element, uri: &str, allegati: &[Parte]) -> Result<usize, FirmaError> {
     let xmlerr = |m: String| FirmaError::Xml(m);
@@ -710,16 +716,7 @@ fn verifica_allegato(rf: &Element, uri: &str, allegati: &[Parte]) -> Result<usiz
             )))
         }
     }
-    let dm = algorithm(child(rf, NS_DS, "DigestMethod"));
-    if dm != SHA256 {
-        return Err(xmlerr(format!("algoritmo di digest non ammesso: '{dm}'")));
-    }
-    let dv = child(rf, NS_DS, "DigestValue")
-        .map(|d| d.text.split_whitespace().collect::<String>())
-        .unwrap_or_default();
-    let atteso = B64
-        .decode(dv)
-        .map_err(|_| xmlerr(format!("DigestValue del riferimento {uri} non è base64")))?;
+    let atteso = digest_atteso(rf, uri)?;
     let contenuto = contenuto_allegato(&allegati[i]).map_err(xmlerr)?;
     if openssl::sha::sha256(&contenuto).as_slice() != atteso.as_slice() {
         return Err(xmlerr(format!(
