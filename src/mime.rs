@@ -382,6 +382,48 @@ fn parte(b: &[u8], n: usize) -> Result<Parte, MimeError> {
     Ok(p)
 }
 
+/// A message body as the porte take it in: the envelope as UTF-8 (the root part of SOAP with
+/// Attachments, else the body itself, in the encoding its `charset` or XML declaration names),
+/// the attachments, and what is wrong with them.
+#[derive(Debug)]
+pub struct Scomposto<'a> {
+    pub testo: std::borrow::Cow<'a, [u8]>,
+    pub allegati: Vec<Parte>,
+    pub difetti: Vec<String>,
+}
+
+/// Takes a body with its Content-Type apart ([`Scomposto`]); why not, when no envelope can be
+/// read out of it.
+pub fn scomponi<'a>(
+    content_type: &str,
+    body: &'a [u8],
+    limiti: Limiti,
+) -> Result<Scomposto<'a>, String> {
+    use crate::xml::codifica::in_utf8;
+    use std::borrow::Cow;
+    if !is_multipart_related(content_type) {
+        let charset = parametro(content_type, "charset");
+        return Ok(Scomposto {
+            testo: in_utf8(body, charset.as_deref()).map_err(|e| e.to_string())?,
+            allegati: Vec::new(),
+            difetti: Vec::new(),
+        });
+    }
+    let m = leggi(content_type, body, limiti).map_err(|e| format!("SOAP with Attachments: {e}"))?;
+    let charset = parametro(&m.radice.content_type, "charset");
+    let radice = m.radice.contenuto;
+    // The root part is ours already: converted only when it is not UTF-8.
+    let convertito = match in_utf8(&radice, charset.as_deref()).map_err(|e| e.to_string())? {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(v) => Some(v),
+    };
+    Ok(Scomposto {
+        testo: Cow::Owned(convertito.unwrap_or(radice)),
+        allegati: m.allegati,
+        difetti: m.difetti,
+    })
+}
+
 /// Writes a SwA message: the SOAP envelope `radice` (UTF-8) as the root part, then the
 /// attachments as binary parts. Returns the Content-Type and the body. `boundary` must not
 /// occur in any content (the caller draws it at random).

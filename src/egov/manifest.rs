@@ -263,6 +263,33 @@ pub fn controlla(
     }
 }
 
+/// A Manifest undone: the original Body's content, and the part that held it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aperto {
+    pub corpo: String,
+    pub principale: usize,
+}
+
+/// The Manifest in `env`'s Body checked against `allegati` ([`controlla`]), and the original
+/// Body read back from its part ([`sbusta`]): what both porte do with a message carrying parts.
+pub fn apri(
+    env: &crate::soap::Envelope<'_>,
+    allegati: &[Parte],
+    limits: crate::xml::Limits,
+) -> Result<Aperto, Vec<Eccezione>> {
+    let corpo_errato = || vec![Eccezione::grave(Codice::FORMATO_CORPO, POS_RIF)];
+    let prima = env.body_tree(limits).map_err(|_| corpo_errato())?;
+    let altri = prima
+        .as_ref()
+        .is_some_and(|p| !env.src[p.span.end..env.body_content.end].trim().is_empty());
+    let v = controlla(prima.as_ref(), altri, allegati)?;
+    let corpo = sbusta(&allegati[v.principale]).map_err(|_| corpo_errato())?;
+    Ok(Aperto {
+        corpo,
+        principale: v.principale,
+    })
+}
+
 /// The original Body back from its part: the content for a SOAP Body (empty for the
 /// empty-Body marker), without its XML declaration.
 pub fn sbusta(parte: &Parte) -> Result<String, String> {

@@ -79,13 +79,6 @@ impl Answer {
         }
     }
 
-    /// The octets that go on the wire.
-    pub fn octets(&self) -> &[u8] {
-        match &self.mime {
-            Some(m) => &m.corpo,
-            None => self.body.as_bytes(),
-        }
-    }
     pub fn empty() -> Answer {
         Answer::soap(200, String::new())
     }

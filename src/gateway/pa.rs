@@ -88,13 +88,6 @@ impl Risposta {
     }
 }
 
-/// A message taken apart: the envelope as UTF-8, the attachments, and what is wrong with them.
-struct Scomposto<'r> {
-    testo: std::borrow::Cow<'r, [u8]>,
-    allegati: Vec<crate::mime::Parte>,
-    difetti: Vec<String>,
-}
-
 /// The busta judged acceptable: the eccezioni that ride along, and the sender's profile.
 struct Judged {
     info: Vec<Eccezione>,
@@ -167,12 +160,22 @@ impl PortaApplicativa {
             azione = tracing::field::Empty
         );
         async {
-            let esito = match self.scomponi(raw, content_type) {
+            let esito = match crate::mime::scomponi(
+                content_type.unwrap_or(""),
+                raw,
+                self.s.config.limits.mime(),
+            ) {
                 Ok(m) => {
-                    self.elabora(&m.testo, &m.allegati, &m.difetti, peer, &mut ex, received)
+                    self.elabora(&m.testo, m.allegati, &m.difetti, peer, &mut ex, received)
                         .await
                 }
-                Err(e) => Err(Refusal::from(e)),
+                Err(motivo) => {
+                    info!(motivo, "unreadable message: Fault EGOV_IT_001");
+                    Err(Refusal::from(PaError::Fault001 {
+                        motivo,
+                        eccezioni: Vec::new(),
+                    }))
+                }
             };
             self.chiudi(&mut ex, esito).await
         }
@@ -180,48 +183,11 @@ impl PortaApplicativa {
         .await
     }
 
-    /// Step: the envelope's text as UTF-8 and, for SOAP with Attachments, the other parts.
-    fn scomponi<'r>(
-        &self,
-        raw: &'r [u8],
-        content_type: Option<&str>,
-    ) -> Result<Scomposto<'r>, PaError> {
-        let illeggibile = |motivo: String| {
-            info!(motivo, "unreadable message: Fault EGOV_IT_001");
-            PaError::Fault001 {
-                motivo,
-                eccezioni: Vec::new(),
-            }
-        };
-        let ct = content_type.unwrap_or("");
-        if crate::mime::is_multipart_related(ct) {
-            let m = crate::mime::leggi(ct, raw, self.s.config.limits.mime())
-                .map_err(|e| illeggibile(format!("SOAP with Attachments: {e}")))?;
-            let charset = crate::mime::parametro(&m.radice.content_type, "charset");
-            let testo = crate::xml::codifica::in_utf8(&m.radice.contenuto, charset.as_deref())
-                .map_err(|e| illeggibile(e.to_string()))?
-                .into_owned();
-            return Ok(Scomposto {
-                testo: std::borrow::Cow::Owned(testo),
-                allegati: m.allegati,
-                difetti: m.difetti,
-            });
-        }
-        let charset = crate::mime::parametro(ct, "charset");
-        let testo = crate::xml::codifica::in_utf8(raw, charset.as_deref())
-            .map_err(|e| illeggibile(e.to_string()))?;
-        Ok(Scomposto {
-            testo,
-            allegati: Vec::new(),
-            difetti: Vec::new(),
-        })
-    }
-
     /// The pipeline, one step a line.
     async fn elabora(
         &self,
         raw: &[u8],
-        allegati: &[crate::mime::Parte],
+        mut allegati: Vec<crate::mime::Parte>,
         difetti: &[String],
         peer: &Peer,
         ex: &mut Exchange,
@@ -242,9 +208,9 @@ impl PortaApplicativa {
             .map_err(&rifiuto)?;
         // SOAP with Attachments: the parts well formed and the Manifest right, the original
         // Body taken back from its part.
-        let sbustato = self.manifest(&env, allegati, difetti).map_err(&rifiuto)?;
+        let sbustato = self.manifest(&env, &allegati, difetti).map_err(&rifiuto)?;
         self.s
-            .autentica(&busta, &env, peer, &registry, allegati)
+            .autentica(&busta, &env, peer, &registry, &allegati)
             .map_err(&rifiuto)?;
         // A busta with a ListaEccezioni is an error notification from the partner: recorded
         // with what is wrong in it, not handed to a service (busta-egov.md §2.2.5).
@@ -275,18 +241,14 @@ impl PortaApplicativa {
         // The service sees the original Body where a Manifest stood; the header blocks keep
         // their places (the Body comes after them).
         let env_sbustato;
-        let (env_servizio, altri): (&Envelope<'_>, Vec<crate::mime::Parte>) = match &sbustato {
+        let env_servizio: &Envelope<'_> = match &sbustato {
             Some((testo, principale)) => {
                 env_sbustato = self.leggi(testo.as_bytes()).map_err(&rifiuto)?;
-                let altri = allegati
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| i != principale)
-                    .map(|(_, p)| p.clone())
-                    .collect();
-                (&env_sbustato, altri)
+                // The other parts go to the service; the one that held the Body is in it now.
+                allegati.remove(*principale);
+                &env_sbustato
             }
-            None => (&env, Vec::new()),
+            None => &env,
         };
         let chiamata = Chiamata {
             env: env_servizio,
@@ -294,7 +256,7 @@ impl PortaApplicativa {
             busta: &busta,
             servizio,
             received_at: received,
-            allegati: &altri,
+            allegati: &allegati,
         };
         let mut esito = match self.chiama(servizio, &chiamata).await {
             Ok(e) => e,
@@ -316,7 +278,8 @@ impl PortaApplicativa {
         if sync {
             // Every profile but oneway answers with a busta (sync: the response; async: the
             // ricevuta).
-            match self.risposta(&busta, giudicata.info, &esito).await {
+            let parti = std::mem::take(&mut esito.allegati);
+            match self.risposta(&busta, giudicata.info, &esito, parti).await {
                 Ok((id, body, parti)) => {
                     r.response_id = Some(id);
                     r.mime = (!parti.is_empty()).then(|| crate::mime::Corpo::scrivi(&body, &parti));
@@ -370,35 +333,17 @@ impl PortaApplicativa {
         if allegati.is_empty() {
             return Ok(None);
         }
-        let prima = env
-            .body_tree(self.s.limits)
-            .map_err(|e| PaError::Fault001 {
-                motivo: e.to_string(),
-                eccezioni: Vec::new(),
-            })?;
-        let altri = prima
-            .as_ref()
-            .is_some_and(|p| !env.src[p.span.end..env.body_content.end].trim().is_empty());
-        let v = manifest::controlla(prima.as_ref(), altri, allegati).map_err(|eccezioni| {
+        let aperto = manifest::apri(env, allegati, self.s.limits).map_err(|eccezioni| {
             info!(eccezioni = %elenco(&eccezioni), "Manifest refused");
             PaError::busta(eccezioni, None)
-        })?;
-        let corpo = manifest::sbusta(&allegati[v.principale]).map_err(|m| {
-            PaError::busta(
-                vec![Eccezione::grave(
-                    Codice::FORMATO_CORPO,
-                    "SOAPBody/Descrizione/DescrizioneMessaggio/Riferimento",
-                )],
-                Some(m),
-            )
         })?;
         let testo = format!(
             "{}{}{}",
             &env.src[..env.body_content.start],
-            corpo,
+            aperto.corpo,
             &env.src[env.body_content.end..]
         );
-        Ok(Some((testo, v.principale)))
+        Ok(Some((testo, aperto.principale)))
     }
 
     /// Step: the busta judged against the registry, the clock and the sender's profile.
@@ -555,6 +500,7 @@ impl PortaApplicativa {
         req: &Busta,
         info: Vec<Eccezione>,
         esito: &Reply,
+        allegati: Vec<crate::mime::Parte>,
     ) -> Result<(String, String, Vec<crate::mime::Parte>), PaError> {
         let now = self.s.now();
         let responder = self.responder(req);
@@ -575,7 +521,7 @@ impl PortaApplicativa {
             h.eccezioni = Some(info);
         }
         let header = crate::egov::writer::write(&h);
-        let (msg, parti) = if esito.allegati.is_empty() {
+        let (msg, parti) = if allegati.is_empty() {
             (
                 soap::envelope_ns(&[&header], &esito.body, &esito.body_ns),
                 Vec::new(),
@@ -584,7 +530,7 @@ impl PortaApplicativa {
             let (descrizione, parti) = manifest::imbusta(
                 &esito.body,
                 &esito.body_ns,
-                esito.allegati.clone(),
+                allegati,
                 manifest::Ruolo::Risposta,
                 &crate::mime::content_id("risposta"),
             );

@@ -239,10 +239,17 @@ impl PortaDelegata {
                 &imbustata.busta,
                 &d.parte,
                 ex,
-                &m.allegati,
+                m.allegati,
             );
         }
-        self.sbusta(&resp.body, resp.status, &imbustata.busta, &d.parte, ex, &[])
+        self.sbusta(
+            &resp.body,
+            resp.status,
+            &imbustata.busta,
+            &d.parte,
+            ex,
+            Vec::new(),
+        )
     }
 
     /// Step: the destinatario: the header, else the configured default, else the only
@@ -525,7 +532,7 @@ impl PortaDelegata {
         req: &Busta,
         destinatario: &Parte,
         ex: &mut Exchange,
-        allegati: &[crate::mime::Parte],
+        allegati: Vec<crate::mime::Parte>,
     ) -> Result<Answer, PdError> {
         let sbustamento = |msg: String| PdError::processamento(Funzione::SbustamentoRisposte, msg);
         let env = Envelope::parse(raw, self.s.limits).map_err(|e| {
@@ -591,7 +598,7 @@ impl PortaDelegata {
             .unwrap_or(self.s.config.wssec.verifica);
         if let Err(v) = self
             .s
-            .verifica_firma(&env, destinatario, &registry, politica, allegati)
+            .verifica_firma(&env, destinatario, &registry, politica, &allegati)
         {
             info!(eccezione = %v.eccezione, "partner's answer refused: {}", v.motivo);
             return Err(PdError::busta(
@@ -637,30 +644,18 @@ impl PortaDelegata {
                 soap::envelope_ns(&[], env.body_content_str(), &env.body_ns),
             )
         } else {
-            let prima = env
-                .body_tree(self.s.limits)
-                .map_err(|e| sbustamento(e.to_string()))?;
-            let altri = prima
-                .as_ref()
-                .is_some_and(|p| !env.src[p.span.end..env.body_content.end].trim().is_empty());
-            let v = crate::egov::manifest::controlla(prima.as_ref(), altri, allegati).map_err(
+            let aperto = crate::egov::manifest::apri(&env, &allegati, self.s.limits).map_err(
                 |eccezioni| {
-                    let e = &eccezioni[0];
                     PdError::busta(
                         Funzione::SbustamentoRisposte,
-                        e.codice,
+                        eccezioni[0].codice,
                         format!("Manifest della risposta: {}", elenco(&eccezioni)),
                     )
                 },
             )?;
-            let corpo =
-                crate::egov::manifest::sbusta(&allegati[v.principale]).map_err(sbustamento)?;
-            let altri: Vec<crate::mime::Parte> = allegati
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != v.principale)
-                .map(|(_, p)| p.clone())
-                .collect();
+            let mut altri = allegati;
+            altri.remove(aperto.principale);
+            let corpo = aperto.corpo;
             Answer::con_allegati(status, soap::envelope(&[], &corpo), &altri)
         };
         for (nome, valore) in [

@@ -271,35 +271,26 @@ pub(super) async fn handle(
                 let content_type = content_type_di(&req).unwrap_or_default();
                 match read_body(req, max, timeout, ritmo).await {
                     Ok(body) => {
-                        // SOAP with Attachments: the envelope is the root part.
-                        let (radice, allegati, charset) = if crate::mime::is_multipart_related(&content_type) {
-                            match crate::mime::leggi(&content_type, &body, gw.config.limits.mime()) {
-                                Ok(m) if m.difetti.is_empty() => {
-                                    let charset = crate::mime::parametro(&m.radice.content_type, "charset");
-                                    (Bytes::from(m.radice.contenuto), m.allegati, charset)
-                                }
-                                Ok(m) => return Ok(respond(gw.pd.illeggibile(format!("allegati: {}", m.difetti.join("; "))))),
-                                Err(e) => return Ok(respond(gw.pd.illeggibile(format!("SOAP with Attachments: {e}")))),
-                            }
-                        } else {
-                            (body, Vec::new(), crate::mime::parametro(&content_type, "charset"))
+                        // SOAP with Attachments: the envelope is the root part. A local system
+                        // writing ISO-8859-1 (or another encoding read): the busta is built
+                        // around its content as UTF-8.
+                        let m = match crate::mime::scomponi(&content_type, &body, gw.config.limits.mime()) {
+                            Ok(m) if m.difetti.is_empty() => m,
+                            Ok(m) => return Ok(respond(gw.pd.illeggibile(format!("allegati: {}", m.difetti.join("; "))))),
+                            Err(motivo) => return Ok(respond(gw.pd.illeggibile(motivo))),
                         };
-                        // A local system writing ISO-8859-1 (or another encoding read): the
-                        // busta is built around its content as UTF-8.
-                        let body = crate::xml::codifica::in_utf8(&radice, charset.as_deref())
-                            .unwrap_or(std::borrow::Cow::Borrowed(&radice[..]));
                         respond(
                             gw.pd
                                 .invia(RichiestaPd {
                                     servizio,
                                     azione,
                                     destinatario,
-                                    body: &body,
+                                    body: &m.testo,
                                     peer: Some(peer.to_string()),
                                     fisso: None,
                                     riferimento,
                                     collaborazione,
-                                    allegati: &allegati,
+                                    allegati: &m.allegati,
                                 })
                                 .await,
                         )
