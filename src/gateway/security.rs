@@ -152,9 +152,13 @@ impl Shared {
                 .enumerate()
                 .find(|(i, _)| !firmato.allegati.contains(i))
             {
+                let e = FirmaError::Xml(format!(
+                    "l'allegato {} non è coperto dalla firma",
+                    a.nome(i + 1)
+                ));
                 return Err(Violation {
-                    eccezione: eccezione_firma(&FirmaError::Xml(String::new())),
-                    motivo: format!("l'allegato {} non è coperto dalla firma", a.nome(i + 1)),
+                    eccezione: eccezione_firma(&e),
+                    motivo: e.to_string(),
                 });
             }
         }
