@@ -8,7 +8,7 @@
 //! `target/pyenv/bin/python`; without xmlsec that part is skipped with a note on how to get it.
 
 use pdd::cli::certs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -98,10 +98,19 @@ fn rate(label: &str, bytes: usize, f: impl FnMut()) {
 
 /// The Python with python-xmlsec and lxml (the tests' partner stack), or None after saying how
 /// to get one.
-fn python() -> Option<PathBuf> {
+fn python() -> Option<Pari> {
     let p = peers::python();
     if peers::Peer::Python.present() {
-        return Some(p);
+        return Some(Pari {
+            nome: "python-xmlsec (libxmlsec1)",
+            versioni: &["libxmlsec", "libxml"],
+            comando: vec![
+                p.into(),
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("benches/xmlsec_py.py")
+                    .into(),
+            ],
+        });
     }
     println!(
         "\nSKIP the comparison with libxmlsec1: no Python with xmlsec and lxml at {} \
@@ -110,6 +119,30 @@ fn python() -> Option<PathBuf> {
         p.display()
     );
     None
+}
+
+/// Apache WSS4J 1.6 with Santuario (the library the reference gateway signs with), through
+/// benches/wss4j/run.sh, when Debian's jars and a JDK are installed.
+fn wss4j() -> Option<Pari> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/wss4j/run.sh");
+    let pronto = Command::new("bash")
+        .arg(&script)
+        .arg("--check")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !pronto {
+        println!(
+            "\nSKIP the comparison with WSS4J: benches/wss4j/run.sh --check fails (it needs a JDK \
+             and `apt-get install libwss4j-java libxml-security-java`)"
+        );
+        return None;
+    }
+    Some(Pari {
+        nome: "WSS4J",
+        versioni: &["wss4j", "santuario", "java"],
+        comando: vec!["bash".into(), script.into()],
+    })
 }
 
 fn fail(msg: &str) -> ! {
@@ -177,19 +210,27 @@ fn costi_pdd(
     (signed, costi)
 }
 
-/// python-xmlsec's cost on the same key, certificate and messages (benches/xmlsec_py.py); also
-/// checks that pdd accepts the signature python makes (informational).
-fn costi_xmlsec(py: &Path, dir: &Path, msg: &str, signed: &str, regole: &dsig::Regole) -> Costi {
+/// Another implementation's harness, called with one contract: `PROGRAM... KEY CERT UNSIGNED
+/// SIGNED SECONDS all SAMPLE_OUT`, printing one JSON object of µs per message.
+struct Pari {
+    nome: &'static str,
+    /// What its JSON says of its versions (keys).
+    versioni: &'static [&'static str],
+    comando: Vec<std::ffi::OsString>,
+}
+
+/// The peer's cost on the same key, certificate and messages; also checks that pdd accepts
+/// the signature the peer makes (informational).
+fn costi_pari(pari: &Pari, dir: &Path, msg: &str, signed: &str, regole: &dsig::Regole) -> Costi {
     let (unsigned_f, signed_f, sample_f) = (
         dir.join("unsigned.xml"),
         dir.join("signed.xml"),
-        dir.join("python-signed.xml"),
+        dir.join("peer-signed.xml"),
     );
     std::fs::write(&unsigned_f, msg).unwrap();
     std::fs::write(&signed_f, signed).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/xmlsec_py.py");
-    let out = Command::new(py)
-        .arg(script)
+    let out = Command::new(&pari.comando[0])
+        .args(&pari.comando[1..])
         .arg(dir.join("key.pem"))
         .arg(dir.join("cert.pem"))
         .arg(&unsigned_f)
@@ -198,10 +239,11 @@ fn costi_xmlsec(py: &Path, dir: &Path, msg: &str, signed: &str, regole: &dsig::R
         .arg("all")
         .arg(&sample_f)
         .output()
-        .unwrap_or_else(|e| fail(&format!("{} does not run: {e}", py.display())));
+        .unwrap_or_else(|e| fail(&format!("{} does not run: {e}", pari.nome)));
     if !out.status.success() {
         fail(&format!(
-            "benches/xmlsec_py.py failed ({}): {}{}",
+            "{} failed ({}): {}{}",
+            pari.nome,
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
@@ -209,7 +251,8 @@ fn costi_xmlsec(py: &Path, dir: &Path, msg: &str, signed: &str, regole: &dsig::R
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         fail(&format!(
-            "benches/xmlsec_py.py printed no JSON ({e}): {}",
+            "{} printed no JSON ({e}): {}",
+            pari.nome,
             String::from_utf8_lossy(&out.stdout)
         ))
     });
@@ -222,18 +265,22 @@ fn costi_xmlsec(py: &Path, dir: &Path, msg: &str, signed: &str, regole: &dsig::R
     let accepted = pdd::soap::Envelope::parse(theirs.as_bytes(), pdd::xml::Limits::default())
         .map_err(|e| e.to_string())
         .and_then(|env| dsig::verifica(&theirs, &env, regole).map_err(|e| e.to_string()));
+    let versioni: Vec<String> = pari
+        .versioni
+        .iter()
+        .map(|k| format!("{k} {}", v[*k].as_str().unwrap_or("?")))
+        .collect();
     match accepted {
         Ok(_) => println!(
-            "  {} bytes: python-xmlsec (libxmlsec1 {}, libxml2 {}) verifies pdd's message; \
-             pdd verifies python-xmlsec's",
+            "  {} bytes: {} ({}) verifies pdd's message; pdd verifies its",
             msg.len(),
-            v["libxmlsec"].as_str().unwrap_or("?"),
-            v["libxml"].as_str().unwrap_or("?"),
+            pari.nome,
+            versioni.join(", ")
         ),
         Err(e) => println!(
-            "  {} bytes: python-xmlsec verifies pdd's message; pdd does NOT verify \
-             python-xmlsec's ({e})",
-            msg.len()
+            "  {} bytes: {} verifies pdd's message; pdd does NOT verify its ({e})",
+            msg.len(),
+            pari.nome
         ),
     }
     Costi {
@@ -266,7 +313,22 @@ fn main() {
         durata_massima: ttl,
         copertura: dsig::Copertura::IntestazioneMessaggio,
     };
-    // For a profiler: PDD_WSSEC_PROFILE=sign|verify:TARGET_BYTES:ITERATIONS runs only that loop.
+    // For another implementation's harness: PDD_WSSEC_DUMP=DIR writes the key, the certificate
+    // and the messages the comparisons use (unsigned, and signed by pdd), then stops.
+    if let Ok(dir) = std::env::var("PDD_WSSEC_DUMP") {
+        let dir = Path::new(&dir);
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("key.pem"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.to_pem().unwrap()).unwrap();
+        for target in [1_000, 50_000] {
+            let msg = message(target);
+            let signed = firma(&msg, &key, &cert, now, ttl);
+            std::fs::write(dir.join(format!("unsigned-{target}.xml")), &msg).unwrap();
+            std::fs::write(dir.join(format!("signed-{target}.xml")), signed).unwrap();
+        }
+        return;
+    }
+    // For a profiler: PDD_WSSEC_PROFILE=sign|verify|c14n:TARGET_BYTES:ITERATIONS runs only that loop.
     if let Ok(p) = std::env::var("PDD_WSSEC_PROFILE") {
         let mut it = p.split(':');
         let (what, target, n) = (it.next(), it.next(), it.next());
@@ -275,8 +337,16 @@ fn main() {
         let msg = message(target);
         let sign = || firma(&msg, &key, &cert, now, ttl);
         let signed = sign();
+        let env = pdd::soap::Envelope::parse(msg.as_bytes(), pdd::xml::Limits::default()).unwrap();
+        let body = [pdd::wssec::c14n::Target {
+            start: env.body.start,
+            inclusive: vec![],
+        }];
         for _ in 0..n {
-            if what == Some("verify") {
+            if what == Some("c14n") {
+                let c = pdd::wssec::c14n::canonicalize(&msg, &body).unwrap();
+                std::hint::black_box(openssl::sha::sha256(c[0].as_bytes()));
+            } else if what == Some("verify") {
                 let env =
                     pdd::soap::Envelope::parse(signed.as_bytes(), pdd::xml::Limits::default())
                         .unwrap();
@@ -331,75 +401,86 @@ fn main() {
     }
 
     // pdd against libxmlsec1 (python-xmlsec), issue 7.
-    let Some(py) = python() else { return };
+    // pdd against libxmlsec1 (python-xmlsec, issue 7) and WSS4J (issue 18), on the same key,
+    // certificate and messages; pdd measured again right before each peer.
+    let pari: Vec<Pari> = [python(), wss4j()].into_iter().flatten().collect();
+    if pari.is_empty() {
+        return;
+    }
     let dir = std::env::temp_dir().join(format!("pdd-bench-wssec-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("key.pem"), key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     std::fs::write(dir.join("cert.pem"), cert.to_pem().unwrap()).unwrap();
-    println!(
-        "\npdd vs python-xmlsec (libxmlsec1), one thread each, µs/message; ratio = xmlsec time / \
-         pdd time (> 1: pdd faster).\n\
-         pdd verify = Envelope::parse + dsig::verifica (all policy checks); xmlsec verify = \
-         lxml parse + Id registration + xmlsec verify only (key preloaded).\n\
-         Size = unsigned / signed message bytes (a compact modulo of {} bytes, and the sample padded to ~50 KB).",
-        compatto(&std::fs::read_to_string(format!(
+    let modulo = compatto(
+        &std::fs::read_to_string(format!(
             "{}/examples/moduli/candidatura-2.0.xml",
             env!("CARGO_MANIFEST_DIR")
         ))
-        .unwrap())
-        .len()
-    );
-    let mut rows = Vec::new();
-    for target in [1_000, 50_000] {
-        let msg = message(target);
-        let (signed, p) = costi_pdd(&msg, &key, &cert, now, ttl, &regole);
-        let x = costi_xmlsec(&py, &dir, &msg, &signed, &regole);
-        rows.push((msg.len(), signed.len(), p, x));
+        .unwrap(),
+    )
+    .len();
+    for pari in &pari {
+        println!(
+            "\npdd vs {}, one thread each, µs/message; ratio = its time / pdd time (> 1: pdd \
+             faster).\n\
+             pdd verify = Envelope::parse + dsig::verifica (all policy checks); the peer's verify \
+             = its parse + its signature check (key preloaded).\n\
+             Size = unsigned / signed message bytes (a compact modulo of {modulo} bytes, and the \
+             sample padded to ~50 KB).",
+            pari.nome
+        );
+        let mut rows = Vec::new();
+        for target in [1_000, 50_000] {
+            let msg = message(target);
+            let (signed, p) = costi_pdd(&msg, &key, &cert, now, ttl, &regole);
+            let x = costi_pari(pari, &dir, &msg, &signed, &regole);
+            rows.push((msg.len(), signed.len(), p, x));
+        }
+        println!(
+            "\n{:>15} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7}",
+            "size (bytes)",
+            "pdd sign",
+            "its sign",
+            "pdd ver",
+            "its ver",
+            "pdd s+v",
+            "its s+v",
+            "ratio",
+            "r sign",
+            "r ver"
+        );
+        let (mut slower, mut insieme) = (false, false);
+        for (u, s, p, x) in &rows {
+            println!(
+                "{:>15} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2}",
+                format!("{u}/{s}"),
+                p.sign,
+                x.sign,
+                p.verify,
+                x.verify,
+                p.both,
+                x.both,
+                x.both / p.both,
+                x.sign / p.sign,
+                x.verify / p.verify,
+            );
+            slower |= x.sign < p.sign || x.verify < p.verify;
+            insieme |= x.both < p.both;
+        }
+        println!(
+            "sign + verify: pdd {} {}; {}",
+            if insieme {
+                "is SLOWER than"
+            } else {
+                "is at least as fast as"
+            },
+            pari.nome,
+            if slower {
+                "sign or verify alone: slower in at least one column (ratio < 1)"
+            } else {
+                "sign and verify alone: at least as fast in every column"
+            }
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
-    println!(
-        "\n{:>15} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>7} {:>7} {:>7}",
-        "size (bytes)",
-        "pdd sign",
-        "xs sign",
-        "pdd ver",
-        "xs ver",
-        "pdd s+v",
-        "xs s+v",
-        "ratio",
-        "r sign",
-        "r ver"
-    );
-    let (mut slower, mut insieme) = (false, false);
-    for (u, s, p, x) in &rows {
-        println!(
-            "{:>15} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.2} {:>7.2} {:>7.2}",
-            format!("{u}/{s}"),
-            p.sign,
-            x.sign,
-            p.verify,
-            x.verify,
-            p.both,
-            x.both,
-            x.both / p.both,
-            x.sign / p.sign,
-            x.verify / p.verify,
-        );
-        slower |= x.sign < p.sign || x.verify < p.verify;
-        insieme |= x.both < p.both;
-    }
-    // Issue 7 asks for sign + verify; the columns apart are shown too.
-    println!(
-        "sign + verify: pdd {}; {}",
-        if insieme {
-            "is SLOWER than libxmlsec1 at some size"
-        } else {
-            "is at least as fast as libxmlsec1 at every size"
-        },
-        if slower {
-            "sign or verify alone: slower in at least one column (ratio < 1)"
-        } else {
-            "sign and verify alone: at least as fast in every column"
-        }
-    );
 }

@@ -279,16 +279,57 @@ fn testo(active: &mut [Option<Active>], text: &str) {
 }
 
 pub fn canonicalize(src: &str, targets: &[Target]) -> Result<Vec<String>, C14nError> {
+    canonicalizza(src, targets, true)
+}
+
+/// [`canonicalize`], with character data read by [`xml::leggi_testo`] (`una_passata`) or as
+/// quick-xml's events (the tests compare the two).
+fn canonicalizza(
+    src: &str,
+    targets: &[Target],
+    una_passata: bool,
+) -> Result<Vec<String>, C14nError> {
     let mut reader = Reader::from_str(src);
     reader.config_mut().check_end_names = true;
     let mut scope = Scope(Vec::new());
     let mut active: Vec<Option<Active>> = targets.iter().map(|_| None).collect();
     let mut finished = 0;
+    // Bytes of character data read here rather than by the reader (which does not count them).
+    let mut saltati = 0usize;
+    // The reader stands between markup (after a tag or a reference): character data may follow.
+    let mut tra_markup = false;
     loop {
-        let pos = reader.buffer_position() as usize;
+        if tra_markup {
+            let at = reader.buffer_position() as usize + saltati;
+            let rest = &src[at..];
+            // A run ended by markup; one ended by the end of the input is the reader's to refuse.
+            if let Some(n) = memchr::memchr(b'<', rest.as_bytes()).filter(|&n| n > 0) {
+                let raw = &rest[..n];
+                let errore = |e: XmlError| match e {
+                    XmlError::Syntax { pos, msg } => syntax(at + pos, msg),
+                    e => e,
+                };
+                let mut dentro = aperti(&mut active);
+                if let Some(primo) = dentro.next() {
+                    let da = primo.out.len();
+                    xml::leggi_testo(raw, xml::Modo::Canonico, &mut primo.out).map_err(errore)?;
+                    let scritto = &primo.out[da..];
+                    for a in dentro {
+                        a.out.push_str(scritto);
+                    }
+                } else {
+                    // Outside every target the text is still checked.
+                    xml::leggi_testo(raw, xml::Modo::Verifica, &mut ()).map_err(errore)?;
+                }
+                *reader.get_mut() = &src.as_bytes()[at + n..];
+                saltati += n;
+            }
+        }
+        let pos = reader.buffer_position() as usize + saltati;
         let ev = reader
             .read_event()
-            .map_err(|e| syntax(reader.error_position() as usize, e.to_string()))?;
+            .map_err(|e| syntax(reader.error_position() as usize + saltati, e.to_string()))?;
+        tra_markup = una_passata && !matches!(ev, Event::Text(_) | Event::CData(_));
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
@@ -398,6 +439,33 @@ mod tests {
             c14n(doc, "<s:B", &["b"]),
             r#"<s:B xmlns:a="urn:a" xmlns:b="urn:b" xmlns:s="urn:s" y="2" a:x="1"><b:c></b:c><d xmlns="urn:d"></d></s:B>"#
         );
+    }
+
+    /// Text right after a tag is read in one pass by `xml::leggi_testo`; text after a CDATA section
+    /// goes through quick-xml's events: both must give the same canonical form.
+    #[test]
+    fn text_read_in_one_pass_is_what_the_events_give() {
+        for t in [
+            "&lt;Candidatura xmlns=&quot;urn:x&quot;&gt;Rossi &amp; figli&lt;/Candidatura&gt;",
+            "a > b &apos;q&apos; &#60;&#x3E;&#38; &#13;x\r\ny\rz\n\r\r\n",
+            "été 😀 &#x1F600; ]]",
+            "plain",
+        ] {
+            let doc = format!("<r><a>{t}</a></r>");
+            let targets = [Target {
+                start: 3,
+                inclusive: vec![],
+            }];
+            let uno = canonicalizza(&doc, &targets, true).unwrap();
+            let eventi = canonicalizza(&doc, &targets, false).unwrap();
+            assert_eq!(uno, eventi, "{t}");
+            assert!(!uno[0].contains("&quot;") && !uno[0].contains('\r'), "{t}");
+        }
+        for bad in ["x &bogus; y", "x &#0; y", "x &lt y"] {
+            let doc = format!("<r><a>{bad}</a></r>");
+            let start = doc.find("<a").unwrap();
+            assert!(canonicalize_one(&doc, start, &[]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -343,11 +343,23 @@ fn ids(src: &str) -> Result<Vec<Identificato>, FirmaError> {
     let mut out = Vec::new();
     let mut wsu_prefixes: Vec<(usize, String)> = Vec::new();
     let mut depth = 0usize;
+    // Character data holds no id: it is stepped over (the reader, which would give an event
+    // per reference in an escaped modulo, does not count what is skipped).
+    let mut saltati = 0usize;
+    let mut tra_markup = false;
     loop {
-        let pos = r.buffer_position() as usize;
+        if tra_markup {
+            let at = r.buffer_position() as usize + saltati;
+            if let Some(n) = memchr::memchr(b'<', &src.as_bytes()[at..]).filter(|&n| n > 0) {
+                *r.get_mut() = &src.as_bytes()[at + n..];
+                saltati += n;
+            }
+        }
+        let pos = r.buffer_position() as usize + saltati;
         let ev = r
             .read_event()
             .map_err(|e| FirmaError::Xml(format!("messaggio non leggibile: {e}")))?;
+        tra_markup = !matches!(ev, Event::Text(_) | Event::CData(_));
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));

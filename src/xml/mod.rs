@@ -201,6 +201,13 @@ pub struct Cursor<'a> {
     limits: Limits,
     /// Namespace URIs seen so far, so that elements share them.
     namespaces: Vec<Arc<str>>,
+    /// Bytes of character data read by [`leggi_testo`] rather than by the reader (which does
+    /// not count them).
+    saltati: usize,
+    /// The reader stands between markup (after a tag or a reference): character data may follow.
+    tra_markup: bool,
+    /// Character data read in one pass where it can be (off only to compare, in the tests).
+    una_passata: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -217,11 +224,34 @@ impl<'a> Cursor<'a> {
             depth: 0,
             limits,
             namespaces: Vec::new(),
+            saltati: 0,
+            tra_markup: false,
+            una_passata: true,
         }
     }
 
     pub fn pos(&self) -> usize {
-        self.reader.buffer_position() as usize
+        self.reader.buffer_position() as usize + self.saltati
+    }
+
+    /// Reads the character data that follows in one pass ([`leggi_testo`]) when the reader
+    /// stands between markup and markup follows it; otherwise the reader's events carry it.
+    fn testo(&mut self, modo: Modo, out: &mut impl Uscita) -> Result<(), XmlError> {
+        if !self.tra_markup || !self.una_passata {
+            return Ok(());
+        }
+        let at = self.pos();
+        let rest = &self.src[at..];
+        let Some(n) = memchr::memchr(b'<', rest.as_bytes()).filter(|&n| n > 0) else {
+            return Ok(());
+        };
+        leggi_testo(&rest[..n], modo, out).map_err(|e| match e {
+            XmlError::Syntax { pos, msg } => XmlError::Syntax { pos: at + pos, msg },
+            e => e,
+        })?;
+        *self.reader.get_mut() = &self.src.as_bytes()[at + n..];
+        self.saltati += n;
+        Ok(())
     }
 
     /// The next event with its start byte offset; depth is updated. DOCTYPE is refused here so
@@ -229,9 +259,10 @@ impl<'a> Cursor<'a> {
     pub fn next_event(&mut self) -> Result<(usize, Event<'a>), XmlError> {
         let start = self.pos();
         let ev = self.reader.read_event().map_err(|e| XmlError::Syntax {
-            pos: self.reader.error_position() as usize,
+            pos: self.reader.error_position() as usize + self.saltati,
             msg: e.to_string(),
         })?;
+        self.tra_markup = !matches!(ev, Event::Text(_) | Event::CData(_));
         match &ev {
             Event::Start(s) => {
                 check_element_name(s.name().0, start)?;
@@ -312,6 +343,9 @@ impl<'a> Cursor<'a> {
         }
         let mut stack: Vec<Element> = vec![root];
         loop {
+            if let Some(top) = stack.last_mut() {
+                self.testo(Modo::Valore, &mut top.text)?;
+            }
             let (at, ev) = self.next_event()?;
             match ev {
                 Event::Start(s) => {
@@ -387,6 +421,7 @@ impl<'a> Cursor<'a> {
     pub fn skip_to_end(&mut self) -> Result<usize, XmlError> {
         let target = self.depth - 1;
         loop {
+            self.testo(Modo::Verifica, &mut ())?;
             let (at, ev) = self.next_event()?;
             match ev {
                 Event::End(_) if self.depth == target => return Ok(at),
@@ -537,6 +572,94 @@ fn normalize_attr_ws(v: Cow<'_, str>) -> Cow<'_, str> {
     } else {
         v
     }
+}
+
+/// What [`leggi_testo`] makes of character data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Modo {
+    /// Only checked (references well-formed and defined).
+    Verifica,
+    /// Its value: references resolved, line ends normalized.
+    Valore,
+    /// Its exclusive-C14N form: the value escaped again the canonical way.
+    Canonico,
+}
+
+/// Where [`leggi_testo`] writes: a String, or nowhere ([`Modo::Verifica`]).
+pub trait Uscita {
+    fn push_str(&mut self, s: &str);
+}
+
+impl Uscita for String {
+    fn push_str(&mut self, s: &str) {
+        String::push_str(self, s)
+    }
+}
+
+impl Uscita for () {
+    fn push_str(&mut self, _: &str) {}
+}
+
+/// Reads character data as it stands in the source (`raw` holds no `<`) in one pass, in the
+/// form `modo` asks. The escaped modulo a Body carries has a reference every few bytes: read as
+/// quick-xml's events it costs an event per reference, here a scan; in [`Modo::Canonico`]
+/// `&lt;`, `&gt;` and `&amp;` come out as they went in, so such a run is copied whole.
+pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), XmlError> {
+    let b = raw.as_bytes();
+    // The run copied as it stands so far starts at `from`; the scan goes on from `i`.
+    let mut from = 0;
+    let mut i = 0;
+    let mut buf = [0u8; 4];
+    while let Some(k) = memchr::memchr3(b'&', b'>', b'\r', &b[i..]) {
+        let at = i + k;
+        let dopo = &b[at + 1..];
+        if b[at] == b'&' && modo != Modo::Valore {
+            if dopo.get(..3) == Some(b"lt;") || dopo.get(..3) == Some(b"gt;") {
+                i = at + 4;
+                continue;
+            }
+            if dopo.get(..4) == Some(b"amp;") {
+                i = at + 5;
+                continue;
+            }
+        }
+        if b[at] == b'>' && modo != Modo::Canonico {
+            i = at + 1;
+            continue;
+        }
+        out.push_str(&raw[from..at]);
+        match b[at] {
+            b'>' => {
+                out.push_str("&gt;");
+                i = at + 1;
+            }
+            b'\r' => {
+                // A literal CR is a line end (XML 1.0 §2.11), CRLF one line end.
+                out.push_str("\n");
+                i = at + 1 + usize::from(dopo.first() == Some(&b'\n'));
+            }
+            _ => {
+                let end = memchr::memchr(b';', dopo).ok_or_else(|| XmlError::Syntax {
+                    pos: at,
+                    msg: "unterminated entity reference".into(),
+                })?;
+                let c = resolve_ref(&quick_xml::events::BytesRef::new(
+                    &raw[at + 1..at + 1 + end],
+                ))?;
+                out.push_str(match (modo, c) {
+                    (Modo::Canonico, '&') => "&amp;",
+                    (Modo::Canonico, '<') => "&lt;",
+                    (Modo::Canonico, '>') => "&gt;",
+                    (Modo::Canonico, '\r') => "&#xD;",
+                    _ => c.encode_utf8(&mut buf),
+                });
+                i = at + 1 + end + 1;
+            }
+        }
+        from = i;
+    }
+    out.push_str(&raw[from..]);
+    Ok(())
 }
 
 /// Escapes text for element content.
@@ -737,6 +860,59 @@ mod tests {
                 "{good}"
             );
         }
+    }
+
+    /// Text after a tag is read in one pass (`leggi_testo`); the tree and the errors are those
+    /// quick-xml's events give.
+    #[test]
+    fn text_read_in_one_pass_is_what_the_events_give() {
+        let albero = |doc: &str, una_passata: bool| {
+            let mut cur = Cursor::new(doc, Limits::default());
+            cur.una_passata = una_passata;
+            loop {
+                match cur.next_event()? {
+                    (at, Event::Start(s)) => return cur.build(at, &s, false),
+                    (_, Event::Eof) => return Err(XmlError::Empty),
+                    _ => {}
+                }
+            }
+        };
+        for t in [
+            "&lt;Candidatura xmlns=&quot;urn:x&quot;&gt;Rossi &amp; figli&lt;/Candidatura&gt;",
+            "a > b &apos;q&apos; &#60;&#x3E;&#38; &#13;x\r\ny\rz\n\r\r\n été &#x1F600;",
+        ] {
+            let doc = format!("<r>{t}<a>{t}</a>{t}<b/>{t}</r>");
+            let uno = albero(&doc, true).unwrap();
+            let eventi = albero(&doc, false).unwrap();
+            assert_eq!(uno.text, eventi.text);
+            assert_eq!(uno.children[0].text, eventi.children[0].text);
+            assert_eq!(uno.children[0].span, eventi.children[0].span);
+            assert_eq!(uno.children[1].span, eventi.children[1].span);
+            assert!(!uno.text.contains("&lt;"), "{}", uno.text);
+        }
+        for bad in ["x &bogus; y", "x &#0; y", "x &lt y"] {
+            let doc = format!("<r><a>{bad}</a></r>");
+            assert!(albero(&doc, true).is_err(), "{bad}");
+            assert!(
+                parse_document(doc.as_bytes(), Limits::default()).is_err(),
+                "{bad}"
+            );
+        }
+        // An error in a run read in one pass is placed where it is.
+        let doc = "<r>abc &bogus; x</r>";
+        let mut cur = Cursor::new(doc, Limits::default());
+        cur.next_event().unwrap();
+        match cur.skip_to_end() {
+            Err(XmlError::UndefinedEntity(e)) => assert_eq!(e, "bogus"),
+            other => panic!("{other:?}"),
+        }
+        let doc = "<r>abc &lt x</r>";
+        let mut cur = Cursor::new(doc, Limits::default());
+        cur.next_event().unwrap();
+        assert!(matches!(
+            cur.skip_to_end(),
+            Err(XmlError::Syntax { pos: 7, .. })
+        ));
     }
 
     #[test]
