@@ -112,6 +112,9 @@ pub struct BenchArgs {
     /// PostgreSQL server the bench starts and stops; needs its server programs installed).
     #[arg(long, value_enum, default_value_t = BenchStore::Sled)]
     pub store: BenchStore,
+    /// A new sled store without compression (`[store] compression = false`), to compare.
+    #[arg(long)]
+    pub uncompressed: bool,
     /// Gateways sharing the store (postgres only): the connections are spread over them.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
@@ -284,6 +287,9 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
             a.concurrency,
             ttl_secs,
         );
+        if a.uncompressed && pg.is_none() {
+            testo.push_str("\n[store]\ncompression = false\n");
+        }
         if let Some(pg) = &pg {
             testo.push_str(&format!(
                 "\n[store]\nengine = \"postgres\"\nurl = \"{}\"\npool = {}\n\n[cluster]\nnode = \"bench-{}\"\nnumero = {}\n",

@@ -494,7 +494,10 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         None => match SledStore::open_waiting_with(
             &config.data,
             std::time::Duration::from_secs(2),
-            config.store.cache_mb.max(1) << 20,
+            crate::store::OpzioniSled {
+                cache: config.store.cache_mb.max(1) << 20,
+                comprimi: config.store.compression,
+            },
         ) {
             Ok(s) => {
                 s.arrenditi_dopo(std::time::Duration::from_secs(

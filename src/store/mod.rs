@@ -42,7 +42,7 @@ pub use postgres::{url_senza_password, PgOptions, PgStore, MIGRAZIONI};
 pub use record::{Claim, DupEntry, Forward, ForwardState, Record, Sommario, User, Write};
 // ClicLavoro's own records, which the store persists.
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
-pub use sled_store::{spazio_libero, SledStore};
+pub use sled_store::{compresso, spazio_libero, Opzioni as OpzioniSled, SledStore};
 
 /// Held while moduli change ([`Store::lock_moduli`]); dropping it releases them.
 pub struct ModuliLock {

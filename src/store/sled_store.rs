@@ -49,7 +49,7 @@ pub struct SledStore {
 struct Custode {
     motore: RwLock<Option<Arc<Engine>>>,
     path: std::path::PathBuf,
-    cache: u64,
+    opzioni: Opzioni,
     /// Why the engine is out of service, while it is.
     guasto: Mutex<Option<String>>,
     /// A thread is reopening the engine.
@@ -96,29 +96,58 @@ struct Engine {
 /// sled's page cache, for the tools that open the store (`[store] cache_mb` for `pdd serve`).
 const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// How the files are opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Opzioni {
+    /// sled's page cache, in bytes (`[store] cache_mb`).
+    pub cache: u64,
+    /// A store created now compresses what it writes (zstd, `[store] compression`). A store
+    /// that exists keeps the choice it was made with (sled records it in its `conf`).
+    pub comprimi: bool,
+}
+
+impl Default for Opzioni {
+    fn default() -> Self {
+        Opzioni {
+            cache: CACHE_BYTES,
+            comprimi: true,
+        }
+    }
+}
+
+/// Whether the store in `path` was made compressed; None when there is none yet (or its
+/// `conf` cannot be read: sled's open then says what is wrong).
+pub fn compresso(path: &Path) -> Option<bool> {
+    let conf = std::fs::read(path.join("conf")).ok()?;
+    let conf = String::from_utf8_lossy(&conf);
+    conf.lines()
+        .find_map(|l| l.strip_prefix("use_compression: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 impl SledStore {
     /// Opens (or creates) the store. Claims left in flight by a previous run are dropped: those
     /// exchanges were never answered, so the sender may retry them.
     pub fn open(path: &Path) -> Result<SledStore> {
-        SledStore::open_with(path, CACHE_BYTES)
+        SledStore::open_with(path, Opzioni::default())
     }
 
     /// Opens the store, waiting up to `wait` while another holder (a gateway that is exiting,
     /// or a store just dropped in this process, whose flusher thread lets go a moment later)
     /// keeps its lock.
     pub fn open_waiting(path: &Path, wait: std::time::Duration) -> Result<SledStore> {
-        SledStore::open_waiting_with(path, wait, CACHE_BYTES)
+        SledStore::open_waiting_with(path, wait, Opzioni::default())
     }
 
-    /// [`SledStore::open_waiting`] with sled's cache capped at `cache` bytes (`[store] cache_mb`).
+    /// [`SledStore::open_waiting`] with the cache and compression of `[store]`.
     pub fn open_waiting_with(
         path: &Path,
         wait: std::time::Duration,
-        cache: u64,
+        opzioni: Opzioni,
     ) -> Result<SledStore> {
         let until = std::time::Instant::now() + wait;
         loop {
-            match SledStore::open_with(path, cache) {
+            match SledStore::open_with(path, opzioni) {
                 Err(StoreError::Locked { .. }) if std::time::Instant::now() < until => {
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }
@@ -128,12 +157,9 @@ impl SledStore {
     }
 
     /// Opens the files: the engine, with its indexes rebuilt.
-    fn engine_at(path: &Path, cache: u64) -> Result<Engine> {
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            // sled caches 1 GiB by default; the working set here is small (recent ids, moduli).
-            .cache_capacity(cache)
+    fn engine_at(path: &Path, opzioni: Opzioni) -> Result<Engine> {
+        let comprimi = compresso(path).unwrap_or(opzioni.comprimi);
+        let db = configurazione(path, opzioni.cache, comprimi)
             .open()
             .map_err(|e| match e {
                 // sled says so only in words (an io::Error of kind Other around fs2's
@@ -208,13 +234,13 @@ impl SledStore {
         Ok(m)
     }
 
-    fn open_with(path: &Path, cache: u64) -> Result<SledStore> {
-        let m = SledStore::engine_at(path, cache)?;
+    fn open_with(path: &Path, opzioni: Opzioni) -> Result<SledStore> {
+        let m = SledStore::engine_at(path, opzioni)?;
         Ok(SledStore {
             c: Arc::new(Custode {
                 motore: RwLock::new(Some(Arc::new(m))),
                 path: path.to_path_buf(),
-                cache,
+                opzioni,
                 guasto: Mutex::new(None),
                 in_ripresa: Default::default(),
                 entro: Mutex::new(None),
@@ -309,6 +335,22 @@ impl SledStore {
     }
 }
 
+/// sled's configuration for the store in `path`. Compressed, each log record costs a zstd pass
+/// (level 1) and the store takes about a seventh of the room (docs/performance.md).
+fn configurazione(path: &Path, cache: u64, comprimi: bool) -> sled::Config {
+    let c = sled::Config::new()
+        .path(path)
+        .mode(sled::Mode::HighThroughput)
+        // sled caches 1 GiB by default; the working set here is small (recent ids, moduli).
+        .cache_capacity(cache)
+        .use_compression(comprimi);
+    if comprimi {
+        c.compression_factor(1)
+    } else {
+        c
+    }
+}
+
 /// Reopens a store whose engine failed: puts the engine aside (new operations wait outside),
 /// lets those in flight finish, drops it — what sled had not made durable goes with it — and
 /// opens the files again until it can. Gives up, exiting the process, after the time set by
@@ -340,7 +382,7 @@ fn riprendi(c: &Custode) {
             std::thread::sleep(std::time::Duration::from_millis(500));
             continue;
         }
-        match SledStore::engine_at(&c.path, c.cache) {
+        match SledStore::engine_at(&c.path, c.opzioni) {
             Ok(m) => {
                 *c.motore.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(m));
                 let why = c.guasto.lock().unwrap_or_else(|e| e.into_inner()).take();

@@ -180,10 +180,9 @@ impl Engine {
         }
         // What was acknowledged is on disk here too, whatever happens to the copy.
         self.db.flush().map_err(be)?;
-        let copia = sled::Config::new()
-            .path(dest)
-            .mode(sled::Mode::HighThroughput)
-            .cache_capacity(CACHE_COPIA)
+        // Compressed whatever the store is: restoring a backup is how an older store
+        // becomes a compressed one.
+        let copia = super::configurazione(dest, CACHE_COPIA, true)
             .create_new(true)
             .open()
             .map_err(|e| match be(e) {

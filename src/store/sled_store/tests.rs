@@ -361,3 +361,39 @@ async fn after_a_failed_write_the_store_reopens_itself_with_what_was_durable() {
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
+
+/// A new store is compressed unless asked not to be; a store keeps the choice it was made with
+/// whatever the options of a later open; a backup is compressed, and opens and reads back.
+#[tokio::test]
+async fn compression_is_chosen_when_the_store_is_made_and_a_backup_is_compressed() {
+    use crate::clock::SystemClock;
+    let nuovo = tmp("compresso");
+    drop(SledStore::open(&nuovo).unwrap());
+    assert_eq!(compresso(&nuovo), Some(true));
+
+    let vecchio = tmp("non-compresso");
+    assert_eq!(compresso(&vecchio), None);
+    let senza = Opzioni {
+        comprimi: false,
+        ..Opzioni::default()
+    };
+    let s = SledStore::open_waiting_with(&vecchio, std::time::Duration::ZERO, senza).unwrap();
+    let mut e = ex(1, "A1");
+    e.request = "<richiesta>".repeat(2_000).into_bytes();
+    s.commit_exchange(&e, None).await.unwrap();
+    drop(s);
+    assert_eq!(compresso(&vecchio), Some(false));
+    // Opened with the default (compress): still the uncompressed store, all there.
+    let s = SledStore::open(&vecchio).unwrap();
+    assert_eq!(compresso(&vecchio), Some(false));
+    assert_eq!(s.exchange(1).await.unwrap().unwrap().request, e.request);
+
+    let copia = tmp("copia-compressa");
+    s.backup(&copia, &SystemClock).await.unwrap();
+    assert_eq!(compresso(&copia), Some(true));
+    let c = SledStore::open(&copia).unwrap();
+    assert_eq!(c.exchange(1).await.unwrap().unwrap().request, e.request);
+    for p in [nuovo, vecchio, copia] {
+        let _ = std::fs::remove_dir_all(p);
+    }
+}
