@@ -118,8 +118,9 @@ pub struct StoreCfg {
     /// moduli, counters) is small; more cache costs resident memory, not speed.
     pub cache_mb: u64,
     /// A new embedded store compresses what it writes (zstd): about a seventh of the room on
-    /// disk for a few percent of CPU. An existing store keeps the choice it was made with;
-    /// `pdd store backup` writes a compressed copy, which `pdd store restore` puts in place.
+    /// disk, for twice the CPU per exchange and more memory with large messages (sled makes a
+    /// compression context for every record it logs). Off by default. A store keeps the choice
+    /// it was made with (its backups too).
     pub compression: bool,
     /// Under this much free space (MiB) on the file system of `data`, the log warns and
     /// `/health` says so (`/metrics`: `pdd_store_free_bytes`); 0: no warning.
@@ -141,7 +142,7 @@ impl Default for StoreCfg {
             duplicate_window_days: 5,
             purge_every_secs: 3600,
             cache_mb: 32,
-            compression: true,
+            compression: false,
             min_free_mb: 200,
             recover_within_secs: 300,
         }

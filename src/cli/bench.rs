@@ -112,9 +112,9 @@ pub struct BenchArgs {
     /// PostgreSQL server the bench starts and stops; needs its server programs installed).
     #[arg(long, value_enum, default_value_t = BenchStore::Sled)]
     pub store: BenchStore,
-    /// A new sled store without compression (`[store] compression = false`), to compare.
+    /// A new sled store with compression (`[store] compression = true`), to compare.
     #[arg(long)]
-    pub uncompressed: bool,
+    pub compressed: bool,
     /// Gateways sharing the store (postgres only): the connections are spread over them.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
@@ -287,8 +287,8 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
             a.concurrency,
             ttl_secs,
         );
-        if a.uncompressed && pg.is_none() {
-            testo.push_str("\n[store]\ncompression = false\n");
+        if a.compressed && pg.is_none() {
+            testo.push_str("\n[store]\ncompression = true\n");
         }
         if let Some(pg) = &pg {
             testo.push_str(&format!(

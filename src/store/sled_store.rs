@@ -101,8 +101,10 @@ const CACHE_BYTES: u64 = 32 * 1024 * 1024;
 pub struct Opzioni {
     /// sled's page cache, in bytes (`[store] cache_mb`).
     pub cache: u64,
-    /// A store created now compresses what it writes (zstd, `[store] compression`). A store
-    /// that exists keeps the choice it was made with (sled records it in its `conf`).
+    /// A store created now compresses what it writes (zstd, `[store] compression`, off by
+    /// default: sled makes a zstd context for every record it logs, which doubles the CPU of an
+    /// exchange). A store that exists keeps the choice it was made with (sled records it in its
+    /// `conf`).
     pub comprimi: bool,
 }
 
@@ -110,7 +112,7 @@ impl Default for Opzioni {
     fn default() -> Self {
         Opzioni {
             cache: CACHE_BYTES,
-            comprimi: true,
+            comprimi: false,
         }
     }
 }
@@ -335,8 +337,9 @@ impl SledStore {
     }
 }
 
-/// sled's configuration for the store in `path`. Compressed, each log record costs a zstd pass
-/// (level 1) and the store takes about a seventh of the room (docs/performance.md).
+/// sled's configuration for the store in `path`. Compressed, the store takes about a seventh of
+/// the room, and each log record costs a new zstd context and a pass (level 1): twice the CPU
+/// per exchange (docs/performance.md).
 fn configurazione(path: &Path, cache: u64, comprimi: bool) -> sled::Config {
     let c = sled::Config::new()
         .path(path)

@@ -180,9 +180,9 @@ impl Engine {
         }
         // What was acknowledged is on disk here too, whatever happens to the copy.
         self.db.flush().map_err(be)?;
-        // Compressed whatever the store is: restoring a backup is how an older store
-        // becomes a compressed one.
-        let copia = super::configurazione(dest, CACHE_COPIA, true)
+        // Compressed as the store is: a restored backup behaves as the store did.
+        let comprimi = super::compresso(&self.cura.path).unwrap_or(false);
+        let copia = super::configurazione(dest, CACHE_COPIA, comprimi)
             .create_new(true)
             .open()
             .map_err(|e| match be(e) {

@@ -362,30 +362,30 @@ async fn after_a_failed_write_the_store_reopens_itself_with_what_was_durable() {
     let _ = std::fs::remove_dir_all(&p);
 }
 
-/// A new store is compressed unless asked not to be; a store keeps the choice it was made with
-/// whatever the options of a later open; a backup is compressed, and opens and reads back.
+/// A new store is compressed only when asked; a store keeps the choice it was made with
+/// whatever the options of a later open, and so does its backup.
 #[tokio::test]
-async fn compression_is_chosen_when_the_store_is_made_and_a_backup_is_compressed() {
+async fn compression_is_chosen_when_the_store_is_made_and_kept_by_its_backup() {
     use crate::clock::SystemClock;
-    let nuovo = tmp("compresso");
+    let nuovo = tmp("non-compresso");
     drop(SledStore::open(&nuovo).unwrap());
-    assert_eq!(compresso(&nuovo), Some(true));
+    assert_eq!(compresso(&nuovo), Some(false));
 
-    let vecchio = tmp("non-compresso");
-    assert_eq!(compresso(&vecchio), None);
-    let senza = Opzioni {
-        comprimi: false,
+    let p = tmp("compresso");
+    assert_eq!(compresso(&p), None);
+    let con = Opzioni {
+        comprimi: true,
         ..Opzioni::default()
     };
-    let s = SledStore::open_waiting_with(&vecchio, std::time::Duration::ZERO, senza).unwrap();
+    let s = SledStore::open_waiting_with(&p, std::time::Duration::ZERO, con).unwrap();
     let mut e = ex(1, "A1");
     e.request = "<richiesta>".repeat(2_000).into_bytes();
     s.commit_exchange(&e, None).await.unwrap();
     drop(s);
-    assert_eq!(compresso(&vecchio), Some(false));
-    // Opened with the default (compress): still the uncompressed store, all there.
-    let s = SledStore::open(&vecchio).unwrap();
-    assert_eq!(compresso(&vecchio), Some(false));
+    assert_eq!(compresso(&p), Some(true));
+    // Opened with the default (no compression): still the compressed store, all there.
+    let s = SledStore::open(&p).unwrap();
+    assert_eq!(compresso(&p), Some(true));
     assert_eq!(s.exchange(1).await.unwrap().unwrap().request, e.request);
 
     let copia = tmp("copia-compressa");
@@ -393,7 +393,7 @@ async fn compression_is_chosen_when_the_store_is_made_and_a_backup_is_compressed
     assert_eq!(compresso(&copia), Some(true));
     let c = SledStore::open(&copia).unwrap();
     assert_eq!(c.exchange(1).await.unwrap().unwrap().request, e.request);
-    for p in [nuovo, vecchio, copia] {
+    for p in [nuovo, p, copia] {
         let _ = std::fs::remove_dir_all(p);
     }
 }
