@@ -300,8 +300,11 @@ fn canonicalizza(
     let mut tra_markup = false;
     loop {
         if tra_markup {
+            // The position the reader reports (after a byte order mark, it counts from past
+            // it), and where the rest of the input starts in `src`.
             let at = reader.buffer_position() as usize + saltati;
-            let rest = &src[at..];
+            let dove = src.len() - reader.get_ref().len();
+            let rest = &src[dove..];
             // A run ended by markup; one ended by the end of the input is the reader's to refuse.
             if let Some(n) = memchr::memchr(b'<', rest.as_bytes()).filter(|&n| n > 0) {
                 let raw = &rest[..n];
@@ -321,7 +324,7 @@ fn canonicalizza(
                     // Outside every target the text is still checked.
                     xml::leggi_testo(raw, xml::Modo::Verifica, &mut ()).map_err(errore)?;
                 }
-                *reader.get_mut() = &src.as_bytes()[at + n..];
+                *reader.get_mut() = &src.as_bytes()[dove + n..];
                 saltati += n;
             }
         }

@@ -349,9 +349,10 @@ fn ids(src: &str) -> Result<Vec<Identificato>, FirmaError> {
     let mut tra_markup = false;
     loop {
         if tra_markup {
-            let at = r.buffer_position() as usize + saltati;
-            if let Some(n) = memchr::memchr(b'<', &src.as_bytes()[at..]).filter(|&n| n > 0) {
-                *r.get_mut() = &src.as_bytes()[at + n..];
+            // Where the rest of the input starts (the reader's count skips a byte order mark).
+            let dove = src.len() - r.get_ref().len();
+            if let Some(n) = memchr::memchr(b'<', &src.as_bytes()[dove..]).filter(|&n| n > 0) {
+                *r.get_mut() = &src.as_bytes()[dove + n..];
                 saltati += n;
             }
         }
