@@ -8,6 +8,11 @@
 //! `target/pyenv/bin/python`; without xmlsec that part is skipped with a note on how to get it.
 
 use pdd::cli::certs;
+
+// The allocator `pdd` runs with (src/main.rs): the figures are the gateway's.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATORE: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -299,7 +299,15 @@ pub fn firma_con_allegati(
         .find("<ds:SignedInfo>")
         .map(|i| security_at + i)
         .ok_or_else(|| FirmaError::Firma("SignedInfo".into()))?;
-    let canon_si = c14n::canonicalize_one(&out, si, &[]).map_err(err_firma)?;
+    let si_fine = out[si..]
+        .find("</ds:SignedInfo>")
+        .map(|i| si + i + "</ds:SignedInfo>".len())
+        .ok_or_else(|| FirmaError::Firma("SignedInfo".into()))?;
+    // SignedInfo is ours and uses the ds prefix alone: canonicalized inside an element that
+    // declares it, as it stands in the message, without reading the message up to it again.
+    let apertura = format!("<ds:Signature xmlns:ds=\"{NS_DS}\">");
+    let solo = format!("{apertura}{}</ds:Signature>", &out[si..si_fine]);
+    let canon_si = c14n::canonicalize_one(&solo, apertura.len(), &[]).map_err(err_firma)?;
     let mut signer = Signer::new(MessageDigest::sha256(), key).map_err(err_firma)?;
     signer.update(canon_si.as_bytes()).map_err(err_firma)?;
     let sig = signer.sign_to_vec().map_err(err_firma)?;
@@ -601,16 +609,23 @@ pub fn verifica_con_allegati(
         return Err(pol("il Timestamp non è firmato"));
     }
 
-    // Digests, in one canonicalization pass.
-    let targets: Vec<Target> = refs
+    // Digests, and SignedInfo for the signature value (last), in one canonicalization pass.
+    let mut targets: Vec<Target> = refs
         .iter()
         .map(|(s, incl, _)| Target {
             start: *s,
             inclusive: incl.clone(),
         })
         .collect();
-    let canon = c14n::canonicalize(src, &targets)
+    targets.push(Target {
+        start: si.span.start,
+        inclusive: inclusive(cm.unwrap_or(si)),
+    });
+    let mut canon = c14n::canonicalize(src, &targets)
         .map_err(|e| xmlerr(format!("canonicalizzazione: {e}")))?;
+    let canon_si = canon
+        .pop()
+        .ok_or_else(|| xmlerr("canonicalizzazione di SignedInfo".into()))?;
     for ((start, _, digest), c) in refs.iter().zip(&canon) {
         if openssl::sha::sha256(c.as_bytes()).as_slice() != digest.as_slice() {
             let msg = format!(
@@ -632,15 +647,6 @@ pub fn verifica_con_allegati(
     let cert = token(security, signature)?;
 
     // The signature value over the canonical SignedInfo.
-    let canon_si = c14n::canonicalize_one(
-        src,
-        si.span.start,
-        &inclusive(cm.unwrap_or(si))
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    )
-    .map_err(|e| xmlerr(format!("canonicalizzazione di SignedInfo: {e}")))?;
     let sv = child(signature, NS_DS, "SignatureValue")
         .map(|s| s.text.split_whitespace().collect::<String>())
         .unwrap_or_default();
