@@ -444,8 +444,8 @@ mod tests {
         );
     }
 
-    /// Text right after a tag is read in one pass by `xml::leggi_testo`; text after a CDATA section
-    /// goes through quick-xml's events: both must give the same canonical form.
+    /// Text read in one pass by `xml::leggi_testo` and text read as quick-xml's events must
+    /// give the same canonical form, and the same refusals.
     #[test]
     fn text_read_in_one_pass_is_what_the_events_give() {
         for t in [
@@ -466,8 +466,12 @@ mod tests {
         }
         for bad in ["x &bogus; y", "x &#0; y", "x &lt y"] {
             let doc = format!("<r><a>{bad}</a></r>");
-            let start = doc.find("<a").unwrap();
-            assert!(canonicalize_one(&doc, start, &[]).is_err(), "{bad}");
+            let targets = [Target {
+                start: 3,
+                inclusive: vec![],
+            }];
+            assert!(canonicalizza(&doc, &targets, true).is_err(), "{bad}");
+            assert!(canonicalizza(&doc, &targets, false).is_err(), "{bad}");
         }
     }
 
