@@ -202,6 +202,8 @@ pub enum TraceCommand {
     },
     /// One exchange, by Identificatore (request or response) or by sequence number.
     Show {
+        /// The Identificatore of the request or of the response (as `trace list` shows it),
+        /// or the exchange's sequence number.
         id: String,
         /// Output: text (the default) or json.
         #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]

@@ -24,7 +24,11 @@ pub enum OutboxCommand {
         json: bool,
     },
     /// Queue again the forwards the receiver refused (all, or one by its seq).
-    Retry { seq: Option<u64> },
+    Retry {
+        /// The forward's sequence number (`outbox list` shows it); without it, every refused
+        /// forward.
+        seq: Option<u64>,
+    },
     /// The percettori kept at the NCN and forwarded nowhere, because the region of the
     /// worker's domicile has no node in the network (or the domicile is in no region).
     Trattenuti {
@@ -37,7 +41,11 @@ pub enum OutboxCommand {
 #[derive(Subcommand, Debug)]
 pub enum EuresCommand {
     /// Write every EURES document (Europass CVs, vacancies) into DIR, one file each.
-    Export { dir: PathBuf },
+    Export {
+        /// The directory to write into (created if missing); a file already there with the
+        /// same name is replaced.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -46,13 +54,19 @@ pub enum ImportCommand {
     /// `codice_fiscale,qualifica,data_inizio,data_fine` (qualifica: ISTAT code; dates
     /// yyyy-MM-dd; data_fine may be empty). Exit 0: all imported; 1: some lines refused (the
     /// others are imported); 2: unreadable file.
-    UltimiRapporti { file: PathBuf },
+    UltimiRapporti {
+        /// The CSV file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum UsersCommand {
     /// Register a user of the read API and print its token (shown once: only a hash is kept).
-    Add { nome: String },
+    Add {
+        /// The user's name, as the log and `users list` show it (unique).
+        nome: String,
+    },
     /// The registered users.
     List {
         /// Output: text (the default) or json.
@@ -60,7 +74,10 @@ pub enum UsersCommand {
         json: bool,
     },
     /// Remove a user (its token stops working at once).
-    Remove { nome: String },
+    Remove {
+        /// The name given to `users add`.
+        nome: String,
+    },
 }
 
 /// A gateway over the store, for commands run while no gateway is running.
