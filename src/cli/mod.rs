@@ -136,8 +136,9 @@ pub enum Command {
     /// Print the completion script for a shell, e.g.
     /// `pdd completions bash > /etc/bash_completion.d/pdd`.
     Completions(shell::CompletionsArgs),
-    /// Print the man page pdd(1) in roff, e.g. `pdd man > /usr/local/share/man/man1/pdd.1`
-    /// (or write one page per command with --dir).
+    /// The man pages in roff: `pdd man --dir /usr/local/share/man/man1` installs pdd(1) and
+    /// the page of every command it refers to (pdd-serve(1), ...); without --dir, pdd(1) alone
+    /// on stdout.
     Man(shell::ManArgs),
 }
 
@@ -574,9 +575,15 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
             tracing::info!(
                 "first request: curl --cert PARTNER.crt --key PARTNER.key --cacert OUR.crt -H 'Content-Type: text/xml' --data-binary @REQUEST.xml https://{addr}/pdd/PA (see README)"
             );
-        } else {
+        } else if config.soggetto.nome == "MinisteroLavoro" {
             tracing::info!(
                 "first request: curl -s -H 'Content-Type: text/xml' --data-binary @examples/richiesta-candidatura.xml http://{addr}/pdd/PA (with a fresh Identificatore: see README)"
+            );
+        } else {
+            // The example busta is addressed to the Ministry: here it would be refused.
+            tracing::info!(
+                "first request: a busta addressed to {} (examples/richiesta-candidatura.xml is the Ministry's), POSTed to http://{addr}/pdd/PA, or one a local system sends through the porta delegata: see README",
+                config.soggetto.nome
             );
         }
         // End-to-end tests move a node's clock (expiry) through POST /admin/clock.
