@@ -765,25 +765,20 @@ async fn in_qualification_mode_a_bare_indirizzo_telematico_is_info() {
             1,
         )
     };
-    let mut c = Config::default();
-    let gw = start(c.clone()).await;
-    let r = post(&gw.url("/pdd/PA"), busta().into_bytes(), &[]).await;
-    assert_eq!(r.status, 500, "{}", r.body);
-    assert!(
-        r.body
-            .contains(r#"codiceEccezione="EGOV_IT_101" rilevanza="GRAVE""#),
-        "{}",
-        r.body
-    );
-    c.busta.qualificazione = true;
-    let gw = start(c).await;
-    let r = post(&gw.url("/pdd/PA"), busta().into_bytes(), &[]).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    assert!(
-        r.body
-            .contains(r#"codiceEccezione="EGOV_IT_101" rilevanza="INFO""#),
-        "{}",
-        r.body
-    );
-    assert!(text_of(&r.body, "Tipo_Risposta").is_some(), "{}", r.body);
+    // By default GovWay's GRAVE (an error busta); in qualification mode INFO, and processed.
+    for (qualificazione, status, rilevanza) in [(false, 500, "GRAVE"), (true, 200, "INFO")] {
+        let mut c = Config::default();
+        c.busta.qualificazione = qualificazione;
+        let gw = start(c).await;
+        let r = post(&gw.url("/pdd/PA"), busta().into_bytes(), &[]).await;
+        assert_eq!(r.status, status, "{}", r.body);
+        let eccezione = format!(r#"codiceEccezione="EGOV_IT_101" rilevanza="{rilevanza}""#);
+        assert!(r.body.contains(&eccezione), "{}", r.body);
+        assert_eq!(
+            text_of(&r.body, "Tipo_Risposta").is_some(),
+            qualificazione,
+            "{}",
+            r.body
+        );
+    }
 }

@@ -300,18 +300,10 @@ fn canonicalizza(
     let mut tra_markup = false;
     loop {
         if tra_markup {
-            // The position the reader reports (after a byte order mark, it counts from past
-            // it), and where the rest of the input starts in `src`.
             let at = reader.buffer_position() as usize + saltati;
-            let dove = src.len() - reader.get_ref().len();
-            let rest = &src[dove..];
-            // A run ended by markup; one ended by the end of the input is the reader's to refuse.
-            if let Some(n) = memchr::memchr(b'<', rest.as_bytes()).filter(|&n| n > 0) {
-                let raw = &rest[..n];
-                let errore = |e: XmlError| match e {
-                    XmlError::Syntax { pos, msg } => syntax(at + pos, msg),
-                    e => e,
-                };
+            if let Some(raw) = xml::prendi_testo(src, reader.get_mut()) {
+                saltati += raw.len();
+                let errore = |e: XmlError| e.da(at);
                 let mut dentro = aperti(&mut active);
                 if let Some(primo) = dentro.next() {
                     let da = primo.out.len();
@@ -324,8 +316,6 @@ fn canonicalizza(
                     // Outside every target the text is still checked.
                     xml::leggi_testo(raw, xml::Modo::Verifica, &mut ()).map_err(errore)?;
                 }
-                *reader.get_mut() = &src.as_bytes()[dove + n..];
-                saltati += n;
             }
         }
         let pos = reader.buffer_position() as usize + saltati;

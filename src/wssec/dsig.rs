@@ -357,11 +357,8 @@ fn ids(src: &str) -> Result<Vec<Identificato>, FirmaError> {
     let mut tra_markup = false;
     loop {
         if tra_markup {
-            // Where the rest of the input starts (the reader's count skips a byte order mark).
-            let dove = src.len() - r.get_ref().len();
-            if let Some(n) = memchr::memchr(b'<', &src.as_bytes()[dove..]).filter(|&n| n > 0) {
-                *r.get_mut() = &src.as_bytes()[dove + n..];
-                saltati += n;
+            if let Some(testo) = crate::xml::prendi_testo(src, r.get_mut()) {
+                saltati += testo.len();
             }
         }
         let pos = r.buffer_position() as usize + saltati;

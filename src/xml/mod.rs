@@ -240,21 +240,12 @@ impl<'a> Cursor<'a> {
         if !self.tra_markup || !self.una_passata {
             return Ok(());
         }
-        // The position reported (after a byte order mark, counted from past it), and where the
-        // rest of the input starts in `src`.
         let at = self.pos();
-        let dove = self.src.len() - self.reader.get_ref().len();
-        let rest = &self.src[dove..];
-        let Some(n) = memchr::memchr(b'<', rest.as_bytes()).filter(|&n| n > 0) else {
+        let Some(raw) = prendi_testo(self.src, self.reader.get_mut()) else {
             return Ok(());
         };
-        leggi_testo(&rest[..n], modo, out).map_err(|e| match e {
-            XmlError::Syntax { pos, msg } => XmlError::Syntax { pos: at + pos, msg },
-            e => e,
-        })?;
-        *self.reader.get_mut() = &self.src.as_bytes()[dove + n..];
-        self.saltati += n;
-        Ok(())
+        self.saltati += raw.len();
+        leggi_testo(raw, modo, out).map_err(|e| e.da(at))
     }
 
     /// The next event with its start byte offset; depth is updated. DOCTYPE is refused here so
@@ -601,6 +592,29 @@ impl Uscita for String {
 
 impl Uscita for () {
     fn push_str(&mut self, _: &str) {}
+}
+
+/// Takes the character data that stands next in a reader's unread input `resto` (its
+/// `get_mut()`), up to the next `<`, and moves the reader past it. None when markup follows at
+/// once or the input ends first (the reader's to handle). The run is found in the input itself,
+/// `resto` being the tail of `src`, not from the position the reader reports: after a byte
+/// order mark that counts from past it. The reader does not count what is taken: its callers
+/// add it to the positions it reports.
+pub fn prendi_testo<'a>(src: &'a str, resto: &mut &'a [u8]) -> Option<&'a str> {
+    let n = memchr::memchr(b'<', resto).filter(|&n| n > 0)?;
+    let dove = src.len() - resto.len();
+    *resto = &resto[n..];
+    src.get(dove..dove + n)
+}
+
+impl XmlError {
+    /// The error of a piece of text that starts at byte `at`, placed in the whole.
+    pub fn da(self, at: usize) -> XmlError {
+        match self {
+            XmlError::Syntax { pos, msg } => XmlError::Syntax { pos: at + pos, msg },
+            e => e,
+        }
+    }
 }
 
 /// Reads character data as it stands in the source (`raw` holds no `<`) in one pass, in the
