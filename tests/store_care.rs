@@ -361,9 +361,10 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
             .remove(pezzo)
             .unwrap()
             .is_some());
+        // Keyed as the store keys an id not of the standard's form (`~`, then the id).
         db.open_tree("ids")
             .unwrap()
-            .insert("FANTASMA", &123_456u64.to_be_bytes())
+            .insert("~FANTASMA", &123_456u64.to_be_bytes())
             .unwrap();
         db.open_tree("outbox")
             .unwrap()

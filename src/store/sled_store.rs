@@ -212,6 +212,7 @@ impl SledStore {
         };
         m.alza_base()?;
         m.indicizza_ricevuti()?;
+        m.riordina_chiavi_id()?;
         let mut stale = Vec::new();
         for kv in m.dup.iter() {
             let (k, v) = kv.map_err(be)?;
@@ -601,7 +602,7 @@ impl Engine {
             // The first exchange carrying an id keeps it (a duplicate's record does not steal it).
             let _ = self
                 .ids
-                .compare_and_swap(id.as_bytes(), None as Option<&[u8]>, Some(&key[..]))
+                .compare_and_swap(codec::chiave_id(id), None as Option<&[u8]>, Some(&key[..]))
                 .map_err(be)?;
         }
         Ok(())
@@ -704,12 +705,13 @@ impl Engine {
             scade_ms,
         };
         let mut atteso: Option<sled::IVec> = None;
+        let chiave = codec::chiave_id(id);
         // A few tries: each lost race re-reads what won it.
         for _ in 0..8 {
             match self
                 .dup
                 .compare_and_swap(
-                    id.as_bytes(),
+                    chiave.as_slice(),
                     atteso.as_ref(),
                     Some(codec::encode_dup(&fresh)),
                 )
@@ -737,7 +739,7 @@ impl Engine {
 
     fn settle(&self, id: &str, seq: u64) -> Result<()> {
         self.dup
-            .fetch_and_update(id.as_bytes(), |old| {
+            .fetch_and_update(codec::chiave_id(id), |old| {
                 let mut d = old
                     .and_then(|o| codec::decode_dup(o).ok())
                     .unwrap_or(DupEntry {
@@ -755,7 +757,7 @@ impl Engine {
 
     fn count_repeat(&self, id: &str) -> Result<()> {
         self.dup
-            .fetch_and_update(id.as_bytes(), |old| {
+            .fetch_and_update(codec::chiave_id(id), |old| {
                 let mut d = codec::decode_dup(old?).ok()?;
                 d.repeats = d.repeats.saturating_add(1);
                 Some(codec::encode_dup(&d))
@@ -914,13 +916,15 @@ impl Engine {
                         }
                         for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
                             // The first exchange carrying an id keeps it.
-                            if tx[ids].get(id.as_bytes())?.is_none() {
-                                tx[ids].insert(id.as_bytes(), &key[..])?;
+                            let chiave = codec::chiave_id(id);
+                            if tx[ids].get(&chiave)?.is_none() {
+                                tx[ids].insert(chiave, &key[..])?;
                             }
                         }
                         if let Some(id) = settle {
+                            let chiave = codec::chiave_id(id);
                             let mut d = tx[dup]
-                                .get(id.as_bytes())?
+                                .get(&chiave)?
                                 .and_then(|o| codec::decode_dup(&o).ok())
                                 .unwrap_or(DupEntry {
                                     seq: 0,
@@ -929,7 +933,7 @@ impl Engine {
                                     scade_ms: None,
                                 });
                             d.seq = ex.seq;
-                            tx[dup].insert(id.as_bytes(), codec::encode_dup(&d))?;
+                            tx[dup].insert(chiave, codec::encode_dup(&d))?;
                         }
                     }
                     Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
@@ -967,7 +971,7 @@ impl Store for SledStore {
     }
 
     async fn release(&self, id: &str) -> Result<()> {
-        self.esito(self.m()?.dup.remove(id.as_bytes()).map_err(be))?;
+        self.esito(self.m()?.dup.remove(codec::chiave_id(id)).map_err(be))?;
         Ok(())
     }
 
@@ -990,7 +994,7 @@ impl Store for SledStore {
     }
 
     async fn exchange_by_id(&self, id: &str) -> Result<Option<Exchange>> {
-        match self.m()?.ids.get(id.as_bytes()).map_err(be)? {
+        match self.m()?.ids.get(codec::chiave_id(id)).map_err(be)? {
             Some(k) => match codec::seq_di(&k).filter(|_| k.len() == 8) {
                 Some(seq) => self.m()?.exchange(seq),
                 None => Err(StoreError::corrupt("id index")),
@@ -1157,7 +1161,8 @@ impl Store for SledStore {
         for kv in self.m()?.dup.iter() {
             let (k, v) = kv.map_err(be)?;
             let d = codec::decode_dup(&v)?;
-            if !sink(Record::Dup(String::from_utf8_lossy(&k).into_owned(), d)) {
+            let id = codec::id_della_chiave(&k).unwrap_or(&k);
+            if !sink(Record::Dup(String::from_utf8_lossy(id).into_owned(), d)) {
                 return Ok(());
             }
         }

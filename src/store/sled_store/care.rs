@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, FixedOffset};
 
 use super::codec::{
-    albero, be, contatore, decode_dup, decode_exchange, ms_del_diagnostico, seq_di, Raw, PEZZO,
+    albero, be, chiave_id, contatore, decode_dup, decode_exchange, id_della_chiave, inizio_ids,
+    ms_del_diagnostico, seq_di, Raw, IDS_FUORI_FORMA, PEZZO,
 };
 use super::Engine;
 use crate::store::care::{
@@ -30,6 +31,10 @@ pub(super) struct CareState {
 
 /// Key of the sequence floor in the `meta` tree (u64 BE).
 const SEQ_BASE: &[u8] = b"seq_base";
+
+/// Key of the flag in `meta` saying the ids index and the duplicate filter are keyed by
+/// [`chiave_id`] (minute first); stores made before are rekeyed once at open.
+pub(super) const CHIAVI_ID: &[u8] = b"chiavi_id_per_minuto";
 
 /// sled's own tree (the `Db` itself); pdd keeps nothing in it.
 const DEFAULT_TREE: &[u8] = b"__sled__default";
@@ -92,6 +97,48 @@ impl Engine {
         let tetto = self.tetto()?;
         if self.seq_base_libero()? <= tetto {
             self.imposta_base(tetto)?;
+        }
+        Ok(())
+    }
+
+    /// Rekeys the ids index and the duplicate filter of a store made before their keys began
+    /// with the id's minute ([`chiave_id`]), once: batches of a thousand, each atomic (the new
+    /// key in, the old out), so a crash in between leaves every entry under one key or the
+    /// other, and the next open finishes (a key already of the new form is left as it is).
+    pub(super) fn riordina_chiavi_id(&self) -> Result<()> {
+        if self.cura.meta.contains_key(CHIAVI_ID).map_err(be)? {
+            return Ok(());
+        }
+        let t0 = std::time::Instant::now();
+        let mut n = 0u64;
+        for albero in [&self.ids, &self.dup] {
+            let mut lotto = sled::Batch::default();
+            let mut nel_lotto = 0;
+            for kv in albero.iter() {
+                let (k, v) = kv.map_err(be)?;
+                if id_della_chiave(&k).is_some() {
+                    continue;
+                }
+                let nuova = chiave_id(&String::from_utf8_lossy(&k));
+                lotto.remove(k);
+                lotto.insert(nuova, v);
+                nel_lotto += 1;
+                n += 1;
+                if nel_lotto == LOTTO {
+                    albero.apply_batch(std::mem::take(&mut lotto)).map_err(be)?;
+                    nel_lotto = 0;
+                }
+            }
+            albero.apply_batch(lotto).map_err(be)?;
+        }
+        self.cura.meta.insert(CHIAVI_ID, &[1u8][..]).map_err(be)?;
+        self.db.flush().map_err(be)?;
+        if n > 0 {
+            tracing::info!(
+                entries = n,
+                millis = t0.elapsed().as_millis() as u64,
+                "store: ids index and duplicate filter rekeyed by minute"
+            );
         }
         Ok(())
     }
@@ -229,11 +276,10 @@ impl Engine {
         }
         // Above every sequence number handed out until now, so above all the copy holds.
         let seq_base = self.seq_base_libero()?;
-        copia
-            .open_tree("meta")
-            .map_err(be)?
-            .insert(SEQ_BASE, &seq_base.to_be_bytes())
-            .map_err(be)?;
+        let meta = copia.open_tree("meta").map_err(be)?;
+        meta.insert(SEQ_BASE, &seq_base.to_be_bytes()).map_err(be)?;
+        // The keys were copied as they are: of the new form (rekeyed at this store's open).
+        meta.insert(CHIAVI_ID, &[1u8][..]).map_err(be)?;
         copia.flush().map_err(be)?;
         let bytes_on_disk = copia.size_on_disk().map_err(be)?;
         drop(copia);
@@ -372,6 +418,9 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let mut r = CheckReport::default();
         let mostra = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
+        // The ids index and the duplicate filter: the id the key holds.
+        let mostra_id =
+            |k: &[u8]| String::from_utf8_lossy(id_della_chiave(k).unwrap_or(k)).into_owned();
 
         // Exchange records, and the pieces of their raw messages.
         let mut primo: Option<u64> = None;
@@ -420,16 +469,22 @@ impl Engine {
         for kv in self.ids.iter() {
             let (k, v) = kv.map_err(be)?;
             r.conta("ids", 1);
+            if id_della_chiave(&k).is_none() {
+                r.problema(format!(
+                    "ids: key {} is not an id's (minute, then id)",
+                    mostra(&k)
+                ));
+            }
             match seq_di(&v).filter(|_| v.len() == 8) {
                 None => r.problema(format!(
                     "ids: the entry of {} is not a sequence number",
-                    mostra(&k)
+                    mostra_id(&k)
                 )),
                 Some(seq) => {
                     if !self.exchanges.contains_key(&v).map_err(be)? {
                         r.problema(format!(
                             "ids: {} points to exchange {seq}, which is missing",
-                            mostra(&k)
+                            mostra_id(&k)
                         ));
                     }
                 }
@@ -458,8 +513,14 @@ impl Engine {
         for kv in self.dup.iter() {
             let (k, v) = kv.map_err(be)?;
             r.conta("dup", 1);
+            if id_della_chiave(&k).is_none() {
+                r.problema(format!(
+                    "dup: key {} is not an id's (minute, then id)",
+                    mostra(&k)
+                ));
+            }
             match decode_dup(&v) {
-                Err(e) => r.problema(format!("dup {}: {e}", mostra(&k))),
+                Err(e) => r.problema(format!("dup {}: {e}", mostra_id(&k))),
                 Ok(d) if d.seq == 0 => r.conta("dup_in_flight", 1),
                 Ok(d) => {
                     if primo.is_some_and(|p| d.seq >= p)
@@ -470,7 +531,7 @@ impl Engine {
                     {
                         r.problema(format!(
                             "dup {}: settled by exchange {}, which is missing",
-                            mostra(&k),
+                            mostra_id(&k),
                             d.seq
                         ));
                     }
@@ -609,7 +670,7 @@ impl Engine {
                 for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
                     if self
                         .ids
-                        .compare_and_swap(id.as_bytes(), Some(&k[..]), None as Option<&[u8]>)
+                        .compare_and_swap(chiave_id(id), Some(&k[..]), None as Option<&[u8]>)
                         .map_err(be)?
                         .is_ok()
                     {
@@ -700,7 +761,16 @@ impl Engine {
             albero.apply_batch(lotto).map_err(be)?;
         }
         if let Some(prima) = l.dup_before_ms {
-            for kv in self.dup.iter() {
+            // Keys begin with the minute the id names (the sender's clock, local time): from
+            // the oldest up to a day after the cut, the rest cannot have been first seen before
+            // it unless the sender's clock runs a day ahead (those go at a later purge); then
+            // the ids not of the standard's form.
+            let fino_a = chrono::DateTime::from_timestamp_millis(prima.saturating_add(86_400_000))
+                .map(|t| inizio_ids(&t.format("%Y-%m-%d_%H:%M").to_string()))
+                .unwrap_or_else(|| IDS_FUORI_FORMA.to_vec());
+            let vecchie = self.dup.range(..fino_a);
+            let fuori_forma = self.dup.range(IDS_FUORI_FORMA..);
+            for kv in vecchie.chain(fuori_forma) {
                 let (k, v) = kv.map_err(be)?;
                 let Ok(d) = decode_dup(&v) else { continue };
                 if d.seq != 0

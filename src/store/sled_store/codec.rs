@@ -60,6 +60,59 @@ pub(super) fn chiave_contatore(c: &crate::store::Contatore<'_>) -> Vec<u8> {
     c.chiave().into_bytes()
 }
 
+/// Whether `b` is an Identificatore's minute as the standard writes it (`YYYY-MM-DD_HH:MM`).
+fn e_minuto(b: &[u8]) -> bool {
+    b.len() == 16
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'_',
+            13 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// The minute an Identificatore of the standard's form ends with (`..._YYYY-MM-DD_HH:MM`).
+fn minuto_dell_id(id: &[u8]) -> Option<&[u8]> {
+    let at = id.len().checked_sub(16)?;
+    (at > 0 && id[at - 1] == b'_' && e_minuto(&id[at..])).then(|| &id[at..])
+}
+
+/// The key of an Identificatore in the ids index and the duplicate filter: its minute first,
+/// then the id. Ids carry a counter reset every minute before their date, so keyed by the id
+/// itself each new one lands beside the same counter of every earlier minute, all over a tree
+/// far larger than the cache; keyed by minute, new entries go at the tree's end and retention
+/// walks from the oldest. An id not of the standard's form goes after all of them, under `~`.
+pub(super) fn chiave_id(id: &str) -> Vec<u8> {
+    let id = id.as_bytes();
+    let mut k = Vec::with_capacity(id.len() + 16);
+    match minuto_dell_id(id) {
+        Some(m) => k.extend_from_slice(m),
+        None => k.push(b'~'),
+    }
+    k.extend_from_slice(id);
+    k
+}
+
+/// The Identificatore a key of [`chiave_id`] holds; None for a key not of that form (one
+/// written before keys were ordered by minute).
+pub(super) fn id_della_chiave(k: &[u8]) -> Option<&[u8]> {
+    match k.first()? {
+        b'~' => Some(&k[1..]).filter(|id| minuto_dell_id(id).is_none()),
+        _ => {
+            let (m, id) = (k.get(..16)?, k.get(16..)?);
+            (minuto_dell_id(id) == Some(m)).then_some(id)
+        }
+    }
+}
+
+/// The first key of [`chiave_id`] whose minute is `minuto` (`YYYY-MM-DD_HH:MM`) or later.
+pub(super) fn inizio_ids(minuto: &str) -> Vec<u8> {
+    minuto.as_bytes().to_vec()
+}
+
+/// Where the keys of ids not of the standard's form begin (after every minute).
+pub(super) const IDS_FUORI_FORMA: &[u8] = b"~";
+
 /// The key of an EURES document: kind, code, then the forward's seq.
 pub(super) fn chiave_eures(kind: &str, codice: &str, seq: u64) -> Vec<u8> {
     format!("{kind}/{codice}/{seq:020}").into_bytes()
@@ -275,5 +328,45 @@ mod tests {
         assert!(a < b && c < a);
         assert_eq!(ms_del_diagnostico(&a), Some(1_000));
         assert!(inizio_diagnostici(1_000) <= a && inizio_diagnostici(1_001) > b);
+    }
+
+    #[test]
+    fn id_keys_sort_by_minute_and_give_the_id_back() {
+        let ids = [
+            "EMILIA_EMILIASPCoopIT_0000002_2026-11-27_08:00",
+            "EMILIA_EMILIASPCoopIT_0000001_2026-11-27_08:01",
+            "LAZIO_LAZIOSPCoopIT_0000001_2026-11-26_23:59",
+            "not-an-egov-id",
+            "X_2026-11-27_08:00",
+            "_2026-11-27_08:00",
+            "A_B_1_2026-13-27_0800",
+        ];
+        let mut chiavi: Vec<Vec<u8>> = ids.iter().map(|i| chiave_id(i)).collect();
+        for (k, id) in chiavi.iter().zip(ids) {
+            assert_eq!(id_della_chiave(k), Some(id.as_bytes()), "{id}");
+        }
+        chiavi.sort();
+        let ordine: Vec<&[u8]> = chiavi.iter().map(|k| id_della_chiave(k).unwrap()).collect();
+        assert_eq!(
+            ordine,
+            [
+                "LAZIO_LAZIOSPCoopIT_0000001_2026-11-26_23:59",
+                "EMILIA_EMILIASPCoopIT_0000002_2026-11-27_08:00",
+                "X_2026-11-27_08:00",
+                "_2026-11-27_08:00",
+                "EMILIA_EMILIASPCoopIT_0000001_2026-11-27_08:01",
+                "A_B_1_2026-13-27_0800",
+                "not-an-egov-id",
+            ]
+            .map(str::as_bytes)
+        );
+        // A key written before keys were ordered by minute (the id itself) is told apart.
+        for id in &ids[..3] {
+            assert_eq!(id_della_chiave(id.as_bytes()), None, "{id}");
+        }
+        assert!(inizio_ids("2026-11-27_08:01") > chiave_id(ids[0]));
+        assert!(inizio_ids("2026-11-27_08:01") <= chiave_id(ids[1]));
+        assert!(IDS_FUORI_FORMA > &chiave_id(ids[1])[..]);
+        assert!(IDS_FUORI_FORMA <= &chiave_id(ids[3])[..]);
     }
 }

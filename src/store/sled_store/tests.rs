@@ -397,3 +397,134 @@ async fn compression_is_chosen_when_the_store_is_made_and_kept_by_its_backup() {
         let _ = std::fs::remove_dir_all(p);
     }
 }
+
+#[tokio::test]
+async fn ids_and_claims_of_an_earlier_layout_are_rekeyed_by_minute_at_open() {
+    let p = tmp("chiavi-id");
+    let id = |n: u32, minuto: &str| format!("EMILIA_EMILIASPCoopIT_{n:07}_2026-11-{minuto}");
+    {
+        let s = SledStore::open(&p).unwrap();
+        for (seq, n, minuto) in [(1, 1, "27_08:00"), (2, 1, "27_08:01"), (3, 2, "26_23:59")] {
+            let i = id(n, minuto);
+            assert_eq!(s.claim(&i, 1, None).await.unwrap(), Claim::New);
+            s.commit_exchange_with(&ex(seq, &i), Some(&i), vec![])
+                .await
+                .unwrap();
+        }
+        assert_eq!(s.claim("fuori-forma", 1, None).await.unwrap(), Claim::New);
+        s.commit_exchange_with(&ex(4, "fuori-forma"), Some("fuori-forma"), vec![])
+            .await
+            .unwrap();
+        // As a store written before: every entry under the id itself, but the first of each
+        // tree, as a rekeying cut short by a crash leaves it.
+        let m = s.m().unwrap();
+        for t in [&m.ids, &m.dup] {
+            let tutte: Vec<_> = t.iter().map(|kv| kv.unwrap()).collect();
+            assert!(tutte.len() >= 4);
+            for (k, v) in tutte.into_iter().skip(1) {
+                let vecchia = codec::id_della_chiave(&k).unwrap().to_vec();
+                t.remove(&k).unwrap();
+                t.insert(vecchia, v).unwrap();
+            }
+        }
+        m.cura.meta.remove(care::CHIAVI_ID).unwrap();
+        s.flush().await.unwrap();
+    }
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
+    for (seq, i) in [
+        (1, id(1, "27_08:00")),
+        (2, id(1, "27_08:01")),
+        (3, id(2, "26_23:59")),
+        (4, "fuori-forma".to_string()),
+    ] {
+        assert_eq!(s.exchange_by_id(&i).await.unwrap().unwrap().seq, seq, "{i}");
+        assert_eq!(
+            s.exchange_by_id(&format!("R{i}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .seq,
+            seq
+        );
+        match s.claim(&i, 2, None).await.unwrap() {
+            Claim::Duplicate(d) => assert_eq!(d.seq, seq),
+            c => panic!("{i}: {c:?}"),
+        }
+    }
+    let m = s.m().unwrap();
+    for t in [&m.ids, &m.dup] {
+        assert!(t
+            .iter()
+            .map(|kv| kv.unwrap())
+            .all(|(k, _)| codec::id_della_chiave(&k).is_some()));
+    }
+    // The oldest minute first.
+    let (primo, _) = m.dup.first().unwrap().unwrap();
+    assert_eq!(
+        codec::id_della_chiave(&primo).unwrap(),
+        id(2, "26_23:59").as_bytes()
+    );
+    let report = s.check().await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    drop(m);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+#[tokio::test]
+async fn the_duplicate_filter_is_purged_by_minute_up_to_the_young_entries() {
+    let p = tmp("purga-dup");
+    let s = SledStore::open(&p).unwrap();
+    let ms = |t: &str| quando(t).timestamp_millis();
+    let ids = [
+        // Old, first seen long ago: goes.
+        (
+            "A_A_0000001_2026-11-01_10:00",
+            ms("2026-11-01T10:00:05+00:00"),
+        ),
+        // Old minute, but first seen inside the window (a late busta): stays.
+        (
+            "A_A_0000002_2026-11-01_10:00",
+            ms("2026-11-20T10:00:00+00:00"),
+        ),
+        // Not of the standard's form, first seen long ago: goes.
+        ("altro", ms("2026-11-01T10:00:00+00:00")),
+        // Young: stays.
+        (
+            "A_A_0000001_2026-11-20_10:00",
+            ms("2026-11-20T10:00:05+00:00"),
+        ),
+        // A young minute first seen long ago (a sender's clock weeks ahead): the walk stops
+        // before it, so it stays until a later purge.
+        (
+            "A_A_0000003_2026-11-25_10:00",
+            ms("2026-11-01T10:00:00+00:00"),
+        ),
+    ];
+    for (n, (id, first)) in ids.iter().enumerate() {
+        assert_eq!(s.claim(id, *first, None).await.unwrap(), Claim::New);
+        s.settle(id, n as u64 + 1).await.unwrap();
+    }
+    let r = s
+        .purge(&cura::PurgeLimits {
+            exchanges_before_ms: None,
+            dup_before_ms: Some(ms("2026-11-10T00:00:00+00:00")),
+            expired_before_ms: i64::MAX,
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.dup, 2, "{r:?}");
+    let resta = |id: &str| {
+        s.m()
+            .unwrap()
+            .dup
+            .contains_key(codec::chiave_id(id))
+            .unwrap()
+    };
+    assert_eq!(
+        ids.map(|(id, _)| resta(id)),
+        [false, true, false, true, true]
+    );
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
