@@ -99,7 +99,8 @@ fn a_full_disk_refuses_cleanly_and_the_store_recovers_by_itself() {
     // The disk fills up: exchanges are refused with EGOV_IT_300, and /health says so.
     let riempitivo = riempi(&disco.0);
     let mut rifiutata = None;
-    for _ in 0..50 {
+    // Enough to outgrow what sled's log has already allocated (records are compressed).
+    for _ in 0..1000 {
         let richiesta = Req::candidatura().xml();
         let r = invia(&addr, &richiesta);
         if !ok(&r) {
@@ -126,7 +127,8 @@ fn a_full_disk_refuses_cleanly_and_the_store_recovers_by_itself() {
 
     // Full again, and stopped while full: the final flush fails, and the exit status says so.
     let riempitivo = riempi(&disco.0);
-    for _ in 0..50 {
+    // Enough to outgrow what sled's log has already allocated (records are compressed).
+    for _ in 0..1000 {
         if !ok(&invia(&addr, &Req::candidatura().xml())) {
             break;
         }

@@ -460,16 +460,21 @@ fn indicizza(indice: &mut Index, kind: &Tipo, code: &str, s: Option<Sommario>) {
 impl Engine {
     /// A stored exchange, with its raw messages when `with_raw`.
     fn leggi_exchange(&self, v: &[u8], with_raw: bool) -> Result<Exchange> {
-        let (mut ex, raw) = codec::decode_exchange(v)?;
+        let v = codec::svela(v)?;
+        let (mut ex, raw) = codec::decode_exchange(&v)?;
         if with_raw {
             match raw {
                 codec::Raw::Dentro(req, resp) => {
                     ex.request = req.to_vec();
                     ex.response = resp.to_vec();
                 }
-                codec::Raw::APezzi(lr, ls) => {
+                codec::Raw::APezzi(lr, ls, compressi) => {
                     ex.request = self.pezzi(ex.seq, 0, lr)?;
                     ex.response = self.pezzi(ex.seq, 1, ls)?;
+                    if compressi {
+                        ex.request = codec::decomprimi(&ex.request)?;
+                        ex.response = codec::decomprimi(&ex.response)?;
+                    }
                 }
             }
         }
@@ -497,10 +502,11 @@ impl Engine {
         Ok(out)
     }
 
-    /// A `moduli` value as it was written: read from its pieces when it is kept in pieces.
+    /// A `moduli` value as it was written: read from its pieces when it is kept in pieces,
+    /// decompressed.
     fn modulo_intero(&self, chiave: &[u8], v: &[u8]) -> Result<Vec<u8>> {
         let Some((versione, len)) = codec::segnaposto(v) else {
-            return Ok(v.to_vec());
+            return Ok(codec::svela(v)?.into_owned());
         };
         let mut prefisso = chiave.to_vec();
         prefisso.push(0);
@@ -517,7 +523,7 @@ impl Engine {
                 out.len()
             )));
         }
-        Ok(out)
+        Ok(codec::svela(&out)?.into_owned())
     }
 
     /// Writes a large `moduli` value's pieces; the marker to store in its place.
@@ -574,8 +580,9 @@ impl Engine {
         let key = ex.seq.to_be_bytes();
         // The pieces first: sled recovers a prefix of its writes, so a record found after a
         // crash has all its pieces.
-        if !codec::in_linea(ex) {
-            for (parte, msg) in [(0u8, &ex.request), (1, &ex.response)] {
+        let compressi = codec::compressi(ex);
+        if let Some(c) = &compressi {
+            for (parte, msg) in [(0u8, &c.request), (1, &c.response)] {
                 for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
                     self.raw
                         .insert(codec::chiave_pezzo(ex.seq, parte, n as u32), pezzo)
@@ -585,16 +592,16 @@ impl Engine {
         }
         let prima = self
             .exchanges
-            .insert(key, codec::encode_exchange(ex))
+            .insert(key, codec::encode_exchange(ex, compressi.as_ref()))
             .map_err(be)?;
         self.received
             .insert(codec::chiave_ricevuto(ex.received_ms(), ex.seq), &[][..])
             .map_err(be)?;
         // A record written again at another time leaves no entry at its old one.
-        if let Some(Ok((vecchio, _))) = prima.as_deref().map(codec::decode_exchange) {
-            if vecchio.received_ms() != ex.received_ms() {
+        if let Some(Ok(vecchio)) = prima.as_deref().map(codec::ricevuto_di) {
+            if vecchio != ex.received_ms() {
                 self.received
-                    .remove(codec::chiave_ricevuto(vecchio.received_ms(), ex.seq))
+                    .remove(codec::chiave_ricevuto(vecchio, ex.seq))
                     .map_err(be)?;
             }
         }
@@ -642,13 +649,13 @@ impl Engine {
         let mut n = 0usize;
         for kv in self.exchanges.iter() {
             let (k, v) = kv.map_err(be)?;
-            let Ok((ex, _)) = codec::decode_exchange(&v) else {
+            let Ok(ricevuto) = codec::ricevuto_di(&v) else {
                 continue;
             };
             let Some(seq) = codec::seq_di(&k) else {
                 continue;
             };
-            lotto.insert(&codec::chiave_ricevuto(ex.received_ms(), seq)[..], &[][..]);
+            lotto.insert(&codec::chiave_ricevuto(ricevuto, seq)[..], &[][..]);
             n += 1;
             if n % 1000 == 0 {
                 self.received
@@ -786,7 +793,7 @@ impl Engine {
             Write::Modulo(m) => (
                 &self.moduli,
                 codec::chiave_modulo(m.kind.as_str(), &m.code),
-                Some(codifica(m)),
+                Some(codec::comprimi(&codifica(m))),
             ),
             Write::Forward(f) => (
                 &self.outbox,
@@ -880,6 +887,12 @@ impl Engine {
                 &self.dup,
             ]
             .map(&mut posto_di);
+            // Compressed once, outside the transaction (which may run its closure again).
+            let scambio = scambio.map(|(ex, settle)| {
+                let compressi = codec::compressi(ex);
+                let record = codec::encode_exchange(ex, compressi.as_ref());
+                (ex, settle, compressi, record)
+            });
             alberi
                 .as_slice()
                 .transaction(|tx| {
@@ -889,10 +902,10 @@ impl Engine {
                             None => tx[*i].remove(k.as_slice())?,
                         };
                     }
-                    if let Some((ex, settle)) = scambio {
+                    if let Some((ex, settle, compressi, record)) = &scambio {
                         let key = ex.seq.to_be_bytes();
-                        if !codec::in_linea(ex) {
-                            for (parte, msg) in [(0u8, &ex.request), (1, &ex.response)] {
+                        if let Some(c) = compressi {
+                            for (parte, msg) in [(0u8, &c.request), (1, &c.response)] {
                                 for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
                                     tx[raw].insert(
                                         &codec::chiave_pezzo(ex.seq, parte, n as u32)[..],
@@ -901,17 +914,15 @@ impl Engine {
                                 }
                             }
                         }
-                        let prima = tx[exchanges].insert(&key[..], codec::encode_exchange(ex))?;
+                        let prima = tx[exchanges].insert(&key[..], record.as_slice())?;
                         tx[received].insert(
                             &codec::chiave_ricevuto(ex.received_ms(), ex.seq)[..],
                             &[][..],
                         )?;
-                        if let Some(Ok((vecchio, _))) = prima.as_deref().map(codec::decode_exchange)
-                        {
-                            if vecchio.received_ms() != ex.received_ms() {
-                                tx[received].remove(
-                                    &codec::chiave_ricevuto(vecchio.received_ms(), ex.seq)[..],
-                                )?;
+                        if let Some(Ok(vecchio)) = prima.as_deref().map(codec::ricevuto_di) {
+                            if vecchio != ex.received_ms() {
+                                tx[received]
+                                    .remove(&codec::chiave_ricevuto(vecchio, ex.seq)[..])?;
                             }
                         }
                         for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {

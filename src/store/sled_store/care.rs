@@ -10,7 +10,7 @@ use chrono::{DateTime, FixedOffset};
 
 use super::codec::{
     albero, be, chiave_id, contatore, decode_dup, decode_exchange, id_della_chiave, inizio_ids,
-    ms_del_diagnostico, seq_di, Raw, IDS_FUORI_FORMA, PEZZO,
+    ms_del_diagnostico, seq_di, svela, Raw, IDS_FUORI_FORMA, PEZZO,
 };
 use super::Engine;
 use crate::store::care::{
@@ -432,13 +432,20 @@ impl Engine {
                 continue;
             };
             primo.get_or_insert(seq);
+            let v = match svela(&v) {
+                Ok(v) => v,
+                Err(e) => {
+                    r.problema(format!("exchange {seq}: {e}"));
+                    continue;
+                }
+            };
             match decode_exchange(&v) {
                 Err(e) => r.problema(format!("exchange {seq}: {e}")),
                 Ok((ex, raw)) => {
                     if ex.seq != seq {
                         r.problema(format!("exchange {seq}: its record says seq {}", ex.seq));
                     }
-                    if let Raw::APezzi(lr, ls) = raw {
+                    if let Raw::APezzi(lr, ls, _) = raw {
                         for (parte, len) in [(0u8, lr), (1u8, ls)] {
                             if let Some(p) = self.controlla_pezzi(seq, parte, len)? {
                                 r.problema(p);
@@ -652,10 +659,12 @@ impl Engine {
                     r.stopped = Some(format!("exchanges: key {k:?}"));
                     break;
                 };
-                let ricevuto = decode_exchange(&v).map(|(ex, _)| {
-                    let t = ex.received_ms();
-                    (ex, t)
-                });
+                let ricevuto = svela(&v)
+                    .and_then(|v| decode_exchange(&v).map(|(ex, _)| ex))
+                    .map(|ex| {
+                        let t = ex.received_ms();
+                        (ex, t)
+                    });
                 let (ex, t) = match ricevuto {
                     Ok(x) => x,
                     Err(e) => {
@@ -827,7 +836,7 @@ mod tests {
         Exchange {
             received_at: t,
             answered_at: Some(t),
-            request: vec![b'x'; len],
+            request: crate::store::sled_store::tests::casuali(len, seq),
             response: b"<r/>".to_vec(),
             ..esempio(seq, id)
         }

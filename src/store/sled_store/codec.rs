@@ -203,17 +203,88 @@ pub(super) fn segnaposto(v: &[u8]) -> Option<(u64, u64)> {
 
 /// Marks a record whose raw messages are in the `raw` tree, where the request length would be.
 const RAW_A_PEZZI: u32 = u32::MAX;
+/// The same, each message compressed whole (one zstd frame) before it was cut in pieces.
+const RAW_A_PEZZI_Z: u32 = u32::MAX - 1;
 
-/// Record layout: u32 LE meta length, meta JSON, then either `RAW_A_PEZZI`, u64 LE request
-/// length, u64 LE response length (the messages in the `raw` tree, keyed seq | part | piece), or
-/// u32 LE request length, request, response (messages that fit in one piece together, and
-/// every record of earlier versions).
-pub(super) fn encode_exchange(ex: &Exchange) -> Vec<u8> {
+/// How a zstd frame begins. The store's records never do when not compressed: an exchange
+/// record begins with its meta's length (this would be 4 GiB), a modulo with `{` or
+/// [`MODULO_A_PEZZI`].
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// zstd's fastest level: XML and JSON shrink 3-4x at it, for a few µs per KB.
+const LIVELLO: i32 = 1;
+
+/// The most a compressed record may hold once decompressed (a damaged header claiming more
+/// is refused, not allocated).
+const MAX_DECOMPRESSO: u64 = 1 << 30;
+
+thread_local! {
+    // A context per thread: creating one per record costs more than compressing it.
+    static COMPRESSORE: std::cell::RefCell<zstd::block::Compressor> =
+        std::cell::RefCell::new(zstd::block::Compressor::new());
+    static DECOMPRESSORE: std::cell::RefCell<zstd::block::Decompressor> =
+        std::cell::RefCell::new(zstd::block::Decompressor::new());
+}
+
+/// `v` as one zstd frame (with its length in the header).
+pub(super) fn comprimi(v: &[u8]) -> Vec<u8> {
+    COMPRESSORE
+        .with(|c| c.borrow_mut().compress(v, LIVELLO))
+        // zstd fails only for want of memory or on a destination too small (never here).
+        .unwrap_or_else(|_| panic!("zstd could not compress {} bytes", v.len()))
+}
+
+/// A value as it was before [`comprimi`]; a value that is no zstd frame is returned as it is.
+pub(super) fn svela(v: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>> {
+    if !v.starts_with(&ZSTD_MAGIC) {
+        return Ok(std::borrow::Cow::Borrowed(v));
+    }
+    decomprimi(v).map(std::borrow::Cow::Owned)
+}
+
+/// The bytes of one zstd frame.
+pub(super) fn decomprimi(v: &[u8]) -> Result<Vec<u8>> {
+    let n = zstd::zstd_safe::get_frame_content_size(v);
+    if n > MAX_DECOMPRESSO {
+        return Err(StoreError::corrupt(
+            "a compressed record without a valid length",
+        ));
+    }
+    DECOMPRESSORE
+        .with(|d| d.borrow_mut().decompress(v, n as usize))
+        .map_err(|e| StoreError::corrupt(format!("a compressed record: {e}")))
+}
+
+/// An exchange's messages as its pieces hold them (each compressed whole), for an exchange
+/// whose messages are not kept in its record.
+pub(super) struct Compressi {
+    pub request: Vec<u8>,
+    pub response: Vec<u8>,
+}
+
+/// The compressed messages of `ex`, when they go in pieces.
+pub(super) fn compressi(ex: &Exchange) -> Option<Compressi> {
+    (!in_linea(ex)).then(|| Compressi {
+        request: comprimi(&ex.request),
+        response: comprimi(&ex.response),
+    })
+}
+
+/// Record layout, compressed whole ([`comprimi`]; earlier versions wrote it as it is): u32 LE
+/// meta length, meta JSON, then either `RAW_A_PEZZI_Z` (or `RAW_A_PEZZI`, earlier versions,
+/// messages not compressed), u64 LE request length, u64 LE response length (the messages in
+/// the `raw` tree, keyed seq | part | piece), or u32 LE request length, request, response
+/// (messages that fit in one piece together, and every record of the earliest versions).
+/// `pezzi` is [`compressi`] of `ex`.
+pub(super) fn encode_exchange(ex: &Exchange, pezzi: Option<&Compressi>) -> Vec<u8> {
+    comprimi(&encode_exchange_in_chiaro(ex, pezzi))
+}
+
+fn encode_exchange_in_chiaro(ex: &Exchange, pezzi: Option<&Compressi>) -> Vec<u8> {
     let meta = serde_json::to_vec(ex).unwrap_or_default();
-    let dentro = in_linea(ex);
     let mut v = Vec::with_capacity(
         24 + meta.len()
-            + if dentro {
+            + if pezzi.is_none() {
                 ex.request.len() + ex.response.len()
             } else {
                 0
@@ -221,14 +292,17 @@ pub(super) fn encode_exchange(ex: &Exchange) -> Vec<u8> {
     );
     v.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     v.extend_from_slice(&meta);
-    if dentro {
-        v.extend_from_slice(&(ex.request.len() as u32).to_le_bytes());
-        v.extend_from_slice(&ex.request);
-        v.extend_from_slice(&ex.response);
-    } else {
-        v.extend_from_slice(&RAW_A_PEZZI.to_le_bytes());
-        v.extend_from_slice(&(ex.request.len() as u64).to_le_bytes());
-        v.extend_from_slice(&(ex.response.len() as u64).to_le_bytes());
+    match pezzi {
+        None => {
+            v.extend_from_slice(&(ex.request.len() as u32).to_le_bytes());
+            v.extend_from_slice(&ex.request);
+            v.extend_from_slice(&ex.response);
+        }
+        Some(p) => {
+            v.extend_from_slice(&RAW_A_PEZZI_Z.to_le_bytes());
+            v.extend_from_slice(&(p.request.len() as u64).to_le_bytes());
+            v.extend_from_slice(&(p.response.len() as u64).to_le_bytes());
+        }
     }
     v
 }
@@ -252,10 +326,11 @@ pub(super) fn chiave_pezzo(seq: u64, parte: u8, n: u32) -> [u8; 13] {
 pub(super) enum Raw<'a> {
     /// In the record (earlier versions).
     Dentro(&'a [u8], &'a [u8]),
-    /// In the `raw` tree, with their lengths.
-    APezzi(u64, u64),
+    /// In the `raw` tree, with their lengths there, and whether each is compressed.
+    APezzi(u64, u64, bool),
 }
 
+/// An exchange record as [`encode_exchange`] wrote it, once through [`svela`].
 pub(super) fn decode_exchange(v: &[u8]) -> Result<(Exchange, Raw<'_>)> {
     let corrupt = || StoreError::corrupt("exchange record");
     let bytes = |at: usize, n: usize| v.get(at..at + n).ok_or_else(corrupt);
@@ -274,8 +349,8 @@ pub(super) fn decode_exchange(v: &[u8]) -> Result<(Exchange, Raw<'_>)> {
     let ex: Exchange =
         serde_json::from_slice(meta).map_err(|e| StoreError::corrupt(format!("exchange: {e}")))?;
     let rl = u32_at(4 + ml)?;
-    let raw = if rl == RAW_A_PEZZI {
-        Raw::APezzi(u64_at(8 + ml)?, u64_at(16 + ml)?)
+    let raw = if rl == RAW_A_PEZZI || rl == RAW_A_PEZZI_Z {
+        Raw::APezzi(u64_at(8 + ml)?, u64_at(16 + ml)?, rl == RAW_A_PEZZI_Z)
     } else {
         let start = 8 + ml;
         let rl = rl as usize;
@@ -285,6 +360,11 @@ pub(super) fn decode_exchange(v: &[u8]) -> Result<(Exchange, Raw<'_>)> {
         )
     };
     Ok((ex, raw))
+}
+
+/// When the exchange of a stored record was received (ms since the epoch).
+pub(super) fn ricevuto_di(v: &[u8]) -> Result<i64> {
+    Ok(decode_exchange(&svela(v)?)?.0.received_ms())
 }
 
 /// JSON of a record, or a corrupt-record error naming what it is.

@@ -18,6 +18,19 @@ pub(super) fn quando(s: &str) -> chrono::DateTime<chrono::FixedOffset> {
     chrono::DateTime::parse_from_rfc3339(s).unwrap()
 }
 
+/// `n` bytes that do not compress (xorshift from `seme`): pieces as many as the length says.
+pub(super) fn casuali(n: usize, seme: u64) -> Vec<u8> {
+    let mut x = seme | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
 /// An accepted incoming exchange with small raw messages.
 pub(super) fn ex(seq: u64, id: &str) -> Exchange {
     let mut e = Exchange::nuovo(seq, Direction::In, quando("2024-01-01T00:00:00.000+00:00"));
@@ -65,8 +78,8 @@ async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
         (5, (PEZZO, 1)),
     ] {
         let mut e = ex(seq, &format!("P{seq}"));
-        e.request = (0..lr).map(|i| (i % 251) as u8).collect();
-        e.response = (0..ls).map(|i| (i % 241) as u8).collect();
+        e.request = casuali(lr, seq);
+        e.response = casuali(ls, seq + 100);
         s.put_exchange(&e).await.unwrap();
         assert_eq!(s.exchange(seq).await.unwrap().unwrap(), e, "seq {seq}");
         // Messages that fit in one piece together stay in the record.
@@ -89,6 +102,39 @@ async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
         .insert(9u64.to_be_bytes(), v)
         .unwrap();
     assert_eq!(s.exchange(9).await.unwrap().unwrap(), old);
+    // And one whose messages an earlier version kept in pieces, not compressed.
+    let mut old = ex(10, "OLD2");
+    old.request = casuali(PEZZO + 10, 7);
+    old.response = b"<resp/>".to_vec();
+    let meta = serde_json::to_vec(&old).unwrap();
+    let mut v = (meta.len() as u32).to_le_bytes().to_vec();
+    v.extend_from_slice(&meta);
+    v.extend_from_slice(&u32::MAX.to_le_bytes());
+    v.extend_from_slice(&(old.request.len() as u64).to_le_bytes());
+    v.extend_from_slice(&(old.response.len() as u64).to_le_bytes());
+    let m = s.m().unwrap();
+    for (parte, msg) in [(0u8, &old.request), (1, &old.response)] {
+        for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
+            m.raw
+                .insert(chiave_pezzo(10, parte, n as u32), pezzo)
+                .unwrap();
+        }
+    }
+    m.exchanges.insert(10u64.to_be_bytes(), v).unwrap();
+    assert_eq!(s.exchange(10).await.unwrap().unwrap(), old);
+    // Messages are compressed in their pieces, and the record too.
+    let mut xml = ex(11, "XML");
+    xml.request = "<cl:Candidatura>&lt;cl:nome&gt;Maria&lt;/cl:nome&gt;</cl:Candidatura>"
+        .repeat(2_000)
+        .into_bytes();
+    s.put_exchange(&xml).await.unwrap();
+    assert_eq!(s.exchange(11).await.unwrap().unwrap(), xml);
+    let pezzi = m.raw.scan_prefix(11u64.to_be_bytes()).count();
+    assert!(pezzi <= 2, "{pezzi} pieces for {} bytes", xml.request.len());
+    let piccolo = ex(12, &"Y".repeat(3_000));
+    s.put_exchange(&piccolo).await.unwrap();
+    assert!(m.exchanges.get(12u64.to_be_bytes()).unwrap().unwrap().len() < 1_000);
+    assert_eq!(s.exchange(12).await.unwrap().unwrap(), piccolo);
     // A missing piece is named, not silently shortened.
     s.m().unwrap().raw.remove(chiave_pezzo(1, 0, 1)).unwrap();
     assert!(matches!(s.exchange(1).await, Err(StoreError::Corrupt(_))));
@@ -150,7 +196,14 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
     };
     let chiave = codec::chiave_modulo("candidatura", "BIG");
     let s = SledStore::open(&dir).unwrap();
-    let v1 = m("<a>".repeat(20_000));
+    // Text that does not compress: as many pieces as its length says.
+    let testo = |n: usize, seme: u64| -> String {
+        casuali(n, seme)
+            .into_iter()
+            .map(|b| char::from(b'a' + b % 26))
+            .collect()
+    };
+    let v1 = m(testo(100_000, 1));
     s.apply(vec![Write::Modulo(v1.clone())]).await.unwrap();
     let pezzi = s.m().unwrap().moduli_pezzi.len();
     assert!(pezzi >= 7, "{pezzi} pieces");
@@ -167,7 +220,7 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
     assert_eq!(purga(&s), 0, "the live version's pieces stay");
     // A new version (with a forward: a transaction) replaces it; the old pieces stay until
     // the purge.
-    let v2 = m("<b>".repeat(30_000));
+    let v2 = m(testo(110_000, 2));
     s.apply(vec![Write::Modulo(v2.clone()), Write::ForwardDone(1)])
         .await
         .unwrap();
