@@ -248,6 +248,13 @@ pub(super) async fn handle(
                     .map(|v| v.trim().to_string())
                     .filter(|v| !v.is_empty())
             };
+            // Without an azione in the path, the SOAPAction names it (the WSDL's porta
+            // delegata binding sets it to the operation): one address for the servizio.
+            let azione = azione.or_else(|| {
+                intestazione("SOAPAction")
+                    .map(|a| a.trim_matches('"').trim().to_string())
+                    .filter(|a| !a.is_empty())
+            });
             let destinatario = intestazione("X-PDD-Destinatario");
             let riferimento = intestazione("X-PDD-RiferimentoMessaggio");
             let collaborazione = intestazione("X-PDD-Collaborazione");
