@@ -462,6 +462,118 @@ impl Default for RegistryCfg {
     }
 }
 
+/// One problem of a configuration text: where (line, key) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProblemaToml {
+    /// The line (from 1) of the key or value at fault, when TOML places the problem.
+    pub riga: Option<usize>,
+    /// The key at fault, dotted from the root (`limits.max_body`,
+    /// `registry.soggetti[1].url`), when the problem is on one.
+    pub chiave: Option<String>,
+    /// TOML's message, without the excerpt of the file.
+    pub testo: String,
+}
+
+impl ProblemaToml {
+    fn da(text: &str, e: &toml::de::Error, chiave: Option<String>) -> ProblemaToml {
+        let riga = e.span().map(|s| {
+            let fine = s.start.min(text.len());
+            text.as_bytes()[..fine]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        });
+        ProblemaToml {
+            riga,
+            chiave,
+            testo: e.message().trim().to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemaToml {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(r) = self.riga {
+            write!(f, "line {r}: ")?;
+        }
+        if let Some(k) = &self.chiave {
+            write!(f, "{k}: ")?;
+        }
+        f.write_str(&self.testo)
+    }
+}
+
+/// Takes out of `table` the innermost key whose name or value holds `span` (the place of a
+/// deserialization error), looking into tables and arrays first; its dotted path, or None
+/// when no key holds it.
+fn togli_chiave(
+    table: &mut toml::de::DeTable<'_>,
+    originale: &toml::de::DeTable<'_>,
+    span: &std::ops::Range<usize>,
+    prefisso: &str,
+) -> Option<String> {
+    let dentro = |r: std::ops::Range<usize>| r.start <= span.start && span.end <= r.end;
+    let mut da_togliere = None;
+    for (k, v) in table.iter_mut() {
+        let path = if prefisso.is_empty() {
+            k.get_ref().to_string()
+        } else {
+            format!("{prefisso}.{}", k.get_ref())
+        };
+        // The same place in the file as read (keys and tables are only ever taken out).
+        let prima = originale.get(k.get_ref().as_ref()).map(|v| v.get_ref());
+        match (v.get_mut(), prima) {
+            (toml::de::DeValue::Table(t), Some(toml::de::DeValue::Table(o))) => {
+                if let Some(p) = togli_chiave(t, o, span, &path) {
+                    return Some(p);
+                }
+            }
+            (toml::de::DeValue::Array(a), Some(toml::de::DeValue::Array(o))) => {
+                let mut tabella_intera = None;
+                for (i, elemento) in a.iter_mut().enumerate() {
+                    // Its index in the file, whatever was taken out before it.
+                    let n = o
+                        .iter()
+                        .position(|e| e.span() == elemento.span())
+                        .unwrap_or(i);
+                    let sp = elemento.span();
+                    if let (toml::de::DeValue::Table(t), Some(toml::de::DeValue::Table(ot))) =
+                        (elemento.get_mut(), o.get(n).map(|e| e.get_ref()))
+                    {
+                        if let Some(p) = togli_chiave(t, ot, span, &format!("{path}[{n}]")) {
+                            return Some(p);
+                        }
+                        if dentro(sp) {
+                            tabella_intera = Some((i, n));
+                            break;
+                        }
+                    }
+                }
+                // A table of an array at fault as a whole (a field missing): that table goes.
+                if let Some((i, n)) = tabella_intera {
+                    let prima = std::mem::replace(a, toml::de::DeArray::new());
+                    *a = prima
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != i)
+                        .map(|(_, v)| v)
+                        .collect();
+                    return Some(format!("{path}[{n}]"));
+                }
+            }
+            _ => {}
+        }
+        if dentro(k.span()) || dentro(v.span()) {
+            da_togliere = Some((k.clone(), path));
+            break;
+        }
+    }
+    let (k, path) = da_togliere?;
+    table.remove(&k);
+    Some(path)
+}
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -517,15 +629,89 @@ impl Config {
         for w in chiavi_deprecate(&text) {
             tracing::warn!(file = %path.display(), "{w}");
         }
-        Config::parse(&text).map_err(|err| ConfigError::Parse {
-            path: path.to_path_buf(),
-            err: err.to_string(),
-        })
+        match Config::parse_ogni_problema(&text) {
+            (Some(c), problemi) if problemi.is_empty() => Ok(c),
+            (_, problemi) => Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                err: match problemi.as_slice() {
+                    [uno] => uno.to_string(),
+                    molti => molti
+                        .iter()
+                        .fold(format!("{} problems:", molti.len()), |acc, p| {
+                            format!("{acc}\n  {p}")
+                        }),
+                },
+            }),
+        }
     }
 
     /// A configuration from TOML text; TOML's error names the key and the line.
     pub fn parse(text: &str) -> Result<Config, toml::de::Error> {
         toml::from_str(text)
+    }
+
+    /// A configuration from TOML text, with every problem of the text rather than the first
+    /// serde meets (which is the first in the keys' alphabetical order, not the file's): all
+    /// syntax errors; else every unknown key and every value of the wrong type or form, found
+    /// by taking the offending key out and reading again, in the order of their lines. The
+    /// configuration is the one read with those keys left out (None when the syntax is
+    /// broken, or a problem could not be placed on a key).
+    pub fn parse_ogni_problema(text: &str) -> (Option<Config>, Vec<ProblemaToml>) {
+        use serde::Deserialize as _;
+        let (mut root, sintassi) = toml::de::DeTable::parse_recoverable(text);
+        let riga = |pos: usize| {
+            let fine = pos.min(text.len());
+            text.as_bytes()[..fine]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1
+        };
+        if !sintassi.is_empty() {
+            let mut problemi: Vec<ProblemaToml> = sintassi
+                .iter()
+                .map(|e| ProblemaToml::da(text, e, None))
+                .collect();
+            problemi.sort_by_key(|p| p.riga.unwrap_or(usize::MAX));
+            return (None, problemi);
+        }
+        let mut problemi = Vec::new();
+        // A key under both its old and its new name: serde would blame the whole section.
+        for [sezione, vecchia, nuova] in CHIAVI_DEPRECATE {
+            if let Some(toml::de::DeValue::Table(t)) =
+                root.get_mut().get_mut(sezione).map(|v| v.get_mut())
+            {
+                if t.contains_key(nuova) {
+                    if let Some((k, _)) = t.remove_entry(vecchia) {
+                        problemi.push(ProblemaToml {
+                            riga: Some(riga(k.span().start)),
+                            chiave: Some(format!("{sezione}.{vecchia}")),
+                            testo: format!(
+                                "{nuova} is given too ({vecchia} is its old name): keep one"
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+        let originale = root.get_ref().clone();
+        let config = loop {
+            match Config::deserialize(toml::de::Deserializer::from(root.clone())) {
+                Ok(c) => break Some(c),
+                Err(e) => {
+                    let chiave = e
+                        .span()
+                        .and_then(|span| togli_chiave(root.get_mut(), &originale, &span, ""));
+                    let trovata = chiave.is_some();
+                    problemi.push(ProblemaToml::da(text, &e, chiave));
+                    if !trovata {
+                        break None;
+                    }
+                }
+            }
+        };
+        problemi.sort_by_key(|p| p.riga.unwrap_or(usize::MAX));
+        (config, problemi)
     }
 
     /// The prefix of this node's Identificatore serials: `[cluster] numero` as two digits (so
@@ -745,6 +931,33 @@ url = "http://127.0.0.1:8700/pdd/PA"
                 .as_deref(),
             Some("http://127.0.0.1:8700/pdd/PA")
         );
+    }
+
+    #[test]
+    fn every_problem_of_a_text_with_its_line() {
+        let text =
+            "zeta = 1\n[limits]\npartner_concorrenza = 2\npartner_concurrency = 3\nalfa = 4\n";
+        let (c, problemi) = Config::parse_ogni_problema(text);
+        let visti: Vec<(Option<usize>, Option<&str>)> = problemi
+            .iter()
+            .map(|p| (p.riga, p.chiave.as_deref()))
+            .collect();
+        assert_eq!(
+            visti,
+            [
+                (Some(1), Some("zeta")),
+                (Some(3), Some("limits.partner_concorrenza")),
+                (Some(5), Some("limits.alfa")),
+            ],
+            "{problemi:?}"
+        );
+        assert!(problemi[1]
+            .testo
+            .contains("partner_concurrency is given too"));
+        // Read without the keys at fault: the new name's value stands.
+        assert_eq!(c.unwrap().limits.partner_concurrency, 3);
+        let (c, problemi) = Config::parse_ogni_problema("listen = \"127.0.0.1:9\"\n");
+        assert!(problemi.is_empty() && c.is_some());
     }
 
     #[test]

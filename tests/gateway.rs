@@ -782,3 +782,50 @@ async fn in_qualification_mode_a_bare_indirizzo_telematico_is_info() {
         );
     }
 }
+
+/// The porta delegata at `/pdd/PD/{Servizio}`, as the WSDL's PortaDelegata service addresses
+/// it: the SOAPAction names the azione; a SOAPAction that is a URI names none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(pdd_no_curl, ignore = "curl is not installed (Debian curl)")]
+async fn the_porta_delegata_takes_the_azione_from_the_soapaction() {
+    common::require(Peer::Curl);
+    let ministero = start(Config::default()).await;
+    let emilia = Config::parse(&format!(
+        "[soggetto]\nnome = \"EMILIA\"\n[porta_delegata]\ndestinatario = \"SPC/MinisteroLavoro\"\n\
+         [[registry.soggetti]]\nnome = \"MinisteroLavoro\"\nurl = \"{}\"\n",
+        ministero.url("/pdd/PA")
+    ))
+    .unwrap();
+    let emilia = start(emilia).await;
+    let body = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/invio-candidatura-sil.xml"
+    ))
+    .unwrap();
+    let url = emilia.url("/pdd/PD/ClicLavoro");
+    let send = |action: &'static str| {
+        let (url, body) = (url.clone(), body.clone());
+        tokio::task::spawn_blocking(move || {
+            common::curl(&["-H", &format!("SOAPAction: {action}"), &url], &body)
+        })
+    };
+    let (code, status, text) = send("\"InvioCandidatura\"").await.unwrap();
+    assert_eq!((code, status), (0, 200), "{text}");
+    assert!(text.contains("<types:Tipo_Risposta>OK<"), "{text}");
+    let azioni = |ex: Vec<pdd::store::Exchange>| -> Vec<Option<String>> {
+        ex.into_iter().map(|e| e.azione).collect()
+    };
+    assert_eq!(
+        azioni(ministero.gw.store.recent(10).await.unwrap()),
+        [Some("InvioCandidatura".to_string())]
+    );
+
+    // A URI: no azione, which the ClicLavoro servizio requires; nothing leaves.
+    let (code, status, text) = send("\"urn:cliclavoro:InvioCandidatura\"").await.unwrap();
+    assert_eq!((code, status), (0, 500), "{text}");
+    assert!(
+        text.contains("EGOV_IT_106 - il servizio ClicLavoro richiede un'azione"),
+        "{text}"
+    );
+    assert_eq!(ministero.gw.store.recent(10).await.unwrap().len(), 1);
+}

@@ -49,6 +49,7 @@ fn copy_example() -> TempDir {
         "ncn.toml",
         "emilia.toml",
         "lazio.toml",
+        "rapporti.csv",
     ] {
         copy(
             &repo.join("examples/network").join(f),
@@ -62,10 +63,29 @@ fn copy_example() -> TempDir {
     root
 }
 
+/// `pdd ARGS` from the copy's root, as the README runs it: (success, stdout, stderr).
+fn pdd(root: &TempDir, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pdd"))
+        .args(args)
+        .current_dir(&root.0)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs one of the copied scripts: (success, stdout, stderr).
 fn run(root: &TempDir, script: &str, base: u16) -> (bool, String, String) {
+    run_args(root, script, &[], base)
+}
+
+fn run_args(root: &TempDir, script: &str, args: &[&str], base: u16) -> (bool, String, String) {
     let out = Command::new("bash")
         .arg(root.0.join("examples/network").join(script))
+        .args(args)
         .env("PDD", env!("CARGO_BIN_EXE_pdd"))
         .env("PDD_PORT_BASE", base.to_string())
         .env("RUST_LOG", "info")
@@ -89,6 +109,61 @@ fn the_example_network_starts_disseminates_and_stops() {
         Some(run(&root, "send-first-cv.sh", base))
     } else {
         None
+    };
+    // The README's next steps: a European CV, then the EURES export, the sample rapporti, a
+    // registered read with the token of `users add`.
+    let eures = root.0.join("examples/network/data/eures");
+    let (europeo, export, import, token, registrata, anonima) = if up.0 {
+        let europeo = run_args(&root, "send-first-cv.sh", &["03"], base);
+        let export = pdd(
+            &root,
+            &[
+                "--config",
+                "examples/network/ncn.toml",
+                "eures",
+                "export",
+                eures.to_str().unwrap(),
+            ],
+        );
+        let import = pdd(
+            &root,
+            &[
+                "--config",
+                "examples/network/ncn.toml",
+                "import",
+                "ultimi-rapporti",
+                "examples/network/rapporti.csv",
+            ],
+        );
+        let token = pdd(
+            &root,
+            &[
+                "--config",
+                "examples/network/lazio.toml",
+                "users",
+                "add",
+                "portale",
+            ],
+        );
+        let url = format!(
+            "http://127.0.0.1:{}/api/candidature?regione=03&q=panettiere",
+            base + 13
+        );
+        let bearer = format!("Authorization: Bearer {}", token.1.trim());
+        let get = |extra: &[&str]| {
+            let out = Command::new("curl")
+                .args(["-s", "-f"])
+                .args(extra)
+                .arg(&url)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let registrata = get(&["-H", &bearer]);
+        let anonima = get(&[]);
+        (europeo, export, import, token, registrata, anonima)
+    } else {
+        Default::default()
     };
     let down = run(&root, "down.sh", base);
     assert!(up.0, "up.sh failed: {}\n{}", up.1, up.2);
@@ -115,6 +190,44 @@ fn the_example_network_starts_disseminates_and_stops() {
         "{}",
         sent.1
     );
+    assert!(
+        europeo.0,
+        "send-first-cv.sh 03: {}\n{}",
+        europeo.1, europeo.2
+    );
+    assert!(europeo.1.contains("ambito europeo"), "{}", europeo.1);
+    assert!(europeo.1.contains("in coda per EURES"), "{}", europeo.1);
+    assert!(export.0, "eures export: {}\n{}", export.1, export.2);
+    assert!(
+        export.1.starts_with("1 EURES document(s) written"),
+        "{}",
+        export.1
+    );
+    let files: Vec<String> = std::fs::read_dir(&eures)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.len() == 1 && files[0].starts_with("europass-cv-"),
+        "{files:?}"
+    );
+    assert!(import.0, "import: {}\n{}", import.1, import.2);
+    assert!(
+        import.1.starts_with("4 records read, 4 stored, 0 refused"),
+        "{}",
+        import.1
+    );
+    assert!(token.0, "users add: {}", token.2);
+    assert_eq!(
+        token.1.trim().lines().count(),
+        1,
+        "the token alone: {}",
+        token.1
+    );
+    assert!(registrata.contains("\"totale\":2"), "{registrata}");
+    assert!(registrata.contains("\"contatto\""), "{registrata}");
+    assert!(anonima.contains("\"totale\":2"), "{anonima}");
+    assert!(!anonima.contains("\"contatto\""), "{anonima}");
     assert!(down.0, "down.sh failed: {}\n{}", down.1, down.2);
     assert_eq!(down.1.matches("stopped").count(), 3, "{}", down.1);
     // The stores were left consistent: a second start finds the CV again at LAZIO.

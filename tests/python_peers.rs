@@ -246,3 +246,69 @@ async fn a_zeep_client_calls_the_gateway_over_mutual_tls_with_signatures() {
         rec.note
     );
 }
+
+/// A local system's zeep client and the WSDL: one service per porta (PortaApplicativa,
+/// PortaDelegata), one port each; one proxy of the porta delegata's binding, at EMILIA's
+/// `/pdd/PD/ClicLavoro`, calls two operations (the SOAPAction names the azione), which reach the
+/// Ministry as buste with their azione.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    pdd_no_python,
+    ignore = "no Python with zeep and python-xmlsec (PDD_PYTHON, else target/pyenv: see the README)"
+)]
+async fn a_zeep_client_calls_every_operation_of_the_porta_delegata_through_one_service() {
+    let py = python();
+    let ministero = common::start(Config::default()).await;
+    let emilia = Config::parse(&format!(
+        "[soggetto]\nnome = \"EMILIA\"\n[porta_delegata]\ndestinatario = \"SPC/MinisteroLavoro\"\n\
+         [[registry.soggetti]]\nnome = \"MinisteroLavoro\"\nurl = \"{}\"\n",
+        ministero.url("/pdd/PA")
+    ))
+    .unwrap();
+    let emilia = common::start(emilia).await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (wsdl, candidatura, vacancy) = (
+        root.join("wsdl/cliclavoroWS.wsdl"),
+        root.join("examples/moduli/candidatura-2.0.xml"),
+        root.join("examples/moduli/vacancy-2.0.xml"),
+    );
+    let url = emilia.url("/pdd/PD/ClicLavoro");
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        peer(
+            &py,
+            &[
+                "call-pd",
+                wsdl.to_str().unwrap(),
+                &url,
+                candidatura.to_str().unwrap(),
+                vacancy.to_str().unwrap(),
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}\n{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(
+        v["services"],
+        serde_json::json!({"PortaApplicativa": ["cliclavoroWS"], "PortaDelegata": ["cliclavoroWS"]}),
+        "{out}"
+    );
+    assert_eq!(v["InvioCandidatura"], "OK", "{out}");
+    assert!(
+        v["InvioVacancy"] == "OK" || v["InvioVacancy"] == "KO",
+        "{out}"
+    );
+    // The Ministry received both, each under its azione.
+    let mut azioni: Vec<String> = ministero
+        .gw
+        .store
+        .recent(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| e.azione)
+        .collect();
+    azioni.sort();
+    assert_eq!(azioni, ["InvioCandidatura", "InvioVacancy"], "{out}");
+}

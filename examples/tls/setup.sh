@@ -2,10 +2,17 @@
 # Prepares the two-gateway TLS example: a key and certificate for each Porta di Dominio
 # (`pdd certs init`), then each registers the other as a partner with its certificate pinned
 # (`pdd partner add`), as two administrations exchanging certificates would.
-# Run from the repository root:  bash examples/tls/setup.sh   (PDD=path/to/pdd to skip cargo)
+# Run from the repository root:  bash examples/tls/setup.sh   (runs the pdd on the PATH, or
+# PDD=path/to/pdd; the README says how to get it)
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-PDD="${PDD:-cargo run --release --quiet --}"
+if [ -z "${PDD:-}" ]; then
+  command -v pdd >/dev/null || {
+    echo "pdd is not on the PATH: cargo install --path . (or PDD=path/to/pdd)" >&2
+    exit 2
+  }
+  PDD=pdd
+fi
 DIR=./pdd-tls
 
 if [ -e "$DIR/ministero.key" ] || [ -e "$DIR/emilia.key" ]; then
@@ -25,8 +32,9 @@ $PDD --config "$HERE/emilia.toml" partner add --nome MinisteroLavoro \
 cat <<EOT
 
 Ready. Start both gateways, then send a candidatura from EMILIA's local systems:
-  cargo run --release -- serve --config examples/tls/ministero.toml &
-  cargo run --release -- serve --config examples/tls/emilia.toml &
+  pdd serve --config examples/tls/ministero.toml 2>pdd-tls/ministero.log & MINISTERO=\$!
+  pdd serve --config examples/tls/emilia.toml 2>pdd-tls/emilia.log & EMILIA=\$!
   curl -s -H 'Content-Type: text/xml' --data-binary @examples/invio-candidatura-sil.xml \\
     http://127.0.0.1:8742/pdd/PD/ClicLavoro/InvioCandidatura
+  kill \$MINISTERO \$EMILIA
 EOT

@@ -11,8 +11,9 @@ use crate::config::Config;
 
 #[derive(Subcommand, Debug)]
 pub enum ConfigCommand {
-    /// Check the configuration (--config FILE, or the embedded defaults): unknown keys,
-    /// unreadable certificates and keys, a key that does not match its certificate,
+    /// Check the configuration (--config FILE, or the embedded defaults) and report every
+    /// problem in one run, those of the file's text with their line: syntax errors, unknown
+    /// keys, values of the wrong type or form; unreadable certificates and keys, a key that does not match its certificate,
     /// certificates expired or expiring within 30 days, partner URLs that are not HTTPS,
     /// listeners in conflict. Exit 0: no errors (warnings are printed); 1: errors; 2: the file
     /// cannot be read.
@@ -35,6 +36,9 @@ pub struct Problema {
     pub livello: Livello,
     /// Where: a key, a file, a partner.
     pub dove: String,
+    /// The line of the file, for a problem of its text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub riga: Option<usize>,
     pub testo: String,
 }
 
@@ -45,6 +49,7 @@ fn errore(dove: impl Into<String>, testo: impl Into<String>) -> Problema {
     Problema {
         livello: Livello::Errore,
         dove: dove.into(),
+        riga: None,
         testo: testo.into(),
     }
 }
@@ -53,6 +58,7 @@ fn avviso(dove: impl Into<String>, testo: impl Into<String>) -> Problema {
     Problema {
         livello: Livello::Avviso,
         dove: dove.into(),
+        riga: None,
         testo: testo.into(),
     }
 }
@@ -153,16 +159,19 @@ pub fn problemi(path: Option<&Path>) -> Result<Vec<Problema>, String> {
             for w in crate::config::chiavi_deprecate(&text) {
                 out.push(avviso(p.display().to_string(), w));
             }
-            match Config::parse(&text) {
-                Ok(c) => c,
-                Err(e) => {
-                    // TOML's message names the key and the line (unknown keys included).
-                    out.push(errore(
-                        p.display().to_string(),
-                        e.to_string().trim().to_string(),
-                    ));
-                    return Ok(out);
-                }
+            // Every problem of the text, each on its line; the checks below go on with the
+            // configuration read without the keys at fault, when it could be read.
+            let (config, problemi) = Config::parse_ogni_problema(&text);
+            for e in problemi {
+                let chiave = e.chiave.map(|k| format!("{k}: ")).unwrap_or_default();
+                out.push(Problema {
+                    riga: e.riga,
+                    ..errore(p.display().to_string(), format!("{chiave}{}", e.testo))
+                });
+            }
+            match config {
+                Some(c) => c,
+                None => return Ok(out),
             }
         }
     };
@@ -286,7 +295,10 @@ pub fn config(path: Option<&Path>, c: ConfigCommand) -> Result<ExitCode, String>
                 Livello::Errore => "error",
                 Livello::Avviso => "warning",
             };
-            println!("{l}: {}: {}", p.dove, p.testo);
+            match p.riga {
+                Some(r) => println!("{l}: {}, line {r}: {}", p.dove, p.testo),
+                None => println!("{l}: {}: {}", p.dove, p.testo),
+            }
         }
         println!(
             "{}: {errori} error(s), {} warning(s)",

@@ -63,6 +63,8 @@ pub enum ImportCommand {
 #[derive(Subcommand, Debug)]
 pub enum UsersCommand {
     /// Register a user of the read API and print its token (shown once: only a hash is kept).
+    /// The token alone goes to standard output, the rest to standard error, so that
+    /// `TOKEN=$(pdd users add NAME)` keeps it for `Authorization: Bearer $TOKEN`.
     Add {
         /// The user's name, as the log and `users list` show it (unique).
         nome: String,

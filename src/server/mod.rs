@@ -2,7 +2,8 @@
 //! and its answers written back. The only module that speaks HTTP.
 //!
 //! - `POST /pdd/PA`: porta applicativa (partners' buste)
-//! - `POST /pdd/PD/{Servizio}/{Azione}`: porta delegata (local systems' plain SOAP)
+//! - `POST /pdd/PD/{Servizio}/{Azione}`, or `POST /pdd/PD/{Servizio}` with the azione in the
+//!   `SOAPAction`: porta delegata (local systems' plain SOAP)
 //! - `GET /api/candidature`, `GET /api/vacancies`: the read API
 //! - `GET /health`, `GET /metrics`; `/admin/…` on loopback (see [`admin`])
 

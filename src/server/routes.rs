@@ -248,6 +248,19 @@ pub(super) async fn handle(
                     .map(|v| v.trim().to_string())
                     .filter(|v| !v.is_empty())
             };
+            // Without an azione in the path, the SOAPAction names it (the WSDL's porta
+            // delegata binding sets it to the operation): one address for the servizio. A
+            // SOAPAction that is not a plain name (a URI) names no azione, as before.
+            let azione = azione.or_else(|| {
+                intestazione("SOAPAction")
+                    .map(|a| a.trim_matches('"').trim().to_string())
+                    .filter(|a| {
+                        !a.is_empty()
+                            && a.bytes().all(|b| {
+                                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+                            })
+                    })
+            });
             let destinatario = intestazione("X-PDD-Destinatario");
             let riferimento = intestazione("X-PDD-RiferimentoMessaggio");
             let collaborazione = intestazione("X-PDD-Collaborazione");

@@ -12,6 +12,10 @@ tests in tests/python_peers.rs can check pdd against a second, independent SOAP/
         header and a signature; verifies the signed answer; prints a JSON summary.
     pdd_peer.py call-stock (same arguments)
         The same with zeep's own BinarySignature (RSA-SHA256), which signs the Body only.
+    pdd_peer.py call-pd WSDL URL CANDIDATURA VACANCY
+        A local system's client: lists the WSDL's services and their ports as zeep sees them,
+        then calls InvioCandidatura and InvioVacancy through one service proxy of the porta
+        delegata's binding at URL (plain HTTP, no busta); prints a JSON summary.
 
 Exit status 2 means a usage or environment problem, not a verdict.
 """
@@ -197,9 +201,28 @@ def cmd_call(wsdl, url, key, cert, ca, peer_cert, modulo, ident, ora, stock=Fals
     return 0
 
 
+def cmd_call_pd(wsdl, url, candidatura, vacancy):
+    import zeep
+
+    client = zeep.Client(wsdl)
+    services = {name: sorted(s.ports) for name, s in client.wsdl.services.items()}
+    # One proxy for every operation of the porta delegata.
+    service = client.create_service(
+        "{http://servizi.lavoro.gov.it/cliclavoro}cliclavoroWSPortaDelegataBinding", url)
+    c = service.InvioCandidatura(CandidaturaXML=open(candidatura, encoding="utf-8").read())
+    v = service.InvioVacancy(VacancyXML=open(vacancy, encoding="utf-8").read())
+    print(json.dumps({
+        "services": services,
+        "InvioCandidatura": c["Tipo_Risposta"],
+        "InvioVacancy": v["Tipo_Risposta"],
+    }))
+    return 0
+
+
 def main(argv):
     cmds = {"verify": (cmd_verify, 2), "sign": (cmd_sign, 4), "call": (cmd_call, 9),
-            "call-stock": (lambda *a: cmd_call(*a, stock=True), 9)}
+            "call-stock": (lambda *a: cmd_call(*a, stock=True), 9),
+            "call-pd": (cmd_call_pd, 4)}
     if len(argv) < 2 or argv[1] not in cmds or len(argv) - 2 != cmds[argv[1]][1]:
         print(__doc__, file=sys.stderr)
         return 2
