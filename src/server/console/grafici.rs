@@ -14,15 +14,16 @@ pub struct Serie {
 
 const L: f64 = 720.0;
 const A: f64 = 180.0;
-/// Room for the axis labels.
+/// Room for the axis labels: left, bottom, top.
 const SX: f64 = 44.0;
 const SB: f64 = 22.0;
+const ST: f64 = 8.0;
 
 fn asse(svg: &mut String, massimo: f64, unita: &str, inizio: &str, fine: &str) {
-    let h = A - SB;
+    let h = A - SB - ST;
     for k in 0..=4 {
         let v = massimo * f64::from(k) / 4.0;
-        let y = h - h * f64::from(k) / 4.0;
+        let y = ST + h - h * f64::from(k) / 4.0;
         let _ = write!(
             svg,
             r#"<line class="griglia" x1="{SX}" y1="{y:.1}" x2="{L}" y2="{y:.1}"/><text class="etichetta" x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
@@ -42,7 +43,7 @@ fn asse(svg: &mut String, massimo: f64, unita: &str, inizio: &str, fine: &str) {
 }
 
 fn arrotonda(v: f64) -> String {
-    if v >= 10.0 || v == 0.0 {
+    if v >= 10.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
@@ -97,10 +98,10 @@ pub fn barre(titolo: &str, serie: &[Serie], inizio: &str, fine: &str) -> String 
         esc(titolo)
     );
     asse(&mut svg, massimo, "", inizio, fine);
-    let h = A - SB;
+    let h = A - SB - ST;
     let passo = (L - SX) / n.max(1) as f64;
     for i in 0..n {
-        let mut base = h;
+        let mut base = ST + h;
         for s in serie {
             let v = s.valori.get(i).copied().unwrap_or(0.0);
             if v <= 0.0 {
@@ -141,7 +142,7 @@ pub fn linee(titolo: &str, serie: &[Serie], unita: &str, inizio: &str, fine: &st
         esc(titolo)
     );
     asse(&mut svg, massimo, unita, inizio, fine);
-    let h = A - SB;
+    let h = A - SB - ST;
     let passo = (L - SX) / n.max(1) as f64;
     for s in serie {
         let mut tratto: Vec<String> = Vec::new();
@@ -168,7 +169,7 @@ pub fn linee(titolo: &str, serie: &[Serie], unita: &str, inizio: &str, fine: &st
         for (i, v) in s.valori.iter().enumerate() {
             if v.is_finite() {
                 let x = SX + passo * i as f64 + passo / 2.0;
-                let y = h - h * v / massimo;
+                let y = ST + h - h * v / massimo;
                 tratto.push(format!("{x:.1},{y:.1}"));
             } else {
                 chiudi(&mut tratto, &mut svg);

@@ -80,7 +80,7 @@ fn pagina_html(s: Option<&Sessione>, titolo: &str, attiva: &str, corpo: &str) ->
         }
         let _ = write!(
             out,
-            r#"</nav><form method="post" action="/console/esci" class="esci"><span class="utente" id="utente">{} ({})</span><input type="hidden" name="csrf" value="{}"><button type="submit">Esci</button></form>"#,
+            r#"</nav><form method="post" action="/console/esci" class="esci"><span class="utente" id="chi">{} ({})</span><input type="hidden" name="csrf" value="{}"><button type="submit">Esci</button></form>"#,
             esc(&s.utente),
             s.ruolo.as_str(),
             esc(&s.csrf)
@@ -632,7 +632,7 @@ async fn transazioni(gw: &Gateway, s: &Sessione, query: Option<&str>) -> Respons
         })
         .collect();
     // Newest first; a page, and the key of the next.
-    righe.sort_by(|a, b| b.seq.cmp(&a.seq));
+    righe.sort_by_key(|e| std::cmp::Reverse(e.seq));
     let altre = righe.len() > PER_PAGINA;
     righe.truncate(PER_PAGINA);
     let mut c = String::new();

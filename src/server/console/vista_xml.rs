@@ -46,24 +46,24 @@ fn eventi(xml: &str) -> Option<Vec<Ev>> {
         match ev {
             Event::Start(e) => {
                 let busta = locale(e.name().0) == "Intestazione";
-                out.push(Ev::Apre(s(&*e), busta));
+                out.push(Ev::Apre(s(&e), busta));
             }
             Event::End(e) => out.push(Ev::Chiude(s(e.name().0))),
             Event::Empty(e) => {
                 let busta = locale(e.name().0) == "Intestazione";
-                out.push(Ev::Vuoto(s(&*e), busta));
+                out.push(Ev::Vuoto(s(&e), busta));
             }
-            Event::Text(e) => testo.push_str(&s(&*e)),
+            Event::Text(e) => testo.push_str(&s(&e)),
             Event::GeneralRef(e) => {
                 testo.push('&');
-                testo.push_str(&s(&*e));
+                testo.push_str(&s(&e));
                 testo.push(';');
             }
-            Event::CData(e) => out.push(Ev::Altro(format!("<![CDATA[{}]]>", s(&*e)))),
-            Event::Comment(e) => out.push(Ev::Altro(format!("<!--{}-->", s(&*e)))),
-            Event::Decl(e) => out.push(Ev::Altro(format!("<?{}?>", s(&*e)))),
-            Event::PI(e) => out.push(Ev::Altro(format!("<?{}?>", s(&*e)))),
-            Event::DocType(e) => out.push(Ev::Altro(format!("<!DOCTYPE {}>", s(&*e)))),
+            Event::CData(e) => out.push(Ev::Altro(format!("<![CDATA[{}]]>", s(&e)))),
+            Event::Comment(e) => out.push(Ev::Altro(format!("<!--{}-->", s(&e)))),
+            Event::Decl(e) => out.push(Ev::Altro(format!("<?{}?>", s(&e)))),
+            Event::PI(e) => out.push(Ev::Altro(format!("<?{}?>", s(&e)))),
+            Event::DocType(e) => out.push(Ev::Altro(format!("<!DOCTYPE {}>", s(&e)))),
             Event::Eof => break,
         }
     }
