@@ -108,6 +108,7 @@ impl Browser {
                         "--no-first-run", "--disable-background-networking",
                         "--disable-component-update", "--disable-sync",
                         format!("--user-data-dir={profilo}"), "--window-size=1366,1000",
+                        "--lang=it-IT",
                     ],
                 },
                 "goog:loggingPrefs": { "browser": "ALL" },
@@ -360,6 +361,13 @@ fn the_console_works_in_a_real_browser() {
         Some("OK"),
         "{risposta}"
     );
+    // The same again, a duplicate (EGOV_IT_110); and what is no busta at all (a Fault).
+    let (status, risposta) =
+        http(addr, "POST", "/pdd/PA", &[CT_XML], req.xml().as_bytes()).expect("NCN answers");
+    assert_eq!(status, 500, "{risposta}");
+    assert!(risposta.contains("EGOV_IT_110"), "{risposta}");
+    let (status, _) = http(addr, "POST", "/pdd/PA", &[CT_XML], b"<nessuna/>").unwrap();
+    assert_eq!(status, 500);
     // Its forward, refused by LAZIO.
     let mut seq = 0;
     common::eventually_blocking("the forward refused", || {

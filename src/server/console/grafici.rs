@@ -50,13 +50,13 @@ fn arrotonda(v: f64) -> String {
     }
 }
 
-/// A scale's top: the largest value rounded up to a round number.
+/// A scale's top: the largest value rounded up to a number whose quarters are round.
 fn scala(m: f64) -> f64 {
     if m <= 0.0 {
         return 1.0;
     }
     let p = 10f64.powf(m.log10().floor());
-    for f in [1.0, 2.0, 2.5, 5.0, 10.0] {
+    for f in [1.0, 2.0, 4.0, 8.0, 10.0] {
         if m <= f * p {
             return f * p;
         }
@@ -91,7 +91,8 @@ pub fn barre(titolo: &str, serie: &[Serie], inizio: &str, fine: &str) -> String 
                 .sum()
         })
         .collect();
-    let massimo = scala(somme.iter().copied().fold(0.0, f64::max));
+    // Counts: at least 0..4, so that the grid's lines are whole numbers.
+    let massimo = scala(somme.iter().copied().fold(4.0, f64::max));
     let mut svg = format!(
         r#"<figure class="grafico"><figcaption>{}</figcaption><svg viewBox="0 0 {L} {A}" role="img" aria-label="{}">"#,
         esc(titolo),
@@ -200,9 +201,10 @@ mod tests {
     #[test]
     fn scales_round_up() {
         assert_eq!(scala(0.0), 1.0);
-        assert_eq!(scala(3.0), 5.0);
+        assert_eq!(scala(3.0), 4.0);
+        assert_eq!(scala(5.0), 8.0);
         assert_eq!(scala(11.0), 20.0);
-        assert_eq!(scala(240.0), 250.0);
+        assert_eq!(scala(240.0), 400.0);
     }
 
     #[test]
