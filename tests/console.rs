@@ -159,6 +159,34 @@ fn console_users_log_in_and_bad_input_gets_a_page_not_a_panic() {
         assert!(r.contains(testo), "{path}: {r}");
         assert!(r.contains("text/html; charset=utf-8"), "{path}: {r}");
     }
+    // Keyset paging, newest first: 51 Faults are a page of 50 and one of 1.
+    for _ in 0..51 {
+        let (status, _) = http(addr, "POST", "/pdd/PA", &[common::CT_XML], b"<nessuna/>").unwrap();
+        assert_eq!(status, 500);
+    }
+    let righe = |pagina: &str| -> Vec<u64> {
+        pagina
+            .split("<tr><td><a href=\"/console/transazioni/")
+            .skip(1)
+            .map(|r| r.split('"').next().unwrap().parse().unwrap())
+            .collect()
+    };
+    let prima = get("/console/transazioni?esito=fault");
+    let uno = righe(&prima);
+    assert_eq!(uno.len(), 50, "{prima}");
+    assert!(uno.windows(2).all(|w| w[0] > w[1]), "newest first: {uno:?}");
+    let successiva = prima
+        .split("<a href=\"/console/transazioni?")
+        .nth(1)
+        .and_then(|r| r.split("\" id=\"successive\"").next())
+        .expect("a link to the next page")
+        .replace("&amp;", "&");
+    assert!(successiva.contains("esito=fault"), "{successiva}");
+    let seconda = get(&format!("/console/transazioni?{successiva}"));
+    let due = righe(&seconda);
+    assert_eq!(due.len(), 1, "{seconda}");
+    assert!(due[0] < uno[49]);
+    assert!(!seconda.contains("id=\"successive\""));
     // Markup in a query comes back escaped.
     let r = get("/console/transazioni?mittente=%3Cscript%3Ex%3C%2Fscript%3E");
     assert!(
