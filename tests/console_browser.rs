@@ -102,7 +102,7 @@ impl Browser {
             Some(&json!({ "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
                 "goog:chromeOptions": {
-                    "binary": "/usr/bin/chromium",
+                    "binary": chromium().display().to_string(),
                     "args": [
                         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                         "--no-first-run", "--disable-background-networking",
@@ -261,6 +261,17 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
+}
+
+/// The `chromium` on the PATH (Debian's is a script that starts the browser).
+fn chromium() -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("chromium"))
+                .find(|f| f.is_file())
+        })
+        .expect("chromium on the PATH")
 }
 
 fn cartella_screenshot() -> PathBuf {
