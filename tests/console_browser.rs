@@ -530,6 +530,14 @@ fn the_console_works_in_a_real_browser() {
     assert_eq!(aggiunto["origine"], "store");
     assert_eq!(aggiunto["servizi"], json!(["ClicLavoro"]));
     b.pagina("partner");
+    // Its certificate expires within 30 days: the dashboard says so.
+    b.clic("nav a[href='/console']");
+    let scadenze = b.testo("section.schede .scheda:nth-child(4)");
+    assert!(
+        scadenze.contains("SPC/ENTEPROVA") && scadenze.contains("CN=ENTEPROVA"),
+        "{scadenze}"
+    );
+    b.clic("nav a[href='/console/partner']");
     b.clic("#rimuovi-ENTEPROVA");
     assert!(b
         .testo_pagina()
