@@ -432,7 +432,7 @@ async fn pannello(
         .await
         {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return super::console::non_letta(r.status()),
         }
     } else {
         Bytes::new()

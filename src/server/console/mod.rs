@@ -208,6 +208,21 @@ pub(crate) async fn registra(gw: &Gateway, sev: Severita, codice: &str, messaggi
         .await;
 }
 
+/// The page for a form the shell would not read (too large, too slow), with its status.
+pub(crate) fn non_letta(status: StatusCode) -> Response<Body> {
+    html(
+        status,
+        pagine::errore(
+            None,
+            "Richiesta rifiutata",
+            &format!(
+                "Il modulo inviato non è stato letto ({}): troppo grande o troppo lento.",
+                status.as_u16()
+            ),
+        ),
+    )
+}
+
 /// Serves a `/console` request.
 pub(crate) async fn console(gw: &Gateway, c: &Console, r: Richiesta<'_>) -> Response<Body> {
     match (r.method, r.path) {
