@@ -1271,7 +1271,7 @@ async fn modulo_storia(gw: &Gateway, s: &Sessione, t: Tipo, codice: &str) -> Res
     let mut c = String::new();
     let _ = write!(
         c,
-        r#"<section class="schede"><div class="scheda larga"><h2>Modulo</h2><dl><dt>Tipo</dt><dd>{}</dd><dt>Codice</dt><dd id="codice">{}</dd><dt>Versione</dt><dd>{}</dd><dt>Stato</dt><dd id="stato">{}</dd><dt>Inserito</dt><dd>{}</dd><dt>Aggiornato</dt><dd>{}</dd><dt>Scadenza</dt><dd>{}</dd><dt>Titolare</dt><dd>{}</dd><dt>Inviato a</dt><dd id="destinazioni">{}</dd></dl></div></section>"#,
+        r#"<section class="schede"><div class="scheda larga"><h2>Modulo</h2><dl><dt>Tipo</dt><dd>{}</dd><dt>Codice</dt><dd id="codice">{}</dd><dt>Versione</dt><dd>{}</dd><dt>Stato</dt><dd id="stato">{}</dd><dt>Inserito</dt><dd>{}</dd><dt>Aggiornato</dt><dd>{}</dd><dt>Scadenza</dt><dd>{}</dd><dt>Titolare</dt><dd>{}</dd><dt>Instradato verso</dt><dd id="destinazioni">{}</dd></dl></div></section>"#,
         t.as_str(),
         esc(&m.code),
         esc(&m.versione),
