@@ -172,6 +172,8 @@ fn user(nome: &str, sha: &str) -> User {
         nome: nome.to_string(),
         sha256: sha.to_string(),
         creato: "2026-11-27T10:00:00+01:00".into(),
+        ruolo: None,
+        password: None,
     }
 }
 

@@ -13,7 +13,11 @@ use super::{admin_request, open_for_reading, Source};
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::modulo::rapporto::{self, Rapporto};
-use crate::store::{Forward, ForwardState};
+use crate::store::{Forward, ForwardState, RuoloConsole};
+
+fn parse_ruolo(s: &str) -> Result<RuoloConsole, String> {
+    RuoloConsole::parse(s).ok_or_else(|| format!("'{s}': use operatore or lettore"))
+}
 
 #[derive(Subcommand, Debug)]
 pub enum OutboxCommand {
@@ -64,10 +68,19 @@ pub enum ImportCommand {
 pub enum UsersCommand {
     /// Register a user of the read API and print its token (shown once: only a hash is kept).
     /// The token alone goes to standard output, the rest to standard error, so that
-    /// `TOKEN=$(pdd users add NAME)` keeps it for `Authorization: Bearer $TOKEN`.
+    /// `TOKEN=$(pdd users add NAME)` keeps it for `Authorization: Bearer $TOKEN`. With
+    /// --ruolo, a user of the operator console (/console) and its password instead.
     Add {
         /// The user's name, as the log and `users list` show it (unique).
         nome: String,
+        /// A user of the operator console: operatore (reads and acts) or lettore (reads only).
+        /// Its password is read from stdin with --password-stdin, else made and printed once.
+        #[arg(long, value_name = "operatore|lettore", value_parser = parse_ruolo)]
+        ruolo: Option<RuoloConsole>,
+        /// Read the console user's password from the first line of stdin (at least 8
+        /// characters).
+        #[arg(long, requires = "ruolo")]
+        password_stdin: bool,
     },
     /// The registered users.
     List {
@@ -414,15 +427,62 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
         std::fs::create_dir_all(&config.data)
             .map_err(|e| format!("{}: {e}", config.data.display()))?;
     }
+    // The password is read before anything is changed.
+    let password = match &c {
+        UsersCommand::Add {
+            password_stdin: true,
+            ..
+        } => {
+            let mut riga = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut riga)
+                .map_err(|e| format!("stdin: {e}"))?;
+            Some(riga.trim_end_matches(['\r', '\n']).to_string())
+        }
+        _ => None,
+    };
     match (c, open_for_reading(&config)?) {
-        (UsersCommand::Add { nome }, Source::Store(s)) => {
+        (
+            UsersCommand::Add {
+                nome,
+                ruolo: Some(ruolo),
+                ..
+            },
+            source,
+        ) => {
+            let scelta = password.is_none();
+            let password = match source {
+                Source::Store(s) => {
+                    let (gw, rt) = offline(&config, s)?;
+                    rt.block_on(gw.api.aggiungi_operatore(&nome, ruolo, password.as_deref()))
+                        .map_err(|e| e.to_string())?
+                }
+                Source::Gateway(addr) => {
+                    let body =
+                        serde_json::json!({ "nome": nome, "ruolo": ruolo, "password": password })
+                            .to_string();
+                    let v = admin_json(addr, "POST", "/admin/users", Some(&body))?;
+                    v["password"].as_str().unwrap_or("").to_string()
+                }
+            };
+            eprintln!(
+                "console user {nome} added ({}): log in at http://<local listener>/console",
+                ruolo.as_str()
+            );
+            if scelta {
+                eprintln!("its password (shown only now):");
+                println!("{password}");
+            }
+        }
+        (UsersCommand::Add { nome, .. }, Source::Store(s)) => {
             let (gw, rt) = offline(&config, s)?;
             let token = rt
                 .block_on(gw.api.aggiungi_utente(&nome))
                 .map_err(|e| e.to_string())?;
             print_token(&nome, &token);
         }
-        (UsersCommand::Add { nome }, Source::Gateway(addr)) => {
+        (UsersCommand::Add { nome, .. }, Source::Gateway(addr)) => {
             let body = serde_json::json!({ "nome": nome }).to_string();
             let v = admin_json(addr, "POST", "/admin/users", Some(&body))?;
             print_token(&nome, v["token"].as_str().unwrap_or(""));
@@ -434,7 +494,9 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
                     rt.block_on(gw.api.utenti()).map_err(|e| e.to_string())?
                 }
                 .iter()
-                .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
+                .map(
+                    |u| serde_json::json!({ "nome": u.nome, "creato": u.creato, "ruolo": u.ruolo }),
+                )
                 .collect(),
                 Source::Gateway(addr) => {
                     serde_json::from_value(admin_json(addr, "GET", "/admin/users", None)?)
@@ -451,8 +513,9 @@ pub fn users(config: Config, c: UsersCommand) -> Result<ExitCode, String> {
             } else {
                 for u in &list {
                     println!(
-                        "{:<32} since {}",
+                        "{:<32} {:<10} since {}",
                         u["nome"].as_str().unwrap_or(""),
+                        u["ruolo"].as_str().unwrap_or("api"),
                         u["creato"].as_str().unwrap_or("")
                     );
                 }

@@ -11,11 +11,9 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use super::{admin_get, Source};
 use crate::config::Config;
 use crate::egov::traccia::{Omessa, TipoMessaggio, Traccia};
-use crate::egov::Parte;
 use crate::gateway::diagnostici::{self, Diagnostico, Filtro, Severita};
 use crate::gateway::tracce;
-use crate::registry::Registry;
-use crate::store::{Direction, Exchange};
+use crate::store::Exchange;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatoTracce {
@@ -95,32 +93,6 @@ pub fn istante(s: &str, fine_giorno: bool) -> Result<i64, String> {
     } else {
         t.timestamp_millis()
     })
-}
-
-/// The IdentificativoPorta of the porta that traced an exchange: the one in the Identificatore
-/// we issued (of the request we sent, of the answer we gave); else that of the soggetto hosted
-/// here that took part (the destinatario of what came in, the mittente of what went out); else
-/// ours.
-fn porta_locale(config: &Config, registry: &Registry, ex: &Exchange) -> String {
-    let nostro = match ex.direction {
-        Direction::In => ex.response_id.as_deref(),
-        Direction::Out => ex.request_id.as_deref(),
-    };
-    if let Some(id) = nostro.and_then(|i| crate::egov::Identificatore::parse(i).ok()) {
-        return id.cod_pdd;
-    }
-    let own = config.own();
-    let parte = match ex.direction {
-        Direction::In => ex.destinatario.as_deref(),
-        Direction::Out => ex.mittente.as_deref(),
-    };
-    parte
-        .and_then(Parte::parse)
-        .and_then(|p| registry.soggetto(&p))
-        .filter(|s| s.parte().same(&own.parte()) || s.locale)
-        .map(|s| s.porta.clone())
-        .filter(|p| !p.is_empty())
-        .unwrap_or(own.porta)
 }
 
 /// One exchange with its raw messages.
@@ -260,7 +232,8 @@ pub fn export(config: &Config, source: &Source, args: ExportArgs) -> Result<Exit
         max_depth: config.limits.max_xml_depth,
         ..crate::xml::Limits::default()
     };
-    let traccia = |ex: &Exchange| tracce::tracce(ex, &porta_locale(config, &registry, ex), limits);
+    let traccia =
+        |ex: &Exchange| tracce::tracce(ex, &tracce::porta_locale(config, &registry, ex), limits);
     if let Some(id) = &args.id {
         let Some(ex) = scambio(source, id)? else {
             eprintln!("pdd: no exchange with id or sequence '{id}'");

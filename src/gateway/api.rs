@@ -9,13 +9,80 @@ use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
 use crate::modulo::Tipo;
 use crate::rete::scheda::{self, Filtro, Voce};
-use crate::store::{Contatto, Forward, Store, StoreError, User, Write};
+use crate::store::{Contatto, Forward, RuoloConsole, Store, StoreError, User, Write};
 
 /// SHA-256 of a token, hex.
 pub fn impronta(token: &str) -> String {
     openssl::sha::sha256(token.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// PBKDF2-HMAC-SHA256 rounds of a console password's hash.
+const ROUNDS: usize = 200_000;
+
+/// A console password's hash: `pbkdf2-sha256$ROUNDS$SALT$HASH` (hex), with a random salt.
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let mut salt = [0u8; 16];
+    openssl::rand::rand_bytes(&mut salt).map_err(|e| ApiError::Token(e.to_string()))?;
+    let mut out = [0u8; 32];
+    openssl::pkcs5::pbkdf2_hmac(
+        password.as_bytes(),
+        &salt,
+        ROUNDS,
+        openssl::hash::MessageDigest::sha256(),
+        &mut out,
+    )
+    .map_err(|e| ApiError::Token(e.to_string()))?;
+    Ok(format!(
+        "pbkdf2-sha256${ROUNDS}${}${}",
+        esa(&salt),
+        esa(&out)
+    ))
+}
+
+/// Whether `password` is the one of `hash` ([`hash_password`]); false for a hash it cannot
+/// read. The comparison takes the same time wherever the hashes differ.
+pub fn verifica_password(hash: &str, password: &str) -> bool {
+    let parti: Vec<&str> = hash.split('$').collect();
+    let [schema, rounds, salt, atteso] = parti[..] else {
+        return false;
+    };
+    let (Ok(rounds), Some(salt), Some(atteso)) =
+        (rounds.parse::<usize>(), da_esa(salt), da_esa(atteso))
+    else {
+        return false;
+    };
+    if schema != "pbkdf2-sha256" || atteso.len() != 32 || rounds == 0 || rounds > 10_000_000 {
+        return false;
+    }
+    let mut out = [0u8; 32];
+    if openssl::pkcs5::pbkdf2_hmac(
+        password.as_bytes(),
+        &salt,
+        rounds,
+        openssl::hash::MessageDigest::sha256(),
+        &mut out,
+    )
+    .is_err()
+    {
+        return false;
+    }
+    openssl::memcmp::eq(&out, &atteso)
+}
+
+fn esa(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn da_esa(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
         .collect()
 }
 
@@ -31,6 +98,8 @@ pub enum ApiError {
     UtenteEsiste(String),
     #[error("token: {0}")]
     Token(String),
+    #[error("password: almeno 8 caratteri")]
+    Password,
     #[error("intermediario {0}")]
     Intermediario(String),
     #[error(transparent)]
@@ -41,7 +110,10 @@ impl ApiError {
     /// The HTTP status that says it.
     pub fn status(&self) -> u16 {
         match self {
-            ApiError::Query(_) | ApiError::NomeUtente(_) | ApiError::Intermediario(_) => 400,
+            ApiError::Query(_)
+            | ApiError::NomeUtente(_)
+            | ApiError::Intermediario(_)
+            | ApiError::Password => 400,
             ApiError::UtenteEsiste(_) => 409,
             _ => 500,
         }
@@ -118,6 +190,77 @@ impl ReadApi {
 
     /// Registers a user and returns the token (shown once; only its hash is kept).
     pub async fn aggiungi_utente(&self, nome: &str) -> Result<String, ApiError> {
+        let nome = self.nome_nuovo(nome).await?;
+        let mut raw = [0u8; 24];
+        openssl::rand::rand_bytes(&mut raw).map_err(|e| ApiError::Token(e.to_string()))?;
+        let token: String = esa(&raw);
+        let u = User {
+            nome: nome.to_string(),
+            sha256: impronta(&token),
+            creato: self.creato(),
+            ruolo: None,
+            password: None,
+        };
+        self.s.store.apply(vec![Write::User(u)]).await?;
+        self.s.store.flush().await?;
+        tracing::info!(utente = nome, "API user added");
+        Ok(token)
+    }
+
+    /// Registers a user of the operator console with a role and returns its password:
+    /// `password` when given (at least 8 characters), else a new random one (shown once; only
+    /// a salted hash is kept).
+    pub async fn aggiungi_operatore(
+        &self,
+        nome: &str,
+        ruolo: RuoloConsole,
+        password: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let nome = self.nome_nuovo(nome).await?;
+        let password = match password {
+            Some(p) if p.chars().count() < 8 => return Err(ApiError::Password),
+            Some(p) => p.to_string(),
+            None => {
+                let mut raw = [0u8; 12];
+                openssl::rand::rand_bytes(&mut raw).map_err(|e| ApiError::Token(e.to_string()))?;
+                esa(&raw)
+            }
+        };
+        let u = User {
+            nome: nome.to_string(),
+            sha256: String::new(),
+            creato: self.creato(),
+            ruolo: Some(ruolo),
+            password: Some(hash_password(&password)?),
+        };
+        self.s.store.apply(vec![Write::User(u)]).await?;
+        self.s.store.flush().await?;
+        tracing::info!(utente = nome, ruolo = ruolo.as_str(), "console user added");
+        Ok(password)
+    }
+
+    /// The role of a console user whose password this is; None for anyone else.
+    pub async fn accedi(
+        &self,
+        nome: &str,
+        password: &str,
+    ) -> Result<Option<RuoloConsole>, StoreError> {
+        let Some(u) = self.s.store.user(nome.trim()).await? else {
+            // As long as a wrong password: the answer does not tell who exists.
+            let _ = verifica_password(
+                &format!("pbkdf2-sha256${ROUNDS}$00${}", "0".repeat(64)),
+                password,
+            );
+            return Ok(None);
+        };
+        Ok(match (u.ruolo, u.password) {
+            (Some(r), Some(h)) if verifica_password(&h, password) => Some(r),
+            _ => None,
+        })
+    }
+
+    /// A name a new user may take.
+    async fn nome_nuovo<'a>(&self, nome: &'a str) -> Result<&'a str, ApiError> {
         let nome = nome.trim();
         if nome.is_empty()
             || nome.len() > 64
@@ -130,21 +273,13 @@ impl ReadApi {
         if self.s.store.user(nome).await?.is_some() {
             return Err(ApiError::UtenteEsiste(nome.to_string()));
         }
-        let mut raw = [0u8; 24];
-        openssl::rand::rand_bytes(&mut raw).map_err(|e| ApiError::Token(e.to_string()))?;
-        let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let u = User {
-            nome: nome.to_string(),
-            sha256: impronta(&token),
-            creato: self
-                .s
-                .now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        };
-        self.s.store.apply(vec![Write::User(u)]).await?;
-        self.s.store.flush().await?;
-        tracing::info!(utente = nome, "API user added");
-        Ok(token)
+        Ok(nome)
+    }
+
+    fn creato(&self) -> String {
+        self.s
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
     }
 
     pub async fn rimuovi_utente(&self, nome: &str) -> Result<bool, StoreError> {
@@ -251,4 +386,30 @@ pub async fn importa(
         batch.push(Write::Rapporto(cf.clone(), r.clone()));
     }
     Ok(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_verifies_against_its_hash_only() {
+        let h = hash_password("segreto-lungo").unwrap();
+        assert!(h.starts_with("pbkdf2-sha256$200000$"), "{h}");
+        assert!(verifica_password(&h, "segreto-lungo"));
+        assert!(!verifica_password(&h, "segreto-lungO"));
+        assert!(!verifica_password(&h, ""));
+        // Two hashes of one password differ (the salt).
+        assert_ne!(h, hash_password("segreto-lungo").unwrap());
+        // What is not such a hash verifies nothing, and does not panic.
+        for rotto in [
+            "",
+            "$$$",
+            "pbkdf2-sha256$x$00$00",
+            "md5$1$00$00",
+            "pbkdf2-sha256$1$zz$00",
+        ] {
+            assert!(!verifica_password(rotto, "segreto-lungo"), "{rotto}");
+        }
+    }
 }

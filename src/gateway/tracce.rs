@@ -23,6 +23,36 @@ pub fn tracce(ex: &Exchange, porta: &str, limits: Limits) -> (Vec<Traccia>, Vec<
     traccia::tracce(&m, porta, limits)
 }
 
+/// The IdentificativoPorta of the porta that traced an exchange: the one in the Identificatore
+/// we issued (of the request we sent, of the answer we gave); else that of the soggetto hosted
+/// here that took part (the destinatario of what came in, the mittente of what went out); else
+/// ours.
+pub fn porta_locale(
+    config: &crate::config::Config,
+    registry: &crate::registry::Registry,
+    ex: &Exchange,
+) -> String {
+    let nostro = match ex.direction {
+        Direction::In => ex.response_id.as_deref(),
+        Direction::Out => ex.request_id.as_deref(),
+    };
+    if let Some(id) = nostro.and_then(|i| crate::egov::Identificatore::parse(i).ok()) {
+        return id.cod_pdd;
+    }
+    let own = config.own();
+    let parte = match ex.direction {
+        Direction::In => ex.destinatario.as_deref(),
+        Direction::Out => ex.mittente.as_deref(),
+    };
+    parte
+        .and_then(crate::egov::Parte::parse)
+        .and_then(|p| registry.soggetto(&p))
+        .filter(|s| s.parte().same(&own.parte()) || s.locale)
+        .map(|s| s.porta.clone())
+        .filter(|p| !p.is_empty())
+        .unwrap_or(own.porta)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,15 +222,34 @@ async fn admin_rete(
         (&Method::GET, "/admin/users") => to_json(gw.api.utenti().await.map(|l| {
             serde_json::Value::Array(
                 l.iter()
-                    .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato }))
+                    .map(|u| serde_json::json!({ "nome": u.nome, "creato": u.creato, "ruolo": u.ruolo }))
                     .collect(),
             )
         })),
         (&Method::POST, "/admin/users") => {
-            let nome = serde_json::from_slice::<serde_json::Value>(body)
-                .ok()
-                .and_then(|v| v["nome"].as_str().map(str::to_string))
-                .unwrap_or_default();
+            let v = serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+            let nome = v["nome"].as_str().unwrap_or_default().to_string();
+            if let Some(r) = v.get("ruolo").filter(|r| !r.is_null()) {
+                let Some(ruolo) = r.as_str().and_then(crate::store::RuoloConsole::parse) else {
+                    return Some(bad(
+                        StatusCode::BAD_REQUEST,
+                        "ruolo: operatore or lettore".into(),
+                    ));
+                };
+                return Some(
+                    match gw
+                        .api
+                        .aggiungi_operatore(&nome, ruolo, v["password"].as_str())
+                        .await
+                    {
+                        Ok(password) => ok(serde_json::json!({ "nome": nome, "ruolo": ruolo, "password": password })),
+                        Err(e) => bad(
+                            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST),
+                            e.to_string(),
+                        ),
+                    },
+                );
+            }
             match gw.api.aggiungi_utente(&nome).await {
                 Ok(token) => ok(serde_json::json!({ "nome": nome, "token": token })),
                 Err(e) => bad(

@@ -6,9 +6,11 @@
 //!   `SOAPAction`: porta delegata (local systems' plain SOAP)
 //! - `GET /api/candidature`, `GET /api/vacancies`: the read API
 //! - `GET /health`, `GET /metrics`; `/admin/…` on loopback (see [`admin`])
+//! - `/console`: the operator console, on loopback (see [`console`])
 
 mod admin;
 pub mod client;
+mod console;
 pub mod eco;
 mod routes;
 
@@ -206,6 +208,8 @@ pub async fn serve(
         }
         None => None,
     };
+    // The console's sessions, for as long as this server runs.
+    let console = Arc::new(console::Console::default());
     loop {
         let admin_accept = async {
             match &admin {
@@ -232,11 +236,12 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let gw = gw.clone();
+                let console = console.clone();
                 let watcher = graceful.watcher();
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     match acceptor {
-                        None => serve_io(stream, gw, Arc::new(Peer { addr, cert: None, listener: Listener::Main }), watcher, header_timeout).await,
+                        None => serve_io(stream, gw, console, Arc::new(Peer { addr, cert: None, listener: Listener::Main }), watcher, header_timeout).await,
                         Some(acc) => match tokio::time::timeout(header_timeout, acc.accept(stream)).await {
                             Ok(Ok(tls)) => {
                                 let cert = tls
@@ -245,7 +250,7 @@ pub async fn serve(
                                     .peer_certificates()
                                     .and_then(|c| c.first())
                                     .and_then(|d| openssl::x509::X509::from_der(d).ok());
-                                serve_io(tls, gw, Arc::new(Peer { addr, cert, listener: Listener::Main }), watcher, header_timeout).await
+                                serve_io(tls, gw, console, Arc::new(Peer { addr, cert, listener: Listener::Main }), watcher, header_timeout).await
                             }
                             Ok(Err(e)) => info!(peer = %addr, error = %e, "TLS handshake refused"),
                             Err(_) => info!(peer = %addr, "TLS handshake not completed in time"),
@@ -257,14 +262,14 @@ pub async fn serve(
                 if let Ok((stream, addr)) = accepted {
                     let gw = gw.clone();
                     let watcher = graceful.watcher();
-                    tokio::spawn(serve_io(stream, gw, Arc::new(Peer { addr, cert: None, listener: Listener::Local }), watcher, header_timeout));
+                    tokio::spawn(serve_io(stream, gw, console.clone(), Arc::new(Peer { addr, cert: None, listener: Listener::Local }), watcher, header_timeout));
                 }
             }
             accepted = api_accept => {
                 if let Ok((stream, addr)) = accepted {
                     let gw = gw.clone();
                     let watcher = graceful.watcher();
-                    tokio::spawn(serve_io(stream, gw, Arc::new(Peer { addr, cert: None, listener: Listener::Api }), watcher, header_timeout));
+                    tokio::spawn(serve_io(stream, gw, console.clone(), Arc::new(Peer { addr, cert: None, listener: Listener::Api }), watcher, header_timeout));
                 }
             }
             _ = &mut shutdown => break,
@@ -313,6 +318,7 @@ pub struct FlushFinale(pub String);
 async fn serve_io<I>(
     io: I,
     gw: Arc<Gateway>,
+    console: Arc<console::Console>,
     peer: Arc<Peer>,
     watcher: hyper_util::server::graceful::Watcher,
     header_timeout: Duration,
@@ -327,7 +333,7 @@ async fn serve_io<I>(
     let addr = peer.addr;
     let conn = builder.serve_connection(
         TokioIo::new(io),
-        service_fn(move |req| routes::handle(gw.clone(), req, peer.clone())),
+        service_fn(move |req| routes::handle(gw.clone(), console.clone(), req, peer.clone())),
     );
     if let Err(e) = watcher.watch(conn).await {
         debug!(peer = %addr, error = %e, "connection closed with error");

@@ -169,6 +169,7 @@ fn rifiuta(r: HttpRefusal) -> Response<Body> {
 
 pub(super) async fn handle(
     gw: Arc<Gateway>,
+    console: Arc<super::console::Console>,
     req: Request<Incoming>,
     peer_info: Arc<Peer>,
 ) -> Result<Response<Body>, Infallible> {
@@ -182,6 +183,9 @@ pub(super) async fn handle(
         minimo: gw.config.limits.min_body_rate,
         dopo: Duration::from_secs(gw.config.limits.min_body_rate_after_secs),
     };
+    if path == "/console" || path.starts_with("/console/") {
+        return Ok(pannello(&gw, &console, req, &peer_info).await);
+    }
     let not_here = (peer_info.listener == Listener::Local)
         && !(path.starts_with("/admin/")
             || path.starts_with("/pdd/PD/")
@@ -398,6 +402,69 @@ pub(super) async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// The operator console: where `/admin` answers (loopback; the local listener, or the main
+/// one when it is plain HTTP), never to partners over TLS nor on the read API's listener.
+async fn pannello(
+    gw: &Gateway,
+    console: &super::console::Console,
+    req: Request<Incoming>,
+    peer: &Peer,
+) -> Response<Body> {
+    let tls = peer.listener == Listener::Main && gw.config.tls_on();
+    if !peer.addr.ip().is_loopback() || tls || peer.listener == Listener::Api {
+        return plain(
+            StatusCode::NOT_FOUND,
+            "the operator console answers on the local listener (loopback) only\n",
+        );
+    }
+    let intestazione = |nome: hyper::header::HeaderName| {
+        req.headers()
+            .get(nome)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let cookie = intestazione(hyper::header::COOKIE);
+    let origin = intestazione(hyper::header::ORIGIN);
+    let host = intestazione(hyper::header::HOST);
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    // Forms only: a certificate is a few KiB.
+    let body = if method == Method::POST {
+        match read_body(
+            req,
+            256 * 1024,
+            Duration::from_secs(gw.config.limits.request_timeout_secs),
+            Ritmo {
+                minimo: 0,
+                dopo: Duration::ZERO,
+            },
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(r) => return super::console::non_letta(r.status()),
+        }
+    } else {
+        Bytes::new()
+    };
+    super::console::console(
+        gw,
+        console,
+        super::console::Richiesta {
+            method: &method,
+            path: &path,
+            query: query.as_deref(),
+            cookie: cookie.as_deref(),
+            origin: origin.as_deref(),
+            host: host.as_deref(),
+            body: &body,
+            tls,
+        },
+    )
+    .await
 }
 
 /// Who a porta applicativa request comes from, for the per-partner limit: the soggetto of its

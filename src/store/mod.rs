@@ -39,7 +39,9 @@ pub use exchange::{Direction, Exchange, Outcome};
 pub use guasti::Guasti;
 pub use memory::MemoryStore;
 pub use postgres::{url_senza_password, PgOptions, PgStore, MIGRAZIONI};
-pub use record::{Claim, DupEntry, Forward, ForwardState, Record, Sommario, User, Write};
+pub use record::{
+    Claim, DupEntry, Forward, ForwardState, Record, RuoloConsole, Sommario, User, Write,
+};
 // ClicLavoro's own records, which the store persists.
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
 pub use sled_store::{compresso, spazio_libero, Opzioni as OpzioniSled, SledStore};

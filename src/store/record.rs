@@ -129,13 +129,48 @@ pub enum ForwardState {
     Refused,
 }
 
-/// A user of the read API (`pdd users add`): only a hash of the token is kept.
+/// A user (`pdd users add`): of the read API, with a token of which only a hash is kept; or
+/// of the operator console (`--ruolo`), with a password of which only a salted, slow hash is
+/// kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub nome: String,
-    /// SHA-256 of the token, hex.
+    /// SHA-256 of the token, hex; empty for a console user (no token).
     pub sha256: String,
     pub creato: String,
+    /// The console role; None for a user of the read API only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ruolo: Option<RuoloConsole>,
+    /// The console password's hash (`pbkdf2-sha256$ITERATIONS$SALT$HASH`, hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// What a console user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuoloConsole {
+    /// Reads every page and acts: retries outbox entries, adds and removes partners.
+    Operatore,
+    /// Reads every page; acts on nothing.
+    Lettore,
+}
+
+impl RuoloConsole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuoloConsole::Operatore => "operatore",
+            RuoloConsole::Lettore => "lettore",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RuoloConsole> {
+        match s {
+            "operatore" => Some(RuoloConsole::Operatore),
+            "lettore" => Some(RuoloConsole::Lettore),
+            _ => None,
+        }
+    }
 }
 
 /// One write of an atomic batch ([`crate::store::Store::apply`]): all of a batch happens, or

@@ -320,6 +320,7 @@ fn probed_missing(peer: Peer) -> bool {
         Peer::Govway => cfg!(pdd_no_govway),
         Peer::Postgres => cfg!(pdd_no_postgres),
         Peer::Haproxy => cfg!(pdd_no_haproxy),
+        Peer::Chromium => cfg!(pdd_no_chromium),
         Peer::Zsh => cfg!(pdd_no_zsh),
         Peer::Fish => cfg!(pdd_no_fish),
         Peer::Groff => cfg!(pdd_no_groff),

@@ -26,6 +26,8 @@ pub enum Peer {
     Postgres,
     /// HAProxy, the load balancer of the cluster example.
     Haproxy,
+    /// Chromium and its WebDriver (chromedriver): the console's browser test.
+    Chromium,
     Zsh,
     Fish,
     Groff,
@@ -36,7 +38,7 @@ pub enum Peer {
 }
 
 impl Peer {
-    pub const ALL: [Peer; 14] = [
+    pub const ALL: [Peer; 15] = [
         Peer::Xmllint,
         Peer::Xmlsec1,
         Peer::Curl,
@@ -45,6 +47,7 @@ impl Peer {
         Peer::Govway,
         Peer::Postgres,
         Peer::Haproxy,
+        Peer::Chromium,
         Peer::Zsh,
         Peer::Fish,
         Peer::Groff,
@@ -66,6 +69,7 @@ impl Peer {
                 | Peer::Govway
                 | Peer::Postgres
                 | Peer::Haproxy
+                | Peer::Chromium
         )
     }
 
@@ -80,6 +84,7 @@ impl Peer {
             Peer::Govway => "pdd_no_govway",
             Peer::Postgres => "pdd_no_postgres",
             Peer::Haproxy => "pdd_no_haproxy",
+            Peer::Chromium => "pdd_no_chromium",
             Peer::Zsh => "pdd_no_zsh",
             Peer::Fish => "pdd_no_fish",
             Peer::Groff => "pdd_no_groff",
@@ -112,6 +117,9 @@ impl Peer {
                     .into()
             }
             Peer::Haproxy => "haproxy is not installed (Debian haproxy)".into(),
+            Peer::Chromium => {
+                "chromium or chromedriver is not installed (Debian chromium, chromium-driver)".into()
+            }
             Peer::Zsh => "zsh is not installed".into(),
             Peer::Fish => "fish is not installed".into(),
             Peer::Groff => "groff is not installed".into(),
@@ -139,6 +147,7 @@ impl Peer {
             Peer::Govway => govway_testfiles().join("buste_errate").is_dir(),
             Peer::Postgres => postgres_bin().is_some(),
             Peer::Haproxy => runs(Path::new("haproxy"), &["-v"]),
+            Peer::Chromium => installed("chromium") && installed("chromedriver"),
             Peer::Tmpfs => tmpfs_mounts(),
         }
     }
