@@ -115,6 +115,9 @@ pub struct BenchArgs {
     /// A new sled store with compression (`[store] compression = true`), to compare.
     #[arg(long)]
     pub compressed: bool,
+    /// sled's page cache of the server (`[store] cache_mb`; default: the configuration's, 32).
+    #[arg(long, value_name = "MIB")]
+    pub cache_mb: Option<u64>,
     /// Gateways sharing the store (postgres only): the connections are spread over them.
     #[arg(long, default_value_t = 1)]
     pub nodes: usize,
@@ -287,8 +290,14 @@ fn esegui(a: &BenchArgs) -> Result<Risultato, String> {
             a.concurrency,
             ttl_secs,
         );
-        if a.compressed && pg.is_none() {
-            testo.push_str("\n[store]\ncompression = true\n");
+        if pg.is_none() && (a.compressed || a.cache_mb.is_some()) {
+            testo.push_str("\n[store]\n");
+            if a.compressed {
+                testo.push_str("compression = true\n");
+            }
+            if let Some(mb) = a.cache_mb {
+                testo.push_str(&format!("cache_mb = {mb}\n"));
+            }
         }
         if let Some(pg) = &pg {
             testo.push_str(&format!(
