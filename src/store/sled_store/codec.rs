@@ -226,12 +226,17 @@ thread_local! {
         std::cell::RefCell::new(zstd::block::Decompressor::new());
 }
 
-/// `v` as one zstd frame (with its length in the header).
-pub(super) fn comprimi(v: &[u8]) -> Vec<u8> {
+/// `v` as one zstd frame (with its length in the header); None if zstd failed (for want of
+/// memory: its destination is sized by its own bound).
+fn prova_a_comprimere(v: &[u8]) -> Option<Vec<u8>> {
     COMPRESSORE
         .with(|c| c.borrow_mut().compress(v, LIVELLO))
-        // zstd fails only for want of memory or on a destination too small (never here).
-        .unwrap_or_else(|_| panic!("zstd could not compress {} bytes", v.len()))
+        .ok()
+}
+
+/// `v` compressed, or as it is if it could not be: either reads back through [`svela`].
+pub(super) fn comprimi(v: &[u8]) -> Vec<u8> {
+    prova_a_comprimere(v).unwrap_or_else(|| v.to_vec())
 }
 
 /// A value as it was before [`comprimi`]; a value that is no zstd frame is returned as it is.
@@ -260,14 +265,32 @@ pub(super) fn decomprimi(v: &[u8]) -> Result<Vec<u8>> {
 pub(super) struct Compressi {
     pub request: Vec<u8>,
     pub response: Vec<u8>,
+    /// False if zstd failed: the pieces then hold the messages as they are.
+    pub compressi: bool,
 }
 
-/// The compressed messages of `ex`, when they go in pieces.
+/// The messages of `ex` for its pieces (compressed), when they go in pieces.
 pub(super) fn compressi(ex: &Exchange) -> Option<Compressi> {
-    (!in_linea(ex)).then(|| Compressi {
-        request: comprimi(&ex.request),
-        response: comprimi(&ex.response),
-    })
+    if in_linea(ex) {
+        return None;
+    }
+    Some(
+        match (
+            prova_a_comprimere(&ex.request),
+            prova_a_comprimere(&ex.response),
+        ) {
+            (Some(request), Some(response)) => Compressi {
+                request,
+                response,
+                compressi: true,
+            },
+            _ => Compressi {
+                request: ex.request.clone(),
+                response: ex.response.clone(),
+                compressi: false,
+            },
+        },
+    )
 }
 
 /// Record layout, compressed whole ([`comprimi`]; earlier versions wrote it as it is): u32 LE
@@ -299,7 +322,12 @@ fn encode_exchange_in_chiaro(ex: &Exchange, pezzi: Option<&Compressi>) -> Vec<u8
             v.extend_from_slice(&ex.response);
         }
         Some(p) => {
-            v.extend_from_slice(&RAW_A_PEZZI_Z.to_le_bytes());
+            let marca = if p.compressi {
+                RAW_A_PEZZI_Z
+            } else {
+                RAW_A_PEZZI
+            };
+            v.extend_from_slice(&marca.to_le_bytes());
             v.extend_from_slice(&(p.request.len() as u64).to_le_bytes());
             v.extend_from_slice(&(p.response.len() as u64).to_le_bytes());
         }
