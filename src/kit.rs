@@ -81,16 +81,46 @@ impl Drop for TempDir {
 /// A loopback address whose port was free when asked: nothing holds it after, so another
 /// process may still take it before the caller binds it.
 pub fn free_loopback() -> Result<SocketAddr, KitError> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+    tieni_porta()
         .and_then(|l| l.local_addr())
         .map_err(KitError::Port)
+}
+
+/// A listener on a free loopback port below the kernel's ephemeral range where there is room:
+/// a port the kernel hands out by itself (bind to 0) is also one it gives to outgoing
+/// connections, and the many connections of a test run took such a port between its release
+/// and the server's bind (seen as "Address already in use" in CI).
+fn tieni_porta() -> std::io::Result<TcpListener> {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let basso = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    const DA: u32 = 10_000;
+    if basso > DA + 1_000 {
+        let giro = basso - DA;
+        let seme = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0),
+        );
+        for _ in 0..64 {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let porta = DA + seme.wrapping_add(n.wrapping_mul(7_919)) % giro;
+            if let Ok(l) = TcpListener::bind((Ipv4Addr::LOCALHOST, porta as u16)) {
+                return Ok(l);
+            }
+        }
+    }
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
 }
 
 /// `n` distinct loopback addresses free when asked (held together while asking, so that no
 /// port comes twice); as [`free_loopback`], nothing holds them after.
 pub fn free_loopbacks(n: usize) -> Result<Vec<SocketAddr>, KitError> {
     let held = (0..n)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .map(|_| tieni_porta())
         .collect::<Result<Vec<_>, _>>()
         .map_err(KitError::Port)?;
     held.iter()
