@@ -117,6 +117,19 @@ pub fn errore(s: Option<&Sessione>, titolo: &str, testo: &str) -> String {
     )
 }
 
+/// An action done: recorded as a diagnostic (`codice`, `diagnostico`), then back to `pagina`
+/// with `messaggio` for the user.
+async fn fatto(
+    gw: &Gateway,
+    codice: &str,
+    diagnostico: String,
+    pagina: &str,
+    messaggio: &str,
+) -> Response<Body> {
+    registra(gw, Severita::InfoIntegration, codice, diagnostico).await;
+    vai(&format!("{pagina}?fatto={}", url(messaggio)))
+}
+
 fn non_trovato(s: &Sessione, testo: &str) -> Response<Body> {
     html(StatusCode::NOT_FOUND, errore(Some(s), "Non trovato", testo))
 }
@@ -1356,21 +1369,18 @@ pub async fn azione(
             };
             match gw.outbox.riprova(seq).await {
                 Ok(n) => {
-                    registra(
+                    fatto(
                         gw,
-                        Severita::InfoIntegration,
                         "PDD_CONSOLE_RIPROVA",
                         format!(
                             "console: {} ha rimesso in coda {n} inoltri ({})",
                             s.utente,
                             seq.map_or("tutti i respinti".into(), |n| format!("seq {n}"))
                         ),
+                        "/console/outbox",
+                        &format!("Rimessi in coda: {n}."),
                     )
-                    .await;
-                    vai(&format!(
-                        "/console/outbox?fatto={}",
-                        url(&format!("Rimessi in coda: {n}."))
-                    ))
+                    .await
                 }
                 Err(e) => guasto(s, e),
             }
@@ -1414,17 +1424,14 @@ pub async fn azione(
             let nome = format!("{}/{}", p.tipo, p.nome);
             match gw.aggiungi_partner(p).await {
                 Ok(()) => {
-                    registra(
+                    fatto(
                         gw,
-                        Severita::InfoIntegration,
                         "PDD_CONSOLE_PARTNER_AGGIUNTO",
                         format!("console: {} ha aggiunto il partner {nome}", s.utente),
+                        "/console/partner",
+                        &format!("Partner {nome} aggiunto."),
                     )
-                    .await;
-                    vai(&format!(
-                        "/console/partner?fatto={}",
-                        url(&format!("Partner {nome} aggiunto."))
-                    ))
+                    .await
                 }
                 Err(e) => richiesta_errata(s, &format!("Partner {nome} non aggiunto: {e}")),
             }
@@ -1436,17 +1443,14 @@ pub async fn azione(
             };
             match gw.rimuovi_partner(tipo, nome).await {
                 Ok(true) => {
-                    registra(
+                    fatto(
                         gw,
-                        Severita::InfoIntegration,
                         "PDD_CONSOLE_PARTNER_RIMOSSO",
                         format!("console: {} ha rimosso il partner {p}", s.utente),
+                        "/console/partner",
+                        &format!("Partner {p} rimosso."),
                     )
-                    .await;
-                    vai(&format!(
-                        "/console/partner?fatto={}",
-                        url(&format!("Partner {p} rimosso."))
-                    ))
+                    .await
                 }
                 Ok(false) => non_trovato(
                     s,
