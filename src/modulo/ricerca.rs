@@ -3,9 +3,85 @@
 //! engine answers them: in memory by [`Criteri::ammette`], in SQL by the same rules.
 
 use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
 
 use super::scheda::Scheda;
 use super::tabelle::tabelle;
+
+/// What a search looks at in a published modulo: its [`Scheda`], or the index's
+/// [`Ricercabile`] of it.
+pub trait Cercabile {
+    fn professioni(&self) -> impl Iterator<Item = &str>;
+    fn comune(&self) -> Option<&str>;
+    fn provincia(&self) -> Option<&str>;
+    fn regione(&self) -> Option<&str>;
+    fn testo(&self) -> &str;
+}
+
+impl Cercabile for Scheda {
+    fn professioni(&self) -> impl Iterator<Item = &str> {
+        self.professioni.iter().map(String::as_str)
+    }
+    fn comune(&self) -> Option<&str> {
+        self.comune.as_deref()
+    }
+    fn provincia(&self) -> Option<&str> {
+        self.provincia.as_deref()
+    }
+    fn regione(&self) -> Option<&str> {
+        self.regione.as_deref()
+    }
+    fn testo(&self) -> &str {
+        &self.testo
+    }
+}
+
+/// Of a scheda, what a search filters on and no more: what an index of every active modulo
+/// keeps in memory (a quarter of a [`Scheda`]'s room; the published fields are read with the
+/// page's moduli). Serialised as the same fields of a scheda, so either reads as this.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ricercabile {
+    pub professioni: Box<[Box<str>]>,
+    pub comune: Option<Box<str>>,
+    pub provincia: Option<Box<str>>,
+    pub regione: Option<Box<str>>,
+    pub testo: Box<str>,
+}
+
+impl From<&Scheda> for Ricercabile {
+    fn from(s: &Scheda) -> Ricercabile {
+        let corto = |v: &Option<String>| v.as_deref().map(Box::from);
+        Ricercabile {
+            professioni: s
+                .professioni
+                .iter()
+                .map(|p| Box::from(p.as_str()))
+                .collect(),
+            comune: corto(&s.comune),
+            provincia: corto(&s.provincia),
+            regione: corto(&s.regione),
+            testo: Box::from(s.testo.as_str()),
+        }
+    }
+}
+
+impl Cercabile for Ricercabile {
+    fn professioni(&self) -> impl Iterator<Item = &str> {
+        self.professioni.iter().map(|p| &**p)
+    }
+    fn comune(&self) -> Option<&str> {
+        self.comune.as_deref()
+    }
+    fn provincia(&self) -> Option<&str> {
+        self.provincia.as_deref()
+    }
+    fn regione(&self) -> Option<&str> {
+        self.regione.as_deref()
+    }
+    fn testo(&self) -> &str {
+        &self.testo
+    }
+}
 
 /// The filters of a search of published moduli; all that are given must hold.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -82,34 +158,32 @@ impl Criteri {
     }
 
     /// Whether a scheda, last updated on the day `aggiornata`, answers the search.
-    pub fn ammette(&self, s: &Scheda, aggiornata: NaiveDate) -> bool {
+    pub fn ammette(&self, s: &(impl Cercabile + ?Sized), aggiornata: NaiveDate) -> bool {
         if let Some(p) = &self.professione {
             // By whole segments: "2.1" is a prefix of "2.1.1.4.1" but not of "2.10.1".
             let p = p.trim_end_matches('.');
             let ok = s
-                .professioni
-                .iter()
+                .professioni()
                 .any(|c| c == p || c.strip_prefix(p).is_some_and(|r| r.starts_with('.')));
             if !ok {
                 return false;
             }
         }
         // Codes, case-insensitive.
-        let stesso = |filtro: &Option<String>, campo: &Option<String>| {
+        let stesso = |filtro: &Option<String>, campo: Option<&str>| {
             filtro
                 .as_deref()
-                .is_none_or(|f| campo.as_deref().is_some_and(|x| x.eq_ignore_ascii_case(f)))
+                .is_none_or(|f| campo.is_some_and(|x| x.eq_ignore_ascii_case(f)))
         };
-        if !stesso(&self.comune, &s.comune) || !stesso(&self.provincia, &s.provincia) {
+        if !stesso(&self.comune, s.comune()) || !stesso(&self.provincia, s.provincia()) {
             return false;
         }
         if let Some(r) = &self.regione {
             let ok = match self.regione_codice() {
-                Some(codice) => s.regione.as_deref() == Some(codice),
+                Some(codice) => s.regione() == Some(codice),
                 None => {
                     let r = norma_regione(r);
-                    s.comune
-                        .as_deref()
+                    s.comune()
                         .and_then(|c| tabelle().comune(c))
                         .is_some_and(|c| nella_regione(&c.regione, &r))
                 }
@@ -121,7 +195,7 @@ impl Criteri {
         if self.dal.is_some_and(|d| aggiornata < d) || self.al.is_some_and(|d| aggiornata > d) {
             return false;
         }
-        self.parole().iter().all(|w| s.testo.contains(w.as_str()))
+        self.parole().iter().all(|w| s.testo().contains(w.as_str()))
     }
 }
 

@@ -14,6 +14,8 @@
 //! A [`Scheda`] is computed once when a modulo is stored; `rete::scheda` filters, orders and
 //! pages them for one request of the read API.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -26,9 +28,11 @@ pub struct Scheda {
     pub codice: String,
     /// "candidatura" or "vacancy".
     pub tipo: String,
-    /// The anonymous fields (a JSON object).
+    /// The anonymous fields (a JSON object; null in a summary, which leaves it out).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub pubblico: Value,
     /// Contact data for registered users (a JSON object with "tramite": "diretto"|"intermediario").
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub contatto: Value,
     pub intermediato: bool,
     /// ISTAT profession codes (desired professions / the requested profession), for filtering.
@@ -144,14 +148,28 @@ fn nome_luogo(codice: Option<&str>) -> Option<String> {
         .or_else(|| t.stato(codice).map(|s| s.nome.clone()))
 }
 
-/// The searchable text: the given pieces, lower-case, one per line.
+/// The searchable text: each word of the given pieces once, lower-case, in the order first
+/// met. A search asks each of its words to be in the text, and a word without blanks can only
+/// fall within one word of the text, so keeping each once answers the same while the index of
+/// active moduli keeps a CV's vocabulary rather than its every experience.
 fn testo_ricerca<'a>(pezzi: impl IntoIterator<Item = Option<&'a str>>) -> String {
-    pezzi
+    let intero = pezzi
         .into_iter()
         .filter_map(pieno)
         .collect::<Vec<_>>()
         .join("\n")
-        .to_lowercase()
+        .to_lowercase();
+    let mut visti: HashSet<&str> = HashSet::new();
+    let mut testo = String::with_capacity(intero.len().min(4096));
+    for parola in intero.split_whitespace() {
+        if visti.insert(parola) {
+            if !testo.is_empty() {
+                testo.push(' ');
+            }
+            testo.push_str(parola);
+        }
+    }
+    testo
 }
 
 /// Where a modulo is: Belfiore code, province sigla and region code, and the comune's name
@@ -529,4 +547,35 @@ pub fn vacancy(v: &Vacancy) -> Scheda {
         luogo,
         testo,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testo_ricerca;
+
+    #[test]
+    fn the_search_text_keeps_each_word_once_and_answers_as_the_whole_text_would() {
+        let pezzi = [
+            Some("Cuoco  di linea"),
+            None,
+            Some("  "),
+            Some("Aiuto CUOCO\nin una mensa di Roma"),
+            Some("cuoco"),
+        ];
+        let testo = testo_ricerca(pezzi);
+        assert_eq!(testo, "cuoco di linea aiuto in una mensa roma");
+        // Every word or part of a word found in the whole text is found in this one, and
+        // nothing else is.
+        let intero = pezzi
+            .iter()
+            .flatten()
+            .map(|p| p.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("\n");
+        for w in [
+            "cuoc", "uoco", "mensa", "di", "roma", "a", "linea", "lineaa", "napoli", "x",
+        ] {
+            assert_eq!(testo.contains(w), intero.contains(w), "{w}");
+        }
+    }
 }

@@ -921,8 +921,8 @@ async fn preparata(c: &deadpool_postgres::Object, w: Write) -> Result<(Statement
             // The published scheda (active moduli only): what the read API's SQL searches.
             let scheda = sommario
                 .as_ref()
-                .filter(|l| l.stato == StatoModulo::Attivo)
-                .and_then(|l| l.scheda.as_ref());
+                .filter(|l| l.stato == StatoModulo::Attivo && l.scheda.is_some())
+                .and(m.scheda.as_ref());
             let campo = |f: fn(&Scheda) -> Option<String>| scheda.and_then(f);
             (
                 st(

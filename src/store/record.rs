@@ -9,7 +9,7 @@ use crate::clock::ora;
 use crate::egov::diagnostico::Diagnostico;
 use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
-use crate::modulo::scheda::Scheda;
+use crate::modulo::ricerca::Ricercabile;
 use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
 use crate::modulo::Tipo;
 use crate::store::Exchange;
@@ -38,8 +38,8 @@ pub enum Claim {
 }
 
 /// A stored Candidatura or Vacancy without its document: its state and dates (for the
-/// validity sweeper), and its published view without the published fields themselves
-/// (`pubblico` and `contatto` are empty; the read API reads its page's moduli whole).
+/// validity sweeper), and of its published view what a search filters on (the read API reads
+/// its page's moduli whole).
 /// Serialisable for engines that keep it beside the modulo (PostgreSQL).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sommario {
@@ -50,8 +50,9 @@ pub struct Sommario {
     #[serde(with = "ora")]
     pub aggiornata: DateTime<FixedOffset>,
     pub scadenza: Option<NaiveDate>,
-    /// None when this node does not publish it, or while it is not active.
-    pub scheda: Option<Scheda>,
+    /// What a search filters on; None when this node does not publish it, or while it is not
+    /// active.
+    pub scheda: Option<Ricercabile>,
 }
 
 impl Sommario {
@@ -72,11 +73,7 @@ impl Sommario {
                 .scheda
                 .as_ref()
                 .filter(|_| m.stato == StatoModulo::Attivo)
-                .map(|s| Scheda {
-                    pubblico: serde_json::Value::Null,
-                    contatto: serde_json::Value::Null,
-                    ..s.clone()
-                }),
+                .map(Ricercabile::from),
         })
     }
 }

@@ -74,6 +74,7 @@ struct Engine {
     counters: sled::Tree,
     moduli: sled::Tree,
     moduli_pezzi: sled::Tree,
+    sommari: sled::Tree,
     partners: sled::Tree,
     raw: sled::Tree,
     outbox: sled::Tree,
@@ -188,6 +189,7 @@ impl SledStore {
             counters: t(albero::COUNTERS)?,
             moduli: t(albero::MODULI)?,
             moduli_pezzi: t(albero::MODULI_PEZZI)?,
+            sommari: t(albero::SOMMARI)?,
             partners: t(albero::PARTNERS)?,
             raw: t(albero::RAW)?,
             outbox: t(albero::OUTBOX)?,
@@ -223,17 +225,7 @@ impl SledStore {
         for k in stale {
             m.dup.remove(k).map_err(be)?;
         }
-        {
-            let mut indice = m.indice.write().unwrap_or_else(|e| e.into_inner());
-            for kv in m.moduli.iter() {
-                let (k, v) = kv.map_err(be)?;
-                let v = m.modulo_intero(&k, &v)?;
-                // A record that does not decode is the check's to report; it has no summary.
-                if let Ok(r) = serde_json::from_slice::<StoredModulo>(&v) {
-                    indicizza(&mut indice, &r.kind, &r.code, Sommario::di(&r));
-                }
-            }
-        }
+        m.carica_indice()?;
         Ok(m)
     }
 
@@ -672,6 +664,63 @@ impl Engine {
         Ok(())
     }
 
+    /// Builds the index of candidature and vacancies from their summaries. A store made before
+    /// the summaries had their tree gets it once, from the moduli whole: in batches, then the
+    /// flag, so an open cut short starts it again (each batch only rewrites summaries).
+    fn carica_indice(&self) -> Result<()> {
+        let mut indice = self.indice.write().unwrap_or_else(|e| e.into_inner());
+        if self.cura.meta.contains_key(care::SOMMARI).map_err(be)? {
+            for kind in [Tipo::Candidatura, Tipo::Vacancy] {
+                let prefisso = codec::chiave_modulo(kind.as_str(), "");
+                for kv in self.sommari.scan_prefix(&prefisso) {
+                    let (_, v) = kv.map_err(be)?;
+                    // One that does not decode is the check's to report.
+                    if let Ok(s) = codec::decodifica_sommario(&v) {
+                        let codice = s.codice.clone();
+                        indicizza(&mut indice, &kind, &codice, Some(s));
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let t0 = std::time::Instant::now();
+        let mut lotto = sled::Batch::default();
+        let mut n = 0usize;
+        for kv in self.moduli.iter() {
+            let (k, v) = kv.map_err(be)?;
+            let v = self.modulo_intero(&k, &v)?;
+            // A record that does not decode is the check's to report; it has no summary.
+            let Ok(r) = serde_json::from_slice::<StoredModulo>(&v) else {
+                continue;
+            };
+            let Some(s) = Sommario::di(&r) else {
+                continue;
+            };
+            lotto.insert(k, codec::codifica_sommario(&s));
+            indicizza(&mut indice, &r.kind, &r.code, Some(s));
+            n += 1;
+            if n % 1000 == 0 {
+                self.sommari
+                    .apply_batch(std::mem::take(&mut lotto))
+                    .map_err(be)?;
+            }
+        }
+        self.sommari.apply_batch(lotto).map_err(be)?;
+        self.cura
+            .meta
+            .insert(care::SOMMARI, &[1u8][..])
+            .map_err(be)?;
+        self.db.flush().map_err(be)?;
+        if n > 0 {
+            tracing::info!(
+                moduli = n,
+                millis = t0.elapsed().as_millis() as u64,
+                "store: summaries of the moduli written in their own tree (once)"
+            );
+        }
+        Ok(())
+    }
+
     fn reserve_ids(&self, c: Contatore<'_>, block: u32, capacity: u32) -> Result<u32> {
         let key = codec::chiave_contatore(&c);
         let mut first = 0u32;
@@ -836,7 +885,16 @@ impl Engine {
         if batch.is_empty() && scambio.is_none() {
             return Ok(());
         }
-        let scritture: Vec<_> = batch.iter().map(|w| self.dove(w)).collect();
+        let mut scritture: Vec<_> = batch.iter().map(|w| self.dove(w)).collect();
+        // Each candidatura and vacancy with its summary, in the same atomic write.
+        scritture.extend(batch.iter().filter_map(|w| match w {
+            Write::Modulo(m) => Some((
+                &self.sommari,
+                codec::chiave_modulo(m.kind.as_str(), &m.code),
+                Some(codec::codifica_sommario(&Sommario::di(m)?)),
+            )),
+            _ => None,
+        }));
         // Batches that touch moduli hold the index from before their commit until it follows,
         // so two of them cannot leave it in the order opposite to the tree's.
         let moduli: Vec<&StoredModulo> = batch

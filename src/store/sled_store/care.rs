@@ -36,6 +36,11 @@ const SEQ_BASE: &[u8] = b"seq_base";
 /// [`chiave_id`] (minute first); stores made before are rekeyed once at open.
 pub(super) const CHIAVI_ID: &[u8] = b"chiavi_id_per_minuto";
 
+/// Key of the flag in `meta` saying every candidatura and vacancy has its summary in the
+/// `sommari` tree; a store made before gets them once at open. A backup does not copy the
+/// summaries (they are made from the moduli), so its restore writes them again.
+pub(super) const SOMMARI: &[u8] = b"sommari_dei_moduli";
+
 /// sled's own tree (the `Db` itself); pdd keeps nothing in it.
 const DEFAULT_TREE: &[u8] = b"__sled__default";
 
@@ -99,6 +104,41 @@ impl Engine {
             self.imposta_base(tetto)?;
         }
         Ok(())
+    }
+
+    /// What is wrong with the summary of a modulo just read, if anything. A modulo written
+    /// between the two reads is read again once, so that a check beside a working gateway
+    /// does not report the race.
+    fn sommario_diverso(&self, k: &[u8], m: &StoredModulo) -> Result<Option<String>> {
+        if !self.cura.meta.contains_key(SOMMARI).map_err(be)? {
+            return Ok(None);
+        }
+        let mut m = std::borrow::Cow::Borrowed(m);
+        for volta in 0..2 {
+            let atteso = crate::store::Sommario::di(&m);
+            let trovato = self.sommari.get(k).map_err(be)?;
+            let p = match (&atteso, trovato) {
+                (None, None) => return Ok(None),
+                (None, Some(_)) => "a summary, but it is a messaggio".to_string(),
+                (Some(_), None) => "no summary in the index's tree".to_string(),
+                (Some(a), Some(v)) => match super::codec::decodifica_sommario(&v) {
+                    Ok(s) if &s == a => return Ok(None),
+                    Ok(_) => "its summary differs from its record".to_string(),
+                    Err(e) => e.to_string(),
+                },
+            };
+            if volta == 1 {
+                return Ok(Some(p));
+            }
+            let Some(v) = self.moduli.get(k).map_err(be)? else {
+                return Ok(None);
+            };
+            match serde_json::from_slice::<StoredModulo>(&self.modulo_intero(k, &v)?) {
+                Ok(nuovo) => m = std::borrow::Cow::Owned(nuovo),
+                Err(_) => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Rekeys the ids index and the duplicate filter of a store made before their keys began
@@ -241,7 +281,10 @@ impl Engine {
             })?;
         let mut nomi: Vec<Vec<u8>> = ORDINE.iter().map(|n| n.as_bytes().to_vec()).collect();
         for n in self.db.tree_names() {
-            if !nomi.iter().any(|m| m[..] == n[..]) && &n[..] != b"meta" {
+            if !nomi.iter().any(|m| m[..] == n[..])
+                && &n[..] != b"meta"
+                && &n[..] != albero::SOMMARI.as_bytes()
+            {
                 nomi.push(n.to_vec());
             }
         }
@@ -565,7 +608,18 @@ impl Engine {
                         m.kind.as_str(),
                         m.code
                     )),
-                Ok(_) => {}
+                Ok(m) => {
+                    if let Some(p) = self.sommario_diverso(&k, &m)? {
+                        r.problema(format!("modulo {}: {p}", mostra(&k)));
+                    }
+                }
+            }
+        }
+        for kv in self.sommari.iter() {
+            let (k, _) = kv.map_err(be)?;
+            r.conta("sommari", 1);
+            if !self.moduli.contains_key(&k).map_err(be)? {
+                r.problema(format!("summary {}: its modulo is missing", mostra(&k)));
             }
         }
         for kv in self.outbox.iter() {

@@ -316,6 +316,75 @@ async fn the_summaries_are_rebuilt_at_open_as_they_were() {
 }
 
 #[tokio::test]
+async fn summaries_are_written_with_their_moduli_made_once_for_an_earlier_store_and_checked() {
+    let dir = tmp("sommari");
+    let tutti = |s: &SledStore| {
+        let s = s.clone();
+        async move {
+            let v: Vec<Sommario> = s
+                .sommari(Tipo::Candidatura, &|_| true)
+                .await
+                .unwrap()
+                .iter()
+                .map(|x| (**x).clone())
+                .collect();
+            v
+        }
+    };
+    let s = SledStore::open(&dir).unwrap();
+    let mut messaggio = candidatura("M", StatoModulo::Attivo);
+    messaggio.kind = Tipo::Messaggio;
+    s.apply(vec![
+        Write::Modulo(candidatura("A", StatoModulo::Attivo)),
+        Write::Modulo(candidatura("B", StatoModulo::Chiuso)),
+        Write::Modulo(messaggio),
+    ])
+    .await
+    .unwrap();
+    let prima = tutti(&s).await;
+    assert_eq!(prima.len(), 2);
+    let m = s.m().unwrap();
+    // One summary per candidatura, none for the messaggio, each what the index holds.
+    assert_eq!(m.sommari.len(), 2);
+    let a = m.sommari.get(b"candidatura/A").unwrap().unwrap();
+    assert_eq!(codec::decodifica_sommario(&a).unwrap(), prima[0]);
+    assert!(s.check().await.unwrap().problems.is_empty());
+
+    // A store of before: no summaries and no flag. The open writes them, once.
+    m.sommari.clear().unwrap();
+    m.cura.meta.remove(care::SOMMARI).unwrap();
+    s.flush().await.unwrap();
+    drop(m);
+    drop(s);
+    let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(tutti(&s).await, prima);
+    let m = s.m().unwrap();
+    assert_eq!(m.sommari.len(), 2);
+    assert!(m.cura.meta.contains_key(care::SOMMARI).unwrap());
+    assert!(s.check().await.unwrap().problems.is_empty());
+
+    // Read back from the summaries: a change to one shows at the next open, and the check
+    // says which modulo's summary is wrong or missing.
+    let mut chiuso = codec::decodifica_sommario(&a).unwrap();
+    chiuso.stato = StatoModulo::Scaduto;
+    m.sommari
+        .insert(b"candidatura/A", codec::codifica_sommario(&chiuso))
+        .unwrap();
+    m.sommari.remove(b"candidatura/B").unwrap();
+    s.flush().await.unwrap();
+    drop(m);
+    drop(s);
+    let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(tutti(&s).await, vec![chiuso]);
+    let problemi = s.check().await.unwrap().problems;
+    assert_eq!(problemi.len(), 2, "{problemi:?}");
+    assert!(problemi[0].contains("candidatura/A") && problemi[0].contains("differs"));
+    assert!(problemi[1].contains("candidatura/B") && problemi[1].contains("no summary"));
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn id_blocks_never_overlap_across_reopen() {
     let p = tmp("ids");
     let c = |m: &'static str| crate::store::Contatore {
