@@ -454,11 +454,22 @@ pub(super) fn codifica_sommario(s: &crate::store::Sommario) -> Vec<u8> {
             testo(&mut b, &r.testo);
         }
     }
+    // A long search text (a CV's words) compresses; the rest would only grow by a header.
+    if b.len() > SOMMARIO_DA_COMPRIMERE {
+        let z = comprimi(&b);
+        if z.len() < b.len() {
+            return z;
+        }
+    }
     b
 }
 
+/// Summaries longer than this are stored compressed.
+const SOMMARIO_DA_COMPRIMERE: usize = 256;
+
 pub(super) fn decodifica_sommario(v: &[u8]) -> Result<crate::store::Sommario> {
-    leggi_sommario(v).ok_or_else(|| StoreError::corrupt("a summary of a modulo does not decode"))
+    leggi_sommario(&svela(v)?)
+        .ok_or_else(|| StoreError::corrupt("a summary of a modulo does not decode"))
 }
 
 fn leggi_sommario(v: &[u8]) -> Option<crate::store::Sommario> {
@@ -696,6 +707,8 @@ mod tests {
             assert!(decodifica_sommario(&lungo).is_err());
         }
         assert!(codifica_sommario(&vuoto).len() < 30);
+        // The long search text made it a compressed one.
+        assert!(codifica_sommario(&pieno).starts_with(&ZSTD_MAGIC));
         assert!(decodifica_sommario(b"{\"codice\":\"A\"}").is_err());
         assert!(decodifica_sommario(&[
             1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f
