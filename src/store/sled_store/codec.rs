@@ -697,7 +697,12 @@ mod tests {
         };
         for s in [&pieno, &vuoto] {
             let b = codifica_sommario(s);
-            assert_eq!(&decodifica_sommario(&b).unwrap(), s);
+            let letto = decodifica_sommario(&b).unwrap();
+            assert_eq!(&letto, s);
+            // chrono compares instants only: the offsets (the local day a search filters on)
+            // must come back too.
+            assert_eq!(letto.inserita.offset(), s.inserita.offset());
+            assert_eq!(letto.aggiornata.offset(), s.aggiornata.offset());
             // Cut anywhere, or with a byte more, it is refused (and nothing panics).
             for n in 0..b.len() {
                 assert!(decodifica_sommario(&b[..n]).is_err(), "{n}");
