@@ -163,12 +163,48 @@ pub(super) fn inizio_ricevuti(ms: i64) -> [u8; 8] {
     ((ms as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// How a duplicate-filter entry begins in its binary layout (earlier versions wrote JSON, which
+/// begins with `{`): then the exchange's seq, the first time (ms), the repeats and the expiry (0
+/// for none, else 1 and the ms), as LEB128 (times zigzag). About 18 bytes against 72: the filter
+/// is written twice per exchange (the claim, then its settling).
+const DUP_V1: u8 = 1;
+
 pub(super) fn decode_dup(v: &[u8]) -> Result<DupEntry> {
+    if v.first() == Some(&DUP_V1) {
+        return leggi_dup(&v[1..]).ok_or_else(|| StoreError::corrupt("dup entry: does not decode"));
+    }
     serde_json::from_slice(v).map_err(|e| StoreError::corrupt(format!("dup entry: {e}")))
 }
 
+fn leggi_dup(v: &[u8]) -> Option<DupEntry> {
+    let mut l = Lettore(v);
+    let d = DupEntry {
+        seq: l.naturale()?,
+        first_ms: l.intero()?,
+        repeats: u32::try_from(l.naturale()?).ok()?,
+        scade_ms: match l.byte()? {
+            0 => None,
+            1 => Some(l.intero()?),
+            _ => return None,
+        },
+    };
+    l.0.is_empty().then_some(d)
+}
+
 pub(super) fn encode_dup(d: &DupEntry) -> Vec<u8> {
-    serde_json::to_vec(d).unwrap_or_default()
+    let mut b = Vec::with_capacity(24);
+    b.push(DUP_V1);
+    naturale(&mut b, d.seq);
+    intero(&mut b, d.first_ms);
+    naturale(&mut b, u64::from(d.repeats));
+    match d.scade_ms {
+        None => b.push(0),
+        Some(ms) => {
+            b.push(1);
+            intero(&mut b, ms);
+        }
+    }
+    b
 }
 
 /// A counter value: u32 BE (or u64 BE, as earlier checks admitted).
@@ -849,5 +885,40 @@ mod tests {
         for f in fili {
             f.join().unwrap();
         }
+    }
+
+    #[test]
+    fn dup_entries_read_back_in_both_layouts() {
+        for d in [
+            DupEntry {
+                seq: 0,
+                first_ms: 0,
+                repeats: 0,
+                scade_ms: None,
+            },
+            DupEntry {
+                seq: u64::MAX,
+                first_ms: -1,
+                repeats: u32::MAX,
+                scade_ms: Some(1_796_000_000_000),
+            },
+        ] {
+            let b = encode_dup(&d);
+            assert_eq!(decode_dup(&b).unwrap(), d);
+            assert_eq!(decode_dup(&serde_json::to_vec(&d).unwrap()).unwrap(), d);
+            for n in 0..b.len() {
+                assert!(decode_dup(&b[..n]).is_err(), "{n}");
+            }
+            let mut lungo = b.clone();
+            lungo.push(0);
+            assert!(decode_dup(&lungo).is_err());
+        }
+        let d = DupEntry {
+            seq: 123_456,
+            first_ms: 1_796_000_000_000,
+            repeats: 0,
+            scade_ms: Some(1_796_000_300_000),
+        };
+        assert!(encode_dup(&d).len() <= 20, "{}", encode_dup(&d).len());
     }
 }
