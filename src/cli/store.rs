@@ -43,8 +43,8 @@ pub enum StoreCommand {
         json: bool,
     },
     /// Read back every record: exchanges and all their raw pieces, the ids index, the duplicate
-    /// filter, moduli, outbox, partners, counters (exit 0: whole; 1: problems, listed;
-    /// 2: the store cannot be opened).
+    /// filter, moduli and their summaries, outbox, partners, counters (exit 0: whole;
+    /// 1: problems, listed; 2: the store cannot be opened).
     Check {
         /// Output: text (the default) or json.
         #[arg(long = "format", value_name = "text|json", default_value = "text", value_parser = crate::cli::formato_json, action = clap::ArgAction::Set)]
