@@ -16,7 +16,7 @@ pub(super) mod albero {
     pub const MODULI: &str = "moduli";
     pub const MODULI_PEZZI: &str = "moduli_pezzi";
     /// The summary of each candidatura and vacancy, under its `moduli` key, written with it:
-    /// the index of moduli is read from here at open (a few hundred bytes each) rather than
+    /// the index of moduli is read from here at open (about 90 bytes each) rather than
     /// from the moduli whole, which would fill sled's cache with documents.
     pub const SOMMARI: &str = "sommari";
     pub const PARTNERS: &str = "partners";
