@@ -42,6 +42,9 @@ pub struct StoredModulo {
     pub precedente: Option<String>,
     /// On an original: the code of its current version (the last rettifica).
     pub attuale: Option<String>,
+    /// The document as received. Left out of the JSON when empty: the sled store keeps it
+    /// beside the record's JSON instead.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub xml: String,
     /// The nodes it was forwarded to (`TIPO/NOME`), so that its rettifiche and chiusura follow.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -540,7 +540,7 @@ impl Engine {
         match self.moduli.get(&key).map_err(be)? {
             Some(v) => {
                 let v = self.modulo_intero(&key, &v)?;
-                Ok(Some(decodifica("modulo", &v)?))
+                Ok(Some(codec::decodifica_modulo(&v)?))
             }
             None => Ok(None),
         }
@@ -690,7 +690,7 @@ impl Engine {
             let (k, v) = kv.map_err(be)?;
             let v = self.modulo_intero(&k, &v)?;
             // A record that does not decode is the check's to report; it has no summary.
-            let Ok(r) = serde_json::from_slice::<StoredModulo>(&v) else {
+            let Ok(r) = codec::decodifica_modulo(&v) else {
                 continue;
             };
             let Some(s) = Sommario::di(&r) else {
@@ -836,13 +836,13 @@ impl Engine {
     }
 
     /// The tree, key and value of one write (None: a removal).
-    fn dove(&self, w: &Write) -> (&sled::Tree, Vec<u8>, Option<Vec<u8>>) {
+    fn dove(&self, w: &mut Write) -> (&sled::Tree, Vec<u8>, Option<Vec<u8>>) {
         use codec::codifica;
         match w {
             Write::Modulo(m) => (
                 &self.moduli,
                 codec::chiave_modulo(m.kind.as_str(), &m.code),
-                Some(codec::comprimi(&codifica(m))),
+                Some(codec::comprimi(&codec::codifica_modulo(m))),
             ),
             Write::Forward(f) => (
                 &self.outbox,
@@ -879,13 +879,13 @@ impl Engine {
 
     /// Writes a batch atomically; with `scambio`, the exchange's record, its ids, its time
     /// index entry and its settled claim in the same transaction (its raw pieces too).
-    fn apply<'a>(&'a self, batch: &[Write], scambio: Option<Scambio<'_>>) -> Result<()> {
+    fn apply<'a>(&'a self, batch: &mut [Write], scambio: Option<Scambio<'_>>) -> Result<()> {
         use sled::Transactional;
         // sled's transaction over no tree panics on commit.
         if batch.is_empty() && scambio.is_none() {
             return Ok(());
         }
-        let mut scritture: Vec<_> = batch.iter().map(|w| self.dove(w)).collect();
+        let mut scritture: Vec<_> = batch.iter_mut().map(|w| self.dove(w)).collect();
         // Each candidatura and vacancy with its summary, in the same atomic write.
         scritture.extend(batch.iter().filter_map(|w| match w {
             Write::Modulo(m) => Some((
@@ -1102,7 +1102,7 @@ impl Store for SledStore {
         let prefisso = format!("{}/", kind.as_str());
         for kv in self.m()?.moduli.scan_prefix(prefisso.as_bytes()) {
             let (k, v) = kv.map_err(be)?;
-            out.push(decodifica("modulo", &self.m()?.modulo_intero(&k, &v)?)?);
+            out.push(codec::decodifica_modulo(&self.m()?.modulo_intero(&k, &v)?)?);
         }
         Ok(out)
     }
@@ -1264,18 +1264,18 @@ impl Store for SledStore {
         Ok(())
     }
 
-    async fn apply(&self, batch: Vec<Write>) -> Result<()> {
-        self.esito(self.m()?.apply(&batch, None))
+    async fn apply(&self, mut batch: Vec<Write>) -> Result<()> {
+        self.esito(self.m()?.apply(&mut batch, None))
     }
 
     async fn commit_exchange_with(
         &self,
         ex: &Exchange,
         settle: Option<&str>,
-        batch: Vec<Write>,
+        mut batch: Vec<Write>,
     ) -> Result<()> {
         let m = self.m()?;
-        self.esito(m.apply(&batch, Some((ex, settle))))?;
+        self.esito(m.apply(&mut batch, Some((ex, settle))))?;
         let r = m.commit.durevole().await;
         self.esito(r)
     }

@@ -133,7 +133,7 @@ impl Engine {
             let Some(v) = self.moduli.get(k).map_err(be)? else {
                 return Ok(None);
             };
-            match serde_json::from_slice::<StoredModulo>(&self.modulo_intero(k, &v)?) {
+            match super::codec::decodifica_modulo(&self.modulo_intero(k, &v)?) {
                 Ok(nuovo) => m = std::borrow::Cow::Owned(nuovo),
                 Err(_) => return Ok(None),
             }
@@ -599,7 +599,7 @@ impl Engine {
                     continue;
                 }
             };
-            match serde_json::from_slice::<StoredModulo>(&v) {
+            match super::codec::decodifica_modulo(&v) {
                 Err(e) => r.problema(format!("modulo {}: {e}", mostra(&k))),
                 Ok(m) if format!("{}/{}", m.kind.as_str(), m.code).as_bytes() != &k[..] => r
                     .problema(format!(

@@ -216,6 +216,44 @@ pub(super) fn contatore(v: &[u8]) -> Option<u64> {
     }
 }
 
+/// How a modulo's record begins (before [`comprimi`]) since its document is kept as it is beside
+/// the record's JSON: then the JSON's length (u32 LE), the JSON without `xml`, the document.
+/// Earlier versions wrote the JSON alone, with the document escaped in it: a 400 KB CV cost a
+/// pass of JSON escaping to write and of unescaping to read.
+pub(super) const MODULO_V2: [u8; 4] = *b"\xffMD2";
+
+/// A modulo's record: [`MODULO_V2`]. The document is taken out of `m` while its JSON is written
+/// (no copy of it), and put back.
+pub(super) fn codifica_modulo(m: &mut crate::store::StoredModulo) -> Vec<u8> {
+    let xml = std::mem::take(&mut m.xml);
+    let json = codifica(m);
+    m.xml = xml;
+    let mut v = Vec::with_capacity(MODULO_V2.len() + 4 + json.len() + m.xml.len());
+    v.extend_from_slice(&MODULO_V2);
+    v.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    v.extend_from_slice(&json);
+    v.extend_from_slice(m.xml.as_bytes());
+    v
+}
+
+/// A modulo's record of either layout (after [`svela`]).
+pub(super) fn decodifica_modulo(v: &[u8]) -> Result<crate::store::StoredModulo> {
+    let Some(resto) = v.strip_prefix(&MODULO_V2) else {
+        return decodifica("modulo", v);
+    };
+    let guasto = |cosa: &str| StoreError::corrupt(format!("modulo: {cosa}"));
+    let len = resto
+        .get(..4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(|| guasto("a record shorter than its header"))?;
+    let (json, xml) = resto[4..]
+        .split_at_checked(len)
+        .ok_or_else(|| guasto("a record shorter than its JSON"))?;
+    let mut m: crate::store::StoredModulo = decodifica("modulo", json)?;
+    m.xml = String::from_utf8(xml.to_vec()).map_err(|_| guasto("a document not in UTF-8"))?;
+    Ok(m)
+}
+
 /// A stored modulo larger than a piece is kept in the `moduli_pezzi` tree, keyed
 /// `moduli key | 0 | version (u64 BE) | n (u32 BE)`, and its `moduli` value is this marker, the
 /// version and the length (u64 BE each). sled rewrites whole nodes, values included, as keys are

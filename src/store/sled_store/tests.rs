@@ -385,6 +385,62 @@ async fn summaries_are_written_with_their_moduli_made_once_for_an_earlier_store_
 }
 
 #[tokio::test]
+async fn a_modulo_keeps_its_document_beside_its_json_and_earlier_records_still_read() {
+    let dir = tmp("modulo-v2");
+    let s = SledStore::open(&dir).unwrap();
+    let mut a = candidatura("A", StatoModulo::Attivo);
+    a.xml = "<cl:Candidatura>\"virgolette\" e a capo\n, àccenti</cl:Candidatura>".into();
+    s.apply(vec![Write::Modulo(a.clone())]).await.unwrap();
+    let m = s.m().unwrap();
+    let grezzo = m.moduli.get(b"candidatura/A").unwrap().unwrap();
+    let chiaro = codec::svela(&grezzo).unwrap();
+    assert!(chiaro.starts_with(&codec::MODULO_V2));
+    assert!(
+        chiaro.ends_with(a.xml.as_bytes()),
+        "the document as it is, not escaped"
+    );
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "A").await.unwrap(),
+        Some(a.clone())
+    );
+
+    // Records of earlier versions: JSON with the document in it, compressed or not.
+    let mut b = candidatura("B", StatoModulo::Attivo);
+    b.xml = "<b/>".into();
+    let mut c = candidatura("C", StatoModulo::Chiuso);
+    c.xml = "<c/>".into();
+    m.moduli
+        .insert(b"candidatura/B", codec::comprimi(&codec::codifica(&b)))
+        .unwrap();
+    m.moduli
+        .insert(b"candidatura/C", codec::codifica(&c))
+        .unwrap();
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "B").await.unwrap(),
+        Some(b.clone())
+    );
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "C").await.unwrap(),
+        Some(c.clone())
+    );
+    assert_eq!(s.moduli(Tipo::Candidatura).await.unwrap(), vec![a, b, c]);
+
+    // Cut short: refused as corrupt.
+    for n in [4, 7, 20, chiaro.len() - 1] {
+        let mut corto = chiaro[..n].to_vec();
+        if n == chiaro.len() - 1 {
+            // A document cut inside a character is not UTF-8.
+            corto.truncate(chiaro.len() - "</cl:Candidatura>".len() - 1);
+            corto.push(0xc3);
+        }
+        assert!(codec::decodifica_modulo(&corto).is_err(), "{n}");
+    }
+    drop(m);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn id_blocks_never_overlap_across_reopen() {
     let p = tmp("ids");
     let c = |m: &'static str| crate::store::Contatore {
