@@ -637,7 +637,7 @@ impl Engine {
         if self.cura.meta.contains_key(FATTO).map_err(be)? {
             return Ok(());
         }
-        let mut lotto = sled::Batch::default();
+        let mut lotti = care::ALotti::new(&self.received);
         let mut n = 0usize;
         for kv in self.exchanges.iter() {
             let (k, v) = kv.map_err(be)?;
@@ -647,17 +647,11 @@ impl Engine {
             let Some(seq) = codec::seq_di(&k) else {
                 continue;
             };
-            lotto.insert(&codec::chiave_ricevuto(ricevuto, seq)[..], &[][..]);
+            lotti.metti(&codec::chiave_ricevuto(ricevuto, seq)[..], &[][..])?;
             n += 1;
-            if n % 1000 == 0 {
-                self.received
-                    .apply_batch(std::mem::take(&mut lotto))
-                    .map_err(be)?;
-            }
         }
-        self.received.apply_batch(lotto).map_err(be)?;
-        self.cura.meta.insert(FATTO, &[1u8][..]).map_err(be)?;
-        self.db.flush().map_err(be)?;
+        lotti.fine()?;
+        self.migrazione_fatta(FATTO)?;
         if n > 0 {
             tracing::info!(exchanges = n, "store: time index of exchanges built");
         }
@@ -684,7 +678,7 @@ impl Engine {
             return Ok(());
         }
         let t0 = std::time::Instant::now();
-        let mut lotto = sled::Batch::default();
+        let mut lotti = care::ALotti::new(&self.sommari);
         let mut n = 0usize;
         for kv in self.moduli.iter() {
             let (k, v) = kv.map_err(be)?;
@@ -696,21 +690,12 @@ impl Engine {
             let Some(s) = Sommario::di(&r) else {
                 continue;
             };
-            lotto.insert(k, codec::codifica_sommario(&s));
+            lotti.metti(k, codec::codifica_sommario(&s))?;
             indicizza(&mut indice, &r.kind, &r.code, Some(s));
             n += 1;
-            if n % 1000 == 0 {
-                self.sommari
-                    .apply_batch(std::mem::take(&mut lotto))
-                    .map_err(be)?;
-            }
         }
-        self.sommari.apply_batch(lotto).map_err(be)?;
-        self.cura
-            .meta
-            .insert(care::SOMMARI, &[1u8][..])
-            .map_err(be)?;
-        self.db.flush().map_err(be)?;
+        lotti.fine()?;
+        self.migrazione_fatta(care::SOMMARI)?;
         if n > 0 {
             tracing::info!(
                 moduli = n,
@@ -886,24 +871,24 @@ impl Engine {
             return Ok(());
         }
         let mut scritture: Vec<_> = batch.iter_mut().map(|w| self.dove(w)).collect();
-        // Each candidatura and vacancy with its summary, in the same atomic write.
-        scritture.extend(batch.iter().filter_map(|w| match w {
-            Write::Modulo(m) => Some((
-                &self.sommari,
-                codec::chiave_modulo(m.kind.as_str(), &m.code),
-                Some(codec::codifica_sommario(&Sommario::di(m)?)),
-            )),
-            _ => None,
-        }));
-        // Batches that touch moduli hold the index from before their commit until it follows,
-        // so two of them cannot leave it in the order opposite to the tree's.
-        let moduli: Vec<&StoredModulo> = batch
+        // The moduli with their summaries, for their tree and, after the commit, the index.
+        let moduli: Vec<(&StoredModulo, Option<Sommario>)> = batch
             .iter()
             .filter_map(|w| match w {
-                Write::Modulo(m) => Some(m),
+                Write::Modulo(m) => Some((m, Sommario::di(m))),
                 _ => None,
             })
             .collect();
+        // Each candidatura and vacancy with its summary, in the same atomic write.
+        scritture.extend(moduli.iter().filter_map(|(m, s)| {
+            Some((
+                &self.sommari,
+                codec::chiave_modulo(m.kind.as_str(), &m.code),
+                Some(codec::codifica_sommario(s.as_ref()?)),
+            ))
+        }));
+        // Batches that touch moduli hold the index from before their commit until it follows,
+        // so two of them cannot leave it in the order opposite to the tree's.
         let mut indice =
             (!moduli.is_empty()).then(|| self.indice.write().unwrap_or_else(|e| e.into_inner()));
         // Large moduli: their pieces first, the marker in the batch.
@@ -1013,8 +998,8 @@ impl Engine {
                 })?;
         }
         if let Some(indice) = indice.as_mut() {
-            for m in moduli {
-                indicizza(indice, &m.kind, &m.code, Sommario::di(m));
+            for (m, s) in moduli {
+                indicizza(indice, &m.kind, &m.code, s);
             }
         }
         Ok(())

@@ -68,6 +68,60 @@ const ORDINE: [&str; 16] = [
 /// Entries per batch when copying or removing.
 const LOTTO: usize = 1000;
 
+/// Writes a whole tree's worth of entries in atomic batches of [`LOTTO`] (a migration at open,
+/// a backup's copy): one batch would hold them all in memory.
+pub(super) struct ALotti<'a> {
+    albero: &'a sled::Tree,
+    lotto: sled::Batch,
+    nel_lotto: usize,
+}
+
+impl<'a> ALotti<'a> {
+    pub(super) fn new(albero: &'a sled::Tree) -> ALotti<'a> {
+        ALotti {
+            albero,
+            lotto: sled::Batch::default(),
+            nel_lotto: 0,
+        }
+    }
+
+    pub(super) fn metti(
+        &mut self,
+        k: impl Into<sled::IVec>,
+        v: impl Into<sled::IVec>,
+    ) -> Result<()> {
+        self.lotto.insert(k, v);
+        self.conta()
+    }
+
+    pub(super) fn togli(&mut self, k: impl Into<sled::IVec>) -> Result<()> {
+        self.lotto.remove(k);
+        self.conta()
+    }
+
+    /// Moves an entry to a new key, both in the same batch.
+    pub(super) fn sposta(&mut self, da: sled::IVec, a: Vec<u8>, v: sled::IVec) -> Result<()> {
+        self.lotto.remove(da);
+        self.lotto.insert(a, v);
+        self.conta()
+    }
+
+    fn conta(&mut self) -> Result<()> {
+        self.nel_lotto += 1;
+        if self.nel_lotto == LOTTO {
+            self.albero
+                .apply_batch(std::mem::take(&mut self.lotto))
+                .map_err(be)?;
+            self.nel_lotto = 0;
+        }
+        Ok(())
+    }
+
+    pub(super) fn fine(self) -> Result<()> {
+        self.albero.apply_batch(self.lotto).map_err(be)
+    }
+}
+
 /// sled's page cache for a store being written by a backup.
 const CACHE_COPIA: u64 = 16 * 1024 * 1024;
 
@@ -141,6 +195,13 @@ impl Engine {
         Ok(None)
     }
 
+    /// Records in `meta` that the migration `flag` names is done, durably: the next open skips it.
+    pub(super) fn migrazione_fatta(&self, flag: &[u8]) -> Result<()> {
+        self.cura.meta.insert(flag, &[1u8][..]).map_err(be)?;
+        self.db.flush().map_err(be)?;
+        Ok(())
+    }
+
     /// Rekeys the ids index and the duplicate filter of a store made before their keys began
     /// with the id's minute ([`chiave_id`]), once: batches of a thousand, each atomic (the new
     /// key in, the old out), so a crash in between leaves every entry under one key or the
@@ -152,27 +213,19 @@ impl Engine {
         let t0 = std::time::Instant::now();
         let mut n = 0u64;
         for albero in [&self.ids, &self.dup] {
-            let mut lotto = sled::Batch::default();
-            let mut nel_lotto = 0;
+            let mut lotti = ALotti::new(albero);
             for kv in albero.iter() {
                 let (k, v) = kv.map_err(be)?;
                 if id_della_chiave(&k).is_some() {
                     continue;
                 }
                 let nuova = chiave_id(&String::from_utf8_lossy(&k));
-                lotto.remove(k);
-                lotto.insert(nuova, v);
-                nel_lotto += 1;
+                lotti.sposta(k, nuova, v)?;
                 n += 1;
-                if nel_lotto == LOTTO {
-                    albero.apply_batch(std::mem::take(&mut lotto)).map_err(be)?;
-                    nel_lotto = 0;
-                }
             }
-            albero.apply_batch(lotto).map_err(be)?;
+            lotti.fine()?;
         }
-        self.cura.meta.insert(CHIAVI_ID, &[1u8][..]).map_err(be)?;
-        self.db.flush().map_err(be)?;
+        self.migrazione_fatta(CHIAVI_ID)?;
         if n > 0 {
             tracing::info!(
                 entries = n,
@@ -297,8 +350,8 @@ impl Engine {
             }
             let a = Self::albero_per_nome(&copia, &nome)?;
             let dup = nome == b"dup";
-            let mut lotto = sled::Batch::default();
-            let (mut nel_lotto, mut n) = (0usize, 0u64);
+            let mut lotti = ALotti::new(&a);
+            let mut n = 0u64;
             for kv in da.iter() {
                 let (k, v) = kv.map_err(be)?;
                 // A claim in flight: its exchange was not answered (see the module doc).
@@ -306,15 +359,10 @@ impl Engine {
                     saltati += 1;
                     continue;
                 }
-                lotto.insert(k, v);
-                nel_lotto += 1;
+                lotti.metti(k, v)?;
                 n += 1;
-                if nel_lotto == LOTTO {
-                    a.apply_batch(std::mem::take(&mut lotto)).map_err(be)?;
-                    nel_lotto = 0;
-                }
             }
-            a.apply_batch(lotto).map_err(be)?;
+            lotti.fine()?;
             trees.insert(String::from_utf8_lossy(&nome).into_owned(), n);
         }
         // Above every sequence number handed out until now, so above all the copy holds.
@@ -749,21 +797,13 @@ impl Engine {
             }
             if let Some(ultimo) = ultimo {
                 let fine = (ultimo + 1).to_be_bytes();
-                let mut lotto = sled::Batch::default();
-                let mut nel_lotto = 0;
+                let mut lotti = ALotti::new(&self.raw);
                 for kv in self.raw.range(..&fine[..]) {
                     let (k, _) = kv.map_err(be)?;
-                    lotto.remove(k);
-                    nel_lotto += 1;
+                    lotti.togli(k)?;
                     r.raw_pieces += 1;
-                    if nel_lotto == LOTTO {
-                        self.raw
-                            .apply_batch(std::mem::take(&mut lotto))
-                            .map_err(be)?;
-                        nel_lotto = 0;
-                    }
                 }
-                self.raw.apply_batch(lotto).map_err(be)?;
+                lotti.fine()?;
             }
         }
         // Pieces of large moduli that no marker points to any more (earlier versions, or left
@@ -772,7 +812,7 @@ impl Engine {
             // Writers of moduli hold the index while they write pieces and marker: holding it
             // here, no piece is judged between its writing and its marker's.
             let _indice = self.indice.write().unwrap_or_else(|e| e.into_inner());
-            let mut lotto = sled::Batch::default();
+            let mut lotti = ALotti::new(&self.moduli_pezzi);
             let mut corrente: Option<(Vec<u8>, bool)> = None;
             for kv in self.moduli_pezzi.iter() {
                 let (k, _) = kv.map_err(be)?;
@@ -797,16 +837,16 @@ impl Engine {
                     }
                 };
                 if !vivo {
-                    lotto.remove(k);
+                    lotti.togli(k)?;
                     r.moduli_pieces += 1;
                 }
             }
-            self.moduli_pezzi.apply_batch(lotto).map_err(be)?;
+            lotti.fine()?;
         }
         // Diagnostic messages go with the exchanges: keyed by time, oldest first.
         if let Some(prima) = l.exchanges_before_ms {
             let albero = &self.diagnostici;
-            let mut lotto = sled::Batch::default();
+            let mut lotti = ALotti::new(albero);
             for kv in albero.iter() {
                 let (k, _) = kv.map_err(be)?;
                 match ms_del_diagnostico(&k) {
@@ -815,13 +855,10 @@ impl Engine {
                     // Not one of ours: left alone.
                     None => continue,
                 }
-                lotto.remove(k);
+                lotti.togli(k)?;
                 r.diagnostici += 1;
-                if r.diagnostici % LOTTO as u64 == 0 {
-                    albero.apply_batch(std::mem::take(&mut lotto)).map_err(be)?;
-                }
             }
-            albero.apply_batch(lotto).map_err(be)?;
+            lotti.fine()?;
         }
         if let Some(prima) = l.dup_before_ms {
             // Keys begin with the minute the id names (the sender's clock, local time): from

@@ -44,6 +44,19 @@ pub(super) fn ex(seq: u64, id: &str) -> Exchange {
     e
 }
 
+/// The summaries of every Candidatura, by code.
+async fn tutti(s: &SledStore) -> Vec<Sommario> {
+    let mut v: Vec<Sommario> = s
+        .sommari(Tipo::Candidatura, &|_| true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| (**x).clone())
+        .collect();
+    v.sort_by(|a, b| a.codice.cmp(&b.codice));
+    v
+}
+
 /// A stored Candidatura with a published view.
 pub(super) fn candidatura(code: &str, stato: StatoModulo) -> StoredModulo {
     StoredModulo {
@@ -278,20 +291,6 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
 #[tokio::test]
 async fn the_summaries_are_rebuilt_at_open_as_they_were() {
     let dir = tmp("indice");
-    let tutti = |s: &SledStore| {
-        let s = s.clone();
-        async move {
-            let mut v: Vec<Sommario> = s
-                .sommari(Tipo::Candidatura, &|_| true)
-                .await
-                .unwrap()
-                .iter()
-                .map(|x| (**x).clone())
-                .collect();
-            v.sort_by(|a, b| a.codice.cmp(&b.codice));
-            v
-        }
-    };
     let s = SledStore::open(&dir).unwrap();
     let mut a = candidatura("A", StatoModulo::Attivo);
     a.scheda = None;
@@ -318,19 +317,6 @@ async fn the_summaries_are_rebuilt_at_open_as_they_were() {
 #[tokio::test]
 async fn summaries_are_written_with_their_moduli_made_once_for_an_earlier_store_and_checked() {
     let dir = tmp("sommari");
-    let tutti = |s: &SledStore| {
-        let s = s.clone();
-        async move {
-            let v: Vec<Sommario> = s
-                .sommari(Tipo::Candidatura, &|_| true)
-                .await
-                .unwrap()
-                .iter()
-                .map(|x| (**x).clone())
-                .collect();
-            v
-        }
-    };
     let s = SledStore::open(&dir).unwrap();
     let mut messaggio = candidatura("M", StatoModulo::Attivo);
     messaggio.kind = Tipo::Messaggio;
