@@ -1,11 +1,13 @@
-//! The embedded engine: sled, one process, one directory. Writes are applied at once in memory
-//! and made durable by a group commit ([`commit`]); reads answer from sled's cache or disk
-//! without leaving the calling task (they take microseconds); backups, checks and purges run
-//! on tokio's blocking threads.
+//! The embedded engine: sled, one process, one directory. Each write is one entry of a
+//! write-ahead journal ([`journal`]), made durable by a group commit and then applied to sled's
+//! trees in the journal's order ([`commit`]); reads answer from sled's cache or disk without
+//! leaving the calling task (they take microseconds); backups, checks and purges run on tokio's
+//! blocking threads.
 
 mod care;
 mod codec;
 mod commit;
+mod journal;
 #[cfg(test)]
 mod tests;
 
@@ -84,13 +86,15 @@ struct Engine {
     intermediari: sled::Tree,
     contatti: sled::Tree,
     diagnostici: sled::Tree,
-    indice: RwLock<Index>,
+    /// Shared with the commit thread, which keeps it in step with the writes it applies.
+    indice: Arc<RwLock<Index>>,
     /// One process holds a sled store: its leases live in memory.
     leases: crate::store::LeaseLocali,
     stripes: crate::store::StripeModuli,
     /// What backup, check and retention need (see [`care`]).
     cura: care::CareState,
-    /// Flushes shared by the writers waiting for them (declared last: dropped after the trees).
+    /// The journal's writes and sync shared by the writers waiting for them (declared last:
+    /// dropped, with its final checkpoint, after the trees).
     commit: commit::GroupCommit,
 }
 
@@ -181,6 +185,12 @@ impl SledStore {
                 },
             })?;
         let t = |n: &str| db.open_tree(n).map_err(be);
+        // What a crash or a failure left in the journal, applied before anything reads.
+        let alberi = journal::Alberi::apri(&db)?;
+        let file = journal::riapri(&alberi, path)?;
+        let indice = Arc::new(RwLock::new(Index::new()));
+        let commit = commit::GroupCommit::avvia(alberi, file, indice.clone())
+            .map_err(|e| StoreError::io("cannot start the commit thread", e))?;
         let m = Engine {
             exchanges: t(albero::EXCHANGES)?,
             ids: t(albero::IDS)?,
@@ -199,7 +209,7 @@ impl SledStore {
             intermediari: t(albero::INTERMEDIARI)?,
             contatti: t(albero::CONTATTI)?,
             diagnostici: t(albero::DIAGNOSTICI)?,
-            indice: RwLock::new(Index::new()),
+            indice,
             leases: Default::default(),
             stripes: Default::default(),
             cura: care::CareState {
@@ -208,8 +218,7 @@ impl SledStore {
                 lock: Mutex::new(()),
                 path: path.to_path_buf(),
             },
-            commit: commit::GroupCommit::avvia(db.clone())
-                .map_err(|e| StoreError::io("cannot start the commit thread", e))?,
+            commit,
             db,
         };
         m.alza_base()?;
@@ -518,16 +527,15 @@ impl Engine {
         Ok(codec::svela(&out)?.into_owned())
     }
 
-    /// Writes a large `moduli` value's pieces; the marker to store in its place.
-    fn metti_a_pezzi(&self, chiave: &[u8], v: &[u8]) -> Result<Vec<u8>> {
+    /// Puts a large `moduli` value's pieces in the entry; the marker to store in its place.
+    fn metti_a_pezzi(&self, voce: &mut journal::Voce, chiave: &[u8], v: &[u8]) -> Result<Vec<u8>> {
         let versione = self.db.generate_id().map_err(be)?;
         for (n, pezzo) in v.chunks(PEZZO).enumerate() {
-            self.moduli_pezzi
-                .insert(
-                    codec::chiave_pezzo_modulo(chiave, versione, n as u32),
-                    pezzo,
-                )
-                .map_err(be)?;
+            voce.put(
+                albero::MODULI_PEZZI,
+                &codec::chiave_pezzo_modulo(chiave, versione, n as u32),
+                pezzo,
+            );
         }
         let mut m = codec::MODULO_A_PEZZI.to_vec();
         m.extend_from_slice(&versione.to_be_bytes());
@@ -566,45 +574,6 @@ impl Engine {
             }
         }
         Ok(out)
-    }
-
-    fn put_exchange(&self, ex: &Exchange) -> Result<()> {
-        let key = ex.seq.to_be_bytes();
-        // The pieces first: sled recovers a prefix of its writes, so a record found after a
-        // crash has all its pieces.
-        let compressi = codec::compressi(ex);
-        if let Some(c) = &compressi {
-            for (parte, msg) in [(0u8, &c.request), (1, &c.response)] {
-                for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
-                    self.raw
-                        .insert(codec::chiave_pezzo(ex.seq, parte, n as u32), pezzo)
-                        .map_err(be)?;
-                }
-            }
-        }
-        let prima = self
-            .exchanges
-            .insert(key, codec::encode_exchange(ex, compressi.as_ref()))
-            .map_err(be)?;
-        self.received
-            .insert(codec::chiave_ricevuto(ex.received_ms(), ex.seq), &[][..])
-            .map_err(be)?;
-        // A record written again at another time leaves no entry at its old one.
-        if let Some(Ok(vecchio)) = prima.as_deref().map(codec::ricevuto_di) {
-            if vecchio != ex.received_ms() {
-                self.received
-                    .remove(codec::chiave_ricevuto(vecchio, ex.seq))
-                    .map_err(be)?;
-            }
-        }
-        for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
-            // The first exchange carrying an id keeps it (a duplicate's record does not steal it).
-            let _ = self
-                .ids
-                .compare_and_swap(codec::chiave_id(id), None as Option<&[u8]>, Some(&key[..]))
-                .map_err(be)?;
-        }
-        Ok(())
     }
 
     fn exchange(&self, seq: u64) -> Result<Option<Exchange>> {
@@ -821,188 +790,125 @@ impl Engine {
     }
 
     /// The tree, key and value of one write (None: a removal).
-    fn dove(&self, w: &mut Write) -> (&sled::Tree, Vec<u8>, Option<Vec<u8>>) {
+    fn dove(w: &mut Write) -> (&'static str, Vec<u8>, Option<Vec<u8>>) {
         use codec::codifica;
         match w {
             Write::Modulo(m) => (
-                &self.moduli,
+                albero::MODULI,
                 codec::chiave_modulo(m.kind.as_str(), &m.code),
                 Some(codec::comprimi(&codec::codifica_modulo(m))),
             ),
             Write::Forward(f) => (
-                &self.outbox,
+                albero::OUTBOX,
                 f.seq.to_be_bytes().to_vec(),
                 Some(codifica(f)),
             ),
-            Write::ForwardDone(seq) => (&self.outbox, seq.to_be_bytes().to_vec(), None),
+            Write::ForwardDone(seq) => (albero::OUTBOX, seq.to_be_bytes().to_vec(), None),
             Write::Eures(f) => (
-                &self.eures,
+                albero::EURES,
                 codec::chiave_eures(f.kind.as_str(), &f.codice, f.seq),
                 Some(codifica(f)),
             ),
             Write::Contatto(c) => (
-                &self.contatti,
+                albero::CONTATTI,
                 c.codice.as_bytes().to_vec(),
                 Some(codifica(c)),
             ),
-            Write::User(u) => (&self.users, u.nome.as_bytes().to_vec(), Some(codifica(u))),
-            Write::RemoveUser(nome) => (&self.users, nome.as_bytes().to_vec(), None),
-            Write::Rapporto(cf, r) => (&self.rapporti, cf.as_bytes().to_vec(), Some(codifica(r))),
+            Write::User(u) => (albero::USERS, u.nome.as_bytes().to_vec(), Some(codifica(u))),
+            Write::RemoveUser(nome) => (albero::USERS, nome.as_bytes().to_vec(), None),
+            Write::Rapporto(cf, r) => (albero::RAPPORTI, cf.as_bytes().to_vec(), Some(codifica(r))),
             Write::Intermediario(i) => (
-                &self.intermediari,
+                albero::INTERMEDIARI,
                 i.codice_fiscale.as_bytes().to_vec(),
                 Some(codifica(i)),
             ),
-            Write::RemoveIntermediario(cf) => (&self.intermediari, cf.as_bytes().to_vec(), None),
+            Write::RemoveIntermediario(cf) => (albero::INTERMEDIARI, cf.as_bytes().to_vec(), None),
             Write::Diagnostico(d) => (
-                &self.diagnostici,
+                albero::DIAGNOSTICI,
                 codec::chiave_diagnostico(d.ora.timestamp_millis()),
                 Some(codifica(d)),
             ),
         }
     }
 
-    /// Writes a batch atomically; with `scambio`, the exchange's record, its ids, its time
-    /// index entry and its settled claim in the same transaction (its raw pieces too).
-    fn apply<'a>(&'a self, batch: &mut [Write], scambio: Option<Scambio<'_>>) -> Result<()> {
-        use sled::Transactional;
-        // sled's transaction over no tree panics on commit.
-        if batch.is_empty() && scambio.is_none() {
-            return Ok(());
-        }
-        let mut scritture: Vec<_> = batch.iter_mut().map(|w| self.dove(w)).collect();
-        // The moduli with their summaries, for their tree and, after the commit, the index.
-        let moduli: Vec<(&StoredModulo, Option<Sommario>)> = batch
+    /// The journal entry of a batch and, with `scambio`, of the exchange's record, its raw
+    /// pieces, its ids, its time-index entry and its settled claim: all of it applied as one.
+    fn prepara(&self, batch: &mut [Write], scambio: Option<Scambio<'_>>) -> Result<commit::Voce> {
+        let scritture: Vec<_> = batch.iter_mut().map(Engine::dove).collect();
+        // The moduli with their summaries, for their tree and, once applied, the index.
+        let moduli: Vec<(Tipo, String, Option<Sommario>)> = batch
             .iter()
             .filter_map(|w| match w {
-                Write::Modulo(m) => Some((m, Sommario::di(m))),
+                Write::Modulo(m) => Some((m.kind, m.code.clone(), Sommario::di(m))),
                 _ => None,
             })
             .collect();
-        // Each candidatura and vacancy with its summary, in the same atomic write.
-        scritture.extend(moduli.iter().filter_map(|(m, s)| {
-            Some((
-                &self.sommari,
-                codec::chiave_modulo(m.kind.as_str(), &m.code),
-                Some(codec::codifica_sommario(s.as_ref()?)),
-            ))
-        }));
-        // Batches that touch moduli hold the index from before their commit until it follows,
-        // so two of them cannot leave it in the order opposite to the tree's.
-        let mut indice =
-            (!moduli.is_empty()).then(|| self.indice.write().unwrap_or_else(|e| e.into_inner()));
-        // Large moduli: their pieces first, the marker in the batch.
-        let mut valori = Vec::with_capacity(scritture.len());
+        let mut voce = journal::Voce::default();
         for (t, k, v) in &scritture {
-            valori.push(match v {
-                Some(v) if std::ptr::eq(*t, &self.moduli) && v.len() > PEZZO => {
-                    Some(self.metti_a_pezzi(k, v)?)
-                }
-                v => v.clone(),
-            });
-        }
-        if let (([(t, k, _)], [v]), None) = ((scritture.as_slice(), valori.as_slice()), scambio) {
-            // One write is atomic by itself. sled's transactions (and batches) roll its log
-            // buffer twice each, a write and two thread hand-offs: this is the common case
-            // (a modulo with no forwards), and it costs a plain insert.
             match v {
-                Some(v) => t.insert(k.as_slice(), v.as_slice()).map(|_| ()),
-                None => t.remove(k.as_slice()).map(|_| ()),
-            }
-            .map_err(be)?;
-        } else {
-            // The trees the batch touches, each once, and where each write goes among them.
-            let mut alberi: Vec<&sled::Tree> = Vec::new();
-            let mut posto_di =
-                |t: &'a sled::Tree| match alberi.iter().position(|x| std::ptr::eq(*x, t)) {
-                    Some(i) => i,
-                    None => {
-                        alberi.push(t);
-                        alberi.len() - 1
-                    }
-                };
-            let posto: Vec<usize> = scritture.iter().map(|(t, _, _)| posto_di(t)).collect();
-            let [raw, exchanges, received, ids, dup] = [
-                &self.raw,
-                &self.exchanges,
-                &self.received,
-                &self.ids,
-                &self.dup,
-            ]
-            .map(&mut posto_di);
-            // Compressed once, outside the transaction (which may run its closure again).
-            let scambio = scambio.map(|(ex, settle)| {
-                let compressi = codec::compressi(ex);
-                let record = codec::encode_exchange(ex, compressi.as_ref());
-                (ex, settle, compressi, record)
-            });
-            alberi
-                .as_slice()
-                .transaction(|tx| {
-                    for (((_, k, _), v), i) in scritture.iter().zip(&valori).zip(&posto) {
-                        match v {
-                            Some(v) => tx[*i].insert(k.as_slice(), v.as_slice())?,
-                            None => tx[*i].remove(k.as_slice())?,
-                        };
-                    }
-                    if let Some((ex, settle, compressi, record)) = &scambio {
-                        let key = ex.seq.to_be_bytes();
-                        if let Some(c) = compressi {
-                            for (parte, msg) in [(0u8, &c.request), (1, &c.response)] {
-                                for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
-                                    tx[raw].insert(
-                                        &codec::chiave_pezzo(ex.seq, parte, n as u32)[..],
-                                        pezzo,
-                                    )?;
-                                }
-                            }
-                        }
-                        let prima = tx[exchanges].insert(&key[..], record.as_slice())?;
-                        tx[received].insert(
-                            &codec::chiave_ricevuto(ex.received_ms(), ex.seq)[..],
-                            &[][..],
-                        )?;
-                        if let Some(Ok(vecchio)) = prima.as_deref().map(codec::ricevuto_di) {
-                            if vecchio != ex.received_ms() {
-                                tx[received]
-                                    .remove(&codec::chiave_ricevuto(vecchio, ex.seq)[..])?;
-                            }
-                        }
-                        for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
-                            // The first exchange carrying an id keeps it.
-                            let chiave = codec::chiave_id(id);
-                            if tx[ids].get(&chiave)?.is_none() {
-                                tx[ids].insert(chiave, &key[..])?;
-                            }
-                        }
-                        if let Some(id) = settle {
-                            let chiave = codec::chiave_id(id);
-                            let mut d = tx[dup]
-                                .get(&chiave)?
-                                .and_then(|o| codec::decode_dup(&o).ok())
-                                .unwrap_or(DupEntry {
-                                    seq: 0,
-                                    first_ms: 0,
-                                    repeats: 0,
-                                    scade_ms: None,
-                                });
-                            d.seq = ex.seq;
-                            tx[dup].insert(chiave, codec::encode_dup(&d))?;
-                        }
-                    }
-                    Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-                })
-                .map_err(|e| match e {
-                    sled::transaction::TransactionError::Storage(e) => be(e),
-                    e => StoreError::Conflict(format!("{e:?}")),
-                })?;
-        }
-        if let Some(indice) = indice.as_mut() {
-            for (m, s) in moduli {
-                indicizza(indice, &m.kind, &m.code, s);
+                // Large moduli: their pieces first, the marker in their place.
+                Some(v) if *t == albero::MODULI && v.len() > PEZZO => {
+                    let segno = self.metti_a_pezzi(&mut voce, k, v)?;
+                    voce.put(t, k, &segno);
+                }
+                Some(v) => voce.put(t, k, v),
+                None => voce.del(t, k),
             }
         }
-        Ok(())
+        // Each candidatura and vacancy with its summary, in the same entry.
+        for (kind, code, s) in &moduli {
+            if let Some(s) = s {
+                voce.put(
+                    albero::SOMMARI,
+                    &codec::chiave_modulo(kind.as_str(), code),
+                    &codec::codifica_sommario(s),
+                );
+            }
+        }
+        if let Some((ex, settle)) = scambio {
+            let compressi = codec::compressi(ex);
+            if let Some(c) = &compressi {
+                for (parte, msg) in [(0u8, &c.request), (1, &c.response)] {
+                    for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
+                        voce.put(
+                            albero::RAW,
+                            &codec::chiave_pezzo(ex.seq, parte, n as u32),
+                            pezzo,
+                        );
+                    }
+                }
+            }
+            let record = codec::encode_exchange(ex, compressi.as_ref());
+            voce.scambio(ex.seq, ex.received_ms(), &record);
+            for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
+                voce.id_se_manca(&codec::chiave_id(id), ex.seq);
+            }
+            if let Some(id) = settle {
+                voce.salda(&codec::chiave_id(id), ex.seq);
+            }
+        }
+        Ok(commit::Voce {
+            byte: voce.chiudi(),
+            indice: moduli,
+        })
+    }
+}
+
+impl SledStore {
+    /// Writes a batch (with `scambio`, with the exchange) as one journal entry: durable and
+    /// applied when this returns.
+    async fn scrivi(&self, batch: &mut [Write], scambio: Option<Scambio<'_>>) -> Result<()> {
+        if batch.is_empty() && scambio.is_none() {
+            return Ok(());
+        }
+        let m = self.m()?;
+        let voce = self.esito(m.prepara(batch, scambio))?;
+        let r = m.commit.scrivi(voce).await;
+        // Durable in the journal but not applied: reopening applies it.
+        if let Some(e) = m.commit.guasto_alberi() {
+            self.guasto(e.to_string());
+        }
+        self.esito(r)
     }
 }
 
@@ -1040,7 +946,11 @@ impl Store for SledStore {
     }
 
     async fn put_exchange(&self, ex: &Exchange) -> Result<()> {
-        self.esito(self.m()?.put_exchange(ex))
+        self.scrivi(&mut [], Some((ex, None))).await
+    }
+
+    async fn commit_exchange(&self, ex: &Exchange, settle: Option<&str>) -> Result<()> {
+        self.scrivi(&mut [], Some((ex, settle))).await
     }
 
     async fn exchange(&self, seq: u64) -> Result<Option<Exchange>> {
@@ -1250,7 +1160,7 @@ impl Store for SledStore {
     }
 
     async fn apply(&self, mut batch: Vec<Write>) -> Result<()> {
-        self.esito(self.m()?.apply(&mut batch, None))
+        self.scrivi(&mut batch, None).await
     }
 
     async fn commit_exchange_with(
@@ -1259,14 +1169,11 @@ impl Store for SledStore {
         settle: Option<&str>,
         mut batch: Vec<Write>,
     ) -> Result<()> {
-        let m = self.m()?;
-        self.esito(m.apply(&mut batch, Some((ex, settle))))?;
-        let r = m.commit.durevole().await;
-        self.esito(r)
+        self.scrivi(&mut batch, Some((ex, settle))).await
     }
 
     async fn flush(&self) -> Result<()> {
-        let r = self.m()?.commit.durevole().await;
+        let r = self.m()?.commit.checkpoint().await;
         self.esito(r)
     }
 

@@ -1,31 +1,62 @@
-//! Group commit: one thread makes the store durable for every writer that asked since its last
-//! flush began. Each exchange still waits for a flush that began after its own writes, but
-//! under load many share one fsync instead of queueing one each (and sled's own `flush_async`,
-//! called by many tasks at once, was seen to hang).
+//! Group commit through the journal ([`super::journal`]): one thread appends the entries of
+//! every writer that asked since its last write, makes them durable with one `fdatasync`, then
+//! applies them to sled's trees in that order and answers the writers. Under load many share
+//! one write and one sync instead of queueing one each; a lone writer is served at once. The
+//! same thread makes sled durable and empties the journal at a checkpoint: when the journal
+//! outgrows [`SOGLIA`], when asked ([`GroupCommit::checkpoint`]), and when the store closes.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::collections::VecDeque;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
 
-use crate::store::{Result, StoreError};
+use super::journal::{self, Alberi};
+use super::{indicizza, Index};
+use crate::modulo::Tipo;
+use crate::store::{Result, Sommario, StoreError};
+
+/// A writer's entry, with what the index of moduli takes from it once it is applied.
+pub(super) struct Voce {
+    pub(super) byte: Vec<u8>,
+    pub(super) indice: Vec<(Tipo, String, Option<Sommario>)>,
+}
 
 #[derive(Default)]
 struct Richieste {
-    /// Tickets handed out (one per `durevole` call).
+    /// Tickets handed out (one per entry, or per checkpoint asked).
     chieste: u64,
-    /// The last ticket the running (or last) flush covers.
+    /// The last ticket the running (or last) write covers.
     avviate: u64,
+    /// The entries of the tickets after `avviate`, in order.
+    coda: Vec<Voce>,
+    /// A checkpoint was asked since the last write began.
+    checkpoint: bool,
     chiuso: bool,
+}
+
+/// What the thread has done, for the writers waiting.
+#[derive(Clone, Default)]
+struct Fatto {
+    /// The last ticket whose entry is durable (or whose write failed: see `falliti`).
+    scritte: u64,
+    /// The last ticket a checkpoint covered, and its error.
+    salvate: u64,
+    errore_checkpoint: Option<StoreError>,
 }
 
 struct Condiviso {
     richieste: Mutex<Richieste>,
     sveglia: Condvar,
-    /// The last ticket made durable, and the error of the flush that covered it, if any.
-    fatte: watch::Sender<(u64, Option<StoreError>)>,
-    /// Flushes made (for tests: how well writers are grouped).
-    flush: std::sync::atomic::AtomicU64,
+    fatte: watch::Sender<Fatto>,
+    /// The tickets of the last writes that failed (none of their entries was applied), and why.
+    falliti: Mutex<VecDeque<(u64, u64, StoreError)>>,
+    /// The first failure of sled under entries already durable in the journal: the store must
+    /// be reopened (which applies the journal again); sled refuses every write after one.
+    guasto_alberi: Mutex<Option<StoreError>>,
+    /// Writes made (for tests: how well writers are grouped).
+    scritture: std::sync::atomic::AtomicU64,
 }
 
 pub(super) struct GroupCommit {
@@ -33,56 +64,106 @@ pub(super) struct GroupCommit {
     filo: Option<JoinHandle<()>>,
 }
 
+/// The journal's size past which the thread makes a checkpoint: what a crash leaves to apply
+/// again at open (a second or so).
+pub(super) const SOGLIA: u64 = 32 << 20;
+
 impl GroupCommit {
-    pub(super) fn avvia(db: sled::Db) -> std::io::Result<GroupCommit> {
+    /// Starts the thread on the journal `file` (empty) of the trees `alberi`.
+    pub(super) fn avvia(
+        alberi: Alberi,
+        file: std::fs::File,
+        indice: Arc<RwLock<Index>>,
+    ) -> std::io::Result<GroupCommit> {
         let c = Arc::new(Condiviso {
             richieste: Mutex::new(Richieste::default()),
             sveglia: Condvar::new(),
-            fatte: watch::channel((0, None)).0,
-            flush: Default::default(),
+            fatte: watch::channel(Fatto::default()).0,
+            falliti: Mutex::new(VecDeque::new()),
+            guasto_alberi: Mutex::new(None),
+            scritture: Default::default(),
         });
         let c2 = c.clone();
         let filo = std::thread::Builder::new()
             .name("pdd-commit".into())
-            .spawn(move || ciclo(&c2, &db))?;
+            .spawn(move || ciclo(&c2, &alberi, &file, &indice))?;
         Ok(GroupCommit {
             c,
             filo: Some(filo),
         })
     }
 
-    /// Resolves once everything written before the call is on disk.
-    pub(super) async fn durevole(&self) -> Result<()> {
+    fn accoda(&self, voce: Option<Voce>) -> Result<u64> {
+        let mut r = self.c.richieste.lock().unwrap_or_else(|e| e.into_inner());
+        if r.chiuso {
+            return Err(StoreError::Closed);
+        }
+        r.chieste += 1;
+        match voce {
+            Some(v) => r.coda.push(v),
+            None => r.checkpoint = true,
+        }
+        self.c.sveglia.notify_one();
+        Ok(r.chieste)
+    }
+
+    /// Resolves once the entry is durable in the journal and applied to the trees.
+    pub(super) async fn scrivi(&self, voce: Voce) -> Result<()> {
         let mut rx = self.c.fatte.subscribe();
-        let biglietto = {
-            let mut r = self.c.richieste.lock().unwrap_or_else(|e| e.into_inner());
-            if r.chiuso {
-                return Err(StoreError::Closed);
-            }
-            r.chieste += 1;
-            self.c.sveglia.notify_one();
-            r.chieste
-        };
-        let fatto = rx
-            .wait_for(|(fatte, _)| *fatte >= biglietto)
+        let biglietto = self.accoda(Some(voce))?;
+        rx.wait_for(|f| f.scritte >= biglietto)
             .await
             .map_err(|_| StoreError::Closed)?;
-        match &fatto.1 {
+        let falliti = self.c.falliti.lock().unwrap_or_else(|e| e.into_inner());
+        match falliti
+            .iter()
+            .find(|(da, a, _)| (*da..=*a).contains(&biglietto))
+        {
+            Some((_, _, e)) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves once everything written before the call is durable in sled's own files
+    /// (and the journal is empty).
+    pub(super) async fn checkpoint(&self) -> Result<()> {
+        let mut rx = self.c.fatte.subscribe();
+        let biglietto = self.accoda(None)?;
+        let fatto = rx
+            .wait_for(|f| f.salvate >= biglietto)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        match &fatto.errore_checkpoint {
             Some(e) => Err(e.clone()),
             None => Ok(()),
         }
     }
+
+    /// sled's failure under entries already durable in the journal, if there was one.
+    pub(super) fn guasto_alberi(&self) -> Option<StoreError> {
+        self.c
+            .guasto_alberi
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
-/// Under load, flushes begin at most this often, and what arrives meanwhile shares one flush
-/// (each flush is an fsync plus sled's own thread hand-offs, which cost more CPU than the wait
-/// costs latency). A lone writer (the last flush covered one) is flushed at once: waiting
+/// Under load, writes begin at most this often, and what arrives meanwhile shares one write
+/// and one sync (each is a system call and a thread hand-off, which cost more CPU than the
+/// wait costs latency). A lone writer (the last write covered one) is served at once: waiting
 /// would only delay it.
 const RITMO: std::time::Duration = std::time::Duration::from_micros(1000);
 
-fn ciclo(c: &Condiviso, db: &sled::Db) {
-    // When the last flush ended, and whether it covered more than one writer.
+/// How many failed writes the writers can still look up.
+const FALLITI: usize = 64;
+
+fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<Index>) {
+    // When the last write ended, and whether it covered more than one writer.
     let mut ultimo: Option<(std::time::Instant, bool)> = None;
+    // The journal's length: where the next entries go.
+    let mut len: u64 = 0;
+    let mut buf = Vec::new();
     loop {
         {
             let mut r = c.richieste.lock().unwrap_or_else(|e| e.into_inner());
@@ -96,29 +177,107 @@ fn ciclo(c: &Condiviso, db: &sled::Db) {
                 std::thread::sleep(pausa);
             }
         }
-        let (fino_a, gruppo) = {
-            // Only this thread moves `avviate`: what was pending above still is (nothing
-            // pending means the store is closing).
+        let (da, fino_a, coda, chiesto, chiuso) = {
+            // Only this thread moves `avviate`.
             let mut r = c.richieste.lock().unwrap_or_else(|e| e.into_inner());
-            if r.chieste == r.avviate {
-                return;
-            }
-            let da = r.avviate;
+            let da = r.avviate + 1;
             r.avviate = r.chieste;
-            (r.avviate, r.avviate - da > 1)
+            (
+                da,
+                r.avviate,
+                std::mem::take(&mut r.coda),
+                std::mem::take(&mut r.checkpoint),
+                r.chiuso,
+            )
         };
-        // Everyone who took a ticket up to `fino_a` wrote before this flush starts.
         let t0 = std::time::Instant::now();
-        let esito = db.flush().err().map(super::codec::be);
-        c.flush.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        ultimo = Some((std::time::Instant::now(), gruppo));
+        buf.clear();
+        for v in &coda {
+            buf.extend_from_slice(&v.byte);
+        }
+        let mut scritto = true;
+        if !buf.is_empty() {
+            let esito = file.write_all_at(&buf, len).and_then(|()| file.sync_data());
+            c.scritture
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            match esito {
+                Ok(()) => len += buf.len() as u64,
+                Err(e) => {
+                    // Nothing of this write may come back at the next open: its writers are
+                    // told it failed.
+                    scritto = false;
+                    if let Err(e2) = file.set_len(len).and_then(|()| file.sync_data()) {
+                        tracing::error!(error = %e2, "store: the journal cannot be cut back after a failed write");
+                    }
+                    let mut f = c.falliti.lock().unwrap_or_else(|e| e.into_inner());
+                    if f.len() == FALLITI {
+                        f.pop_front();
+                    }
+                    f.push_back((da, fino_a, StoreError::io("journal write", e)));
+                }
+            }
+        }
+        if scritto && !coda.is_empty() {
+            let mut guasto = c.guasto_alberi.lock().unwrap_or_else(|e| e.into_inner());
+            if guasto.is_none() {
+                for v in coda {
+                    let applicata = journal::voci(&v.byte)
+                        .0
+                        .first()
+                        .map_or(Ok(()), |corpo| journal::applica(alberi, corpo));
+                    if let Err(e) = applicata {
+                        tracing::error!(error = %e, "store: a journal entry not applied to sled: reopening the store applies it");
+                        *guasto = Some(e);
+                        break;
+                    }
+                    if !v.indice.is_empty() {
+                        let mut i = indice.write().unwrap_or_else(|e| e.into_inner());
+                        for (kind, code, s) in v.indice {
+                            indicizza(&mut i, &kind, &code, s);
+                        }
+                    }
+                }
+            }
+        }
+        ultimo = Some((std::time::Instant::now(), fino_a > da));
         tracing::trace!(
             fino_a,
             micros = t0.elapsed().as_micros() as u64,
-            "group flush"
+            "group commit"
         );
-        c.fatte.send_replace((fino_a, esito));
+        c.fatte.send_modify(|f| f.scritte = fino_a);
+        if chiesto || chiuso || len >= SOGLIA {
+            let esito = checkpoint(c, alberi, file);
+            if esito.is_ok() {
+                len = 0;
+            }
+            c.fatte.send_modify(|f| {
+                f.salvate = fino_a;
+                f.errore_checkpoint = esito.err();
+            });
+        }
+        if chiuso {
+            let r = c.richieste.lock().unwrap_or_else(|e| e.into_inner());
+            if r.chieste == r.avviate {
+                return;
+            }
+        }
     }
+}
+
+/// Makes sled durable and empties the journal; with sled failed, leaves the journal for the
+/// next open to apply.
+fn checkpoint(c: &Condiviso, alberi: &Alberi, file: &std::fs::File) -> Result<()> {
+    if let Some(e) = c
+        .guasto_alberi
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+    {
+        return Err(e);
+    }
+    alberi.db.flush().map_err(super::codec::be)?;
+    journal::svuota(file).map_err(|e| StoreError::io("emptying the journal", e))
 }
 
 impl Drop for GroupCommit {
@@ -126,6 +285,9 @@ impl Drop for GroupCommit {
         {
             let mut r = self.c.richieste.lock().unwrap_or_else(|e| e.into_inner());
             r.chiuso = true;
+            // The last pass makes a checkpoint even with nothing pending.
+            r.chieste += 1;
+            r.checkpoint = true;
             self.c.sveglia.notify_one();
         }
         if let Some(f) = self.filo.take() {
@@ -137,12 +299,16 @@ impl Drop for GroupCommit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sled_store::codec::albero;
 
     #[test]
-    fn concurrent_writers_share_flushes_and_each_waits_for_one_after_its_write() {
+    fn concurrent_writers_share_journal_writes_and_each_is_applied_before_it_is_answered() {
         let dir = crate::store::sled_store::tests::tmp("commit");
         let db = sled::Config::new().path(&dir).open().unwrap();
-        let gc = Arc::new(GroupCommit::avvia(db.clone()).unwrap());
+        let alberi = Alberi::apri(&db).unwrap();
+        let file = journal::riapri(&alberi, &dir).unwrap();
+        let gc = Arc::new(GroupCommit::avvia(alberi, file, Default::default()).unwrap());
+        let outbox = db.open_tree(albero::OUTBOX).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -152,33 +318,52 @@ mod tests {
         rt.block_on(async {
             let mut tasks = Vec::new();
             for i in 0..n {
-                let (gc, db) = (gc.clone(), db.clone());
+                let (gc, outbox) = (gc.clone(), outbox.clone());
                 tasks.push(tokio::spawn(async move {
-                    db.insert(i.to_be_bytes(), &[1u8; 100][..]).unwrap();
-                    gc.durevole().await.unwrap();
-                    // Answered only once a flush that began after the write has ended.
-                    gc.c.fatte.borrow().0
+                    let mut v = journal::Voce::default();
+                    v.put(albero::OUTBOX, &i.to_be_bytes(), &[1u8; 100]);
+                    gc.scrivi(Voce {
+                        byte: v.chiudi(),
+                        indice: Vec::new(),
+                    })
+                    .await
+                    .unwrap();
+                    // Answered only once applied.
+                    outbox.contains_key(i.to_be_bytes()).unwrap()
                 }));
             }
             for t in tasks {
-                assert!(t.await.unwrap() >= 1);
+                assert!(t.await.unwrap());
             }
         });
-        let flush = gc.c.flush.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(flush >= 1 && flush < n, "{flush} flushes for {n} writers");
-        // Every ticket handed out was covered.
+        let scritture = gc.c.scritture.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            scritture >= 1 && scritture < n,
+            "{scritture} writes for {n} writers"
+        );
         let r = gc.c.richieste.lock().unwrap();
         assert_eq!((r.chieste, r.avviate), (n, n));
         drop(r);
-        // A lone writer is not held back by the pacing meant for groups.
+        let journal = dir.join(journal::FILE);
+        assert!(std::fs::metadata(&journal).unwrap().len() > 200 * 100);
+        // A lone writer is not held back by the pacing meant for groups; a checkpoint empties
+        // the journal.
         rt.block_on(async {
             for _ in 0..3 {
-                db.insert(b"solo", &b"x"[..]).unwrap();
+                let mut v = journal::Voce::default();
+                v.put(albero::OUTBOX, b"solo", b"x");
                 let t = std::time::Instant::now();
-                gc.durevole().await.unwrap();
+                gc.scrivi(Voce {
+                    byte: v.chiudi(),
+                    indice: Vec::new(),
+                })
+                .await
+                .unwrap();
                 assert!(t.elapsed() < std::time::Duration::from_secs(5));
             }
+            gc.checkpoint().await.unwrap();
         });
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
         drop(gc);
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);

@@ -692,3 +692,91 @@ async fn the_duplicate_filter_is_purged_by_minute_up_to_the_young_entries() {
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
+
+/// A crash after the journal's sync and before sled had the entry (or all of it): the next
+/// open applies the journal, whole entries only, and the store is as if the write had been
+/// applied once; a torn entry after it (a write cut short, never acknowledged) is left out.
+#[tokio::test]
+async fn the_journal_is_applied_again_at_open_up_to_a_torn_entry() {
+    let p = tmp("journal-riapri");
+    let s = SledStore::open(&p).unwrap();
+    // The claim is made before the exchange, as the gateway does.
+    assert!(matches!(
+        s.claim("2026-12-07_10:00EMILIA_1", 1, None).await.unwrap(),
+        Claim::New
+    ));
+    let mut uno = ex(1, "2026-12-07_10:00EMILIA_1");
+    uno.request = casuali(3 * PEZZO, 5);
+    let voce = |s: &SledStore, e: &Exchange, codice: &str| {
+        let mut batch = [
+            Write::Modulo(candidatura(codice, StatoModulo::Attivo)),
+            Write::Forward(Forward {
+                seq: e.seq,
+                creato: e.received_at,
+                destinatario: "SPC/EMILIA".into(),
+                servizio: "S".into(),
+                azione: "A".into(),
+                id: format!("F{}", e.seq),
+                ora: e.received_at,
+                corpo: "<invioCandidatura/>".into(),
+                kind: Tipo::Candidatura,
+                codice: codice.into(),
+                invio: true,
+                tentativi: 0,
+                prossimo_ms: 0,
+                stato: crate::store::ForwardState::Pending,
+                errore: None,
+                causa: None,
+            }),
+        ];
+        s.m()
+            .unwrap()
+            .prepara(
+                &mut batch,
+                Some((e, Some(e.request_id.as_deref().unwrap()))),
+            )
+            .unwrap()
+            .byte
+    };
+    let prima = voce(&s, &uno, "DAL-GIORNALE");
+    let seconda = voce(&s, &ex(2, "2026-12-07_10:00EMILIA_2"), "STRAPPATA");
+    drop(s);
+    // The journal of a process that died: the first entry whole (twice, as a crash during a
+    // checkpoint would leave it), the second cut short.
+    let mut giornale = prima.clone();
+    giornale.extend_from_slice(&prima);
+    giornale.extend_from_slice(&seconda[..seconda.len() - 3]);
+    std::fs::write(p.join(journal::FILE), &giornale).unwrap();
+    let s = SledStore::open(&p).unwrap();
+    assert_eq!(std::fs::metadata(p.join(journal::FILE)).unwrap().len(), 0);
+    let e = s
+        .exchange(1)
+        .await
+        .unwrap()
+        .expect("the journal's exchange");
+    assert_eq!(e.request, uno.request);
+    assert_eq!(
+        s.exchange_by_id("2026-12-07_10:00EMILIA_1")
+            .await
+            .unwrap()
+            .map(|e| e.seq),
+        Some(1)
+    );
+    assert!(matches!(
+        s.claim("2026-12-07_10:00EMILIA_1", 2, None).await.unwrap(),
+        Claim::Duplicate(d) if d.seq == 1
+    ));
+    assert!(s
+        .has_modulo(Tipo::Candidatura, "DAL-GIORNALE")
+        .await
+        .unwrap());
+    assert_eq!(tutti(&s).await.len(), 1, "the summary with its modulo");
+    assert_eq!(s.outbox().await.unwrap().len(), 1);
+    assert_eq!(s.exchanges_between(None, None).await.unwrap().len(), 1);
+    // The torn entry left nothing.
+    assert!(s.exchange(2).await.unwrap().is_none());
+    assert!(!s.has_modulo(Tipo::Candidatura, "STRAPPATA").await.unwrap());
+    assert!(s.check().await.unwrap().ok());
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
