@@ -232,14 +232,18 @@ pub fn schema(t: Tipo, v: Versione) -> &'static xsd::Schema {
 
 /// The version a document follows, from what only one version has.
 pub fn rileva_versione(t: Tipo, root: &Element) -> Versione {
-    let child = |e: &Element, name: &str| e.children.iter().find(|c| c.local == name).cloned();
+    // Borrowed, not cloned: DatiCurriculari is most of a large CV.
+    fn child<'a>(e: &'a Element, name: &str) -> Option<&'a Element> {
+        e.children.iter().find(|c| c.local == name)
+    }
+    let vuoto = Element::default();
     let sei_segmenti = |s: &str| s.trim().matches('.').count() == 5;
     match t {
         Tipo::Messaggio => Versione::Rev038,
         Tipo::Candidatura => {
-            let ds = child(root, "DatiSistema").unwrap_or_default();
-            let rev = child(&ds, "codicecandidaturaprecedente").is_some()
-                || child(&ds, "datainserimento").is_some_and(|d| d.text.contains('T'))
+            let ds = child(root, "DatiSistema").unwrap_or(&vuoto);
+            let rev = child(ds, "codicecandidaturaprecedente").is_some()
+                || child(ds, "datainserimento").is_some_and(|d| d.text.contains('T'))
                 || child(root, "DatiCurriculari").is_some_and(|dc| {
                     dc.children
                         .iter()
@@ -253,18 +257,18 @@ pub fn rileva_versione(t: Tipo, root: &Element) -> Versione {
             }
         }
         Tipo::Vacancy => {
-            let ds = child(root, "DatiSistema").unwrap_or_default();
-            let richiesta = child(root, "Richiesta").unwrap_or_default();
+            let ds = child(root, "DatiSistema").unwrap_or(&vuoto);
+            let richiesta = child(root, "Richiesta").unwrap_or(&vuoto);
             // Only Rev.064 has AltreInformazioni.
             if child(root, "AltreInformazioni").is_some() {
                 return Versione::Rev064;
             }
-            let rev = child(&ds, "codiceoffertaprecedente").is_some()
-                || child(&richiesta, "DurataRichiesta")
-                    .and_then(|d| child(&d, "datapubblicazione"))
+            let rev = child(ds, "codiceoffertaprecedente").is_some()
+                || child(richiesta, "DurataRichiesta")
+                    .and_then(|d| child(d, "datapubblicazione"))
                     .is_some_and(|d| d.text.contains('T'))
-                || child(&richiesta, "ProfiloRichiesto")
-                    .and_then(|p| child(&p, "idprofessione"))
+                || child(richiesta, "ProfiloRichiesto")
+                    .and_then(|p| child(p, "idprofessione"))
                     .is_some_and(|i| sei_segmenti(&i.text));
             if rev {
                 Versione::Rev038

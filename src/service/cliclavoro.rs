@@ -554,14 +554,19 @@ async fn accetta(
         riferito,
         contatto,
     };
-    let acc = match accettazione::decidi(&nodo, r, archivio) {
+    let mut acc = match accettazione::decidi(&nodo, r, archivio) {
         Ok(a) => a,
         Err(Rifiuto::Ko(why)) => return Ok(Err(Ko(why))),
         Err(Rifiuto::Archivio(why)) => return Err(ServiceError::Backend(why)),
     };
     let mut batch = inoltri(n, r, &acc.inoltri).await?;
     batch.extend(acc.contatto.clone().map(Write::Contatto));
-    batch.extend(acc.moduli.iter().cloned().map(Write::Modulo));
+    // Moved, not cloned: a stored modulo holds its whole document.
+    batch.extend(
+        std::mem::take(&mut acc.moduli)
+            .into_iter()
+            .map(Write::Modulo),
+    );
     Ok(Ok((acc, Effetti::new(stato, batch))))
 }
 
