@@ -300,7 +300,7 @@ pub async fn serve(
         "pdd arrestato",
     ))
     .await;
-    if let Err(e) = gw.store.flush().await {
+    if let Err(e) = gw.store.close().await {
         tracing::error!(error = %e, "final store flush failed");
         return Err(std::io::Error::other(FlushFinale(e.to_string())));
     }

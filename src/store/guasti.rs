@@ -224,6 +224,10 @@ impl Store for Guasti {
         self.passo("flush")?;
         self.dentro.flush().await
     }
+    async fn close(&self) -> Result<()> {
+        self.passo("close")?;
+        self.dentro.close().await
+    }
     async fn export(&self, sink: &(dyn Fn(Record) -> bool + Send + Sync)) -> Result<()> {
         self.dentro.export(sink).await
     }

@@ -448,6 +448,11 @@ pub trait Store: Send + Sync + 'static {
     async fn apply(&self, batch: Vec<Write>) -> Result<()>;
     /// Makes every write so far durable.
     async fn flush(&self) -> Result<()>;
+    /// Makes everything durable in the engine's own files, as the process stops (the sled
+    /// engine's checkpoint, which empties its journal). [`Store::flush`] by default.
+    async fn close(&self) -> Result<()> {
+        self.flush().await
+    }
 
     // --- moving a store to another engine ---
 

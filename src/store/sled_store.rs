@@ -903,6 +903,20 @@ impl SledStore {
         }
         let m = self.m()?;
         let voce = self.esito(m.prepara(batch, scambio))?;
+        self.manda(&m, voce).await
+    }
+
+    /// An entry made here, written as [`SledStore::scrivi`] writes a batch's.
+    async fn scrivi_voce(&self, voce: journal::Voce) -> Result<()> {
+        let m = self.m()?;
+        let voce = commit::Voce {
+            byte: voce.chiudi(),
+            indice: Vec::new(),
+        };
+        self.manda(&m, voce).await
+    }
+
+    async fn manda(&self, m: &Engine, voce: commit::Voce) -> Result<()> {
         let r = m.commit.scrivi(voce).await;
         // Durable in the journal but not applied: reopening applies it.
         if let Some(e) = m.commit.guasto_alberi() {
@@ -1085,24 +1099,24 @@ impl Store for SledStore {
     }
 
     async fn put_partner(&self, s: &Soggetto) -> Result<()> {
-        self.esito(
-            self.m()?
-                .partners
-                .insert(codec::chiave_partner(&s.tipo, &s.nome), codec::codifica(s))
-                .map_err(be),
-        )?;
-        Ok(())
+        let mut voce = journal::Voce::default();
+        voce.put(
+            albero::PARTNERS,
+            &codec::chiave_partner(&s.tipo, &s.nome),
+            &codec::codifica(s),
+        );
+        self.scrivi_voce(voce).await
     }
 
     async fn remove_partner(&self, tipo: &str, nome: &str) -> Result<bool> {
-        Ok(self
-            .esito(
-                self.m()?
-                    .partners
-                    .remove(codec::chiave_partner(tipo, nome))
-                    .map_err(be),
-            )?
-            .is_some())
+        let chiave = codec::chiave_partner(tipo, nome);
+        if !self.m()?.partners.contains_key(&chiave).map_err(be)? {
+            return Ok(false);
+        }
+        let mut voce = journal::Voce::default();
+        voce.del(albero::PARTNERS, &chiave);
+        self.scrivi_voce(voce).await?;
+        Ok(true)
     }
 
     async fn export(
@@ -1172,7 +1186,15 @@ impl Store for SledStore {
         self.scrivi(&mut batch, Some((ex, settle))).await
     }
 
+    /// Every write is durable in the journal when it returns: a flush only waits for the
+    /// writes still in flight. (A checkpoint, which writes sled's files, on every flush would
+    /// stall every writer each time the outbox or a health probe asks.)
     async fn flush(&self) -> Result<()> {
+        let r = self.m()?.commit.barriera().await;
+        self.esito(r)
+    }
+
+    async fn close(&self) -> Result<()> {
         let r = self.m()?.commit.checkpoint().await;
         self.esito(r)
     }

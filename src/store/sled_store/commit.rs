@@ -93,16 +93,15 @@ impl GroupCommit {
         })
     }
 
-    fn accoda(&self, voce: Option<Voce>) -> Result<u64> {
+    /// A ticket for an entry, or with none for a barrier (`checkpoint`: and a checkpoint).
+    fn accoda(&self, voce: Option<Voce>, checkpoint: bool) -> Result<u64> {
         let mut r = self.c.richieste.lock().unwrap_or_else(|e| e.into_inner());
         if r.chiuso {
             return Err(StoreError::Closed);
         }
         r.chieste += 1;
-        match voce {
-            Some(v) => r.coda.push(v),
-            None => r.checkpoint = true,
-        }
+        r.coda.extend(voce);
+        r.checkpoint |= checkpoint;
         self.c.sveglia.notify_one();
         Ok(r.chieste)
     }
@@ -110,7 +109,7 @@ impl GroupCommit {
     /// Resolves once the entry is durable in the journal and applied to the trees.
     pub(super) async fn scrivi(&self, voce: Voce) -> Result<()> {
         let mut rx = self.c.fatte.subscribe();
-        let biglietto = self.accoda(Some(voce))?;
+        let biglietto = self.accoda(Some(voce), false)?;
         rx.wait_for(|f| f.scritte >= biglietto)
             .await
             .map_err(|_| StoreError::Closed)?;
@@ -124,11 +123,21 @@ impl GroupCommit {
         }
     }
 
+    /// Resolves once the entries queued before the call are written and applied.
+    pub(super) async fn barriera(&self) -> Result<()> {
+        let mut rx = self.c.fatte.subscribe();
+        let biglietto = self.accoda(None, false)?;
+        rx.wait_for(|f| f.scritte >= biglietto)
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(())
+    }
+
     /// Resolves once everything written before the call is durable in sled's own files
     /// (and the journal is empty).
     pub(super) async fn checkpoint(&self) -> Result<()> {
         let mut rx = self.c.fatte.subscribe();
-        let biglietto = self.accoda(None)?;
+        let biglietto = self.accoda(None, true)?;
         let fatto = rx
             .wait_for(|f| f.salvate >= biglietto)
             .await

@@ -22,7 +22,7 @@ pub(super) const FILE: &str = "journal";
 
 /// The trees an entry names, by their place in this list: the list is the format, so a new
 /// tree goes at its end.
-const ALBERI: [&str; 15] = [
+const ALBERI: [&str; 16] = [
     albero::EXCHANGES,
     albero::IDS,
     albero::RECEIVED,
@@ -38,6 +38,7 @@ const ALBERI: [&str; 15] = [
     albero::INTERMEDIARI,
     albero::CONTATTI,
     albero::DIAGNOSTICI,
+    albero::PARTNERS,
 ];
 
 const PUT: u8 = 1;

@@ -777,6 +777,18 @@ async fn the_journal_is_applied_again_at_open_up_to_a_torn_entry() {
     assert!(s.exchange(2).await.unwrap().is_none());
     assert!(!s.has_modulo(Tipo::Candidatura, "STRAPPATA").await.unwrap());
     assert!(s.check().await.unwrap().ok());
+    // A write is in the journal when it returns; a flush leaves it there (it only waits for
+    // the writes in flight), a close makes sled durable and empties it.
+    let giornale = || std::fs::metadata(p.join(journal::FILE)).unwrap().len();
+    s.put_partner(&Soggetto::new("SPC", "LAZIO")).await.unwrap();
+    assert!(giornale() > 0);
+    s.flush().await.unwrap();
+    assert!(giornale() > 0);
+    s.close().await.unwrap();
+    assert_eq!(giornale(), 0);
+    drop(s);
+    let s = SledStore::open(&p).unwrap();
+    assert_eq!(s.partners().await.unwrap().len(), 1);
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
