@@ -747,24 +747,6 @@ impl Engine {
         )))
     }
 
-    fn settle(&self, id: &str, seq: u64) -> Result<()> {
-        self.dup
-            .fetch_and_update(codec::chiave_id(id), |old| {
-                let mut d = old
-                    .and_then(|o| codec::decode_dup(o).ok())
-                    .unwrap_or(DupEntry {
-                        seq: 0,
-                        first_ms: 0,
-                        repeats: 0,
-                        scade_ms: None,
-                    });
-                d.seq = seq;
-                Some(codec::encode_dup(&d))
-            })
-            .map_err(be)?;
-        Ok(())
-    }
-
     fn count_repeat(&self, id: &str) -> Result<()> {
         self.dup
             .fetch_and_update(codec::chiave_id(id), |old| {
@@ -941,7 +923,10 @@ impl Store for SledStore {
     }
 
     async fn settle(&self, id: &str, seq: u64) -> Result<()> {
-        self.esito(self.m()?.settle(id, seq))
+        // Through the journal, as an exchange's own settling: durable when it returns.
+        let mut voce = journal::Voce::default();
+        voce.salda(&codec::chiave_id(id), seq);
+        self.scrivi_voce(voce).await
     }
 
     async fn release(&self, id: &str) -> Result<()> {
@@ -1188,7 +1173,9 @@ impl Store for SledStore {
 
     /// Every write is durable in the journal when it returns: a flush only waits for the
     /// writes still in flight. (A checkpoint, which writes sled's files, on every flush would
-    /// stall every writer each time the outbox or a health probe asks.)
+    /// stall every writer each time the outbox or a health probe asks.) Outside the journal are
+    /// only the duplicate filter's claims in flight, which an open drops anyway, their release
+    /// and the count of repeats: sled makes them durable within its own half second.
     async fn flush(&self) -> Result<()> {
         let r = self.m()?.commit.barriera().await;
         self.esito(r)

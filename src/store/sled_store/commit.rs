@@ -230,11 +230,7 @@ fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<I
             let mut guasto = c.guasto_alberi.lock().unwrap_or_else(|e| e.into_inner());
             if guasto.is_none() {
                 for v in coda {
-                    let applicata = journal::voci(&v.byte)
-                        .0
-                        .first()
-                        .map_or(Ok(()), |corpo| journal::applica(alberi, corpo));
-                    if let Err(e) = applicata {
+                    if let Err(e) = journal::applica(alberi, journal::Voce::operazioni(&v.byte)) {
                         tracing::error!(error = %e, "store: a journal entry not applied to sled: reopening the store applies it");
                         *guasto = Some(e);
                         break;

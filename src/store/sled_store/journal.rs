@@ -135,6 +135,11 @@ impl Voce {
         self.byte(record);
     }
 
+    /// The operations of an entry made by [`Voce::chiudi`] (the live path: no CRC to check).
+    pub(super) fn operazioni(voce: &[u8]) -> &[u8] {
+        &voce[TESTA.min(voce.len())..]
+    }
+
     /// The entry as it is appended: head, then operations.
     pub(super) fn chiudi(mut self) -> Vec<u8> {
         let corpo = &self.0[TESTA..];
