@@ -13,6 +13,24 @@
 #[cfg(feature = "mimalloc")]
 extern "C" {
     fn mi_collect(force: bool);
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// mimalloc's `mi_option_purge_delay` (its `mimalloc.h`, version 3).
+#[cfg(feature = "mimalloc")]
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Has mimalloc, when it is the process's allocator, give freed pages back to the system after
+/// `ms` milliseconds, unless the environment sets `MIMALLOC_PURGE_DELAY` (the operator's word).
+pub fn trattieni_memoria_liberata_per(ms: i64) {
+    #[cfg(feature = "mimalloc")]
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: mi_option_set takes two integers and sets one of mimalloc's global options,
+        // which it reads atomically.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, ms as std::ffi::c_long) }
+    }
+    #[cfg(not(feature = "mimalloc"))]
+    let _ = ms;
 }
 
 /// Gives the memory freed so far back to the system, when mimalloc is the process's allocator

@@ -500,6 +500,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
             crate::store::OpzioniSled {
                 cache: config.store.cache_mb.max(1) << 20,
                 comprimi: config.store.compression,
+                ..Default::default()
             },
         ) {
             Ok(s) => {

@@ -320,9 +320,10 @@ impl Engine {
         }
         // What was acknowledged is on disk here too, whatever happens to the copy.
         self.db.flush().map_err(be)?;
-        // Compressed as the store is: a restored backup behaves as the store did.
+        // Compressed and segmented as the store is: a restored backup behaves as the store did.
         let comprimi = super::compresso(&self.cura.path).unwrap_or(false);
-        let copia = super::configurazione(dest, CACHE_COPIA, comprimi)
+        let segmento = super::segmento(&self.cura.path).unwrap_or(super::SEGMENTO);
+        let copia = super::configurazione(dest, CACHE_COPIA, comprimi, segmento)
             .create_new(true)
             .open()
             .map_err(|e| match be(e) {

@@ -526,6 +526,38 @@ async fn after_a_failed_write_the_store_reopens_itself_with_what_was_durable() {
     let _ = std::fs::remove_dir_all(&p);
 }
 
+/// A new store's log has segments of [`SEGMENTO`]; a store made with sled's old 512 KiB keeps
+/// them (sled would refuse to open it with others), and so does its backup.
+#[tokio::test]
+async fn a_new_store_has_large_segments_and_an_old_one_keeps_its_own() {
+    use crate::clock::SystemClock;
+    let nuovo = tmp("segmenti-nuovi");
+    drop(SledStore::open(&nuovo).unwrap());
+    assert_eq!(segmento(&nuovo), Some(SEGMENTO));
+
+    let vecchio = tmp("segmenti-vecchi");
+    let come_prima = Opzioni {
+        segmento: 512 * 1024,
+        ..Opzioni::default()
+    };
+    let s = SledStore::open_waiting_with(&vecchio, std::time::Duration::ZERO, come_prima).unwrap();
+    s.commit_exchange(&ex(1, "A1"), None).await.unwrap();
+    drop(s);
+    let s = SledStore::open_waiting(&vecchio, std::time::Duration::from_secs(2)).unwrap();
+    assert_eq!(segmento(&vecchio), Some(512 * 1024));
+    assert_eq!(
+        s.exchange(1).await.unwrap().unwrap().request_id.as_deref(),
+        Some("A1")
+    );
+    let copia = tmp("segmenti-copia");
+    s.backup(&copia, &SystemClock).await.unwrap();
+    assert_eq!(segmento(&copia), Some(512 * 1024));
+    drop(s);
+    for p in [nuovo, vecchio, copia] {
+        let _ = std::fs::remove_dir_all(&p);
+    }
+}
+
 /// A new store is compressed only when asked; a store keeps the choice it was made with
 /// whatever the options of a later open, and so does its backup.
 #[tokio::test]
@@ -557,6 +589,7 @@ async fn compression_is_chosen_when_the_store_is_made_and_kept_by_its_backup() {
     assert_eq!(compresso(&copia), Some(true));
     let c = SledStore::open(&copia).unwrap();
     assert_eq!(c.exchange(1).await.unwrap().unwrap().request, e.request);
+    assert_eq!(segmento(&copia), segmento(&p));
     for p in [nuovo, p, copia] {
         let _ = std::fs::remove_dir_all(p);
     }
