@@ -44,7 +44,7 @@ impl Campo for String {
     fn leggi(p: &Element, name: &str) -> Self {
         figli(p, name)
             .next()
-            .map(|e| e.text.clone())
+            .map(|e| e.text.to_string())
             .unwrap_or_default()
     }
     fn scrivi(&self, w: &mut Scrittore, name: &str) {
@@ -54,7 +54,7 @@ impl Campo for String {
 
 impl Campo for Option<String> {
     fn leggi(p: &Element, name: &str) -> Self {
-        figli(p, name).next().map(|e| e.text.clone())
+        figli(p, name).next().map(|e| e.text.to_string())
     }
     fn scrivi(&self, w: &mut Scrittore, name: &str) {
         if let Some(v) = self {
@@ -65,7 +65,7 @@ impl Campo for Option<String> {
 
 impl Campo for Vec<String> {
     fn leggi(p: &Element, name: &str) -> Self {
-        figli(p, name).map(|e| e.text.clone()).collect()
+        figli(p, name).map(|e| e.text.to_string()).collect()
     }
     fn scrivi(&self, w: &mut Scrittore, name: &str) {
         for v in self {

@@ -497,7 +497,7 @@ impl Schema {
                 out.push(Violazione {
                     path: render(path, None),
                     difetto: Difetto::Attributo {
-                        nome: a.qname.clone(),
+                        nome: a.qname.to_string(),
                     },
                 });
             }

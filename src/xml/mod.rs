@@ -56,12 +56,14 @@ pub enum XmlError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attr {
-    /// Namespace URI of a prefixed attribute; `None` for unprefixed ones.
-    pub ns: Option<String>,
-    pub local: String,
+    /// Namespace URI of a prefixed attribute, shared as the elements' are; `None` for
+    /// unprefixed ones.
+    pub ns: Option<Arc<str>>,
+    /// Names and values of up to 24 bytes, most of them, are kept inline, without allocating.
+    pub local: CompactString,
     /// The attribute name as written (`SOAP_ENV:actor`).
-    pub qname: String,
-    pub value: String,
+    pub qname: CompactString,
+    pub value: CompactString,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -72,12 +74,23 @@ pub struct Element {
     pub local: CompactString,
     pub attrs: Vec<Attr>,
     pub children: Vec<Element>,
-    /// The character data directly inside this element, unescaped and concatenated.
-    pub text: String,
+    /// The character data directly inside this element, unescaped and concatenated (up to 24
+    /// bytes, most leaves' text, kept inline without allocating).
+    pub text: CompactString,
     /// Whether a CDATA section (even an empty one) stands directly inside this element.
     pub cdata: bool,
     /// Byte range of the whole element (start tag to end tag) in the source.
     pub span: Range<usize>,
+}
+
+/// The document's one copy of the namespace name `uri`, among those met so far.
+fn condividi(namespaces: &mut Vec<Arc<str>>, uri: &str) -> Arc<str> {
+    if let Some(a) = namespaces.iter().find(|a| &***a == uri) {
+        return a.clone();
+    }
+    let a: Arc<str> = Arc::from(uri);
+    namespaces.push(a.clone());
+    a
 }
 
 impl Element {
@@ -284,7 +297,7 @@ impl<'a> Cursor<'a> {
 
     /// The attributes of a start tag, namespace-resolved and unescaped. Namespace declarations
     /// are not returned. Duplicate attributes are a well-formedness error.
-    pub fn attributes(&self, e: &BytesStart<'_>) -> Result<Vec<Attr>, XmlError> {
+    pub fn attributes(&mut self, e: &BytesStart<'_>) -> Result<Vec<Attr>, XmlError> {
         let mut out = Vec::new();
         for a in e.attributes() {
             let a = a.map_err(|err| XmlError::Syntax {
@@ -300,23 +313,24 @@ impl<'a> Cursor<'a> {
             }
             let (res, local) = self.reader.resolver().resolve_attribute(a.key);
             let ns = match res {
-                ResolveResult::Bound(ns) => Some(namespace_name(ns.0)?.into_owned()),
+                ResolveResult::Bound(ns) => Some(namespace_name(ns.0)?),
                 ResolveResult::Unbound => None,
                 ResolveResult::Unknown(p) => {
                     if p == "xml" {
-                        Some("http://www.w3.org/XML/1998/namespace".to_string())
+                        Some(Cow::Borrowed("http://www.w3.org/XML/1998/namespace"))
                     } else {
                         return Err(XmlError::UnknownPrefix(p));
                     }
                 }
             };
+            let ns = ns.map(|n| condividi(&mut self.namespaces, &n));
             // Literal whitespace is normalised before references are resolved (XML 1.0 §3.3.3),
             // so `&#10;` survives as a newline.
-            let value = unescape(&normalize_attr_ws(Cow::Borrowed(&a.value)))?.into_owned();
+            let value = CompactString::from(unescape(&normalize_attr_ws(Cow::Borrowed(&a.value)))?);
             out.push(Attr {
                 ns,
-                local: local.into_inner().to_string(),
-                qname: qname.to_string(),
+                local: CompactString::from(local.into_inner()),
+                qname: CompactString::from(qname),
                 value,
             });
         }
@@ -389,13 +403,7 @@ impl<'a> Cursor<'a> {
             ResolveResult::Unbound => return Ok(None),
             ResolveResult::Unknown(p) => return Err(XmlError::UnknownPrefix(p)),
         };
-        let uri = &*uri;
-        if let Some(a) = self.namespaces.iter().find(|a| &***a == uri) {
-            return Ok(Some(a.clone()));
-        }
-        let a: Arc<str> = Arc::from(uri);
-        self.namespaces.push(a.clone());
-        Ok(Some(a))
+        Ok(Some(condividi(&mut self.namespaces, &uri)))
     }
 
     fn open(&mut self, at: usize, e: &BytesStart<'_>) -> Result<Element, XmlError> {
@@ -404,7 +412,7 @@ impl<'a> Cursor<'a> {
             local: CompactString::from(e.local_name().into_inner()),
             attrs: self.attributes(e)?,
             children: Vec::new(),
-            text: String::new(),
+            text: CompactString::default(),
             cdata: false,
             span: at..at,
         })
@@ -587,6 +595,12 @@ pub trait Uscita {
 impl Uscita for String {
     fn push_str(&mut self, s: &str) {
         String::push_str(self, s)
+    }
+}
+
+impl Uscita for CompactString {
+    fn push_str(&mut self, s: &str) {
+        CompactString::push_str(self, s)
     }
 }
 
