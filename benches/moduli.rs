@@ -67,4 +67,35 @@ fn main() {
     }
     run("candidatura-2.0 padded to 5 KB", &padded(5 * 1024), &ctx);
     run("candidatura-2.0 padded to 50 KB", &padded(50 * 1024), &ctx);
+
+    println!("the published scheda, built and written as the modulo's record holds it:");
+    for (label, doc) in [
+        ("candidatura-rev038.xml", sample("candidatura-rev038.xml")),
+        ("candidatura-2.0 padded to 50 KB", padded(50 * 1024)),
+    ] {
+        scheda(label, &doc);
+    }
+}
+
+fn scheda(label: &str, doc: &[u8]) {
+    let root = pdd::xml::parse_document(doc, pdd::xml::Limits::default()).unwrap();
+    let Some(modulo::Modulo::Candidatura(c)) = modulo::Modulo::leggi(&root) else {
+        panic!("{label}: not a Candidatura")
+    };
+    let budget = Duration::from_millis(1500);
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while t0.elapsed() < budget {
+        for _ in 0..100 {
+            let s = modulo::scheda::candidatura(&c);
+            std::hint::black_box(serde_json::to_vec(&s).unwrap());
+        }
+        n += 100;
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "{label:<34} {:>6} bytes  {:>6.1} µs/scheda",
+        doc.len(),
+        secs * 1e6 / n as f64
+    );
 }

@@ -95,8 +95,8 @@ fn modulo(kind: Tipo, code: &str, stato: StatoModulo) -> StoredModulo {
     let mut scheda = pdd::modulo::scheda::candidatura(&Default::default());
     scheda.codice = code.to_string();
     // Published fields that a summary must not carry.
-    scheda.pubblico = serde_json::json!({ "titolo": "cuoco" });
-    scheda.contatto = serde_json::json!({ "tramite": "diretto", "email": "a@b.it" });
+    scheda.pubblico = Some(serde_json::json!({ "titolo": "cuoco" }).into());
+    scheda.contatto = Some(serde_json::json!({ "tramite": "diretto", "email": "a@b.it" }).into());
     scheda.testo = "cuoco esperto".into();
     StoredModulo {
         kind,
@@ -790,7 +790,7 @@ async fn a_sommario_carries_the_scheda_only_while_active(s: &dyn Store) {
     assert_eq!(di("C3").scheda, None, "nothing to publish");
     // The stored modulo itself keeps its published fields.
     let m = s.modulo(Tipo::Candidatura, "C1").await.unwrap().unwrap();
-    assert_ne!(m.scheda.unwrap().pubblico, serde_json::Value::Null);
+    assert!(m.scheda.unwrap().pubblico.is_some());
 }
 
 async fn sommari_follow_overwrites(s: &dyn Store) {

@@ -17,6 +17,7 @@
 use rustc_hash::FxHashSet;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::model::{candidatura::Candidatura, vacancy::Vacancy};
@@ -28,12 +29,12 @@ pub struct Scheda {
     pub codice: String,
     /// "candidatura" or "vacancy".
     pub tipo: String,
-    /// The anonymous fields (a JSON object; null in a summary, which leaves it out).
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub pubblico: Value,
+    /// The anonymous fields (a JSON object; none in a summary, which leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pubblico: Option<Json>,
     /// Contact data for registered users (a JSON object with "tramite": "diretto"|"intermediario").
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub contatto: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contatto: Option<Json>,
     pub intermediato: bool,
     /// ISTAT profession codes (desired professions / the requested profession), for filtering.
     pub professioni: Vec<String>,
@@ -57,13 +58,34 @@ fn pieno(v: Option<&str>) -> Option<&str> {
 }
 
 /// A JSON object that leaves out empty values, so that absent and empty fields look the same.
+/// Written as JSON as it is built, not as a tree of values: a 50 KB CV's scheda built as a
+/// tree, serialized into the modulo's record and dropped took a fifth of the CPU of storing it
+/// (docs/performance.md). Each key is written once (the builders below name each once).
 #[derive(Default)]
-struct Oggetto(Map<String, Value>);
+struct Oggetto {
+    /// The members so far, without the braces.
+    json: Vec<u8>,
+}
+
+/// A string as JSON, escaped.
+fn stringa(out: &mut Vec<u8>, s: &str) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
 
 impl Oggetto {
+    /// Starts the member `k` (a key of this file's: no character to escape).
+    fn chiave(&mut self, k: &str) {
+        if !self.json.is_empty() {
+            self.json.push(b',');
+        }
+        stringa(&mut self.json, k);
+        self.json.push(b':');
+    }
     fn testo(&mut self, k: &str, v: Option<&str>) -> &mut Self {
         if let Some(v) = pieno(v) {
-            self.0.insert(k.into(), Value::String(v.into()));
+            self.chiave(k);
+            stringa(&mut self.json, v);
         }
         self
     }
@@ -71,53 +93,67 @@ impl Oggetto {
         self.testo(k, v.as_deref())
     }
     fn lista(&mut self, k: &str, v: &[String]) -> &mut Self {
-        let v: Vec<Value> = v
-            .iter()
-            .filter_map(|s| pieno(Some(s)))
-            .map(|s| Value::String(s.into()))
-            .collect();
-        self.valore(k, Value::Array(v))
-    }
-    /// SI/NO as a boolean; any other value is left out rather than guessed.
-    fn si_no(&mut self, k: &str, v: &Option<String>) -> &mut Self {
-        match pieno(v.as_deref()) {
-            Some("SI") => self.valore(k, Value::Bool(true)),
-            Some("NO") => self.valore(k, Value::Bool(false)),
-            _ => self,
+        let mut primo = true;
+        for s in v.iter().filter_map(|s| pieno(Some(s))) {
+            if primo {
+                self.chiave(k);
+                self.json.push(b'[');
+                primo = false;
+            } else {
+                self.json.push(b',');
+            }
+            stringa(&mut self.json, s);
         }
-    }
-    fn valore(&mut self, k: &str, v: Value) -> &mut Self {
-        let vuoto = match &v {
-            Value::Null => true,
-            Value::Array(a) => a.is_empty(),
-            Value::Object(o) => o.is_empty(),
-            Value::String(s) => s.is_empty(),
-            _ => false,
-        };
-        if !vuoto {
-            self.0.insert(k.into(), v);
+        if !primo {
+            self.json.push(b']');
         }
         self
     }
-    /// An object within, written by `f`.
+    /// SI/NO as a boolean; any other value is left out rather than guessed.
+    fn si_no(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+        let b: &[u8] = match pieno(v.as_deref()) {
+            Some("SI") => b"true",
+            Some("NO") => b"false",
+            _ => return self,
+        };
+        self.chiave(k);
+        self.json.extend_from_slice(b);
+        self
+    }
+    /// An object within, written by `f`; left out when empty.
     fn oggetto(&mut self, k: &str, f: impl FnOnce(&mut Oggetto)) -> &mut Self {
         let mut o = Oggetto::default();
         f(&mut o);
-        self.valore(k, o.fine())
+        if !o.json.is_empty() {
+            self.chiave(k);
+            o.dentro(&mut self.json);
+        }
+        self
     }
-    /// An array of objects, one written by `f` for each item; the empty ones are left out.
+    /// An array of objects, one written by `f` for each item; the empty ones are left out,
+    /// and the array when all are.
     fn oggetti<T>(&mut self, k: &str, v: &[T], f: impl Fn(&mut Oggetto, &T)) -> &mut Self {
-        let v: Vec<Value> = v
-            .iter()
-            .map(|x| {
-                let mut o = Oggetto::default();
-                f(&mut o, x);
-                o
-            })
-            .filter(|o| !o.0.is_empty())
-            .map(Oggetto::fine)
-            .collect();
-        self.valore(k, Value::Array(v))
+        let mut primo = true;
+        let mut o = Oggetto::default();
+        for x in v {
+            o.json.clear();
+            f(&mut o, x);
+            if o.json.is_empty() {
+                continue;
+            }
+            if primo {
+                self.chiave(k);
+                self.json.push(b'[');
+                primo = false;
+            } else {
+                self.json.push(b',');
+            }
+            o.dentro(&mut self.json);
+        }
+        if !primo {
+            self.json.push(b']');
+        }
+        self
     }
     /// A comune by Belfiore code with its name, province and region from the ISTAT table; a
     /// code the table does not know (a foreign state, a suppressed comune) stays bare.
@@ -134,8 +170,53 @@ impl Oggetto {
         }
         self
     }
-    fn fine(self) -> Value {
-        Value::Object(self.0)
+    /// The object, braces and all, at the end of `out`.
+    fn dentro(&self, out: &mut Vec<u8>) {
+        out.push(b'{');
+        out.extend_from_slice(&self.json);
+        out.push(b'}');
+    }
+    fn fine(self) -> Json {
+        let mut out = Vec::with_capacity(self.json.len() + 2);
+        self.dentro(&mut out);
+        // Only strings escaped by serde_json and this file's own punctuation were written.
+        let testo = String::from_utf8(out).unwrap_or_else(|_| "{}".into());
+        Json(RawValue::from_string(testo).unwrap_or_else(|_| vuoto()))
+    }
+}
+
+/// `{}`.
+fn vuoto() -> Box<RawValue> {
+    RawValue::from_string("{}".into()).unwrap_or_else(|_| unreachable!("{{}} is JSON"))
+}
+
+/// A JSON object of a scheda, kept as its text: it is written once when the modulo is stored
+/// and read only when the read API answers for it ([`Json::oggetto`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Json(Box<RawValue>);
+
+impl Json {
+    /// The object's members (none when it is not an object).
+    pub fn oggetto(&self) -> Map<String, Value> {
+        serde_json::from_str(self.0.get()).unwrap_or_default()
+    }
+
+    /// The text.
+    pub fn testo(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<Value> for Json {
+    fn from(v: Value) -> Json {
+        Json(RawValue::from_string(v.to_string()).unwrap_or_else(|_| vuoto()))
+    }
+}
+
+impl PartialEq for Json {
+    fn eq(&self, other: &Json) -> bool {
+        self.0.get() == other.0.get() || self.oggetto() == other.oggetto()
     }
 }
 
@@ -216,8 +297,8 @@ impl Scheda {
         Scheda {
             codice: codice.trim().to_string(),
             tipo: tipo.into(),
-            pubblico: pubblico.fine(),
-            contatto: contatto.fine(),
+            pubblico: Some(pubblico.fine()),
+            contatto: Some(contatto.fine()),
             intermediato,
             professioni,
             comune: dove.comune,
@@ -558,7 +639,48 @@ pub fn vacancy(v: &Vacancy) -> Scheda {
 
 #[cfg(test)]
 mod tests {
-    use super::testo_ricerca;
+    use super::{testo_ricerca, Oggetto};
+
+    /// The object written as it is built leaves out what is empty at every level, escapes its
+    /// strings and reads back as the JSON it stands for.
+    #[test]
+    fn an_object_leaves_out_empty_values_and_reads_back_as_json() {
+        let mut o = Oggetto::default();
+        o.testo("nome", Some("  Anna \"la\"\n\\ cuoca "))
+            .testo("vuoto", Some("   "))
+            .testo("assente", None)
+            .opt("opzione", &Some("x".into()))
+            .lista("lista", &["a".into(), " ".into(), "b".into()])
+            .lista("lista_vuota", &[" ".into()])
+            .si_no("si", &Some("SI".into()))
+            .si_no("no", &Some(" NO ".into()))
+            .si_no("forse", &Some("FORSE".into()))
+            .oggetto("dentro", |o| {
+                o.testo("k", Some("v"));
+            })
+            .oggetto("dentro_vuoto", |o| {
+                o.testo("k", Some(""));
+            })
+            .oggetti("righe", &[1, 2, 3], |o, n| {
+                if *n != 2 {
+                    o.testo("n", Some(&n.to_string()));
+                }
+            })
+            .oggetti("righe_vuote", &[1], |_, _| {});
+        let json = o.fine();
+        let atteso = serde_json::json!({
+            "nome": "Anna \"la\"\n\\ cuoca",
+            "opzione": "x",
+            "lista": ["a", "b"],
+            "si": true,
+            "no": false,
+            "dentro": { "k": "v" },
+            "righe": [{ "n": "1" }, { "n": "3" }],
+        });
+        assert_eq!(serde_json::Value::Object(json.oggetto()), atteso);
+        assert_eq!(json, super::Json::from(atteso));
+        assert_eq!(Oggetto::default().fine().testo(), "{}");
+    }
 
     #[test]
     fn the_search_text_keeps_each_word_once_and_answers_as_the_whole_text_would() {

@@ -299,16 +299,17 @@ fn voce_json(v: &Voce<'_>, registrato: bool) -> Value {
     if let Some(s) = v.scadenza {
         o.insert("scadenza".into(), s.to_string().into());
     }
-    if let Value::Object(p) = &v.scheda.pubblico {
-        for (k, x) in p {
+    if let Some(p) = &v.scheda.pubblico {
+        for (k, x) in p.oggetto() {
             // The envelope's own fields win over a (never expected) clash.
-            o.entry(k.clone()).or_insert_with(|| x.clone());
+            o.entry(k).or_insert(x);
         }
     }
     if registrato {
-        if let Value::Object(c) = &v.scheda.contatto {
+        if let Some(c) = &v.scheda.contatto {
+            let c = c.oggetto();
             if !c.is_empty() {
-                o.insert("contatto".into(), Value::Object(c.clone()));
+                o.insert("contatto".into(), Value::Object(c));
             }
         }
     }

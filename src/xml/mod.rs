@@ -590,17 +590,25 @@ pub enum Modo {
 /// Where [`leggi_testo`] writes: a String, or nowhere ([`Modo::Verifica`]).
 pub trait Uscita {
     fn push_str(&mut self, s: &str);
+    /// Room for `n` more bytes, made once before a run of text is written in pieces.
+    fn riserva(&mut self, _n: usize) {}
 }
 
 impl Uscita for String {
     fn push_str(&mut self, s: &str) {
         String::push_str(self, s)
     }
+    fn riserva(&mut self, n: usize) {
+        self.reserve(n)
+    }
 }
 
 impl Uscita for CompactString {
     fn push_str(&mut self, s: &str) {
         CompactString::push_str(self, s)
+    }
+    fn riserva(&mut self, n: usize) {
+        self.reserve(n)
     }
 }
 
@@ -637,6 +645,9 @@ impl XmlError {
 /// `&lt;`, `&gt;` and `&amp;` come out as they went in, so such a run is copied whole.
 pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), XmlError> {
     let b = raw.as_bytes();
+    // What is read is at most as long as what is written, but for the canonical form's `&gt;`:
+    // a large escaped modulo grows once, not by a copy at each of its pieces' growth.
+    out.riserva(raw.len());
     // The run copied as it stands so far starts at `from`; the scan goes on from `i`.
     let mut from = 0;
     let mut i = 0;
