@@ -10,10 +10,16 @@
 //! - the shell: [`server`] (HTTP in and out), [`tls`], [`cli`];
 //! - [`kit`]: what the tests and the load generator share (temp dirs, free ports, a PKI).
 
+// Linked wherever the library is, so that the functions below resolve in its own tests too.
+#[cfg(feature = "mimalloc")]
+use mimalloc as _;
+
 #[cfg(feature = "mimalloc")]
 extern "C" {
     fn mi_collect(force: bool);
     fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+    #[cfg(test)]
+    fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
 }
 
 /// mimalloc's `mi_option_purge_delay` (its `mimalloc.h`, version 3).
@@ -31,6 +37,22 @@ pub fn trattieni_memoria_liberata_per(ms: i64) {
     }
     #[cfg(not(feature = "mimalloc"))]
     let _ = ms;
+}
+
+/// The option's number is mimalloc's enum order, which the crate does not export: its default
+/// (1,000 ms in mimalloc 3; its neighbours' are 0 and 1) shows the number still names it.
+#[cfg(all(test, feature = "mimalloc"))]
+#[test]
+fn the_purge_delay_is_the_option_set() {
+    // SAFETY: both take integers and touch only mimalloc's option table.
+    let prima = unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) };
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        assert_eq!(prima, 1000, "mimalloc's purge_delay default");
+    }
+    trattieni_memoria_liberata_per(100);
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        assert_eq!(unsafe { mi_option_get(MI_OPTION_PURGE_DELAY) }, 100);
+    }
 }
 
 /// Gives the memory freed so far back to the system, when mimalloc is the process's allocator

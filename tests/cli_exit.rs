@@ -42,7 +42,7 @@ fn serve_exit_codes_tell_store_from_address_problems() {
     // A damaged outbox entry: refused at start, naming it.
     {
         // Below the store's API, as a disk fault would.
-        let db = sled::open(&data).unwrap();
+        let db = common::sled_grezzo(&data);
         db.open_tree("outbox")
             .unwrap()
             .insert(7u64.to_be_bytes(), &b"{not json"[..])

@@ -351,7 +351,7 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
         let seq = s.exchange_by_id(&ids[1]).await.unwrap().unwrap().seq;
         drop(s);
         std::thread::sleep(Duration::from_millis(200));
-        let db = sled::open(&data).unwrap();
+        let db = common::sled_grezzo(&data);
         let mut pezzo = seq.to_be_bytes().to_vec();
         pezzo.push(0);
         pezzo.extend_from_slice(&0u32.to_be_bytes());

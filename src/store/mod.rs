@@ -44,7 +44,7 @@ pub use record::{
 };
 // ClicLavoro's own records, which the store persists.
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
-pub use sled_store::{compresso, spazio_libero, Opzioni as OpzioniSled, SledStore};
+pub use sled_store::{compresso, segmento, spazio_libero, Opzioni as OpzioniSled, SledStore};
 
 /// Held while moduli change ([`Store::lock_moduli`]); dropping it releases them.
 pub struct ModuliLock {

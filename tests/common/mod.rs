@@ -116,6 +116,16 @@ pub async fn start_on(
 const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 const EVERY: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// The sled database under a store, opened as sled itself would be after a disk fault, with the
+/// log's segment size the store was made with (sled refuses to open it with another).
+pub fn sled_grezzo(path: &std::path::Path) -> sled::Db {
+    let mut config = sled::Config::new().path(path);
+    if let Some(segmento) = pdd::store::segmento(path) {
+        config = config.segment_size(segmento);
+    }
+    config.open().unwrap()
+}
+
 /// Waits until `f` holds, asking every 50 ms, for at most 20 s; then fails naming `what`.
 /// The one polling loop of the tests (integration tests watch real servers and processes).
 pub async fn eventually(what: &str, mut f: impl AsyncFnMut() -> bool) {
