@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use quick_xml::events::Event;
 
-use crate::xml::{self, Cursor, Element, Limits, XmlError};
+use crate::xml::{self, Cursor, Element, Identificato, Limits, XmlError};
 
 pub const SOAP11_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
 pub const SOAP12_NS: &str = "http://www.w3.org/2003/05/soap-envelope";
@@ -46,6 +46,9 @@ pub struct Envelope<'a> {
     /// Namespace declarations on the Envelope and Body start tags, in scope for the Body's
     /// content: carried along whenever that content is moved into another envelope.
     pub body_ns: Vec<(String, String)>,
+    /// Every element of the message carrying an id attribute, in document order: what a
+    /// signature's references resolve against (noted in the same pass).
+    pub ids: Vec<Identificato>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +63,7 @@ impl<'a> Envelope<'a> {
     pub fn parse(bytes: &'a [u8], limits: Limits) -> Result<Envelope<'a>, SoapError> {
         let (src, offset) = xml::decode(bytes)?;
         let mut cur = Cursor::new(src, limits);
+        cur.raccogli_ids();
         // Prolog up to the root element.
         let (root_at, root) = loop {
             let (at, ev) = cur.next_event()?;
@@ -80,7 +84,7 @@ impl<'a> Envelope<'a> {
             Some(SOAP12_NS) => return Err(SoapError::Soap12),
             _ => return Err(SoapError::NotEnvelope),
         }
-        cur.attributes(&root)?;
+        cur.check_attributes(&root)?;
         let mut body_ns = ns_decls(&root);
 
         let mut env = Envelope {
@@ -94,6 +98,7 @@ impl<'a> Envelope<'a> {
             body_first: None,
             fault: None,
             body_ns: Vec::new(),
+            ids: Vec::new(),
         };
         let mut seen_body = false;
         loop {
@@ -103,7 +108,7 @@ impl<'a> Envelope<'a> {
                     let empty = cur.depth == 1;
                     let el_ns = cur.element_ns(&s)?;
                     let local = s.local_name().into_inner().to_string();
-                    cur.attributes(&s)?;
+                    cur.check_attributes(&s)?;
                     let is_soap = el_ns.as_deref() == Some(SOAP11_NS);
                     if is_soap && local == "Header" && env.header.is_none() && !seen_body {
                         if empty {
@@ -170,6 +175,7 @@ impl<'a> Envelope<'a> {
             return Err(SoapError::NoBody);
         }
         env.body_ns = body_ns;
+        env.ids = cur.prendi_ids();
         Ok(env)
     }
 
@@ -274,21 +280,21 @@ fn read_body(cur: &mut Cursor<'_>) -> Result<BodyParts, SoapError> {
                     let el = cur.build(at, &s, empty)?;
                     fault = Some(fault_from(&el));
                 } else if !empty {
-                    cur.attributes(&s)?;
+                    cur.check_attributes(&s)?;
                     cur.skip_to_end()?;
                 } else {
-                    cur.attributes(&s)?;
+                    cur.check_attributes(&s)?;
                 }
                 first = Some((ns, local));
             }
             Event::Start(s) => {
                 cur.element_ns(&s)?;
-                cur.attributes(&s)?;
+                cur.check_attributes(&s)?;
                 cur.skip_to_end()?;
             }
             Event::Empty(s) => {
                 cur.element_ns(&s)?;
-                cur.attributes(&s)?;
+                cur.check_attributes(&s)?;
             }
             Event::End(_) => return Ok((first, fault, at)),
             Event::GeneralRef(r) => {
@@ -404,6 +410,30 @@ mod tests {
  <s:Header><h:One xmlns:h="urn:h" s:mustUnderstand="1">x</h:One><h:Two xmlns:h="urn:h"/></s:Header>
  <s:Body><t:op><t:arg>1 &amp; 2</t:arg></t:op></s:Body>
 </s:Envelope>"#;
+
+    /// The ids a signature's references resolve against, noted in the envelope's one pass:
+    /// `wsu:Id` under whatever prefix, `xml:id`, unqualified `Id`/`ID`/`id`, anywhere (the Body's
+    /// depths included), and not an `Id` of another namespace.
+    #[test]
+    fn notes_every_element_carrying_an_id() {
+        let msg = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><h:A xmlns:h="urn:h" xmlns:u="http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd" u:Id="uno"><h:B xml:id="due" h:Id="non"/></h:A></s:Header><s:Body Id="tre"><t:op xmlns:t="urn:t"><t:x ID="qu&amp;attro"><t:y id="cinque"/></t:x></t:op></s:Body></s:Envelope>"#;
+        let env = Envelope::parse(msg.as_bytes(), Limits::default()).unwrap();
+        let visti: Vec<(&str, &str)> = env
+            .ids
+            .iter()
+            .map(|x| (x.id.as_str(), &msg[x.start..x.start + 4]))
+            .collect();
+        assert_eq!(
+            visti,
+            [
+                ("uno", "<h:A"),
+                ("due", "<h:B"),
+                ("tre", "<s:B"),
+                ("qu&attro", "<t:x"),
+                ("cinque", "<t:y")
+            ]
+        );
+    }
 
     #[test]
     fn reads_header_blocks_and_body() {

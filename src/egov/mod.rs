@@ -18,8 +18,7 @@ pub use id::Identificatore;
 pub const NS_BUSTA: &str = "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/";
 pub const NS_ECCEZIONE: &str = "http://www.cnipa.it/schemas/2003/eGovIT/Exception1_0/";
 pub const ACTOR: &str = "http://www.cnipa.it/eGov_it/portadominio";
-pub const NS_WSU: &str =
-    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+pub use crate::xml::NS_WSU;
 
 /// `contestoCodifica` of validation eccezioni.
 pub const CONTESTO_VALIDAZIONE: &str = "ErroreIntestazioneMessaggioSPCoop";

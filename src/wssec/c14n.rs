@@ -13,9 +13,7 @@ use std::borrow::Cow;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 
-use crate::xml::{self, XmlError};
-
-const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
+use crate::xml::{self, XmlError, NS_XML as XML_NS};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]

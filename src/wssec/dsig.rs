@@ -16,14 +16,12 @@ use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use openssl::sign::{Signer, Verifier};
 use openssl::x509::X509;
-use quick_xml::events::Event;
-use quick_xml::reader::Reader;
 
 use super::c14n::{self, Target};
 use crate::egov::{NS_BUSTA, NS_WSU};
 use crate::mime::Parte;
 use crate::soap::{Envelope, SOAP11_NS};
-use crate::xml::{Element, Limits};
+use crate::xml::{Element, Identificato, Limits};
 
 pub const NS_WSSE: &str =
     "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
@@ -212,6 +210,8 @@ pub fn firma_con_allegati(
     // Ids: reuse what is there, else add ours (at offsets into `msg`, applied in one copy below).
     let mut inserts: Vec<(usize, String)> = Vec::new();
     let mut scelti = Vec::new();
+    // The elements given an id of ours: (where they start in `msg`, the id).
+    let mut nostri: Vec<(usize, &str)> = Vec::new();
     for (start, wanted) in [(body, "pdd-body"), (busta, "pdd-busta")] {
         let tag = start_tag_text(msg, start);
         match existing_wsu_id(tag) {
@@ -224,6 +224,7 @@ pub fn firma_con_allegati(
                     format!(" xmlns:wsu=\"{NS_WSU}\"")
                 };
                 inserts.push((start + 1 + q.len(), format!("{decl} wsu:Id=\"{wanted}\"")));
+                nostri.push((start, wanted));
                 scelti.push(wanted.to_string());
             }
         }
@@ -269,9 +270,42 @@ pub fn firma_con_allegati(
     // so the Security header begins exactly at `at`: its placeholders are searched from there.
     let security_at = at;
 
-    // Digests of the three references, in one canonicalization pass. One pass over the ids for
-    // the three lookups: each is a whole-message scan.
-    let all = ids(&out)?;
+    // The ids of the signed message: the input's (from its parse), moved by what was inserted
+    // before them, and ours. Each reference must name exactly one element of it.
+    let sposta = |p: usize| {
+        p + inserts
+            .iter()
+            .take_while(|(q, _)| *q <= p)
+            .map(|(_, s)| s.len())
+            .sum::<usize>()
+    };
+    let mut all: Vec<Identificato> = env
+        .ids
+        .iter()
+        .map(|x| Identificato {
+            id: x.id.clone(),
+            start: sposta(x.start),
+        })
+        .collect();
+    for &(start, id) in &nostri {
+        all.push(Identificato {
+            id: id.into(),
+            start: sposta(start),
+        });
+    }
+    for (tag, id) in [
+        ("<wsse:BinarySecurityToken ", "pdd-token"),
+        ("<wsu:Timestamp ", "pdd-ts"),
+    ] {
+        let dove = out[security_at..]
+            .find(tag)
+            .ok_or_else(|| FirmaError::Firma(tag.into()))?;
+        all.push(Identificato {
+            id: id.into(),
+            start: security_at + dove,
+        });
+    }
+    // Digests of the three references, in one canonicalization pass.
     let starts = [
         unico(&all, &scelti[0])?,
         unico(&all, &scelti[1])?,
@@ -338,77 +372,6 @@ fn existing_wsu_id(tag: &str) -> Option<String> {
     Some(rest[..rest.find(q)?].to_string())
 }
 
-/// An element that carries an identifier.
-#[derive(Debug, Clone)]
-struct Identificato {
-    id: String,
-    start: usize,
-}
-
-/// Every element carrying an id attribute (`wsu:Id`, `Id`, `ID`, `id`, `xml:id`), in one pass.
-fn ids(src: &str) -> Result<Vec<Identificato>, FirmaError> {
-    let mut r = Reader::from_str(src);
-    let mut out = Vec::new();
-    let mut wsu_prefixes: Vec<(usize, String)> = Vec::new();
-    let mut depth = 0usize;
-    // Character data holds no id: it is stepped over (the reader, which would give an event
-    // per reference in an escaped modulo, does not count what is skipped).
-    let mut saltati = 0usize;
-    let mut tra_markup = false;
-    loop {
-        if tra_markup {
-            if let Some(testo) = crate::xml::prendi_testo(src, r.get_mut()) {
-                saltati += testo.len();
-            }
-        }
-        let pos = r.buffer_position() as usize + saltati;
-        let ev = r
-            .read_event()
-            .map_err(|e| FirmaError::Xml(format!("messaggio non leggibile: {e}")))?;
-        tra_markup = !matches!(ev, Event::Text(_) | Event::CData(_));
-        match ev {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let empty = matches!(ev, Event::Empty(_));
-                depth += 1;
-                // Declarations first, so that a wsu prefix declared on this very tag counts;
-                // only ids are copied out (attributes are many, ids few).
-                for a in e.attributes().flatten() {
-                    if let Some(p) = a.key.0.strip_prefix("xmlns:") {
-                        if *a.value == *NS_WSU {
-                            wsu_prefixes.push((depth, p.to_string()));
-                        }
-                    }
-                }
-                for a in e.attributes().flatten() {
-                    let is_id = match a.key.0.split_once(':') {
-                        Some((p, "Id")) => wsu_prefixes.iter().any(|(_, w)| w == p),
-                        Some(("xml", "id")) => true,
-                        Some(_) => false,
-                        None => matches!(a.key.0, "Id" | "ID" | "id"),
-                    };
-                    if is_id {
-                        out.push(Identificato {
-                            id: a.value.to_string(),
-                            start: pos,
-                        });
-                    }
-                }
-                if empty {
-                    wsu_prefixes.retain(|(d, _)| *d < depth);
-                    depth -= 1;
-                }
-            }
-            Event::End(_) => {
-                wsu_prefixes.retain(|(d, _)| *d < depth);
-                depth = depth.saturating_sub(1);
-            }
-            Event::Eof => break,
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
 /// The one element carrying `id`.
 fn unico(all: &[Identificato], id: &str) -> Result<usize, FirmaError> {
     let mut m = all.iter().filter(|x| x.id == id);
@@ -417,10 +380,6 @@ fn unico(all: &[Identificato], id: &str) -> Result<usize, FirmaError> {
         (None, _) => Err(FirmaError::Xml(format!("nessun elemento con Id '{id}'"))),
         (Some(_), Some(_)) => Err(FirmaError::Xml(format!("più elementi con Id '{id}'"))),
     }
-}
-
-fn find_by_id(src: &str, id: &str) -> Result<usize, FirmaError> {
-    unico(&ids(src)?, id)
 }
 
 /// What a valid signature says.
@@ -536,7 +495,7 @@ pub fn verifica_con_allegati(
     }
 
     // Resolve every reference to exactly one element.
-    let all_ids = ids(src)?;
+    let all_ids = &env.ids;
     let mut refs: Vec<(usize, Vec<String>, Vec<u8>)> = Vec::new();
     let mut coperti: Vec<usize> = Vec::new();
     for rf in children(si, NS_DS, "Reference") {
@@ -811,7 +770,8 @@ fn der(b64: &str) -> Result<X509, FirmaError> {
 
 /// Where a signed element starts, for tests and tools.
 pub fn span_of(src: &str, id: &str) -> Option<Range<usize>> {
-    let start = find_by_id(src, id).ok()?;
+    let env = Envelope::parse(src.as_bytes(), Limits::default()).ok()?;
+    let start = unico(&env.ids, id).ok()?;
     let end = src[start..].find('>').map(|e| start + e + 1)?;
     Some(start..end)
 }

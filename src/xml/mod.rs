@@ -221,6 +221,34 @@ pub struct Cursor<'a> {
     tra_markup: bool,
     /// Character data read in one pass where it can be (off only to compare, in the tests).
     una_passata: bool,
+    /// Where the last start (or empty) tag began.
+    inizio: usize,
+    /// The elements carrying an id attribute, when asked for ([`Cursor::raccogli_ids`]).
+    ids: Option<Vec<Identificato>>,
+}
+
+/// An element carrying an id attribute (`wsu:Id`, `xml:id`, or an unqualified `Id`, `ID` or
+/// `id`): what an XML Signature's `#id` reference may point to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identificato {
+    pub id: CompactString,
+    /// Where the element's start tag begins.
+    pub start: usize,
+}
+
+/// The WS-Security utility namespace, whose `Id` attribute is the one WS-Security references.
+pub const NS_WSU: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd";
+/// The namespace the `xml` prefix is bound to without a declaration.
+pub const NS_XML: &str = "http://www.w3.org/XML/1998/namespace";
+
+fn is_id(ns: Option<&str>, local: &str) -> bool {
+    match ns {
+        Some(NS_WSU) => local == "Id",
+        Some(NS_XML) => local == "id",
+        Some(_) => false,
+        None => matches!(local, "Id" | "ID" | "id"),
+    }
 }
 
 impl<'a> Cursor<'a> {
@@ -240,7 +268,20 @@ impl<'a> Cursor<'a> {
             saltati: 0,
             tra_markup: false,
             una_passata: true,
+            inizio: 0,
+            ids: None,
         }
+    }
+
+    /// Has the cursor note every element carrying an id attribute from now on, as it reads
+    /// their attributes: one pass for the envelope and the ids a signature's references need.
+    pub fn raccogli_ids(&mut self) {
+        self.ids.get_or_insert_with(Vec::new);
+    }
+
+    /// The elements carrying an id noted so far (empty unless [`Cursor::raccogli_ids`]).
+    pub fn prendi_ids(&mut self) -> Vec<Identificato> {
+        self.ids.take().unwrap_or_default()
     }
 
     pub fn pos(&self) -> usize {
@@ -272,13 +313,17 @@ impl<'a> Cursor<'a> {
         self.tra_markup = !matches!(ev, Event::Text(_) | Event::CData(_));
         match &ev {
             Event::Start(s) => {
+                self.inizio = start;
                 check_element_name(s.name().0, start)?;
                 self.depth += 1;
                 if self.depth > self.limits.max_depth {
                     return Err(XmlError::TooDeep(self.limits.max_depth));
                 }
             }
-            Event::Empty(s) => check_element_name(s.name().0, start)?,
+            Event::Empty(s) => {
+                self.inizio = start;
+                check_element_name(s.name().0, start)?
+            }
             Event::End(_) => self.depth = self.depth.saturating_sub(1),
             Event::DocType(_) => return Err(XmlError::DocType),
             _ => {}
@@ -299,6 +344,20 @@ impl<'a> Cursor<'a> {
     /// are not returned. Duplicate attributes are a well-formedness error.
     pub fn attributes(&mut self, e: &BytesStart<'_>) -> Result<Vec<Attr>, XmlError> {
         let mut out = Vec::new();
+        self.leggi_attributi(e, Some(&mut out))?;
+        Ok(out)
+    }
+
+    /// Checks the attributes of a start tag as [`Cursor::attributes`] does, keeping none.
+    pub fn check_attributes(&mut self, e: &BytesStart<'_>) -> Result<(), XmlError> {
+        self.leggi_attributi(e, None)
+    }
+
+    fn leggi_attributi(
+        &mut self,
+        e: &BytesStart<'_>,
+        mut out: Option<&mut Vec<Attr>>,
+    ) -> Result<(), XmlError> {
         for a in e.attributes() {
             let a = a.map_err(|err| XmlError::Syntax {
                 pos: self.pos(),
@@ -317,24 +376,35 @@ impl<'a> Cursor<'a> {
                 ResolveResult::Unbound => None,
                 ResolveResult::Unknown(p) => {
                     if p == "xml" {
-                        Some(Cow::Borrowed("http://www.w3.org/XML/1998/namespace"))
+                        Some(Cow::Borrowed(NS_XML))
                     } else {
                         return Err(XmlError::UnknownPrefix(p));
                     }
                 }
             };
-            let ns = ns.map(|n| condividi(&mut self.namespaces, &n));
             // Literal whitespace is normalised before references are resolved (XML 1.0 §3.3.3),
             // so `&#10;` survives as a newline.
-            let value = CompactString::from(unescape(&normalize_attr_ws(Cow::Borrowed(&a.value)))?);
-            out.push(Attr {
-                ns,
-                local: CompactString::from(local.into_inner()),
-                qname: CompactString::from(qname),
-                value,
-            });
+            let normale = normalize_attr_ws(Cow::Borrowed(&a.value));
+            let value = unescape(&normale)?;
+            let local = local.into_inner();
+            if let Some(ids) = &mut self.ids {
+                if is_id(ns.as_deref(), local) {
+                    ids.push(Identificato {
+                        id: CompactString::from(&*value),
+                        start: self.inizio,
+                    });
+                }
+            }
+            if let Some(out) = out.as_deref_mut() {
+                out.push(Attr {
+                    ns: ns.map(|n| condividi(&mut self.namespaces, &n)),
+                    local: CompactString::from(local),
+                    qname: CompactString::from(qname),
+                    value: CompactString::from(value),
+                });
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Builds the tree of the element whose start (or empty) tag was just read.
@@ -430,7 +500,7 @@ impl<'a> Cursor<'a> {
                 Event::Start(s) | Event::Empty(s) => {
                     // Resolve names so an undeclared prefix is caught anywhere in the message.
                     self.element_ns(&s)?;
-                    self.attributes(&s)?;
+                    self.check_attributes(&s)?;
                 }
                 Event::GeneralRef(r) => {
                     resolve_ref(&r)?;
