@@ -99,7 +99,7 @@ struct Engine {
 }
 
 /// sled's page cache, for the tools that open the store (`[store] cache_mb` for `pdd serve`).
-const CACHE_BYTES: u64 = 32 * 1024 * 1024;
+const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How the files are opened.
 #[derive(Debug, Clone, Copy)]
