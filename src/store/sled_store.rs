@@ -11,7 +11,7 @@ mod journal;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,7 +32,39 @@ use crate::registry::Soggetto;
 
 /// The summaries of the moduli, by kind and code: loaded at open, kept in step by every write
 /// of a modulo.
-type Index = HashMap<Tipo, BTreeMap<String, Arc<Sommario>>>;
+type Index = HashMap<Tipo, BTreeSet<Voce>>;
+
+/// A summary in the index, ordered and found by its code: the summary holds the code, so the
+/// index does not keep it a second time (a set's slot is a pointer, a map's was a string and a
+/// pointer: about 60 bytes less per active modulo, 6 MB when opening 100,000).
+#[derive(Clone)]
+struct Voce(Arc<Sommario>);
+
+impl PartialEq for Voce {
+    fn eq(&self, o: &Voce) -> bool {
+        self.0.codice == o.0.codice
+    }
+}
+
+impl Eq for Voce {}
+
+impl PartialOrd for Voce {
+    fn partial_cmp(&self, o: &Voce) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+
+impl Ord for Voce {
+    fn cmp(&self, o: &Voce) -> std::cmp::Ordering {
+        self.0.codice.cmp(&o.0.codice)
+    }
+}
+
+impl std::borrow::Borrow<str> for Voce {
+    fn borrow(&self) -> &str {
+        &self.0.codice
+    }
+}
 
 /// The sled store. Cheap to clone (one shared engine).
 ///
@@ -470,10 +502,8 @@ pub fn spazio_libero(path: &Path) -> Option<u64> {
 fn indicizza(indice: &mut Index, kind: &Tipo, code: &str, s: Option<Sommario>) {
     match s {
         Some(s) => {
-            indice
-                .entry(*kind)
-                .or_default()
-                .insert(code.to_string(), Arc::new(s));
+            debug_assert_eq!(s.codice, code);
+            indice.entry(*kind).or_default().replace(Voce(Arc::new(s)));
         }
         None => {
             if let Some(t) = indice.get_mut(kind) {
@@ -793,7 +823,7 @@ impl Engine {
                 .map_err(be);
         }
         let indice = self.indice.read().unwrap_or_else(|e| e.into_inner());
-        Ok(indice.get(&kind).is_some_and(|t| t.contains_key(code)))
+        Ok(indice.get(&kind).is_some_and(|t| t.contains(code)))
     }
 
     /// The tree, key and value of one write (None: a removal).
@@ -1032,9 +1062,9 @@ impl Store for SledStore {
         Ok(indice
             .get(&kind)
             .into_iter()
-            .flat_map(|t| t.values())
-            .filter(|s| filtro(s))
-            .cloned()
+            .flat_map(|t| t.iter())
+            .filter(|v| filtro(&v.0))
+            .map(|v| v.0.clone())
             .collect())
     }
 
