@@ -214,16 +214,25 @@ pub fn firma_con_allegati(
     let mut nostri: Vec<(usize, &str)> = Vec::new();
     for (start, wanted) in [(body, "pdd-body"), (busta, "pdd-busta")] {
         let tag = start_tag_text(msg, start);
-        match existing_wsu_id(tag) {
-            Some(id) => scelti.push(id),
+        // A wsu:Id already there, under whatever prefix: another would be the same attribute.
+        let esistente = env.ids.iter().find(|x| x.start == start && x.wsu);
+        match esistente {
+            Some(x) => scelti.push(x.id.to_string()),
             None => {
                 let q = qname_at(msg, start);
-                let decl = if tag.contains("xmlns:wsu=") {
-                    String::new()
+                // The wsu prefix where the tag binds it to the utility namespace or not at all;
+                // where it binds it to another, a prefix of ours.
+                let giusto = ['"', '\'']
+                    .iter()
+                    .any(|c| tag.contains(&format!("xmlns:wsu={c}{NS_WSU}{c}")));
+                let id = if giusto {
+                    format!(" wsu:Id=\"{wanted}\"")
+                } else if !tag.contains("xmlns:wsu=") {
+                    format!(" xmlns:wsu=\"{NS_WSU}\" wsu:Id=\"{wanted}\"")
                 } else {
-                    format!(" xmlns:wsu=\"{NS_WSU}\"")
+                    format!(" xmlns:pddwsu=\"{NS_WSU}\" pddwsu:Id=\"{wanted}\"")
                 };
-                inserts.push((start + 1 + q.len(), format!("{decl} wsu:Id=\"{wanted}\"")));
+                inserts.push((start + 1 + q.len(), id));
                 nostri.push((start, wanted));
                 scelti.push(wanted.to_string());
             }
@@ -233,6 +242,7 @@ pub fn firma_con_allegati(
     let expires = (now + ttl).to_rfc3339_opts(SecondsFormat::Millis, true);
     let token = B64.encode(cert.to_der().map_err(err_firma)?);
     let reference = |uri: &str, n: usize| {
+        let uri = crate::xml::escape_attr(uri);
         format!(
             "<ds:Reference URI=\"#{uri}\"><ds:Transforms><ds:Transform Algorithm=\"{EXC_C14N}\"/></ds:Transforms><ds:DigestMethod Algorithm=\"{SHA256}\"/><ds:DigestValue>@@DIGEST{n}@@</ds:DigestValue></ds:Reference>"
         )
@@ -283,14 +293,15 @@ pub fn firma_con_allegati(
         .ids
         .iter()
         .map(|x| Identificato {
-            id: x.id.clone(),
             start: sposta(x.start),
+            ..x.clone()
         })
         .collect();
     for &(start, id) in &nostri {
         all.push(Identificato {
             id: id.into(),
             start: sposta(start),
+            wsu: true,
         });
     }
     for (tag, id) in [
@@ -303,6 +314,7 @@ pub fn firma_con_allegati(
         all.push(Identificato {
             id: id.into(),
             start: security_at + dove,
+            wsu: true,
         });
     }
     // Digests of the three references, in one canonicalization pass.
@@ -362,14 +374,6 @@ fn sostituisci(
         .ok_or_else(|| FirmaError::Firma(placeholder.into()))?;
     out.replace_range(at..at + placeholder.len(), value);
     Ok(())
-}
-
-/// A `wsu:Id` written in a start tag (with the usual prefix).
-fn existing_wsu_id(tag: &str) -> Option<String> {
-    let at = tag.find(" wsu:Id=")? + " wsu:Id=".len();
-    let q = tag[at..].chars().next()?;
-    let rest = &tag[at + 1..];
-    Some(rest[..rest.find(q)?].to_string())
 }
 
 /// The one element carrying `id`.
@@ -823,6 +827,34 @@ mod tests {
             durata_massima: Duration::minutes(5),
             copertura: Copertura::IntestazioneMessaggio,
         }
+    }
+
+    /// A Body that already carries a wsu:Id, under a prefix of its own, keeps it and is
+    /// referenced by it: a second wsu:Id on the same element would be a duplicate attribute.
+    #[test]
+    fn an_existing_wsu_id_under_another_prefix_is_reused() {
+        let f = signer();
+        let msg = REQ.replacen(
+            "<soapenv:Body>",
+            &format!("<soapenv:Body xmlns:u=\"{NS_WSU}\" u:Id=\"corpo\">"),
+            1,
+        );
+        let signed = sign(&msg, &f, Copertura::Intestazione);
+        let body = &signed[signed.find("<soapenv:Body").unwrap()..];
+        let tag = &body[..body.find('>').unwrap()];
+        assert!(!tag.contains("wsu:Id"), "{tag}");
+        assert!(signed.contains("URI=\"#corpo\""));
+        check(&signed).unwrap();
+        // The wsu prefix bound to another namespace on the Body: its wsu:Id is no id of ours,
+        // and ours goes under a prefix of its own.
+        let msg = REQ.replacen(
+            "<soapenv:Body>",
+            "<soapenv:Body xmlns:wsu=\"urn:altro\" wsu:Id=\"x\">",
+            1,
+        );
+        let signed = sign(&msg, &f, Copertura::Intestazione);
+        assert!(signed.contains("pddwsu:Id=\"pdd-body\""));
+        check(&signed).unwrap();
     }
 
     fn check(msg: &str) -> Result<Firmato, FirmaError> {

@@ -234,6 +234,8 @@ pub struct Identificato {
     pub id: CompactString,
     /// Where the element's start tag begins.
     pub start: usize,
+    /// The attribute is a `wsu:Id` (under whatever prefix).
+    pub wsu: bool,
 }
 
 /// The WS-Security utility namespace, whose `Id` attribute is the one WS-Security references.
@@ -392,6 +394,7 @@ impl<'a> Cursor<'a> {
                     ids.push(Identificato {
                         id: CompactString::from(&*value),
                         start: self.inizio,
+                        wsu: ns.as_deref() == Some(NS_WSU),
                     });
                 }
             }
