@@ -883,22 +883,24 @@ struct Carico {
 /// process's CPU-time clock (nanoseconds), else `/proc/PID/stat` (clock ticks of 10 ms, too
 /// coarse for a short run of a light server: the echo's 400 requests take about 4 ms).
 fn cpu_secondi(pid: &str) -> Option<f64> {
-    let mut clock: libc::clockid_t = libc::CLOCK_PROCESS_CPUTIME_ID;
-    let mut t = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
+    let clock = if pid == "self" {
+        Some(libc::CLOCK_PROCESS_CPUTIME_ID)
+    } else {
+        pid.parse::<libc::pid_t>().ok().and_then(|n| {
+            let mut c: libc::clockid_t = 0;
+            // SAFETY: writes only into `c`; a process that has gone yields an error.
+            (unsafe { libc::clock_getcpuclockid(n, &mut c) } == 0).then_some(c)
+        })
     };
-    // SAFETY: both write only into the locals given; a process that has gone yields an error,
-    // not a clock.
-    let ok = unsafe {
-        (pid == "self"
-            || pid
-                .parse::<libc::pid_t>()
-                .is_ok_and(|n| libc::clock_getcpuclockid(n, &mut clock) == 0))
-            && libc::clock_gettime(clock, &mut t) == 0
-    };
-    if ok {
-        return Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9);
+    if let Some(clock) = clock {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: writes only into `t`.
+        if unsafe { libc::clock_gettime(clock, &mut t) } == 0 {
+            return Some(t.tv_sec as f64 + t.tv_nsec as f64 / 1e9);
+        }
     }
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces: fields count from after its closing parenthesis.
