@@ -330,12 +330,15 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
     assert_eq!(voci("ids"), 6);
     assert_eq!(voci("moduli"), 3);
     assert_eq!(voci("outbox"), 0);
-    assert!(voci("raw") >= 6);
-    assert!(v["bytes_in_directory"].as_u64().unwrap() > 0);
+    // The records and moduli are in the log's segments, not in sled's trees.
+    assert_eq!(voci("raw"), 0);
+    assert!(v["log_segments"].as_u64().unwrap() >= 1);
+    assert!(v["log_bytes"].as_u64().unwrap() > 0);
+    assert!(v["bytes_in_directory"].as_u64().unwrap() > v["log_bytes"].as_u64().unwrap());
     let (rc, out, _) = pdd_cli(On::Config(&cfg), &["store", "stats"]);
     assert_eq!(rc, 0);
     assert!(
-        out.contains("exchanges") && out.contains("on disk"),
+        out.contains("exchanges") && out.contains("on disk") && out.contains("log: "),
         "{out}"
     );
     let (rc, out, err) = pdd_cli(On::Config(&cfg), &["store", "check"]);
@@ -345,22 +348,43 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
         "{out}"
     );
 
-    // Damage: a missing raw piece, an ids entry pointing nowhere, an unreadable outbox entry.
+    // Damage: a byte changed in an exchange's record in the log, an ids entry pointing
+    // nowhere, an unreadable outbox entry.
     let danneggiato = {
         let s = SledStore::open_waiting(&data, Duration::from_secs(5)).unwrap();
         let seq = s.exchange_by_id(&ids[1]).await.unwrap().unwrap().seq;
         drop(s);
         std::thread::sleep(Duration::from_millis(200));
         let db = common::sled_grezzo(&data);
-        let mut pezzo = seq.to_be_bytes().to_vec();
-        pezzo.push(0);
-        pezzo.extend_from_slice(&0u32.to_be_bytes());
-        assert!(db
-            .open_tree("raw")
+        // sled keeps where the record lies: a marker, then segment, offset and length as
+        // LEB128 (docs/reliability.md).
+        let v = db
+            .open_tree("exchanges")
             .unwrap()
-            .remove(pezzo)
+            .get(seq.to_be_bytes())
             .unwrap()
-            .is_some());
+            .unwrap();
+        assert_eq!(&v[..4], b"\xffRG2");
+        let mut campi = Vec::new();
+        let mut at = 4;
+        for _ in 0..3 {
+            let (mut n, mut shift) = (0u64, 0);
+            loop {
+                let b = v[at];
+                at += 1;
+                n |= u64::from(b & 0x7f) << shift;
+                shift += 7;
+                if b & 0x80 == 0 {
+                    break;
+                }
+            }
+            campi.push(n);
+        }
+        let (seg, off, len) = (campi[0], campi[1], campi[2]);
+        let segmento = data.join("registro").join(format!("{seg:08}.log"));
+        let mut byte = std::fs::read(&segmento).unwrap();
+        byte[(off + len / 2) as usize] ^= 0x20;
+        std::fs::write(&segmento, byte).unwrap();
         // Keyed as the store keys an id not of the standard's form (`~`, then the id).
         db.open_tree("ids")
             .unwrap()
@@ -378,8 +402,8 @@ async fn stats_and_check_on_a_known_store_and_check_finds_damage() {
     assert_eq!(rc, 1, "{out}{err}");
     assert!(
         out.contains(&format!(
-            "exchange {danneggiato}: raw request piece 0 is missing"
-        )),
+            "exchange {danneggiato}: store: corrupt record: the log's segment"
+        )) && out.contains("do not match their CRC"),
         "{out}"
     );
     assert!(
@@ -451,7 +475,7 @@ async fn retention_purges_old_exchanges_and_expired_duplicates_and_keeps_the_res
 
     // A, and the first attempts of its forwards (outgoing exchanges), are 31 days old.
     let r = gw.gw.care.purga().await.unwrap();
-    assert!(r.exchanges >= 1 && r.ids >= 2 && r.raw_pieces >= 2, "{r:?}");
+    assert!(r.exchanges >= 1 && r.ids >= 2, "{r:?}");
     assert_eq!(r.dup, 1, "{r:?}");
     let store = &gw.gw.store;
     assert!(

@@ -276,6 +276,13 @@ fn stats(config: &Config, json: bool) -> Result<ExitCode, String> {
             misura(t.value_bytes)
         );
     }
+    if s.log_segments > 0 {
+        println!(
+            "log: {} in {} segments (registro/: the exchanges' records and the moduli)",
+            misura(s.log_bytes),
+            s.log_segments
+        );
+    }
     println!(
         "on disk: {} in the directory ({} by sled's count)",
         misura(s.bytes_in_directory),
@@ -349,13 +356,14 @@ fn purge(config: &Config, json: bool) -> Result<ExitCode, String> {
         stampa_json(&r);
     } else {
         println!(
-            "purged {} exchanges ({} raw pieces, {} ids index entries), {} duplicate-filter entries, {} diagnostics and {} pieces of rewritten moduli (retention_days {}, duplicate_window_days {})",
+            "purged {} exchanges ({} raw pieces, {} ids index entries), {} duplicate-filter entries, {} diagnostics, {} pieces of rewritten moduli and {} segments of the log (retention_days {}, duplicate_window_days {})",
             r.exchanges,
             r.raw_pieces,
             r.ids,
             r.dup,
             r.diagnostici,
             r.moduli_pieces,
+            r.log_segments,
             config.store.retention_days,
             config.store.duplicate_window_days
         );

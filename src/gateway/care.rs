@@ -154,6 +154,7 @@ impl Care {
                 dup = r.dup,
                 diagnostici = r.diagnostici,
                 moduli_pieces = r.moduli_pieces,
+                log_segments = r.log_segments,
                 "store purged (retention)"
             );
             self.s.diagnostica(Diagnostico::new(

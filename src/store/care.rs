@@ -36,7 +36,10 @@
 //!   if it caught only its forwards, they are delivered, and the receivers' duplicate filters
 //!   and "identical document" rule absorb the second forward made by the retry;
 //! - raw pieces of an exchange whose record was not yet written are orphans: never read, and
-//!   removed by the next purge.
+//!   removed by the next purge;
+//! - on sled, the records and moduli the trees point to lie in the log's segment files, which
+//!   are copied after every tree: whatever a copied tree points to was appended before the
+//!   copy of the segments began, so it is in the copy.
 //!
 //! **Never reused after a restore.** The sequence numbers of exchanges and forwards come from
 //! sled's id generator, which a copy does not carry: the copy records a floor (`seq_base`,
@@ -94,6 +97,12 @@ pub struct Stats {
     pub size_on_disk: u64,
     /// Every file under the store's directory.
     pub bytes_in_directory: u64,
+    /// The segments of the sled engine's log (`registro/`), where its exchanges' records and
+    /// moduli lie, and their bytes (none for the other engines).
+    #[serde(default)]
+    pub log_segments: u64,
+    #[serde(default)]
+    pub log_bytes: u64,
 }
 
 /// The result of a full check: `problems` empty means whole.
@@ -151,6 +160,9 @@ pub struct PurgeReport {
     /// Pieces of large moduli no longer referenced (earlier versions of rewritten moduli).
     #[serde(default)]
     pub moduli_pieces: u64,
+    /// Segments of the sled engine's log removed: no record or modulo was left in them.
+    #[serde(default)]
+    pub log_segments: u64,
     /// Why the exchanges' purge stopped early (an unreadable record), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
@@ -164,5 +176,6 @@ impl PurgeReport {
             + self.dup
             + self.diagnostici
             + self.moduli_pieces
+            + self.log_segments
     }
 }

@@ -446,6 +446,7 @@ impl Store for MemoryStore {
             ],
             size_on_disk: 0,
             bytes_in_directory: 0,
+            ..Default::default()
         })
     }
 

@@ -1880,6 +1880,7 @@ impl Store for PgStore {
             trees,
             size_on_disk: totale,
             bytes_in_directory: totale,
+            ..Default::default()
         })
     }
 

@@ -8,6 +8,7 @@ mod care;
 mod codec;
 mod commit;
 mod journal;
+mod registro;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 
-use self::codec::{albero, be, decodifica, PEZZO};
+use self::codec::{albero, be, decodifica};
 use super::{
     care as cura, Claim, Contatore, Contatto, DupEntry, Exchange, FiltroSommari, Forward, Result,
     Scambio, Sommario, Store, StoreError, StoredModulo, User, Write,
@@ -120,6 +121,12 @@ struct Engine {
     diagnostici: sled::Tree,
     /// Shared with the commit thread, which keeps it in step with the writes it applies.
     indice: Arc<RwLock<Index>>,
+    /// The log's segments, where the exchanges' records and the moduli are read from.
+    segmenti: Arc<registro::Segmenti>,
+    /// Claims in flight, by their `dup` key: kept in memory only, since an open drops those a
+    /// process left anyway; a claim reaches the filter's tree once settled, with its exchange
+    /// (one write of sled's instead of two per exchange, and none on the request's path).
+    in_volo: Mutex<HashMap<Vec<u8>, DupEntry>>,
     /// One process holds a sled store: its leases live in memory.
     leases: crate::store::LeaseLocali,
     stripes: crate::store::StripeModuli,
@@ -131,7 +138,10 @@ struct Engine {
 }
 
 /// sled's page cache, for the tools that open the store (`[store] cache_mb` for `pdd serve`).
-const CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// 8 MiB: with the records and moduli in the log, sled's nodes hold small entries, whose
+/// memory sled undercounts: at 16 MiB the process was 24 MB larger for no gain in speed
+/// (docs/performance.md).
+const CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// How the files are opened.
 #[derive(Debug, Clone, Copy)]
@@ -243,9 +253,10 @@ impl SledStore {
         let t = |n: &str| db.open_tree(n).map_err(be);
         // What a crash or a failure left in the journal, applied before anything reads.
         let alberi = journal::Alberi::apri(&db)?;
-        let file = journal::riapri(&alberi, path)?;
+        let coda = journal::apri(&alberi, path)?;
+        let segmenti = coda.segmenti.clone();
         let indice = Arc::new(RwLock::new(Index::new()));
-        let commit = commit::GroupCommit::avvia(alberi, file, indice.clone())
+        let commit = commit::GroupCommit::avvia(alberi, coda, indice.clone())
             .map_err(|e| StoreError::io("cannot start the commit thread", e))?;
         let m = Engine {
             exchanges: t(albero::EXCHANGES)?,
@@ -266,6 +277,8 @@ impl SledStore {
             contatti: t(albero::CONTATTI)?,
             diagnostici: t(albero::DIAGNOSTICI)?,
             indice,
+            segmenti,
+            in_volo: Default::default(),
             leases: Default::default(),
             stripes: Default::default(),
             cura: care::CareState {
@@ -514,12 +527,39 @@ fn indicizza(indice: &mut Index, kind: &Tipo, code: &str, s: Option<Sommario>) {
 }
 
 impl Engine {
+    /// A value of `exchanges` or `moduli` as written: read from the log when sled keeps where
+    /// it lies there.
+    fn dal_registro<'a>(&self, v: &'a [u8]) -> Result<std::borrow::Cow<'a, [u8]>> {
+        match registro::Puntatore::di(v) {
+            Some((p, _)) => Ok(std::borrow::Cow::Owned(self.segmenti.leggi(&p)?)),
+            None => Ok(std::borrow::Cow::Borrowed(v)),
+        }
+    }
+
     /// A stored exchange, with its raw messages when `with_raw`.
-    fn leggi_exchange(&self, v: &[u8], with_raw: bool) -> Result<Exchange> {
-        let v = codec::svela(v)?;
+    fn leggi_exchange(&self, valore: &[u8], with_raw: bool) -> Result<Exchange> {
+        let v = self.dal_registro(valore)?;
+        let v = codec::svela(&v)?;
         let (mut ex, raw) = codec::decode_exchange(&v)?;
         if with_raw {
             match raw {
+                codec::Raw::SenzaDocumento {
+                    request,
+                    at,
+                    len,
+                    response,
+                } => {
+                    let m = registro::Puntatore::documento(valore).ok_or_else(|| {
+                        StoreError::corrupt(format!(
+                            "exchange {}: its record lacks its modulo's document, and no modulo is named",
+                            ex.seq
+                        ))
+                    })?;
+                    let modulo =
+                        codec::decodifica_modulo(&codec::svela(&self.segmenti.leggi(&m)?)?)?;
+                    ex.request = codec::con_documento(request, at, len, &modulo.xml)?;
+                    ex.response = response.to_vec();
+                }
                 codec::Raw::Dentro(req, resp) => {
                     ex.request = req.to_vec();
                     ex.response = resp.to_vec();
@@ -561,6 +601,9 @@ impl Engine {
     /// A `moduli` value as it was written: read from its pieces when it is kept in pieces,
     /// decompressed.
     fn modulo_intero(&self, chiave: &[u8], v: &[u8]) -> Result<Vec<u8>> {
+        if registro::Puntatore::di(v).is_some() {
+            return Ok(codec::svela(&self.dal_registro(v)?)?.into_owned());
+        }
         let Some((versione, len)) = codec::segnaposto(v) else {
             return Ok(codec::svela(v)?.into_owned());
         };
@@ -580,22 +623,6 @@ impl Engine {
             )));
         }
         Ok(codec::svela(&out)?.into_owned())
-    }
-
-    /// Puts a large `moduli` value's pieces in the entry; the marker to store in its place.
-    fn metti_a_pezzi(&self, voce: &mut journal::Voce, chiave: &[u8], v: &[u8]) -> Result<Vec<u8>> {
-        let versione = self.db.generate_id().map_err(be)?;
-        for (n, pezzo) in v.chunks(PEZZO).enumerate() {
-            voce.put(
-                albero::MODULI_PEZZI,
-                &codec::chiave_pezzo_modulo(chiave, versione, n as u32),
-                pezzo,
-            );
-        }
-        let mut m = codec::MODULO_A_PEZZI.to_vec();
-        m.extend_from_slice(&versione.to_be_bytes());
-        m.extend_from_slice(&(v.len() as u64).to_be_bytes());
-        Ok(m)
     }
 
     fn leggi_modulo(&self, kind: Tipo, code: &str) -> Result<Option<StoredModulo>> {
@@ -682,30 +709,55 @@ impl Engine {
         Ok(())
     }
 
-    /// Builds the index of candidature and vacancies from their summaries. A store made before
-    /// the summaries had their tree gets it once, from the moduli whole: in batches, then the
-    /// flag, so an open cut short starts it again (each batch only rewrites summaries).
+    /// Builds the index of candidature and vacancies from their summaries: beside the pointer
+    /// of each modulo kept in the log, in the summaries' tree for those an earlier version wrote.
+    /// A store made before the summaries had their tree gets it once, from the moduli whole: in
+    /// batches, then the flag, so an open cut short starts it again (each batch only rewrites
+    /// summaries).
     fn carica_indice(&self) -> Result<()> {
+        if !self.cura.meta.contains_key(care::SOMMARI).map_err(be)? {
+            self.scrivi_sommari()?;
+        }
         let mut indice = self.indice.write().unwrap_or_else(|e| e.into_inner());
-        if self.cura.meta.contains_key(care::SOMMARI).map_err(be)? {
-            for kind in [Tipo::Candidatura, Tipo::Vacancy] {
-                let prefisso = codec::chiave_modulo(kind.as_str(), "");
-                for kv in self.sommari.scan_prefix(&prefisso) {
-                    let (_, v) = kv.map_err(be)?;
-                    // One that does not decode is the check's to report.
-                    if let Ok(s) = codec::decodifica_sommario(&v) {
-                        let codice = s.codice.clone();
-                        indicizza(&mut indice, &kind, &codice, Some(s));
-                    }
+        for kind in [Tipo::Candidatura, Tipo::Vacancy] {
+            let prefisso = codec::chiave_modulo(kind.as_str(), "");
+            let vecchi = self
+                .sommari
+                .scan_prefix(&prefisso)
+                .map(|kv| kv.map(|(_, v)| v));
+            let nuovi = self
+                .moduli
+                .scan_prefix(&prefisso)
+                .filter_map(|kv| match kv {
+                    Ok((_, v)) => registro::Puntatore::di(&v)
+                        .filter(|(_, s)| !s.is_empty())
+                        .map(|(_, s)| Ok(sled::IVec::from(s))),
+                    Err(e) => Some(Err(e)),
+                });
+            for v in vecchi.chain(nuovi) {
+                let v = v.map_err(be)?;
+                // One that does not decode is the check's to report.
+                if let Ok(s) = codec::decodifica_sommario(&v) {
+                    let codice = s.codice.clone();
+                    indicizza(&mut indice, &kind, &codice, Some(s));
                 }
             }
-            return Ok(());
         }
+        Ok(())
+    }
+
+    /// Writes the summaries' tree of a store made before it existed (or of a backup, which
+    /// does not copy it), from the moduli whole.
+    fn scrivi_sommari(&self) -> Result<()> {
         let t0 = std::time::Instant::now();
         let mut lotti = care::ALotti::new(&self.sommari);
         let mut n = 0usize;
         for kv in self.moduli.iter() {
             let (k, v) = kv.map_err(be)?;
+            if registro::Puntatore::di(&v).is_some() {
+                // Its summary is beside its pointer.
+                continue;
+            }
             let v = self.modulo_intero(&k, &v)?;
             // A record that does not decode is the check's to report; it has no summary.
             let Ok(r) = codec::decodifica_modulo(&v) else {
@@ -715,7 +767,6 @@ impl Engine {
                 continue;
             };
             lotti.metti(k, codec::codifica_sommario(&s))?;
-            indicizza(&mut indice, &r.kind, &r.code, Some(s));
             n += 1;
         }
         lotti.fine()?;
@@ -769,42 +820,68 @@ impl Engine {
             repeats: 0,
             scade_ms,
         };
-        let mut atteso: Option<sled::IVec> = None;
         let chiave = codec::chiave_id(id);
-        // A few tries: each lost race re-reads what won it.
-        for _ in 0..8 {
-            match self
-                .dup
-                .compare_and_swap(
-                    chiave.as_slice(),
-                    atteso.as_ref(),
-                    Some(codec::encode_dup(&fresh)),
-                )
-                .map_err(be)?
-            {
-                Ok(()) => return Ok(Claim::New),
-                Err(cas) => match cas.current {
-                    Some(v) => {
-                        let d = codec::decode_dup(&v)?;
-                        // Left in flight by a process that died: taken over.
-                        if d.seq == 0 && d.first_ms < now_ms - crate::store::ABBANDONO_MS {
-                            atteso = Some(v);
-                            continue;
-                        }
-                        return Ok(Claim::Duplicate(d));
-                    }
-                    None => atteso = None,
-                },
+        // Held across the look into the tree: two claims of one id never both find it free.
+        let mut in_volo = self.in_volo.lock().unwrap_or_else(|e| e.into_inner());
+        let abbandonata =
+            |d: &DupEntry| d.seq == 0 && d.first_ms < now_ms - crate::store::ABBANDONO_MS;
+        if let Some(d) = in_volo.get(&chiave) {
+            // Left in flight by a task that never finished: taken over.
+            if !abbandonata(d) {
+                return Ok(Claim::Duplicate(d.clone()));
+            }
+        } else if let Some(v) = self.dup.get(&chiave).map_err(be)? {
+            let d = codec::decode_dup(&v)?;
+            // A claim in the tree is one an earlier version left: taken over once abandoned.
+            if !abbandonata(&d) {
+                return Ok(Claim::Duplicate(d));
             }
         }
-        Err(StoreError::Conflict(format!(
-            "the claim of {id} kept racing with other claims"
-        )))
+        in_volo.insert(chiave, fresh);
+        Ok(Claim::New)
+    }
+
+    /// The claim in flight of `id` as its settling writes it (its `seq` set), if there is one.
+    fn da_saldare(&self, id: &str, seq: u64) -> Option<(Vec<u8>, DupEntry)> {
+        let chiave = codec::chiave_id(id);
+        let in_volo = self.in_volo.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = in_volo.get(&chiave)?.clone();
+        d.seq = seq;
+        Some((chiave, d))
+    }
+
+    /// A claim settled and applied leaves memory; repeats counted since its entry was written
+    /// are added to the tree's.
+    fn saldata(&self, chiave: &[u8], scritta: &DupEntry) -> Result<()> {
+        let tolta = self
+            .in_volo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(chiave);
+        let in_piu = tolta.map_or(0, |d| d.repeats.saturating_sub(scritta.repeats));
+        if in_piu > 0 {
+            self.dup
+                .fetch_and_update(chiave, |old| {
+                    let mut d = codec::decode_dup(old?).ok()?;
+                    d.repeats = d.repeats.saturating_add(in_piu);
+                    Some(codec::encode_dup(&d))
+                })
+                .map_err(be)?;
+        }
+        Ok(())
     }
 
     fn count_repeat(&self, id: &str) -> Result<()> {
+        let chiave = codec::chiave_id(id);
+        {
+            let mut in_volo = self.in_volo.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(d) = in_volo.get_mut(&chiave) {
+                d.repeats = d.repeats.saturating_add(1);
+                return Ok(());
+            }
+        }
         self.dup
-            .fetch_and_update(codec::chiave_id(id), |old| {
+            .fetch_and_update(chiave, |old| {
                 let mut d = codec::decode_dup(old?).ok()?;
                 d.repeats = d.repeats.saturating_add(1);
                 Some(codec::encode_dup(&d))
@@ -883,52 +960,65 @@ impl Engine {
         let mut voce = journal::Voce::default();
         for (t, k, v) in &scritture {
             match v {
-                // Large moduli: their pieces first, the marker in their place.
-                Some(v) if *t == albero::MODULI && v.len() > PEZZO => {
-                    let segno = self.metti_a_pezzi(&mut voce, k, v)?;
-                    voce.put(t, k, &segno);
+                Some(v) if *t == albero::MODULI => {
+                    // Moduli stay in the log, whatever their size; sled gets where, and the
+                    // summary of each candidatura and vacancy beside it (the index is read
+                    // from there at open).
+                    let sommario = batch_sommario(&moduli, k);
+                    voce.put_registro(t, k, v, &sommario);
+                    // One an earlier version wrote in the summaries' tree goes.
+                    if self.sommari.contains_key(k).map_err(be)? {
+                        voce.del(albero::SOMMARI, k);
+                    }
                 }
                 Some(v) => voce.put(t, k, v),
                 None => voce.del(t, k),
             }
         }
-        // Each candidatura and vacancy with its summary, in the same entry.
-        for (kind, code, s) in &moduli {
-            if let Some(s) = s {
-                voce.put(
-                    albero::SOMMARI,
-                    &codec::chiave_modulo(kind.as_str(), code),
-                    &codec::codifica_sommario(s),
-                );
-            }
-        }
+        let mut saldata = None;
         if let Some((ex, settle)) = scambio {
-            let compressi = codec::compressi(ex);
-            if let Some(c) = &compressi {
-                for (parte, msg) in [(0u8, &c.request), (1, &c.response)] {
-                    for (n, pezzo) in msg.chunks(PEZZO).enumerate() {
-                        voce.put(
-                            albero::RAW,
-                            &codec::chiave_pezzo(ex.seq, parte, n as u32),
-                            pezzo,
-                        );
-                    }
+            // The record with its messages, whatever their size, in the log; without the
+            // document of the modulo it stores, when that is the one modulo of the batch and
+            // was written last (the record then points to it).
+            let documento = match (batch, scritture.last()) {
+                ([Write::Modulo(m)], Some((t, _, Some(_)))) if *t == albero::MODULI => {
+                    codec::documento_nella_richiesta(&ex.request, &m.xml)
                 }
-            }
-            let record = codec::encode_exchange(ex, compressi.as_ref());
-            voce.scambio(ex.seq, ex.received_ms(), &record);
+                _ => None,
+            };
+            let record = match documento {
+                Some((at, len)) => codec::encode_exchange_senza_documento(ex, at, len),
+                None => codec::encode_exchange(ex),
+            };
+            voce.scambio_registro(ex.seq, ex.received_ms(), &record, documento.is_some());
             for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
                 voce.id_se_manca(&codec::chiave_id(id), ex.seq);
             }
             if let Some(id) = settle {
-                voce.salda(&codec::chiave_id(id), ex.seq);
+                saldata = self.da_saldare(id, ex.seq);
+                match &saldata {
+                    Some((k, d)) => voce.salda_con(k, d),
+                    None => voce.salda(&codec::chiave_id(id), ex.seq),
+                }
             }
         }
         Ok(commit::Voce {
             byte: voce.chiudi(),
             indice: moduli,
+            saldata,
         })
     }
+}
+
+/// The summary, as sled keeps it beside the pointer, of the modulo whose key is `k` among those
+/// of a batch; empty for a messaggio.
+fn batch_sommario(moduli: &[(Tipo, String, Option<Sommario>)], k: &[u8]) -> Vec<u8> {
+    moduli
+        .iter()
+        .find(|(kind, code, _)| codec::chiave_modulo(kind.as_str(), code) == k)
+        .and_then(|(_, _, s)| s.as_ref())
+        .map(codec::codifica_sommario)
+        .unwrap_or_default()
 }
 
 impl SledStore {
@@ -939,8 +1029,13 @@ impl SledStore {
             return Ok(());
         }
         let m = self.m()?;
-        let voce = self.esito(m.prepara(batch, scambio))?;
-        self.manda(&m, voce).await
+        let mut voce = self.esito(m.prepara(batch, scambio))?;
+        let saldata = voce.saldata.take();
+        self.manda(&m, voce).await?;
+        match saldata {
+            Some((k, d)) => self.esito(m.saldata(&k, &d)),
+            None => Ok(()),
+        }
     }
 
     /// An entry made here, written as [`SledStore::scrivi`] writes a batch's.
@@ -949,6 +1044,7 @@ impl SledStore {
         let voce = commit::Voce {
             byte: voce.chiudi(),
             indice: Vec::new(),
+            saldata: None,
         };
         self.manda(&m, voce).await
     }
@@ -979,13 +1075,31 @@ impl Store for SledStore {
 
     async fn settle(&self, id: &str, seq: u64) -> Result<()> {
         // Through the journal, as an exchange's own settling: durable when it returns.
+        let m = self.m()?;
         let mut voce = journal::Voce::default();
-        voce.salda(&codec::chiave_id(id), seq);
-        self.scrivi_voce(voce).await
+        let saldata = m.da_saldare(id, seq);
+        match &saldata {
+            Some((k, d)) => voce.salda_con(k, d),
+            None => voce.salda(&codec::chiave_id(id), seq),
+        }
+        self.scrivi_voce(voce).await?;
+        match saldata {
+            Some((k, d)) => self.esito(m.saldata(&k, &d)),
+            None => Ok(()),
+        }
     }
 
     async fn release(&self, id: &str) -> Result<()> {
-        self.esito(self.m()?.dup.remove(codec::chiave_id(id)).map_err(be))?;
+        let m = self.m()?;
+        let chiave = codec::chiave_id(id);
+        let in_volo = m
+            .in_volo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&chiave);
+        if in_volo.is_none() {
+            self.esito(m.dup.remove(chiave).map_err(be))?;
+        }
         Ok(())
     }
 
@@ -1179,8 +1293,8 @@ impl Store for SledStore {
         for kv in self.m()?.dup.iter() {
             let (k, v) = kv.map_err(be)?;
             let d = codec::decode_dup(&v)?;
-            let id = codec::id_della_chiave(&k).unwrap_or(&k);
-            if !sink(Record::Dup(String::from_utf8_lossy(id).into_owned(), d)) {
+            let id = codec::id_della_chiave(&k).unwrap_or((&k[..]).into());
+            if !sink(Record::Dup(String::from_utf8_lossy(&id).into_owned(), d)) {
                 return Ok(());
             }
         }

@@ -9,10 +9,10 @@ use std::sync::Mutex;
 use chrono::{DateTime, FixedOffset};
 
 use super::codec::{
-    albero, be, chiave_id, contatore, decode_dup, decode_exchange, id_della_chiave, inizio_ids,
-    ms_del_diagnostico, seq_di, svela, Raw, IDS_FUORI_FORMA, PEZZO,
+    albero, be, chiave_di_prima, chiave_id, contatore, decode_dup, decode_exchange,
+    id_della_chiave, inizio_ids, ms_del_diagnostico, seq_di, svela, Raw, IDS_FUORI_FORMA, PEZZO,
 };
-use super::Engine;
+use super::{registro, Engine};
 use crate::store::care::{
     CheckReport, Manifest, PurgeLimits, PurgeReport, Stats, TreeStats, FORMATO, MANIFEST,
 };
@@ -33,8 +33,9 @@ pub(super) struct CareState {
 const SEQ_BASE: &[u8] = b"seq_base";
 
 /// Key of the flag in `meta` saying the ids index and the duplicate filter are keyed by
-/// [`chiave_id`] (minute first); stores made before are rekeyed once at open.
-pub(super) const CHIAVI_ID: &[u8] = b"chiavi_id_per_minuto";
+/// [`chiave_id`] (minute first, kept once); stores made before are rekeyed once at open. (The
+/// flag of the layout before, minute first and then the whole id, was `chiavi_id_per_minuto`.)
+pub(super) const CHIAVI_ID: &[u8] = b"chiavi_id_minuto_una_volta";
 
 /// Key of the flag in `meta` saying every candidatura and vacancy has its summary in the
 /// `sommari` tree; a store made before gets them once at open. A backup does not copy the
@@ -170,7 +171,7 @@ impl Engine {
         let mut m = std::borrow::Cow::Borrowed(m);
         for volta in 0..2 {
             let atteso = crate::store::Sommario::di(&m);
-            let trovato = self.sommari.get(k).map_err(be)?;
+            let trovato = self.sommario_salvato(k)?;
             let p = match (&atteso, trovato) {
                 (None, None) => return Ok(None),
                 (None, Some(_)) => "a summary, but it is a messaggio".to_string(),
@@ -195,6 +196,17 @@ impl Engine {
         Ok(None)
     }
 
+    /// The summary kept for the modulo whose key is `k`: beside its pointer for a modulo kept in
+    /// the log, else in the summaries' tree.
+    fn sommario_salvato(&self, k: &[u8]) -> Result<Option<sled::IVec>> {
+        if let Some(v) = self.moduli.get(k).map_err(be)? {
+            if let Some((_, s)) = registro::Puntatore::di(&v) {
+                return Ok((!s.is_empty()).then(|| sled::IVec::from(s)));
+            }
+        }
+        self.sommari.get(k).map_err(be)
+    }
+
     /// Records in `meta` that the migration `flag` names is done, durably: the next open skips it.
     pub(super) fn migrazione_fatta(&self, flag: &[u8]) -> Result<()> {
         self.cura.meta.insert(flag, &[1u8][..]).map_err(be)?;
@@ -202,10 +214,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Rekeys the ids index and the duplicate filter of a store made before their keys began
-    /// with the id's minute ([`chiave_id`]), once: batches of a thousand, each atomic (the new
-    /// key in, the old out), so a crash in between leaves every entry under one key or the
-    /// other, and the next open finishes (a key already of the new form is left as it is).
+    /// Rekeys the ids index and the duplicate filter of a store made before their keys were
+    /// [`chiave_id`]'s (the id itself, or the minute then the whole id), once: batches of a
+    /// thousand, each atomic (the new key in, the old out), so a crash in between leaves every
+    /// entry under one key or the other, and the next open finishes (a key already of the new
+    /// form is left as it is).
     pub(super) fn riordina_chiavi_id(&self) -> Result<()> {
         if self.cura.meta.contains_key(CHIAVI_ID).map_err(be)? {
             return Ok(());
@@ -216,10 +229,9 @@ impl Engine {
             let mut lotti = ALotti::new(albero);
             for kv in albero.iter() {
                 let (k, v) = kv.map_err(be)?;
-                if id_della_chiave(&k).is_some() {
+                let Some(nuova) = chiave_di_prima(&k) else {
                     continue;
-                }
-                let nuova = chiave_id(&String::from_utf8_lossy(&k));
+                };
                 lotti.sposta(k, nuova, v)?;
                 n += 1;
             }
@@ -230,7 +242,7 @@ impl Engine {
             tracing::info!(
                 entries = n,
                 millis = t0.elapsed().as_millis() as u64,
-                "store: ids index and duplicate filter rekeyed by minute"
+                "store: ids index and duplicate filter rekeyed (minute first, kept once)"
             );
         }
         Ok(())
@@ -366,14 +378,18 @@ impl Engine {
             lotti.fine()?;
             trees.insert(String::from_utf8_lossy(&nome).into_owned(), n);
         }
+        // Claims in flight live in memory (an earlier version kept them in the tree, above):
+        // none goes into the copy.
+        saltati += self.in_volo.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
         // Above every sequence number handed out until now, so above all the copy holds.
         let seq_base = self.seq_base_libero()?;
         let meta = copia.open_tree("meta").map_err(be)?;
         meta.insert(SEQ_BASE, &seq_base.to_be_bytes()).map_err(be)?;
         // The keys were copied as they are: of the new form (rekeyed at this store's open).
         meta.insert(CHIAVI_ID, &[1u8][..]).map_err(be)?;
+        let registro = self.copia_registro(dest, &meta)?;
         copia.flush().map_err(be)?;
-        let bytes_on_disk = copia.size_on_disk().map_err(be)?;
+        let bytes_on_disk = copia.size_on_disk().map_err(be)? + registro;
         drop(copia);
         let manifest = Manifest {
             format: FORMATO,
@@ -460,7 +476,13 @@ impl Engine {
             }
             trees.push(s);
         }
+        let elenco = self
+            .segmenti
+            .elenco()
+            .map_err(|e| StoreError::io("listing the log's segments", e))?;
         Ok(Stats {
+            log_segments: elenco.len() as u64,
+            log_bytes: elenco.iter().map(|(_, n)| n).sum(),
             path: self.cura.path.display().to_string(),
             trees,
             size_on_disk: self.db.size_on_disk().map_err(be)?,
@@ -511,8 +533,9 @@ impl Engine {
         let mut r = CheckReport::default();
         let mostra = |k: &[u8]| String::from_utf8_lossy(k).into_owned();
         // The ids index and the duplicate filter: the id the key holds.
-        let mostra_id =
-            |k: &[u8]| String::from_utf8_lossy(id_della_chiave(k).unwrap_or(k)).into_owned();
+        let mostra_id = |k: &[u8]| {
+            String::from_utf8_lossy(&id_della_chiave(k).unwrap_or(k.into())).into_owned()
+        };
 
         // Exchange records, and the pieces of their raw messages.
         let mut primo: Option<u64> = None;
@@ -524,7 +547,11 @@ impl Engine {
                 continue;
             };
             primo.get_or_insert(seq);
-            let v = match svela(&v) {
+            let valore = v;
+            let v = match self
+                .dal_registro(&valore)
+                .and_then(|v| Ok(svela(&v)?.into_owned()))
+            {
                 Ok(v) => v,
                 Err(e) => {
                     r.problema(format!("exchange {seq}: {e}"));
@@ -542,6 +569,12 @@ impl Engine {
                             if let Some(p) = self.controlla_pezzi(seq, parte, len)? {
                                 r.problema(p);
                             }
+                        }
+                    }
+                    // A request kept without its modulo's document: the modulo gives it back.
+                    if let Raw::SenzaDocumento { .. } = raw {
+                        if let Err(e) = self.leggi_exchange(&valore, true) {
+                            r.problema(format!("exchange {seq}: {e}"));
                         }
                     }
                 }
@@ -762,8 +795,9 @@ impl Engine {
                     r.stopped = Some(format!("exchanges: key {k:?}"));
                     break;
                 };
-                let ricevuto = svela(&v)
-                    .and_then(|v| decode_exchange(&v).map(|(ex, _)| ex))
+                let ricevuto = self
+                    .dal_registro(&v)
+                    .and_then(|v| decode_exchange(&svela(&v)?).map(|(ex, _)| ex))
                     .map(|ex| {
                         let t = ex.received_ms();
                         (ex, t)
@@ -861,6 +895,7 @@ impl Engine {
             }
             lotti.fine()?;
         }
+        r.log_segments = self.raccogli_segmenti()?;
         if let Some(prima) = l.dup_before_ms {
             // Keys begin with the minute the id names (the sender's clock, local time): from
             // the oldest up to a day after the cut, the rest cannot have been first seen before
@@ -889,6 +924,86 @@ impl Engine {
             }
         }
         Ok(r)
+    }
+}
+
+impl Engine {
+    /// Removes the log's segments no record or modulo points into any more, among those wholly
+    /// before the checkpoint (the ones after it are applied again at open). What the purge
+    /// removed is made durable first: a crash must not bring back a pointer into a removed
+    /// segment.
+    pub(super) fn raccogli_segmenti(&self) -> Result<u64> {
+        let Some(da) = self.cura.meta.get(registro::DA).map_err(be)? else {
+            return Ok(0);
+        };
+        let da = registro::Posizione::di(&da)
+            .ok_or_else(|| StoreError::corrupt("meta: the log's checkpoint"))?;
+        let elenco = self
+            .segmenti
+            .elenco()
+            .map_err(|e| StoreError::io("listing the log's segments", e))?;
+        if !elenco.iter().any(|(s, _)| *s < da.seg) {
+            return Ok(0);
+        }
+        self.db.flush().map_err(be)?;
+        let mut vivi = std::collections::HashSet::new();
+        for t in [&self.exchanges, &self.moduli] {
+            for kv in t.iter() {
+                let (_, v) = kv.map_err(be)?;
+                if let Some((p, _)) = registro::Puntatore::di(&v) {
+                    vivi.insert(p.seg);
+                }
+            }
+        }
+        let mut tolti = 0;
+        for (seg, len) in elenco {
+            if seg < da.seg && !vivi.contains(&seg) {
+                self.segmenti
+                    .togli(seg)
+                    .map_err(|e| StoreError::io(format!("removing the log's segment {seg}"), e))?;
+                tracing::info!(
+                    segment = seg,
+                    bytes = len,
+                    "store: a segment of the log removed: nothing points into it"
+                );
+                tolti += 1;
+            }
+        }
+        if tolti > 0 {
+            registro::sincronizza_dir(self.segmenti.dir())
+                .map_err(|e| StoreError::io("syncing the log's directory", e))?;
+        }
+        Ok(tolti)
+    }
+
+    /// Copies the log's segments into the backup in `dest`, after its trees (so every pointer
+    /// the trees hold lies in what is copied), and sets the copy's checkpoint at their end.
+    fn copia_registro(&self, dest: &Path, meta: &sled::Tree) -> Result<u64> {
+        let io = |what: String| move |e| StoreError::io(what, e);
+        let elenco = self
+            .segmenti
+            .elenco()
+            .map_err(io("listing the log's segments".into()))?;
+        let dir = dest.join(registro::DIR);
+        std::fs::create_dir_all(&dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let mut n = 0;
+        let mut fine = None;
+        for (seg, _) in elenco {
+            let a = dir.join(self.segmenti.path(seg).file_name().unwrap_or_default());
+            let len = std::fs::copy(self.segmenti.path(seg), &a)
+                .map_err(io(format!("copying the log's segment {seg}")))?;
+            std::fs::File::open(&a)
+                .and_then(|f| f.sync_all())
+                .map_err(io(format!("syncing {}", a.display())))?;
+            n += len;
+            fine = Some(registro::Posizione { seg, off: len });
+        }
+        registro::sincronizza_dir(&dir).map_err(io(format!("syncing {}", dir.display())))?;
+        if let Some(fine) = fine {
+            meta.insert(registro::DA, &fine.codifica()[..])
+                .map_err(be)?;
+        }
+        Ok(n)
     }
 }
 
@@ -1069,7 +1184,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((r.exchanges, r.ids, r.dup), (2, 4, 2), "{r:?}");
-        assert_eq!(r.raw_pieces, 2 * 3 + 1, "{r:?}");
+        // The messages are in the log's records; only the orphan piece was in the tree.
+        assert_eq!(r.raw_pieces, 1, "{r:?}");
         assert!(s.exchange_by_id("E0").await.unwrap().is_none());
         assert!(s.exchange_by_id("RE2").await.unwrap().is_some());
         assert_eq!(

@@ -2,25 +2,29 @@
 //! every writer that asked since its last write, makes them durable with one `fdatasync`, then
 //! applies them to sled's trees in that order and answers the writers. Under load many share
 //! one write and one sync instead of queueing one each; a lone writer is served at once. The
-//! same thread makes sled durable and empties the journal at a checkpoint: when the journal
-//! outgrows [`SOGLIA`], when asked ([`GroupCommit::checkpoint`]), and when the store closes.
+//! same thread makes sled durable and records where the log stood at a checkpoint: when
+//! [`SOGLIA`] bytes were written since the last, when asked ([`GroupCommit::checkpoint`]), and
+//! when the store closes.
 
 use std::collections::VecDeque;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread::JoinHandle;
 
 use tokio::sync::watch;
 
 use super::journal::{self, Alberi};
+use super::registro::{self, Coda, Posizione};
 use super::{indicizza, Index};
 use crate::modulo::Tipo;
-use crate::store::{Result, Sommario, StoreError};
+use crate::store::{DupEntry, Result, Sommario, StoreError};
 
 /// A writer's entry, with what the index of moduli takes from it once it is applied.
 pub(super) struct Voce {
     pub(super) byte: Vec<u8>,
     pub(super) indice: Vec<(Tipo, String, Option<Sommario>)>,
+    /// The claim in flight the entry settles (its `dup` key and entry as written): the writer
+    /// lets go of it once the entry is applied.
+    pub(super) saldata: Option<(Vec<u8>, DupEntry)>,
 }
 
 #[derive(Default)]
@@ -64,15 +68,16 @@ pub(super) struct GroupCommit {
     filo: Option<JoinHandle<()>>,
 }
 
-/// The journal's size past which the thread makes a checkpoint: what a crash leaves to apply
-/// again at open (a second or so).
+/// The bytes written to the log past which the thread makes a checkpoint: what a crash leaves
+/// to apply again at open (a second or so).
 pub(super) const SOGLIA: u64 = 32 << 20;
 
 impl GroupCommit {
-    /// Starts the thread on the journal `file` (empty) of the trees `alberi`.
+    /// Starts the thread on the log's end `coda` (everything before it applied) for the trees
+    /// `alberi`.
     pub(super) fn avvia(
         alberi: Alberi,
-        file: std::fs::File,
+        coda: Coda,
         indice: Arc<RwLock<Index>>,
     ) -> std::io::Result<GroupCommit> {
         let c = Arc::new(Condiviso {
@@ -86,7 +91,7 @@ impl GroupCommit {
         let c2 = c.clone();
         let filo = std::thread::Builder::new()
             .name("pdd-commit".into())
-            .spawn(move || ciclo(&c2, &alberi, &file, &indice))?;
+            .spawn(move || ciclo(&c2, &alberi, coda, &indice))?;
         Ok(GroupCommit {
             c,
             filo: Some(filo),
@@ -134,7 +139,7 @@ impl GroupCommit {
     }
 
     /// Resolves once everything written before the call is durable in sled's own files
-    /// (and the journal is empty).
+    /// (and the checkpoint past it).
     pub(super) async fn checkpoint(&self) -> Result<()> {
         let mut rx = self.c.fatte.subscribe();
         let biglietto = self.accoda(None, true)?;
@@ -167,11 +172,11 @@ const RITMO: std::time::Duration = std::time::Duration::from_micros(1000);
 /// How many failed writes the writers can still look up.
 const FALLITI: usize = 64;
 
-fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<Index>) {
+fn ciclo(c: &Condiviso, alberi: &Alberi, mut coda: Coda, indice: &RwLock<Index>) {
     // When the last write ended, and whether it covered more than one writer.
     let mut ultimo: Option<(std::time::Instant, bool)> = None;
-    // The journal's length: where the next entries go.
-    let mut len: u64 = 0;
+    // Bytes written since the last checkpoint.
+    let mut dal_checkpoint: u64 = 0;
     let mut buf = Vec::new();
     loop {
         {
@@ -186,7 +191,7 @@ fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<I
                 std::thread::sleep(pausa);
             }
         }
-        let (da, fino_a, coda, chiesto, chiuso) = {
+        let (da, fino_a, coda_voci, chiesto, chiuso) = {
             // Only this thread moves `avviate`.
             let mut r = c.richieste.lock().unwrap_or_else(|e| e.into_inner());
             let da = r.avviate + 1;
@@ -201,23 +206,24 @@ fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<I
         };
         let t0 = std::time::Instant::now();
         buf.clear();
-        for v in &coda {
+        for v in &coda_voci {
             buf.extend_from_slice(&v.byte);
         }
         let mut scritto = true;
+        let mut at = coda.posizione();
         if !buf.is_empty() {
-            let esito = file.write_all_at(&buf, len).and_then(|()| file.sync_data());
+            let esito = coda.aggiungi(&buf);
             c.scritture
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match esito {
-                Ok(()) => len += buf.len() as u64,
+                Ok(p) => {
+                    at = p;
+                    dal_checkpoint += buf.len() as u64;
+                }
                 Err(e) => {
-                    // Nothing of this write may come back at the next open: its writers are
-                    // told it failed.
+                    // Nothing of this write may come back at the next open (the segment was
+                    // cut back): its writers are told it failed.
                     scritto = false;
-                    if let Err(e2) = file.set_len(len).and_then(|()| file.sync_data()) {
-                        tracing::error!(error = %e2, "store: the journal cannot be cut back after a failed write");
-                    }
                     let mut f = c.falliti.lock().unwrap_or_else(|e| e.into_inner());
                     if f.len() == FALLITI {
                         f.pop_front();
@@ -226,11 +232,19 @@ fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<I
                 }
             }
         }
-        if scritto && !coda.is_empty() {
+        if scritto && !coda_voci.is_empty() {
             let mut guasto = c.guasto_alberi.lock().unwrap_or_else(|e| e.into_inner());
             if guasto.is_none() {
-                for v in coda {
-                    if let Err(e) = journal::applica(alberi, journal::Voce::operazioni(&v.byte)) {
+                for v in coda_voci {
+                    // Where the entry's operations lie in the log.
+                    let pos = Posizione {
+                        seg: at.seg,
+                        off: at.off + journal::TESTA as u64,
+                    };
+                    at.off += v.byte.len() as u64;
+                    if let Err(e) =
+                        journal::applica(alberi, journal::Voce::operazioni(&v.byte), Some(pos))
+                    {
                         tracing::error!(error = %e, "store: a journal entry not applied to sled: reopening the store applies it");
                         *guasto = Some(e);
                         break;
@@ -250,11 +264,15 @@ fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<I
             micros = t0.elapsed().as_micros() as u64,
             "group commit"
         );
+        if let Err(e) = coda.ruota_se_piena() {
+            // The segment grows on; the next write tries again.
+            tracing::error!(error = %e, "store: the log's next segment cannot be begun");
+        }
         c.fatte.send_modify(|f| f.scritte = fino_a);
-        if chiesto || chiuso || len >= SOGLIA {
-            let esito = checkpoint(c, alberi, file);
+        if chiesto || chiuso || dal_checkpoint >= SOGLIA {
+            let esito = checkpoint(c, alberi, coda.posizione());
             if esito.is_ok() {
-                len = 0;
+                dal_checkpoint = 0;
             }
             c.fatte.send_modify(|f| {
                 f.salvate = fino_a;
@@ -270,9 +288,9 @@ fn ciclo(c: &Condiviso, alberi: &Alberi, file: &std::fs::File, indice: &RwLock<I
     }
 }
 
-/// Makes sled durable and empties the journal; with sled failed, leaves the journal for the
-/// next open to apply.
-fn checkpoint(c: &Condiviso, alberi: &Alberi, file: &std::fs::File) -> Result<()> {
+/// Makes sled durable with the log's position `fin_qui` (everything before it is applied); with
+/// sled failed, leaves the checkpoint where it was, for the next open to apply the log from there.
+fn checkpoint(c: &Condiviso, alberi: &Alberi, fin_qui: Posizione) -> Result<()> {
     if let Some(e) = c
         .guasto_alberi
         .lock()
@@ -281,8 +299,12 @@ fn checkpoint(c: &Condiviso, alberi: &Alberi, file: &std::fs::File) -> Result<()
     {
         return Err(e);
     }
+    alberi
+        .meta
+        .insert(registro::DA, &fin_qui.codifica()[..])
+        .map_err(super::codec::be)?;
     alberi.db.flush().map_err(super::codec::be)?;
-    journal::svuota(file).map_err(|e| StoreError::io("emptying the journal", e))
+    Ok(())
 }
 
 impl Drop for GroupCommit {
@@ -311,8 +333,9 @@ mod tests {
         let dir = crate::store::sled_store::tests::tmp("commit");
         let db = sled::Config::new().path(&dir).open().unwrap();
         let alberi = Alberi::apri(&db).unwrap();
-        let file = journal::riapri(&alberi, &dir).unwrap();
-        let gc = Arc::new(GroupCommit::avvia(alberi, file, Default::default()).unwrap());
+        let coda = journal::apri(&alberi, &dir).unwrap();
+        let meta = alberi.meta.clone();
+        let gc = Arc::new(GroupCommit::avvia(alberi, coda, Default::default()).unwrap());
         let outbox = db.open_tree(albero::OUTBOX).unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -330,6 +353,7 @@ mod tests {
                     gc.scrivi(Voce {
                         byte: v.chiudi(),
                         indice: Vec::new(),
+                        saldata: None,
                     })
                     .await
                     .unwrap();
@@ -349,10 +373,10 @@ mod tests {
         let r = gc.c.richieste.lock().unwrap();
         assert_eq!((r.chieste, r.avviate), (n, n));
         drop(r);
-        let journal = dir.join(journal::FILE);
-        assert!(std::fs::metadata(&journal).unwrap().len() > 200 * 100);
-        // A lone writer is not held back by the pacing meant for groups; a checkpoint empties
-        // the journal.
+        let segmento = dir.join(registro::DIR).join("00000001.log");
+        assert!(std::fs::metadata(&segmento).unwrap().len() > 200 * 100);
+        // A lone writer is not held back by the pacing meant for groups; a checkpoint records
+        // the log's end.
         rt.block_on(async {
             for _ in 0..3 {
                 let mut v = journal::Voce::default();
@@ -361,6 +385,7 @@ mod tests {
                 gc.scrivi(Voce {
                     byte: v.chiudi(),
                     indice: Vec::new(),
+                    saldata: None,
                 })
                 .await
                 .unwrap();
@@ -368,7 +393,14 @@ mod tests {
             }
             gc.checkpoint().await.unwrap();
         });
-        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+        let da = Posizione::di(&meta.get(registro::DA).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            da,
+            Posizione {
+                seg: 1,
+                off: std::fs::metadata(&segmento).unwrap().len()
+            }
+        );
         drop(gc);
         drop(db);
         let _ = std::fs::remove_dir_all(&dir);

@@ -1,23 +1,26 @@
 //! The store's write-ahead journal. Every write (an exchange with what it changed, or a batch
-//! by itself) becomes one entry, appended to the file `journal` beside sled's and made durable
-//! by one `fdatasync` shared by every writer waiting ([`super::commit`]); only then is it applied
-//! to sled's trees, with plain inserts, in the journal's order. sled's own transactions cost a
-//! roll of its log buffer, a write and thread hand-offs each: about 230 µs of CPU per 1 KB
-//! exchange, half of all the gateway spent (docs/performance.md). sled's trees are made durable
-//! only at a checkpoint (a flush of sled), after which the journal starts again empty.
+//! by itself) becomes one entry, appended to the log's segment files ([`super::registro`]) and
+//! made durable by one `fdatasync` shared by every writer waiting ([`super::commit`]); only then
+//! is it applied to sled's trees, with plain inserts, in the journal's order. sled's own
+//! transactions cost a roll of its log buffer, a write and thread hand-offs each: about 230 µs
+//! of CPU per 1 KB exchange, half of all the gateway spent (docs/performance.md). sled's trees
+//! are made durable only at a checkpoint (a flush of sled), which records where the log stood.
+//! The exchanges' records and the moduli stay in the log: sled gets where they lie.
 //!
-//! At open, what the journal holds is applied again, whole entries in order, up to the first
-//! that is torn (a crash in the middle of its write: that writer was never answered). Each
-//! operation ends the same applied once or twice, so an entry that was applied, in part or in
-//! whole, before the crash ends as if applied once.
+//! At open, what the log holds after the checkpoint is applied again, whole entries in order,
+//! up to the first that is torn (a crash in the middle of its write: that writer was never
+//! answered). Each operation ends the same applied once or twice, so an entry that was applied,
+//! in part or in whole, before the crash ends as if applied once. (Stores of earlier versions
+//! kept the journal in one file, `journal`, emptied at each checkpoint: what it holds is applied
+//! once at open, and the file removed.)
 
-use std::io::Read;
 use std::path::Path;
 
 use super::codec::{self, albero, be};
+use super::registro::{self, Coda, Posizione, Puntatore, Segmenti};
 use crate::store::{DupEntry, Result, StoreError};
 
-/// The journal's file, in the store's directory.
+/// The journal's file in stores of earlier versions, in the store's directory.
 pub(super) const FILE: &str = "journal";
 
 /// The trees an entry names, by their place in this list: the list is the format, so a new
@@ -46,14 +49,28 @@ const DEL: u8 = 2;
 const ID_SE_MANCA: u8 = 3;
 const SALDA: u8 = 4;
 const SCAMBIO: u8 = 5;
+/// As [`PUT`], the value left in the log and sled given where it lies, followed by a few
+/// bytes kept in sled beside it (a modulo's summary).
+const PUT_REG: u8 = 6;
+/// As [`SCAMBIO`], the record left in the log.
+const SCAMBIO_REG: u8 = 7;
+/// As [`SCAMBIO_REG`], the record without the modulo's document its request carries: sled gets,
+/// beside the record's pointer, that of the value the entry's last [`PUT_REG`] wrote (the
+/// modulo).
+const SCAMBIO_REG_DOC: u8 = 9;
+/// As [`SALDA`], with the whole entry for an id not in the filter yet (claims are kept in
+/// memory while in flight).
+const SALDA_CON: u8 = 8;
 
 /// The head of an entry: the length of its operations and their CRC-32, both little-endian.
-const TESTA: usize = 8;
+pub(super) const TESTA: usize = 8;
 
 /// The trees the journal writes, opened once.
 pub(super) struct Alberi {
     pub(super) db: sled::Db,
     t: Vec<sled::Tree>,
+    /// Where the checkpoint left the log ([`registro::DA`]).
+    pub(super) meta: sled::Tree,
 }
 
 impl Alberi {
@@ -64,6 +81,7 @@ impl Alberi {
                 .iter()
                 .map(|n| db.open_tree(n).map_err(be))
                 .collect::<Result<_>>()?,
+            meta: db.open_tree(albero::META).map_err(be)?,
         })
     }
 
@@ -111,6 +129,37 @@ impl Voce {
         self.byte(k);
     }
 
+    /// As [`Voce::put`], the value kept in the log: sled gets its [`Puntatore`], then `accanto`.
+    pub(super) fn put_registro(&mut self, albero: &str, k: &[u8], v: &[u8], accanto: &[u8]) {
+        self.0.push(PUT_REG);
+        self.0.push(numero(albero));
+        self.byte(k);
+        self.0.extend_from_slice(&crc32fast::hash(v).to_le_bytes());
+        self.byte(v);
+        self.byte(accanto);
+    }
+
+    /// As [`Voce::scambio`], the record kept in the log; `senza_documento`: a record written
+    /// without the document of the modulo this entry put last ([`SCAMBIO_REG_DOC`]).
+    pub(super) fn scambio_registro(
+        &mut self,
+        seq: u64,
+        ricevuto_ms: i64,
+        record: &[u8],
+        senza_documento: bool,
+    ) {
+        self.0.push(if senza_documento {
+            SCAMBIO_REG_DOC
+        } else {
+            SCAMBIO_REG
+        });
+        self.0.extend_from_slice(&seq.to_be_bytes());
+        self.0.extend_from_slice(&ricevuto_ms.to_be_bytes());
+        self.0
+            .extend_from_slice(&crc32fast::hash(record).to_le_bytes());
+        self.byte(record);
+    }
+
     /// The exchange `seq` takes the Identificatore whose `ids` key is `k`, unless another
     /// exchange has it (the first exchange carrying an id keeps it).
     pub(super) fn id_se_manca(&mut self, k: &[u8], seq: u64) {
@@ -126,8 +175,17 @@ impl Voce {
         self.0.extend_from_slice(&seq.to_be_bytes());
     }
 
+    /// The duplicate-filter entry under `k` is settled as `d` says (its seq set): written whole
+    /// when the filter has none, else only its seq changed.
+    pub(super) fn salda_con(&mut self, k: &[u8], d: &DupEntry) {
+        self.0.push(SALDA_CON);
+        self.byte(k);
+        self.byte(&codec::encode_dup(d));
+    }
+
     /// The record of exchange `seq`, received at `ricevuto_ms`, with its time-index entry
     /// (moved when the record was written before at another time).
+    #[cfg(test)]
     pub(super) fn scambio(&mut self, seq: u64, ricevuto_ms: i64, record: &[u8]) {
         self.0.push(SCAMBIO);
         self.0.extend_from_slice(&seq.to_be_bytes());
@@ -151,9 +209,10 @@ impl Voce {
     }
 }
 
-/// The operations of each whole entry in `file`, and how many bytes they take: reading stops
-/// at the first entry that is torn (short, or its CRC does not match).
-pub(super) fn voci(file: &[u8]) -> (Vec<&[u8]>, usize) {
+/// The operations of each whole entry in `file`, each with where it begins there, and how many
+/// bytes they take: reading stops at the first entry that is torn (short, or its CRC does not
+/// match).
+pub(super) fn voci(file: &[u8]) -> (Vec<(usize, &[u8])>, usize) {
     let mut out = Vec::new();
     let mut at = 0;
     while file.len() - at >= TESTA {
@@ -165,7 +224,7 @@ pub(super) fn voci(file: &[u8]) -> (Vec<&[u8]>, usize) {
         if crc32fast::hash(corpo) != crc {
             break;
         }
-        out.push(corpo);
+        out.push((at + TESTA, corpo));
         at += TESTA + len;
     }
     (out, at)
@@ -175,6 +234,11 @@ pub(super) fn voci(file: &[u8]) -> (Vec<&[u8]>, usize) {
 struct Lettore<'a>(&'a [u8]);
 
 impl<'a> Lettore<'a> {
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            self.prendi(4)?.try_into().unwrap_or_default(),
+        ))
+    }
     fn prendi(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.0.len() < n {
             return Err(StoreError::corrupt("journal: an operation ends early"));
@@ -202,9 +266,24 @@ impl<'a> Lettore<'a> {
     }
 }
 
-/// Applies an entry's operations to the trees.
-pub(super) fn applica(a: &Alberi, corpo: &[u8]) -> Result<()> {
+/// Applies an entry's operations to the trees; `pos`: where they lie in the log (None for an
+/// entry of an earlier version's journal file, which has no values kept in the log).
+pub(super) fn applica(a: &Alberi, corpo: &[u8], pos: Option<Posizione>) -> Result<()> {
     let mut r = Lettore(corpo);
+    // Where the value just read lies in the log.
+    let dove = |r: &Lettore<'_>, v: &[u8], crc: u32| -> Result<Puntatore> {
+        let pos = pos.ok_or_else(|| {
+            StoreError::corrupt("journal: a value kept in the log, outside the log")
+        })?;
+        Ok(Puntatore {
+            seg: pos.seg,
+            off: pos.off + (corpo.len() - r.0.len() - v.len()) as u64,
+            len: v.len() as u32,
+            crc,
+        })
+    };
+    // The value the last PUT_REG of the entry wrote.
+    let mut ultimo: Option<Puntatore> = None;
     while !r.0.is_empty() {
         match r.u8()? {
             PUT => {
@@ -216,6 +295,17 @@ pub(super) fn applica(a: &Alberi, corpo: &[u8]) -> Result<()> {
                 let t = r.albero(a)?;
                 t.remove(r.byte()?).map_err(be)?;
             }
+            PUT_REG => {
+                let t = r.albero(a)?;
+                let k = r.byte()?;
+                let crc = r.u32()?;
+                let v = r.byte()?;
+                let p = dove(&r, v, crc)?;
+                ultimo = Some(p);
+                let mut valore = p.codifica(None);
+                valore.extend_from_slice(r.byte()?);
+                t.insert(k, valore).map_err(be)?;
+            }
             ID_SE_MANCA => {
                 let k = r.byte()?;
                 let seq = r.u64()?.to_be_bytes();
@@ -224,31 +314,52 @@ pub(super) fn applica(a: &Alberi, corpo: &[u8]) -> Result<()> {
                     .compare_and_swap(k, None as Option<&[u8]>, Some(&seq[..]))
                     .map_err(be)?;
             }
-            SALDA => {
+            op @ (SALDA | SALDA_CON) => {
                 let k = r.byte()?;
-                let seq = r.u64()?;
+                let (seq, nuova) = if op == SALDA {
+                    let seq = r.u64()?;
+                    let d = DupEntry {
+                        seq,
+                        first_ms: 0,
+                        repeats: 0,
+                        scade_ms: None,
+                    };
+                    (seq, d)
+                } else {
+                    let d = codec::decode_dup(r.byte()?)?;
+                    (d.seq, d)
+                };
                 a.per_nome(albero::DUP)
                     .fetch_and_update(k, |old| {
-                        let mut d =
-                            old.and_then(|o| codec::decode_dup(o).ok())
-                                .unwrap_or(DupEntry {
-                                    seq: 0,
-                                    first_ms: 0,
-                                    repeats: 0,
-                                    scade_ms: None,
-                                });
+                        let mut d = old
+                            .and_then(|o| codec::decode_dup(o).ok())
+                            .unwrap_or_else(|| nuova.clone());
                         d.seq = seq;
                         Some(codec::encode_dup(&d))
                     })
                     .map_err(be)?;
             }
-            SCAMBIO => {
+            op @ (SCAMBIO | SCAMBIO_REG | SCAMBIO_REG_DOC) => {
                 let seq = r.u64()?;
                 let ms = r.u64()? as i64;
+                let crc = if op == SCAMBIO { None } else { Some(r.u32()?) };
                 let record = r.byte()?;
+                let valore = match crc {
+                    Some(crc) => {
+                        let mut v = dove(&r, record, crc)?.codifica(Some(ms));
+                        if op == SCAMBIO_REG_DOC {
+                            let m = ultimo.ok_or_else(|| {
+                                StoreError::corrupt("journal: a record without its modulo")
+                            })?;
+                            v.extend_from_slice(&m.codifica(None));
+                        }
+                        v
+                    }
+                    None => record.to_vec(),
+                };
                 let prima = a
                     .per_nome(albero::EXCHANGES)
-                    .insert(seq.to_be_bytes(), record)
+                    .insert(seq.to_be_bytes(), valore)
                     .map_err(be)?;
                 let received = a.per_nome(albero::RECEIVED);
                 received
@@ -273,53 +384,108 @@ pub(super) fn applica(a: &Alberi, corpo: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Opens the journal of the store in `dir` for appending, after applying again what it holds
-/// (a crash or a failure left it there) and making that durable in sled: the file returned is
-/// empty.
-pub(super) fn riapri(a: &Alberi, dir: &Path) -> Result<std::fs::File> {
+/// Applies again what an earlier version's journal file holds, makes it durable in sled and
+/// removes the file.
+fn vecchio_giornale(a: &Alberi, dir: &Path) -> Result<()> {
     let path = dir.join(FILE);
     let io = |what: &str| {
         let what = format!("journal {}: {what}", path.display());
         move |e| StoreError::io(what, e)
     };
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io("cannot open"))?;
-    let mut tutto = Vec::new();
-    file.read_to_end(&mut tutto).map_err(io("cannot read"))?;
-    if tutto.is_empty() {
-        return Ok(file);
-    }
-    let t0 = std::time::Instant::now();
+    let tutto = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("cannot read")(e)),
+    };
     let (voci, letti) = voci(&tutto);
-    for v in &voci {
-        applica(a, v)?;
+    for (_, v) in &voci {
+        applica(a, v, None)?;
     }
     a.db.flush().map_err(be)?;
-    if letti < tutto.len() {
-        tracing::warn!(
-            bytes = tutto.len() - letti,
-            "store: the journal's last entry was torn (a write cut short, never acknowledged): left out"
+    if !voci.is_empty() {
+        tracing::info!(
+            entries = voci.len(),
+            bytes = letti,
+            "store: the journal of an earlier version applied again at open"
         );
     }
-    tracing::info!(
-        entries = voci.len(),
-        bytes = letti,
-        millis = t0.elapsed().as_millis() as u64,
-        "store: the journal applied again at open"
-    );
-    svuota(&file).map_err(io("cannot empty"))?;
-    Ok(file)
+    std::fs::remove_file(&path).map_err(io("cannot remove"))?;
+    registro::sincronizza_dir(dir).map_err(io("cannot sync its directory"))
 }
 
-/// Empties the journal, durably: its entries are all in sled's files by now.
-pub(super) fn svuota(file: &std::fs::File) -> std::io::Result<()> {
-    file.set_len(0)?;
-    file.sync_data()
+/// Opens the log of the store in `dir` for appending, after applying again what it holds past
+/// the last checkpoint (a crash or a failure left it there) and making that durable in sled.
+/// After a clean close the log goes on at its end; otherwise in a new segment, so that what a
+/// crash tore is never read again.
+pub(super) fn apri(a: &Alberi, dir: &Path) -> Result<Coda> {
+    vecchio_giornale(a, dir)?;
+    let segmenti = std::sync::Arc::new(Segmenti::new(dir));
+    let io = |what: String| move |e| StoreError::io(what, e);
+    let elenco = segmenti
+        .elenco()
+        .map_err(io(format!("cannot list {}", segmenti.dir().display())))?;
+    let da = match a.meta.get(registro::DA).map_err(be)? {
+        Some(v) => Some(
+            Posizione::di(&v).ok_or_else(|| StoreError::corrupt("meta: the log's checkpoint"))?,
+        ),
+        None => None,
+    };
+    let t0 = std::time::Instant::now();
+    let (mut applicate, mut byte, mut strappi) = (0usize, 0u64, 0u64);
+    if let Some(da) = da {
+        for &(seg, len) in elenco.iter().filter(|(s, _)| *s >= da.seg) {
+            let inizio = if seg == da.seg { da.off } else { 0 };
+            if len <= inizio {
+                continue;
+            }
+            let path = segmenti.path(seg);
+            let tutto =
+                std::fs::read(&path).map_err(io(format!("cannot read {}", path.display())))?;
+            let resto = tutto.get(inizio as usize..).unwrap_or_default();
+            let (voci, letti) = voci(resto);
+            for (at, v) in &voci {
+                let pos = Posizione {
+                    seg,
+                    off: inizio + *at as u64,
+                };
+                applica(a, v, Some(pos))?;
+            }
+            applicate += voci.len();
+            byte += letti as u64;
+            strappi += (resto.len() - letti) as u64;
+        }
+    }
+    if strappi > 0 {
+        tracing::warn!(
+            bytes = strappi,
+            "store: the log's last entry was torn (a write cut short, never acknowledged): left out"
+        );
+    }
+    if applicate > 0 {
+        tracing::info!(
+            entries = applicate,
+            bytes = byte,
+            millis = t0.elapsed().as_millis() as u64,
+            "store: the log applied again at open"
+        );
+    }
+    // A clean close left the checkpoint at the end of the last segment: go on there.
+    let ultimo = elenco.last().copied();
+    if let (Some(da), Some((seg, len))) = (da, ultimo) {
+        if da.seg == seg && da.off == len {
+            return Coda::riprendi(segmenti, seg, len)
+                .map_err(io(format!("cannot open the log in {}", dir.display())));
+        }
+    }
+    a.db.flush().map_err(be)?;
+    let nuovo = ultimo.map_or(0, |(s, _)| s).max(da.map_or(0, |d| d.seg)) + 1;
+    let coda = Coda::nuova(segmenti, nuovo)
+        .map_err(io(format!("cannot begin the log in {}", dir.display())))?;
+    a.meta
+        .insert(registro::DA, &coda.posizione().codifica()[..])
+        .map_err(be)?;
+    a.db.flush().map_err(be)?;
+    Ok(coda)
 }
 
 #[cfg(test)]
@@ -333,6 +499,23 @@ mod tests {
         v.id_se_manca(b"2026-12-07_10:00EMILIA_1", 9);
         v.salda(b"2026-12-07_10:00EMILIA_1", 9);
         v.scambio(9, 1_765_000_000_000, b"record");
+        v.put_registro(
+            albero::MODULI,
+            b"candidatura/2",
+            b"nel registro",
+            b"accanto",
+        );
+        v.scambio_registro(10, 1_765_000_000_001, b"record nel registro", false);
+        v.scambio_registro(11, 1_765_000_000_002, b"record senza documento", true);
+        v.salda_con(
+            b"2026-12-07_10:00EMILIA_3",
+            &DupEntry {
+                seq: 10,
+                first_ms: 5,
+                repeats: 2,
+                scade_ms: Some(7),
+            },
+        );
         v.chiudi()
     }
 
@@ -343,7 +526,7 @@ mod tests {
         file.extend_from_slice(&uno);
         let (v, n) = voci(&file);
         assert_eq!((v.len(), n), (2, file.len()));
-        assert_eq!(v[0], &uno[TESTA..]);
+        assert_eq!(v[0], (TESTA, &uno[TESTA..]));
         // Cut anywhere in the second entry: the first is read, the rest left out.
         for cut in uno.len()..file.len() {
             let (v, n) = voci(&file[..cut]);
@@ -380,8 +563,49 @@ mod tests {
                 })
                 .collect()
         };
-        applica(&a, v[0]).unwrap();
+        // The entry as the log holds it: its operations at offset 100 of segment 3.
+        let pos = Posizione { seg: 3, off: 100 };
+        let nel_file = |p: &Puntatore| {
+            assert_eq!(p.seg, 3);
+            let at = (p.off - 100) as usize;
+            let b = &v[0].1[at..at + p.len as usize];
+            assert_eq!(crc32fast::hash(b), p.crc);
+            b.to_vec()
+        };
+        // Values kept in the log need to know where the entry lies.
+        assert!(applica(&a, v[0].1, None).is_err());
+        applica(&a, v[0].1, Some(pos)).unwrap();
         let dopo = stato(&a);
+        let m2 = a
+            .per_nome(albero::MODULI)
+            .get(b"candidatura/2")
+            .unwrap()
+            .unwrap();
+        let (p2, accanto) = Puntatore::di(&m2).unwrap();
+        assert_eq!(nel_file(&p2), b"nel registro");
+        assert_eq!(accanto, b"accanto");
+        let e10 = a
+            .per_nome(albero::EXCHANGES)
+            .get(10u64.to_be_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            nel_file(&Puntatore::di(&e10).unwrap().0),
+            b"record nel registro"
+        );
+        assert_eq!(codec::ricevuto_di(&e10).unwrap(), 1_765_000_000_001);
+        assert_eq!(Puntatore::documento(&e10), None);
+        // A record without its modulo's document points to that modulo's value too.
+        let e11 = a
+            .per_nome(albero::EXCHANGES)
+            .get(11u64.to_be_bytes())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            nel_file(&Puntatore::di(&e11).unwrap().0),
+            b"record senza documento"
+        );
+        assert_eq!(Puntatore::documento(&e11), Some(p2));
         assert_eq!(
             a.per_nome(albero::MODULI).get(b"candidatura/1").unwrap(),
             Some(sled::IVec::from(&b"valore"[..]))
@@ -400,19 +624,33 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(codec::decode_dup(&d).unwrap().seq, 9);
-        assert_eq!(a.per_nome(albero::RECEIVED).len(), 1);
-        applica(&a, v[0]).unwrap();
+        let d = a
+            .per_nome(albero::DUP)
+            .get(b"2026-12-07_10:00EMILIA_3")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            codec::decode_dup(&d).unwrap(),
+            DupEntry {
+                seq: 10,
+                first_ms: 5,
+                repeats: 2,
+                scade_ms: Some(7),
+            }
+        );
+        assert_eq!(a.per_nome(albero::RECEIVED).len(), 3);
+        applica(&a, v[0].1, Some(pos)).unwrap();
         assert_eq!(stato(&a), dopo);
         // An id another exchange holds stays with it.
         let mut altra = Voce::default();
         altra.id_se_manca(b"2026-12-07_10:00EMILIA_1", 10);
         let altra = altra.chiudi();
-        applica(&a, voci(&altra).0[0]).unwrap();
+        applica(&a, voci(&altra).0[0].1, None).unwrap();
         assert_eq!(stato(&a), dopo);
         // What does not read is refused, not applied in part silently.
-        assert!(applica(&a, &[PUT, 99, 0, 0, 0, 0, 0, 0, 0, 0]).is_err());
-        assert!(applica(&a, &[42]).is_err());
-        assert!(applica(&a, &v[0][..v[0].len() - 1]).is_err());
+        assert!(applica(&a, &[PUT, 99, 0, 0, 0, 0, 0, 0, 0, 0], None).is_err());
+        assert!(applica(&a, &[42], None).is_err());
+        assert!(applica(&a, &v[0].1[..v[0].1.len() - 1], Some(pos)).is_err());
         drop((a, db));
         let _ = std::fs::remove_dir_all(&dir);
     }

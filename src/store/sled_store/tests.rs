@@ -78,11 +78,26 @@ pub(super) fn candidatura(code: &str, stato: StatoModulo) -> StoredModulo {
     }
 }
 
+/// Changes a byte of the log where the value `v` (a pointer) lies.
+fn guasta_nel_registro(p: &std::path::Path, v: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let (q, _) = registro::Puntatore::di(v).expect("a pointer");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(p.join(registro::DIR).join(format!("{:08}.log", q.seg)))
+        .unwrap();
+    let at = q.off + u64::from(q.len) / 2;
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+}
+
 #[tokio::test]
-async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
+async fn records_are_kept_in_the_log_and_those_of_earlier_layouts_still_read() {
     let p = tmp("pezzi");
     let s = SledStore::open(&p).unwrap();
-    // Lengths on, around and off the piece size, and empty.
+    // Lengths on, around and off the old piece size, and empty.
     for (seq, (lr, ls)) in [
         (1u64, (3 * PEZZO, 0)),
         (2, (PEZZO + 1, PEZZO - 1)),
@@ -95,9 +110,17 @@ async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
         e.response = casuali(ls, seq + 100);
         s.put_exchange(&e).await.unwrap();
         assert_eq!(s.exchange(seq).await.unwrap().unwrap(), e, "seq {seq}");
-        // Messages that fit in one piece together stay in the record.
-        let pezzi = s.m().unwrap().raw.scan_prefix(seq.to_be_bytes()).count();
-        assert_eq!(pezzi == 0, lr + ls <= PEZZO, "seq {seq}: {pezzi} pieces");
+        // sled keeps where the record lies, and its time; nothing in pieces.
+        let v = s
+            .m()
+            .unwrap()
+            .exchanges
+            .get(seq.to_be_bytes())
+            .unwrap()
+            .unwrap();
+        assert!(v.len() < 48, "seq {seq}: {} bytes in sled", v.len());
+        assert_eq!(codec::ricevuto_di(&v).unwrap(), e.received_ms());
+        assert_eq!(s.m().unwrap().raw.len(), 0);
     }
     // A record written whole by an earlier version still reads.
     let mut old = ex(9, "OLD");
@@ -135,22 +158,38 @@ async fn raw_messages_in_pieces_and_records_of_the_earlier_layout() {
     }
     m.exchanges.insert(10u64.to_be_bytes(), v).unwrap();
     assert_eq!(s.exchange(10).await.unwrap().unwrap(), old);
-    // Messages are compressed in their pieces, and the record too.
+    // A missing piece is named, not silently shortened.
+    m.raw.remove(chiave_pezzo(10, 0, 1)).unwrap();
+    assert!(matches!(s.exchange(10).await, Err(StoreError::Corrupt(_))));
+    m.exchanges.remove(10u64.to_be_bytes()).unwrap();
+    // The record is compressed in the log.
     let mut xml = ex(11, "XML");
     xml.request = "<cl:Candidatura>&lt;cl:nome&gt;Maria&lt;/cl:nome&gt;</cl:Candidatura>"
         .repeat(2_000)
         .into_bytes();
     s.put_exchange(&xml).await.unwrap();
     assert_eq!(s.exchange(11).await.unwrap().unwrap(), xml);
-    let pezzi = m.raw.scan_prefix(11u64.to_be_bytes()).count();
-    assert!(pezzi <= 2, "{pezzi} pieces for {} bytes", xml.request.len());
-    let piccolo = ex(12, &"Y".repeat(3_000));
-    s.put_exchange(&piccolo).await.unwrap();
-    assert!(m.exchanges.get(12u64.to_be_bytes()).unwrap().unwrap().len() < 1_000);
-    assert_eq!(s.exchange(12).await.unwrap().unwrap(), piccolo);
-    // A missing piece is named, not silently shortened.
-    s.m().unwrap().raw.remove(chiave_pezzo(1, 0, 1)).unwrap();
-    assert!(matches!(s.exchange(1).await, Err(StoreError::Corrupt(_))));
+    let v = m.exchanges.get(11u64.to_be_bytes()).unwrap().unwrap();
+    let (q, _) = registro::Puntatore::di(&v).unwrap();
+    assert!(q.len < 4_000, "{} bytes for {}", q.len, xml.request.len());
+    // The same after a reopen, and a changed byte in the log is named, not read as it is.
+    drop(m);
+    drop(s);
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(s.exchange(11).await.unwrap().unwrap(), xml);
+    assert!(s.check().await.unwrap().ok());
+    let v = s
+        .m()
+        .unwrap()
+        .exchanges
+        .get(2u64.to_be_bytes())
+        .unwrap()
+        .unwrap();
+    guasta_nel_registro(&p, &v);
+    assert!(matches!(s.exchange(2).await, Err(StoreError::Corrupt(_))));
+    let c = s.check().await.unwrap();
+    assert_eq!(c.problems.len(), 1, "{:?}", c.problems);
+    assert!(c.problems[0].contains("CRC"), "{:?}", c.problems);
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
@@ -172,6 +211,27 @@ async fn claims_survive_restart_and_inflight_is_dropped() {
         c => panic!("{c:?}"),
     }
     assert_eq!(s.claim("Y", 5, None).await.unwrap(), Claim::New);
+    // Claims in flight are in memory, and leave it once settled with their exchange; a
+    // repeat counted while in flight is written with the settling.
+    let in_volo = || s.m().unwrap().in_volo.lock().unwrap().len();
+    assert_eq!(in_volo(), 1);
+    assert!(!s
+        .m()
+        .unwrap()
+        .dup
+        .contains_key(codec::chiave_id("Y"))
+        .unwrap());
+    s.count_repeat("Y").await.unwrap();
+    s.commit_exchange(&ex(8, "Y"), Some("Y")).await.unwrap();
+    assert_eq!(in_volo(), 0);
+    match s.claim("Y", 6, None).await.unwrap() {
+        Claim::Duplicate(d) => assert_eq!((d.seq, d.first_ms, d.repeats), (8, 5, 1)),
+        c => panic!("{c:?}"),
+    }
+    assert_eq!(s.claim("Z", 6, None).await.unwrap(), Claim::New);
+    s.release("Z").await.unwrap();
+    assert_eq!(in_volo(), 0);
+    assert_eq!(s.claim("Z", 7, None).await.unwrap(), Claim::New);
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
@@ -189,7 +249,7 @@ async fn a_second_opener_is_told_the_store_is_locked() {
 }
 
 #[tokio::test]
-async fn large_moduli_are_kept_in_pieces_and_read_whole() {
+async fn large_moduli_are_kept_in_the_log_and_those_in_pieces_still_read() {
     use crate::store::care::PurgeLimits;
     let dir = tmp("moduli-pezzi");
     let m = |xml: String| StoredModulo {
@@ -209,7 +269,7 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
     };
     let chiave = codec::chiave_modulo("candidatura", "BIG");
     let s = SledStore::open(&dir).unwrap();
-    // Text that does not compress: as many pieces as its length says.
+    // Text that does not compress.
     let testo = |n: usize, seme: u64| -> String {
         casuali(n, seme)
             .into_iter()
@@ -218,30 +278,46 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
     };
     let v1 = m(testo(100_000, 1));
     s.apply(vec![Write::Modulo(v1.clone())]).await.unwrap();
-    let pezzi = s.m().unwrap().moduli_pezzi.len();
-    assert!(pezzi >= 7, "{pezzi} pieces");
-    assert!(
-        s.m().unwrap().moduli.get(&chiave).unwrap().unwrap().len() < 64,
-        "a marker"
-    );
+    assert_eq!(s.m().unwrap().moduli_pezzi.len(), 0);
+    let valore = s.m().unwrap().moduli.get(&chiave).unwrap().unwrap();
+    assert!(registro::Puntatore::di(&valore).is_some(), "a pointer");
     assert_eq!(
         s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
         v1
     );
     assert_eq!(s.moduli(Tipo::Candidatura).await.unwrap(), vec![v1.clone()]);
     assert!(s.has_modulo(Tipo::Candidatura, "BIG").await.unwrap());
+    // A modulo an earlier version kept in pieces still reads, and its pieces go once it is
+    // written again.
+    let v0 = m(testo(30_000, 3));
+    let tutto = codec::comprimi(&codec::codifica_modulo(&mut v0.clone()));
+    let versione = 77u64;
+    let mut n = 0;
+    for (i, pezzo) in tutto.chunks(PEZZO).enumerate() {
+        s.m()
+            .unwrap()
+            .moduli_pezzi
+            .insert(
+                codec::chiave_pezzo_modulo(&chiave, versione, i as u32),
+                pezzo,
+            )
+            .unwrap();
+        n += 1;
+    }
+    let mut segno = codec::MODULO_A_PEZZI.to_vec();
+    segno.extend_from_slice(&versione.to_be_bytes());
+    segno.extend_from_slice(&(tutto.len() as u64).to_be_bytes());
+    s.m().unwrap().moduli.insert(&chiave, segno).unwrap();
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
+        v0
+    );
     assert_eq!(purga(&s), 0, "the live version's pieces stay");
-    // A new version (with a forward: a transaction) replaces it; the old pieces stay until
-    // the purge.
     let v2 = m(testo(110_000, 2));
     s.apply(vec![Write::Modulo(v2.clone()), Write::ForwardDone(1)])
         .await
         .unwrap();
-    assert_eq!(
-        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
-        v2
-    );
-    assert_eq!(purga(&s), pezzi as u64);
+    assert_eq!(purga(&s), n);
     assert_eq!(
         s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
         v2
@@ -258,32 +334,94 @@ async fn large_moduli_are_kept_in_pieces_and_read_whole() {
         s.has_modulo(Tipo::Candidatura, "BIG").await.unwrap(),
         "indexed at open"
     );
-    // Small again: kept whole; no piece left after the purge.
-    let v3 = m("<c/>".into());
-    s.apply(vec![Write::Modulo(v3.clone())]).await.unwrap();
-    assert_eq!(
-        s.modulo(Tipo::Candidatura, "BIG").await.unwrap().unwrap(),
-        v3
-    );
-    assert!(purga(&s) > 0);
-    assert_eq!(s.m().unwrap().moduli_pezzi.len(), 0);
-    // A missing piece is named.
-    s.apply(vec![Write::Modulo(v1)]).await.unwrap();
-    let k = s
-        .m()
-        .unwrap()
-        .moduli_pezzi
-        .iter()
-        .nth(3)
-        .unwrap()
-        .unwrap()
-        .0;
-    s.m().unwrap().moduli_pezzi.remove(k).unwrap();
+    // A changed byte in the log is named.
+    let valore = s.m().unwrap().moduli.get(&chiave).unwrap().unwrap();
+    guasta_nel_registro(&dir, &valore);
     assert!(matches!(
         s.modulo(Tipo::Candidatura, "BIG").await,
         Err(StoreError::Corrupt(_))
     ));
     assert!(!s.check().await.unwrap().problems.is_empty());
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The log's segments: a purge removes those nothing points into any more, wholly before the
+/// checkpoint; the rest, and the one being written, stay.
+#[tokio::test]
+async fn the_purge_removes_the_segments_of_the_log_nothing_points_into() {
+    use crate::store::care::PurgeLimits;
+    let dir = tmp("segmenti");
+    let s = SledStore::open(&dir).unwrap();
+    let testo: String = casuali(200_000, 9)
+        .into_iter()
+        .map(|b| char::from(b'a' + b % 26))
+        .collect();
+    // About 94 KB compressed each, in segments of 1 MiB (in tests).
+    for i in 0..30u64 {
+        let mut e = ex(i + 1, &format!("S{i}"));
+        e.received_at = quando("2020-01-01T00:00:00.000+00:00");
+        e.request = testo.as_bytes()[..150_000].to_vec();
+        e.request[0] = (i % 256) as u8;
+        s.put_exchange(&e).await.unwrap();
+    }
+    let modulo = candidatura("RESTA", StatoModulo::Attivo);
+    s.apply(vec![Write::Modulo(modulo.clone())]).await.unwrap();
+    s.close().await.unwrap();
+    let segmenti = || -> Vec<u32> {
+        s.m()
+            .unwrap()
+            .segmenti
+            .elenco()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let prima = segmenti();
+    assert!(prima.len() >= 3, "{prima:?}");
+    // What must stay: the segment of the modulo, and those from the checkpoint on.
+    let chiave = codec::chiave_modulo("candidatura", "RESTA");
+    let v = s.m().unwrap().moduli.get(&chiave).unwrap().unwrap();
+    let del_modulo = registro::Puntatore::di(&v).unwrap().0.seg;
+    let da = registro::Posizione::di(&s.m().unwrap().cura.meta.get(registro::DA).unwrap().unwrap())
+        .unwrap();
+    let restano: Vec<u32> = prima
+        .iter()
+        .copied()
+        .filter(|n| *n == del_modulo || *n >= da.seg)
+        .collect();
+    let purga = |before: Option<i64>| {
+        s.m()
+            .unwrap()
+            .purga(&PurgeLimits {
+                exchanges_before_ms: before,
+                dup_before_ms: None,
+                expired_before_ms: 0,
+            })
+            .unwrap()
+    };
+    // Nothing purged: every segment is pointed into.
+    assert_eq!(purga(None).log_segments, 0);
+    assert_eq!(segmenti(), prima);
+    // The exchanges go, and the segments only they pointed into with them.
+    let r = purga(Some(
+        quando("2021-01-01T00:00:00.000+00:00").timestamp_millis(),
+    ));
+    assert_eq!(r.exchanges, 30);
+    assert_eq!(r.log_segments as usize, prima.len() - restano.len());
+    assert_eq!(segmenti(), restano);
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "RESTA").await.unwrap().unwrap(),
+        modulo
+    );
+    assert!(s.check().await.unwrap().ok());
+    drop(s);
+    let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "RESTA").await.unwrap().unwrap(),
+        modulo
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -330,13 +468,33 @@ async fn summaries_are_written_with_their_moduli_made_once_for_an_earlier_store_
     let prima = tutti(&s).await;
     assert_eq!(prima.len(), 2);
     let m = s.m().unwrap();
-    // One summary per candidatura, none for the messaggio, each what the index holds.
-    assert_eq!(m.sommari.len(), 2);
-    let a = m.sommari.get(b"candidatura/A").unwrap().unwrap();
+    // One summary per candidatura beside its pointer, none for the messaggio, each what the
+    // index holds; the summaries' tree is for moduli of earlier versions.
+    let accanto = |k: &[u8]| {
+        let v = m.moduli.get(k).unwrap().unwrap();
+        registro::Puntatore::di(&v).unwrap().1.to_vec()
+    };
+    assert_eq!(m.sommari.len(), 0);
+    let a = accanto(b"candidatura/A");
     assert_eq!(codec::decodifica_sommario(&a).unwrap(), prima[0]);
+    assert!(accanto(b"messaggio/M").is_empty());
     assert!(s.check().await.unwrap().problems.is_empty());
+    // The same after a reopen.
+    drop(m);
+    drop(s);
+    let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(tutti(&s).await, prima);
+    let m = s.m().unwrap();
 
-    // A store of before: no summaries and no flag. The open writes them, once.
+    // A store of before: moduli kept whole in sled, no summaries and no flag. The open
+    // writes them, once.
+    for codice in ["A", "B"] {
+        let k = codec::chiave_modulo("candidatura", codice);
+        let mut r = s.modulo(Tipo::Candidatura, codice).await.unwrap().unwrap();
+        m.moduli
+            .insert(&k, codec::comprimi(&codec::codifica_modulo(&mut r)))
+            .unwrap();
+    }
     m.sommari.clear().unwrap();
     m.cura.meta.remove(care::SOMMARI).unwrap();
     s.flush().await.unwrap();
@@ -366,6 +524,22 @@ async fn summaries_are_written_with_their_moduli_made_once_for_an_earlier_store_
     assert_eq!(problemi.len(), 2, "{problemi:?}");
     assert!(problemi[0].contains("candidatura/A") && problemi[0].contains("differs"));
     assert!(problemi[1].contains("candidatura/B") && problemi[1].contains("no summary"));
+    // Written again, a modulo of before leaves the summaries' tree for its pointer's side.
+    s.apply(vec![Write::Modulo(candidatura("A", StatoModulo::Attivo))])
+        .await
+        .unwrap();
+    let m = s.m().unwrap();
+    assert!(!m.sommari.contains_key(b"candidatura/A").unwrap());
+    assert_eq!(
+        codec::decodifica_sommario(
+            registro::Puntatore::di(&m.moduli.get(b"candidatura/A").unwrap().unwrap())
+                .unwrap()
+                .1
+        )
+        .unwrap(),
+        prima[0]
+    );
+    drop(m);
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -379,6 +553,7 @@ async fn a_modulo_keeps_its_document_beside_its_json_and_earlier_records_still_r
     s.apply(vec![Write::Modulo(a.clone())]).await.unwrap();
     let m = s.m().unwrap();
     let grezzo = m.moduli.get(b"candidatura/A").unwrap().unwrap();
+    let grezzo = m.dal_registro(&grezzo).unwrap();
     let chiaro = codec::svela(&grezzo).unwrap();
     assert!(chiaro.starts_with(&codec::MODULO_V2));
     assert!(
@@ -612,14 +787,20 @@ async fn ids_and_claims_of_an_earlier_layout_are_rekeyed_by_minute_at_open() {
         s.commit_exchange_with(&ex(4, "fuori-forma"), Some("fuori-forma"), vec![])
             .await
             .unwrap();
-        // As a store written before: every entry under the id itself, but the first of each
-        // tree, as a rekeying cut short by a crash leaves it.
+        // As a store written before: the entries under the id itself (the first layout) or
+        // under the minute then the whole id (the second), but the first of each tree, as a
+        // rekeying cut short by a crash leaves it.
         let m = s.m().unwrap();
         for t in [&m.ids, &m.dup] {
             let tutte: Vec<_> = t.iter().map(|kv| kv.unwrap()).collect();
             assert!(tutte.len() >= 4);
-            for (k, v) in tutte.into_iter().skip(1) {
-                let vecchia = codec::id_della_chiave(&k).unwrap().to_vec();
+            for (n, (k, v)) in tutte.into_iter().enumerate().skip(1) {
+                let id = codec::id_della_chiave(&k).unwrap().into_owned();
+                let vecchia = if n % 2 == 0 && k[0] != b'~' {
+                    [&k[..16], &id[..]].concat()
+                } else {
+                    id
+                };
                 t.remove(&k).unwrap();
                 t.insert(vecchia, v).unwrap();
             }
@@ -658,8 +839,8 @@ async fn ids_and_claims_of_an_earlier_layout_are_rekeyed_by_minute_at_open() {
     // The oldest minute first.
     let (primo, _) = m.dup.first().unwrap().unwrap();
     assert_eq!(
-        codec::id_della_chiave(&primo).unwrap(),
-        id(2, "26_23:59").as_bytes()
+        codec::id_della_chiave(&primo).as_deref(),
+        Some(id(2, "26_23:59").as_bytes())
     );
     let report = s.check().await.unwrap();
     assert!(report.ok(), "{report:?}");
@@ -726,11 +907,19 @@ async fn the_duplicate_filter_is_purged_by_minute_up_to_the_young_entries() {
     let _ = std::fs::remove_dir_all(&p);
 }
 
-/// A crash after the journal's sync and before sled had the entry (or all of it): the next
-/// open applies the journal, whole entries only, and the store is as if the write had been
-/// applied once; a torn entry after it (a write cut short, never acknowledged) is left out.
+/// Where the checkpoint of the store's log stands, and the log's segments.
+fn checkpoint_e_segmenti(s: &SledStore) -> (registro::Posizione, Vec<(u32, u64)>) {
+    let m = s.m().unwrap();
+    let da = registro::Posizione::di(&m.cura.meta.get(registro::DA).unwrap().unwrap()).unwrap();
+    (da, m.segmenti.elenco().unwrap())
+}
+
+/// A crash after the log's sync and before sled had the entry (or all of it): the next open
+/// applies the log from the checkpoint, whole entries only, and the store is as if the write
+/// had been applied once; a torn entry after it (a write cut short, never acknowledged) is
+/// left out, and the log goes on in a new segment.
 #[tokio::test]
-async fn the_journal_is_applied_again_at_open_up_to_a_torn_entry() {
+async fn the_log_is_applied_again_at_open_up_to_a_torn_entry() {
     let p = tmp("journal-riapri");
     let s = SledStore::open(&p).unwrap();
     // The claim is made before the exchange, as the gateway does.
@@ -773,20 +962,35 @@ async fn the_journal_is_applied_again_at_open_up_to_a_torn_entry() {
     };
     let prima = voce(&s, &uno, "DAL-GIORNALE");
     let seconda = voce(&s, &ex(2, "2026-12-07_10:00EMILIA_2"), "STRAPPATA");
+    s.close().await.unwrap();
+    let (da, segmenti) = checkpoint_e_segmenti(&s);
+    assert_eq!(segmenti.last(), Some(&(da.seg, da.off)), "a clean close");
     drop(s);
-    // The journal of a process that died: the first entry whole (twice, as a crash during a
-    // checkpoint would leave it), the second cut short.
-    let mut giornale = prima.clone();
-    giornale.extend_from_slice(&prima);
-    giornale.extend_from_slice(&seconda[..seconda.len() - 3]);
-    std::fs::write(p.join(journal::FILE), &giornale).unwrap();
+    // The log of a process that died after its sync: the first entry whole (twice, as a crash
+    // during a checkpoint would leave it), the second cut short.
+    let mut coda = prima.clone();
+    coda.extend_from_slice(&prima);
+    coda.extend_from_slice(&seconda[..seconda.len() - 3]);
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(p.join(registro::DIR).join(format!("{:08}.log", da.seg)))
+            .unwrap();
+        f.write_all(&coda).unwrap();
+    }
     let s = SledStore::open(&p).unwrap();
-    assert_eq!(std::fs::metadata(p.join(journal::FILE)).unwrap().len(), 0);
-    let e = s
-        .exchange(1)
-        .await
-        .unwrap()
-        .expect("the journal's exchange");
+    let (dopo, segmenti) = checkpoint_e_segmenti(&s);
+    assert_eq!(
+        dopo,
+        registro::Posizione {
+            seg: da.seg + 1,
+            off: 0
+        },
+        "a new segment, past what was torn"
+    );
+    assert_eq!(segmenti.len(), 2);
+    let e = s.exchange(1).await.unwrap().expect("the log's exchange");
     assert_eq!(e.request, uno.request);
     assert_eq!(
         s.exchange_by_id("2026-12-07_10:00EMILIA_1")
@@ -810,18 +1014,159 @@ async fn the_journal_is_applied_again_at_open_up_to_a_torn_entry() {
     assert!(s.exchange(2).await.unwrap().is_none());
     assert!(!s.has_modulo(Tipo::Candidatura, "STRAPPATA").await.unwrap());
     assert!(s.check().await.unwrap().ok());
-    // A write is in the journal when it returns; a flush leaves it there (it only waits for
-    // the writes in flight), a close makes sled durable and empties it.
-    let giornale = || std::fs::metadata(p.join(journal::FILE)).unwrap().len();
+    // A write is in the log when it returns; a flush leaves the checkpoint where it was (it
+    // only waits for the writes in flight), a close makes sled durable and moves it to the end.
     s.put_partner(&Soggetto::new("SPC", "LAZIO")).await.unwrap();
-    assert!(giornale() > 0);
     s.flush().await.unwrap();
-    assert!(giornale() > 0);
+    let (ora, segmenti) = checkpoint_e_segmenti(&s);
+    assert_eq!(ora, dopo);
+    assert!(segmenti.last().unwrap().1 > 0);
     s.close().await.unwrap();
-    assert_eq!(giornale(), 0);
+    let (ora, segmenti) = checkpoint_e_segmenti(&s);
+    assert_eq!(segmenti.last(), Some(&(ora.seg, ora.off)));
     drop(s);
     let s = SledStore::open(&p).unwrap();
     assert_eq!(s.partners().await.unwrap().len(), 1);
+    // After a clean close the log goes on where it was.
+    assert_eq!(checkpoint_e_segmenti(&s).0, ora);
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+/// The journal file of an earlier version (emptied at each checkpoint, no values kept in it for
+/// good) is applied at open, up to a torn entry, and removed.
+#[tokio::test]
+async fn the_journal_file_of_an_earlier_version_is_applied_and_removed() {
+    let p = tmp("journal-vecchio");
+    let s = SledStore::open(&p).unwrap();
+    drop(s);
+    let e = ex(1, "2026-12-07_10:00EMILIA_1");
+    let mut modulo = candidatura("VECCHIO", StatoModulo::Attivo);
+    let mut v = journal::Voce::default();
+    v.put(
+        albero::MODULI,
+        &codec::chiave_modulo("candidatura", "VECCHIO"),
+        &codec::comprimi(&codec::codifica_modulo(&mut modulo)),
+    );
+    v.put(
+        albero::SOMMARI,
+        &codec::chiave_modulo("candidatura", "VECCHIO"),
+        &codec::codifica_sommario(&Sommario::di(&modulo).unwrap()),
+    );
+    v.scambio(1, e.received_ms(), &codec::encode_exchange(&e));
+    v.id_se_manca(&codec::chiave_id("2026-12-07_10:00EMILIA_1"), 1);
+    let v = v.chiudi();
+    let mut file = v.clone();
+    file.extend_from_slice(&v[..v.len() - 1]);
+    std::fs::write(p.join(journal::FILE), &file).unwrap();
+    let s = SledStore::open(&p).unwrap();
+    assert!(!p.join(journal::FILE).exists());
+    assert_eq!(s.exchange(1).await.unwrap().unwrap(), e);
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "VECCHIO")
+            .await
+            .unwrap()
+            .unwrap(),
+        modulo
+    );
+    assert!(s.check().await.unwrap().ok());
+    drop(s);
+    let _ = std::fs::remove_dir_all(&p);
+}
+
+/// An exchange that stores a modulo keeps its request without the modulo's document, which the
+/// modulo's value holds: read back byte for byte, also once the modulo is written again.
+#[tokio::test]
+async fn a_request_is_kept_without_the_document_its_modulo_holds() {
+    let p = tmp("senza-documento");
+    let s = SledStore::open(&p).unwrap();
+    let mut modulo = candidatura("DOC", StatoModulo::Attivo);
+    modulo.xml = format!(
+        "<?xml version=\"1.0\"?>\n<cl:Candidatura a=\"1\">{}</cl:Candidatura>",
+        "<cl:nome>Maria &amp; Anna</cl:nome>".repeat(40)
+    );
+    let busta = |doc: &str| {
+        format!(
+            "<soap:Envelope><soap:Body><t:invio><t:CandidaturaXML>{}</t:CandidaturaXML></t:invio></soap:Body></soap:Envelope>",
+            crate::xml::escape_text(doc)
+        )
+        .into_bytes()
+    };
+    // Sequence numbers as the store hands them out (the check holds it to them).
+    for _ in 0..3 {
+        s.next_seq().await.unwrap();
+    }
+    let mut e = ex(1, "2026-12-07_10:00EMILIA_1");
+    e.request = busta(&modulo.xml);
+    s.commit_exchange_with(&e, None, vec![Write::Modulo(modulo.clone())])
+        .await
+        .unwrap();
+    let valore = s
+        .m()
+        .unwrap()
+        .exchanges
+        .get(1u64.to_be_bytes())
+        .unwrap()
+        .unwrap();
+    let documento = registro::Puntatore::documento(&valore).expect("the modulo is named");
+    let del_modulo = s
+        .m()
+        .unwrap()
+        .moduli
+        .get(b"candidatura/DOC")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        Some(documento),
+        registro::Puntatore::di(&del_modulo).map(|(p, _)| p)
+    );
+    assert_eq!(s.exchange(1).await.unwrap().unwrap(), e);
+    // The same exchange written whole, for comparison: its record is larger by about the
+    // document's compressed size.
+    let mut intero = e.clone();
+    intero.seq = 2;
+    intero.request_id = Some("2026-12-07_10:00EMILIA_2".into());
+    s.put_exchange(&intero).await.unwrap();
+    let v2 = s
+        .m()
+        .unwrap()
+        .exchanges
+        .get(2u64.to_be_bytes())
+        .unwrap()
+        .unwrap();
+    assert!(registro::Puntatore::documento(&v2).is_none());
+    let lungo = |v: &[u8]| registro::Puntatore::di(v).unwrap().0.len;
+    assert!(
+        lungo(&valore) + 40 < lungo(&v2),
+        "{} {}",
+        lungo(&valore),
+        lungo(&v2)
+    );
+    // The modulo written again: the exchange still has the document it carried.
+    let mut nuovo = modulo.clone();
+    nuovo.xml = "<cl:Candidatura/>".into();
+    s.apply(vec![Write::Modulo(nuovo)]).await.unwrap();
+    assert_eq!(s.exchange(1).await.unwrap().unwrap(), e);
+    // A request that does not carry the document as this store escapes it: kept whole.
+    let mut altro = ex(3, "2026-12-07_10:00EMILIA_3");
+    altro.request = busta(&modulo.xml.replace('"', "'"));
+    s.commit_exchange_with(&altro, None, vec![Write::Modulo(modulo.clone())])
+        .await
+        .unwrap();
+    let v3 = s
+        .m()
+        .unwrap()
+        .exchanges
+        .get(3u64.to_be_bytes())
+        .unwrap()
+        .unwrap();
+    assert!(registro::Puntatore::documento(&v3).is_none());
+    assert_eq!(s.exchange(3).await.unwrap().unwrap(), altro);
+    let c = s.check().await.unwrap();
+    assert!(c.ok(), "{:?}", c.problems);
+    drop(s);
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(s.exchange(1).await.unwrap().unwrap(), e);
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
