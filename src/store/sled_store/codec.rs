@@ -341,6 +341,10 @@ const LIVELLO_DIZIONARIO: i32 = 3;
 /// more); a modulo gains nothing from it.
 const LIVELLO_RECORD: i32 = 5;
 
+/// Records up to this size are compressed at [`LIVELLO_RECORD`]: on larger ones its slower
+/// pace would cost more than the bytes it saves (a 50 KB exchange).
+const RECORD_PICCOLO: usize = 16 * 1024;
+
 /// Values up to this size are compressed against the dictionary; larger ones gain little from
 /// it and would pay level 3's slower pace on every byte.
 const PICCOLO: usize = 64 * 1024;
@@ -400,9 +404,9 @@ fn dizionario_1_record() -> &'static zstd::zstd_safe::CDict<'static> {
     D.get_or_init(|| zstd::zstd_safe::create_cdict(DIZIONARIO_1, LIVELLO_RECORD))
 }
 
-/// [`comprimi`] for an exchange's record, at [`LIVELLO_RECORD`].
+/// [`comprimi`] for an exchange's record, at [`LIVELLO_RECORD`] up to [`RECORD_PICCOLO`].
 fn comprimi_record(v: &[u8]) -> Vec<u8> {
-    (v.len() <= PICCOLO)
+    (v.len() <= RECORD_PICCOLO)
         .then(|| prova_con_dizionario(v, dizionario_1_record()))
         .flatten()
         .unwrap_or_else(|| comprimi(v))
@@ -517,20 +521,64 @@ pub(super) fn encode_exchange_senza_documento(ex: &Exchange, at: usize, len: usi
     comprimi_record(&v)
 }
 
-/// Where the modulo's document `xml`, escaped as element text, lies in `request`, and its
-/// length: only where it is there once, byte for byte as [`crate::xml::escape_text`] writes it.
+/// How [`crate::xml::escape_text`] writes a byte of element text.
+fn escapato(b: &u8) -> &[u8] {
+    match b {
+        b'<' => b"&lt;",
+        b'>' => b"&gt;",
+        b'&' => b"&amp;",
+        b'\r' => b"&#13;",
+        b => std::slice::from_ref(b),
+    }
+}
+
+/// Where the modulo's document `xml`, escaped as element text byte for byte as
+/// [`crate::xml::escape_text`] writes it, lies in `request`, and its length there. Found by the
+/// escaped form of its first bytes, then checked along the request without writing the
+/// escaped document out (a 400 KB CV is one pass).
 pub(super) fn documento_nella_richiesta(request: &[u8], xml: &str) -> Option<(usize, usize)> {
-    let escapato = crate::xml::escape_text(xml);
-    let e = escapato.as_bytes();
+    let xml = xml.as_bytes();
     // Not worth a second read for a small document.
-    if e.len() < 256 {
+    if xml.len() < 256 {
         return None;
     }
-    let at = memchr::memmem::find(request, e)?;
-    if memchr::memmem::find(&request[at + 1..], e).is_some() {
-        return None;
+    let testa: Vec<u8> = xml[..64].iter().flat_map(escapato).copied().collect();
+    let mut da = 0;
+    while let Some(i) = memchr::memmem::find(&request[da..], &testa) {
+        let at = da + i;
+        if let Some(fine) = escapato_a(request, at, xml) {
+            return Some((at, fine - at));
+        }
+        da = at + 1;
     }
-    Some((at, e.len()))
+    None
+}
+
+/// Where `xml`, escaped, ends in `request` if it is there from `at`: the runs between the bytes
+/// escaped are compared whole.
+fn escapato_a(request: &[u8], mut r: usize, xml: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i < xml.len() {
+        let resto = &xml[i..];
+        let mut n = memchr::memchr3(b'<', b'>', b'&', resto).unwrap_or(resto.len());
+        if let Some(cr) = memchr::memchr(b'\r', &resto[..n]) {
+            n = cr;
+        }
+        if request.get(r..r + n)? != &resto[..n] {
+            return None;
+        }
+        r += n;
+        i += n;
+        if let Some(b) = xml.get(i) {
+            let e = escapato(b);
+            if request.get(r..r + e.len())? != e {
+                return None;
+            }
+            r += e.len();
+            i += 1;
+        }
+    }
+    Some(r)
 }
 
 /// The request of a [`Raw::SenzaDocumento`] record, with the modulo's document `xml` put back.

@@ -401,7 +401,7 @@ async fn the_purge_removes_the_segments_of_the_log_nothing_points_into() {
             })
             .unwrap()
     };
-    // Nothing purged: every segment is pointed into.
+    // Nothing purged: no segment is looked for, none removed.
     assert_eq!(purga(None).log_segments, 0);
     assert_eq!(segmenti(), prima);
     // The exchanges go, and the segments only they pointed into with them.
