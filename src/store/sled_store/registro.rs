@@ -107,6 +107,10 @@ impl Posizione {
     }
 }
 
+/// At most this many segment files are kept open for reading (a month of a busy node is a
+/// thousand segments or more; each kept open is a file descriptor of the process's).
+const APERTI_MAX: usize = 64;
+
 /// The segment files, for reading (any thread) and listing.
 pub(super) struct Segmenti {
     dir: PathBuf,
@@ -151,10 +155,16 @@ impl Segmenti {
                 StoreError::io(format!("cannot open {}", path.display()), e)
             }
         })?);
-        self.aperti
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(seg, f.clone());
+        let mut aperti = self.aperti.write().unwrap_or_else(|e| e.into_inner());
+        if aperti.len() >= APERTI_MAX {
+            // The newest segments stay open (the recent records are the ones read most), the
+            // rest are opened again when read.
+            let mut n: Vec<u32> = aperti.keys().copied().collect();
+            n.sort_unstable();
+            let da = n[n.len() - 8];
+            aperti.retain(|k, _| *k >= da);
+        }
+        aperti.insert(seg, f.clone());
         Ok(f)
     }
 
@@ -368,6 +378,21 @@ mod tests {
         assert_eq!(segmenti.elenco().unwrap(), vec![(1, 9)]);
         segmenti.togli(1).unwrap();
         assert!(matches!(segmenti.leggi(&p), Err(StoreError::Corrupt(_))));
+        // Reading many segments keeps a bounded number of them open.
+        for seg in 2..=(APERTI_MAX as u32 + 20) {
+            std::fs::write(segmenti.path(seg), b"hello").unwrap();
+        }
+        for seg in 2..=(APERTI_MAX as u32 + 20) {
+            let q = Puntatore { seg, off: 0, ..p };
+            assert_eq!(segmenti.leggi(&q).unwrap(), b"hello");
+            assert!(segmenti.aperti.read().unwrap().len() <= APERTI_MAX);
+        }
+        let q = Puntatore {
+            seg: 2,
+            off: 0,
+            ..p
+        };
+        assert_eq!(segmenti.leggi(&q).unwrap(), b"hello", "opened again");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
