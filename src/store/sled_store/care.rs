@@ -952,18 +952,68 @@ impl Engine {
             return Ok(0);
         }
         self.db.flush().map_err(be)?;
-        let mut vivi = std::collections::HashSet::new();
-        for t in [&self.exchanges, &self.moduli] {
+        // Per segment: the bytes still pointed to, and whether an exchange's record is among
+        // them; the moduli in segments before the checkpoint, to move them if need be.
+        let mut vivi: std::collections::HashMap<u32, (u64, bool)> = Default::default();
+        let mut moduli = Vec::new();
+        for (t, scambi) in [(&self.exchanges, true), (&self.moduli, false)] {
             for kv in t.iter() {
-                let (_, v) = kv.map_err(be)?;
+                let (k, v) = kv.map_err(be)?;
                 if let Some((p, _)) = registro::Puntatore::di(&v) {
-                    vivi.insert(p.seg);
+                    let e = vivi.entry(p.seg).or_default();
+                    e.0 += u64::from(p.len);
+                    e.1 |= scambi;
+                    if !scambi && p.seg < da.seg {
+                        moduli.push((p.seg, k, v));
+                    }
                 }
             }
         }
+        // Segments with no exchange left and under a quarter of them live: their moduli (a
+        // modulo lives on, deactivated, after its exchanges are purged; left where they are,
+        // they would keep every segment) are written again at the log's end, then nothing
+        // points into those segments.
+        let da_spostare: std::collections::HashSet<u32> = elenco
+            .iter()
+            .filter(|(seg, len)| {
+                *seg < da.seg
+                    && vivi
+                        .get(seg)
+                        .is_some_and(|(vivo, scambi)| !scambi && *vivo * 4 < *len)
+            })
+            .map(|(seg, _)| *seg)
+            .collect();
+        let mut spostati = 0u64;
+        for lotto in moduli
+            .iter()
+            .filter(|(seg, _, _)| da_spostare.contains(seg))
+            .collect::<Vec<_>>()
+            .chunks(LOTTO)
+        {
+            let mut voce = super::journal::Voce::default();
+            for (_, k, v) in lotto {
+                let Some((p, _)) = registro::Puntatore::di(v) else {
+                    continue;
+                };
+                voce.sposta_registro(albero::MODULI, k, v, &self.segmenti.leggi(&p)?);
+                spostati += 1;
+            }
+            self.commit.scrivi_bloccando(super::commit::Voce {
+                byte: voce.chiudi(),
+                indice: Vec::new(),
+                saldata: None,
+            })?;
+        }
+        if spostati > 0 {
+            tracing::info!(
+                moduli = spostati,
+                segments = da_spostare.len(),
+                "store: moduli moved to the log's end, out of segments mostly dead"
+            );
+        }
         let mut tolti = 0;
         for (seg, len) in elenco {
-            if seg < da.seg && !vivi.contains(&seg) {
+            if seg < da.seg && (!vivi.contains_key(&seg) || da_spostare.contains(&seg)) {
                 self.segmenti
                     .togli(seg)
                     .map_err(|e| StoreError::io(format!("removing the log's segment {seg}"), e))?;

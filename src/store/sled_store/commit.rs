@@ -128,6 +128,27 @@ impl GroupCommit {
         }
     }
 
+    /// [`GroupCommit::scrivi`] for a thread that may block (the purge's): waits polling, a
+    /// millisecond at a time.
+    pub(super) fn scrivi_bloccando(&self, voce: Voce) -> Result<()> {
+        let rx = self.c.fatte.subscribe();
+        let biglietto = self.accoda(Some(voce), false)?;
+        while rx.borrow().scritte < biglietto {
+            if self.filo.as_ref().is_some_and(|f| f.is_finished()) {
+                return Err(StoreError::Closed);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let falliti = self.c.falliti.lock().unwrap_or_else(|e| e.into_inner());
+        match falliti
+            .iter()
+            .find(|(da, a, _)| (*da..=*a).contains(&biglietto))
+        {
+            Some((_, _, e)) => Err(e.clone()),
+            None => Ok(()),
+        }
+    }
+
     /// Resolves once the entries queued before the call are written and applied.
     pub(super) async fn barriera(&self) -> Result<()> {
         let mut rx = self.c.fatte.subscribe();

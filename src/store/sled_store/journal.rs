@@ -58,6 +58,9 @@ const SCAMBIO_REG: u8 = 7;
 /// beside the record's pointer, that of the value the entry's last [`PUT_REG`] wrote (the
 /// modulo).
 const SCAMBIO_REG_DOC: u8 = 9;
+/// A value moved to the log's end, out of a segment mostly dead: as [`PUT_REG`], only if the
+/// key still holds the value it had (else a newer write has taken its place).
+const SPOSTA_REG: u8 = 10;
 /// As [`SALDA`], with the whole entry for an id not in the filter yet (claims are kept in
 /// memory while in flight).
 const SALDA_CON: u8 = 8;
@@ -137,6 +140,17 @@ impl Voce {
         self.0.extend_from_slice(&crc32fast::hash(v).to_le_bytes());
         self.byte(v);
         self.byte(accanto);
+    }
+
+    /// `k` in `albero`, if it still holds `prima` (a pointer with what is beside it), takes the
+    /// same value `v` written again, with the same bytes beside its new pointer.
+    pub(super) fn sposta_registro(&mut self, albero: &str, k: &[u8], prima: &[u8], v: &[u8]) {
+        self.0.push(SPOSTA_REG);
+        self.0.push(numero(albero));
+        self.byte(k);
+        self.byte(prima);
+        self.0.extend_from_slice(&crc32fast::hash(v).to_le_bytes());
+        self.byte(v);
     }
 
     /// As [`Voce::scambio`], the record kept in the log; `senza_documento`: a record written
@@ -337,6 +351,24 @@ pub(super) fn applica(a: &Alberi, corpo: &[u8], pos: Option<Posizione>) -> Resul
                         d.seq = seq;
                         Some(codec::encode_dup(&d))
                     })
+                    .map_err(be)?;
+            }
+            SPOSTA_REG => {
+                let t = r.albero(a)?;
+                let k = r.byte()?;
+                let prima = r.byte()?;
+                let crc = r.u32()?;
+                let v = r.byte()?;
+                let accanto = Puntatore::di(prima)
+                    .map(|(_, resto)| resto)
+                    .ok_or_else(|| {
+                        StoreError::corrupt("journal: a move of a value not in the log")
+                    })?;
+                let mut valore = dove(&r, v, crc)?.codifica(None);
+                valore.extend_from_slice(accanto);
+                // A newer write took the key's place meanwhile: nothing to move.
+                let _ = t
+                    .compare_and_swap(k, Some(prima), Some(valore))
                     .map_err(be)?;
             }
             op @ (SCAMBIO | SCAMBIO_REG | SCAMBIO_REG_DOC) => {
@@ -652,6 +684,43 @@ mod tests {
         assert!(applica(&a, &[42], None).is_err());
         assert!(applica(&a, &v[0].1[..v[0].1.len() - 1], Some(pos)).is_err());
         drop((a, db));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_move_applies_only_over_the_value_it_moves() {
+        let dir = super::super::tests::tmp("journal-sposta");
+        let db = sled::Config::new().path(&dir).open().unwrap();
+        let a = Alberi::apri(&db).unwrap();
+        let moduli = a.per_nome(albero::MODULI).clone();
+        let vecchio = Puntatore {
+            seg: 1,
+            off: 10,
+            len: 3,
+            crc: crc32fast::hash(b"abc"),
+        };
+        let mut prima = vecchio.codifica(None);
+        prima.extend_from_slice(b"sommario");
+        moduli.insert(b"k", prima.clone()).unwrap();
+        let mut v = Voce::default();
+        v.sposta_registro(albero::MODULI, b"k", &prima, b"abc");
+        let v = v.chiudi();
+        let pos = Posizione { seg: 5, off: 0 };
+        applica(&a, voci(&v).0[0].1, Some(pos)).unwrap();
+        let ora = moduli.get(b"k").unwrap().unwrap();
+        let (p, accanto) = Puntatore::di(&ora).unwrap();
+        assert_eq!((p.seg, p.len, p.crc), (5, 3, vecchio.crc));
+        assert_eq!(accanto, b"sommario");
+        // Applied again (a replay), or over a newer value: nothing changes.
+        applica(&a, voci(&v).0[0].1, Some(pos)).unwrap();
+        assert_eq!(moduli.get(b"k").unwrap().unwrap(), ora);
+        moduli.insert(b"k", &b"nuovo"[..]).unwrap();
+        applica(&a, voci(&v).0[0].1, Some(pos)).unwrap();
+        assert_eq!(
+            moduli.get(b"k").unwrap().unwrap(),
+            sled::IVec::from(&b"nuovo"[..])
+        );
+        drop((a, moduli, db));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

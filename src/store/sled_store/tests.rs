@@ -1170,3 +1170,81 @@ async fn a_request_is_kept_without_the_document_its_modulo_holds() {
     drop(s);
     let _ = std::fs::remove_dir_all(&p);
 }
+
+/// A modulo outlives the exchanges around it in the log (a candidatura stays, deactivated, after
+/// they are purged): the purge writes it again at the log's end, and its old segment goes.
+#[tokio::test]
+async fn the_purge_moves_the_moduli_out_of_segments_mostly_dead() {
+    use crate::store::care::PurgeLimits;
+    let dir = tmp("sposta");
+    let s = SledStore::open(&dir).unwrap();
+    let testo: String = casuali(200_000, 11)
+        .into_iter()
+        .map(|b| char::from(b'a' + b % 26))
+        .collect();
+    let modulo = candidatura("VIVE", StatoModulo::Attivo);
+    s.apply(vec![Write::Modulo(modulo.clone())]).await.unwrap();
+    for i in 0..30u64 {
+        let mut e = ex(i + 1, &format!("M{i}"));
+        e.received_at = quando("2020-01-01T00:00:00.000+00:00");
+        e.request = testo.as_bytes()[..150_000].to_vec();
+        e.request[0] = (i % 256) as u8;
+        s.put_exchange(&e).await.unwrap();
+    }
+    s.close().await.unwrap();
+    let chiave = codec::chiave_modulo("candidatura", "VIVE");
+    let dove = |s: &SledStore| {
+        let v = s.m().unwrap().moduli.get(&chiave).unwrap().unwrap();
+        registro::Puntatore::di(&v).unwrap().0.seg
+    };
+    let segmenti = |s: &SledStore| -> Vec<u32> {
+        s.m()
+            .unwrap()
+            .segmenti
+            .elenco()
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    let prima = dove(&s);
+    let (da, _) = checkpoint_e_segmenti(&s);
+    assert!(
+        prima < da.seg,
+        "the modulo's segment {prima} lies before {da:?}"
+    );
+    let r = s
+        .m()
+        .unwrap()
+        .purga(&PurgeLimits {
+            exchanges_before_ms: Some(quando("2021-01-01T00:00:00.000+00:00").timestamp_millis()),
+            dup_before_ms: None,
+            expired_before_ms: 0,
+        })
+        .unwrap();
+    assert_eq!(r.exchanges, 30);
+    let dopo = dove(&s);
+    assert!(dopo >= da.seg, "moved to the log's end: {prima} -> {dopo}");
+    assert!(!segmenti(&s).contains(&prima), "{:?}", segmenti(&s));
+    assert!(
+        segmenti(&s).iter().all(|n| *n >= da.seg),
+        "{:?}",
+        segmenti(&s)
+    );
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "VIVE").await.unwrap().unwrap(),
+        modulo
+    );
+    assert!(s.check().await.unwrap().ok());
+    drop(s);
+    // The same after a reopen, with its summary.
+    let s = SledStore::open_waiting(&dir, std::time::Duration::from_secs(5)).unwrap();
+    assert_eq!(dove(&s), dopo);
+    assert_eq!(
+        s.modulo(Tipo::Candidatura, "VIVE").await.unwrap().unwrap(),
+        modulo
+    );
+    assert_eq!(tutti(&s).await.len(), 1, "its summary moved with it");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}
