@@ -858,16 +858,21 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(chiave);
-        let in_piu = tolta.map_or(0, |d| d.repeats.saturating_sub(scritta.repeats));
-        if in_piu > 0 {
-            self.dup
-                .fetch_and_update(chiave, |old| {
-                    let mut d = codec::decode_dup(old?).ok()?;
-                    d.repeats = d.repeats.saturating_add(in_piu);
-                    Some(codec::encode_dup(&d))
-                })
-                .map_err(be)?;
+        match tolta.map_or(0, |d| d.repeats.saturating_sub(scritta.repeats)) {
+            0 => Ok(()),
+            in_piu => self.ripetizioni(chiave, in_piu),
         }
+    }
+
+    /// Adds `n` repeats to the settled entry under `chiave` in the filter's tree.
+    fn ripetizioni(&self, chiave: &[u8], n: u32) -> Result<()> {
+        self.dup
+            .fetch_and_update(chiave, |old| {
+                let mut d = codec::decode_dup(old?).ok()?;
+                d.repeats = d.repeats.saturating_add(n);
+                Some(codec::encode_dup(&d))
+            })
+            .map_err(be)?;
         Ok(())
     }
 
@@ -880,14 +885,7 @@ impl Engine {
                 return Ok(());
             }
         }
-        self.dup
-            .fetch_and_update(chiave, |old| {
-                let mut d = codec::decode_dup(old?).ok()?;
-                d.repeats = d.repeats.saturating_add(1);
-                Some(codec::encode_dup(&d))
-            })
-            .map_err(be)?;
-        Ok(())
+        self.ripetizioni(&chiave, 1)
     }
 
     fn has_modulo(&self, kind: Tipo, code: &str) -> Result<bool> {
@@ -986,10 +984,7 @@ impl Engine {
                 }
                 _ => None,
             };
-            let record = match documento {
-                Some((at, len)) => codec::encode_exchange_senza_documento(ex, at, len),
-                None => codec::encode_exchange(ex),
-            };
+            let record = codec::encode_exchange(ex, documento);
             voce.scambio_registro(ex.seq, ex.received_ms(), &record, documento.is_some());
             for id in [&ex.request_id, &ex.response_id].into_iter().flatten() {
                 voce.id_se_manca(&codec::chiave_id(id), ex.seq);

@@ -777,21 +777,34 @@ pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), X
     Ok(())
 }
 
+/// What [`escape_text`] writes for a byte of element content it escapes; None for one it
+/// leaves as it is.
+pub fn escape_text_byte(b: u8) -> Option<&'static str> {
+    match b {
+        b'<' => Some("&lt;"),
+        b'>' => Some("&gt;"),
+        b'&' => Some("&amp;"),
+        b'\r' => Some("&#13;"),
+        _ => None,
+    }
+}
+
 /// Escapes text for element content.
 pub fn escape_text(s: &str) -> Cow<'_, str> {
     if !s.contains(['<', '>', '&', '\r']) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '\r' => out.push_str("&#13;"),
-            c => out.push(c),
+    let mut da = 0;
+    // The escaped bytes are ASCII: the runs between them are whole UTF-8.
+    for (i, b) in s.bytes().enumerate() {
+        if let Some(e) = escape_text_byte(b) {
+            out.push_str(&s[da..i]);
+            out.push_str(e);
+            da = i + 1;
         }
     }
+    out.push_str(&s[da..]);
     Cow::Owned(out)
 }
 

@@ -494,42 +494,13 @@ pub(super) fn decomprimi(v: &[u8]) -> Result<Vec<u8>> {
 /// kept the messages of a large exchange in the `raw` tree (keyed seq | part | piece) and wrote
 /// in their place `RAW_A_PEZZI_Z` (or `RAW_A_PEZZI`, messages not compressed), u64 LE request
 /// length, u64 LE response length; such records still read.
-pub(super) fn encode_exchange(ex: &Exchange) -> Vec<u8> {
-    comprimi_record(&encode_exchange_in_chiaro(ex))
-}
-
-/// [`encode_exchange`] without the `len` bytes of the request at `at` (the modulo's document):
-/// after the meta, [`RAW_SENZA_DOCUMENTO`], then `at`, `len` and the request's remaining
-/// length (u32 LE each), the request without them, the response.
-pub(super) fn encode_exchange_senza_documento(ex: &Exchange, at: usize, len: usize) -> Vec<u8> {
-    let meta = serde_json::to_vec(ex).unwrap_or_default();
-    let (testa, coda) = (&ex.request[..at], &ex.request[at + len..]);
-    let mut v = Vec::with_capacity(20 + meta.len() + ex.request.len() - len + ex.response.len());
-    v.extend_from_slice(&(meta.len() as u32).to_le_bytes());
-    v.extend_from_slice(&meta);
-    for n in [
-        RAW_SENZA_DOCUMENTO,
-        at as u32,
-        len as u32,
-        (testa.len() + coda.len()) as u32,
-    ] {
-        v.extend_from_slice(&n.to_le_bytes());
-    }
-    v.extend_from_slice(testa);
-    v.extend_from_slice(coda);
-    v.extend_from_slice(&ex.response);
-    comprimi_record(&v)
+pub(super) fn encode_exchange(ex: &Exchange, senza_documento: Option<(usize, usize)>) -> Vec<u8> {
+    comprimi_record(&encode_exchange_in_chiaro(ex, senza_documento))
 }
 
 /// How [`crate::xml::escape_text`] writes a byte of element text.
 fn escapato(b: &u8) -> &[u8] {
-    match b {
-        b'<' => b"&lt;",
-        b'>' => b"&gt;",
-        b'&' => b"&amp;",
-        b'\r' => b"&#13;",
-        b => std::slice::from_ref(b),
-    }
+    crate::xml::escape_text_byte(*b).map_or(std::slice::from_ref(b), str::as_bytes)
 }
 
 /// Where the modulo's document `xml`, escaped as element text byte for byte as
@@ -555,7 +526,8 @@ pub(super) fn documento_nella_richiesta(request: &[u8], xml: &str) -> Option<(us
 }
 
 /// Where `xml`, escaped, ends in `request` if it is there from `at`: the runs between the bytes
-/// escaped are compared whole.
+/// escaped are compared whole. (Should [`crate::xml::escape_text`] escape more bytes than these,
+/// a document with them is only not found, and its request kept whole.)
 fn escapato_a(request: &[u8], mut r: usize, xml: &[u8]) -> Option<usize> {
     let mut i = 0;
     while i < xml.len() {
@@ -596,13 +568,25 @@ pub(super) fn con_documento(request: &[u8], at: usize, len: usize, xml: &str) ->
     Ok(out)
 }
 
-fn encode_exchange_in_chiaro(ex: &Exchange) -> Vec<u8> {
+/// The record before compression; with `senza_documento` (`at`, `len`), the request without the
+/// `len` bytes at `at` (the modulo's document): after the meta, [`RAW_SENZA_DOCUMENTO`], then
+/// `at`, `len` and the request's remaining length (u32 LE each), the request without them, the
+/// response.
+fn encode_exchange_in_chiaro(ex: &Exchange, senza_documento: Option<(usize, usize)>) -> Vec<u8> {
     let meta = serde_json::to_vec(ex).unwrap_or_default();
-    let mut v = Vec::with_capacity(8 + meta.len() + ex.request.len() + ex.response.len());
+    let (at, len) = senza_documento.unwrap_or((ex.request.len(), 0));
+    let (testa, coda) = (&ex.request[..at], &ex.request[at + len..]);
+    let mut v = Vec::with_capacity(20 + meta.len() + ex.request.len() - len + ex.response.len());
     v.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     v.extend_from_slice(&meta);
-    v.extend_from_slice(&(ex.request.len() as u32).to_le_bytes());
-    v.extend_from_slice(&ex.request);
+    if senza_documento.is_some() {
+        for n in [RAW_SENZA_DOCUMENTO, at as u32, len as u32] {
+            v.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    v.extend_from_slice(&((testa.len() + coda.len()) as u32).to_le_bytes());
+    v.extend_from_slice(testa);
+    v.extend_from_slice(coda);
     v.extend_from_slice(&ex.response);
     v
 }

@@ -118,14 +118,7 @@ impl GroupCommit {
         rx.wait_for(|f| f.scritte >= biglietto)
             .await
             .map_err(|_| StoreError::Closed)?;
-        let falliti = self.c.falliti.lock().unwrap_or_else(|e| e.into_inner());
-        match falliti
-            .iter()
-            .find(|(da, a, _)| (*da..=*a).contains(&biglietto))
-        {
-            Some((_, _, e)) => Err(e.clone()),
-            None => Ok(()),
-        }
+        self.esito(biglietto)
     }
 
     /// [`GroupCommit::scrivi`] for a thread that may block (the purge's): waits polling, a
@@ -139,6 +132,11 @@ impl GroupCommit {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+        self.esito(biglietto)
+    }
+
+    /// Whether the write that covered `biglietto` (done by now) failed.
+    fn esito(&self, biglietto: u64) -> Result<()> {
         let falliti = self.c.falliti.lock().unwrap_or_else(|e| e.into_inner());
         match falliti
             .iter()

@@ -346,6 +346,22 @@ async fn large_moduli_are_kept_in_the_log_and_those_in_pieces_still_read() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `n` exchanges received in 2020 (past any retention), seq 1 to `n`, ids `PREFISSO0`…, with
+/// requests of 150 KB that compress to about 94 KB each: several of the tests' 1 MiB segments.
+async fn scambi_del_2020(s: &SledStore, n: u64, prefisso: &str) {
+    let testo: Vec<u8> = casuali(150_000, 9)
+        .into_iter()
+        .map(|b| b'a' + b % 26)
+        .collect();
+    for i in 0..n {
+        let mut e = ex(i + 1, &format!("{prefisso}{i}"));
+        e.received_at = quando("2020-01-01T00:00:00.000+00:00");
+        e.request = testo.clone();
+        e.request[0] = (i % 256) as u8;
+        s.put_exchange(&e).await.unwrap();
+    }
+}
+
 /// The log's segments: a purge removes those nothing points into any more, wholly before the
 /// checkpoint; the rest, and the one being written, stay.
 #[tokio::test]
@@ -353,18 +369,7 @@ async fn the_purge_removes_the_segments_of_the_log_nothing_points_into() {
     use crate::store::care::PurgeLimits;
     let dir = tmp("segmenti");
     let s = SledStore::open(&dir).unwrap();
-    let testo: String = casuali(200_000, 9)
-        .into_iter()
-        .map(|b| char::from(b'a' + b % 26))
-        .collect();
-    // About 94 KB compressed each, in segments of 1 MiB (in tests).
-    for i in 0..30u64 {
-        let mut e = ex(i + 1, &format!("S{i}"));
-        e.received_at = quando("2020-01-01T00:00:00.000+00:00");
-        e.request = testo.as_bytes()[..150_000].to_vec();
-        e.request[0] = (i % 256) as u8;
-        s.put_exchange(&e).await.unwrap();
-    }
+    scambi_del_2020(&s, 30, "S").await;
     let modulo = candidatura("RESTA", StatoModulo::Attivo);
     s.apply(vec![Write::Modulo(modulo.clone())]).await.unwrap();
     s.close().await.unwrap();
@@ -1053,7 +1058,7 @@ async fn the_journal_file_of_an_earlier_version_is_applied_and_removed() {
         &codec::chiave_modulo("candidatura", "VECCHIO"),
         &codec::codifica_sommario(&Sommario::di(&modulo).unwrap()),
     );
-    v.scambio(1, e.received_ms(), &codec::encode_exchange(&e));
+    v.scambio(1, e.received_ms(), &codec::encode_exchange(&e, None));
     v.id_se_manca(&codec::chiave_id("2026-12-07_10:00EMILIA_1"), 1);
     let v = v.chiudi();
     let mut file = v.clone();
@@ -1178,19 +1183,9 @@ async fn the_purge_moves_the_moduli_out_of_segments_mostly_dead() {
     use crate::store::care::PurgeLimits;
     let dir = tmp("sposta");
     let s = SledStore::open(&dir).unwrap();
-    let testo: String = casuali(200_000, 11)
-        .into_iter()
-        .map(|b| char::from(b'a' + b % 26))
-        .collect();
     let modulo = candidatura("VIVE", StatoModulo::Attivo);
     s.apply(vec![Write::Modulo(modulo.clone())]).await.unwrap();
-    for i in 0..30u64 {
-        let mut e = ex(i + 1, &format!("M{i}"));
-        e.received_at = quando("2020-01-01T00:00:00.000+00:00");
-        e.request = testo.as_bytes()[..150_000].to_vec();
-        e.request[0] = (i % 256) as u8;
-        s.put_exchange(&e).await.unwrap();
-    }
+    scambi_del_2020(&s, 30, "M").await;
     s.close().await.unwrap();
     let chiave = codec::chiave_modulo("candidatura", "VIVE");
     let dove = |s: &SledStore| {
