@@ -44,7 +44,7 @@ impl Campo for String {
     fn leggi(p: &Element, name: &str) -> Self {
         figli(p, name)
             .next()
-            .map(|e| e.text.to_string())
+            .map(|e| String::from(e.text.as_str()))
             .unwrap_or_default()
     }
     fn scrivi(&self, w: &mut Scrittore, name: &str) {
@@ -54,7 +54,7 @@ impl Campo for String {
 
 impl Campo for Option<String> {
     fn leggi(p: &Element, name: &str) -> Self {
-        figli(p, name).next().map(|e| e.text.to_string())
+        figli(p, name).next().map(|e| String::from(e.text.as_str()))
     }
     fn scrivi(&self, w: &mut Scrittore, name: &str) {
         if let Some(v) = self {
@@ -65,7 +65,9 @@ impl Campo for Option<String> {
 
 impl Campo for Vec<String> {
     fn leggi(p: &Element, name: &str) -> Self {
-        figli(p, name).map(|e| e.text.to_string()).collect()
+        figli(p, name)
+            .map(|e| String::from(e.text.as_str()))
+            .collect()
     }
     fn scrivi(&self, w: &mut Scrittore, name: &str) {
         for v in self {

@@ -86,7 +86,8 @@ fn rows(text: &str) -> impl Iterator<Item = Vec<String>> + '_ {
 }
 
 fn date(s: &str) -> Option<NaiveDate> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()
+    let s = s.trim();
+    super::regole::data_aaaa_mm_gg(s).or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
 }
 
 impl Tabelle {

@@ -214,6 +214,8 @@ pub struct Cursor<'a> {
     limits: Limits,
     /// Namespace URIs seen so far, so that elements share them.
     namespaces: Vec<Arc<str>>,
+    /// The namespace URI of the last element, as written, and its shared copy.
+    ultimo_ns: Option<(Arc<str>, Arc<str>)>,
     /// Bytes of character data read by [`leggi_testo`] rather than by the reader (which does
     /// not count them).
     saltati: usize,
@@ -267,6 +269,7 @@ impl<'a> Cursor<'a> {
             depth: 0,
             limits,
             namespaces: Vec::new(),
+            ultimo_ns: None,
             saltati: 0,
             tra_markup: false,
             una_passata: true,
@@ -471,12 +474,26 @@ impl<'a> Cursor<'a> {
 
     /// The shared copy of a namespace URI.
     fn shared_ns(&mut self, e: &BytesStart<'_>) -> Result<Option<Arc<str>>, XmlError> {
-        let uri = match self.reader.resolver().resolve_element(e.name()).0 {
-            ResolveResult::Bound(ns) => namespace_name(ns.0)?,
+        let raw = match self.reader.resolver().resolve_element(e.name()).0 {
+            ResolveResult::Bound(ns) => ns.0,
             ResolveResult::Unbound => return Ok(None),
             ResolveResult::Unknown(p) => return Err(XmlError::UnknownPrefix(p)),
         };
-        Ok(Some(condividi(&mut self.namespaces, &uri)))
+        // Most elements are in their parent's namespace: the URI met last, as written, is
+        // looked for first.
+        if let Some((scritto, a)) = &self.ultimo_ns {
+            if **scritto == *raw {
+                return Ok(Some(a.clone()));
+            }
+        }
+        let uri = namespace_name(raw)?;
+        let a = condividi(&mut self.namespaces, &uri);
+        let scritto = match uri {
+            Cow::Borrowed(_) => a.clone(),
+            Cow::Owned(_) => Arc::from(raw),
+        };
+        self.ultimo_ns = Some((scritto, a.clone()));
+        Ok(Some(a))
     }
 
     fn open(&mut self, at: usize, e: &BytesStart<'_>) -> Result<Element, XmlError> {
@@ -538,10 +555,10 @@ fn is_ncname(s: &str) -> bool {
 /// An element or attribute name must be a QName (`NCName` or `NCName:NCName`): quick-xml takes
 /// whatever precedes the first blank as the name, so `<a//>` or `<a"b>` would pass otherwise.
 fn check_qname(name: &str, pos: usize) -> Result<(), XmlError> {
-    let ok = match name.split_once(':') {
+    let ok = qname_ascii(name.as_bytes()).unwrap_or_else(|| match name.split_once(':') {
         Some((p, l)) => is_ncname(p) && is_ncname(l),
         None => is_ncname(name),
-    };
+    });
     if ok {
         Ok(())
     } else {
@@ -552,10 +569,56 @@ fn check_qname(name: &str, pos: usize) -> Result<(), XmlError> {
     }
 }
 
+/// What each byte may be in an ASCII name: 0 a name character, [`DUE_PUNTI`], [`NON_ASCII`],
+/// or [`VIETATO`].
+const CLASSE: [u8; 256] = {
+    let mut t = [VIETATO; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' {
+            t[c] = 0;
+        } else if b == b':' {
+            t[c] = DUE_PUNTI;
+        } else if !b.is_ascii() {
+            t[c] = NON_ASCII;
+        }
+        c += 1;
+    }
+    t
+};
+const DUE_PUNTI: u8 = 1;
+const NON_ASCII: u8 = 2;
+const VIETATO: u8 = 4;
+
+/// Whether an ASCII name is a QName, judged with a table and no branch per byte (it runs for
+/// every tag); `None` for a name with other characters, which the full productions judge.
+fn qname_ascii(name: &[u8]) -> Option<bool> {
+    let classi = name.iter().fold(0, |acc, &c| acc | CLASSE[c as usize]);
+    if classi & NON_ASCII != 0 {
+        return None;
+    }
+    if classi & VIETATO != 0 {
+        return Some(false);
+    }
+    let inizia = |n: &[u8]| {
+        n.first()
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+    };
+    if classi & DUE_PUNTI == 0 {
+        return Some(inizia(name));
+    }
+    let Some(i) = memchr::memchr(b':', name) else {
+        return Some(false);
+    };
+    let (prefisso, locale) = (&name[..i], &name[i + 1..]);
+    Some(inizia(prefisso) && inizia(locale) && !locale.contains(&b':'))
+}
+
 /// An element name is a QName whose prefix is not `xmlns` (Namespaces in XML 1.0 §3).
 fn check_element_name(name: &str, pos: usize) -> Result<(), XmlError> {
     check_qname(name, pos)?;
-    if name.starts_with("xmlns:") {
+    if name.as_bytes().get(..6) == Some(b"xmlns:".as_slice()) {
         return Err(XmlError::Syntax {
             pos,
             msg: format!("'{name}': the prefix xmlns is reserved for declarations"),
@@ -632,7 +695,11 @@ pub fn unescape(raw: &str) -> Result<Cow<'_, str>, XmlError> {
 /// it, so that `http&#58;//…` is the same namespace as `http://…`. A malformed reference is
 /// an error.
 pub fn namespace_name(raw: &str) -> Result<Cow<'_, str>, XmlError> {
-    if !raw.contains(['&', '\t', '\n', '\r']) {
+    // A test of bytes, not of chars: it runs for every element.
+    if !raw
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+    {
         return Ok(Cow::Borrowed(raw));
     }
     Ok(Cow::Owned(
@@ -681,7 +748,10 @@ impl Uscita for CompactString {
         CompactString::push_str(self, s)
     }
     fn riserva(&mut self, n: usize) {
-        self.reserve(n)
+        // Most text fits the inline buffer: no call into the reserve.
+        if self.capacity() - self.len() < n {
+            self.reserve(n)
+        }
     }
 }
 
@@ -743,6 +813,16 @@ pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), X
             continue;
         }
         out.push_str(&raw[from..at]);
+        // The predefined entities without a search for the ';' nor a general resolution: a
+        // modulo escaped in a Body has four of them per element.
+        if b[at] == b'&' && modo == Modo::Valore {
+            if let Some((c, n)) = predefinita(dopo) {
+                out.push_str(c);
+                i = at + 1 + n;
+                from = i;
+                continue;
+            }
+        }
         match b[at] {
             b'>' => {
                 out.push_str("&gt;");
@@ -779,6 +859,19 @@ pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), X
 
 /// What [`escape_text`] writes for a byte of element content it escapes; None for one it
 /// leaves as it is.
+/// The character of a predefined entity at the start of `dopo` (what follows a `&`), and the
+/// bytes its name and `;` take.
+fn predefinita(dopo: &[u8]) -> Option<(&'static str, usize)> {
+    match dopo {
+        [b'l', b't', b';', ..] => Some(("<", 3)),
+        [b'g', b't', b';', ..] => Some((">", 3)),
+        [b'a', b'm', b'p', b';', ..] => Some(("&", 4)),
+        [b'q', b'u', b'o', b't', b';', ..] => Some(("\"", 5)),
+        [b'a', b'p', b'o', b's', b';', ..] => Some(("'", 5)),
+        _ => None,
+    }
+}
+
 pub fn escape_text_byte(b: u8) -> Option<&'static str> {
     match b {
         b'<' => Some("&lt;"),
@@ -872,6 +965,72 @@ fn shift(el: &mut Element, by: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_with_every_predefined_entity_reads_as_the_general_resolution_reads_it() {
+        let src = "<a>&lt;b&gt;&amp;&quot;&apos;&#60;&#x3E;x&amp;lt;&gt;&gt;y</a>";
+        let root = parse_document(src.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(root.text, "<b>&\"'<>x&lt;>>y");
+        for cattivo in ["<a>&lt</a>", "<a>&ltx;</a>", "<a>&amp</a>", "<a>&nbsp;</a>"] {
+            assert!(
+                parse_document(cattivo.as_bytes(), Limits::default()).is_err(),
+                "{cattivo}"
+            );
+        }
+    }
+
+    #[test]
+    fn ascii_names_are_judged_as_the_full_productions_judge_them() {
+        let pieno = |name: &str| match name.split_once(':') {
+            Some((p, l)) => is_ncname(p) && is_ncname(l),
+            None => is_ncname(name),
+        };
+        let nomi = [
+            "a",
+            "cl:Candidatura",
+            "_x",
+            "a-b.c_9",
+            "x:_y",
+            "",
+            ":",
+            "a:",
+            ":a",
+            "a:b:c",
+            "9a",
+            "a:9b",
+            "-a",
+            "a:-b",
+            ".a",
+            "a b",
+            "a\"b",
+            "a/",
+            "a>",
+            "xmlns:x",
+            "A.B-C",
+            "a::b",
+            "à",
+            "a:è",
+            "è:a",
+            "a\u{300}",
+            "a:b\u{B7}",
+        ];
+        for n in nomi {
+            match qname_ascii(n.as_bytes()) {
+                Some(ok) => assert_eq!(ok, pieno(n), "{n:?}"),
+                None => assert!(!n.is_ascii(), "{n:?} is ASCII"),
+            }
+            assert_eq!(check_qname(n, 0).is_ok(), pieno(n), "{n:?}");
+        }
+        // Every one- and two-byte ASCII name.
+        for a in 0u8..128 {
+            for b in 0u8..128 {
+                for n in [vec![a], vec![a, b], vec![a, b':', b], vec![b'p', a, b]] {
+                    let n = String::from_utf8(n).unwrap();
+                    assert_eq!(qname_ascii(n.as_bytes()), Some(pieno(&n)), "{n:?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn builds_tree_with_namespaces_and_spans() {
