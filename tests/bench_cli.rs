@@ -139,6 +139,35 @@ fn signed_and_unsigned_runs_report_what_they_measured() {
 }
 
 #[test]
+fn requests_the_server_refuses_mid_body_are_errors_not_a_silent_death() {
+    // 128 bodies of 478 KB at once are more than a partner's share of bodies in flight (32
+    // MiB): the server answers 503 and closes while the client still writes. The load
+    // generator once died of SIGPIPE there, printing nothing and leaving its server running.
+    let (code, v, err) = bench(
+        &[
+            "--scenario",
+            "unsigned",
+            "--payload-kb",
+            "400",
+            "--concurrency",
+            "128",
+            "--duration",
+            "1",
+            "--warmup",
+            "0",
+            "--requests",
+            "300",
+        ],
+        None,
+    );
+    // Exit code 1 for a run with errors, and its report; not a signal and no report.
+    assert_eq!(code, 1, "{err}\n{v}");
+    assert!(num(&v, "errors") > 0.0, "{v}");
+    assert!(num(&v, "exchanges") > 0.0, "{v}");
+    assert!(v["first_error"].is_string(), "{v}");
+}
+
+#[test]
 fn the_prepared_requests_running_out_is_reported() {
     let (code, v, err) = bench(
         &[

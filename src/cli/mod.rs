@@ -370,7 +370,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     } else {
         load_config(&cli)?
     };
-    if !matches!(cli.command, Command::Serve(_)) {
+    // Not for the commands that hold connections (the servers, the load generator, the probe):
+    // their vectored writes to a socket the peer closed raise SIGPIPE too, which would kill them
+    // silently (the bench with its servers left running) instead of giving an error to report.
+    if !matches!(
+        cli.command,
+        Command::Serve(_) | Command::Bench(_) | Command::BenchEco | Command::Probe(_)
+    ) {
         // Like other Unix tools, stop quietly when the reader of our output goes away
         // (`pdd trace list | head`); Rust ignores SIGPIPE and println! would panic.
         // SAFETY: setting a signal disposition before any thread of ours is started.
