@@ -616,11 +616,13 @@ mod tests {
         let (p2, accanto) = Puntatore::di(&m2).unwrap();
         assert_eq!(nel_file(&p2), b"nel registro");
         assert_eq!(accanto, b"accanto");
-        let e10 = a
-            .per_nome(albero::EXCHANGES)
-            .get(10u64.to_be_bytes())
-            .unwrap()
-            .unwrap();
+        let scambio = |seq: u64| {
+            a.per_nome(albero::EXCHANGES)
+                .get(seq.to_be_bytes())
+                .unwrap()
+                .expect("the exchange is applied")
+        };
+        let e10 = scambio(10);
         assert_eq!(
             nel_file(&Puntatore::di(&e10).unwrap().0),
             b"record nel registro"
@@ -628,11 +630,7 @@ mod tests {
         assert_eq!(codec::ricevuto_di(&e10).unwrap(), 1_765_000_000_001);
         assert_eq!(Puntatore::documento(&e10), None);
         // A record without its modulo's document points to that modulo's value too.
-        let e11 = a
-            .per_nome(albero::EXCHANGES)
-            .get(11u64.to_be_bytes())
-            .unwrap()
-            .unwrap();
+        let e11 = scambio(11);
         assert_eq!(
             nel_file(&Puntatore::di(&e11).unwrap().0),
             b"record senza documento"

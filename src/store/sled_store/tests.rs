@@ -79,6 +79,16 @@ pub(super) fn candidatura(code: &str, stato: StatoModulo) -> StoredModulo {
 }
 
 /// Changes a byte of the log where the value `v` (a pointer) lies.
+/// What sled keeps for exchange `seq` (a pointer into the log and its time, in this layout).
+fn valore_in_sled(s: &SledStore, seq: u64) -> sled::IVec {
+    s.m()
+        .unwrap()
+        .exchanges
+        .get(seq.to_be_bytes())
+        .unwrap()
+        .expect("the exchange is in sled")
+}
+
 fn guasta_nel_registro(p: &std::path::Path, v: &[u8]) {
     use std::os::unix::fs::FileExt;
     let (q, _) = registro::Puntatore::di(v).expect("a pointer");
@@ -111,13 +121,7 @@ async fn records_are_kept_in_the_log_and_those_of_earlier_layouts_still_read() {
         s.put_exchange(&e).await.unwrap();
         assert_eq!(s.exchange(seq).await.unwrap().unwrap(), e, "seq {seq}");
         // sled keeps where the record lies, and its time; nothing in pieces.
-        let v = s
-            .m()
-            .unwrap()
-            .exchanges
-            .get(seq.to_be_bytes())
-            .unwrap()
-            .unwrap();
+        let v = valore_in_sled(&s, seq);
         assert!(v.len() < 48, "seq {seq}: {} bytes in sled", v.len());
         assert_eq!(codec::ricevuto_di(&v).unwrap(), e.received_ms());
         assert_eq!(s.m().unwrap().raw.len(), 0);
@@ -178,13 +182,7 @@ async fn records_are_kept_in_the_log_and_those_of_earlier_layouts_still_read() {
     let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
     assert_eq!(s.exchange(11).await.unwrap().unwrap(), xml);
     assert!(s.check().await.unwrap().ok());
-    let v = s
-        .m()
-        .unwrap()
-        .exchanges
-        .get(2u64.to_be_bytes())
-        .unwrap()
-        .unwrap();
+    let v = valore_in_sled(&s, 2);
     guasta_nel_registro(&p, &v);
     assert!(matches!(s.exchange(2).await, Err(StoreError::Corrupt(_))));
     let c = s.check().await.unwrap();
@@ -1106,13 +1104,7 @@ async fn a_request_is_kept_without_the_document_its_modulo_holds() {
     s.commit_exchange_with(&e, None, vec![Write::Modulo(modulo.clone())])
         .await
         .unwrap();
-    let valore = s
-        .m()
-        .unwrap()
-        .exchanges
-        .get(1u64.to_be_bytes())
-        .unwrap()
-        .unwrap();
+    let valore = valore_in_sled(&s, 1);
     let documento = registro::Puntatore::documento(&valore).expect("the modulo is named");
     let del_modulo = s
         .m()
@@ -1132,13 +1124,7 @@ async fn a_request_is_kept_without_the_document_its_modulo_holds() {
     intero.seq = 2;
     intero.request_id = Some("2026-12-07_10:00EMILIA_2".into());
     s.put_exchange(&intero).await.unwrap();
-    let v2 = s
-        .m()
-        .unwrap()
-        .exchanges
-        .get(2u64.to_be_bytes())
-        .unwrap()
-        .unwrap();
+    let v2 = valore_in_sled(&s, 2);
     assert!(registro::Puntatore::documento(&v2).is_none());
     let lungo = |v: &[u8]| registro::Puntatore::di(v).unwrap().0.len;
     assert!(
@@ -1158,13 +1144,7 @@ async fn a_request_is_kept_without_the_document_its_modulo_holds() {
     s.commit_exchange_with(&altro, None, vec![Write::Modulo(modulo.clone())])
         .await
         .unwrap();
-    let v3 = s
-        .m()
-        .unwrap()
-        .exchanges
-        .get(3u64.to_be_bytes())
-        .unwrap()
-        .unwrap();
+    let v3 = valore_in_sled(&s, 3);
     assert!(registro::Puntatore::documento(&v3).is_none());
     assert_eq!(s.exchange(3).await.unwrap().unwrap(), altro);
     let c = s.check().await.unwrap();
