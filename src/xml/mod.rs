@@ -214,8 +214,8 @@ pub struct Cursor<'a> {
     limits: Limits,
     /// Namespace URIs seen so far, so that elements share them.
     namespaces: Vec<Arc<str>>,
-    /// The namespace URI of the last element, as written, and its shared copy.
-    ultimo_ns: Option<(Arc<str>, Arc<str>)>,
+    /// The shared namespace URI of the last element, when written without references.
+    ultimo_ns: Option<Arc<str>>,
     /// Bytes of character data read by [`leggi_testo`] rather than by the reader (which does
     /// not count them).
     saltati: usize,
@@ -481,18 +481,13 @@ impl<'a> Cursor<'a> {
         };
         // Most elements are in their parent's namespace: the URI met last, as written, is
         // looked for first.
-        if let Some((scritto, a)) = &self.ultimo_ns {
-            if **scritto == *raw {
-                return Ok(Some(a.clone()));
-            }
+        if let Some(a) = self.ultimo_ns.as_ref().filter(|a| ***a == *raw) {
+            return Ok(Some(a.clone()));
         }
         let uri = namespace_name(raw)?;
         let a = condividi(&mut self.namespaces, &uri);
-        let scritto = match uri {
-            Cow::Borrowed(_) => a.clone(),
-            Cow::Owned(_) => Arc::from(raw),
-        };
-        self.ultimo_ns = Some((scritto, a.clone()));
+        // One with references differs from its shared copy: it is not kept.
+        self.ultimo_ns = matches!(uri, Cow::Borrowed(_)).then(|| a.clone());
         Ok(Some(a))
     }
 
