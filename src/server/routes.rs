@@ -235,7 +235,23 @@ pub(super) async fn handle(
                     non_soap11(Some("application/soap+xml"), &peer)
                 }
                 Ok(body) => {
-                    respond(gw.pa.ricevi_in(&body, content_type.as_deref(), &peer_info).await)
+                    // In a task of its own, processed to the end even if the partner goes away
+                    // meanwhile: cut at an await, it would leave the Identificatore's claim in
+                    // flight, and every retry refused as "in elaborazione" until the claim is
+                    // abandoned (ten minutes).
+                    let (gw, peer_info) = (gw.clone(), peer_info.clone());
+                    let lavoro = async move {
+                        gw.pa
+                            .ricevi_in(&body, content_type.as_deref(), &peer_info)
+                            .await
+                    };
+                    match tokio::spawn(tracing::Instrument::in_current_span(lavoro)).await {
+                        Ok(risposta) => respond(risposta),
+                        Err(e) => {
+                            warn!(error = %e, "the exchange's task failed");
+                            plain(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+                        }
+                    }
                 }
                 Err(r) => r,
             }
