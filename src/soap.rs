@@ -1,6 +1,7 @@
 //! SOAP 1.1 envelope: reading (header blocks as trees, the Body kept as raw bytes) and writing
 //! (envelopes and Faults). No I/O.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use quick_xml::events::Event;
@@ -46,6 +47,9 @@ pub struct Envelope<'a> {
     /// Namespace declarations on the Envelope and Body start tags, in scope for the Body's
     /// content: carried along whenever that content is moved into another envelope.
     pub body_ns: Vec<(String, String)>,
+    /// The first element inside the Body as a tree, when built in the envelope's own pass
+    /// ([`Envelope::parse_con_corpo`]); [`Envelope::body_tree`] lends it.
+    corpo: Option<Element>,
     /// Every element of the message carrying an id attribute, in document order: what a
     /// signature's references resolve against (noted in the same pass).
     pub ids: Vec<Identificato>,
@@ -61,6 +65,17 @@ pub struct Fault {
 
 impl<'a> Envelope<'a> {
     pub fn parse(bytes: &'a [u8], limits: Limits) -> Result<Envelope<'a>, SoapError> {
+        Envelope::leggi(bytes, limits, false)
+    }
+
+    /// As [`Envelope::parse`], building the tree of the Body's first element in the same pass
+    /// instead of only checking it: for a caller that reads the Body ([`Envelope::body_tree`]),
+    /// one pass over a large modulo rather than two.
+    pub fn parse_con_corpo(bytes: &'a [u8], limits: Limits) -> Result<Envelope<'a>, SoapError> {
+        Envelope::leggi(bytes, limits, true)
+    }
+
+    fn leggi(bytes: &'a [u8], limits: Limits, corpo: bool) -> Result<Envelope<'a>, SoapError> {
         let (src, offset) = xml::decode(bytes)?;
         let mut cur = Cursor::new(src, limits);
         cur.raccogli_ids();
@@ -99,6 +114,7 @@ impl<'a> Envelope<'a> {
             fault: None,
             body_ns: Vec::new(),
             ids: Vec::new(),
+            corpo: None,
         };
         let mut seen_body = false;
         loop {
@@ -128,9 +144,10 @@ impl<'a> Envelope<'a> {
                             env.body_content = cur.pos()..cur.pos();
                         } else {
                             let content_start = cur.pos();
-                            let (first, fault, end) = read_body(&mut cur)?;
+                            let (first, fault, end, albero) = read_body(&mut cur, corpo)?;
                             env.body_first = first;
                             env.fault = fault;
+                            env.corpo = albero;
                             env.body_content = content_start..end;
                             env.body = at..cur.pos();
                         }
@@ -201,8 +218,16 @@ impl<'a> Envelope<'a> {
         s
     }
 
-    /// The first element inside the Body as a tree (namespaces resolved in the message's scope).
-    pub fn body_tree(&self, limits: Limits) -> Result<Option<Element>, SoapError> {
+    /// The first element inside the Body as a tree (namespaces resolved in the message's scope):
+    /// the one built in the envelope's pass, or built now.
+    pub fn body_tree(&self, limits: Limits) -> Result<Option<Cow<'_, Element>>, SoapError> {
+        if let Some(e) = &self.corpo {
+            return Ok(Some(Cow::Borrowed(e)));
+        }
+        Ok(self.costruisci_corpo(limits)?.map(Cow::Owned))
+    }
+
+    fn costruisci_corpo(&self, limits: Limits) -> Result<Option<Element>, SoapError> {
         let mut cur = Cursor::new(self.src, limits);
         loop {
             let (at, ev) = cur.next_event()?;
@@ -262,13 +287,20 @@ fn read_blocks(cur: &mut Cursor<'_>) -> Result<Vec<Element>, SoapError> {
     }
 }
 
-type BodyParts = (Option<(Option<String>, String)>, Option<Fault>, usize);
+type BodyParts = (
+    Option<(Option<String>, String)>,
+    Option<Fault>,
+    usize,
+    Option<Element>,
+);
 
 /// Walks the Body, checking well-formedness; returns the first child's name, a Fault if the
-/// first child is one, and the offset of the Body's end tag.
-fn read_body(cur: &mut Cursor<'_>) -> Result<BodyParts, SoapError> {
+/// first child is one, the offset of the Body's end tag and, with `corpo`, the first child's
+/// tree (built where it would only be checked).
+fn read_body(cur: &mut Cursor<'_>, corpo: bool) -> Result<BodyParts, SoapError> {
     let mut first = None;
     let mut fault = None;
+    let mut albero = None;
     loop {
         let (at, ev) = cur.next_event()?;
         match ev {
@@ -279,6 +311,8 @@ fn read_body(cur: &mut Cursor<'_>) -> Result<BodyParts, SoapError> {
                 if ns.as_deref() == Some(SOAP11_NS) && local == "Fault" {
                     let el = cur.build(at, &s, empty)?;
                     fault = Some(fault_from(&el));
+                } else if corpo {
+                    albero = Some(cur.build(at, &s, empty)?);
                 } else if !empty {
                     cur.check_attributes(&s)?;
                     cur.skip_to_end()?;
@@ -296,7 +330,7 @@ fn read_body(cur: &mut Cursor<'_>) -> Result<BodyParts, SoapError> {
                 cur.element_ns(&s)?;
                 cur.check_attributes(&s)?;
             }
-            Event::End(_) => return Ok((first, fault, at)),
+            Event::End(_) => return Ok((first, fault, at, albero)),
             Event::GeneralRef(r) => {
                 xml::resolve_ref(&r)?;
             }
@@ -459,6 +493,46 @@ mod tests {
         let stripped = env.without(env.header_blocks[0].span.clone());
         assert!(!stripped.contains("h:One"));
         assert!(Envelope::parse(stripped.as_bytes(), Limits::default()).is_ok());
+    }
+
+    /// The Body's tree built in the envelope's pass is the one built afterwards, and a Body
+    /// either way refuses is refused by both: its ids, spans, namespaces and errors alike.
+    #[test]
+    fn the_body_built_in_the_envelopes_pass_is_the_body_built_after() {
+        let s = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/""#;
+        let messaggi = [
+            MSG.to_string(),
+            format!(
+                r#"{s}><s:Body><t:op xmlns:t="urn:t" Id="x"><t:a>&lt;C&gt;&#233;<![CDATA[<&>]]></t:a><t:b/></t:op><t:due xmlns:t="urn:t"/></s:Body></s:Envelope>"#
+            ),
+            format!(r#"{s}><s:Body><t:op xmlns:t="urn:t"/></s:Body></s:Envelope>"#),
+            format!(r#"{s}><s:Body/></s:Envelope>"#),
+            format!(
+                r#"{s}><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>no</faultstring></s:Fault></s:Body></s:Envelope>"#
+            ),
+            // Refused: an undeclared prefix, an unknown entity, a mismatched tag, a bad name.
+            format!(r#"{s}><s:Body><t:op xmlns:t="urn:t"><u:a/></t:op></s:Body></s:Envelope>"#),
+            format!(r#"{s}><s:Body><op>&e;</op></s:Body></s:Envelope>"#),
+            format!(r#"{s}><s:Body><op><a></op></s:Body></s:Envelope>"#),
+            format!(r#"{s}><s:Body><op><a b="1" b="2"/></op></s:Body></s:Envelope>"#),
+        ];
+        for m in &messaggi {
+            let dopo = Envelope::parse(m.as_bytes(), Limits::default());
+            let insieme = Envelope::parse_con_corpo(m.as_bytes(), Limits::default());
+            match (dopo, insieme) {
+                (Ok(d), Ok(i)) => {
+                    assert!(i.corpo.is_some() == (d.body_first.is_some() && d.fault.is_none()));
+                    assert_eq!(d.ids, i.ids, "{m}");
+                    assert_eq!(d.body_content, i.body_content, "{m}");
+                    assert_eq!(d.fault, i.fault, "{m}");
+                    let d = d.body_tree(Limits::default()).unwrap().map(Cow::into_owned);
+                    let i = i.body_tree(Limits::default()).unwrap().map(Cow::into_owned);
+                    assert_eq!(d, i, "{m}");
+                }
+                (Err(d), Err(i)) => assert_eq!(d, i, "{m}"),
+                (d, i) => panic!("{m}: {:?} against {:?}", d.err(), i.err()),
+            }
+        }
     }
 
     #[test]

@@ -282,7 +282,7 @@ pub fn apri(
     let altri = prima
         .as_ref()
         .is_some_and(|p| !env.src[p.span.end..env.body_content.end].trim().is_empty());
-    let v = controlla(prima.as_ref(), altri, allegati)?;
+    let v = controlla(prima.as_deref(), altri, allegati)?;
     let corpo = sbusta(&allegati[v.principale]).map_err(|_| corpo_errato())?;
     Ok(Aperto {
         corpo,
@@ -316,7 +316,10 @@ mod tests {
     fn body_of(manifest: &str) -> Element {
         let env = crate::soap::envelope(&[], manifest);
         let e = crate::soap::Envelope::parse(env.as_bytes(), Limits::default()).unwrap();
-        e.body_tree(Limits::default()).unwrap().unwrap()
+        e.body_tree(Limits::default())
+            .unwrap()
+            .unwrap()
+            .into_owned()
     }
 
     fn parti() -> Vec<Parte> {

@@ -299,7 +299,7 @@ impl PortaApplicativa {
     /// Step: the SOAP 1.1 envelope.
     fn leggi<'a>(&self, raw: &'a [u8]) -> Result<Envelope<'a>, PaError> {
         let t = std::time::Instant::now();
-        let parsed = Envelope::parse(raw, self.s.limits);
+        let parsed = Envelope::parse_con_corpo(raw, self.s.limits);
         self.s.metrics.phase(Phase::Parse, t.elapsed());
         parsed.map_err(|e| match e {
             SoapError::Soap12 => PaError::Soap12,

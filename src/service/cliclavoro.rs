@@ -114,7 +114,7 @@ pub async fn handle(c: &Chiamata<'_>, n: &Ambiente<'_>) -> Result<Reply, Service
         ));
     }
     let tree = c.env.body_tree(n.limits).ok().flatten();
-    let testo = match modulo_della_richiesta(op, tree.as_ref()) {
+    let testo = match modulo_della_richiesta(op, tree.as_deref()) {
         Ok(t) => t,
         Err(why) => return Ok(ko(op, why)),
     };
@@ -314,11 +314,11 @@ pub async fn prepara_locale(
     let Some(op) = ws::operazione(azione).filter(|o| o.tipo != Tipo::Messaggio) else {
         return Ok(Preparata::Invariata);
     };
-    let Ok(env) = crate::soap::Envelope::parse(richiesta, n.limits) else {
+    let Ok(env) = crate::soap::Envelope::parse_con_corpo(richiesta, n.limits) else {
         return Ok(Preparata::Invariata);
     };
     let tree = env.body_tree(n.limits).ok().flatten();
-    let Ok(testo) = modulo_della_richiesta(op, tree.as_ref()) else {
+    let Ok(testo) = modulo_della_richiesta(op, tree.as_deref()) else {
         return Ok(Preparata::Invariata);
     };
     let Ok(esito) = valuta(n, op, &testo, received_at).await? else {
@@ -671,11 +671,11 @@ pub async fn ricevi_locale(
     let Some(op) = ws::operazione(azione) else {
         return Ok(None);
     };
-    let Ok(env) = crate::soap::Envelope::parse(richiesta, n.limits) else {
+    let Ok(env) = crate::soap::Envelope::parse_con_corpo(richiesta, n.limits) else {
         return Ok(None);
     };
     let tree = env.body_tree(n.limits).ok().flatten();
-    let testo = match modulo_della_richiesta(op, tree.as_ref()) {
+    let testo = match modulo_della_richiesta(op, tree.as_deref()) {
         Ok(t) => t,
         Err(why) => return Ok(Some(ko(op, why))),
     };
@@ -686,7 +686,7 @@ pub async fn ricevi_locale(
 
 /// Whether a `risposta_invio*` body says OK.
 pub fn risposta_ok(body: &[u8], limits: Limits) -> bool {
-    let Ok(env) = crate::soap::Envelope::parse(body, limits) else {
+    let Ok(env) = crate::soap::Envelope::parse_con_corpo(body, limits) else {
         return false;
     };
     let Ok(Some(tree)) = env.body_tree(limits) else {
