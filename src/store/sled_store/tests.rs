@@ -1078,15 +1078,21 @@ async fn the_journal_file_of_an_earlier_version_is_applied_and_removed() {
 }
 
 /// An exchange that stores a modulo keeps its request without the modulo's document, which the
-/// modulo's value holds: read back byte for byte, also once the modulo is written again.
+/// modulo's value holds: read back byte for byte, also once the modulo is written again. A small
+/// document and a large one (over 64 KB, compressed without the dictionary).
 #[tokio::test]
 async fn a_request_is_kept_without_the_document_its_modulo_holds() {
+    senza_documento(40).await;
+    senza_documento(2_000).await;
+}
+
+async fn senza_documento(ripetizioni: usize) {
     let p = tmp("senza-documento");
     let s = SledStore::open(&p).unwrap();
     let mut modulo = candidatura("DOC", StatoModulo::Attivo);
     modulo.xml = format!(
         "<?xml version=\"1.0\"?>\n<cl:Candidatura a=\"1\">{}</cl:Candidatura>",
-        "<cl:nome>Maria &amp; Anna</cl:nome>".repeat(40)
+        "<cl:nome>Maria &amp; Anna</cl:nome>".repeat(ripetizioni)
     );
     let busta = |doc: &str| {
         format!(
