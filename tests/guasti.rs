@@ -2,7 +2,8 @@
 //! request wraps the real sled store of an NCN, and each write or flush an exchange makes is
 //! failed in turn. The sender, told the exchange failed (EGOV_IT_300), finds nothing of it
 //! left — no modulo, no forward, no accepted exchange, no duplicate-filter entry — and its
-//! resend of the same bytes is accepted.
+//! resend of the same bytes is accepted. The same engine also holds a call back on request:
+//! a partner that goes away while its exchange waits on the store leaves it processed.
 
 mod common;
 
@@ -164,5 +165,62 @@ async fn a_store_failing_for_a_while_is_refused_cleanly_and_served_again_after()
     let (s, h) = salute().await;
     assert_eq!(s, 200, "{h}");
     accettata(&gw, &richiesta, &codice, "served again").await;
+    gw.stop().await;
+}
+
+/// A partner that goes away while its message is being processed (its connection closed while
+/// the exchange waits on the store) does not leave the message's Identificatore in flight: the
+/// exchange goes on to its end, and the partner's resend is answered as a duplicate of an
+/// accepted exchange (EGOV_IT_110), not refused as "in elaborazione" for the ten minutes after
+/// which a claim counts as abandoned.
+#[tokio::test]
+async fn a_partner_gone_mid_exchange_leaves_its_message_processed_not_in_flight() {
+    use tokio::io::AsyncWriteExt;
+    let (gw, g) = gateway().await;
+    let (richiesta, codice) = cv();
+    let id = common::text_of(&richiesta, "Identificatore")
+        .unwrap()
+        .to_string();
+    g.sospendi(
+        "commit_exchange_with",
+        std::time::Duration::from_millis(800),
+    );
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let testa = format!(
+        "POST /pdd/PA HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"\"\r\nContent-Length: {}\r\n\r\n",
+        gw.addr,
+        richiesta.len()
+    );
+    tcp.write_all(testa.as_bytes()).await.unwrap();
+    tcp.write_all(richiesta.as_bytes()).await.unwrap();
+    common::eventually("the exchange waits on the store", async || {
+        g.in_pausa() == 1
+    })
+    .await;
+    // The partner goes away mid-exchange.
+    drop(tcp);
+    common::eventually("the exchange gone on to its end", async || {
+        g.in_pausa() == 0
+            && matches!(
+                gw.gw.store.claim(&id, 0, None).await,
+                Ok(pdd::store::Claim::Duplicate(d)) if d.seq != 0
+            )
+    })
+    .await;
+    assert!(gw
+        .gw
+        .store
+        .modulo(Tipo::Candidatura, &codice)
+        .await
+        .unwrap()
+        .is_some());
+    let r = common::post(&gw.url("/pdd/PA"), richiesta.into_bytes(), &[]).await;
+    assert!(!r.body.contains("in elaborazione"), "{}", r.body);
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains(r#"codiceEccezione="EGOV_IT_110""#),
+        "{}",
+        r.body
+    );
     gw.stop().await;
 }

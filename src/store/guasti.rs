@@ -29,6 +29,10 @@ pub struct Guasti {
     persistente: AtomicBool,
     /// The calls seen, by name, in order (what a test iterates over).
     visti: Mutex<Vec<&'static str>>,
+    /// A call, by name, that waits before it reaches the engine, and for how long.
+    pausa: Mutex<Option<(&'static str, std::time::Duration)>>,
+    /// Calls waiting in that pause now.
+    in_pausa: AtomicUsize,
 }
 
 impl Guasti {
@@ -39,7 +43,43 @@ impl Guasti {
             da: AtomicUsize::new(usize::MAX),
             persistente: AtomicBool::new(false),
             visti: Mutex::new(Vec::new()),
+            pausa: Mutex::new(None),
+            in_pausa: AtomicUsize::new(0),
         }
+    }
+
+    /// The next call named `nome` waits `per` (an await: where a task cut short stops) before
+    /// it reaches the engine.
+    pub fn sospendi(&self, nome: &'static str, per: std::time::Duration) {
+        *self.pausa.lock().unwrap_or_else(|e| e.into_inner()) = Some((nome, per));
+    }
+
+    /// How many calls are waiting in the pause of [`Guasti::sospendi`] now.
+    pub fn in_pausa(&self) -> usize {
+        self.in_pausa.load(Ordering::SeqCst)
+    }
+
+    async fn attendi(&self, nome: &'static str) {
+        let per = {
+            let mut p = self.pausa.lock().unwrap_or_else(|e| e.into_inner());
+            match *p {
+                Some((n, per)) if n == nome => {
+                    *p = None;
+                    per
+                }
+                _ => return,
+            }
+        };
+        self.in_pausa.fetch_add(1, Ordering::SeqCst);
+        // Counted out even when the waiting future is dropped.
+        struct Uscita<'a>(&'a AtomicUsize);
+        impl Drop for Uscita<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let _uscita = Uscita(&self.in_pausa);
+        tokio::time::sleep(per).await;
     }
 
     /// The `n`-th write or flush from now (0: the next) fails; with `persistente`, every one
@@ -114,6 +154,7 @@ impl Store for Guasti {
     }
     async fn commit_exchange(&self, ex: &Exchange, settle: Option<&str>) -> Result<()> {
         self.passo("commit_exchange")?;
+        self.attendi("commit_exchange").await;
         self.dentro.commit_exchange(ex, settle).await
     }
     async fn commit_exchange_with(
@@ -123,6 +164,7 @@ impl Store for Guasti {
         batch: Vec<Write>,
     ) -> Result<()> {
         self.passo("commit_exchange_with")?;
+        self.attendi("commit_exchange_with").await;
         self.dentro.commit_exchange_with(ex, settle, batch).await
     }
     async fn exchange(&self, seq: u64) -> Result<Option<Exchange>> {
