@@ -55,9 +55,7 @@ fn main() {
         ricevuto: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap(),
         versione: None,
     };
-    println!(
-        "modulo validation (schema + tables + codice fiscale + rules; from 64 KB on two threads):"
-    );
+    println!("modulo validation, one thread (schema + tables + codice fiscale + rules):");
     for name in [
         "candidatura-2.0.xml",
         "candidatura-rev038.xml",
