@@ -758,7 +758,7 @@ async fn compression_is_chosen_when_the_store_is_made_and_kept_by_its_backup() {
     drop(s);
     assert_eq!(compresso(&p), Some(true));
     // Opened with the default (no compression): still the compressed store, all there.
-    let s = SledStore::open(&p).unwrap();
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
     assert_eq!(compresso(&p), Some(true));
     assert_eq!(s.exchange(1).await.unwrap().unwrap().request, e.request);
 
@@ -982,7 +982,7 @@ async fn the_log_is_applied_again_at_open_up_to_a_torn_entry() {
             .unwrap();
         f.write_all(&coda).unwrap();
     }
-    let s = SledStore::open(&p).unwrap();
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
     let (dopo, segmenti) = checkpoint_e_segmenti(&s);
     assert_eq!(
         dopo,
@@ -1028,7 +1028,7 @@ async fn the_log_is_applied_again_at_open_up_to_a_torn_entry() {
     let (ora, segmenti) = checkpoint_e_segmenti(&s);
     assert_eq!(segmenti.last(), Some(&(ora.seg, ora.off)));
     drop(s);
-    let s = SledStore::open(&p).unwrap();
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
     assert_eq!(s.partners().await.unwrap().len(), 1);
     // After a clean close the log goes on where it was.
     assert_eq!(checkpoint_e_segmenti(&s).0, ora);
@@ -1062,7 +1062,7 @@ async fn the_journal_file_of_an_earlier_version_is_applied_and_removed() {
     let mut file = v.clone();
     file.extend_from_slice(&v[..v.len() - 1]);
     std::fs::write(p.join(journal::FILE), &file).unwrap();
-    let s = SledStore::open(&p).unwrap();
+    let s = SledStore::open_waiting(&p, std::time::Duration::from_secs(5)).unwrap();
     assert!(!p.join(journal::FILE).exists());
     assert_eq!(s.exchange(1).await.unwrap().unwrap(), e);
     assert_eq!(
