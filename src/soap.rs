@@ -1,5 +1,5 @@
-//! SOAP 1.1 envelope: reading (header blocks as trees, the Body kept as raw bytes) and writing
-//! (envelopes and Faults). No I/O.
+//! SOAP 1.1 envelope: reading (header blocks as trees, the Body kept as raw bytes and, for a
+//! caller that reads it, its first element as a tree) and writing (envelopes and Faults). No I/O.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -510,7 +510,8 @@ mod tests {
             format!(
                 r#"{s}><s:Body><s:Fault><faultcode>s:Client</faultcode><faultstring>no</faultstring></s:Fault></s:Body></s:Envelope>"#
             ),
-            // Refused: an undeclared prefix, an unknown entity, a mismatched tag, a bad name.
+            // Refused: an undeclared prefix, an unknown entity, a mismatched tag, a repeated
+            // attribute.
             format!(r#"{s}><s:Body><t:op xmlns:t="urn:t"><u:a/></t:op></s:Body></s:Envelope>"#),
             format!(r#"{s}><s:Body><op>&e;</op></s:Body></s:Envelope>"#),
             format!(r#"{s}><s:Body><op><a></op></s:Body></s:Envelope>"#),
