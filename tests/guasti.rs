@@ -42,8 +42,11 @@ fn cv() -> (String, String) {
 }
 
 async fn gateway() -> (common::Running, Arc<Guasti>) {
+    gateway_con(ncn()).await
+}
+
+async fn gateway_con(mut config: Config) -> (common::Running, Arc<Guasti>) {
     let dir = common::TempDir::new("guasti");
-    let mut config = ncn();
     config.data = dir.0.join("data");
     let sled = SledStore::open(&config.data).expect("store");
     let g = Arc::new(Guasti::new(Arc::new(sled)));
@@ -219,6 +222,62 @@ async fn a_partner_gone_mid_exchange_leaves_its_message_processed_not_in_flight(
     assert_eq!(r.status, 500, "{}", r.body);
     assert!(
         r.body.contains(r#"codiceEccezione="EGOV_IT_110""#),
+        "{}",
+        r.body
+    );
+    gw.stop().await;
+}
+
+/// The exchange a partner left behind still counts against its limit until it ends: with one
+/// exchange at a time allowed, a second message while the first is still being processed is
+/// refused (503, troppi scambi in corso), however early the partner closed the first's
+/// connection; once the first ends, it is accepted.
+#[tokio::test]
+async fn an_exchange_its_partner_left_keeps_its_place_until_it_ends() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = ncn();
+    config.limits.partner_concurrency = 1;
+    let (gw, g) = gateway_con(config).await;
+    let (prima, _) = cv();
+    let id = common::text_of(&prima, "Identificatore")
+        .unwrap()
+        .to_string();
+    g.sospendi(
+        "commit_exchange_with",
+        std::time::Duration::from_millis(1500),
+    );
+    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let testa = format!(
+        "POST /pdd/PA HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"\"\r\nContent-Length: {}\r\n\r\n",
+        gw.addr,
+        prima.len()
+    );
+    tcp.write_all(testa.as_bytes()).await.unwrap();
+    tcp.write_all(prima.as_bytes()).await.unwrap();
+    common::eventually("the first exchange waits on the store", async || {
+        g.in_pausa() == 1
+    })
+    .await;
+    drop(tcp);
+    // The server has the time to see the partner gone.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(g.in_pausa(), 1, "the first exchange is still in progress");
+    let (seconda, _) = cv();
+    let r = common::post(&gw.url("/pdd/PA"), seconda.clone().into_bytes(), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.body.contains("troppi scambi in corso"), "{}", r.body);
+    common::eventually("the first exchange ended", async || {
+        g.in_pausa() == 0
+            && matches!(
+                gw.gw.store.claim(&id, 0, None).await,
+                Ok(pdd::store::Claim::Duplicate(d)) if d.seq != 0
+            )
+    })
+    .await;
+    let r = common::post(&gw.url("/pdd/PA"), seconda.into_bytes(), &[]).await;
+    assert_eq!(
+        common::text_of(&r.body, "Tipo_Risposta"),
+        Some("OK"),
         "{}",
         r.body
     );

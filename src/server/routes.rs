@@ -213,7 +213,7 @@ pub(super) async fn handle(
         (Method::POST, "/pdd/PA") | (Method::POST, "/pdd/PA/") => {
             // Before the body is read: a flood costs its sender, not the others.
             let partner = chi_e(&gw, &peer_info);
-            let Some(_posto) = gw
+            let Some(posto) = gw
                 .pa
                 .in_flight.enter(&partner, gw.config.limits.partner_concurrency)
             else {
@@ -223,7 +223,7 @@ pub(super) async fn handle(
             if let TipoContenuto::Altro(ct) = &tipo {
                 return Ok(non_soap11(ct.as_deref(), &peer));
             }
-            let _spazio = match spazio_per(&gw, &req, &partner).await {
+            let spazio = match spazio_per(&gw, &req, &partner).await {
                 Ok(p) => p,
                 Err(r) => return Ok(r),
             };
@@ -238,9 +238,11 @@ pub(super) async fn handle(
                     // In a task of its own, processed to the end even if the partner goes away
                     // meanwhile: cut at an await, it would leave the Identificatore's claim in
                     // flight, and every retry refused as "in elaborazione" until the claim is
-                    // abandoned (ten minutes).
+                    // abandoned (ten minutes). Its place and its share of the bodies' memory go
+                    // with it: counted until it ends, not until the partner left.
                     let (gw, peer_info) = (gw.clone(), peer_info.clone());
                     let lavoro = async move {
+                        let _limiti = (posto, spazio);
                         gw.pa
                             .ricevi_in(&body, content_type.as_deref(), &peer_info)
                             .await
