@@ -171,23 +171,17 @@ async fn a_store_failing_for_a_while_is_refused_cleanly_and_served_again_after()
     gw.stop().await;
 }
 
-/// A partner that goes away while its message is being processed (its connection closed while
-/// the exchange waits on the store) does not leave the message's Identificatore in flight: the
-/// exchange goes on to its end, and the partner's resend is answered as a duplicate of an
-/// accepted exchange (EGOV_IT_110), not refused as "in elaborazione" for the ten minutes after
-/// which a claim counts as abandoned.
-#[tokio::test]
-async fn a_partner_gone_mid_exchange_leaves_its_message_processed_not_in_flight() {
+/// `richiesta` sent over a connection of its own, its exchange held in `commit_exchange_with`
+/// for `per`, and the connection closed while it waits there: a partner gone mid-exchange. Its
+/// Identificatore.
+async fn lasciata_a_meta(
+    gw: &common::Running,
+    g: &Guasti,
+    richiesta: &str,
+    per: std::time::Duration,
+) -> String {
     use tokio::io::AsyncWriteExt;
-    let (gw, g) = gateway().await;
-    let (richiesta, codice) = cv();
-    let id = common::text_of(&richiesta, "Identificatore")
-        .unwrap()
-        .to_string();
-    g.sospendi(
-        "commit_exchange_with",
-        std::time::Duration::from_millis(800),
-    );
+    g.sospendi("commit_exchange_with", per);
     let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
     let testa = format!(
         "POST /pdd/PA HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"\"\r\nContent-Length: {}\r\n\r\n",
@@ -200,16 +194,35 @@ async fn a_partner_gone_mid_exchange_leaves_its_message_processed_not_in_flight(
         g.in_pausa() == 1
     })
     .await;
-    // The partner goes away mid-exchange.
     drop(tcp);
+    common::text_of(richiesta, "Identificatore")
+        .unwrap()
+        .to_string()
+}
+
+/// Waits until the exchange of `id` has ended, its claim settled.
+async fn finita(gw: &common::Running, g: &Guasti, id: &str) {
     common::eventually("the exchange gone on to its end", async || {
         g.in_pausa() == 0
             && matches!(
-                gw.gw.store.claim(&id, 0, None).await,
+                gw.gw.store.claim(id, 0, None).await,
                 Ok(pdd::store::Claim::Duplicate(d)) if d.seq != 0
             )
     })
     .await;
+}
+
+/// A partner that goes away while its message is being processed (its connection closed while
+/// the exchange waits on the store) does not leave the message's Identificatore in flight: the
+/// exchange goes on to its end, and the partner's resend is answered as a duplicate of an
+/// accepted exchange (EGOV_IT_110), not refused as "in elaborazione" for the ten minutes after
+/// which a claim counts as abandoned.
+#[tokio::test]
+async fn a_partner_gone_mid_exchange_leaves_its_message_processed_not_in_flight() {
+    let (gw, g) = gateway().await;
+    let (richiesta, codice) = cv();
+    let id = lasciata_a_meta(&gw, &g, &richiesta, std::time::Duration::from_millis(800)).await;
+    finita(&gw, &g, &id).await;
     assert!(gw
         .gw
         .store
@@ -234,31 +247,11 @@ async fn a_partner_gone_mid_exchange_leaves_its_message_processed_not_in_flight(
 /// connection; once the first ends, it is accepted.
 #[tokio::test]
 async fn an_exchange_its_partner_left_keeps_its_place_until_it_ends() {
-    use tokio::io::AsyncWriteExt;
     let mut config = ncn();
     config.limits.partner_concurrency = 1;
     let (gw, g) = gateway_con(config).await;
-    let (prima, _) = cv();
-    let id = common::text_of(&prima, "Identificatore")
-        .unwrap()
-        .to_string();
-    g.sospendi(
-        "commit_exchange_with",
-        std::time::Duration::from_millis(1500),
-    );
-    let mut tcp = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let testa = format!(
-        "POST /pdd/PA HTTP/1.1\r\nHost: {}\r\nContent-Type: text/xml; charset=utf-8\r\nSOAPAction: \"\"\r\nContent-Length: {}\r\n\r\n",
-        gw.addr,
-        prima.len()
-    );
-    tcp.write_all(testa.as_bytes()).await.unwrap();
-    tcp.write_all(prima.as_bytes()).await.unwrap();
-    common::eventually("the first exchange waits on the store", async || {
-        g.in_pausa() == 1
-    })
-    .await;
-    drop(tcp);
+    let (prima, codice) = cv();
+    let id = lasciata_a_meta(&gw, &g, &prima, std::time::Duration::from_millis(1500)).await;
     // The server has the time to see the partner gone.
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(g.in_pausa(), 1, "the first exchange is still in progress");
@@ -266,20 +259,7 @@ async fn an_exchange_its_partner_left_keeps_its_place_until_it_ends() {
     let r = common::post(&gw.url("/pdd/PA"), seconda.clone().into_bytes(), &[]).await;
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(r.body.contains("troppi scambi in corso"), "{}", r.body);
-    common::eventually("the first exchange ended", async || {
-        g.in_pausa() == 0
-            && matches!(
-                gw.gw.store.claim(&id, 0, None).await,
-                Ok(pdd::store::Claim::Duplicate(d)) if d.seq != 0
-            )
-    })
-    .await;
-    let r = common::post(&gw.url("/pdd/PA"), seconda.into_bytes(), &[]).await;
-    assert_eq!(
-        common::text_of(&r.body, "Tipo_Risposta"),
-        Some("OK"),
-        "{}",
-        r.body
-    );
+    finita(&gw, &g, &id).await;
+    accettata(&gw, &seconda, &codice, "once the first ended").await;
     gw.stop().await;
 }
