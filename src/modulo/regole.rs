@@ -11,15 +11,16 @@ use super::{problema, Contesto, Esiste, Livello, Problema, Versione};
 /// A date or dateTime value as the rules read it (the XSD has already judged its form).
 pub fn data(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
-    let d = s.get(..10)?;
-    if let Some(d) = data_aaaa_mm_gg(d) {
-        return Some(d);
-    }
-    NaiveDate::parse_from_str(d, "%Y-%m-%d").ok().or_else(|| {
+    data_esatta(s.get(..10)?).or_else(|| {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
             .ok()
             .map(|t| t.date())
     })
+}
+
+/// A date as chrono's `%Y-%m-%d` reads it, the common `AAAA-MM-GG` without its format parser.
+pub fn data_esatta(d: &str) -> Option<NaiveDate> {
+    data_aaaa_mm_gg(d).or_else(|| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
 }
 
 /// A date written `AAAA-MM-GG`, read without chrono's format parser: a 50 KB Candidatura has

@@ -86,8 +86,7 @@ fn rows(text: &str) -> impl Iterator<Item = Vec<String>> + '_ {
 }
 
 fn date(s: &str) -> Option<NaiveDate> {
-    let s = s.trim();
-    super::regole::data_aaaa_mm_gg(s).or_else(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+    super::regole::data_esatta(s.trim())
 }
 
 impl Tabelle {
