@@ -438,13 +438,23 @@ fn prova_record(v: &[u8]) -> Option<Vec<u8>> {
             *c = Some(nuovo);
         }
         let cctx = c.as_mut()?;
-        let mut out = vec![0u8; CON_DIZIONARIO_1.len() + zstd::zstd_safe::compress_bound(v.len())];
-        out[..CON_DIZIONARIO_1.len()].copy_from_slice(&CON_DIZIONARIO_1);
         // One call: the frame says its content's size, which [`svela`] requires.
-        let n = cctx.compress2(&mut out[CON_DIZIONARIO_1.len()..], v).ok()?;
-        out.truncate(CON_DIZIONARIO_1.len() + n);
-        Some(out)
+        con_dizionario(v.len(), |dst| cctx.compress2(dst, v).ok())
     })
+}
+
+/// [`CON_DIZIONARIO_1`] and the frame `comprimi` writes of a value of `len` bytes into the
+/// room zstd may need; None if it failed.
+fn con_dizionario(
+    len: usize,
+    comprimi: impl FnOnce(&mut [u8]) -> Option<usize>,
+) -> Option<Vec<u8>> {
+    let testa = CON_DIZIONARIO_1.len();
+    let mut out = vec![0u8; testa + zstd::zstd_safe::compress_bound(len)];
+    out[..testa].copy_from_slice(&CON_DIZIONARIO_1);
+    let n = comprimi(&mut out[testa..])?;
+    out.truncate(testa + n);
+    Some(out)
 }
 
 thread_local! {
@@ -456,16 +466,10 @@ thread_local! {
 
 /// `v` as [`CON_DIZIONARIO_1`] and a zstd frame against the dictionary; None if zstd failed.
 fn prova_con_dizionario(v: &[u8], cdict: &zstd::zstd_safe::CDict<'static>) -> Option<Vec<u8>> {
-    let mut out = vec![0u8; CON_DIZIONARIO_1.len() + zstd::zstd_safe::compress_bound(v.len())];
-    out[..CON_DIZIONARIO_1.len()].copy_from_slice(&CON_DIZIONARIO_1);
-    let n = CCTX
-        .with(|c| {
-            c.borrow_mut()
-                .compress_using_cdict(&mut out[CON_DIZIONARIO_1.len()..], v, cdict)
-        })
-        .ok()?;
-    out.truncate(CON_DIZIONARIO_1.len() + n);
-    Some(out)
+    con_dizionario(v.len(), |dst| {
+        CCTX.with(|c| c.borrow_mut().compress_using_cdict(dst, v, cdict))
+            .ok()
+    })
 }
 
 /// `v` compressed against the dictionary, or without it, or as it is if zstd could not: each
