@@ -58,7 +58,7 @@ pub enum XmlError {
 pub struct Attr {
     /// Namespace URI of a prefixed attribute, shared as the elements' are; `None` for
     /// unprefixed ones.
-    pub ns: Option<Arc<str>>,
+    pub ns: Option<Ns>,
     /// Names and values of up to 24 bytes, most of them, are kept inline, without allocating.
     pub local: CompactString,
     /// The attribute name as written (`SOAP_ENV:actor`).
@@ -69,13 +69,16 @@ pub struct Attr {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Element {
     /// Namespace URI, shared between the elements of a document.
-    pub ns: Option<Arc<str>>,
+    pub ns: Option<Ns>,
     /// Local name (short names are stored inline, without allocating).
     pub local: CompactString,
     pub attrs: Vec<Attr>,
     pub children: Vec<Element>,
     /// The character data directly inside this element, unescaped and concatenated (up to 24
-    /// bytes, most leaves' text, kept inline without allocating).
+    /// bytes, most leaves' text, kept inline without allocating). In a tree that
+    /// [`parse_document`] or [`Cursor::build`] read, an element with element children leaves
+    /// out the runs of blanks that stand alone between them (indentation): only a leaf's
+    /// blanks are a value.
     pub text: CompactString,
     /// Whether a CDATA section (even an empty one) stands directly inside this element.
     pub cdata: bool,
@@ -83,12 +86,68 @@ pub struct Element {
     pub span: Range<usize>,
 }
 
+/// A namespace name. The ones the gateway reads (SOAP, the busta, the moduli, WS-Security,
+/// XML Signature, XSD) are static and cost an element nothing to copy; any other is one copy
+/// shared by the elements of its document.
+#[derive(Debug, Clone)]
+pub enum Ns {
+    Noto(&'static str),
+    Condiviso(Arc<str>),
+}
+
+impl std::ops::Deref for Ns {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Ns::Noto(s) => s,
+            Ns::Condiviso(a) => a,
+        }
+    }
+}
+
+impl PartialEq for Ns {
+    fn eq(&self, other: &Ns) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Ns {}
+
+impl From<&str> for Ns {
+    fn from(uri: &str) -> Ns {
+        match NOTI.iter().find(|n| **n == uri) {
+            Some(n) => Ns::Noto(n),
+            None => Ns::Condiviso(Arc::from(uri)),
+        }
+    }
+}
+
+/// The namespaces of [`Ns::Noto`].
+const NOTI: [&str; 16] = [
+    "http://schemas.xmlsoap.org/soap/envelope/",
+    "http://www.cnipa.it/schemas/2003/eGovIT/Busta1_0/",
+    "http://www.cnipa.it/schemas/2003/eGovIT/Exception1_0/",
+    "http://www.cnipa.it/schemas/2003/eGovIT/Tracciamento1_0/",
+    "http://www.cnipa.it/eGov_it/portadominio",
+    "http://servizi.lavoro.gov.it/candidatura",
+    "http://servizi.lavoro.gov.it/vacancy",
+    "http://servizi.lavoro.gov.it/messaggio",
+    "http://servizi.lavoro.gov.it/cliclavoro/types",
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd",
+    NS_WSU,
+    "http://www.w3.org/2000/09/xmldsig#",
+    "http://www.w3.org/2001/10/xml-exc-c14n#",
+    "http://www.w3.org/2001/XMLSchema",
+    "http://www.w3.org/2001/XMLSchema-instance",
+    NS_XML,
+];
+
 /// The document's one copy of the namespace name `uri`, among those met so far.
-fn condividi(namespaces: &mut Vec<Arc<str>>, uri: &str) -> Arc<str> {
+fn condividi(namespaces: &mut Vec<Ns>, uri: &str) -> Ns {
     if let Some(a) = namespaces.iter().find(|a| &***a == uri) {
         return a.clone();
     }
-    let a: Arc<str> = Arc::from(uri);
+    let a = Ns::from(uri);
     namespaces.push(a.clone());
     a
 }
@@ -213,9 +272,9 @@ pub struct Cursor<'a> {
     pub depth: usize,
     limits: Limits,
     /// Namespace URIs seen so far, so that elements share them.
-    namespaces: Vec<Arc<str>>,
+    namespaces: Vec<Ns>,
     /// The shared namespace URI of the last element, when written without references.
-    ultimo_ns: Option<Arc<str>>,
+    ultimo_ns: Option<Ns>,
     /// Bytes of character data read by [`leggi_testo`] rather than by the reader (which does
     /// not count them).
     saltati: usize,
@@ -296,15 +355,46 @@ impl<'a> Cursor<'a> {
     /// Reads the character data that follows in one pass ([`leggi_testo`]) when the reader
     /// stands between markup and markup follows it; otherwise the reader's events carry it.
     fn testo(&mut self, modo: Modo, out: &mut impl Uscita) -> Result<(), XmlError> {
-        if !self.tra_markup || !self.una_passata {
-            return Ok(());
+        match self.prendi_run() {
+            Some((at, raw)) => leggi_testo(raw, modo, out).map_err(|e| e.da(at)),
+            None => Ok(()),
         }
-        let at = self.pos();
-        let Some(raw) = prendi_testo(self.src, self.reader.get_mut()) else {
+    }
+
+    /// The text of `top` as [`Cursor::testo`] reads it, but for a run of blanks between its
+    /// children (indentation): an element with element content has no use for it, and an
+    /// indented modulo has such a run before each of its elements.
+    fn testo_figli(&mut self, top: &mut Element) -> Result<(), XmlError> {
+        let Some((at, raw)) = self.prendi_run() else {
             return Ok(());
         };
+        if raw
+            .bytes()
+            .all(|b| matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
+        {
+            // The run ends at a `<`: a name after it opens a child.
+            let resto: &[u8] = self.reader.get_mut();
+            let figlio = resto
+                .get(1)
+                .is_some_and(|&c| c.is_ascii_alphabetic() || c == b'_' || c >= 0x80);
+            if figlio || !top.children.is_empty() {
+                return Ok(());
+            }
+        }
+        leggi_testo(raw, Modo::Valore, &mut top.text).map_err(|e| e.da(at))
+    }
+
+    /// The run of character data up to the next `<`, with where it starts, taken from the
+    /// reader's input when the reader stands between markup (None otherwise: its events carry
+    /// the text).
+    fn prendi_run(&mut self) -> Option<(usize, &'a str)> {
+        if !self.tra_markup || !self.una_passata {
+            return None;
+        }
+        let at = self.pos();
+        let raw = prendi_testo(self.src, self.reader.get_mut())?;
         self.saltati += raw.len();
-        leggi_testo(raw, modo, out).map_err(|e| e.da(at))
+        Some((at, raw))
     }
 
     /// The next event with its start byte offset; depth is updated. DOCTYPE is refused here so
@@ -428,7 +518,7 @@ impl<'a> Cursor<'a> {
         let mut stack: Vec<Element> = vec![root];
         loop {
             if let Some(top) = stack.last_mut() {
-                self.testo(Modo::Valore, &mut top.text)?;
+                self.testo_figli(top)?;
             }
             let (at, ev) = self.next_event()?;
             match ev {
@@ -473,7 +563,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The shared copy of a namespace URI.
-    fn shared_ns(&mut self, e: &BytesStart<'_>) -> Result<Option<Arc<str>>, XmlError> {
+    fn shared_ns(&mut self, e: &BytesStart<'_>) -> Result<Option<Ns>, XmlError> {
         let raw = match self.reader.resolver().resolve_element(e.name()).0 {
             ResolveResult::Bound(ns) => ns.0,
             ResolveResult::Unbound => return Ok(None),
@@ -1111,6 +1201,31 @@ mod tests {
         let spaced = "<p:a xmlns:p=\"urn:x\ny\"/>";
         let root = parse_document(spaced.as_bytes(), Limits::default()).unwrap();
         assert!(root.is("urn:x y", "a"));
+    }
+
+    #[test]
+    fn blanks_between_children_are_left_out_and_a_leafs_are_kept() {
+        let doc = "<r xmlns=\"urn:r\">\n  <a>  </a>\r\n\t<b> x <!-- c --> y </b>\n  <c>  <!-- c -->  </c>\n  <m> m <i/> n \n</m>\n</r>";
+        let root = parse_document(doc.as_bytes(), Limits::default()).unwrap();
+        assert_eq!(root.text, "");
+        let testi: Vec<&str> = root.children.iter().map(|c| c.text.as_str()).collect();
+        // A leaf's blanks are its value, even around a comment; mixed content keeps its text
+        // whole, and only the blanks that stand alone between children go.
+        assert_eq!(testi, ["  ", " x  y ", "    ", " m  n \n"]);
+        assert_eq!(root.children[3].children.len(), 1);
+        // The namespaces the gateway knows are static, others shared: both read the same.
+        assert!(matches!(root.children[0].ns, Some(Ns::Condiviso(_))));
+        let busta = parse_document(
+            b"<e:E xmlns:e=\"http://schemas.xmlsoap.org/soap/envelope/\"><e:B/></e:E>",
+            Limits::default(),
+        )
+        .unwrap();
+        assert!(matches!(busta.ns, Some(Ns::Noto(_))));
+        assert!(busta.children[0].is("http://schemas.xmlsoap.org/soap/envelope/", "B"));
+        assert_eq!(
+            busta.ns,
+            Some(Ns::from("http://schemas.xmlsoap.org/soap/envelope/"))
+        );
     }
 
     #[test]
