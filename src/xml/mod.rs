@@ -15,6 +15,10 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
+/// The longest text a CompactString keeps inline (on 64-bit targets; elsewhere a run this
+/// long is still best written through a String).
+const MAX_INLINE: usize = 24;
+
 /// Hard limits that keep hostile input cheap to refuse.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -380,6 +384,15 @@ impl<'a> Cursor<'a> {
             if figlio || !top.children.is_empty() {
                 return Ok(());
             }
+        }
+        if top.text.is_empty() && raw.len() > MAX_INLINE {
+            // A long run (the escaped modulo in a Body has a reference every few bytes) is
+            // written into a String, whose pushes cost less than a CompactString's, and the
+            // String then becomes the text without a copy.
+            let mut testo = String::new();
+            leggi_testo(raw, Modo::Valore, &mut testo).map_err(|e| e.da(at))?;
+            top.text = CompactString::from(testo);
+            return Ok(());
         }
         leggi_testo(raw, Modo::Valore, &mut top.text).map_err(|e| e.da(at))
     }
@@ -817,11 +830,19 @@ pub trait Uscita {
     fn push_str(&mut self, s: &str);
     /// Room for `n` more bytes, made once before a run of text is written in pieces.
     fn riserva(&mut self, _n: usize) {}
+    /// One ASCII character (a predefined entity's).
+    fn push_ascii(&mut self, c: u8) {
+        self.push_str(char::from(c).encode_utf8(&mut [0; 4]))
+    }
 }
 
 impl Uscita for String {
     fn push_str(&mut self, s: &str) {
         String::push_str(self, s)
+    }
+    fn push_ascii(&mut self, c: u8) {
+        // Not a copy of one byte through memcpy.
+        self.push(char::from(c))
     }
     fn riserva(&mut self, n: usize) {
         self.reserve(n)
@@ -880,8 +901,7 @@ pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), X
     let mut from = 0;
     let mut i = 0;
     let mut buf = [0u8; 4];
-    while let Some(k) = memchr::memchr3(b'&', b'>', b'\r', &b[i..]) {
-        let at = i + k;
+    while let Some(at) = prossimo_speciale(b, i) {
         let dopo = &b[at + 1..];
         if b[at] == b'&' && modo != Modo::Valore {
             if dopo.get(..3) == Some(b"lt;") || dopo.get(..3) == Some(b"gt;") {
@@ -902,7 +922,7 @@ pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), X
         // modulo escaped in a Body has four of them per element.
         if b[at] == b'&' && modo == Modo::Valore {
             if let Some((c, n)) = predefinita(dopo) {
-                out.push_str(c);
+                out.push_ascii(c);
                 i = at + 1 + n;
                 from = i;
                 continue;
@@ -942,17 +962,42 @@ pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), X
     Ok(())
 }
 
+/// Where the next `&`, `>` or CR stands in `b` from `i`. The first 32 bytes are looked at
+/// eight at a time here, the rest by memchr: in an escaped modulo they stand every few bytes,
+/// where a call into memchr for each costs more than the scan.
+fn prossimo_speciale(b: &[u8], mut i: usize) -> Option<usize> {
+    const UNI: u64 = 0x0101_0101_0101_0101;
+    const ALTI: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `x` that is zero, and maybe of bytes after it: the lowest
+    // one set marks the first zero byte.
+    let zeri = |x: u64| x.wrapping_sub(UNI) & !x & ALTI;
+    let fine = i.saturating_add(32).min(b.len());
+    while i + 8 <= fine {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[i..i + 8]);
+        let w = u64::from_le_bytes(w);
+        let m = zeri(w ^ (UNI * u64::from(b'&')))
+            | zeri(w ^ (UNI * u64::from(b'>')))
+            | zeri(w ^ (UNI * u64::from(b'\r')));
+        if m != 0 {
+            return Some(i + (m.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr3(b'&', b'>', b'\r', b.get(i..)?).map(|k| i + k)
+}
+
 /// What [`escape_text`] writes for a byte of element content it escapes; None for one it
 /// leaves as it is.
 /// The character of a predefined entity at the start of `dopo` (what follows a `&`), and the
 /// bytes its name and `;` take.
-fn predefinita(dopo: &[u8]) -> Option<(&'static str, usize)> {
+fn predefinita(dopo: &[u8]) -> Option<(u8, usize)> {
     match dopo {
-        [b'l', b't', b';', ..] => Some(("<", 3)),
-        [b'g', b't', b';', ..] => Some((">", 3)),
-        [b'a', b'm', b'p', b';', ..] => Some(("&", 4)),
-        [b'q', b'u', b'o', b't', b';', ..] => Some(("\"", 5)),
-        [b'a', b'p', b'o', b's', b';', ..] => Some(("'", 5)),
+        [b'l', b't', b';', ..] => Some((b'<', 3)),
+        [b'g', b't', b';', ..] => Some((b'>', 3)),
+        [b'a', b'm', b'p', b';', ..] => Some((b'&', 4)),
+        [b'q', b'u', b'o', b't', b';', ..] => Some((b'"', 5)),
+        [b'a', b'p', b'o', b's', b';', ..] => Some((b'\'', 5)),
         _ => None,
     }
 }
@@ -1201,6 +1246,35 @@ mod tests {
         let spaced = "<p:a xmlns:p=\"urn:x\ny\"/>";
         let root = parse_document(spaced.as_bytes(), Limits::default()).unwrap();
         assert!(root.is("urn:x y", "a"));
+    }
+
+    #[test]
+    fn the_next_special_byte_is_the_one_memchr_finds() {
+        // Runs of every length around the eight-byte steps and the 32 bytes scanned before
+        // memchr, with `&`, `>` and CR (and bytes one off them) anywhere.
+        let mut x: u32 = 7;
+        let mut casuale = move || {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as usize
+        };
+        let alfabeto = b"ab&>\r%=?\x0c\x0e\xc3";
+        for _ in 0..3_000 {
+            let n = casuale() % 90;
+            let densita = 1 + casuale() % 40;
+            let b: Vec<u8> = (0..n)
+                .map(|_| {
+                    if casuale() % densita == 0 {
+                        alfabeto[casuale() % alfabeto.len()]
+                    } else {
+                        b'x'
+                    }
+                })
+                .collect();
+            for i in 0..=n {
+                let atteso = memchr::memchr3(b'&', b'>', b'\r', &b[i..]).map(|k| i + k);
+                assert_eq!(prossimo_speciale(&b, i), atteso, "{b:?} from {i}");
+            }
+        }
     }
 
     #[test]
