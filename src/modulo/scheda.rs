@@ -22,6 +22,7 @@ use serde_json::{Map, Value};
 
 use super::model::{candidatura::Candidatura, vacancy::Vacancy};
 use super::tabelle::tabelle;
+use crate::xml::swar;
 
 /// What a node publishes of one modulo, computed once when the modulo is stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,26 +85,14 @@ fn stringa(out: &mut Vec<u8>, s: &str) {
 /// Whether JSON needs any byte of `b` escaped (a control character, `"` or `\\`), looked at
 /// eight bytes at a time.
 fn da_escapare(b: &[u8]) -> bool {
-    const UNI: u64 = 0x0101_0101_0101_0101;
-    const ALTI: u64 = 0x8080_8080_8080_8080;
-    // The high bit of a byte under `n` (below 128) is set in `minori(x, n)`, and a byte of
-    // 128 or more sets none.
-    let minori = |x: u64, n: u8| x.wrapping_sub(UNI * u64::from(n)) & !x & ALTI;
-    let mut pezzi = b.chunks_exact(8);
-    let trovato = pezzi.by_ref().any(|p| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(p);
-        let x = u64::from_le_bytes(w);
-        minori(x, 0x20)
-            | minori(x ^ (UNI * u64::from(b'"')), 1)
-            | minori(x ^ (UNI * u64::from(b'\\')), 1)
-            != 0
-    });
-    trovato
-        || pezzi
-            .remainder()
-            .iter()
-            .any(|&c| c < 0x20 || c == b'"' || c == b'\\')
+    let mut i = 0;
+    while let Some(x) = swar::parola(b, i) {
+        if swar::sotto(x, 0x20) | swar::uguali(x, b'"') | swar::uguali(x, b'\\') != 0 {
+            return true;
+        }
+        i += 8;
+    }
+    b[i..].iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\')
 }
 
 impl Oggetto {

@@ -3,6 +3,7 @@
 //! it came from, so callers can always go back to the exact bytes received.
 
 pub mod codifica;
+pub mod swar;
 pub mod tree;
 
 use std::borrow::Cow;
@@ -963,24 +964,15 @@ pub fn leggi_testo(raw: &str, modo: Modo, out: &mut impl Uscita) -> Result<(), X
 }
 
 /// Where the next `&`, `>` or CR stands in `b` from `i`. The first 32 bytes are looked at
-/// eight at a time here, the rest by memchr: in an escaped modulo they stand every few bytes,
-/// where a call into memchr for each costs more than the scan.
+/// eight at a time ([`swar`]), the rest by memchr: in an escaped modulo they stand every few
+/// bytes.
 fn prossimo_speciale(b: &[u8], mut i: usize) -> Option<usize> {
-    const UNI: u64 = 0x0101_0101_0101_0101;
-    const ALTI: u64 = 0x8080_8080_8080_8080;
-    // The high bit of each byte of `x` that is zero, and maybe of bytes after it: the lowest
-    // one set marks the first zero byte.
-    let zeri = |x: u64| x.wrapping_sub(UNI) & !x & ALTI;
     let fine = i.saturating_add(32).min(b.len());
     while i + 8 <= fine {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&b[i..i + 8]);
-        let w = u64::from_le_bytes(w);
-        let m = zeri(w ^ (UNI * u64::from(b'&')))
-            | zeri(w ^ (UNI * u64::from(b'>')))
-            | zeri(w ^ (UNI * u64::from(b'\r')));
+        let w = swar::parola(b, i)?;
+        let m = swar::uguali(w, b'&') | swar::uguali(w, b'>') | swar::uguali(w, b'\r');
         if m != 0 {
-            return Some(i + (m.trailing_zeros() / 8) as usize);
+            return Some(i + swar::primo(m));
         }
         i += 8;
     }

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::store::{DupEntry, Exchange, Result, StoreError};
+use crate::xml::swar;
 
 /// The trees, by name (the names of every store written so far: they are the on-disk format).
 pub(super) mod albero {
@@ -607,11 +608,9 @@ fn prefisso_comune(a: &[u8], b: &[u8]) -> usize {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut i = 0;
-    while let (Some(x), Some(y)) = (a.get(i..i + 8), b.get(i..i + 8)) {
-        let d = u64::from_le_bytes(x.try_into().unwrap_or_default())
-            ^ u64::from_le_bytes(y.try_into().unwrap_or_default());
-        if d != 0 {
-            return i + (d.trailing_zeros() / 8) as usize;
+    while let (Some(x), Some(y)) = (swar::parola(a, i), swar::parola(b, i)) {
+        if x != y {
+            return i + swar::primo(x ^ y);
         }
         i += 8;
     }
