@@ -535,6 +535,9 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         .build_registry_with(&partners)
         .map_err(|e| e.to_string())?;
     let esito = rt.block_on(async move {
+        // Listened for before the gateway says it listens: a stop sent as soon as it does is a
+        // clean stop, not the default disposition's kill.
+        let arresto = shutdown_signal();
         let listener = match tokio::net::TcpListener::bind(config.listen).await {
             Ok(l) => l,
             Err(e) => return Ok(Some((format!("cannot listen on {}: {e}", config.listen), EXIT_ADDRESS))),
@@ -605,7 +608,7 @@ fn serve(mut config: Config, args: ServeArgs, ricarica: Ricarica) -> Result<Exit
         let gw = Arc::new(gw);
         #[cfg(unix)]
         su_sighup(gw.clone(), ricarica);
-        match crate::server::serve(gw, listener, admin, shutdown_signal()).await {
+        match crate::server::serve(gw, listener, admin, arresto).await {
             Ok(()) => Ok::<_, String>(None),
             // The final flush failed: say so with the store's exit status.
             Err(e) if e
@@ -631,24 +634,34 @@ const EXIT_STORE: u8 = 3;
 /// `pdd serve` could not listen (address in use, not permitted).
 const EXIT_ADDRESS: u8 = 4;
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// Ctrl-C or SIGTERM, listened for from when this is called (within the runtime), not from
+/// when the future is first polled.
+#[cfg(unix)]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let attendi = |s: Option<tokio::signal::unix::Signal>| async move {
+        match s {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("Ctrl-C received"),
-        _ = term => tracing::info!("SIGTERM received"),
+    let ctrl_c = attendi(signal(SignalKind::interrupt()).ok());
+    let term = attendi(signal(SignalKind::terminate()).ok());
+    async move {
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("Ctrl-C received"),
+            _ = term => tracing::info!("SIGTERM received"),
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("Ctrl-C received");
     }
 }
 
