@@ -53,7 +53,7 @@ impl Regole<'_> {
     }
 
     /// A personal or company codice fiscale.
-    fn codice_fiscale(&mut self, path: &str, v: &str) -> Option<Codice> {
+    fn codice_fiscale(&mut self, path: impl FnOnce() -> String, v: &str) -> Option<Codice> {
         if vuoto(v) {
             return None;
         }
@@ -66,7 +66,7 @@ impl Regole<'_> {
                     _ => "CF_FORMATO",
                 };
                 self.p(
-                    path,
+                    &path(),
                     code,
                     format!("codice fiscale '{}' non valido: {e}", v.trim()),
                 );
@@ -76,7 +76,13 @@ impl Regole<'_> {
     }
 
     /// A place code: an Italian comune or a foreign state, existing at `quando` (or now).
-    fn luogo(&mut self, path: &str, v: &str, quando: Option<NaiveDate>, solo_italia_attuale: bool) {
+    fn luogo(
+        &mut self,
+        path: impl FnOnce() -> String,
+        v: &str,
+        quando: Option<NaiveDate>,
+        solo_italia_attuale: bool,
+    ) {
         let code = v.trim();
         if code.is_empty() || code == "0000" {
             return;
@@ -85,7 +91,7 @@ impl Regole<'_> {
         if solo_italia_attuale {
             if code.starts_with('Z') && t.stato(code).is_some() {
                 self.p(
-                    path,
+                    &path(),
                     "DOMICILIO_ESTERO",
                     format!("il domicilio deve essere in Italia: {code} è uno stato estero"),
                 );
@@ -95,7 +101,7 @@ impl Regole<'_> {
                 } else {
                     format!("il codice {code} non è un comune italiano")
                 };
-                self.p(path, "COMUNE_SCONOSCIUTO", msg);
+                self.p(&path(), "COMUNE_SCONOSCIUTO", msg);
             }
             return;
         }
@@ -110,14 +116,14 @@ impl Regole<'_> {
                 }
                 _ => format!("il codice {code} non è un comune né uno stato estero"),
             };
-            self.p(path, "COMUNE_SCONOSCIUTO", msg);
+            self.p(&path(), "COMUNE_SCONOSCIUTO", msg);
         }
     }
 
-    fn email_presente(&mut self, path: &str, v: Option<&str>, chi: &str) {
+    fn email_presente(&mut self, path: impl FnOnce() -> String, v: Option<&str>, chi: &str) {
         if v.is_none_or(vuoto) {
             self.p(
-                path,
+                &path(),
                 "EMAIL_MANCANTE",
                 format!("l'indirizzo di posta elettronica {chi} è obbligatorio"),
             );
@@ -136,27 +142,27 @@ impl Regole<'_> {
         chi: &str,
     ) {
         self.valore_noto(
-            &ps(campo),
+            || ps(campo),
             "TipoComunicazione",
             tipo,
             "TIPO_COMUNICAZIONE",
             "il tipo di comunicazione",
         );
         if let Some(cfi) = cf_intermediario {
-            self.codice_fiscale(&ps("codicefiscaleintermediario"), cfi);
+            self.codice_fiscale(|| ps("codicefiscaleintermediario"), cfi);
         }
         if let Some(cm) = comune {
-            self.luogo(&ps("idcomune"), cm, None, false);
+            self.luogo(|| ps("idcomune"), cm, None, false);
         }
-        self.email_presente(&ps("email"), email, chi);
+        self.email_presente(|| ps("email"), email, chi);
     }
 
     /// A citizenship: `000` or an ISTAT code of a state (`data/stati_istat.csv`).
-    fn cittadinanza(&mut self, path: &str, v: &str) {
+    fn cittadinanza(&mut self, path: impl FnOnce() -> String, v: &str) {
         let code = v.trim();
         if !code.is_empty() && tabelle().cittadinanza(code).is_none() {
             self.p(
-                path,
+                &path(),
                 "CITTADINANZA_SCONOSCIUTA",
                 format!("la cittadinanza '{code}' non è 000 (italiana) né il codice ISTAT di uno stato estero"),
             );
@@ -166,11 +172,11 @@ impl Regole<'_> {
     /// A profession, from Rev.038 on: an ISTAT CP2011 unità professionale (its six-segment form
     /// extends one). The 2.0 schema names the 2001 classification, whose table is not shipped:
     /// there the pattern alone judges.
-    fn professione(&mut self, path: &str, v: &str, versione: Versione) {
+    fn professione(&mut self, path: impl FnOnce() -> String, v: &str, versione: Versione) {
         let code = v.trim();
         if versione.dal_2012() && !code.is_empty() && tabelle().professione(code).is_none() {
             self.p(
-                path,
+                &path(),
                 "PROFESSIONE_SCONOSCIUTA",
                 format!("la professione '{code}' non è un'unità professionale della classificazione ISTAT CP2011"),
             );
@@ -179,24 +185,31 @@ impl Regole<'_> {
 
     /// A language in its ISO 639-2 form (three letters). The numeric ClicLavoro codes and `WU`
     /// have no published table: the pattern alone judges them.
-    fn lingua(&mut self, path: &str, v: &str) {
+    fn lingua(&mut self, path: impl FnOnce() -> String, v: &str) {
         let code = v.trim();
         if code.len() == 3
             && code.bytes().all(|b| b.is_ascii_uppercase())
             && !tabelle().lingua(code)
         {
             self.p(
-                path,
+                &path(),
                 "LINGUA_SCONOSCIUTA",
                 format!("la lingua '{code}' non è un codice ISO 639-2"),
             );
         }
     }
 
-    fn valore_noto(&mut self, path: &str, table: &str, v: &str, code: &str, cosa: &str) {
+    fn valore_noto(
+        &mut self,
+        path: impl FnOnce() -> String,
+        table: &str,
+        v: &str,
+        code: &str,
+        cosa: &str,
+    ) {
         if !vuoto(v) && !tabelle().valore(table, v.trim()) {
             self.p(
-                path,
+                &path(),
                 code,
                 format!(
                     "{cosa} '{}' non è un valore della tabella {table}",
@@ -331,7 +344,7 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
             );
         }
     }
-    if let Some(Codice::Persona(p)) = r.codice_fiscale(&pa("codicefiscale"), &da.codicefiscale) {
+    if let Some(Codice::Persona(p)) = r.codice_fiscale(|| pa("codicefiscale"), &da.codicefiscale) {
         if let Some(n) = nascita {
             if !p.nato_il(n) {
                 r.p(
@@ -364,10 +377,10 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
             );
         }
     }
-    r.luogo(&pa("idcomune"), &da.idcomune, nascita, false);
-    r.cittadinanza(&pa("idcittadinanza"), &da.idcittadinanza);
+    r.luogo(|| pa("idcomune"), &da.idcomune, nascita, false);
+    r.cittadinanza(|| pa("idcittadinanza"), &da.idcittadinanza);
     r.luogo(
-        &format!("{base}/Lavoratore/Domicilio/idcomune"),
+        || format!("{base}/Lavoratore/Domicilio/idcomune"),
         &c.lavoratore.domicilio.idcomune,
         None,
         true,
@@ -380,16 +393,22 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
         );
     }
     r.email_presente(
-        &format!("{base}/Lavoratore/Recapiti/email"),
+        || format!("{base}/Lavoratore/Recapiti/email"),
         Some(c.lavoratore.recapiti.email.as_str()),
         "del lavoratore (o dell'intermediario)",
     );
 
     let dc = &c.dati_curriculari;
     for (i, e) in dc.esperienze_lavorative.iter().enumerate() {
-        let p = format!("{base}/DatiCurriculari/EsperienzeLavorative[{}]", i + 1);
+        // Paths are written only for a problem: a 400 KB CV has some 600 experiences.
+        let p = |campo: &str| {
+            format!(
+                "{base}/DatiCurriculari/EsperienzeLavorative[{}]/{campo}",
+                i + 1
+            )
+        };
         if let Some(q) = &e.qualificasvolta {
-            r.professione(&format!("{p}/qualificasvolta"), q, versione);
+            r.professione(|| p("qualificasvolta"), q, versione);
         }
         let (inizio, fine) = (
             e.datainizio.as_deref().and_then(data),
@@ -398,7 +417,7 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
         if let (Some(a), Some(b)) = (inizio, fine) {
             if b < a {
                 r.p(
-                    &format!("{p}/datafine"),
+                    &p("datafine"),
                     "DATE_INCOERENTI",
                     format!("la data di fine {b} precede la data di inizio {a}"),
                 );
@@ -407,7 +426,7 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
         if let (Some(a), Some(n)) = (inizio, nascita) {
             if a < n {
                 r.p(
-                    &format!("{p}/datainizio"),
+                    &p("datainizio"),
                     "DATE_INCOERENTI",
                     format!("l'esperienza inizia il {a}, prima della nascita"),
                 );
@@ -417,17 +436,19 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
     for (i, l) in dc.lingue.iter().enumerate() {
         if let Some(code) = &l.idlingua {
             r.lingua(
-                &format!("{base}/DatiCurriculari/Lingue[{}]/idlingua", i + 1),
+                || format!("{base}/DatiCurriculari/Lingue[{}]/idlingua", i + 1),
                 code,
             );
         }
     }
     for (i, p) in dc.professione_desiderata_disponibilita.iter().enumerate() {
         r.professione(
-            &format!(
-                "{base}/DatiCurriculari/ProfessioneDesiderataDisponibilita[{}]/idprofessione",
-                i + 1
-            ),
+            || {
+                format!(
+                    "{base}/DatiCurriculari/ProfessioneDesiderataDisponibilita[{}]/idprofessione",
+                    i + 1
+                )
+            },
             &p.idprofessione,
             versione,
         );
@@ -435,14 +456,14 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
     for (i, f) in dc.formazione.iter().enumerate() {
         if let Some(q) = &f.idqualifica {
             r.professione(
-                &format!("{base}/DatiCurriculari/Formazione[{}]/idqualifica", i + 1),
+                || format!("{base}/DatiCurriculari/Formazione[{}]/idqualifica", i + 1),
                 q,
                 versione,
             );
         }
         if let Some(sede) = &f.idsede {
             r.luogo(
-                &format!("{base}/DatiCurriculari/Formazione[{}]/idsede", i + 1),
+                || format!("{base}/DatiCurriculari/Formazione[{}]/idsede", i + 1),
                 sede,
                 None,
                 false,
@@ -459,7 +480,7 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
             ps("ambitodiffusione")
         };
         r.valore_noto(
-            &path,
+            || path,
             "AmbitoDiffusione",
             a,
             "AMBITO_DIFFUSIONE",
@@ -510,7 +531,7 @@ fn vacancy_(r: &mut Regole<'_>, m: &Modulo, v: &vacancy::Vacancy, versione: Vers
     let da = &v.datore_lavoro.dati_anagrafici;
     let pa = |f: &str| format!("{base}/DatoreLavoro/DatiAnagrafici/{f}");
     if let Some(cf) = &da.codicefiscale {
-        r.codice_fiscale(&pa("codicefiscale"), cf);
+        r.codice_fiscale(|| pa("codicefiscale"), cf);
     }
     let settore = da.settore.trim();
     if !settore.is_empty() && tabelle().ateco(settore).is_none() {
@@ -521,11 +542,11 @@ fn vacancy_(r: &mut Regole<'_>, m: &Modulo, v: &vacancy::Vacancy, versione: Vers
         );
     }
     if let Some(a) = &da.ampiezza {
-        r.valore_noto(&pa("ampiezza"), "Ampiezza", a, "AMPIEZZA", "l'ampiezza");
+        r.valore_noto(|| pa("ampiezza"), "Ampiezza", a, "AMPIEZZA", "l'ampiezza");
     }
     let dc = &v.datore_lavoro.dati_contatto;
     let pc = |f: &str| format!("{base}/DatoreLavoro/DatiContatto/{f}");
-    r.luogo(&pc("idcomune"), &dc.idcomune, None, false);
+    r.luogo(|| pc("idcomune"), &dc.idcomune, None, false);
     if dc.telefono.as_deref().is_none_or(vuoto) && dc.fax.as_deref().is_none_or(vuoto) {
         r.p(
             &pc("telefono"),
@@ -534,29 +555,31 @@ fn vacancy_(r: &mut Regole<'_>, m: &Modulo, v: &vacancy::Vacancy, versione: Vers
         );
     }
     r.email_presente(
-        &pc("email"),
+        || pc("email"),
         Some(dc.email.as_str()),
         "del datore di lavoro",
     );
 
     let pr = &v.richiesta.profilo_richiesto;
     r.professione(
-        &format!("{base}/Richiesta/ProfiloRichiesto/idprofessione"),
+        || format!("{base}/Richiesta/ProfiloRichiesto/idprofessione"),
         &pr.idprofessione,
         versione,
     );
     for (i, l) in v.richiesta.istruzione_formazione.lingua.iter().enumerate() {
         r.lingua(
-            &format!(
-                "{base}/Richiesta/IstruzioneFormazione/Lingua[{}]/idlingua",
-                i + 1
-            ),
+            || {
+                format!(
+                    "{base}/Richiesta/IstruzioneFormazione/Lingua[{}]/idlingua",
+                    i + 1
+                )
+            },
             &l.idlingua,
         );
     }
     let co = &v.richiesta.condizioni_offerte;
     let pco = |f: &str| format!("{base}/Richiesta/CondizioniOfferte/{f}");
-    r.luogo(&pco("idcomune"), &co.idcomune, None, false);
+    r.luogo(|| pco("idcomune"), &co.idcomune, None, false);
     if let Some(ccnl) = &co.idccnl {
         let c = ccnl.trim();
         // Two letters are the special codes: CD (another contract) and ND (none applied).
@@ -604,15 +627,15 @@ fn messaggio_(r: &mut Regole<'_>, x: &messaggio::Messaggio) {
     ] {
         let p = |f: &str| format!("{base}/{lato}/Interlocutore/{f}");
         if let Some(cf) = &i.codicefiscale {
-            r.codice_fiscale(&p("codicefiscale"), cf);
+            r.codice_fiscale(|| p("codicefiscale"), cf);
         }
         if let Some(c) = &i.comune {
-            r.luogo(&p("comune"), c, None, false);
+            r.luogo(|| p("comune"), c, None, false);
         }
     }
     let t = x.dati_sistema.tipocomunicazione.trim();
     r.valore_noto(
-        &format!("{base}/DatiSistema/tipocomunicazione"),
+        || format!("{base}/DatiSistema/tipocomunicazione"),
         "TipoComunicazione",
         t,
         "TIPO_COMUNICAZIONE",
@@ -782,6 +805,59 @@ mod tests {
             ),
             Vec::<String>::new()
         );
+    }
+
+    /// Where each problem lies: the paths are written only for a problem, and the schema's
+    /// problems set aside the rules' at the same path, so a wrong one would go unseen.
+    #[test]
+    fn each_problem_names_the_element_it_is_about() {
+        let xml = C38
+            .replacen(
+                "<cl:qualificasvolta>6.5.1.1.1.0</cl:qualificasvolta>\n      <cl:descrqualificasvolta>Panettiere",
+                "<cl:qualificasvolta>9.9.9.9.9.9</cl:qualificasvolta>\n      <cl:descrqualificasvolta>Panettiere",
+                1,
+            )
+            .replacen("<cl:datafine>2026-06-30<", "<cl:datafine>2017-06-30<", 1)
+            .replacen("<cl:idsede>C933<", "<cl:idsede>Q999<", 1)
+            .replacen("<cl:idlingua>003<", "<cl:idlingua>XYZ<", 1)
+            .replacen("<cl:idprofessione>6.5.1.1.1.0<", "<cl:idprofessione>9.9.9.9.9.9<", 1);
+        let e = valida(
+            xml.as_bytes(),
+            &Contesto {
+                ricevuto: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+                versione: None,
+            },
+        );
+        assert!(e.valido_schema(), "{:?}", e.problemi);
+        let mut got: Vec<(String, String)> = e
+            .problemi
+            .into_iter()
+            .filter(|p| p.level == Livello::Rule)
+            .map(|p| (p.path, p.code))
+            .collect();
+        got.sort();
+        let c = "Candidatura/DatiCurriculari";
+        let mut atteso: Vec<(String, String)> = [
+            (
+                format!("{c}/EsperienzeLavorative[2]/qualificasvolta"),
+                "PROFESSIONE_SCONOSCIUTA",
+            ),
+            (
+                format!("{c}/EsperienzeLavorative[2]/datafine"),
+                "DATE_INCOERENTI",
+            ),
+            (format!("{c}/Formazione[1]/idsede"), "COMUNE_SCONOSCIUTO"),
+            (format!("{c}/Lingue[1]/idlingua"), "LINGUA_SCONOSCIUTA"),
+            (
+                format!("{c}/ProfessioneDesiderataDisponibilita[1]/idprofessione"),
+                "PROFESSIONE_SCONOSCIUTA",
+            ),
+        ]
+        .into_iter()
+        .map(|(p, k)| (p, k.to_string()))
+        .collect();
+        atteso.sort();
+        assert_eq!(got, atteso);
     }
 
     #[test]
