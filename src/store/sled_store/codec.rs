@@ -255,35 +255,84 @@ pub(super) fn contatore(v: &[u8]) -> Option<u64> {
 /// pass of JSON escaping to write and of unescaping to read.
 pub(super) const MODULO_V2: [u8; 4] = *b"\xffMD2";
 
-/// A modulo's record: [`MODULO_V2`]. The document is taken out of `m` while its JSON is written
-/// (no copy of it), and put back.
+/// How a modulo's record begins since the scheda's two objects are kept as text beside the
+/// JSON too: after the JSON (as in [`MODULO_V2`]), `pubblico` and `contatto`, each as its
+/// length + 1 (u32 LE; 0: none) and its text, then the document. Inside the JSON, serde_json
+/// would check each object as JSON on every write and read (a 50 KB CV's are 30 KB); these
+/// are the texts the scheda wrote, and they are read back as they are.
+pub(super) const MODULO_V3: [u8; 4] = *b"\xffMD3";
+
+/// A modulo's record: [`MODULO_V3`]. The document and the scheda's objects are taken out of
+/// `m` while its JSON is written (no copy of them), and put back.
 pub(super) fn codifica_modulo(m: &mut crate::store::StoredModulo) -> Vec<u8> {
     let xml = std::mem::take(&mut m.xml);
+    let oggetti = m
+        .scheda
+        .as_mut()
+        .map(|s| (s.pubblico.take(), s.contatto.take()));
     let json = codifica(m);
     m.xml = xml;
-    let mut v = Vec::with_capacity(MODULO_V2.len() + 4 + json.len() + m.xml.len());
-    v.extend_from_slice(&MODULO_V2);
+    let (pubblico, contatto) = match (m.scheda.as_mut(), oggetti) {
+        (Some(s), Some((p, c))) => {
+            s.pubblico = p;
+            s.contatto = c;
+            (s.pubblico.as_ref(), s.contatto.as_ref())
+        }
+        _ => (None, None),
+    };
+    let testi = [pubblico, contatto].map(|o| o.map(|j| j.testo().as_bytes()));
+    let lunghi: usize = testi.iter().flatten().map(|t| t.len()).sum();
+    let mut v = Vec::with_capacity(MODULO_V3.len() + 12 + json.len() + lunghi + m.xml.len());
+    v.extend_from_slice(&MODULO_V3);
     v.extend_from_slice(&(json.len() as u32).to_le_bytes());
     v.extend_from_slice(&json);
+    for t in testi {
+        let n = t.map_or(0, |t| t.len() as u32 + 1);
+        v.extend_from_slice(&n.to_le_bytes());
+        v.extend_from_slice(t.unwrap_or_default());
+    }
     v.extend_from_slice(m.xml.as_bytes());
     v
 }
 
-/// A modulo's record of either layout (after [`svela`]).
+/// A modulo's record of any layout (after [`svela`]).
 pub(super) fn decodifica_modulo(v: &[u8]) -> Result<crate::store::StoredModulo> {
-    let Some(resto) = v.strip_prefix(&MODULO_V2) else {
-        return decodifica("modulo", v);
+    let (resto, v3) = match (v.strip_prefix(&MODULO_V3), v.strip_prefix(&MODULO_V2)) {
+        (Some(r), _) => (r, true),
+        (None, Some(r)) => (r, false),
+        (None, None) => return decodifica("modulo", v),
     };
     let guasto = |cosa: &str| StoreError::corrupt(format!("modulo: {cosa}"));
-    let len = resto
-        .get(..4)
-        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
-        .ok_or_else(|| guasto("a record shorter than its header"))?;
-    let (json, xml) = resto[4..]
-        .split_at_checked(len)
+    let mut l = Lettore(resto);
+    let len = l
+        .u32_le()
+        .ok_or_else(|| guasto("a record shorter than its header"))? as usize;
+    let json = l
+        .prendi(len)
         .ok_or_else(|| guasto("a record shorter than its JSON"))?;
     let mut m: crate::store::StoredModulo = decodifica("modulo", json)?;
-    m.xml = String::from_utf8(xml.to_vec()).map_err(|_| guasto("a document not in UTF-8"))?;
+    if v3 {
+        use crate::modulo::scheda::Json;
+        let mut testo = || -> Result<Option<Json>> {
+            let n = l
+                .u32_le()
+                .ok_or_else(|| guasto("a record shorter than its objects"))?;
+            let Some(n) = (n as usize).checked_sub(1) else {
+                return Ok(None);
+            };
+            let t = l
+                .prendi(n)
+                .ok_or_else(|| guasto("a record shorter than its objects"))?;
+            let t = std::str::from_utf8(t).map_err(|_| guasto("an object not in UTF-8"))?;
+            Ok(Some(Json::dal_testo(t)))
+        };
+        let (pubblico, contatto) = (testo()?, testo()?);
+        if let Some(s) = m.scheda.as_mut() {
+            s.pubblico = pubblico;
+            s.contatto = contatto;
+        }
+    }
+    m.xml = String::from_utf8(l.0.to_vec()).map_err(|_| guasto("a document not in UTF-8"))?;
     Ok(m)
 }
 
@@ -915,6 +964,15 @@ impl<'a> Lettore<'a> {
     pub(super) fn intero(&mut self) -> Option<i64> {
         let n = self.naturale()?;
         Some((n >> 1) as i64 ^ -((n & 1) as i64))
+    }
+    /// The next `n` bytes.
+    fn prendi(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (s, resto) = self.0.split_at_checked(n)?;
+        self.0 = resto;
+        Some(s)
+    }
+    fn u32_le(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.prendi(4)?.try_into().ok()?))
     }
     fn stringa(&mut self, n: usize) -> Option<&'a str> {
         if n > self.0.len() {

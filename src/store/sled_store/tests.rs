@@ -549,24 +549,60 @@ async fn summaries_are_written_with_their_moduli_made_once_for_an_earlier_store_
 
 #[tokio::test]
 async fn a_modulo_keeps_its_document_beside_its_json_and_earlier_records_still_read() {
+    use crate::modulo::scheda::Json;
     let dir = tmp("modulo-v2");
     let s = SledStore::open(&dir).unwrap();
     let mut a = candidatura("A", StatoModulo::Attivo);
     a.xml = "<cl:Candidatura>\"virgolette\" e a capo\n, àccenti</cl:Candidatura>".into();
+    // The scheda's objects as it writes them: their text kept as it is, not as JSON in JSON.
+    let pubblico = r#"{"mansioni":"Cuoco \"capo\"\n\\ à €","lista":["a","b"],"n":{"k":true}}"#;
+    let scheda = a.scheda.as_mut().unwrap();
+    scheda.pubblico = Some(Json::dal_testo(pubblico));
+    scheda.contatto = None;
     s.apply(vec![Write::Modulo(a.clone())]).await.unwrap();
     let m = s.m().unwrap();
     let grezzo = m.moduli.get(b"candidatura/A").unwrap().unwrap();
     let grezzo = m.dal_registro(&grezzo).unwrap();
     let chiaro = codec::svela(&grezzo).unwrap();
-    assert!(chiaro.starts_with(&codec::MODULO_V2));
+    assert!(chiaro.starts_with(&codec::MODULO_V3));
     assert!(
         chiaro.ends_with(a.xml.as_bytes()),
         "the document as it is, not escaped"
     );
-    assert_eq!(
-        s.modulo(Tipo::Candidatura, "A").await.unwrap(),
-        Some(a.clone())
+    let mut oggetto = (pubblico.len() as u32 + 1).to_le_bytes().to_vec();
+    oggetto.extend_from_slice(pubblico.as_bytes());
+    oggetto.extend_from_slice(&0u32.to_le_bytes());
+    assert!(
+        memchr::memmem::find(&chiaro, &oggetto).is_some(),
+        "the object as its text, then no contatto"
     );
+    let letto = s.modulo(Tipo::Candidatura, "A").await.unwrap().unwrap();
+    assert_eq!(
+        letto
+            .scheda
+            .as_ref()
+            .unwrap()
+            .pubblico
+            .as_ref()
+            .unwrap()
+            .testo(),
+        pubblico
+    );
+    assert_eq!(letto, a);
+
+    // The layout before (the objects inside the JSON) still reads.
+    let mut d = a.clone();
+    d.code = "D".into();
+    let json = serde_json::to_vec(&StoredModulo {
+        xml: String::new(),
+        ..d.clone()
+    })
+    .unwrap();
+    let mut v2 = codec::MODULO_V2.to_vec();
+    v2.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    v2.extend_from_slice(&json);
+    v2.extend_from_slice(d.xml.as_bytes());
+    assert_eq!(codec::decodifica_modulo(&v2).unwrap(), d);
 
     // Records of earlier versions: JSON with the document in it, compressed or not.
     let mut b = candidatura("B", StatoModulo::Attivo);
@@ -589,8 +625,9 @@ async fn a_modulo_keeps_its_document_beside_its_json_and_earlier_records_still_r
     );
     assert_eq!(s.moduli(Tipo::Candidatura).await.unwrap(), vec![a, b, c]);
 
-    // Cut short: refused as corrupt.
-    for n in [4, 7, 20, chiaro.len() - 1] {
+    // Cut short, in the header, the JSON, the objects or the document: refused as corrupt.
+    let negli_oggetti = memchr::memmem::find(&chiaro, &oggetto).unwrap() + 6;
+    for n in [4, 7, 20, negli_oggetti, chiaro.len() - 1] {
         let mut corto = chiaro[..n].to_vec();
         if n == chiaro.len() - 1 {
             // A document cut inside a character is not UTF-8.
