@@ -95,8 +95,11 @@ fn scheda(label: &str, doc: &[u8]) {
     let mut n = 0u64;
     while t0.elapsed() < budget {
         for _ in 0..100 {
-            let s = modulo::scheda::candidatura(&c);
-            std::hint::black_box(serde_json::to_vec(&s).unwrap());
+            // As the sled store writes it: the JSON of the scheda without its two objects,
+            // which it keeps beside it as their text.
+            let mut s = modulo::scheda::candidatura(&c);
+            let oggetti = (s.pubblico.take(), s.contatto.take());
+            std::hint::black_box((serde_json::to_vec(&s).unwrap(), oggetti));
         }
         n += 100;
     }
