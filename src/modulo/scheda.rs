@@ -715,6 +715,12 @@ mod tests {
             "righe": [{ "n": "1" }, { "n": "3" }],
         });
         assert_eq!(serde_json::Value::Object(json.oggetto()), atteso);
+        // Serialized as the JSON it holds (not as a string), and read back from it.
+        let scritto = serde_json::to_string(&json).unwrap();
+        assert_eq!(scritto, json.testo());
+        let letto: super::Json = serde_json::from_str(&scritto).unwrap();
+        assert_eq!(letto.testo(), json.testo());
+        assert!(serde_json::to_string(&super::Json::dal_testo("{\"a\":")).is_err());
         assert_eq!(json, super::Json::from(atteso));
         assert_eq!(Oggetto::default().fine().testo(), "{}");
     }
