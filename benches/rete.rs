@@ -30,14 +30,14 @@ fn main() {
         let mut batch = Vec::new();
         for i in 0..n {
             let mut c = base.clone();
-            c.dati_sistema.codicecandidatura = format!("{:025}", i);
+            c.dati_sistema.codicecandidatura = format!("{:025}", i).into();
             // Spread over regions: every fourth in Bologna.
             if i % 4 == 0 {
                 c.lavoratore.domicilio.idcomune = "A944".into();
             }
             let m = StoredModulo {
                 kind: Tipo::Candidatura,
-                code: c.dati_sistema.codicecandidatura.clone(),
+                code: c.dati_sistema.codicecandidatura.to_string(),
                 versione: "rev038".into(),
                 stato: StatoModulo::Attivo,
                 received_at: quando(i),

@@ -48,9 +48,13 @@ fn richiesta(n: u64, emilia: &KeyPair, firmata: bool) -> (String, Vec<u8>) {
     };
     let oggi = chrono::Local::now();
     let codice = format!("9{:024}", n);
-    c.dati_sistema.codicecandidatura = codice.clone();
-    c.dati_sistema.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string();
-    c.dati_sistema.datascadenza = Some((oggi.date_naive() + chrono::Days::new(40)).to_string());
+    c.dati_sistema.codicecandidatura = codice.as_str().into();
+    c.dati_sistema.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string().into();
+    c.dati_sistema.datascadenza = Some(
+        (oggi.date_naive() + chrono::Days::new(40))
+            .to_string()
+            .into(),
+    );
     let msg = Req::invio(common::invio_candidatura(&Modulo::Candidatura(c).scrivi())).xml();
     let msg = if firmata { emilia.sign(&msg) } else { msg };
     (codice, msg.into_bytes())

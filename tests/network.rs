@@ -150,9 +150,13 @@ fn vacancy_da(file: &str, codice: &str) -> String {
     };
     v.dati_sistema.codiceofferta = codice.into();
     let ora = chrono::Local::now();
-    v.richiesta.durata_richiesta.datapubblicazione = ora.format("%Y-%m-%dT%H:%M:%S").to_string();
-    v.richiesta.durata_richiesta.datascadenza =
-        Some((ora.date_naive() + chrono::Days::new(20)).to_string());
+    v.richiesta.durata_richiesta.datapubblicazione =
+        ora.format("%Y-%m-%dT%H:%M:%S").to_string().into();
+    v.richiesta.durata_richiesta.datascadenza = Some(
+        (ora.date_naive() + chrono::Days::new(20))
+            .to_string()
+            .into(),
+    );
     Modulo::Vacancy(v).scrivi()
 }
 
@@ -713,7 +717,7 @@ fn cliclavoro_network_end_to_end() {
     let lontano = "2026112700000000000000023";
     let mut c = cv(lontano, "02");
     let oggi = chrono::Local::now().date_naive();
-    c.dati_sistema.datascadenza = Some((oggi + chrono::Days::new(365)).to_string());
+    c.dati_sistema.datascadenza = Some((oggi + chrono::Days::new(365)).to_string().into());
     let a = emilia.invia("InvioCandidatura", &scrivi(&c));
     assert!(esito_ok(&a), "{a:?}");
     let fissata =

@@ -48,9 +48,9 @@ fn richiesta(
         panic!()
     };
     let codice = format!("8{:024}", n);
-    c.dati_sistema.codicecandidatura = codice.clone();
-    c.dati_sistema.datainserimento = t.format("%Y-%m-%dT%H:%M:%S").to_string();
-    c.dati_sistema.datascadenza = Some((t.date_naive() + chrono::Days::new(45)).to_string());
+    c.dati_sistema.codicecandidatura = codice.as_str().into();
+    c.dati_sistema.datainserimento = t.format("%Y-%m-%dT%H:%M:%S").to_string().into();
+    c.dati_sistema.datascadenza = Some((t.date_naive() + chrono::Days::new(45)).to_string().into());
     // A longer career: the request and its answer no longer fit in one 8 KiB piece together,
     // so their raw messages go in pieces, which these tests purge, count and damage.
     let esperienza = c.dati_curriculari.esperienze_lavorative[0].clone();

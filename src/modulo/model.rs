@@ -30,6 +30,11 @@ impl Scrittore {
     }
 }
 
+/// A field's text. Most of a modulo's values (codes, dates, flags) fit in 24 bytes, which a
+/// `CompactString` keeps without allocating: reading a 50 KB CV's model allocated once for
+/// each of its some 600 values.
+pub type Testo = compact_str::CompactString;
+
 /// A field of a model: how it is read from its parent element and written back.
 pub trait Campo: Sized {
     fn leggi(parent: &Element, name: &str) -> Self;
@@ -68,6 +73,40 @@ impl Campo for Vec<String> {
         figli(p, name)
             .map(|e| String::from(e.text.as_str()))
             .collect()
+    }
+    fn scrivi(&self, w: &mut Scrittore, name: &str) {
+        for v in self {
+            w.leaf(name, v);
+        }
+    }
+}
+
+impl Campo for Testo {
+    fn leggi(p: &Element, name: &str) -> Self {
+        figli(p, name)
+            .next()
+            .map(|e| e.text.clone())
+            .unwrap_or_default()
+    }
+    fn scrivi(&self, w: &mut Scrittore, name: &str) {
+        w.leaf(name, self);
+    }
+}
+
+impl Campo for Option<Testo> {
+    fn leggi(p: &Element, name: &str) -> Self {
+        figli(p, name).next().map(|e| e.text.clone())
+    }
+    fn scrivi(&self, w: &mut Scrittore, name: &str) {
+        if let Some(v) = self {
+            w.leaf(name, v);
+        }
+    }
+}
+
+impl Campo for Vec<Testo> {
+    fn leggi(p: &Element, name: &str) -> Self {
+        figli(p, name).map(|e| e.text.clone()).collect()
     }
     fn scrivi(&self, w: &mut Scrittore, name: &str) {
         for v in self {
@@ -160,131 +199,131 @@ pub mod candidatura {
 
     gruppo! {
         DatiSistema {
-            ambitodiffusione: Vec<String> = "ambitodiffusione",
-            datainserimento: String = "datainserimento",
-            datascadenza: Option<String> = "datascadenza",
-            idintermediario: Option<String> = "idintermediario",
-            codicefiscaleintermediario: Option<String> = "codicefiscaleintermediario",
-            denominazioneintermediario: Option<String> = "denominazioneintermediario",
-            indirizzo: Option<String> = "indirizzo",
-            idcomune: Option<String> = "idcomune",
-            cap: Option<String> = "cap",
-            telefono: Option<String> = "telefono",
-            fax: Option<String> = "fax",
-            email: Option<String> = "email",
-            visibilita: Option<String> = "visibilita",
-            tipocandidatura: String = "tipocandidatura",
-            motivochiusura: Option<String> = "motivochiusura",
-            codicecandidatura: String = "codicecandidatura",
-            codicecandidaturaprecedente: Option<String> = "codicecandidaturaprecedente",
-            percettore: Option<String> = "percettore",
+            ambitodiffusione: Vec<Testo> = "ambitodiffusione",
+            datainserimento: Testo = "datainserimento",
+            datascadenza: Option<Testo> = "datascadenza",
+            idintermediario: Option<Testo> = "idintermediario",
+            codicefiscaleintermediario: Option<Testo> = "codicefiscaleintermediario",
+            denominazioneintermediario: Option<Testo> = "denominazioneintermediario",
+            indirizzo: Option<Testo> = "indirizzo",
+            idcomune: Option<Testo> = "idcomune",
+            cap: Option<Testo> = "cap",
+            telefono: Option<Testo> = "telefono",
+            fax: Option<Testo> = "fax",
+            email: Option<Testo> = "email",
+            visibilita: Option<Testo> = "visibilita",
+            tipocandidatura: Testo = "tipocandidatura",
+            motivochiusura: Option<Testo> = "motivochiusura",
+            codicecandidatura: Testo = "codicecandidatura",
+            codicecandidaturaprecedente: Option<Testo> = "codicecandidaturaprecedente",
+            percettore: Option<Testo> = "percettore",
         }
     }
 
     gruppo! {
         DatiAnagrafici {
-            codicefiscale: String = "codicefiscale",
-            cognome: String = "cognome",
-            nome: String = "nome",
-            sesso: String = "sesso",
-            datanascita: String = "datanascita",
-            idcomune: String = "idcomune",
-            idcittadinanza: String = "idcittadinanza",
+            codicefiscale: Testo = "codicefiscale",
+            cognome: Testo = "cognome",
+            nome: Testo = "nome",
+            sesso: Testo = "sesso",
+            datanascita: Testo = "datanascita",
+            idcomune: Testo = "idcomune",
+            idcittadinanza: Testo = "idcittadinanza",
         }
     }
 
     gruppo! {
         Domicilio {
-            idcomune: String = "idcomune",
-            cap: Option<String> = "cap",
+            idcomune: Testo = "idcomune",
+            cap: Option<Testo> = "cap",
         }
     }
 
     gruppo! {
         Recapiti {
-            indirizzo: Option<String> = "indirizzo",
-            telefono: Option<String> = "telefono",
-            cellulare: Option<String> = "cellulare",
-            fax: Option<String> = "fax",
-            email: String = "email",
+            indirizzo: Option<Testo> = "indirizzo",
+            telefono: Option<Testo> = "telefono",
+            cellulare: Option<Testo> = "cellulare",
+            fax: Option<Testo> = "fax",
+            email: Testo = "email",
         }
     }
 
     gruppo! {
         EsperienzeLavorative {
-            tipoesperienza: Option<String> = "tipoesperienza",
-            qualificasvolta: Option<String> = "qualificasvolta",
-            descrqualificasvolta: Option<String> = "descrqualificasvolta",
-            principalimansioni: Option<String> = "principalimansioni",
-            nomedatore: Option<String> = "nomedatore",
-            datainizio: Option<String> = "datainizio",
-            datafine: Option<String> = "datafine",
-            indirizzodatore: Option<String> = "indirizzodatore",
+            tipoesperienza: Option<Testo> = "tipoesperienza",
+            qualificasvolta: Option<Testo> = "qualificasvolta",
+            descrqualificasvolta: Option<Testo> = "descrqualificasvolta",
+            principalimansioni: Option<Testo> = "principalimansioni",
+            nomedatore: Option<Testo> = "nomedatore",
+            datainizio: Option<Testo> = "datainizio",
+            datafine: Option<Testo> = "datafine",
+            indirizzodatore: Option<Testo> = "indirizzodatore",
         }
     }
 
     gruppo! {
         Istruzione {
-            titolostudio: String = "titolostudio",
-            descrizioneistruzione: Option<String> = "descrizioneistruzione",
-            votazione: Option<String> = "votazione",
+            titolostudio: Testo = "titolostudio",
+            descrizioneistruzione: Option<Testo> = "descrizioneistruzione",
+            votazione: Option<Testo> = "votazione",
         }
     }
 
     gruppo! {
         Formazione {
-            titolocorso: Option<String> = "titolocorso",
-            idsede: Option<String> = "idsede",
-            durata: Option<String> = "durata",
-            idtipologiadurata: Option<String> = "idtipologiadurata",
-            idattestazione: Option<String> = "idattestazione",
-            idqualifica: Option<String> = "idqualifica",
-            descrqualifica: Option<String> = "descrqualifica",
+            titolocorso: Option<Testo> = "titolocorso",
+            idsede: Option<Testo> = "idsede",
+            durata: Option<Testo> = "durata",
+            idtipologiadurata: Option<Testo> = "idtipologiadurata",
+            idattestazione: Option<Testo> = "idattestazione",
+            idqualifica: Option<Testo> = "idqualifica",
+            descrqualifica: Option<Testo> = "descrqualifica",
         }
     }
 
     gruppo! {
         Lingue {
-            idlingua: Option<String> = "idlingua",
-            idlivelloletto: Option<String> = "idlivelloletto",
-            idlivelloscritto: Option<String> = "idlivelloscritto",
-            idlivelloparlato: Option<String> = "idlivelloparlato",
+            idlingua: Option<Testo> = "idlingua",
+            idlivelloletto: Option<Testo> = "idlivelloletto",
+            idlivelloscritto: Option<Testo> = "idlivelloscritto",
+            idlivelloparlato: Option<Testo> = "idlivelloparlato",
         }
     }
 
     gruppo! {
         ConoscenzeInformatiche {
-            tipoconoscenza: Option<String> = "tipoconoscenza",
-            specifiche: Option<String> = "specifiche",
+            tipoconoscenza: Option<Testo> = "tipoconoscenza",
+            specifiche: Option<Testo> = "specifiche",
         }
     }
 
     gruppo! {
         AbilitazioniPatenti {
-            idalbo: Vec<String> = "idalbo",
-            idpatenteguida: Vec<String> = "idpatenteguida",
-            idpatentino: Vec<String> = "idpatentino",
+            idalbo: Vec<Testo> = "idalbo",
+            idpatenteguida: Vec<Testo> = "idpatenteguida",
+            idpatentino: Vec<Testo> = "idpatentino",
         }
     }
 
     gruppo! {
         ProfessioneDesiderataDisponibilita {
-            idprofessione: String = "idprofessione",
-            descrprofessione: String = "descrprofessione",
-            descrizioneprofessione: Option<String> = "descrizioneprofessione",
-            esperienzasettore: Option<String> = "esperienzasettore",
-            descrizioneesperienza: Option<String> = "descrizioneesperienza",
-            trasferte: Option<String> = "trasferte",
-            idmodalitalavorativa: Vec<String> = "idmodalitalavorativa",
-            idtipologiacontratto: Vec<String> = "idtipologiacontratto",
-            mezzitrasporto: Option<String> = "mezzitrasporto",
-            disponibilitaterritoriale: Vec<String> = "disponibilitaterritoriale",
+            idprofessione: Testo = "idprofessione",
+            descrprofessione: Testo = "descrprofessione",
+            descrizioneprofessione: Option<Testo> = "descrizioneprofessione",
+            esperienzasettore: Option<Testo> = "esperienzasettore",
+            descrizioneesperienza: Option<Testo> = "descrizioneesperienza",
+            trasferte: Option<Testo> = "trasferte",
+            idmodalitalavorativa: Vec<Testo> = "idmodalitalavorativa",
+            idtipologiacontratto: Vec<Testo> = "idtipologiacontratto",
+            mezzitrasporto: Option<Testo> = "mezzitrasporto",
+            disponibilitaterritoriale: Vec<Testo> = "disponibilitaterritoriale",
         }
     }
 
     gruppo! {
         AltreInfo {
-            listespeciali: Option<String> = "listespeciali",
+            listespeciali: Option<Testo> = "listespeciali",
         }
     }
 }
@@ -306,7 +345,7 @@ pub mod vacancy {
     gruppo! {
         /// Rev.064: the nulla osta (SI/NO).
         AltreInformazioni {
-            nulla_osta: String = "N.O.",
+            nulla_osta: Testo = "N.O.",
         }
     }
 
@@ -328,105 +367,105 @@ pub mod vacancy {
 
     gruppo! {
         DatiSistema {
-            intermediario: Option<String> = "intermediario",
-            codicefiscaleintermediario: Option<String> = "codicefiscaleintermediario",
-            denominazioneintermediario: Option<String> = "denominazioneintermediario",
-            indirizzo: Option<String> = "indirizzo",
-            idcomune: Option<String> = "idcomune",
-            cap: Option<String> = "cap",
-            telefono: Option<String> = "telefono",
-            fax: Option<String> = "fax",
-            email: Option<String> = "email",
-            visibilita: Option<String> = "visibilita",
-            tipoofferta: String = "tipoofferta",
-            motivochiusura: Option<String> = "motivochiusura",
-            codiceofferta: String = "codiceofferta",
-            codiceoffertaprecedente: Option<String> = "codiceoffertaprecedente",
-            codiceoffertaintermediario: Option<String> = "codiceoffertaintermediario",
+            intermediario: Option<Testo> = "intermediario",
+            codicefiscaleintermediario: Option<Testo> = "codicefiscaleintermediario",
+            denominazioneintermediario: Option<Testo> = "denominazioneintermediario",
+            indirizzo: Option<Testo> = "indirizzo",
+            idcomune: Option<Testo> = "idcomune",
+            cap: Option<Testo> = "cap",
+            telefono: Option<Testo> = "telefono",
+            fax: Option<Testo> = "fax",
+            email: Option<Testo> = "email",
+            visibilita: Option<Testo> = "visibilita",
+            tipoofferta: Testo = "tipoofferta",
+            motivochiusura: Option<Testo> = "motivochiusura",
+            codiceofferta: Testo = "codiceofferta",
+            codiceoffertaprecedente: Option<Testo> = "codiceoffertaprecedente",
+            codiceoffertaintermediario: Option<Testo> = "codiceoffertaintermediario",
         }
     }
 
     gruppo! {
         DatiAnagrafici {
-            codicefiscale: Option<String> = "codicefiscale",
-            denominazione: String = "denominazione",
-            settore: String = "settore",
-            ampiezza: Option<String> = "ampiezza",
-            web: Option<String> = "web",
+            codicefiscale: Option<Testo> = "codicefiscale",
+            denominazione: Testo = "denominazione",
+            settore: Testo = "settore",
+            ampiezza: Option<Testo> = "ampiezza",
+            web: Option<Testo> = "web",
         }
     }
 
     gruppo! {
         DatiContatto {
-            indirizzo: Option<String> = "indirizzo",
-            idcomune: String = "idcomune",
-            cap: Option<String> = "cap",
-            telefono: Option<String> = "telefono",
-            fax: Option<String> = "fax",
-            email: String = "email",
+            indirizzo: Option<Testo> = "indirizzo",
+            idcomune: Testo = "idcomune",
+            cap: Option<Testo> = "cap",
+            telefono: Option<Testo> = "telefono",
+            fax: Option<Testo> = "fax",
+            email: Testo = "email",
         }
     }
 
     gruppo! {
         ProfiloRichiesto {
-            numerolavoratori: String = "numerolavoratori",
-            idprofessione: String = "idprofessione",
-            descrprofessione: String = "descrprofessione",
-            descrizionericerca: String = "descrizionericerca",
-            esperienzarichiesta: Option<String> = "esperienzarichiesta",
-            descrizioneesperienza: Option<String> = "descrizioneesperienza",
+            numerolavoratori: Testo = "numerolavoratori",
+            idprofessione: Testo = "idprofessione",
+            descrprofessione: Testo = "descrprofessione",
+            descrizionericerca: Testo = "descrizionericerca",
+            esperienzarichiesta: Option<Testo> = "esperienzarichiesta",
+            descrizioneesperienza: Option<Testo> = "descrizioneesperienza",
         }
     }
 
     gruppo! {
         IstruzioneFormazione {
             titolostudio: Vec<TitoloStudio> = "titolostudio",
-            idalbo: Option<String> = "idalbo",
+            idalbo: Option<Testo> = "idalbo",
             lingua: Vec<Lingua> = "Lingua",
-            conoscenzeinformatiche: Option<String> = "conoscenzeinformatiche",
-            altrecapacita: Option<String> = "altrecapacita",
-            trasferte: Option<String> = "trasferte",
-            idpatenteguida: Vec<String> = "idpatenteguida",
-            idmezzitrasporto: Option<String> = "idmezzitrasporto",
-            idpatentino: Vec<String> = "idpatentino",
-            idlistespeciali: Vec<String> = "idlistespeciali",
-            ulteriorirequisiti: Option<String> = "ulteriorirequisiti",
+            conoscenzeinformatiche: Option<Testo> = "conoscenzeinformatiche",
+            altrecapacita: Option<Testo> = "altrecapacita",
+            trasferte: Option<Testo> = "trasferte",
+            idpatenteguida: Vec<Testo> = "idpatenteguida",
+            idmezzitrasporto: Option<Testo> = "idmezzitrasporto",
+            idpatentino: Vec<Testo> = "idpatentino",
+            idlistespeciali: Vec<Testo> = "idlistespeciali",
+            ulteriorirequisiti: Option<Testo> = "ulteriorirequisiti",
         }
     }
 
     gruppo! {
         CondizioniOfferte {
-            idcomune: String = "idcomune",
-            idtipologiacontratto: String = "idtipologiacontratto",
-            durata: Option<String> = "durata",
-            idccnl: Option<String> = "idccnl",
-            idlivellocontrattuale: Option<String> = "idlivellocontrattuale",
-            idmodalitalavoro: Option<String> = "idmodalitalavoro",
-            retribuzioneannualorda: Option<String> = "retribuzioneannualorda",
-            ulterioricondizioni: Option<String> = "ulterioricondizioni",
+            idcomune: Testo = "idcomune",
+            idtipologiacontratto: Testo = "idtipologiacontratto",
+            durata: Option<Testo> = "durata",
+            idccnl: Option<Testo> = "idccnl",
+            idlivellocontrattuale: Option<Testo> = "idlivellocontrattuale",
+            idmodalitalavoro: Option<Testo> = "idmodalitalavoro",
+            retribuzioneannualorda: Option<Testo> = "retribuzioneannualorda",
+            ulterioricondizioni: Option<Testo> = "ulterioricondizioni",
         }
     }
 
     gruppo! {
         DurataRichiesta {
-            datapubblicazione: String = "datapubblicazione",
-            datascadenza: Option<String> = "datascadenza",
+            datapubblicazione: Testo = "datapubblicazione",
+            datascadenza: Option<Testo> = "datascadenza",
         }
     }
 
     gruppo! {
         TitoloStudio {
-            idtitolostudio: String = "idtitolostudio",
-            descrizionestudio: Option<String> = "descrizionestudio",
+            idtitolostudio: Testo = "idtitolostudio",
+            descrizionestudio: Option<Testo> = "descrizionestudio",
         }
     }
 
     gruppo! {
         Lingua {
-            idlingua: String = "idlingua",
-            idlivelloletto: Option<String> = "idlivelloletto",
-            idlivelloscritto: Option<String> = "idlivelloscritto",
-            idlivelloparlato: Option<String> = "idlivelloparlato",
+            idlingua: Testo = "idlingua",
+            idlivelloletto: Option<Testo> = "idlivelloletto",
+            idlivelloscritto: Option<Testo> = "idlivelloscritto",
+            idlivelloparlato: Option<Testo> = "idlivelloparlato",
         }
     }
 }
@@ -446,7 +485,7 @@ pub mod messaggio {
 
     gruppo! {
         Mittente {
-            tiposoggetto: String = "tiposoggetto",
+            tiposoggetto: Testo = "tiposoggetto",
             interlocutore: Interlocutore = "Interlocutore",
         }
     }
@@ -459,30 +498,30 @@ pub mod messaggio {
 
     gruppo! {
         Corpo {
-            testomessaggio: String = "testomessaggio",
-            contattopositivo: Option<String> = "contattopositivo",
+            testomessaggio: Testo = "testomessaggio",
+            contattopositivo: Option<Testo> = "contattopositivo",
         }
     }
 
     gruppo! {
         DatiSistema {
-            tipocomunicazione: String = "tipocomunicazione",
-            data: String = "data",
-            codicemessaggio: String = "codicemessaggio",
-            codicemessaggioprecedente: Option<String> = "codicemessaggioprecedente",
+            tipocomunicazione: Testo = "tipocomunicazione",
+            data: Testo = "data",
+            codicemessaggio: Testo = "codicemessaggio",
+            codicemessaggioprecedente: Option<Testo> = "codicemessaggioprecedente",
         }
     }
 
     gruppo! {
         Interlocutore {
-            codicefiscale: Option<String> = "codicefiscale",
-            codiceintermediario: Option<String> = "codiceintermediario",
-            denominazione: Option<String> = "denominazione",
-            indirizzo: Option<String> = "indirizzo",
-            comune: Option<String> = "comune",
-            telefono: Option<String> = "telefono",
-            email: Option<String> = "email",
-            codiceoffertacandidatura: Option<String> = "codiceoffertacandidatura",
+            codicefiscale: Option<Testo> = "codicefiscale",
+            codiceintermediario: Option<Testo> = "codiceintermediario",
+            denominazione: Option<Testo> = "denominazione",
+            indirizzo: Option<Testo> = "indirizzo",
+            comune: Option<Testo> = "comune",
+            telefono: Option<Testo> = "telefono",
+            email: Option<Testo> = "email",
+            codiceoffertacandidatura: Option<Testo> = "codiceoffertacandidatura",
         }
     }
 }
@@ -609,7 +648,7 @@ impl Modulo {
     }
 
     /// The expiry field, to write it; None for a Messaggio.
-    pub fn datascadenza_mut(&mut self) -> Option<&mut Option<String>> {
+    pub fn datascadenza_mut(&mut self) -> Option<&mut Option<Testo>> {
         match self {
             Modulo::Candidatura(c) => Some(&mut c.dati_sistema.datascadenza),
             Modulo::Vacancy(v) => Some(&mut v.richiesta.durata_richiesta.datascadenza),

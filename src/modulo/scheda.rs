@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::model::{candidatura::Candidatura, vacancy::Vacancy};
+use super::model::{candidatura::Candidatura, vacancy::Vacancy, Testo};
 use super::tabelle::tabelle;
 use crate::xml::swar;
 
@@ -111,10 +111,10 @@ impl Oggetto {
         }
         self
     }
-    fn opt(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+    fn opt(&mut self, k: &str, v: &Option<Testo>) -> &mut Self {
         self.testo(k, v.as_deref())
     }
-    fn lista(&mut self, k: &str, v: &[String]) -> &mut Self {
+    fn lista(&mut self, k: &str, v: &[Testo]) -> &mut Self {
         let mut primo = true;
         for s in v.iter().filter_map(|s| pieno(Some(s))) {
             if primo {
@@ -132,7 +132,7 @@ impl Oggetto {
         self
     }
     /// SI/NO as a boolean; any other value is left out rather than guessed.
-    fn si_no(&mut self, k: &str, v: &Option<String>) -> &mut Self {
+    fn si_no(&mut self, k: &str, v: &Option<Testo>) -> &mut Self {
         let b = match pieno(v.as_deref()) {
             Some("SI") => "true",
             Some("NO") => "false",
@@ -349,17 +349,17 @@ impl Scheda {
 /// The intermediary's own contact data from DatiSistema: all a registered user gets of an
 /// intermediated modulo, so the worker or employer is reached only through the intermediary.
 struct Intermediario<'a> {
-    codice: &'a Option<String>,
-    codice_fiscale: &'a Option<String>,
-    denominazione: &'a Option<String>,
-    indirizzo: &'a Option<String>,
-    idcomune: &'a Option<String>,
-    cap: &'a Option<String>,
-    telefono: &'a Option<String>,
-    fax: &'a Option<String>,
-    email: &'a Option<String>,
+    codice: &'a Option<Testo>,
+    codice_fiscale: &'a Option<Testo>,
+    denominazione: &'a Option<Testo>,
+    indirizzo: &'a Option<Testo>,
+    idcomune: &'a Option<Testo>,
+    cap: &'a Option<Testo>,
+    telefono: &'a Option<Testo>,
+    fax: &'a Option<Testo>,
+    email: &'a Option<Testo>,
     /// `visibilita` (§2.2, §2.3): whether the intermediary's contact data may be shown.
-    visibilita: &'a Option<String>,
+    visibilita: &'a Option<Testo>,
 }
 
 /// The [`Intermediario`] of a Candidatura's or a Vacancy's DatiSistema, whose intermediary code

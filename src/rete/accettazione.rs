@@ -374,7 +374,7 @@ pub fn decidi(n: &Nodo<'_>, r: &Ricevuto<'_>, a: Archivio) -> Result<Accettazion
                             "email": da.email.as_deref().map(str::trim),
                         }),
                         per,
-                        testo: msg.corpo.testomessaggio.clone(),
+                        testo: msg.corpo.testomessaggio.to_string(),
                         via: Some(mittente.to_string()),
                     });
                 }

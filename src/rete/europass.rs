@@ -11,6 +11,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 use crate::modulo::model::candidatura::{
     Candidatura, EsperienzeLavorative, Formazione, Istruzione, Lavoratore, Lingue,
 };
+use crate::modulo::model::Testo;
 use crate::modulo::tabelle::tabelle;
 use crate::xml::tree::Node;
 
@@ -98,7 +99,7 @@ fn pulito(s: &str) -> Option<String> {
     (!s.is_empty()).then(|| s.to_string())
 }
 
-fn pulito_opt(s: &Option<String>) -> Option<String> {
+fn pulito_opt(s: &Option<Testo>) -> Option<String> {
     s.as_deref().and_then(pulito)
 }
 
@@ -191,7 +192,7 @@ fn email_valida(s: &str) -> bool {
     !locale.is_empty() && !nome.is_empty() && !resto.is_empty() && !resto.contains(['\n', '\r'])
 }
 
-fn telefono(numero: &Option<String>, codice: Option<&str>, etichetta: &str) -> Node {
+fn telefono(numero: &Option<Testo>, codice: Option<&str>, etichetta: &str) -> Node {
     let Some(numero) = pulito_opt(numero) else {
         return Node::el("Telephone", Vec::new());
     };
@@ -321,7 +322,7 @@ fn titolo(c: &Candidatura) -> Node {
 }
 
 /// A `Period`, which needs a start; without an end the experience is taken as current.
-fn periodo(inizio: &Option<String>, fine: &Option<String>) -> Node {
+fn periodo(inizio: &Option<Testo>, fine: &Option<Testo>) -> Node {
     let Some(da) = inizio.as_deref().and_then(data) else {
         return Node::el("Period", Vec::new());
     };
@@ -423,7 +424,7 @@ fn istruzione(titoli: &[Istruzione], corsi: &[Formazione]) -> Node {
 }
 
 /// A CEFR level as the schema's `[A-C][12]`, or nothing.
-fn livello(s: &Option<String>) -> Option<String> {
+fn livello(s: &Option<Testo>) -> Option<String> {
     let l = s.as_deref()?.trim().to_ascii_uppercase();
     let b = l.as_bytes();
     (b.len() == 2 && (b'A'..=b'C').contains(&b[0]) && (b[1] == b'1' || b[1] == b'2')).then_some(l)
@@ -499,7 +500,7 @@ fn competenze(c: &Candidatura) -> Node {
             (t, s) => t.or(s),
         }
     });
-    let codici = |v: &[String]| v.iter().filter_map(|s| pulito(s)).collect::<Vec<_>>();
+    let codici = |v: &[Testo]| v.iter().filter_map(|s| pulito(s)).collect::<Vec<_>>();
     let (patenti_ue, patenti_cl): (Vec<String>, Vec<String>) = d
         .abilitazioni_patenti
         .as_ref()
@@ -847,10 +848,10 @@ mod tests {
         let ostile = "<script>&\"'";
         let mut c = Candidatura::default();
         let a_ = &mut c.lavoratore.dati_anagrafici;
-        a_.cognome = format!("D'Amico {ostile}");
+        a_.cognome = format!("D'Amico {ostile}").into();
         a_.nome = "Ann&a ]]> <!-- x -->".into();
         a_.datanascita = "1990-01-02\"/><x a=\"".into();
-        c.lavoratore.recapiti.indirizzo = Some(format!("Via {ostile} 1"));
+        c.lavoratore.recapiti.indirizzo = Some(format!("Via {ostile} 1").into());
         c.lavoratore.recapiti.email = "a&b@example.it".into();
         c.lavoratore.recapiti.cellulare = Some(ostile.into());
         c.dati_curriculari
@@ -932,8 +933,8 @@ mod tests {
         c.lavoratore.dati_anagrafici.datanascita = "1990-07-04T00:00:00".into();
         let esperienza = |da: Option<&str>, a: Option<&str>| EsperienzeLavorative {
             nomedatore: Some("Datore".into()),
-            datainizio: da.map(String::from),
-            datafine: a.map(String::from),
+            datainizio: da.map(Into::into),
+            datafine: a.map(Into::into),
             ..Default::default()
         };
         c.dati_curriculari.esperienze_lavorative = vec![

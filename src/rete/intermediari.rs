@@ -4,6 +4,7 @@
 //! lavoro's alone. Pure: the caller looks the intermediary up ([`chi`]) and writes the result.
 
 use crate::modulo::intermediario::{Intermediario, TipoIntermediario};
+use crate::modulo::model::Testo;
 use crate::modulo::{problema_regola, Modulo, Problema, Versione};
 
 /// How a modulo names its intermediary.
@@ -17,7 +18,7 @@ pub enum Chi {
     Ignoto,
 }
 
-fn pieno(v: &Option<String>) -> Option<String> {
+fn pieno(v: &Option<Testo>) -> Option<String> {
     v.as_deref()
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -49,15 +50,15 @@ pub fn chi(m: &Modulo) -> Option<Chi> {
 
 /// The DatiSistema fields the register fills, as the two kinds name them.
 struct Campi<'a> {
-    codice: (&'static str, &'a mut Option<String>),
-    cf: &'a mut Option<String>,
-    denominazione: &'a mut Option<String>,
-    indirizzo: &'a mut Option<String>,
-    comune: &'a mut Option<String>,
-    cap: &'a mut Option<String>,
-    telefono: &'a mut Option<String>,
-    fax: &'a mut Option<String>,
-    email: &'a mut Option<String>,
+    codice: (&'static str, &'a mut Option<Testo>),
+    cf: &'a mut Option<Testo>,
+    denominazione: &'a mut Option<Testo>,
+    indirizzo: &'a mut Option<Testo>,
+    comune: &'a mut Option<Testo>,
+    cap: &'a mut Option<Testo>,
+    telefono: &'a mut Option<Testo>,
+    fax: &'a mut Option<Testo>,
+    email: &'a mut Option<Testo>,
 }
 
 fn campi(m: &mut Modulo) -> Option<Campi<'_>> {
@@ -154,10 +155,10 @@ pub fn applica(
         return Ok(Vec::new());
     };
     let mut scritti = Vec::new();
-    let mut metti = |nome: &'static str, campo: &mut Option<String>, valore: &Option<String>| {
+    let mut metti = |nome: &'static str, campo: &mut Option<Testo>, valore: &Option<String>| {
         if let Some(v) = valore {
             if campo.as_deref().map(str::trim) != Some(v.as_str()) {
-                *campo = Some(v.clone());
+                *campo = Some(Testo::from(v.as_str()));
                 scritti.push(nome);
             }
         }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::egov::Parte;
 use crate::modulo::model::candidatura::Candidatura;
+use crate::modulo::model::Testo;
 use crate::modulo::Modulo;
 use crate::registry::{Registry, REGIONI};
 
@@ -107,7 +108,7 @@ pub fn ambito(c: &Candidatura) -> Ambito {
 
 /// Whether a modulo was inserted by an intermediary (document §4.4: contacts go through it).
 pub fn intermediato(m: &Modulo) -> bool {
-    let pieno = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+    let pieno = |v: &Option<Testo>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
     match m {
         Modulo::Candidatura(c) => {
             let d = &c.dati_sistema;
@@ -222,7 +223,7 @@ pub fn riferimento(m: &crate::modulo::model::messaggio::Messaggio) -> Option<&st
 /// it directly, or only the intermediary who published it for them.
 pub fn recapito(m: &Modulo) -> serde_json::Value {
     use serde_json::json;
-    fn pulito(v: &Option<String>) -> Option<&str> {
+    fn pulito(v: &Option<Testo>) -> Option<&str> {
         v.as_deref().map(str::trim).filter(|s| !s.is_empty())
     }
     if intermediato(m) {
@@ -292,7 +293,7 @@ mod tests {
 
     fn cv(ambiti: &[&str]) -> Modulo {
         let mut c = C::default();
-        c.dati_sistema.ambitodiffusione = ambiti.iter().map(|s| s.to_string()).collect();
+        c.dati_sistema.ambitodiffusione = ambiti.iter().map(|s| (*s).into()).collect();
         Modulo::Candidatura(c)
     }
 

@@ -29,11 +29,11 @@ pub fn completa(c: &mut Candidatura, rapporto: Option<&Rapporto>, segmenti: usiz
         .iter_mut()
         .max_by_key(|e| e.datainizio.clone().unwrap_or_default());
     match ultima {
-        Some(e) => e.qualificasvolta = Some(r.qualifica.clone()),
+        Some(e) => e.qualificasvolta = Some(r.qualifica.as_str().into()),
         None => esperienze.push(EsperienzeLavorative {
-            qualificasvolta: Some(r.qualifica.clone()),
-            datainizio: Some(r.dal.to_string()),
-            datafine: r.al.map(|d| d.to_string()),
+            qualificasvolta: Some(r.qualifica.as_str().into()),
+            datainizio: Some(r.dal.to_string().into()),
+            datafine: r.al.map(|d| d.to_string().into()),
             ..Default::default()
         }),
     }

@@ -487,7 +487,7 @@ mod tests {
             let anon = anonima(&s, &personali_candidatura(&c), &["liste_speciali"], nome);
             // What is published is there: the profession and the domicile's comune.
             let d = &c.dati_curriculari.professione_desiderata_disponibilita[0];
-            assert!(anon.contains(&d.descrprofessione), "{anon}");
+            assert!(anon.contains(d.descrprofessione.as_str()), "{anon}");
             assert!(anon.contains(&format!(
                 "\"comune\":\"{}\"",
                 c.lavoratore.domicilio.idcomune
@@ -519,7 +519,7 @@ mod tests {
             let s = vacancy(&x);
             assert!(!s.intermediato, "{nome}");
             let anon = anonima(&s, &personali_vacancy(&x), &["ampiezza", "web"], nome);
-            assert!(anon.contains(&x.richiesta.profilo_richiesto.descrizionericerca));
+            assert!(anon.contains(x.richiesta.profilo_richiesto.descrizionericerca.as_str()));
             assert!(anon.contains(x.datore_lavoro.dati_anagrafici.settore.as_str()));
 
             let (_, ct) = registrata(&s, "diretto");

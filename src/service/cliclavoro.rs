@@ -366,7 +366,7 @@ async fn gia_ricevuto(n: &Ambiente<'_>, testo: &str) -> Result<bool, ServiceErro
         .as_deref()
         .and_then(modulo::data)
         .is_none_or(|d| d > applicata);
-    *data = Some(applicata.to_string());
+    *data = Some(applicata.to_string().into());
     Ok(oltre && m.scrivi() == r.xml)
 }
 
@@ -432,7 +432,7 @@ fn fissa_scadenza(
         .and_then(|(inizio, _)| modulo::data(inizio))
         .is_some_and(|inizio| data < inizio);
     match m.datascadenza_mut() {
-        Some(campo) if !prima_dell_inizio => *campo = Some(data.to_string()),
+        Some(campo) if !prima_dell_inizio => *campo = Some(data.to_string().into()),
         _ => return (testo, esito),
     }
     let nuovo = m.scrivi();

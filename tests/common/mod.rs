@@ -750,8 +750,12 @@ pub fn cv_di_oggi(codice: &str, ambito: &str) -> pdd::modulo::model::candidatura
     let d = &mut c.dati_sistema;
     d.codicecandidatura = codice.into();
     d.ambitodiffusione = vec![ambito.into()];
-    d.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string();
-    d.datascadenza = Some((oggi.date_naive() + chrono::Days::new(40)).to_string());
+    d.datainserimento = oggi.format("%Y-%m-%dT%H:%M:%S").to_string().into();
+    d.datascadenza = Some(
+        (oggi.date_naive() + chrono::Days::new(40))
+            .to_string()
+            .into(),
+    );
     c
 }
 
