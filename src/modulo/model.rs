@@ -45,42 +45,6 @@ fn figli<'a>(parent: &'a Element, name: &'a str) -> impl Iterator<Item = &'a Ele
     parent.children.iter().filter(move |c| c.local == name)
 }
 
-impl Campo for String {
-    fn leggi(p: &Element, name: &str) -> Self {
-        figli(p, name)
-            .next()
-            .map(|e| String::from(e.text.as_str()))
-            .unwrap_or_default()
-    }
-    fn scrivi(&self, w: &mut Scrittore, name: &str) {
-        w.leaf(name, self);
-    }
-}
-
-impl Campo for Option<String> {
-    fn leggi(p: &Element, name: &str) -> Self {
-        figli(p, name).next().map(|e| String::from(e.text.as_str()))
-    }
-    fn scrivi(&self, w: &mut Scrittore, name: &str) {
-        if let Some(v) = self {
-            w.leaf(name, v);
-        }
-    }
-}
-
-impl Campo for Vec<String> {
-    fn leggi(p: &Element, name: &str) -> Self {
-        figli(p, name)
-            .map(|e| String::from(e.text.as_str()))
-            .collect()
-    }
-    fn scrivi(&self, w: &mut Scrittore, name: &str) {
-        for v in self {
-            w.leaf(name, v);
-        }
-    }
-}
-
 impl Campo for Testo {
     fn leggi(p: &Element, name: &str) -> Self {
         figli(p, name)
