@@ -474,13 +474,15 @@ fn candidatura_(r: &mut Regole<'_>, m: &Modulo, c: &candidatura::Candidatura, ve
     let ds = &c.dati_sistema;
     let ps = |f: &str| format!("{base}/DatiSistema/{f}");
     for (i, a) in ds.ambitodiffusione.iter().enumerate() {
-        let path = if ds.ambitodiffusione.len() > 1 {
-            format!("{base}/DatiSistema/ambitodiffusione[{}]", i + 1)
-        } else {
-            ps("ambitodiffusione")
+        let path = || {
+            if ds.ambitodiffusione.len() > 1 {
+                format!("{base}/DatiSistema/ambitodiffusione[{}]", i + 1)
+            } else {
+                ps("ambitodiffusione")
+            }
         };
         r.valore_noto(
-            || path,
+            path,
             "AmbitoDiffusione",
             a,
             "AMBITO_DIFFUSIONE",

@@ -272,15 +272,14 @@ pub(super) fn codifica_modulo(m: &mut crate::store::StoredModulo) -> Vec<u8> {
         .map(|s| (s.pubblico.take(), s.contatto.take()));
     let json = codifica(m);
     m.xml = xml;
-    let (pubblico, contatto) = match (m.scheda.as_mut(), oggetti) {
-        (Some(s), Some((p, c))) => {
-            s.pubblico = p;
-            s.contatto = c;
-            (s.pubblico.as_ref(), s.contatto.as_ref())
-        }
-        _ => (None, None),
-    };
-    let testi = [pubblico, contatto].map(|o| o.map(|j| j.testo().as_bytes()));
+    if let (Some(s), Some((p, c))) = (m.scheda.as_mut(), oggetti) {
+        (s.pubblico, s.contatto) = (p, c);
+    }
+    let testi = m
+        .scheda
+        .as_ref()
+        .map_or([None, None], |s| [s.pubblico.as_ref(), s.contatto.as_ref()])
+        .map(|o| o.map(|j| j.testo().as_bytes()));
     let lunghi: usize = testi.iter().flatten().map(|t| t.len()).sum();
     let mut v = Vec::with_capacity(MODULO_V3.len() + 12 + json.len() + lunghi + m.xml.len());
     v.extend_from_slice(&MODULO_V3);
@@ -975,12 +974,7 @@ impl<'a> Lettore<'a> {
         Some(u32::from_le_bytes(self.prendi(4)?.try_into().ok()?))
     }
     fn stringa(&mut self, n: usize) -> Option<&'a str> {
-        if n > self.0.len() {
-            return None;
-        }
-        let (s, resto) = self.0.split_at(n);
-        self.0 = resto;
-        std::str::from_utf8(s).ok()
+        std::str::from_utf8(self.prendi(n)?).ok()
     }
     fn testo(&mut self) -> Option<&'a str> {
         let n = usize::try_from(self.naturale()?).ok()?;
