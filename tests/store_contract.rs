@@ -747,12 +747,24 @@ async fn sommari_of_candidature_and_vacancies_only(s: &dyn Store) {
     assert!(s.sommari(Tipo::Messaggio, tutti).await.unwrap().is_empty());
     // The filter selects.
     let attivi = s
-        .sommari(Tipo::Candidatura, &|x| x.stato == StatoModulo::Attivo)
+        .sommari(Tipo::Candidatura, &|x| x.stato() == StatoModulo::Attivo)
         .await
         .unwrap();
     assert_eq!(codici_di(&attivi), vec!["C1", "C3"]);
     let nessuno = s.sommari(Tipo::Candidatura, &|_| false).await.unwrap();
     assert!(nessuno.is_empty());
+    // The filter sees the summary's dates as the record has them.
+    let c1 = modulo(Tipo::Candidatura, "C1", StatoModulo::Attivo);
+    let stesso = s
+        .sommari(Tipo::Candidatura, &|x| {
+            x.codice() == "C1"
+                && x.aggiornata() == c1.updated_at
+                && x.aggiornata_ms() == c1.updated_at.timestamp_millis()
+                && x.scadenza() == c1.scadenza
+        })
+        .await
+        .unwrap();
+    assert_eq!(codici_di(&stesso), vec!["C1"]);
     // A summary says what the record says.
     let m = modulo(Tipo::Vacancy, "V1", StatoModulo::Scaduto);
     let v = s.sommari(Tipo::Vacancy, tutti).await.unwrap();
@@ -763,7 +775,11 @@ async fn sommari_of_candidature_and_vacancies_only(s: &dyn Store) {
 }
 
 async fn a_sommario_carries_the_scheda_only_while_active(s: &dyn Store) {
-    let attivo = modulo(Tipo::Candidatura, "C1", StatoModulo::Attivo);
+    let mut attivo = modulo(Tipo::Candidatura, "C1", StatoModulo::Attivo);
+    if let Some(sc) = attivo.scheda.as_mut() {
+        sc.professioni = vec!["5.1.2.2.0".into(), "3.3.1.2.1".into()];
+        sc.comune = Some("H501".into());
+    }
     let chiuso = modulo(Tipo::Candidatura, "C2", StatoModulo::Chiuso);
     let mut senza = modulo(Tipo::Candidatura, "C3", StatoModulo::Attivo);
     senza.scheda = None;
@@ -788,9 +804,97 @@ async fn a_sommario_carries_the_scheda_only_while_active(s: &dyn Store) {
     assert_eq!(scheda.comune.as_deref(), orig.comune.as_deref());
     assert_eq!(di("C2").scheda, None, "a closed modulo is not published");
     assert_eq!(di("C3").scheda, None, "nothing to publish");
+    // A search sees the published one only, by what it filters on.
+    let cerca = |c: pdd::store::Criteri| async move {
+        let tutti = pdd::store::Pagina::Numero(1);
+        let v = s
+            .sommari_in_pagina(Tipo::Candidatura, &|x| x.ammesso(&c), &tutti, 10)
+            .await
+            .unwrap();
+        assert_eq!(v.totale, v.pagina.len());
+        v.pagina
+    };
+    assert_eq!(cerca(pdd::store::Criteri::default()).await, vec!["C1"]);
+    let professione = orig.professioni[0].clone();
+    assert_eq!(
+        cerca(pdd::store::Criteri {
+            professione: Some(professione),
+            ..Default::default()
+        })
+        .await,
+        vec!["C1"]
+    );
+    assert!(cerca(pdd::store::Criteri {
+        professione: Some("9.9.9".into()),
+        ..Default::default()
+    })
+    .await
+    .is_empty());
+    let per_testo = |q: &str| pdd::store::Criteri {
+        q: Some(q.into()),
+        comune: Some("h501".into()),
+        ..Default::default()
+    };
+    assert_eq!(cerca(per_testo("Cuoco")).await, vec!["C1"]);
+    assert!(cerca(per_testo("cameriere")).await.is_empty());
     // The stored modulo itself keeps its published fields.
     let m = s.modulo(Tipo::Candidatura, "C1").await.unwrap().unwrap();
     assert!(m.scheda.unwrap().pubblico.is_some());
+}
+
+async fn sommari_in_pagina_newest_first_then_by_code(s: &dyn Store) {
+    // Four active, one closed; two updated at the same moment.
+    let at = |code: &str, ora: &str, stato: StatoModulo| StoredModulo {
+        updated_at: t(ora),
+        ..modulo(Tipo::Candidatura, code, stato)
+    };
+    s.apply(vec![
+        Write::Modulo(at(
+            "C1",
+            "2026-11-27T10:00:00.000+01:00",
+            StatoModulo::Attivo,
+        )),
+        Write::Modulo(at(
+            "C2",
+            "2026-11-29T10:00:00.000+01:00",
+            StatoModulo::Attivo,
+        )),
+        Write::Modulo(at(
+            "C3",
+            "2026-11-28T10:00:00.000+01:00",
+            StatoModulo::Attivo,
+        )),
+        Write::Modulo(at("C0", "2026-11-28T09:00:00.000Z", StatoModulo::Attivo)),
+        Write::Modulo(at(
+            "C4",
+            "2026-11-30T10:00:00.000+01:00",
+            StatoModulo::Chiuso,
+        )),
+    ])
+    .await
+    .unwrap();
+    let attivi: pdd::store::FiltroSommari<'_> = &|x| x.stato() == StatoModulo::Attivo;
+    let pagina = |p: pdd::store::Pagina| async move {
+        s.sommari_in_pagina(Tipo::Candidatura, attivi, &p, 2)
+            .await
+            .unwrap()
+    };
+    let prima = pagina(pdd::store::Pagina::Numero(1)).await;
+    assert_eq!(prima.totale, 4);
+    // C3 and C0 are the same instant (10:00 at +01:00, 09:00 in UTC): by code.
+    assert_eq!(prima.pagina, vec!["C2", "C0"]);
+    let cursore = prima.successivo.expect("more follow");
+    let seconda = pagina(pdd::store::Pagina::Dopo(cursore)).await;
+    assert_eq!(seconda.pagina, vec!["C3", "C1"]);
+    assert_eq!(seconda.successivo, None);
+    assert_eq!(
+        pagina(pdd::store::Pagina::Numero(2)).await.pagina,
+        vec!["C3", "C1"]
+    );
+    assert!(pagina(pdd::store::Pagina::Numero(3))
+        .await
+        .pagina
+        .is_empty());
 }
 
 async fn sommari_follow_overwrites(s: &dyn Store) {
@@ -808,7 +912,7 @@ async fn sommari_follow_overwrites(s: &dyn Store) {
     assert_eq!(v[0].aggiornata, v2.updated_at);
     assert_eq!(v[0].scheda, None);
     assert!(s
-        .sommari(Tipo::Vacancy, &|x| x.stato == StatoModulo::Attivo)
+        .sommari(Tipo::Vacancy, &|x| x.stato() == StatoModulo::Attivo)
         .await
         .unwrap()
         .is_empty());
@@ -2023,6 +2127,7 @@ contract!(
     sommari_of_candidature_and_vacancies_only,
     a_sommario_carries_the_scheda_only_while_active,
     sommari_follow_overwrites,
+    sommari_in_pagina_newest_first_then_by_code,
     a_batch_of_every_kind_is_visible_at_once,
     the_outbox_keeps_forwards_in_seq_order,
     eures_documents_are_kept_apart_from_the_outbox,

@@ -224,28 +224,27 @@ impl super::Shared {
             crate::modulo::Tipo::Vacancy,
         ] {
             let kind = tipo.as_str();
-            let mut per_stato: BTreeMap<&'static str, u64> = [
-                ("attivo", 0),
-                ("rettificato", 0),
-                ("chiuso", 0),
-                ("scaduto", 0),
-            ]
-            .into_iter()
-            .collect();
-            for l in self
+            use crate::store::StatoModulo as S;
+            let stati = [S::Attivo, S::Chiuso, S::Rettificato, S::Scaduto];
+            let conta: [std::sync::atomic::AtomicU64; 4] = Default::default();
+            // Counted as the filter sees them, none selected: nothing is copied out of the
+            // index.
+            let _ = self
                 .store
-                .sommari(tipo, &|_| true)
-                .await
-                .unwrap_or_default()
-            {
-                let s = match l.stato {
-                    crate::store::StatoModulo::Attivo => "attivo",
-                    crate::store::StatoModulo::Rettificato => "rettificato",
-                    crate::store::StatoModulo::Chiuso => "chiuso",
-                    crate::store::StatoModulo::Scaduto => "scaduto",
-                };
-                *per_stato.entry(s).or_default() += 1;
-            }
+                .sommari(tipo, &|l: &dyn crate::store::VistaSommario| {
+                    if let Some(i) = stati.iter().position(|s| *s == l.stato()) {
+                        conta[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    false
+                })
+                .await;
+            let per_stato = ["attivo", "chiuso", "rettificato", "scaduto"]
+                .into_iter()
+                .zip(
+                    conta
+                        .iter()
+                        .map(|n| n.load(std::sync::atomic::Ordering::Relaxed)),
+                );
             for (s, n) in per_stato {
                 let _ = writeln!(out, "pdd_moduli{{kind=\"{kind}\",state=\"{s}\"}} {n}");
             }

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 
 use super::Shared;
 use crate::modulo::{validita, Tipo};
-use crate::store::{Sommario, StatoModulo, StoreError, Write};
+use crate::store::{StatoModulo, StoreError, VistaSommario, Write};
 
 /// The last day a modulo is valid: its applied expiry, and at most its validity after its last
 /// change (`aggiornata`).
@@ -55,8 +55,8 @@ impl Scadenze {
             let scaduti = self
                 .s
                 .store
-                .sommari(t, &|l: &Sommario| {
-                    l.stato == StatoModulo::Attivo && scaduto(l.scadenza, l.aggiornata, t)
+                .sommari(t, &|l: &dyn VistaSommario| {
+                    l.stato() == StatoModulo::Attivo && scaduto(l.scadenza(), l.aggiornata(), t)
                 })
                 .await?;
             candidati.extend(scaduti.iter().map(|l| (t, l.codice.clone())));

@@ -195,6 +195,17 @@ impl Store for Guasti {
     async fn sommari(&self, kind: Tipo, filtro: FiltroSommari<'_>) -> Result<Vec<Arc<Sommario>>> {
         self.dentro.sommari(kind, filtro).await
     }
+    async fn sommari_in_pagina(
+        &self,
+        kind: Tipo,
+        filtro: FiltroSommari<'_>,
+        pagina: &Pagina,
+        misura: usize,
+    ) -> Result<Scelta<String>> {
+        self.dentro
+            .sommari_in_pagina(kind, filtro, pagina, misura)
+            .await
+    }
     async fn pubblicati(
         &self,
         kind: Tipo,

@@ -282,7 +282,7 @@ impl Store for MemoryStore {
             .get(&kind)
             .into_iter()
             .flat_map(|t| t.values())
-            .filter(|x| filtro(x))
+            .filter(|x| filtro(&***x))
             .cloned()
             .collect())
     }

@@ -40,7 +40,8 @@ pub use guasti::Guasti;
 pub use memory::MemoryStore;
 pub use postgres::{url_senza_password, PgOptions, PgStore, MIGRAZIONI};
 pub use record::{
-    Claim, DupEntry, Forward, ForwardState, Record, RuoloConsole, Sommario, User, Write,
+    Claim, DupEntry, Forward, ForwardState, Record, RuoloConsole, Sommario, User, VistaSommario,
+    Write,
 };
 // ClicLavoro's own records, which the store persists.
 pub use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
@@ -261,24 +262,18 @@ async fn pubblicati_da_sommari<S: Store + ?Sized>(
     pagina: &Pagina,
     misura: usize,
 ) -> Result<Scelta<StoredModulo>> {
-    let ammessi = store
-        .sommari(kind, &|l: &Sommario| {
-            l.stato == StatoModulo::Attivo
-                && l.scheda
-                    .as_ref()
-                    .is_some_and(|s| criteri.ammette(s, l.aggiornata.date_naive()))
-        })
+    let scelta = store
+        .sommari_in_pagina(
+            kind,
+            &|l: &dyn VistaSommario| l.stato() == StatoModulo::Attivo && l.ammesso(criteri),
+            pagina,
+            misura,
+        )
         .await?;
-    let scelta = scegli(
-        ammessi,
-        |l| (l.aggiornata.timestamp_millis(), l.codice.as_str()),
-        pagina,
-        misura,
-    );
     let mut moduli = Vec::with_capacity(scelta.pagina.len());
-    for l in &scelta.pagina {
+    for codice in &scelta.pagina {
         // Closed or expired since the summaries were read: not published any more.
-        if let Some(m) = store.modulo(kind, &l.codice).await? {
+        if let Some(m) = store.modulo(kind, codice).await? {
             if m.stato == StatoModulo::Attivo {
                 moduli.push(m);
             }
@@ -292,7 +287,7 @@ async fn pubblicati_da_sommari<S: Store + ?Sized>(
 }
 
 /// Selects summaries of moduli ([`Store::sommari`]).
-pub type FiltroSommari<'a> = &'a (dyn Fn(&Sommario) -> bool + Send + Sync);
+pub type FiltroSommari<'a> = &'a (dyn Fn(&dyn VistaSommario) -> bool + Send + Sync);
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -375,6 +370,29 @@ pub trait Store: Send + Sync + 'static {
     /// The summaries of the Candidature or Vacancies that `filtro` selects: what the read API
     /// filters and pages on, and the validity sweeper checks, without reading documents.
     async fn sommari(&self, kind: Tipo, filtro: FiltroSommari<'_>) -> Result<Vec<Arc<Sommario>>>;
+    /// The page `pagina` of the summaries `filtro` selects, in a search's order (newest update
+    /// first, then by code): how many in all, the page's codes, the cursor of the next page.
+    /// An engine whose index packs its summaries orders them where they lie, copying out only
+    /// the page's codes.
+    async fn sommari_in_pagina(
+        &self,
+        kind: Tipo,
+        filtro: FiltroSommari<'_>,
+        pagina: &Pagina,
+        misura: usize,
+    ) -> Result<Scelta<String>> {
+        let scelta = scegli(
+            self.sommari(kind, filtro).await?,
+            |l| (l.aggiornata.timestamp_millis(), l.codice.as_str()),
+            pagina,
+            misura,
+        );
+        Ok(Scelta {
+            totale: scelta.totale,
+            pagina: scelta.pagina.iter().map(|l| l.codice.clone()).collect(),
+            successivo: scelta.successivo,
+        })
+    }
     /// The active Candidature or Vacancies a search admits, newest update first (then by
     /// code): how many in all, and one page of them, whole, with the cursor of the next page
     /// when more follow. The embedded engines filter their in-memory summaries; a database

@@ -9,7 +9,7 @@ use crate::clock::ora;
 use crate::egov::diagnostico::Diagnostico;
 use crate::modulo::intermediario::Intermediario;
 use crate::modulo::rapporto::Rapporto;
-use crate::modulo::ricerca::Ricercabile;
+use crate::modulo::ricerca::{Criteri, Ricercabile};
 use crate::modulo::stato::{Contatto, StatoModulo, StoredModulo};
 use crate::modulo::Tipo;
 use crate::store::Exchange;
@@ -75,6 +75,41 @@ impl Sommario {
                 .filter(|_| m.stato == StatoModulo::Attivo)
                 .map(Ricercabile::from),
         })
+    }
+}
+
+/// What a filter of summaries sees ([`crate::store::Store::sommari`]): a [`Sommario`], or the
+/// packed form an engine's index keeps of it, read in place.
+pub trait VistaSommario {
+    fn codice(&self) -> &str;
+    fn stato(&self) -> StatoModulo;
+    fn aggiornata(&self) -> DateTime<FixedOffset>;
+    /// [`VistaSommario::aggiornata`] in ms since the epoch, what a search orders by.
+    fn aggiornata_ms(&self) -> i64 {
+        self.aggiornata().timestamp_millis()
+    }
+    fn scadenza(&self) -> Option<NaiveDate>;
+    /// Published (it keeps what a search filters on) and admitted by the search `c`.
+    fn ammesso(&self, c: &Criteri) -> bool;
+}
+
+impl VistaSommario for Sommario {
+    fn codice(&self) -> &str {
+        &self.codice
+    }
+    fn stato(&self) -> StatoModulo {
+        self.stato
+    }
+    fn aggiornata(&self) -> DateTime<FixedOffset> {
+        self.aggiornata
+    }
+    fn scadenza(&self) -> Option<NaiveDate> {
+        self.scadenza
+    }
+    fn ammesso(&self, c: &Criteri) -> bool {
+        self.scheda
+            .as_ref()
+            .is_some_and(|s| c.ammette(s, self.aggiornata.date_naive()))
     }
 }
 

@@ -16,12 +16,12 @@ use super::journal::{self, Alberi};
 use super::registro::{self, Coda, Posizione};
 use super::{indicizza, Index};
 use crate::modulo::Tipo;
-use crate::store::{DupEntry, Result, Sommario, StoreError};
+use crate::store::{DupEntry, Result, StoreError};
 
 /// A writer's entry, with what the index of moduli takes from it once it is applied.
 pub(super) struct Voce {
     pub(super) byte: Vec<u8>,
-    pub(super) indice: Vec<(Tipo, String, Option<Sommario>)>,
+    pub(super) indice: Vec<(Tipo, String, Option<super::indice::Compatto>)>,
     /// The claim in flight the entry settles (its `dup` key and entry as written): the writer
     /// lets go of it once the entry is applied.
     pub(super) saldata: Option<(Vec<u8>, DupEntry)>,
