@@ -141,7 +141,7 @@ impl Default for StoreCfg {
             retention_days: 30,
             duplicate_window_days: 5,
             purge_every_secs: 3600,
-            cache_mb: 8,
+            cache_mb: 4,
             compression: false,
             min_free_mb: 200,
             recover_within_secs: 300,

@@ -115,7 +115,7 @@ pub struct BenchArgs {
     /// A new sled store with compression (`[store] compression = true`), to compare.
     #[arg(long)]
     pub compressed: bool,
-    /// sled's page cache of the server (`[store] cache_mb`; default: the configuration's, 8).
+    /// sled's page cache of the server (`[store] cache_mb`; default: the configuration's, 4).
     #[arg(long, value_name = "MIB")]
     pub cache_mb: Option<u64>,
     /// Gateways sharing the store (postgres only): the connections are spread over them.

@@ -109,10 +109,12 @@ struct Engine {
 }
 
 /// sled's page cache, for the tools that open the store (`[store] cache_mb` for `pdd serve`).
-/// 8 MiB: with the records and moduli in the log, sled's nodes hold small entries, whose
-/// memory sled undercounts: at 16 MiB the process was 24 MB larger for no gain in speed
-/// (docs/performance.md).
-const CACHE_BYTES: u64 = 8 * 1024 * 1024;
+/// 4 MiB: with the records and moduli in the log, sled's nodes hold small entries, whose
+/// memory sled undercounts: at 16 MiB the process was 24 MB larger than at 8, and at 8 about
+/// 10 MB larger than at 4 (1 KB at c=256), for no gain in speed. sled splits its cache into
+/// 256 shards by page: at 1 MiB (4 KiB a shard) a hot page no longer stays and the CPU per
+/// exchange grew by a fifth (docs/performance.md).
+const CACHE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// How the files are opened.
 #[derive(Debug, Clone, Copy)]
