@@ -184,7 +184,10 @@ pub(super) async fn handle(
         dopo: Duration::from_secs(gw.config.limits.min_body_rate_after_secs),
     };
     if path == "/console" || path.starts_with("/console/") {
-        return Ok(pannello(&gw, &console, req, &peer_info).await);
+        // Boxed, as every branch but the porta applicativa's: hyper keeps room for this
+        // function's future with each connection for as long as it is open, sized for its
+        // largest branch.
+        return Ok(Box::pin(pannello(&gw, &console, req, &peer_info)).await);
     }
     let not_here = (peer_info.listener == Listener::Local)
         && !(path.starts_with("/admin/")
@@ -315,8 +318,7 @@ pub(super) async fn handle(
                             Err(motivo) => return Ok(respond(gw.pd.illeggibile(motivo))),
                         };
                         respond(
-                            gw.pd
-                                .invia(RichiestaPd {
+                            Box::pin(gw.pd.invia(RichiestaPd {
                                     servizio,
                                     azione,
                                     destinatario,
@@ -326,7 +328,7 @@ pub(super) async fn handle(
                                     riferimento,
                                     collaborazione,
                                     allegati: &m.allegati,
-                                })
+                                }))
                                 .await,
                         )
                     }
@@ -339,7 +341,9 @@ pub(super) async fn handle(
                 let query = req.uri().query().map(str::to_string);
                 let p = p.to_string();
                 match read_body(req, max, timeout, ritmo).await {
-                    Ok(body) => super::admin::admin(&gw, &m, &p, query.as_deref(), &body).await,
+                    Ok(body) => {
+                        Box::pin(super::admin::admin(&gw, &m, &p, query.as_deref(), &body)).await
+                    }
                     Err(r) => r,
                 }
             } else {
@@ -352,7 +356,7 @@ pub(super) async fn handle(
         // Metrics: for the operators' scraper, on loopback (the local listener, or the main one
         // when it is plain HTTP), never to partners over TLS.
         (Method::GET, "/metrics") if peer.ip().is_loopback() && ((peer_info.listener == Listener::Local) || !gw.config.tls_on()) => {
-            let mut r = Response::new(Full::new(Bytes::from(gw.prometheus().await)));
+            let mut r = Response::new(Full::new(Bytes::from(Box::pin(gw.prometheus()).await)));
             r.headers_mut().insert(
                 CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -365,7 +369,7 @@ pub(super) async fn handle(
             } else {
                 crate::modulo::Tipo::Vacancy
             };
-            api(&gw, &req, &peer_info, t).await
+            Box::pin(api(&gw, &req, &peer_info, t)).await
         }
         (_, "/api/candidature") | (_, "/api/vacancies") => {
             plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: use GET\n")
