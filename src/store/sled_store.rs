@@ -488,7 +488,7 @@ pub fn spazio_libero(path: &Path) -> Option<u64> {
 fn indicizza(indice: &mut Index, kind: &Tipo, code: &str, s: Option<indice::Compatto>) {
     match s {
         Some(s) => {
-            debug_assert_eq!(crate::store::VistaSommario::codice(&s), code);
+            debug_assert_eq!(s.codice(), code);
             indice.entry(*kind).or_default().replace(s);
         }
         None => {
