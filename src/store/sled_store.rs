@@ -484,6 +484,19 @@ pub fn spazio_libero(path: &Path) -> Option<u64> {
     Some(s.f_bavail as u64 * s.f_frsize as u64)
 }
 
+/// The summaries of a kind that `filtro` selects, read in place.
+fn scelti<'a>(
+    indice: &'a Index,
+    kind: Tipo,
+    filtro: FiltroSommari<'a>,
+) -> impl Iterator<Item = &'a indice::Compatto> {
+    indice
+        .get(&kind)
+        .into_iter()
+        .flat_map(|t| t.iter())
+        .filter(move |v| filtro(*v))
+}
+
 /// Puts (or, with None, takes out) a modulo's summary.
 fn indicizza(indice: &mut Index, kind: &Tipo, code: &str, s: Option<indice::Compatto>) {
     match s {
@@ -1149,11 +1162,7 @@ impl Store for SledStore {
     async fn sommari(&self, kind: Tipo, filtro: FiltroSommari<'_>) -> Result<Vec<Arc<Sommario>>> {
         let m = self.m()?;
         let indice = m.indice.read().unwrap_or_else(|e| e.into_inner());
-        Ok(indice
-            .get(&kind)
-            .into_iter()
-            .flat_map(|t| t.iter())
-            .filter(|v| filtro(*v))
+        Ok(scelti(&indice, kind, filtro)
             .map(|v| Arc::new(v.sommario()))
             .collect())
     }
@@ -1168,11 +1177,7 @@ impl Store for SledStore {
         let m = self.m()?;
         let voci = m.indice.read().unwrap_or_else(|e| e.into_inner());
         // Ordered where they lie: only the page's codes are copied out.
-        let ammessi: Vec<(i64, &indice::Compatto)> = voci
-            .get(&kind)
-            .into_iter()
-            .flat_map(|t| t.iter())
-            .filter(|v| filtro(*v))
+        let ammessi: Vec<(i64, &indice::Compatto)> = scelti(&voci, kind, filtro)
             .map(|v| (v.aggiornata_ms(), v))
             .collect();
         let scelta = scegli(ammessi, |(ms, v)| (*ms, v.codice()), pagina, misura);

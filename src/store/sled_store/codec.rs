@@ -266,22 +266,14 @@ pub(super) const MODULO_V3: [u8; 4] = *b"\xffMD3";
 /// `m` while its JSON is written (no copy of them), and put back.
 pub(super) fn codifica_modulo(m: &mut crate::store::StoredModulo) -> Vec<u8> {
     let xml = std::mem::take(&mut m.xml);
-    let oggetti = m
+    let (pubblico, contatto) = m
         .scheda
         .as_mut()
-        .map(|s| (s.pubblico.take(), s.contatto.take()));
+        .map_or((None, None), |s| (s.pubblico.take(), s.contatto.take()));
     let json = codifica(m);
-    m.xml = xml;
-    if let (Some(s), Some((p, c))) = (m.scheda.as_mut(), oggetti) {
-        (s.pubblico, s.contatto) = (p, c);
-    }
-    let testi = m
-        .scheda
-        .as_ref()
-        .map_or([None, None], |s| [s.pubblico.as_ref(), s.contatto.as_ref()])
-        .map(|o| o.map(|j| j.testo().as_bytes()));
+    let testi = [&pubblico, &contatto].map(|o| o.as_ref().map(|j| j.testo().as_bytes()));
     let lunghi: usize = testi.iter().flatten().map(|t| t.len()).sum();
-    let mut v = Vec::with_capacity(MODULO_V3.len() + 12 + json.len() + lunghi + m.xml.len());
+    let mut v = Vec::with_capacity(MODULO_V3.len() + 12 + json.len() + lunghi + xml.len());
     v.extend_from_slice(&MODULO_V3);
     v.extend_from_slice(&(json.len() as u32).to_le_bytes());
     v.extend_from_slice(&json);
@@ -290,7 +282,11 @@ pub(super) fn codifica_modulo(m: &mut crate::store::StoredModulo) -> Vec<u8> {
         v.extend_from_slice(&n.to_le_bytes());
         v.extend_from_slice(t.unwrap_or_default());
     }
-    v.extend_from_slice(m.xml.as_bytes());
+    v.extend_from_slice(xml.as_bytes());
+    m.xml = xml;
+    if let Some(s) = m.scheda.as_mut() {
+        (s.pubblico, s.contatto) = (pubblico, contatto);
+    }
     v
 }
 
